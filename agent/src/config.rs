@@ -1,0 +1,251 @@
+//! The agent's typed, validated configuration: the TOML file that `signage screens
+//! provision` writes, parsed once at start. Owns parsing and validation (ids, URLs, keys,
+//! cache size); what the values mean at run time belongs to the modules that use them.
+//! Secrets are wrapped in [`Secret`] so `Debug` never prints them.
+
+use std::path::Path;
+
+use ed25519_dalek::VerifyingKey;
+use playlists::wire::signed::public_key_from_hex;
+use playlists::wire::Keypair;
+use playlists::ScreenId;
+use serde::Deserialize;
+
+/// Default size of the media cache: 1 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
+
+/// Why a configuration was refused; each case names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config is not valid TOML or misses a field: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("config field `{field}`: {reason}")]
+    Field { field: &'static str, reason: String },
+}
+
+fn field(field: &'static str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Field { field, reason: reason.to_string() }
+}
+
+/// A value that must never appear in logs: `Debug` prints `[redacted]`.
+#[derive(Clone)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Secret<T> {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    screen_id: String,
+    mqtt_url: String,
+    server_url: String,
+    #[serde(default = "default_prefix")]
+    topic_prefix: String,
+    server_public_key: String,
+    screen_secret_key: String,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    max_bytes: Option<u64>,
+}
+
+fn default_prefix() -> String {
+    "signage/v1".to_owned()
+}
+
+/// Everything the agent needs to know about itself and its server.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Also the MQTT client id and username.
+    pub screen_id: ScreenId,
+    pub mqtt_host: String,
+    pub mqtt_port: u16,
+    /// `http://host:port`, no trailing slash; media are at `{server_url}{creative.url}`.
+    pub server_url: String,
+    /// Topic prefix such as `signage/v1`, no trailing slash.
+    pub topic_prefix: String,
+    /// Pinned key that signs schedules, commands and acks.
+    pub server_public_key: VerifyingKey,
+    /// This screen's key, which signs proof-of-play batches.
+    pub screen_key: Secret<Keypair>,
+    pub cache_max_bytes: u64,
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        AgentConfig::from_toml_str(&text)
+    }
+
+    pub fn from_toml_str(text: &str) -> Result<AgentConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)?;
+        let screen_id = ScreenId::parse(&raw.screen_id).map_err(|e| field("screen_id", e))?;
+        let (mqtt_host, mqtt_port) = parse_mqtt_url(&raw.mqtt_url).map_err(|e| field("mqtt_url", e))?;
+        let server_url = parse_http_url(&raw.server_url).map_err(|e| field("server_url", e))?;
+        let topic_prefix = raw.topic_prefix.trim_end_matches('/').to_owned();
+        if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
+            return Err(field("topic_prefix", "must be non-empty and without MQTT wildcards"));
+        }
+        let server_public_key =
+            public_key_from_hex(&raw.server_public_key).map_err(|e| field("server_public_key", e))?;
+        let screen_key = Keypair::from_secret_hex(&raw.screen_secret_key)
+            .map_err(|_| field("screen_secret_key", "a secret key is 64 hex digits"))?;
+        let cache_max_bytes = raw.cache.max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES);
+        if cache_max_bytes == 0 {
+            return Err(field("cache.max_bytes", "must be positive"));
+        }
+        Ok(AgentConfig {
+            screen_id,
+            mqtt_host,
+            mqtt_port,
+            server_url,
+            topic_prefix,
+            server_public_key,
+            screen_key: Secret::new(screen_key),
+            cache_max_bytes,
+        })
+    }
+}
+
+/// `mqtt://host:port` or `tcp://host:port` (port defaults to 1883): plain TCP only.
+fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| format!("{url:?} must start with mqtt:// or tcp:// (TLS is not supported)"))?;
+    let authority = rest.trim_end_matches('/');
+    if authority.contains(['/', '@', '?']) {
+        return Err(format!("{url:?} must be just mqtt://host:port"));
+    }
+    split_host_port(authority, 1883).map_err(|e| format!("{url:?}: {e}"))
+}
+
+/// `http://host[:port]`, without a path; returned without a trailing slash.
+fn parse_http_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url:?} must start with http:// (TLS is not supported)"))?;
+    if rest.contains(['/', '@', '?']) {
+        return Err(format!("{url:?} must be just http://host:port"));
+    }
+    split_host_port(rest, 80).map_err(|e| format!("{url:?}: {e}"))?;
+    Ok(trimmed.to_owned())
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("unclosed [ in host")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
+        None => default_port,
+    };
+    Ok((host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVER: &str = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+    const SECRET: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+    fn valid() -> String {
+        format!(
+            r#"
+screen_id = "bj-metro-xidan-s1"
+mqtt_url = "mqtt://127.0.0.1:1883"
+server_url = "http://127.0.0.1:8080/"
+topic_prefix = "signage/v1"
+server_public_key = "{SERVER}"
+screen_secret_key = "{SECRET}"
+[cache]
+max_bytes = 1048576
+"#
+        )
+    }
+
+    fn check(text: &str, expect: Result<(), &str>) {
+        let got = AgentConfig::from_toml_str(text).map(|_| ()).map_err(|e| e.to_string());
+        match (got, expect) {
+            (Ok(()), Ok(())) => {}
+            (Err(e), Err(want)) => assert!(e.contains(want), "error {e:?} should mention {want:?}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_valid_file() {
+        let c = AgentConfig::from_toml_str(&valid()).unwrap();
+        assert_eq!(c.screen_id.as_str(), "bj-metro-xidan-s1");
+        assert_eq!((c.mqtt_host.as_str(), c.mqtt_port), ("127.0.0.1", 1883));
+        assert_eq!(c.server_url, "http://127.0.0.1:8080");
+        assert_eq!(c.topic_prefix, "signage/v1");
+        assert_eq!(c.cache_max_bytes, 1 << 20);
+        assert_eq!(hex::encode(c.server_public_key.to_bytes()), SERVER);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains(SECRET), "secret leaked in {debug}");
+        assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn defaults() {
+        let text = valid().replace("[cache]\nmax_bytes = 1048576\n", "").replace("topic_prefix = \"signage/v1\"\n", "");
+        let c = AgentConfig::from_toml_str(&text).unwrap();
+        assert_eq!(c.cache_max_bytes, DEFAULT_CACHE_MAX_BYTES);
+        assert_eq!(c.topic_prefix, "signage/v1");
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        check(&valid(), Ok(()));
+        check(&valid().replace("screen_id = \"bj-metro-xidan-s1\"\n", ""), Err("missing field `screen_id`"));
+        check(&valid().replace(SERVER, "abc"), Err("server_public_key"));
+        check(&valid().replace(SECRET, &"z".repeat(64)), Err("screen_secret_key"));
+        check(&valid().replace("bj-metro-xidan-s1", "a/b"), Err("screen_id"));
+        check(&valid().replace("mqtt://127.0.0.1:1883", "mqtts://h:8883"), Err("mqtt_url"));
+        check(&valid().replace("mqtt://127.0.0.1:1883", "mqtt://h:99999"), Err("bad port"));
+        check(&valid().replace("http://127.0.0.1:8080/", "https://h"), Err("server_url"));
+        check(&valid().replace("max_bytes = 1048576", "max_bytes = 0"), Err("cache.max_bytes"));
+        check(&format!("{}\nextra = 1\n", valid().replace("[cache]\nmax_bytes = 1048576\n", "")), Err("unknown field"));
+    }
+
+    #[test]
+    fn mqtt_urls() {
+        assert_eq!(parse_mqtt_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
+        assert_eq!(parse_mqtt_url("tcp://[::1]:1884").unwrap(), ("::1".into(), 1884));
+        assert!(parse_mqtt_url("mqtt://:1883").is_err());
+        assert!(parse_mqtt_url("mqtt://h:1/x").is_err());
+    }
+}

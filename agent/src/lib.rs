@@ -1,0 +1,226 @@
+//! `agent`: the kiosk daemon (binary `signage-agent`). It verifies signed schedules pushed
+//! over MQTT, caches their media in sled, plays every slot locally with the shared
+//! `playlists` planner (offline for as long as it must), keeps proof of play in a redb
+//! outbox until the server acknowledges it, and reports presence.
+//!
+//! [`run`] wires the parts and owns shutdown. Tasks: the MQTT driver loop (`mqtt`), the
+//! main loop (`main_loop`), the player (`player`), the uploader (`uploader`) and the media
+//! fetcher (`fetch`). Pure cores: `accept` (what messages count), `outbox::book` and
+//! `uploader::UploadState` (bookkeeping and batching), `cache::choose_evictions`,
+//! `backoff`, `status`. Time comes from `clock` (system or the MQTT-driven sim clock).
+
+pub mod accept;
+pub mod backoff;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod fetch;
+pub mod main_loop;
+pub mod mqtt;
+pub mod outbox;
+pub mod player;
+pub mod schedule;
+pub mod sim;
+pub mod status;
+pub mod uploader;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use playlists::wire::Topics;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use clock::ClockKind;
+pub use config::AgentConfig;
+pub use outbox::Durability;
+pub use player::PlayerKind;
+
+use cache::Cache;
+use clock::Clock;
+use main_loop::{Event, MainLoop};
+use outbox::Outbox;
+use schedule::HeldSchedule;
+
+/// How long shutdown waits for the DISCONNECT to reach the broker.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(3);
+
+/// How to run, beside the config file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Holds `outbox.redb` and `cache.sled`.
+    pub data_dir: PathBuf,
+    pub player: PlayerKind,
+    pub clock: ClockKind,
+    pub durability: Durability,
+}
+
+impl RunOptions {
+    /// Headless player, system clock, immediate durability.
+    pub fn new(data_dir: impl Into<PathBuf>) -> RunOptions {
+        RunOptions {
+            data_dir: data_dir.into(),
+            player: PlayerKind::default(),
+            clock: ClockKind::default(),
+            durability: Durability::default(),
+        }
+    }
+}
+
+/// Runs the agent until `shutdown` is cancelled (or a task fails beyond repair). A schedule
+/// persisted by an earlier run is applied before any network, so the agent plays offline.
+pub async fn run(config: AgentConfig, opts: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let screen = config.screen_id.to_string();
+    let dir = opts.data_dir.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+
+    let (outbox, recovery) = {
+        let dir = dir.clone();
+        let durability = opts.durability;
+        tokio::task::spawn_blocking(move || Outbox::open(&dir, durability)).await??
+    };
+    if !recovery.partial.is_empty() {
+        tracing::warn!(seqs = ?recovery.partial, "plays interrupted by a crash recorded as partial");
+    }
+    let outbox = Arc::new(outbox);
+    let (cache, cache_note) = {
+        let dir = dir.clone();
+        let max = config.cache_max_bytes;
+        tokio::task::spawn_blocking(move || Cache::open(&dir, max, Utc::now().timestamp())).await??
+    };
+    let cache = Arc::new(cache);
+    let held = restore_schedule(&config, &outbox).await?;
+
+    let topics = Topics::new(&config.topic_prefix);
+    let (sim_tx, sim_rx) = mpsc::unbounded_channel();
+    let clock = match opts.clock {
+        ClockKind::System => Clock::system(),
+        ClockKind::Sim => Clock::sim(&screen, sim_tx),
+    };
+    let offline = status::build_status(status::Facts {
+        screen_id: screen.clone(),
+        player: opts.player.as_str().to_owned(),
+        clock_synced: clock.synced(),
+        ..status::Facts::default()
+    });
+    let will = serde_json::to_vec(&offline).expect("status serialises");
+    let (client, eventloop) = rumqttc::AsyncClient::new(mqtt::options(&config, &topics, will), mqtt::REQUEST_CAPACITY);
+
+    let (events_tx, events_rx) = mpsc::channel::<Event>(256);
+    let (schedules_tx, schedules_rx) = watch::channel(held);
+    let (uploader_tx, uploader_rx) = mpsc::channel(256);
+    let (playing_tx, playing_rx) = watch::channel(None);
+    let tasks_stop = shutdown.child_token();
+    let net_stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let net = tokio::spawn(mqtt::drive(eventloop, events_tx.clone(), net_stop.clone()));
+    let player = player::Player {
+        clock: clock.clone(),
+        schedules: schedules_rx.clone(),
+        outbox: outbox.clone(),
+        cache: cache.clone(),
+        screen_id: screen.clone(),
+        uploader: uploader_tx.clone(),
+        now_playing: playing_tx,
+    };
+    spawn_fatal(&tracker, "player", events_tx.clone(), player.run(tasks_stop.clone()));
+    let uploader = uploader::Uploader {
+        outbox: outbox.clone(),
+        client: client.clone(),
+        topic: topics.pop(&screen),
+        screen_id: screen.clone(),
+        key: config.screen_key.expose().clone(),
+    };
+    spawn_fatal(&tracker, "uploader", events_tx.clone(), uploader.run(uploader_rx, events_tx.clone(), tasks_stop.clone()));
+    let fetcher = fetch::Fetcher {
+        http: fetch::http_client(),
+        server_url: config.server_url.clone(),
+        cache: cache.clone(),
+        schedules: schedules_rx,
+    };
+    tracker.spawn(fetcher.run(events_tx.clone(), tasks_stop.clone()));
+    tracker.close();
+    drop(events_tx);
+
+    tracing::info!(screen = %screen, broker = %format!("{}:{}", config.mqtt_host, config.mqtt_port), clock = ?opts.clock, "agent started");
+    let main = MainLoop {
+        config: config.clone(),
+        topics,
+        client,
+        clock,
+        outbox: outbox.clone(),
+        cache: cache.clone(),
+        schedules: schedules_tx,
+        uploader: uploader_tx,
+        now_playing: playing_rx,
+        player: opts.player.as_str().to_owned(),
+        notes: cache_note.into_iter().collect(),
+        connected: false,
+        media_ready: false,
+        published: None,
+    };
+    let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;
+
+    // Cancel downward, wait upward.
+    tasks_stop.cancel();
+    tracker.wait().await;
+    if !exit.disconnecting {
+        net_stop.cancel();
+    }
+    if tokio::time::timeout(DISCONNECT_GRACE, net).await.is_err() {
+        tracing::debug!("broker did not take the disconnect in time");
+    }
+    net_stop.cancel();
+    let flushed = tokio::task::spawn_blocking(move || {
+        outbox.flush()?;
+        cache.flush()?;
+        anyhow::Ok(())
+    })
+    .await?;
+    flushed.context("flushing on shutdown")?;
+    tracing::info!("agent stopped");
+    match exit.fatal {
+        Some(e) => Err(anyhow::anyhow!(e)),
+        None => Ok(()),
+    }
+}
+
+/// The schedule an earlier run accepted, checked again against the pinned key.
+async fn restore_schedule(config: &Arc<AgentConfig>, outbox: &Arc<Outbox>) -> anyhow::Result<Option<Arc<HeldSchedule>>> {
+    let o = outbox.clone();
+    let Some(raw) = tokio::task::spawn_blocking(move || o.load_schedule()).await?? else {
+        return Ok(None);
+    };
+    let restored = accept::accept_schedule(None, &config.screen_id, &config.server_public_key, &raw).and_then(HeldSchedule::new);
+    match restored {
+        Ok(h) => {
+            tracing::info!(version = h.version, "schedule restored from the outbox");
+            Ok(Some(Arc::new(h)))
+        }
+        Err(e) => {
+            tracing::warn!(reason = %e, "stored schedule no longer valid; waiting for a new one");
+            Ok(None)
+        }
+    }
+}
+
+/// Spawns a task whose error stops the agent.
+fn spawn_fatal<E: std::fmt::Display + Send + 'static>(
+    tracker: &TaskTracker,
+    name: &'static str,
+    events: mpsc::Sender<Event>,
+    task: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) {
+    tracker.spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!(task = name, error = %e, "task failed; stopping");
+            let _ = events.send(Event::Fatal(format!("{name}: {e}"))).await;
+        }
+    });
+}

@@ -1,0 +1,63 @@
+//! `signage-agent`: parses the command line, starts tracing, loads the config and runs the
+//! agent until Ctrl-C or SIGTERM. Everything else is in the library.
+
+use std::path::PathBuf;
+
+use agent::{AgentConfig, ClockKind, Durability, PlayerKind, RunOptions};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+/// The signage kiosk agent.
+#[derive(Debug, Parser)]
+#[command(name = "signage-agent", version, about)]
+struct Cli {
+    /// Agent config (TOML), as written by `signage screens provision`.
+    #[arg(long)]
+    config: PathBuf,
+    /// Directory for the outbox and the media cache.
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    player: PlayerKind,
+    /// `sim` follows the leader's clock on `{prefix}/sim/clock` (for `signage simulate`).
+    #[arg(long, value_enum, default_value_t)]
+    clock: ClockKind,
+    /// `relaxed` skips flushing each outbox commit (for big simulations).
+    #[arg(long, value_enum, default_value_t)]
+    durability: Durability,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = AgentConfig::load(&cli.config)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let opts = RunOptions { data_dir: cli.data_dir, player: cli.player, clock: cli.clock, durability: cli.durability };
+    agent::run(config, opts, shutdown).await
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
+}

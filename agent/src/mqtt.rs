@@ -1,0 +1,96 @@
+//! The MQTT connection: options (client id = username = screen id, keep alive, Last Will),
+//! the subscriptions, and the one driver loop that polls rumqttc's event loop, turns what it
+//! yields into [`NetEvent`]s for the main loop, and reconnects with jittered backoff.
+//! What the messages mean is the main loop's business.
+
+use std::time::Duration;
+
+use playlists::wire::{Topics, MAX_POP_BYTES, MAX_SCHEDULE_BYTES};
+use rumqttc::{Event as MqttEvent, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::config::AgentConfig;
+
+pub const KEEP_ALIVE: Duration = Duration::from_secs(30);
+pub const RECONNECT_BASE: Duration = Duration::from_millis(500);
+pub const RECONNECT_CAP: Duration = Duration::from_secs(30);
+/// Requests rumqttc buffers while the driver is busy or the broker away.
+pub const REQUEST_CAPACITY: usize = 256;
+
+/// What the connection tells the main loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A ConnAck: (re)subscribe and (re)publish.
+    Connected,
+    /// The connection failed or dropped; the driver retries by itself.
+    Disconnected(String),
+    Message { topic: String, payload: Vec<u8> },
+}
+
+/// Client options; `will` is the offline status payload.
+pub fn options(config: &AgentConfig, topics: &Topics, will: Vec<u8>) -> MqttOptions {
+    let id = config.screen_id.as_str();
+    let mut o = MqttOptions::new(id, &config.mqtt_host, config.mqtt_port);
+    o.set_credentials(id, "");
+    o.set_keep_alive(KEEP_ALIVE);
+    o.set_clean_session(true);
+    o.set_max_packet_size(MAX_SCHEDULE_BYTES + 4096, MAX_POP_BYTES + 4096);
+    o.set_request_channel_capacity(REQUEST_CAPACITY);
+    o.set_last_will(LastWill::new(topics.status(id), will, QoS::AtLeastOnce, true));
+    o
+}
+
+/// The topics to subscribe on every ConnAck (clean sessions forget them).
+pub fn subscriptions(topics: &Topics, screen: &str, sim: bool) -> Vec<SubscribeFilter> {
+    let mut v = vec![
+        SubscribeFilter::new(topics.schedule(screen), QoS::AtLeastOnce),
+        SubscribeFilter::new(topics.command(screen), QoS::AtLeastOnce),
+        SubscribeFilter::new(topics.pop_ack(screen), QoS::AtLeastOnce),
+    ];
+    if sim {
+        v.push(SubscribeFilter::new(crate::sim::clock_topic(topics.prefix()), QoS::AtLeastOnce));
+    }
+    v
+}
+
+/// Polls the event loop until it has sent a DISCONNECT or `stop` is cancelled. Errors
+/// (broker down, connection lost) are reported, waited out with backoff, and polled again.
+pub async fn drive<E: From<NetEvent>>(mut eventloop: EventLoop, events: mpsc::Sender<E>, stop: CancellationToken) {
+    let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
+    loop {
+        let polled = tokio::select! {
+            _ = stop.cancelled() => return,
+            polled = eventloop.poll() => polled,
+        };
+        let event = match polled {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(code = ?ack.code, session_present = ack.session_present, "connected to the broker");
+                backoff.reset();
+                NetEvent::Connected
+            }
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => NetEvent::Message { topic: p.topic, payload: p.payload.to_vec() },
+            Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) => {
+                tracing::debug!("disconnect sent");
+                return;
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                let delay = backoff.next();
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection error");
+                if events.send(NetEvent::Disconnected(e.to_string()).into()).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                continue;
+            }
+        };
+        if events.send(event.into()).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Ingest of creatives: sniff a file by its content, decode it completely to
+//! prove it is whole, measure it (kind, dimensions, duration) and address it
+//! by SHA-256; make JPEG thumbnails.
+//!
+//! Stills go through `image` (see `image_probe`), video through the system
+//! FFmpeg (see `video_probe`). Everything here is synchronous CPU and FFI
+//! work: async callers run it under `spawn_blocking`. Storing files, naming
+//! them and deciding which screens a creative fits are left to the server and
+//! `playlists`.
+
+mod error;
+mod image_probe;
+mod sniff;
+mod video_probe;
+
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+pub use crate::error::MediaError;
+use crate::sniff::{sniff, Sniffed};
+
+/// Whether a creative is a still or a moving picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Video,
+}
+
+/// What ingest learned about a valid creative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub kind: MediaKind,
+    pub width: u32,
+    pub height: u32,
+    /// `None` for stills (animated GIF and WebP included). For video the
+    /// duration its stream header declares (checked against the decoded
+    /// frames), or else how long its decoded frames last.
+    pub duration_ms: Option<u64>,
+    /// Lowercase hex SHA-256 of the file bytes.
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// Upper bounds ingest enforces before and while decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Size of the file itself.
+    pub max_bytes: u64,
+    /// Width times height of an image or a video frame.
+    pub max_pixels: u64,
+    /// Width or height of an image or a video frame.
+    pub max_dimension: u32,
+    /// Playing time of a video.
+    pub max_duration_ms: u64,
+}
+
+impl Default for Limits {
+    /// 256 MiB, 80 megapixels, 16384 pixels per side, one hour.
+    fn default() -> Self {
+        Limits {
+            max_bytes: 256 * 1024 * 1024,
+            max_pixels: 80_000_000,
+            max_dimension: 16_384,
+            max_duration_ms: 60 * 60 * 1000,
+        }
+    }
+}
+
+impl Limits {
+    /// Rejects picture sizes over the pixel or side limits.
+    pub(crate) fn check_frame(&self, width: u32, height: u32) -> Result<(), MediaError> {
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.max_pixels || width > self.max_dimension || height > self.max_dimension {
+            return Err(MediaError::DecompressionBomb {
+                width,
+                height,
+                max_pixels: self.max_pixels,
+                max_dimension: self.max_dimension,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_bytes(&self, bytes: u64) -> Result<(), MediaError> {
+        if bytes > self.max_bytes {
+            return Err(MediaError::TooLarge {
+                bytes,
+                max: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Sniffs `data` by its magic bytes (never by a name), decodes it completely
+/// to prove it is neither truncated nor corrupt, checks it against `limits`
+/// and measures it.
+pub fn probe_bytes(data: &[u8], limits: &Limits) -> Result<Measured, MediaError> {
+    limits.check_bytes(len_u64(data))?;
+    match sniff(data) {
+        Sniffed::Image(format) => measure_image(data, format, limits),
+        // FFmpeg reads from an owned buffer, so video needs a copy here.
+        Sniffed::Video => measure_video(data.to_vec(), limits),
+        Sniffed::Unknown => Err(MediaError::UnknownFormat),
+    }
+}
+
+/// [`probe_bytes`] for a file on disk; refuses oversized files before reading
+/// them.
+pub fn probe_file(path: &Path, limits: &Limits) -> Result<Measured, MediaError> {
+    let data = read_limited(path, limits)?;
+    match sniff(&data) {
+        Sniffed::Image(format) => measure_image(&data, format, limits),
+        Sniffed::Video => measure_video(data, limits),
+        Sniffed::Unknown => Err(MediaError::UnknownFormat),
+    }
+}
+
+/// Lowercase hex SHA-256 of `data`: the content address of a creative.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A JPEG whose longer side is at most `max_side` pixels (never enlarged).
+/// Stills are validated as in [`probe_bytes`]; for video it is the first
+/// decoded frame, after the container and limits checks but without decoding
+/// the rest of the stream.
+pub fn thumbnail(data: &[u8], max_side: u32, limits: &Limits) -> Result<Vec<u8>, MediaError> {
+    limits.check_bytes(len_u64(data))?;
+    let picture = match sniff(data) {
+        Sniffed::Image(format) => image_probe::decode(data, format, limits)?.1,
+        Sniffed::Video => video_probe::first_frame(data.to_vec(), limits)?,
+        Sniffed::Unknown => return Err(MediaError::UnknownFormat),
+    };
+    image_probe::encode_thumbnail(&picture, max_side)
+}
+
+fn measure_image(
+    data: &[u8],
+    format: image::ImageFormat,
+    limits: &Limits,
+) -> Result<Measured, MediaError> {
+    let ((width, height), _picture) = image_probe::decode(data, format, limits)?;
+    Ok(Measured {
+        kind: MediaKind::Image,
+        width,
+        height,
+        duration_ms: None,
+        sha256: sha256_hex(data),
+        bytes: len_u64(data),
+    })
+}
+
+fn measure_video(data: Vec<u8>, limits: &Limits) -> Result<Measured, MediaError> {
+    let sha256 = sha256_hex(&data);
+    let bytes = len_u64(&data);
+    let video = video_probe::validate(data, limits)?;
+    Ok(Measured {
+        kind: MediaKind::Video,
+        width: video.width,
+        height: video.height,
+        duration_ms: Some(video.duration_ms),
+        sha256,
+        bytes,
+    })
+}
+
+/// Reads a whole file, failing with `TooLarge` as soon as it is known to be
+/// over `limits.max_bytes` (also when it grows while being read).
+fn read_limited(path: &Path, limits: &Limits) -> Result<Vec<u8>, MediaError> {
+    let io_error = |source| MediaError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    limits.check_bytes(size)?;
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limits.max_bytes.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(io_error)?;
+    limits.check_bytes(len_u64(&data))?;
+    Ok(data)
+}
+
+fn len_u64(data: &[u8]) -> u64 {
+    // usize is at most 64 bits on every supported target.
+    data.len() as u64
+}
+
+#[cfg(test)]
+mod tests;

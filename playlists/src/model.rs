@@ -1,0 +1,247 @@
+//! The domain: venues, screens, creatives, campaigns, targeting and fit. Values here are
+//! validated; construction from files and wire messages lives in `scenario` and `wire`.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::cron::CronExpr;
+use crate::ids::{CampaignId, CreativeId, ScreenId, Sha256, VenueId};
+use crate::taxonomy::VenueType;
+
+/// Priority tiers, lowest first: only the highest tier with an eligible campaign plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    Filler,
+    Normal,
+    High,
+    Emergency,
+}
+
+impl Priority {
+    pub fn parse(s: &str) -> Option<Priority> {
+        Some(match s {
+            "filler" => Priority::Filler,
+            "normal" => Priority::Normal,
+            "high" => Priority::High,
+            "emergency" => Priority::Emergency,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Filler => "filler",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Emergency => "emergency",
+        }
+    }
+}
+
+/// A half-open interval `[start, end)` of instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flight {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl Flight {
+    /// `None` when `end` is not after `start`.
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Flight> {
+        (start < end).then_some(Flight { start, end })
+    }
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+    pub fn end(&self) -> DateTime<Utc> {
+        self.end
+    }
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Video,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+        }
+    }
+    pub fn parse(s: &str) -> Option<MediaKind> {
+        match s {
+            "image" => Some(MediaKind::Image),
+            "video" => Some(MediaKind::Video),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Venue {
+    pub id: VenueId,
+    pub name: String,
+    pub venue_type: VenueType,
+    pub district: Option<String>,
+    pub tags: Vec<String>,
+    pub timezone: Tz,
+    pub operating_hours: CronExpr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Screen {
+    pub id: ScreenId,
+    pub venue: VenueId,
+    pub width: u32,
+    pub height: u32,
+    pub slot_seconds: u32,
+}
+
+/// A creative with the dimensions measured from its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Creative {
+    pub id: CreativeId,
+    pub kind: MediaKind,
+    pub sha256: Sha256,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    /// How long it plays, whole seconds (a video: its length, rounded).
+    pub duration_seconds: u32,
+    pub title: String,
+}
+
+impl Creative {
+    /// Aspect ratio within 2 % of the screen's and duration at most the slot.
+    pub fn fits(&self, screen: &Screen) -> bool {
+        self.duration_seconds <= screen.slot_seconds && aspect_close(self, screen)
+    }
+}
+
+fn aspect_close(creative: &Creative, screen: &Screen) -> bool {
+    if creative.height == 0 || screen.height == 0 {
+        return false;
+    }
+    let c = f64::from(creative.width) / f64::from(creative.height);
+    let s = f64::from(screen.width) / f64::from(screen.height);
+    ((c - s) / s).abs() <= 0.02
+}
+
+/// Targeting: every present key must match; a key matches when any of its values does.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Target {
+    pub screens: Option<Vec<ScreenId>>,
+    pub venues: Option<Vec<VenueId>>,
+    pub venue_types: Option<Vec<VenueType>>,
+    pub districts: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+impl Target {
+    pub fn matches(&self, screen: &Screen, venue: &Venue) -> bool {
+        self.mismatch(screen, venue).is_none()
+    }
+
+    /// The first key that does not match, for explanations.
+    pub fn mismatch(&self, screen: &Screen, venue: &Venue) -> Option<&'static str> {
+        fn key<T>(values: &Option<Vec<T>>, hit: impl Fn(&T) -> bool) -> bool {
+            values.as_ref().is_none_or(|vs| vs.iter().any(hit))
+        }
+        if !key(&self.screens, |s| *s == screen.id) {
+            return Some("screens");
+        }
+        if !key(&self.venues, |v| *v == venue.id) {
+            return Some("venues");
+        }
+        if !key(&self.venue_types, |t| venue.venue_type.is_within(*t)) {
+            return Some("venue_types");
+        }
+        if !key(&self.districts, |d| venue.district.as_deref() == Some(d.as_str())) {
+            return Some("districts");
+        }
+        if !key(&self.tags, |t| venue.tags.contains(t)) {
+            return Some("tags");
+        }
+        None
+    }
+
+    pub fn is_everything(&self) -> bool {
+        *self == Target::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub priority: Priority,
+    /// Share of voice within the tier, at least 1.
+    pub weight: u32,
+    pub flight: Flight,
+    /// Any match makes a minute active; never empty.
+    pub dayparts: Vec<CronExpr>,
+    pub target: Target,
+    /// In rotation order.
+    pub creatives: Vec<CreativeId>,
+    pub max_plays_per_hour: Option<u32>,
+}
+
+/// Everything the planner needs for one screen: what a schedule document carries.
+/// Campaigns may include ones that do not target the screen or have no fitting creative;
+/// the planner skips them (and `explain` says why).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScreenSchedule {
+    pub screen: Screen,
+    pub venue: Venue,
+    pub campaigns: Vec<Campaign>,
+    /// The creatives the campaigns name (others are ignored).
+    pub creatives: Vec<Creative>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn screen(w: u32, h: u32, slot: u32) -> Screen {
+        Screen {
+            id: ScreenId::parse("s").unwrap(),
+            venue: VenueId::parse("v").unwrap(),
+            width: w,
+            height: h,
+            slot_seconds: slot,
+        }
+    }
+
+    fn creative(w: u32, h: u32, secs: u32) -> Creative {
+        Creative {
+            id: CreativeId::parse("c").unwrap(),
+            kind: MediaKind::Image,
+            sha256: Sha256::of(b"x"),
+            bytes: 1,
+            width: w,
+            height: h,
+            duration_seconds: secs,
+            title: String::new(),
+        }
+    }
+
+    fn check(c: (u32, u32, u32), s: (u32, u32, u32), expect: bool) {
+        assert_eq!(creative(c.0, c.1, c.2).fits(&screen(s.0, s.1, s.2)), expect, "{c:?} on {s:?}");
+    }
+
+    #[test]
+    fn fit() {
+        check((1920, 1080, 15), (3840, 2160, 15), true);
+        check((1920, 1080, 15), (1920, 1080, 10), false);
+        check((1080, 1920, 15), (1920, 1080, 15), false);
+        // 1.98 % off fits, 2.1 % does not.
+        check((1000, 1000, 5), (1020, 1000, 5), true);
+        check((1000, 1000, 5), (1022, 1000, 5), false);
+        check((1920, 540, 15), (1920, 540, 30), true);
+    }
+}

@@ -1,0 +1,88 @@
+//! Proof of play on the wire: records, hash-chained signed batches, acknowledgements.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Sha256;
+
+pub const BATCH_KIND: &str = "pop-batch";
+pub const ACK_KIND: &str = "pop-ack";
+/// Most records in one batch.
+pub const MAX_BATCH_RECORDS: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlayStatus {
+    Complete,
+    Partial,
+    Failed,
+}
+
+impl PlayStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayStatus::Complete => "complete",
+            PlayStatus::Partial => "partial",
+            PlayStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One play. Field names are fixed by design.md (exports use them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayRecord {
+    pub play_id: String,
+    pub screen_id: String,
+    pub seq: u64,
+    pub venue_id: String,
+    pub campaign_id: String,
+    pub creative_id: String,
+    pub creative_sha256: String,
+    pub schedule_version: u64,
+    pub slot_start: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub status: PlayStatus,
+    pub clock_synced: bool,
+}
+
+/// Records of one screen, `seq`-ordered, chained to the previous batch by hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopBatch {
+    pub v: u32,
+    pub screen_id: String,
+    /// 1 for the screen's first batch, then +1.
+    pub batch_seq: u64,
+    /// Hash of the previous batch's payload; 64 zeros for the first.
+    pub prev_hash: String,
+    pub records: Vec<PlayRecord>,
+}
+
+/// The hash that chains batches: SHA-256 of the signed payload text.
+pub fn batch_hash(payload: &str) -> Sha256 {
+    Sha256::of(payload.as_bytes())
+}
+
+pub fn genesis_hash() -> String {
+    "0".repeat(64)
+}
+
+/// Acknowledgement of durable batches, signed by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopAck {
+    pub v: u32,
+    pub screen_id: String,
+    /// (batch_seq, batch hash) pairs now durable on the server.
+    pub batches: Vec<AckedBatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckedBatch {
+    pub batch_seq: u64,
+    pub hash: String,
+}

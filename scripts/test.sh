@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The tests: installs what is missing, checks formatting and lints, builds the binaries the
+# end-to-end tests start, and runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --with-browser
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast "$@"

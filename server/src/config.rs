@@ -1,0 +1,101 @@
+//! The server's typed configuration: the embedded defaults (`default-config.toml`), then a
+//! file, then the environment, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("default-config.toml");
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub http: SocketAddr,
+    pub embedded_broker: SocketAddr,
+    #[serde(default)]
+    pub mqtt_url: Option<String>,
+    pub topic_prefix: String,
+    pub shared_subscription: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Partial {
+    http: Option<SocketAddr>,
+    embedded_broker: Option<SocketAddr>,
+    mqtt_url: Option<String>,
+    topic_prefix: Option<String>,
+    shared_subscription: Option<bool>,
+}
+
+impl Config {
+    pub fn defaults() -> Config {
+        toml::from_str(DEFAULTS).expect("the shipped default config parses")
+    }
+
+    pub fn load(file: Option<&Path>, mqtt_url: Option<String>, http: Option<SocketAddr>) -> anyhow::Result<Config> {
+        let mut c = Config::defaults();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+            let p: Partial = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+            c.apply(p);
+        }
+        let env = Partial {
+            mqtt_url: std::env::var("SIGNAGE_MQTT_URL").ok(),
+            http: std::env::var("SIGNAGE_HTTP").ok().map(|v| v.parse()).transpose().map_err(|e| anyhow::anyhow!("SIGNAGE_HTTP: {e}"))?,
+            ..Partial::default()
+        };
+        c.apply(env);
+        c.apply(Partial { mqtt_url, http, ..Partial::default() });
+        if let Some(url) = &c.mqtt_url {
+            crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        anyhow::ensure!(!c.topic_prefix.is_empty() && !c.topic_prefix.contains(['+', '#']), "topic_prefix {:?} is not a valid topic prefix", c.topic_prefix);
+        Ok(c)
+    }
+
+    fn apply(&mut self, p: Partial) {
+        if let Some(v) = p.http {
+            self.http = v;
+        }
+        if let Some(v) = p.embedded_broker {
+            self.embedded_broker = v;
+        }
+        if p.mqtt_url.is_some() {
+            self.mqtt_url = p.mqtt_url;
+        }
+        if let Some(v) = p.topic_prefix {
+            self.topic_prefix = v;
+        }
+        if let Some(v) = p.shared_subscription {
+            self.shared_subscription = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_parse() {
+        let c = Config::defaults();
+        assert_eq!(c.topic_prefix, "signage/v1");
+        assert!(c.mqtt_url.is_none());
+    }
+
+    #[test]
+    fn file_and_flags_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "http = \"127.0.0.1:9999\"\nshared_subscription = false\n").unwrap();
+        let c = Config::load(Some(&f), Some("mqtt://10.0.0.1:1884".into()), None).unwrap();
+        assert_eq!(c.http.port(), 9999);
+        assert!(!c.shared_subscription);
+        assert_eq!(c.mqtt_url.as_deref(), Some("mqtt://10.0.0.1:1884"));
+        std::fs::write(&f, "bogus = 1\n").unwrap();
+        assert!(Config::load(Some(&f), None, None).unwrap_err().to_string().contains("bogus"));
+        assert!(Config::load(None, Some("http://x".into()), None).is_err());
+    }
+}

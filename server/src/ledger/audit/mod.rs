@@ -1,0 +1,399 @@
+//! The audit: proves from the signed batches alone that no stored record was altered,
+//! inserted or dropped, and lists what cannot be proven.
+//!
+//! Per screen, for every stored batch in `batch_seq` order: the envelope must verify with
+//! the screen's *current* key; its payload must hash to the hash it is stored under; it must
+//! link to a stored predecessor (`batch_seq - 1` with hash `prev_hash`, or the genesis hash
+//! for the first batch) and have no sibling of the same `batch_seq`; each record it carries must be stored and,
+//! where this batch is the one that stored it, byte-identical. Then every stored record must
+//! be accounted for by its batch, the chain head must name a stored batch, and gaps recorded
+//! at ingest are reported while seqs are still missing. Chain anomalies noted at ingest
+//! annotate the breaks found here; a note whose chain now verifies (a late batch that
+//! arrived) is not a problem. Read-only: one read transaction, nothing repaired.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+
+use ed25519_dalek::VerifyingKey;
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use playlists::wire::pop::{batch_hash, genesis_hash, BATCH_KIND};
+use playlists::wire::signed::open_envelope;
+use playlists::wire::{PopBatch, SignedEnvelope};
+
+use super::{
+    hash_bytes, AuditProblem, AuditReport, HashBytes, LedgerError, ProblemKind, ANOMALIES, BATCHES,
+    GAPS, HEADS, RECORDS,
+};
+
+const NO_HASH: HashBytes = [0; 32];
+const MAX_HASH: HashBytes = [0xff; 32];
+
+struct Tables {
+    batches: ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static [u8]>,
+    records: ReadOnlyTable<(&'static str, u64), (u64, &'static HashBytes, &'static [u8])>,
+    heads: ReadOnlyTable<&'static str, (u64, &'static HashBytes, u64)>,
+    gaps: ReadOnlyTable<(&'static str, u64), u64>,
+    anomalies: ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static str>,
+}
+
+pub(super) fn audit(
+    db: &Database,
+    key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
+) -> Result<AuditReport, LedgerError> {
+    let tx = db.begin_read()?;
+    let t = Tables {
+        batches: tx.open_table(BATCHES)?,
+        records: tx.open_table(RECORDS)?,
+        heads: tx.open_table(HEADS)?,
+        gaps: tx.open_table(GAPS)?,
+        anomalies: tx.open_table(ANOMALIES)?,
+    };
+    let screens = batch_screens(&t)?;
+    let mut problems = Vec::new();
+    for screen in &screens {
+        let mut s = ScreenAudit {
+            t: &t,
+            screen,
+            key: key_of(screen),
+            problems: &mut problems,
+            owned: Vec::new(),
+        };
+        s.run()?;
+    }
+    // Records of a screen that has no batch at all.
+    for screen in record_screens(&t)?.difference(&screens) {
+        let n = t
+            .records
+            .range((screen.as_str(), 0)..=(screen.as_str(), u64::MAX))?
+            .count();
+        let detail = format!("{n} records are stored but no batch of this screen is");
+        problems.push(AuditProblem {
+            screen_id: screen.clone(),
+            kind: ProblemKind::RecordTampered,
+            detail,
+        });
+    }
+    Ok(AuditReport {
+        screens: screens.len() as u64,
+        batches: t.batches.len()?,
+        records: t.records.len()?,
+        problems,
+    })
+}
+
+/// Every screen with a stored batch: one seek per screen.
+fn batch_screens(t: &Tables) -> Result<BTreeSet<String>, LedgerError> {
+    let mut out = BTreeSet::new();
+    let mut next = t.batches.first()?.map(|(k, _)| k.value().0.to_owned());
+    while let Some(screen) = next {
+        let past = (screen.as_str(), u64::MAX, &MAX_HASH);
+        next = match t
+            .batches
+            .range((Bound::Excluded(past), Bound::Unbounded))?
+            .next()
+        {
+            Some(row) => Some(row?.0.value().0.to_owned()),
+            None => None,
+        };
+        out.insert(screen);
+    }
+    Ok(out)
+}
+
+/// Every screen with a stored record: one seek per screen.
+fn record_screens(t: &Tables) -> Result<BTreeSet<String>, LedgerError> {
+    let mut out = BTreeSet::new();
+    let mut next = t.records.first()?.map(|(k, _)| k.value().0.to_owned());
+    while let Some(screen) = next {
+        let past = (screen.as_str(), u64::MAX);
+        next = match t
+            .records
+            .range((Bound::Excluded(past), Bound::Unbounded))?
+            .next()
+        {
+            Some(row) => Some(row?.0.value().0.to_owned()),
+            None => None,
+        };
+        out.insert(screen);
+    }
+    Ok(out)
+}
+
+/// The payload of a stored envelope, without checking its signature.
+fn payload_of(raw: &[u8]) -> Option<String> {
+    serde_json::from_slice::<SignedEnvelope>(raw)
+        .ok()
+        .map(|env| env.payload)
+}
+
+struct ScreenAudit<'a> {
+    t: &'a Tables,
+    screen: &'a str,
+    key: Option<VerifyingKey>,
+    problems: &'a mut Vec<AuditProblem>,
+    /// Seqs of the stored records that their own batch carries, as found.
+    owned: Vec<u64>,
+}
+
+impl ScreenAudit<'_> {
+    fn problem(&mut self, kind: ProblemKind, detail: String) {
+        self.problems.push(AuditProblem {
+            screen_id: self.screen.to_owned(),
+            kind,
+            detail,
+        });
+    }
+
+    fn run(&mut self) -> Result<(), LedgerError> {
+        let screen = self.screen;
+        if self.key.is_none() {
+            self.problem(
+                ProblemKind::BadSignature,
+                "the screen has no registered key: its signatures cannot be checked".into(),
+            );
+        }
+        let mut notes: HashMap<(u64, HashBytes), String> = HashMap::new();
+        for row in self
+            .t
+            .anomalies
+            .range((screen, 0, &NO_HASH)..=(screen, u64::MAX, &MAX_HASH))?
+        {
+            let (k, v) = row?;
+            let (_, batch_seq, hash) = k.value();
+            notes.insert((batch_seq, *hash), v.value().to_owned());
+        }
+        let mut previous: Option<u64> = None;
+        for row in self
+            .t
+            .batches
+            .range((screen, 0, &NO_HASH)..=(screen, u64::MAX, &MAX_HASH))?
+        {
+            let (k, v) = row?;
+            let (_, batch_seq, hash) = k.value();
+            if previous == Some(batch_seq) {
+                self.problem(
+                    ProblemKind::ChainBreak,
+                    format!(
+                        "batch {batch_seq} is stored in more than one version (the chain forks)"
+                    ),
+                );
+            }
+            previous = Some(batch_seq);
+            self.batch(
+                batch_seq,
+                hash,
+                v.value(),
+                notes.remove(&(batch_seq, *hash)),
+            )?;
+        }
+        self.unaccounted_records()?;
+        self.head()?;
+        self.gaps()
+    }
+
+    /// Checks one stored batch: signature, hash, link, and the records it carries.
+    fn batch(
+        &mut self,
+        batch_seq: u64,
+        hash: &HashBytes,
+        raw: &[u8],
+        note: Option<String>,
+    ) -> Result<(), LedgerError> {
+        let payload = match self
+            .key
+            .as_ref()
+            .map(|k| open_envelope(raw, BATCH_KIND, k, usize::MAX))
+        {
+            Some(Ok(env)) => Some(env.payload),
+            Some(Err(e)) => {
+                self.problem(ProblemKind::BadSignature, format!("batch {batch_seq}: {e}"));
+                payload_of(raw)
+            }
+            None => payload_of(raw),
+        };
+        let Some((payload, batch)) =
+            payload.and_then(|p| serde_json::from_str::<PopBatch>(&p).ok().map(|b| (p, b)))
+        else {
+            self.problem(
+                ProblemKind::ChainBreak,
+                format!("batch {batch_seq}: the stored envelope no longer parses"),
+            );
+            return Ok(());
+        };
+        let mut broken = Vec::new();
+        let computed = batch_hash(&payload).to_string();
+        if computed != hex::encode(hash) {
+            broken.push(format!(
+                "its payload hashes to {computed}, not to the {} it is stored under",
+                hex::encode(hash)
+            ));
+        }
+        if batch.screen_id != self.screen || batch.batch_seq != batch_seq {
+            broken.push(format!(
+                "its payload is batch {} of screen {:?}",
+                batch.batch_seq, batch.screen_id
+            ));
+        }
+        if let Some(why) = self.link(&batch)? {
+            broken.push(why);
+        }
+        if !broken.is_empty() {
+            let note = note
+                .map(|n| format!(" (at ingest: {n})"))
+                .unwrap_or_default();
+            self.problem(
+                ProblemKind::ChainBreak,
+                format!("batch {batch_seq}: {}{note}", broken.join("; ")),
+            );
+        }
+        self.carried_records(batch_seq, hash, &batch)
+    }
+
+    /// Why `batch` does not link to a stored predecessor, if it does not.
+    fn link(&self, batch: &PopBatch) -> Result<Option<String>, LedgerError> {
+        if batch.batch_seq <= 1 {
+            let ok = batch.batch_seq == 1 && batch.prev_hash == genesis_hash();
+            return Ok((!ok).then(|| {
+                format!(
+                    "batch {} does not start from the genesis hash",
+                    batch.batch_seq
+                )
+            }));
+        }
+        let prev = batch.batch_seq - 1;
+        let stored = match hash_bytes(&batch.prev_hash) {
+            Some(h) => self.t.batches.get((self.screen, prev, &h))?.is_some(),
+            None => false,
+        };
+        Ok((!stored).then(|| {
+            format!(
+                "its predecessor, batch {prev} with hash {}, is not stored",
+                batch.prev_hash
+            )
+        }))
+    }
+
+    /// Each record `batch` carries must be stored; the ones it stored must be unchanged.
+    fn carried_records(
+        &mut self,
+        batch_seq: u64,
+        hash: &HashBytes,
+        batch: &PopBatch,
+    ) -> Result<(), LedgerError> {
+        let mut conflicts: Vec<u64> = Vec::new();
+        for r in &batch.records {
+            let Some(stored) = self.t.records.get((self.screen, r.seq))? else {
+                self.problem(
+                    ProblemKind::MissingRecord,
+                    format!("seq {} of batch {batch_seq} is not stored", r.seq),
+                );
+                continue;
+            };
+            let (from_seq, from_hash, json) = stored.value();
+            let signed = serde_json::to_vec(r).expect("a play record serialises");
+            if from_seq == batch_seq && from_hash == hash {
+                self.owned.push(r.seq);
+                if json != signed.as_slice() {
+                    self.problem(ProblemKind::RecordTampered, format!("seq {}: the stored record differs from the one signed in batch {batch_seq}", r.seq));
+                }
+            } else if json != signed.as_slice() {
+                conflicts.push(r.seq);
+            }
+        }
+        if let (Some(first), n) = (conflicts.first(), conflicts.len()) {
+            let detail = format!("batch {batch_seq} reused {n} seq(s) already held with other content, from seq {first}; the first records were kept");
+            self.problem(ProblemKind::SeqConflict, detail);
+        }
+        Ok(())
+    }
+
+    /// Stored records that the batch they name does not carry were inserted or moved.
+    fn unaccounted_records(&mut self) -> Result<(), LedgerError> {
+        let mut owned = std::mem::take(&mut self.owned);
+        owned.sort_unstable();
+        let mut i = 0;
+        let mut found = Vec::new();
+        for row in self
+            .t
+            .records
+            .range((self.screen, 0)..=(self.screen, u64::MAX))?
+        {
+            let (k, v) = row?;
+            let seq = k.value().1;
+            while i < owned.len() && owned[i] < seq {
+                i += 1;
+            }
+            if owned.get(i) != Some(&seq) {
+                found.push((seq, v.value().0));
+            }
+        }
+        for (seq, batch_seq) in found {
+            self.problem(
+                ProblemKind::RecordTampered,
+                format!(
+                    "seq {seq} is stored as coming from batch {batch_seq}, which does not carry it"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The head must name a stored batch, or the newest batches could vanish unnoticed.
+    fn head(&mut self) -> Result<(), LedgerError> {
+        let head = self.t.heads.get(self.screen)?.map(|g| {
+            let (batch_seq, hash, _) = g.value();
+            (batch_seq, *hash)
+        });
+        let detail = match head {
+            None => "no chain head is recorded".to_owned(),
+            Some((batch_seq, hash))
+                if self
+                    .t
+                    .batches
+                    .get((self.screen, batch_seq, &hash))?
+                    .is_none() =>
+            {
+                format!(
+                    "the chain head, batch {batch_seq} with hash {}, is not stored",
+                    hex::encode(hash)
+                )
+            }
+            Some(_) => return Ok(()),
+        };
+        self.problem(ProblemKind::ChainBreak, detail);
+        Ok(())
+    }
+
+    /// Gaps recorded at ingest whose seqs are still (partly) missing.
+    fn gaps(&mut self) -> Result<(), LedgerError> {
+        let mut found = Vec::new();
+        for row in self
+            .t
+            .gaps
+            .range((self.screen, 0)..=(self.screen, u64::MAX))?
+        {
+            let (k, v) = row?;
+            let (from, to) = (k.value().1, v.value());
+            let held = self
+                .t
+                .records
+                .range((self.screen, from)..=(self.screen, to))?
+                .count() as u64;
+            let len = to.saturating_sub(from) + 1;
+            let missing = len.saturating_sub(held);
+            if missing > 0 {
+                found.push(format!(
+                    "seqs {from}..={to} were skipped: {missing} of {len} still missing"
+                ));
+            }
+        }
+        for detail in found {
+            self.problem(ProblemKind::Gap, detail);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

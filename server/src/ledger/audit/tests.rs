@@ -1,0 +1,264 @@
+//! Tests of the audit: a clean ledger, then one kind of damage at a time.
+use super::super::testkit::{key_ring, ledger, Agent};
+use super::super::{Incoming, Ledger};
+use super::*;
+
+fn send(l: &Ledger, a: &Agent, raws: &[Vec<u8>]) {
+    let incoming: Vec<Incoming> = raws
+        .iter()
+        .map(|raw| Incoming {
+            topic_screen: a.screen.clone(),
+            raw: raw.clone(),
+        })
+        .collect();
+    l.ingest(&incoming, &key_ring(&[a])).unwrap();
+}
+
+/// Audits with `a`'s key and compares the problems, as `(kind, detail)`, with `expect`.
+fn check(l: &Ledger, a: &Agent, expect: &[(ProblemKind, &str)]) -> AuditReport {
+    let report = l.audit(&key_ring(&[a])).unwrap();
+    let got: Vec<(ProblemKind, &str)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.detail.as_str()))
+        .collect();
+    assert_eq!(got, expect);
+    assert!(report.problems.iter().all(|p| p.screen_id == a.screen));
+    report
+}
+
+/// A screen with two clean batches: seqs 1..=3, then 4..=5.
+fn two_batches() -> (tempfile::TempDir, Ledger, Agent) {
+    let (dir, l) = ledger();
+    let mut a = Agent::new(1, "s1", "v1");
+    let (r1, r2) = (a.plays(3, "c1", "k1"), a.plays(2, "c1", "k1"));
+    let raws = [a.batch(r1), a.batch(r2)];
+    send(&l, &a, &raws);
+    (dir, l, a)
+}
+
+fn write(l: &Ledger, f: impl FnOnce(&redb::WriteTransaction)) {
+    let tx = l.db.begin_write().unwrap();
+    f(&tx);
+    tx.commit().unwrap();
+}
+
+#[test]
+fn a_clean_ledger_verifies() {
+    let (_dir, l, a) = two_batches();
+    let report = check(&l, &a, &[]);
+    assert_eq!((report.screens, report.batches, report.records), (1, 2, 5));
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_record_is_reported() {
+    let (_dir, l, a) = two_batches();
+    write(&l, |tx| {
+        let mut t = tx.open_table(RECORDS).unwrap();
+        let (batch_seq, hash, mut json) = {
+            let g = t.get(("s1", 2)).unwrap().unwrap();
+            let (b, h, j) = g.value();
+            (b, *h, j.to_vec())
+        };
+        let at = json.windows(9).position(|w| w == b"\"complete").unwrap() + 1;
+        json[at] = b'C';
+        t.insert(("s1", 2), (batch_seq, &hash, json.as_slice()))
+            .unwrap();
+    });
+    check(
+        &l,
+        &a,
+        &[(
+            ProblemKind::RecordTampered,
+            "seq 2: the stored record differs from the one signed in batch 1",
+        )],
+    );
+}
+
+#[test]
+fn missing_inserted_and_moved_records_are_reported() {
+    let (_dir, l, a) = two_batches();
+    write(&l, |tx| {
+        let mut t = tx.open_table(RECORDS).unwrap();
+        t.remove(("s1", 4)).unwrap();
+        let (hash, json) = {
+            let g = t.get(("s1", 1)).unwrap().unwrap();
+            (*g.value().1, g.value().2.to_vec())
+        };
+        t.insert(("s1", 9), (1, &hash, json.as_slice())).unwrap();
+        t.insert(("s9", 1), (1, &hash, json.as_slice())).unwrap();
+    });
+    let found: Vec<String> = l
+        .audit(&key_ring(&[&a]))
+        .unwrap()
+        .problems
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "missing-record s1: seq 4 of batch 2 is not stored",
+            "record-tampered s1: seq 9 is stored as coming from batch 1, which does not carry it",
+            "record-tampered s9: 1 records are stored but no batch of this screen is",
+        ]
+    );
+}
+
+#[test]
+fn a_missing_batch_breaks_the_chain() {
+    let (_dir, l) = ledger();
+    let mut a = Agent::new(1, "s1", "v1");
+    let raws: Vec<Vec<u8>> = (0..3)
+        .map(|_| {
+            let r = a.plays(1, "c1", "k1");
+            a.batch(r)
+        })
+        .collect();
+    send(&l, &a, &[raws[0].clone(), raws[2].clone()]);
+    let report = l.audit(&key_ring(&[&a])).unwrap();
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    assert_eq!(report.problems[0].kind, ProblemKind::ChainBreak);
+    assert!(
+        report.problems[0]
+            .detail
+            .starts_with("batch 3: its predecessor, batch 2 with hash "),
+        "{}",
+        report.problems[0]
+    );
+    assert!(report.problems[0]
+        .detail
+        .ends_with("is not stored (at ingest: batch 3 arrived where batch 2 was expected)"));
+    assert_eq!(
+        report.problems[1],
+        AuditProblem {
+            screen_id: "s1".into(),
+            kind: ProblemKind::Gap,
+            detail: "seqs 2..=2 were skipped: 1 of 1 still missing".into()
+        }
+    );
+
+    // Batch 2 arrives late: the chain and the seqs are whole again.
+    send(&l, &a, &[raws[1].clone()]);
+    check(&l, &a, &[]);
+}
+
+#[test]
+fn a_batch_signed_over_a_wrong_link_breaks_the_chain() {
+    let (_dir, l) = ledger();
+    let mut a = Agent::new(1, "s1", "v1");
+    let r = a.plays(1, "c1", "k1");
+    let first = a.batch(r);
+    let r = a.plays(1, "c1", "k1");
+    let wrong = a.seal(&PopBatch {
+        prev_hash: "ab".repeat(32),
+        ..a.payload(r)
+    });
+    send(&l, &a, &[first, wrong]);
+    let report = l.audit(&key_ring(&[&a])).unwrap();
+    assert_eq!(report.problems.len(), 1);
+    assert!(report.problems[0].detail.starts_with(&format!(
+        "batch 2: its predecessor, batch 1 with hash {}, is not stored",
+        "ab".repeat(32)
+    )));
+}
+
+#[test]
+fn signatures_are_checked_with_the_current_key() {
+    let (_dir, l, a) = two_batches();
+    let rekeyed = Agent::new(2, "s1", "v1");
+    let report = l.audit(&key_ring(&[&rekeyed])).unwrap();
+    let kinds: Vec<(ProblemKind, &str)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.detail.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ProblemKind::BadSignature, "batch 1: bad signature"),
+            (ProblemKind::BadSignature, "batch 2: bad signature")
+        ]
+    );
+    let report = l.audit(&key_ring(&[])).unwrap();
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(
+        report.problems[0].detail,
+        "the screen has no registered key: its signatures cannot be checked"
+    );
+    check(&l, &a, &[]);
+}
+
+#[test]
+fn tampered_batches_and_heads_are_reported() {
+    let (_dir, l, a) = two_batches();
+    write(&l, |tx| {
+        let mut t = tx.open_table(BATCHES).unwrap();
+        let (key, mut raw) = {
+            let (k, v) = t.last().unwrap().unwrap();
+            let (s, b, h) = k.value();
+            ((s.to_owned(), b, *h), v.value().to_vec())
+        };
+        let at = raw.windows(2).position(|w| w == b"c1").unwrap() + 1;
+        raw[at] = b'2';
+        t.insert((key.0.as_str(), key.1, &key.2), raw.as_slice())
+            .unwrap();
+    });
+    let report = l.audit(&key_ring(&[&a])).unwrap();
+    let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
+    // The records it stored no longer match it either.
+    assert_eq!(
+        kinds,
+        [
+            ProblemKind::BadSignature,
+            ProblemKind::ChainBreak,
+            ProblemKind::RecordTampered
+        ],
+        "{:?}",
+        report.problems
+    );
+    assert!(report.problems[1].detail.contains("its payload hashes to"));
+
+    let (_dir, l, a) = two_batches();
+    write(&l, |tx| {
+        let mut t = tx.open_table(BATCHES).unwrap();
+        let key = {
+            let (k, _) = t.last().unwrap().unwrap();
+            let (s, b, h) = k.value();
+            (s.to_owned(), b, *h)
+        };
+        t.remove((key.0.as_str(), key.1, &key.2)).unwrap();
+    });
+    let report = l.audit(&key_ring(&[&a])).unwrap();
+    let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ProblemKind::RecordTampered,
+            ProblemKind::RecordTampered,
+            ProblemKind::ChainBreak
+        ],
+        "{:?}",
+        report.problems
+    );
+    assert!(report.problems[2]
+        .detail
+        .starts_with("the chain head, batch 2 with hash "));
+}
+
+#[test]
+fn an_agent_that_restarts_its_chain_is_reported() {
+    let (_dir, l, a) = two_batches();
+    let mut reborn = Agent::new(1, "s1", "v1");
+    let r = reborn.plays(1, "c9", "k9"); // seq 1 again, other content
+    let raw = reborn.batch(r);
+    send(&l, &reborn, &[raw]);
+    let report = l.audit(&key_ring(&[&a])).unwrap();
+    let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
+    assert!(
+        kinds.contains(&ProblemKind::SeqConflict) && kinds.contains(&ProblemKind::ChainBreak),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(l.counts().unwrap().last_batch_seq["s1"], 1);
+}

@@ -1,0 +1,331 @@
+//! The proof-of-play ledger: verified, deduplicated, hash-chained batches of play records in
+//! the server's redb file, with hourly rollups kept in the same transaction.
+//!
+//! This module owns the `pop_*` tables and nothing else in the file (the catalogue is
+//! `store`'s). It does no IO besides redb and never reads the clock: MQTT, acknowledgements
+//! and report formatting are the caller's. Every call blocks (a durable commit is an fsync):
+//! async callers go through `spawn_blocking`.
+//!
+//! - [`ingest`]: checks and stores batches, one durable write transaction per call.
+//! - [`rollup`]: per-hour counts per venue, screen, campaign and creative; `delivered`.
+//! - [`export`]: the raw records, for `report plays`.
+//! - [`audit`]: re-verifies signatures, the chain and every stored record.
+//!
+//! # Tables
+//!
+//! | table           | key                                         | value                                  |
+//! |-----------------|---------------------------------------------|----------------------------------------|
+//! | `pop_batches`   | (screen, batch_seq, batch hash)             | the raw signed envelope, as received   |
+//! | `pop_records`   | (screen, seq)                               | (batch_seq, batch hash, record JSON)   |
+//! | `pop_heads`     | screen                                      | (batch_seq, batch hash, last seq)      |
+//! | `pop_gaps`      | (screen, first missing seq)                 | last missing seq                       |
+//! | `pop_anomalies` | (screen, batch_seq, batch hash)             | what was wrong with the chain at ingest|
+//! | `pop_rollups`   | (dimension, venue?, screen?, key, hour)     | (complete, partial, failed)            |
+//!
+//! Batch hashes are the 32 raw bytes of [`batch_hash`](playlists::wire::pop::batch_hash).
+//! Record JSON is `serde_json`'s serialisation of the parsed [`PlayRecord`], so the audit can
+//! compare it byte for byte with the record inside the signed batch. Record seqs start at 1.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::VerifyingKey;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use playlists::wire::pop::AckedBatch;
+use playlists::wire::PlayRecord;
+
+mod audit;
+mod export;
+mod ingest;
+mod rollup;
+#[cfg(test)]
+mod testkit;
+
+/// A batch hash as stored: the raw SHA-256 digest.
+pub(crate) type HashBytes = [u8; 32];
+
+pub(crate) const BATCHES: TableDefinition<(&str, u64, &HashBytes), &[u8]> =
+    TableDefinition::new("pop_batches");
+pub(crate) const RECORDS: TableDefinition<(&str, u64), (u64, &HashBytes, &[u8])> =
+    TableDefinition::new("pop_records");
+pub(crate) const HEADS: TableDefinition<&str, (u64, &HashBytes, u64)> =
+    TableDefinition::new("pop_heads");
+pub(crate) const GAPS: TableDefinition<(&str, u64), u64> = TableDefinition::new("pop_gaps");
+pub(crate) const ANOMALIES: TableDefinition<(&str, u64, &HashBytes), &str> =
+    TableDefinition::new("pop_anomalies");
+pub(crate) const ROLLUPS: TableDefinition<rollup::RollupKey, (u64, u64, u64)> =
+    TableDefinition::new("pop_rollups");
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger storage: {0}")]
+    Store(#[from] Box<redb::Error>),
+    #[error("ledger data is damaged: {0}")]
+    Corrupt(String),
+    /// Raised by a caller's export callback (writing a report).
+    #[error("export: {0}")]
+    Io(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for LedgerError {
+            fn from(e: $t) -> Self {
+                LedgerError::Store(Box::new(redb::Error::from(e)))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The ledger. Cheap to clone: it shares the server's one redb [`Database`].
+#[derive(Clone)]
+pub struct Ledger {
+    db: Arc<Database>,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ledger")
+    }
+}
+
+/// A proof-of-play message as received.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The screen id in the MQTT topic it arrived on.
+    pub topic_screen: String,
+    pub raw: Vec<u8>,
+}
+
+/// What became of one [`Incoming`] batch. `Stored` and `Duplicate` are to be acknowledged
+/// (once `ingest` has returned `Ok`); `Rejected` never is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Durable. `records` were new (records already held were skipped); `gaps` are the
+    /// `(first, last)` seq ranges this batch skipped past.
+    Stored {
+        screen_id: String,
+        ack: AckedBatch,
+        records: usize,
+        gaps: Vec<(u64, u64)>,
+    },
+    /// This exact batch was already stored: acknowledge again, nothing changed.
+    Duplicate {
+        screen_id: String,
+        ack: AckedBatch,
+    },
+    Rejected {
+        screen_id: String,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn screen_id(&self) -> &str {
+        match self {
+            Outcome::Stored { screen_id, .. }
+            | Outcome::Duplicate { screen_id, .. }
+            | Outcome::Rejected { screen_id, .. } => screen_id,
+        }
+    }
+    /// The acknowledgement to send, if any.
+    pub fn ack(&self) -> Option<&AckedBatch> {
+        match self {
+            Outcome::Stored { ack, .. } | Outcome::Duplicate { ack, .. } => Some(ack),
+            Outcome::Rejected { .. } => None,
+        }
+    }
+}
+
+/// What `delivered` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    Venue,
+    Screen,
+    Campaign,
+    Creative,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Venue,
+        Dimension::Screen,
+        Dimension::Campaign,
+        Dimension::Creative,
+    ];
+
+    /// The tag stored in rollup keys. Never renumber.
+    fn tag(self) -> u8 {
+        match self {
+            Dimension::Venue => 0,
+            Dimension::Screen => 1,
+            Dimension::Campaign => 2,
+            Dimension::Creative => 3,
+        }
+    }
+}
+
+/// A report query. `dimension` only matters to `delivered`; `plays` ignores it.
+///
+/// Time: `plays` keeps records whose `slot_start` is in `[from, to)` exactly. `delivered`
+/// reads hourly rollups, so it has hour granularity: it counts the hours (UTC, of
+/// `slot_start`) whose start lies in `[from, to)`. Whole-hour bounds give exact answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub dimension: Dimension,
+    pub venue: Option<String>,
+    pub screen: Option<String>,
+}
+
+/// Plays delivered for one key of the queried dimension (a venue id, a screen id…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub key: String,
+    pub complete: u64,
+    pub partial: u64,
+    pub failed: u64,
+}
+
+/// What `audit` found. No problems means every signature, link and record checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    pub screens: u64,
+    pub batches: u64,
+    pub records: u64,
+    pub problems: Vec<AuditProblem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditProblem {
+    pub screen_id: String,
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+impl fmt::Display for AuditProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.kind, self.screen_id, self.detail)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// A stored batch does not verify with the screen's current key (or it has none).
+    BadSignature,
+    /// A batch does not follow the one before it, or its stored hash does not match.
+    ChainBreak,
+    /// A stored record differs from the record in its signed batch, or no batch carries it.
+    RecordTampered,
+    /// Seqs the screen skipped and that are still missing.
+    Gap,
+    /// A record inside a stored batch is not in the ledger.
+    MissingRecord,
+    /// A batch reused seqs already held with different content (the first record was kept).
+    SeqConflict,
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProblemKind::BadSignature => "bad-signature",
+            ProblemKind::ChainBreak => "chain-break",
+            ProblemKind::RecordTampered => "record-tampered",
+            ProblemKind::Gap => "gap",
+            ProblemKind::MissingRecord => "missing-record",
+            ProblemKind::SeqConflict => "seq-conflict",
+        })
+    }
+}
+
+/// Sizes and, per screen, the highest seq held.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerCounts {
+    pub records: u64,
+    pub batches: u64,
+    pub last_seq: BTreeMap<String, u64>,
+    pub last_batch_seq: BTreeMap<String, u64>,
+}
+
+impl Ledger {
+    /// Opens the ledger in the server's database, creating its tables.
+    pub fn open(db: Arc<Database>) -> Result<Ledger, LedgerError> {
+        let tx = db.begin_write()?;
+        tx.open_table(BATCHES)?;
+        tx.open_table(RECORDS)?;
+        tx.open_table(HEADS)?;
+        tx.open_table(GAPS)?;
+        tx.open_table(ANOMALIES)?;
+        tx.open_table(ROLLUPS)?;
+        tx.commit()?;
+        Ok(Ledger { db })
+    }
+
+    /// Verifies and stores `batches` in one durable write transaction, rollups included, and
+    /// says what became of each (same order). An `Err` means nothing was stored and nothing
+    /// may be acknowledged. `key_of(screen_id)` is the screen's registered key.
+    pub fn ingest(
+        &self,
+        batches: &[Incoming],
+        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        ingest::ingest(&self.db, batches, key_of)
+    }
+
+    /// Plays per key of `q.dimension`, from the rollups (hour granularity, see [`Query`]),
+    /// sorted by key.
+    pub fn delivered(&self, q: &Query) -> Result<Vec<Row>, LedgerError> {
+        rollup::delivered(&self.db, q)
+    }
+
+    /// Calls `f` with every stored record matching `q`, by screen then seq; returns how many.
+    pub fn plays(
+        &self,
+        q: &Query,
+        f: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+    ) -> Result<u64, LedgerError> {
+        export::plays(&self.db, q, f)
+    }
+
+    /// Re-verifies everything stored against `key_of`, the screens' current keys.
+    pub fn audit(
+        &self,
+        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
+    ) -> Result<AuditReport, LedgerError> {
+        audit::audit(&self.db, key_of)
+    }
+
+    pub fn counts(&self) -> Result<LedgerCounts, LedgerError> {
+        let tx = self.db.begin_read()?;
+        let mut counts = LedgerCounts {
+            records: tx.open_table(RECORDS)?.len()?,
+            batches: tx.open_table(BATCHES)?.len()?,
+            ..LedgerCounts::default()
+        };
+        for row in tx.open_table(HEADS)?.iter()? {
+            let (screen, head) = row?;
+            let (batch_seq, _, last_seq) = head.value();
+            counts.last_seq.insert(screen.value().to_owned(), last_seq);
+            counts
+                .last_batch_seq
+                .insert(screen.value().to_owned(), batch_seq);
+        }
+        Ok(counts)
+    }
+}
+
+/// A stored batch hash from its hex form.
+pub(crate) fn hash_bytes(hex_str: &str) -> Option<HashBytes> {
+    hex::decode(hex_str).ok()?.try_into().ok()
+}

@@ -1,0 +1,135 @@
+//! Test helpers for the ledger: a fresh ledger in a temp dir and a scripted screen agent
+//! that numbers, chains and signs batches the way the real agent does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ed25519_dalek::VerifyingKey;
+
+use playlists::wire::pop::{batch_hash, genesis_hash, BATCH_KIND};
+use playlists::wire::{Keypair, PlayRecord, PlayStatus, PopBatch, VERSION};
+
+use super::{Dimension, Ledger, Query};
+
+pub(crate) fn ledger() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = redb::Database::create(dir.path().join("ledger.redb")).expect("create redb");
+    let ledger = Ledger::open(Arc::new(db)).expect("open ledger");
+    (dir, ledger)
+}
+
+/// The registered keys of `agents`, as `ingest` and `audit` want them.
+pub(crate) fn key_ring(agents: &[&Agent]) -> impl Fn(&str) -> Option<VerifyingKey> {
+    let keys: HashMap<String, VerifyingKey> = agents
+        .iter()
+        .map(|a| (a.screen.clone(), a.key.public()))
+        .collect();
+    move |screen| keys.get(screen).copied()
+}
+
+/// An unfiltered query over all time.
+pub(crate) fn query(dimension: Dimension) -> Query {
+    Query {
+        from: None,
+        to: None,
+        dimension,
+        venue: None,
+        screen: None,
+    }
+}
+
+pub(crate) fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, h, m, 0)
+        .single()
+        .expect("valid time")
+}
+
+/// One screen's agent.
+pub(crate) struct Agent {
+    pub screen: String,
+    pub venue: String,
+    pub key: Keypair,
+    batch_seq: u64,
+    prev_hash: String,
+    seq: u64,
+}
+
+impl Agent {
+    /// Screen `screen` in `venue`, with the key made from `[n; 32]`.
+    pub fn new(n: u8, screen: &str, venue: &str) -> Agent {
+        Agent {
+            screen: screen.to_owned(),
+            venue: venue.to_owned(),
+            key: Keypair::from_secret([n; 32]),
+            batch_seq: 0,
+            prev_hash: genesis_hash(),
+            seq: 0,
+        }
+    }
+
+    /// The next play, with the next seq.
+    pub fn play(
+        &mut self,
+        campaign: &str,
+        creative: &str,
+        slot_start: DateTime<Utc>,
+    ) -> PlayRecord {
+        self.seq += 1;
+        PlayRecord {
+            play_id: format!("{}-{}", self.screen, self.seq),
+            screen_id: self.screen.clone(),
+            seq: self.seq,
+            venue_id: self.venue.clone(),
+            campaign_id: campaign.to_owned(),
+            creative_id: creative.to_owned(),
+            creative_sha256: "ab".repeat(32),
+            schedule_version: 7,
+            slot_start,
+            started_at: slot_start,
+            ended_at: slot_start + Duration::seconds(10),
+            duration_ms: 10_000,
+            status: PlayStatus::Complete,
+            clock_synced: true,
+        }
+    }
+
+    /// `n` complete plays, 10 s apart from 10:00.
+    pub fn plays(&mut self, n: usize, campaign: &str, creative: &str) -> Vec<PlayRecord> {
+        (0..n)
+            .map(|_| {
+                let start = at(10, 0) + Duration::seconds(10 * self.seq as i64);
+                self.play(campaign, creative, start)
+            })
+            .collect()
+    }
+
+    /// The next batch's payload, without moving the chain on.
+    pub fn payload(&self, records: Vec<PlayRecord>) -> PopBatch {
+        PopBatch {
+            v: VERSION,
+            screen_id: self.screen.clone(),
+            batch_seq: self.batch_seq + 1,
+            prev_hash: self.prev_hash.clone(),
+            records,
+        }
+    }
+
+    pub fn seal(&self, batch: &PopBatch) -> Vec<u8> {
+        self.key.seal(BATCH_KIND, batch)
+    }
+
+    /// The next batch, signed; the chain moves on.
+    pub fn batch(&mut self, records: Vec<PlayRecord>) -> Vec<u8> {
+        let payload = serde_json::to_string(&self.payload(records)).expect("serialises");
+        let env = self.key.sign(BATCH_KIND, payload);
+        self.batch_seq += 1;
+        self.prev_hash = batch_hash(&env.payload).to_string();
+        serde_json::to_vec(&env).expect("serialises")
+    }
+
+    /// The next batch, signed, without moving the chain on.
+    pub fn batch_unchained(&self, records: Vec<PlayRecord>) -> Vec<u8> {
+        self.seal(&self.payload(records))
+    }
+}

@@ -1,0 +1,19 @@
+//! `server`: the signage central scheduler. The store (redb) and its catalogue, scenario
+//! import, schedule documents and their publication over MQTT, proof-of-play ingest into the
+//! ledger, reports, HTTP (media, API, dashboard), and the fleet simulation. Scheduling rules
+//! live in `playlists`; media decoding in `media`.
+
+pub mod app;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod import;
+pub mod keys;
+pub mod ledger;
+pub mod plan;
+pub mod provision;
+pub mod publisher;
+pub mod report;
+pub mod sim;
+pub mod store;

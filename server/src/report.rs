@@ -1,0 +1,221 @@
+//! Reports: planned (from the planner) against delivered (from the ledger's rollups) per
+//! venue, screen, campaign or creative, and the raw plays export.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use playlists::Planner;
+
+use crate::ledger::{Dimension, Ledger, Query};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+    Table,
+}
+
+/// The window a report covers; when absent, the last simulated or demo window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+pub const WINDOW_META: &str = "report_window";
+
+impl Window {
+    /// Fills missing ends from the stored default window.
+    pub fn resolve(&self, store: &Store) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+        let stored: Window = store.meta(WINDOW_META)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        match (self.from.or(stored.from), self.to.or(stored.to)) {
+            (Some(f), Some(t)) if f < t => Ok((f, t)),
+            (Some(_), Some(_)) => anyhow::bail!("--from must be before --to"),
+            _ => anyhow::bail!("no report window: give --from and --to (RFC 3339)"),
+        }
+    }
+}
+
+/// Planned against delivered for one venue, screen, campaign or creative.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRow {
+    pub id: String,
+    /// The venue's OpenOOH type (venue rows) or the screen's venue (screen rows).
+    pub detail: String,
+    pub planned: u64,
+    pub delivered: u64,
+    pub partial: u64,
+    pub failed: u64,
+    pub compliance_pct: f64,
+}
+
+fn dim_name(d: Dimension) -> &'static str {
+    match d {
+        Dimension::Venue => "venue",
+        Dimension::Screen => "screen",
+        Dimension::Campaign => "campaign",
+        Dimension::Creative => "creative",
+    }
+}
+
+/// Planned plays per key of `dim` over `[from, to)`, optionally for one venue.
+pub fn planned(store: &Store, dim: Dimension, from: DateTime<Utc>, to: DateTime<Utc>, venue: Option<&str>) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
+    let catalogue = store.catalogue()?;
+    let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    for v in &catalogue.venues {
+        if dim == Dimension::Venue && venue.is_none_or(|x| x == v.id.as_str()) {
+            out.insert(v.id.to_string(), (v.venue_type.to_string(), 0));
+        }
+    }
+    for screen in &catalogue.screens {
+        if venue.is_some_and(|x| x != screen.venue.as_str()) {
+            continue;
+        }
+        let Some(schedule) = catalogue.schedule_for(&screen.id) else { continue };
+        if dim == Dimension::Screen {
+            out.insert(screen.id.to_string(), (screen.venue.to_string(), 0));
+        }
+        let planner = Planner::new(&schedule);
+        planner.for_each_day(from, to, |day, first, end| {
+            for p in day.plays().filter(|p| (first..end).contains(&p.slot)) {
+                let key = match dim {
+                    Dimension::Venue => schedule.venue.id.to_string(),
+                    Dimension::Screen => schedule.screen.id.to_string(),
+                    Dimension::Campaign => schedule.campaigns[p.campaign].id.to_string(),
+                    Dimension::Creative => schedule.creatives[p.creative].id.to_string(),
+                };
+                out.entry(key).or_default().1 += 1;
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Rows of a report over the window.
+pub fn rows(store: &Store, ledger: &Ledger, dim: Dimension, window: &Window, venue: Option<&str>) -> anyhow::Result<Vec<ReportRow>> {
+    let (from, to) = window.resolve(store)?;
+    let mut planned = planned(store, dim, from, to, venue)?;
+    let delivered = ledger.delivered(&Query { from: Some(from), to: Some(to), dimension: dim, venue: venue.map(str::to_owned), screen: None })?;
+    let mut got: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for r in delivered {
+        planned.entry(r.key.clone()).or_default();
+        got.insert(r.key, (r.complete, r.partial, r.failed));
+    }
+    Ok(planned
+        .into_iter()
+        .map(|(id, (detail, planned))| {
+            let (delivered, partial, failed) = got.get(&id).copied().unwrap_or_default();
+            let compliance_pct = if planned == 0 { if delivered == 0 { 100.0 } else { 0.0 } } else { 100.0 * delivered as f64 / planned as f64 };
+            ReportRow { id, detail, planned, delivered, partial, failed, compliance_pct }
+        })
+        .collect())
+}
+
+/// Venue rows for the dashboard (stored window).
+pub fn venue_rows(store: &Store, ledger: &Ledger, window: &Window) -> anyhow::Result<Vec<serde_json::Value>> {
+    Ok(rows(store, ledger, Dimension::Venue, window, None)?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "venue_id": r.id, "venue_type": r.detail, "planned": r.planned, "delivered": r.delivered,
+                "partial": r.partial, "failed": r.failed, "compliance_pct": r.compliance_pct,
+            })
+        })
+        .collect())
+}
+
+/// Prints a summary report.
+pub fn write_rows(dim: Dimension, rows: &[ReportRow], format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
+    let name = dim_name(dim);
+    let detail = if dim == Dimension::Venue { "venue_type" } else if dim == Dimension::Screen { "venue_id" } else { "detail" };
+    match format {
+        Format::Csv => {
+            writeln!(out, "{name}_id,{detail},planned,delivered,partial,failed,compliance_pct")?;
+            for r in rows {
+                writeln!(out, "{},{},{},{},{},{},{:.2}", r.id, r.detail, r.planned, r.delivered, r.partial, r.failed, r.compliance_pct)?;
+            }
+        }
+        Format::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        format!("{name}_id"): r.id, detail: r.detail, "planned": r.planned, "delivered": r.delivered,
+                        "partial": r.partial, "failed": r.failed, "compliance_pct": r.compliance_pct,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut *out, &v)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            writeln!(out, "{:<36} {:<40} {:>9} {:>9} {:>7} {:>6} {:>8}", format!("{name}_id"), detail, "planned", "delivered", "partial", "failed", "compl.")?;
+            for r in rows {
+                writeln!(out, "{:<36} {:<40} {:>9} {:>9} {:>7} {:>6} {:>7.1}%", r.id, r.detail, r.planned, r.delivered, r.partial, r.failed, r.compliance_pct)?;
+            }
+            let (p, d): (u64, u64) = rows.iter().fold((0, 0), |(p, d), r| (p + r.planned, d + r.delivered));
+            writeln!(out, "{:<36} {:<40} {:>9} {:>9}", "total", "", p, d)?;
+        }
+    }
+    Ok(())
+}
+
+pub const PLAYS_HEADER: &str = "play_id,screen_id,seq,venue_id,slot_start,campaign_id,creative_id,creative_sha256,schedule_version,started_at,ended_at,duration_ms,status,clock_synced";
+
+/// The raw plays export, one row per play.
+pub fn write_plays(store: &Store, ledger: &Ledger, window: &Window, venue: Option<&str>, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
+    let (from, to) = window.resolve(store).map(|(f, t)| (Some(f), Some(t))).unwrap_or((window.from, window.to));
+    let q = Query { from, to, dimension: Dimension::Screen, venue: venue.map(str::to_owned), screen: None };
+    let mut first = true;
+    match format {
+        Format::Csv => writeln!(out, "{PLAYS_HEADER}")?,
+        Format::Json => write!(out, "[")?,
+        Format::Table => writeln!(out, "{:<34} {:<21} {:<22} {:<28} {}", "screen_id", "slot_start", "campaign_id", "creative_id", "status")?,
+    }
+    let n = ledger.plays(&q, &mut |r| {
+        let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let res = match format {
+            Format::Csv => writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                r.play_id,
+                r.screen_id,
+                r.seq,
+                r.venue_id,
+                r.slot_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.campaign_id,
+                r.creative_id,
+                r.creative_sha256,
+                r.schedule_version,
+                t(r.started_at),
+                t(r.ended_at),
+                r.duration_ms,
+                r.status.as_str(),
+                r.clock_synced
+            ),
+            Format::Json => {
+                let sep = if first { "" } else { "," };
+                first = false;
+                write!(out, "{sep}\n{}", serde_json::to_string(r).unwrap_or_default())
+            }
+            Format::Table => writeln!(
+                out,
+                "{:<34} {:<21} {:<22} {:<28} {}",
+                r.screen_id,
+                r.slot_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.campaign_id,
+                r.creative_id,
+                r.status.as_str()
+            ),
+        };
+        res.map_err(|e| crate::ledger::LedgerError::Io(e.to_string()))
+    })?;
+    if format == Format::Json {
+        writeln!(out, "\n]")?;
+    }
+    Ok(n)
+}
