@@ -9,7 +9,9 @@ use ed25519_dalek::VerifyingKey;
 use playlists::wire::pop::ACK_KIND;
 use playlists::wire::signed::open;
 use playlists::wire::status::COMMAND_KIND;
-use playlists::wire::{schedule, Command, PopAck, ScheduleDoc, WireError, MAX_SCHEDULE_BYTES, MAX_SMALL_BYTES, VERSION};
+use playlists::wire::{
+    schedule, Command, PopAck, ScheduleDoc, WireError, MAX_SCHEDULE_BYTES, MAX_SMALL_BYTES, VERSION,
+};
 use playlists::ScreenId;
 
 /// Why a message was ignored.
@@ -24,7 +26,10 @@ pub enum Reject {
     #[error("unsupported document version {0}")]
     DocVersion(u32),
     #[error("command {id:?} expired at {expires_at}")]
-    Expired { id: String, expires_at: DateTime<Utc> },
+    Expired {
+        id: String,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 /// Largest ack accepted: acks are small, but allow many batches in one.
@@ -34,7 +39,9 @@ fn check_screen(own: &ScreenId, found: &str) -> Result<(), Reject> {
     if found == own.as_str() {
         Ok(())
     } else {
-        Err(Reject::OtherScreen { found: found.to_owned() })
+        Err(Reject::OtherScreen {
+            found: found.to_owned(),
+        })
     }
 }
 
@@ -48,13 +55,21 @@ fn check_version(v: u32) -> Result<(), Reject> {
 
 /// Checks size, signature (the pinned server key), shape, screen and version; `held` is the
 /// version already applied, if any. Only a document that passes may change anything.
-pub fn accept_schedule(held: Option<u64>, own: &ScreenId, key: &VerifyingKey, raw: &[u8]) -> Result<ScheduleDoc, Reject> {
+pub fn accept_schedule(
+    held: Option<u64>,
+    own: &ScreenId,
+    key: &VerifyingKey,
+    raw: &[u8],
+) -> Result<ScheduleDoc, Reject> {
     let doc: ScheduleDoc = open(raw, schedule::KIND, key, MAX_SCHEDULE_BYTES)?;
     check_version(doc.v)?;
     check_screen(own, &doc.screen_id)?;
     check_screen(own, &doc.body.screen.id)?;
     if let Some(held) = held.filter(|h| doc.version <= *h) {
-        return Err(Reject::NotNewer { held, got: doc.version });
+        return Err(Reject::NotNewer {
+            held,
+            got: doc.version,
+        });
     }
     doc.body.to_schedule()?;
     Ok(doc)
@@ -62,12 +77,20 @@ pub fn accept_schedule(held: Option<u64>, own: &ScreenId, key: &VerifyingKey, ra
 
 /// Checks a command's signature, screen and expiry. Whether its nonce is fresh is the
 /// caller's second check (it needs the outbox).
-pub fn accept_command(own: &ScreenId, key: &VerifyingKey, raw: &[u8], now: DateTime<Utc>) -> Result<Command, Reject> {
+pub fn accept_command(
+    own: &ScreenId,
+    key: &VerifyingKey,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Command, Reject> {
     let cmd: Command = open::<CommandIn>(raw, COMMAND_KIND, key, MAX_SMALL_BYTES)?.into();
     check_version(cmd.v)?;
     check_screen(own, &cmd.screen_id)?;
     if cmd.expires_at <= now {
-        return Err(Reject::Expired { id: cmd.id, expires_at: cmd.expires_at });
+        return Err(Reject::Expired {
+            id: cmd.id,
+            expires_at: cmd.expires_at,
+        });
     }
     Ok(cmd)
 }
@@ -88,7 +111,14 @@ struct CommandIn {
 
 impl From<CommandIn> for Command {
     fn from(c: CommandIn) -> Command {
-        Command { v: c.v, screen_id: c.screen_id, id: c.id, issued_at: c.issued_at, expires_at: c.expires_at, action: c.action }
+        Command {
+            v: c.v,
+            screen_id: c.screen_id,
+            id: c.id,
+            issued_at: c.issued_at,
+            expires_at: c.expires_at,
+            action: c.action,
+        }
     }
 }
 
@@ -134,7 +164,9 @@ mod tests {
         let forged = Keypair::from_secret([1; 32]).seal(schedule::KIND, &doc(6, body(&[b"a"], 15)));
         check(None, &forged, Err("bad signature"));
         // Tampered payload.
-        let tampered = String::from_utf8(good.clone()).unwrap().replace("Campaign", "Campaigm");
+        let tampered = String::from_utf8(good.clone())
+            .unwrap()
+            .replace("Campaign", "Campaigm");
         check(None, tampered.as_bytes(), Err("bad signature"));
         // Another kind of message signed by the server.
         let command = server_key().seal("command", &doc(6, body(&[b"a"], 15)));
@@ -142,7 +174,11 @@ mod tests {
         // Another screen.
         let mut other = doc(6, body(&[b"a"], 15));
         other.screen_id = "scr-2".into();
-        check(None, &server_key().seal(schedule::KIND, &other), Err("\"scr-2\""));
+        check(
+            None,
+            &server_key().seal(schedule::KIND, &other),
+            Err("\"scr-2\""),
+        );
         // Signed but not a valid schedule (zero slot length).
         let broken = server_key().seal(schedule::KIND, &doc(6, body(&[b"a"], 0)));
         check(None, &broken, Err("zero slot"));
@@ -165,14 +201,28 @@ mod tests {
     fn command_rules() {
         let now: DateTime<Utc> = "2023-12-18T08:00:30Z".parse().unwrap();
         let key = server_key();
-        let accept = |raw: &[u8]| accept_command(&screen(), &key.public(), raw, now).map_err(|e| e.to_string());
-        let good = key.seal(COMMAND_KIND, &command("scr-1", "n1", "2023-12-18T08:01:00Z"));
+        let accept = |raw: &[u8]| {
+            accept_command(&screen(), &key.public(), raw, now).map_err(|e| e.to_string())
+        };
+        let good = key.seal(
+            COMMAND_KIND,
+            &command("scr-1", "n1", "2023-12-18T08:01:00Z"),
+        );
         assert_eq!(accept(&good).unwrap().action, CommandAction::Purge);
-        let expired = key.seal(COMMAND_KIND, &command("scr-1", "n1", "2023-12-18T08:00:30Z"));
+        let expired = key.seal(
+            COMMAND_KIND,
+            &command("scr-1", "n1", "2023-12-18T08:00:30Z"),
+        );
         assert!(accept(&expired).unwrap_err().contains("expired"));
-        let other = key.seal(COMMAND_KIND, &command("scr-2", "n1", "2023-12-18T08:01:00Z"));
+        let other = key.seal(
+            COMMAND_KIND,
+            &command("scr-2", "n1", "2023-12-18T08:01:00Z"),
+        );
         assert!(accept(&other).unwrap_err().contains("scr-2"));
-        let forged = Keypair::from_secret([1; 32]).seal(COMMAND_KIND, &command("scr-1", "n1", "2023-12-18T08:01:00Z"));
+        let forged = Keypair::from_secret([1; 32]).seal(
+            COMMAND_KIND,
+            &command("scr-1", "n1", "2023-12-18T08:01:00Z"),
+        );
         assert!(accept(&forged).unwrap_err().contains("bad signature"));
         let unknown = key.seal(
             COMMAND_KIND,
@@ -185,12 +235,30 @@ mod tests {
     #[test]
     fn ack_rules() {
         let key = server_key();
-        let ack = |screen: &str| PopAck { v: 1, screen_id: screen.into(), batches: vec![AckedBatch { batch_seq: 1, hash: "h".into() }] };
-        let accept = |raw: &[u8]| accept_ack(&screen(), &key.public(), raw).map_err(|e| e.to_string());
-        assert_eq!(accept(&key.seal(ACK_KIND, &ack("scr-1"))).unwrap().batches.len(), 1);
+        let ack = |screen: &str| PopAck {
+            v: 1,
+            screen_id: screen.into(),
+            batches: vec![AckedBatch {
+                batch_seq: 1,
+                hash: "h".into(),
+            }],
+        };
+        let accept =
+            |raw: &[u8]| accept_ack(&screen(), &key.public(), raw).map_err(|e| e.to_string());
+        assert_eq!(
+            accept(&key.seal(ACK_KIND, &ack("scr-1")))
+                .unwrap()
+                .batches
+                .len(),
+            1
+        );
         assert!(accept(&key.seal(ACK_KIND, &ack("scr-2"))).is_err());
         // Signed by the screen's own key (or anyone but the server): refused.
-        assert!(accept(&Keypair::from_secret([3; 32]).seal(ACK_KIND, &ack("scr-1"))).unwrap_err().contains("bad signature"));
+        assert!(
+            accept(&Keypair::from_secret([3; 32]).seal(ACK_KIND, &ack("scr-1")))
+                .unwrap_err()
+                .contains("bad signature")
+        );
         assert!(accept(&key.seal("pop-batch", &ack("scr-1"))).is_err());
     }
 }

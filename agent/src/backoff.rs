@@ -1,5 +1,5 @@
 //! Exponential backoff with jitter, for reconnecting to the broker and retrying downloads.
-//! Pure: the random part is a parameter ([`Backoff::next_with`]); [`Backoff::next`] draws it
+//! Pure: the random part is a parameter ([`Backoff::next_with`]); [`Backoff::next_delay`] draws it
 //! from the OS. Waiting is left to the caller.
 
 use std::time::Duration;
@@ -16,7 +16,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, cap: Duration) -> Backoff {
-        Backoff { base, cap: cap.max(base), attempt: 0 }
+        Backoff {
+            base,
+            cap: cap.max(base),
+            attempt: 0,
+        }
     }
 
     /// Starts over, after a success.
@@ -34,7 +38,7 @@ impl Backoff {
     }
 
     /// The next delay, jittered with OS randomness.
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         self.next_with(random_unit())
     }
 }
@@ -53,15 +57,31 @@ mod tests {
     use super::*;
 
     fn check(base_ms: u64, cap_ms: u64, unit: f64, expect_ms: &[u64]) {
-        let mut b = Backoff::new(Duration::from_millis(base_ms), Duration::from_millis(cap_ms));
-        let got: Vec<u64> = expect_ms.iter().map(|_| b.next_with(unit).as_millis() as u64).collect();
+        let mut b = Backoff::new(
+            Duration::from_millis(base_ms),
+            Duration::from_millis(cap_ms),
+        );
+        let got: Vec<u64> = expect_ms
+            .iter()
+            .map(|_| b.next_with(unit).as_millis() as u64)
+            .collect();
         assert_eq!(got, expect_ms);
     }
 
     #[test]
     fn doubles_up_to_the_cap_with_jitter() {
-        check(1_000, 30_000, 1.0, &[1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
-        check(1_000, 30_000, 0.0, &[500, 1_000, 2_000, 4_000, 8_000, 15_000, 15_000]);
+        check(
+            1_000,
+            30_000,
+            1.0,
+            &[1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000],
+        );
+        check(
+            1_000,
+            30_000,
+            0.0,
+            &[500, 1_000, 2_000, 4_000, 8_000, 15_000, 15_000],
+        );
         check(1_000, 30_000, 0.5, &[750, 1_500, 3_000]);
     }
 
@@ -69,11 +89,14 @@ mod tests {
     fn reset_starts_over_and_random_stays_in_bounds() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
         for _ in 0..50 {
-            let d = b.next();
-            assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(30), "{d:?}");
+            let d = b.next_delay();
+            assert!(
+                d >= Duration::from_millis(500) && d <= Duration::from_secs(30),
+                "{d:?}"
+            );
         }
         b.reset();
-        assert!(b.next() <= Duration::from_secs(1));
+        assert!(b.next_delay() <= Duration::from_secs(1));
         let u = random_unit();
         assert!((0.0..1.0).contains(&u));
     }

@@ -17,7 +17,10 @@ pub enum CacheError {
     #[error("media cache: {0}")]
     Sled(#[from] sled::Error),
     #[error("cannot move the broken cache {path} aside: {source}")]
-    MoveAside { path: PathBuf, source: std::io::Error },
+    MoveAside {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("bytes do not match sha256 {expected} (got {got})")]
     Mismatch { expected: String, got: String },
 }
@@ -34,9 +37,16 @@ pub struct Entry {
 /// The entries to drop so that the cache fits `max_bytes`: only entries not in
 /// `referenced`, oldest first (ties by hash). Referenced media are never chosen, even if
 /// they alone exceed the limit.
-pub fn choose_evictions(entries: &[Entry], referenced: &HashSet<String>, max_bytes: u64) -> Vec<String> {
+pub fn choose_evictions(
+    entries: &[Entry],
+    referenced: &HashSet<String>,
+    max_bytes: u64,
+) -> Vec<String> {
     let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
-    let mut candidates: Vec<&Entry> = entries.iter().filter(|e| !referenced.contains(&e.sha256)).collect();
+    let mut candidates: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| !referenced.contains(&e.sha256))
+        .collect();
     candidates.sort_by(|a, b| (a.added, &a.sha256).cmp(&(b.added, &b.sha256)));
     let mut out = Vec::new();
     for e in candidates {
@@ -51,7 +61,11 @@ pub fn choose_evictions(entries: &[Entry], referenced: &HashSet<String>, max_byt
 
 /// Every entry not in `referenced` (the `purge` command).
 pub fn choose_purge(entries: &[Entry], referenced: &HashSet<String>) -> Vec<String> {
-    entries.iter().filter(|e| !referenced.contains(&e.sha256)).map(|e| e.sha256.clone()).collect()
+    entries
+        .iter()
+        .filter(|e| !referenced.contains(&e.sha256))
+        .map(|e| e.sha256.clone())
+        .collect()
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -84,26 +98,41 @@ fn decode_meta(v: &[u8]) -> Option<(u64, u64)> {
 }
 
 fn open_sled(path: &Path) -> Result<sled::Db, sled::Error> {
-    let config = sled::Config::new().path(path).cache_capacity(32 << 20).flush_every_ms(Some(1_000));
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(32 << 20)
+        .flush_every_ms(Some(1_000));
     // sled may panic rather than fail on some corruption; both mean "cannot open".
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
         Ok(r) => r,
-        Err(_) => Err(sled::Error::Unsupported("sled panicked while opening".into())),
+        Err(_) => Err(sled::Error::Unsupported(
+            "sled panicked while opening".into(),
+        )),
     }
 }
 
 impl Cache {
     /// Opens `dir/cache.sled`. If sled cannot open it, renames it to
     /// `cache.sled.broken-<now_unix>`, starts empty and returns a note saying so.
-    pub fn open(dir: &Path, max_bytes: u64, now_unix: i64) -> Result<(Cache, Option<String>), CacheError> {
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        now_unix: i64,
+    ) -> Result<(Cache, Option<String>), CacheError> {
         let path = dir.join("cache.sled");
         let (db, note) = match open_sled(&path) {
             Ok(db) => (db, None),
             Err(e) => {
                 let aside = dir.join(format!("cache.sled.broken-{now_unix}"));
                 tracing::warn!(error = %e, path = %path.display(), aside = %aside.display(), "media cache cannot be opened; moving it aside and starting empty");
-                std::fs::rename(&path, &aside).map_err(|source| CacheError::MoveAside { path: path.clone(), source })?;
-                let note = format!("media cache could not be opened ({e}); moved aside to {}", aside.display());
+                std::fs::rename(&path, &aside).map_err(|source| CacheError::MoveAside {
+                    path: path.clone(),
+                    source,
+                })?;
+                let note = format!(
+                    "media cache could not be opened ({e}); moved aside to {}",
+                    aside.display()
+                );
                 (open_sled(&path)?, Some(note))
             }
         };
@@ -164,7 +193,10 @@ impl Cache {
     pub fn put(&self, sha256: &str, bytes: &[u8], now_unix: u64) -> Result<(), CacheError> {
         let got = Sha256::of(bytes);
         if got.as_str() != sha256 {
-            return Err(CacheError::Mismatch { expected: sha256.to_owned(), got: got.to_string() });
+            return Err(CacheError::Mismatch {
+                expected: sha256.to_owned(),
+                got: got.to_string(),
+            });
         }
         let meta = encode_meta(now_unix, bytes.len() as u64);
         let previous = (&self.data, &self.meta)
@@ -174,7 +206,9 @@ impl Cache {
             })
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Storage(e) => CacheError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => CacheError::Sled(sled::Error::Unsupported("aborted".into())),
+                sled::transaction::TransactionError::Abort(()) => {
+                    CacheError::Sled(sled::Error::Unsupported("aborted".into()))
+                }
             })?;
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, old)) = previous.as_deref().and_then(decode_meta) {
@@ -184,7 +218,10 @@ impl Cache {
         stats.bytes += bytes.len() as u64;
         stats.items += 1;
         drop(stats);
-        self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(sha256.to_owned());
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sha256.to_owned());
         Ok(())
     }
 
@@ -199,7 +236,10 @@ impl Cache {
             self.remove(sha256)?;
             return Ok(None);
         }
-        self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(sha256.to_owned());
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sha256.to_owned());
         Ok(Some(bytes.to_vec()))
     }
 
@@ -207,7 +247,11 @@ impl Cache {
     /// stored or since the agent started (re-hashing every play would cost more than the
     /// play on a small kiosk).
     pub fn playable(&self, sha256: &str) -> Result<bool, CacheError> {
-        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(sha256);
+        let verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(sha256);
         if verified {
             return self.contains(sha256);
         }
@@ -215,7 +259,10 @@ impl Cache {
     }
 
     pub fn remove(&self, sha256: &str) -> Result<(), CacheError> {
-        self.verified.lock().unwrap_or_else(|e| e.into_inner()).remove(sha256);
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sha256);
         let old = self.meta.remove(sha256.as_bytes())?;
         self.data.remove(sha256.as_bytes())?;
         if let Some((_, bytes)) = old.as_deref().and_then(decode_meta) {
@@ -231,7 +278,11 @@ impl Cache {
         for row in self.meta.iter() {
             let (k, v) = row?;
             if let Some((added, bytes)) = decode_meta(&v) {
-                out.push(Entry { sha256: String::from_utf8_lossy(&k).into_owned(), bytes, added });
+                out.push(Entry {
+                    sha256: String::from_utf8_lossy(&k).into_owned(),
+                    bytes,
+                    added,
+                });
             }
         }
         Ok(out)
@@ -239,7 +290,11 @@ impl Cache {
 
     /// Evicts unreferenced media until the cache fits its limit, or (with `purge`) every
     /// unreferenced entry. Returns the evicted hashes.
-    pub fn evict(&self, referenced: &HashSet<String>, purge: bool) -> Result<Vec<String>, CacheError> {
+    pub fn evict(
+        &self,
+        referenced: &HashSet<String>,
+        purge: bool,
+    ) -> Result<Vec<String>, CacheError> {
         let entries = self.entries()?;
         let chosen = if purge {
             choose_purge(&entries, referenced)
@@ -264,7 +319,11 @@ mod tests {
     use super::*;
 
     fn entry(sha: &str, bytes: u64, added: u64) -> Entry {
-        Entry { sha256: sha.into(), bytes, added }
+        Entry {
+            sha256: sha.into(),
+            bytes,
+            added,
+        }
     }
 
     fn check(entries: &[Entry], referenced: &[&str], max: u64, expect: &[&str]) {
@@ -274,7 +333,12 @@ mod tests {
 
     #[test]
     fn eviction_choice() {
-        let es = [entry("a", 10, 3), entry("b", 10, 1), entry("c", 10, 2), entry("d", 10, 1)];
+        let es = [
+            entry("a", 10, 3),
+            entry("b", 10, 1),
+            entry("c", 10, 2),
+            entry("d", 10, 1),
+        ];
         check(&es, &[], 40, &[]);
         check(&es, &[], 35, &["b"]);
         check(&es, &[], 15, &["b", "d", "c"]);
@@ -293,7 +357,10 @@ mod tests {
         assert_eq!(note, None);
         let (a, b) = (b"abc".as_slice(), b"defg".as_slice());
         let (sa, sb) = (Sha256::of(a).to_string(), Sha256::of(b).to_string());
-        assert!(matches!(cache.put(&sa, b, 1), Err(CacheError::Mismatch { .. })));
+        assert!(matches!(
+            cache.put(&sa, b, 1),
+            Err(CacheError::Mismatch { .. })
+        ));
         cache.put(&sa, a, 1).unwrap();
         cache.put(&sb, b, 2).unwrap();
         assert_eq!(cache.get(&sa).unwrap().as_deref(), Some(a));
@@ -319,7 +386,10 @@ mod tests {
         let sha = Sha256::of(b"good").to_string();
         cache.put(&sha, b"good", 1).unwrap();
         // Corrupt it behind the cache's back.
-        cache.data.insert(sha.as_bytes(), b"evil".as_slice()).unwrap();
+        cache
+            .data
+            .insert(sha.as_bytes(), b"evil".as_slice())
+            .unwrap();
         cache.verified.lock().unwrap().clear();
         assert!(!cache.playable(&sha).unwrap());
         assert_eq!(cache.get(&sha).unwrap(), None);
@@ -337,7 +407,11 @@ mod tests {
         let (cache, note) = Cache::open(dir.path(), 1 << 20, 1_700_000_000).unwrap();
         let note = note.expect("a note about the broken cache");
         assert!(note.contains("cache.sled.broken-1700000000"), "{note}");
-        assert!(dir.path().join("cache.sled.broken-1700000000").join("db").exists());
+        assert!(dir
+            .path()
+            .join("cache.sled.broken-1700000000")
+            .join("db")
+            .exists());
         assert_eq!(cache.stats(), CacheStats::default());
         let sha = Sha256::of(b"x").to_string();
         cache.put(&sha, b"x", 1).unwrap();

@@ -48,7 +48,9 @@ impl std::fmt::Debug for Clock {
 
 impl Clock {
     pub fn system() -> Clock {
-        Clock::System(SystemClock { origin: tokio::time::Instant::now() })
+        Clock::System(SystemClock {
+            origin: tokio::time::Instant::now(),
+        })
     }
 
     /// A sim clock that reports readiness of `screen_id` on `ready`.
@@ -172,7 +174,11 @@ pub enum SimError {
     #[error("step {got} is older than the current step {current}")]
     OldStep { got: u64, current: u64 },
     #[error("time {got} of step {step} goes back from {current}")]
-    Backwards { step: u64, got: DateTime<Utc>, current: DateTime<Utc> },
+    Backwards {
+        step: u64,
+        got: DateTime<Utc>,
+        current: DateTime<Utc>,
+    },
 }
 
 /// The sim clock: the main loop [`advance`](SimHandle::advance)s it, the player waits on it.
@@ -195,10 +201,17 @@ impl SimHandle {
         {
             let mut st = self.lock();
             if st.now.is_some() && msg.step < st.step {
-                return Err(SimError::OldStep { got: msg.step, current: st.step });
+                return Err(SimError::OldStep {
+                    got: msg.step,
+                    current: st.step,
+                });
             }
             if let Some(current) = st.now.filter(|c| msg.now < *c) {
-                return Err(SimError::Backwards { step: msg.step, got: msg.now, current });
+                return Err(SimError::Backwards {
+                    step: msg.step,
+                    got: msg.now,
+                    current,
+                });
             }
             st.step = msg.step;
             st.now = Some(msg.now);
@@ -261,7 +274,13 @@ impl SimHandle {
     }
 
     fn ready_msg(&self, step: u64, next: DateTime<Utc>) -> SimReady {
-        SimReady { v: playlists::wire::VERSION, screen_id: self.inner.screen_id.clone(), step, next }
+        SimReady {
+            v: playlists::wire::VERSION,
+            screen_id: self.inner.screen_id.clone(),
+            step,
+            next,
+            last_seq: None,
+        }
     }
 }
 
@@ -286,7 +305,11 @@ mod tests {
     }
 
     fn step(n: u64, now: &str) -> SimClock {
-        SimClock { v: 1, step: n, now: t(now) }
+        SimClock {
+            v: 1,
+            step: n,
+            now: t(now),
+        }
     }
 
     fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
@@ -294,7 +317,9 @@ mod tests {
     }
 
     fn drain(rx: &mut mpsc::UnboundedReceiver<SimReady>) -> Vec<(u64, String)> {
-        std::iter::from_fn(|| rx.try_recv().ok()).map(|r| (r.step, r.next.format("%H:%M:%S").to_string())).collect()
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|r| (r.step, r.next.format("%H:%M:%S").to_string()))
+            .collect()
     }
 
     #[tokio::test]
@@ -308,7 +333,10 @@ mod tests {
         let mut started = pin!(clock.started());
         assert!(poll_once(started.as_mut()).is_pending());
         sim.advance(&step(0, "2023-12-18T08:00:00Z")).unwrap();
-        assert_eq!(poll_once(started.as_mut()), Poll::Ready(t("2023-12-18T08:00:00Z")));
+        assert_eq!(
+            poll_once(started.as_mut()),
+            Poll::Ready(t("2023-12-18T08:00:00Z"))
+        );
         // Not waiting (the player is busy): no ready.
         assert_eq!(drain(&mut rx), vec![]);
 
@@ -344,16 +372,29 @@ mod tests {
         sim.advance(&step(3, "2023-12-18T08:00:20Z")).unwrap();
         assert_eq!(drain(&mut rx), vec![]);
         // Old or backwards steps are refused.
-        assert!(matches!(sim.advance(&step(2, "2023-12-18T08:00:30Z")), Err(SimError::OldStep { .. })));
-        assert!(matches!(sim.advance(&step(4, "2023-12-18T08:00:00Z")), Err(SimError::Backwards { .. })));
-        assert_eq!(clock.mono_ms(), t("2023-12-18T08:00:20Z").timestamp_millis());
+        assert!(matches!(
+            sim.advance(&step(2, "2023-12-18T08:00:30Z")),
+            Err(SimError::OldStep { .. })
+        ));
+        assert!(matches!(
+            sim.advance(&step(4, "2023-12-18T08:00:00Z")),
+            Err(SimError::Backwards { .. })
+        ));
+        assert_eq!(
+            clock.mono_ms(),
+            t("2023-12-18T08:00:20Z").timestamp_millis()
+        );
     }
 
     #[tokio::test]
     async fn a_time_already_reached_does_not_wait_or_report() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let clock = Clock::sim("s1", tx);
-        clock.as_sim().unwrap().advance(&step(0, "2023-12-18T08:00:30Z")).unwrap();
+        clock
+            .as_sim()
+            .unwrap()
+            .advance(&step(0, "2023-12-18T08:00:30Z"))
+            .unwrap();
         let mut sleep = pin!(clock.sleep_until(t("2023-12-18T08:00:15Z")));
         assert_eq!(poll_once(sleep.as_mut()), Poll::Ready(()));
         assert_eq!(drain(&mut rx), vec![]);

@@ -18,7 +18,10 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config is not valid TOML or misses a field: {0}")]
     Toml(#[from] toml::de::Error),
     #[error("config field `{field}`: {reason}")]
@@ -26,7 +29,10 @@ pub enum ConfigError {
 }
 
 fn field(field: &'static str, reason: impl std::fmt::Display) -> ConfigError {
-    ConfigError::Field { field, reason: reason.to_string() }
+    ConfigError::Field {
+        field,
+        reason: reason.to_string(),
+    }
 }
 
 /// A value that must never appear in logs: `Debug` prints `[redacted]`.
@@ -93,22 +99,28 @@ pub struct AgentConfig {
 
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         AgentConfig::from_toml_str(&text)
     }
 
     pub fn from_toml_str(text: &str) -> Result<AgentConfig, ConfigError> {
         let raw: RawConfig = toml::from_str(text)?;
         let screen_id = ScreenId::parse(&raw.screen_id).map_err(|e| field("screen_id", e))?;
-        let (mqtt_host, mqtt_port) = parse_mqtt_url(&raw.mqtt_url).map_err(|e| field("mqtt_url", e))?;
+        let (mqtt_host, mqtt_port) =
+            parse_mqtt_url(&raw.mqtt_url).map_err(|e| field("mqtt_url", e))?;
         let server_url = parse_http_url(&raw.server_url).map_err(|e| field("server_url", e))?;
         let topic_prefix = raw.topic_prefix.trim_end_matches('/').to_owned();
         if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
-            return Err(field("topic_prefix", "must be non-empty and without MQTT wildcards"));
+            return Err(field(
+                "topic_prefix",
+                "must be non-empty and without MQTT wildcards",
+            ));
         }
-        let server_public_key =
-            public_key_from_hex(&raw.server_public_key).map_err(|e| field("server_public_key", e))?;
+        let server_public_key = public_key_from_hex(&raw.server_public_key)
+            .map_err(|e| field("server_public_key", e))?;
         let screen_key = Keypair::from_secret_hex(&raw.screen_secret_key)
             .map_err(|_| field("screen_secret_key", "a secret key is 64 hex digits"))?;
         let cache_max_bytes = raw.cache.max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES);
@@ -133,7 +145,9 @@ fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
     let rest = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| format!("{url:?} must start with mqtt:// or tcp:// (TLS is not supported)"))?;
+        .ok_or_else(|| {
+            format!("{url:?} must start with mqtt:// or tcp:// (TLS is not supported)")
+        })?;
     let authority = rest.trim_end_matches('/');
     if authority.contains(['/', '@', '?']) {
         return Err(format!("{url:?} must be just mqtt://host:port"));
@@ -197,7 +211,9 @@ max_bytes = 1048576
     }
 
     fn check(text: &str, expect: Result<(), &str>) {
-        let got = AgentConfig::from_toml_str(text).map(|_| ()).map_err(|e| e.to_string());
+        let got = AgentConfig::from_toml_str(text)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         match (got, expect) {
             (Ok(()), Ok(())) => {}
             (Err(e), Err(want)) => assert!(e.contains(want), "error {e:?} should mention {want:?}"),
@@ -221,7 +237,9 @@ max_bytes = 1048576
 
     #[test]
     fn defaults() {
-        let text = valid().replace("[cache]\nmax_bytes = 1048576\n", "").replace("topic_prefix = \"signage/v1\"\n", "");
+        let text = valid()
+            .replace("[cache]\nmax_bytes = 1048576\n", "")
+            .replace("topic_prefix = \"signage/v1\"\n", "");
         let c = AgentConfig::from_toml_str(&text).unwrap();
         assert_eq!(c.cache_max_bytes, DEFAULT_CACHE_MAX_BYTES);
         assert_eq!(c.topic_prefix, "signage/v1");
@@ -230,21 +248,54 @@ max_bytes = 1048576
     #[test]
     fn rejects_bad_files() {
         check(&valid(), Ok(()));
-        check(&valid().replace("screen_id = \"bj-metro-xidan-s1\"\n", ""), Err("missing field `screen_id`"));
+        check(
+            &valid().replace("screen_id = \"bj-metro-xidan-s1\"\n", ""),
+            Err("missing field `screen_id`"),
+        );
         check(&valid().replace(SERVER, "abc"), Err("server_public_key"));
-        check(&valid().replace(SECRET, &"z".repeat(64)), Err("screen_secret_key"));
-        check(&valid().replace("bj-metro-xidan-s1", "a/b"), Err("screen_id"));
-        check(&valid().replace("mqtt://127.0.0.1:1883", "mqtts://h:8883"), Err("mqtt_url"));
-        check(&valid().replace("mqtt://127.0.0.1:1883", "mqtt://h:99999"), Err("bad port"));
-        check(&valid().replace("http://127.0.0.1:8080/", "https://h"), Err("server_url"));
-        check(&valid().replace("max_bytes = 1048576", "max_bytes = 0"), Err("cache.max_bytes"));
-        check(&format!("{}\nextra = 1\n", valid().replace("[cache]\nmax_bytes = 1048576\n", "")), Err("unknown field"));
+        check(
+            &valid().replace(SECRET, &"z".repeat(64)),
+            Err("screen_secret_key"),
+        );
+        check(
+            &valid().replace("bj-metro-xidan-s1", "a/b"),
+            Err("screen_id"),
+        );
+        check(
+            &valid().replace("mqtt://127.0.0.1:1883", "mqtts://h:8883"),
+            Err("mqtt_url"),
+        );
+        check(
+            &valid().replace("mqtt://127.0.0.1:1883", "mqtt://h:99999"),
+            Err("bad port"),
+        );
+        check(
+            &valid().replace("http://127.0.0.1:8080/", "https://h"),
+            Err("server_url"),
+        );
+        check(
+            &valid().replace("max_bytes = 1048576", "max_bytes = 0"),
+            Err("cache.max_bytes"),
+        );
+        check(
+            &format!(
+                "{}\nextra = 1\n",
+                valid().replace("[cache]\nmax_bytes = 1048576\n", "")
+            ),
+            Err("unknown field"),
+        );
     }
 
     #[test]
     fn mqtt_urls() {
-        assert_eq!(parse_mqtt_url("mqtt://broker").unwrap(), ("broker".into(), 1883));
-        assert_eq!(parse_mqtt_url("tcp://[::1]:1884").unwrap(), ("::1".into(), 1884));
+        assert_eq!(
+            parse_mqtt_url("mqtt://broker").unwrap(),
+            ("broker".into(), 1883)
+        );
+        assert_eq!(
+            parse_mqtt_url("tcp://[::1]:1884").unwrap(),
+            ("::1".into(), 1884)
+        );
         assert!(parse_mqtt_url("mqtt://:1883").is_err());
         assert!(parse_mqtt_url("mqtt://h:1/x").is_err());
     }

@@ -23,7 +23,11 @@ pub enum FetchError {
     #[error("GET {url}: {source}")]
     Http { url: String, source: reqwest::Error },
     #[error("GET {url}: expected {expected} bytes, got {got}")]
-    Size { url: String, expected: u64, got: u64 },
+    Size {
+        url: String,
+        expected: u64,
+        got: u64,
+    },
     #[error("creative {id}: url {url:?} is not a server path")]
     BadUrl { id: String, url: String },
     #[error(transparent)]
@@ -56,7 +60,11 @@ pub fn http_client() -> reqwest::Client {
 
 impl Fetcher {
     /// Runs until `shutdown`; starts over whenever the schedule changes.
-    pub async fn run<E: From<MediaEvent>>(self, events: mpsc::Sender<E>, shutdown: CancellationToken) {
+    pub async fn run<E: From<MediaEvent>>(
+        self,
+        events: mpsc::Sender<E>,
+        shutdown: CancellationToken,
+    ) {
         let mut schedules = self.schedules.clone();
         loop {
             let held = schedules.borrow_and_update().clone();
@@ -89,7 +97,7 @@ impl Fetcher {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the media cache");
-                    tokio::time::sleep(backoff.next()).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                     continue;
                 }
             };
@@ -97,7 +105,11 @@ impl Fetcher {
                 self.evict(held).await;
                 return held.version;
             }
-            tracing::info!(version = held.version, missing = missing.len(), "downloading media");
+            tracing::info!(
+                version = held.version,
+                missing = missing.len(),
+                "downloading media"
+            );
             let mut failed = 0;
             for creative in &missing {
                 if let Err(e) = self.fetch_one(creative).await {
@@ -106,8 +118,12 @@ impl Fetcher {
                 }
             }
             if failed > 0 {
-                let delay = backoff.next();
-                tracing::info!(failed, retry_in_ms = delay.as_millis() as u64, "retrying media downloads");
+                let delay = backoff.next_delay();
+                tracing::info!(
+                    failed,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "retrying media downloads"
+                );
                 tokio::time::sleep(delay).await;
             }
         }
@@ -119,7 +135,9 @@ impl Fetcher {
         let missing = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             for c in &held.doc.body.creatives {
-                if !out.iter().any(|o: &WireCreative| o.sha256 == c.sha256) && !cache.contains(&c.sha256)? {
+                if !out.iter().any(|o: &WireCreative| o.sha256 == c.sha256)
+                    && !cache.contains(&c.sha256)?
+                {
                     out.push(c.clone());
                 }
             }
@@ -131,12 +149,29 @@ impl Fetcher {
 
     async fn fetch_one(&self, c: &WireCreative) -> Result<(), FetchError> {
         if !c.url.starts_with('/') || c.url.starts_with("//") {
-            return Err(FetchError::BadUrl { id: c.id.clone(), url: c.url.clone() });
+            return Err(FetchError::BadUrl {
+                id: c.id.clone(),
+                url: c.url.clone(),
+            });
         }
         let url = format!("{}{}", self.server_url, c.url);
-        let http = |source| FetchError::Http { url: url.clone(), source };
-        let mut resp = self.http.get(&url).send().await.map_err(http)?.error_for_status().map_err(http)?;
-        let size = |got| FetchError::Size { url: url.clone(), expected: c.bytes, got };
+        let http = |source| FetchError::Http {
+            url: url.clone(),
+            source,
+        };
+        let mut resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(http)?
+            .error_for_status()
+            .map_err(http)?;
+        let size = |got| FetchError::Size {
+            url: url.clone(),
+            expected: c.bytes,
+            got,
+        };
         if let Some(len) = resp.content_length().filter(|l| *l != c.bytes) {
             return Err(size(len));
         }
@@ -162,7 +197,9 @@ impl Fetcher {
         let cache = self.cache.clone();
         let referenced = held.referenced();
         match tokio::task::spawn_blocking(move || cache.evict(&referenced, false)).await {
-            Ok(Ok(evicted)) if !evicted.is_empty() => tracing::info!(count = evicted.len(), "evicted unreferenced media"),
+            Ok(Ok(evicted)) if !evicted.is_empty() => {
+                tracing::info!(count = evicted.len(), "evicted unreferenced media")
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "eviction failed"),
             Err(e) => tracing::warn!(error = %e, "eviction task failed"),

@@ -73,11 +73,16 @@ impl RunOptions {
 
 /// Runs the agent until `shutdown` is cancelled (or a task fails beyond repair). A schedule
 /// persisted by an earlier run is applied before any network, so the agent plays offline.
-pub async fn run(config: AgentConfig, opts: RunOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: AgentConfig,
+    opts: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let screen = config.screen_id.to_string();
     let dir = opts.data_dir.clone();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))?;
 
     let (outbox, recovery) = {
         let dir = dir.clone();
@@ -91,7 +96,8 @@ pub async fn run(config: AgentConfig, opts: RunOptions, shutdown: CancellationTo
     let (cache, cache_note) = {
         let dir = dir.clone();
         let max = config.cache_max_bytes;
-        tokio::task::spawn_blocking(move || Cache::open(&dir, max, Utc::now().timestamp())).await??
+        tokio::task::spawn_blocking(move || Cache::open(&dir, max, Utc::now().timestamp()))
+            .await??
     };
     let cache = Arc::new(cache);
     let held = restore_schedule(&config, &outbox).await?;
@@ -109,7 +115,7 @@ pub async fn run(config: AgentConfig, opts: RunOptions, shutdown: CancellationTo
         ..status::Facts::default()
     });
     let will = serde_json::to_vec(&offline).expect("status serialises");
-    let (client, eventloop) = rumqttc::AsyncClient::new(mqtt::options(&config, &topics, will), mqtt::REQUEST_CAPACITY);
+    let (client, eventloop) = mqtt::client(&config, &topics, will);
 
     let (events_tx, events_rx) = mpsc::channel::<Event>(256);
     let (schedules_tx, schedules_rx) = watch::channel(held);
@@ -129,7 +135,12 @@ pub async fn run(config: AgentConfig, opts: RunOptions, shutdown: CancellationTo
         uploader: uploader_tx.clone(),
         now_playing: playing_tx,
     };
-    spawn_fatal(&tracker, "player", events_tx.clone(), player.run(tasks_stop.clone()));
+    spawn_fatal(
+        &tracker,
+        "player",
+        events_tx.clone(),
+        player.run(tasks_stop.clone()),
+    );
     let uploader = uploader::Uploader {
         outbox: outbox.clone(),
         client: client.clone(),
@@ -137,7 +148,12 @@ pub async fn run(config: AgentConfig, opts: RunOptions, shutdown: CancellationTo
         screen_id: screen.clone(),
         key: config.screen_key.expose().clone(),
     };
-    spawn_fatal(&tracker, "uploader", events_tx.clone(), uploader.run(uploader_rx, events_tx.clone(), tasks_stop.clone()));
+    spawn_fatal(
+        &tracker,
+        "uploader",
+        events_tx.clone(),
+        uploader.run(uploader_rx, events_tx.clone(), tasks_stop.clone()),
+    );
     let fetcher = fetch::Fetcher {
         http: fetch::http_client(),
         server_url: config.server_url.clone(),
@@ -192,12 +208,17 @@ pub async fn run(config: AgentConfig, opts: RunOptions, shutdown: CancellationTo
 }
 
 /// The schedule an earlier run accepted, checked again against the pinned key.
-async fn restore_schedule(config: &Arc<AgentConfig>, outbox: &Arc<Outbox>) -> anyhow::Result<Option<Arc<HeldSchedule>>> {
+async fn restore_schedule(
+    config: &Arc<AgentConfig>,
+    outbox: &Arc<Outbox>,
+) -> anyhow::Result<Option<Arc<HeldSchedule>>> {
     let o = outbox.clone();
     let Some(raw) = tokio::task::spawn_blocking(move || o.load_schedule()).await?? else {
         return Ok(None);
     };
-    let restored = accept::accept_schedule(None, &config.screen_id, &config.server_public_key, &raw).and_then(HeldSchedule::new);
+    let restored =
+        accept::accept_schedule(None, &config.screen_id, &config.server_public_key, &raw)
+            .and_then(HeldSchedule::new);
     match restored {
         Ok(h) => {
             tracing::info!(version = h.version, "schedule restored from the outbox");

@@ -31,14 +31,21 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
     let config = AgentConfig::load(&cli.config)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    let opts = RunOptions { data_dir: cli.data_dir, player: cli.player, clock: cli.clock, durability: cli.durability };
+    let opts = RunOptions {
+        data_dir: cli.data_dir,
+        player: cli.player,
+        clock: cli.clock,
+        durability: cli.durability,
+    };
     agent::run(config, opts, shutdown).await
 }
 

@@ -105,7 +105,9 @@ impl MainLoop {
             match event {
                 Event::Net(NetEvent::Connected) => self.on_connected().await,
                 Event::Net(NetEvent::Disconnected(_)) => self.on_disconnected().await,
-                Event::Net(NetEvent::Message { topic, payload }) => self.on_message(&topic, &payload).await,
+                Event::Net(NetEvent::Message { topic, payload }) => {
+                    self.on_message(&topic, &payload).await
+                }
                 Event::Media(MediaEvent::Ready { version }) => self.on_media_ready(version),
                 Event::Upload(UploadEvent::Acked { backlog }) => self.on_acked(backlog),
                 Event::SimReady(r) => self.on_sim_ready(&r),
@@ -113,7 +115,10 @@ impl MainLoop {
                 Event::Fatal(e) => break Some(e),
             }
         };
-        Exit { fatal, disconnecting: self.goodbye() }
+        Exit {
+            fatal,
+            disconnecting: self.goodbye(),
+        }
     }
 
     fn screen(&self) -> &str {
@@ -151,7 +156,11 @@ impl MainLoop {
         } else if topic == self.topics.command(&screen) {
             self.on_command(payload).await;
         } else if topic == self.topics.pop_ack(&screen) {
-            match accept_ack(&self.config.screen_id, &self.config.server_public_key, payload) {
+            match accept_ack(
+                &self.config.screen_id,
+                &self.config.server_public_key,
+                payload,
+            ) {
                 Ok(ack) => {
                     let _ = self.uploader.send(UploaderMsg::Ack(ack)).await;
                 }
@@ -166,7 +175,12 @@ impl MainLoop {
 
     async fn on_schedule(&mut self, raw: &[u8]) {
         let held = self.held().map(|h| h.version);
-        let doc = match accept_schedule(held, &self.config.screen_id, &self.config.server_public_key, raw) {
+        let doc = match accept_schedule(
+            held,
+            &self.config.screen_id,
+            &self.config.server_public_key,
+            raw,
+        ) {
             Ok(doc) => doc,
             Err(Reject::NotNewer { held, got }) if held == got => {
                 tracing::debug!(version = got, "schedule already held");
@@ -197,7 +211,11 @@ impl MainLoop {
                 return;
             }
         }
-        tracing::info!(version = held.version, campaigns = held.schedule.campaigns.len(), "schedule applied");
+        tracing::info!(
+            version = held.version,
+            campaigns = held.schedule.campaigns.len(),
+            "schedule applied"
+        );
         self.media_ready = false;
         self.schedules.send_replace(Some(held));
         self.publish_status(false);
@@ -205,7 +223,12 @@ impl MainLoop {
 
     async fn on_command(&mut self, raw: &[u8]) {
         let now = self.clock.now().unwrap_or_else(Utc::now);
-        let cmd = match accept_command(&self.config.screen_id, &self.config.server_public_key, raw, now) {
+        let cmd = match accept_command(
+            &self.config.screen_id,
+            &self.config.server_public_key,
+            raw,
+            now,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(reason = %e, "ignoring command");
@@ -236,7 +259,9 @@ impl MainLoop {
                 let referenced = self.held().map(|h| h.referenced()).unwrap_or_default();
                 let cache = self.cache.clone();
                 match tokio::task::spawn_blocking(move || cache.evict(&referenced, true)).await {
-                    Ok(Ok(evicted)) => tracing::info!(count = evicted.len(), "purged unreferenced media"),
+                    Ok(Ok(evicted)) => {
+                        tracing::info!(count = evicted.len(), "purged unreferenced media")
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
                     Err(e) => tracing::warn!(error = %e, "purge task failed"),
                 }
@@ -249,6 +274,10 @@ impl MainLoop {
         let Some(sim) = self.clock.as_sim() else {
             return;
         };
+        if raw.is_empty() {
+            tracing::debug!("sim clock cleared");
+            return;
+        }
         match SimClock::parse(raw) {
             Ok(msg) => {
                 if let Err(e) = sim.advance(&msg) {
@@ -263,9 +292,18 @@ impl MainLoop {
         if !self.connected {
             return;
         }
-        let payload = serde_json::to_vec(ready).expect("ready serialises");
+        let book = self.outbox.book();
+        let finished = book.last_seq() - u64::from(book.in_progress.is_some());
+        let ready = SimReady {
+            last_seq: Some(finished),
+            ..ready.clone()
+        };
+        let payload = serde_json::to_vec(&ready).expect("ready serialises");
         let topic = ready_topic(self.topics.prefix(), self.screen());
-        if let Err(e) = self.client.try_publish(topic, QoS::AtLeastOnce, false, payload) {
+        if let Err(e) = self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+        {
             tracing::warn!(error = %e, "could not queue sim ready");
         }
     }
@@ -311,12 +349,20 @@ impl MainLoop {
     /// Publishes the retained status; without `always`, only if the presence changed.
     fn publish_status(&mut self, always: bool) {
         let facts = self.facts(true);
-        let presence = Presence { schedule_version: facts.schedule_version, media_ready: facts.media_ready };
+        let presence = Presence {
+            schedule_version: facts.schedule_version,
+            media_ready: facts.media_ready,
+        };
         if !self.connected || !(always || presence_changed(self.published.as_ref(), &presence)) {
             return;
         }
         let payload = serde_json::to_vec(&build_status(facts)).expect("status serialises");
-        match self.client.try_publish(self.topics.status(self.screen()), QoS::AtLeastOnce, true, payload) {
+        match self.client.try_publish(
+            self.topics.status(self.screen()),
+            QoS::AtLeastOnce,
+            true,
+            payload,
+        ) {
             Ok(()) => self.published = Some(presence),
             Err(e) => tracing::warn!(error = %e, "could not queue status"),
         }
@@ -328,8 +374,14 @@ impl MainLoop {
         if !self.connected {
             return false;
         }
-        let payload = serde_json::to_vec(&build_status(self.facts(false))).expect("status serialises");
-        if let Err(e) = self.client.try_publish(self.topics.status(self.screen()), QoS::AtLeastOnce, true, payload) {
+        let payload =
+            serde_json::to_vec(&build_status(self.facts(false))).expect("status serialises");
+        if let Err(e) = self.client.try_publish(
+            self.topics.status(self.screen()),
+            QoS::AtLeastOnce,
+            true,
+            payload,
+        ) {
             tracing::warn!(error = %e, "could not queue the offline status");
         }
         match self.client.try_disconnect() {

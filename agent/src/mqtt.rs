@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use playlists::wire::{Topics, MAX_POP_BYTES, MAX_SCHEDULE_BYTES};
-use rumqttc::{Event as MqttEvent, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter};
+use rumqttc::{
+    Event as MqttEvent, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +28,10 @@ pub enum NetEvent {
     Connected,
     /// The connection failed or dropped; the driver retries by itself.
     Disconnected(String),
-    Message { topic: String, payload: Vec<u8> },
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+    },
 }
 
 /// Client options; `will` is the offline status payload.
@@ -38,8 +43,24 @@ pub fn options(config: &AgentConfig, topics: &Topics, will: Vec<u8>) -> MqttOpti
     o.set_clean_session(true);
     o.set_max_packet_size(MAX_SCHEDULE_BYTES + 4096, MAX_POP_BYTES + 4096);
     o.set_request_channel_capacity(REQUEST_CAPACITY);
-    o.set_last_will(LastWill::new(topics.status(id), will, QoS::AtLeastOnce, true));
+    o.set_last_will(LastWill::new(
+        topics.status(id),
+        will,
+        QoS::AtLeastOnce,
+        true,
+    ));
     o
+}
+
+/// The client handle and its event loop (not yet connected), with Nagle off: the sim
+/// clock's lock step is a ping-pong of small messages.
+pub fn client(config: &AgentConfig, topics: &Topics, will: Vec<u8>) -> (AsyncClient, EventLoop) {
+    let (client, mut eventloop) = AsyncClient::new(options(config, topics, will), REQUEST_CAPACITY);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(10);
+    eventloop.set_network_options(net);
+    (client, eventloop)
 }
 
 /// The topics to subscribe on every ConnAck (clean sessions forget them).
@@ -50,14 +71,21 @@ pub fn subscriptions(topics: &Topics, screen: &str, sim: bool) -> Vec<SubscribeF
         SubscribeFilter::new(topics.pop_ack(screen), QoS::AtLeastOnce),
     ];
     if sim {
-        v.push(SubscribeFilter::new(crate::sim::clock_topic(topics.prefix()), QoS::AtLeastOnce));
+        v.push(SubscribeFilter::new(
+            crate::sim::clock_topic(topics.prefix()),
+            QoS::AtLeastOnce,
+        ));
     }
     v
 }
 
 /// Polls the event loop until it has sent a DISCONNECT or `stop` is cancelled. Errors
 /// (broker down, connection lost) are reported, waited out with backoff, and polled again.
-pub async fn drive<E: From<NetEvent>>(mut eventloop: EventLoop, events: mpsc::Sender<E>, stop: CancellationToken) {
+pub async fn drive<E: From<NetEvent>>(
+    mut eventloop: EventLoop,
+    events: mpsc::Sender<E>,
+    stop: CancellationToken,
+) {
     let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
     loop {
         let polled = tokio::select! {
@@ -70,16 +98,23 @@ pub async fn drive<E: From<NetEvent>>(mut eventloop: EventLoop, events: mpsc::Se
                 backoff.reset();
                 NetEvent::Connected
             }
-            Ok(MqttEvent::Incoming(Packet::Publish(p))) => NetEvent::Message { topic: p.topic, payload: p.payload.to_vec() },
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => NetEvent::Message {
+                topic: p.topic,
+                payload: p.payload.to_vec(),
+            },
             Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) => {
                 tracing::debug!("disconnect sent");
                 return;
             }
             Ok(_) => continue,
             Err(e) => {
-                let delay = backoff.next();
+                let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection error");
-                if events.send(NetEvent::Disconnected(e.to_string()).into()).await.is_err() {
+                if events
+                    .send(NetEvent::Disconnected(e.to_string()).into())
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 tokio::select! {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::{PlayRecord, PlayStatus};
-use playlists::{DayPlan, Play, Planner};
+use playlists::{DayPlan, Planner, Play};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +55,9 @@ impl PlayerKind {
 /// `complete` when the play started within 500 ms of its slot and lasted the slot's
 /// length within 500 ms; otherwise `partial`.
 pub fn play_status(slot_ms: i64, start_late_ms: i64, duration_ms: i64) -> PlayStatus {
-    if start_late_ms.abs() <= COMPLETE_WITHIN_MS && (duration_ms - slot_ms).abs() <= COMPLETE_WITHIN_MS {
+    if start_late_ms.abs() <= COMPLETE_WITHIN_MS
+        && (duration_ms - slot_ms).abs() <= COMPLETE_WITHIN_MS
+    {
         PlayStatus::Complete
     } else {
         PlayStatus::Partial
@@ -116,9 +118,15 @@ impl Player {
                 Some(h) => Some(self.next(&mut walk, h, now).await?),
                 None => None,
             };
-            let complete = walk.running.as_ref().filter(|r| now >= r.slot_end).map(|r| self.completion(r, now));
+            let complete = walk
+                .running
+                .as_ref()
+                .filter(|r| now >= r.slot_end)
+                .map(|r| self.completion(r, now));
             let start = match (&next, &held) {
-                (Some(Next::Play(p, at)), Some(h)) if *at <= now && (walk.running.is_none() || complete.is_some()) => {
+                (Some(Next::Play(p, at)), Some(h))
+                    if *at <= now && (walk.running.is_none() || complete.is_some()) =>
+                {
                     Some((h, *p))
                 }
                 _ => None,
@@ -159,18 +167,29 @@ impl Player {
 
     /// Walks from the cursor to the next slot with a play, skipping dark days and slots
     /// missed by more than half a slot.
-    async fn next(&self, walk: &mut Walk, held: &Arc<HeldSchedule>, now: DateTime<Utc>) -> Result<Next, PlayerError> {
+    async fn next(
+        &self,
+        walk: &mut Walk,
+        held: &Arc<HeldSchedule>,
+        now: DateTime<Utc>,
+    ) -> Result<Next, PlayerError> {
         let planner = Planner::new(&held.schedule);
         let slot_ms = i64::from(held.schedule.screen.slot_seconds.max(1)) * 1_000;
         loop {
             let cursor = *walk.cursor.get_or_insert_with(|| {
                 let from = planner.first_slot_from(now);
-                walk.not_before.map_or(from, |t| from.max(planner.first_slot_from(t)))
+                walk.not_before
+                    .map_or(from, |t| from.max(planner.first_slot_from(t)))
             });
-            let fresh = walk.day.as_ref().is_some_and(|(v, d)| *v == held.version && d.contains(cursor));
+            let fresh = walk
+                .day
+                .as_ref()
+                .is_some_and(|(v, d)| *v == held.version && d.contains(cursor));
             if !fresh {
                 let h = held.clone();
-                let plan = tokio::task::spawn_blocking(move || Planner::new(&h.schedule).plan_day(cursor)).await?;
+                let plan =
+                    tokio::task::spawn_blocking(move || Planner::new(&h.schedule).plan_day(cursor))
+                        .await?;
                 walk.day = Some((held.version, plan));
             }
             let (_, day) = walk.day.as_ref().expect("planned above");
@@ -202,7 +221,12 @@ impl Player {
         let duration_ms = (self.clock.mono_ms() - r.started_mono).max(0);
         let slot_ms = (r.slot_end - r.slot_start).num_milliseconds();
         let late_ms = (r.started_at - r.slot_start).num_milliseconds();
-        Completion { seq: r.seq, ended_at: now, duration_ms: duration_ms as u64, status: play_status(slot_ms, late_ms, duration_ms) }
+        Completion {
+            seq: r.seq,
+            ended_at: now,
+            duration_ms: duration_ms as u64,
+            status: play_status(slot_ms, late_ms, duration_ms),
+        }
     }
 
     /// One slot boundary: completes the play that ended and starts `start`, in one
@@ -219,7 +243,10 @@ impl Player {
         let mut label = None;
         if let Some((held, play)) = start {
             let planner = Planner::new(&held.schedule);
-            let (slot_start, slot_end) = (planner.slot_start(play.slot), planner.slot_start(play.slot + 1));
+            let (slot_start, slot_end) = (
+                planner.slot_start(play.slot),
+                planner.slot_start(play.slot + 1),
+            );
             let campaign = &held.schedule.campaigns[play.campaign];
             let creative = &held.schedule.creatives[play.creative];
             let sha = creative.sha256.to_string();
@@ -244,20 +271,37 @@ impl Player {
                 started_at: now,
                 ended_at: now,
                 duration_ms: 0,
-                status: if playable { PlayStatus::Partial } else { PlayStatus::Failed },
+                status: if playable {
+                    PlayStatus::Partial
+                } else {
+                    PlayStatus::Failed
+                },
                 clock_synced: self.clock.synced(),
             };
-            new = Some((NewPlay { record, in_progress: playable }, slot_start, slot_end));
+            new = Some((
+                NewPlay {
+                    record,
+                    in_progress: playable,
+                },
+                slot_start,
+                slot_end,
+            ));
             label = playable.then(|| format!("{}/{}", campaign.id, creative.id));
             walk.cursor = Some(play.slot + 1);
             walk.not_before = Some(slot_end);
         }
         let started_mono = self.clock.mono_ms();
-        let seq = self.write(complete, new.as_ref().map(|(n, _, _)| n.clone())).await?;
+        let seq = self
+            .write(complete, new.as_ref().map(|(n, _, _)| n.clone()))
+            .await?;
         walk.running = match (seq, new) {
-            (Some(seq), Some((n, slot_start, slot_end))) if n.in_progress => {
-                Some(Running { seq, slot_start, slot_end, started_at: now, started_mono })
-            }
+            (Some(seq), Some((n, slot_start, slot_end))) if n.in_progress => Some(Running {
+                seq,
+                slot_start,
+                slot_end,
+                started_at: now,
+                started_mono,
+            }),
             _ => None,
         };
         let failed_one = seq.is_some() && walk.running.is_none();
@@ -268,9 +312,16 @@ impl Player {
         Ok(())
     }
 
-    async fn write(&self, complete: Option<Completion>, start: Option<NewPlay>) -> Result<Option<u64>, PlayerError> {
+    async fn write(
+        &self,
+        complete: Option<Completion>,
+        start: Option<NewPlay>,
+    ) -> Result<Option<u64>, PlayerError> {
         let outbox = self.outbox.clone();
-        Ok(tokio::task::spawn_blocking(move || outbox.boundary(complete.as_ref(), start)).await??)
+        Ok(
+            tokio::task::spawn_blocking(move || outbox.boundary(complete.as_ref(), start))
+                .await??,
+        )
     }
 }
 

@@ -22,12 +22,21 @@ impl HeldSchedule {
     /// From a document that [`crate::accept::accept_schedule`] let through.
     pub fn new(doc: ScheduleDoc) -> Result<HeldSchedule, Reject> {
         let schedule = doc.body.to_schedule()?;
-        Ok(HeldSchedule { version: doc.version, doc, schedule })
+        Ok(HeldSchedule {
+            version: doc.version,
+            doc,
+            schedule,
+        })
     }
 
     /// SHA-256 hex of every creative the document lists.
     pub fn referenced(&self) -> HashSet<String> {
-        self.doc.body.creatives.iter().map(|c| c.sha256.clone()).collect()
+        self.doc
+            .body
+            .creatives
+            .iter()
+            .map(|c| c.sha256.clone())
+            .collect()
     }
 
     /// Hours it can keep playing offline from `now`: until the last flight ends. 0 when
@@ -37,7 +46,8 @@ impl HeldSchedule {
             return 0.0;
         }
         let end = self.schedule.campaigns.iter().map(|c| c.flight.end()).max();
-        end.map(|e| ((e - now).num_seconds().max(0) as f64) / 3600.0).unwrap_or(0.0)
+        end.map(|e| ((e - now).num_seconds().max(0) as f64) / 3600.0)
+            .unwrap_or(0.0)
     }
 }
 
@@ -45,7 +55,9 @@ impl HeldSchedule {
 pub(crate) mod fixture {
     //! A small valid schedule for tests: one every-minute campaign in UTC.
     use super::*;
-    use playlists::wire::schedule::{self, ScheduleBody, WireCampaign, WireScreen, WireTarget, WireVenue};
+    use playlists::wire::schedule::{
+        self, ScheduleBody, WireCampaign, WireScreen, WireTarget, WireVenue,
+    };
     use playlists::wire::{Keypair, WireCreative};
     use playlists::{ScreenId, Sha256};
 
@@ -77,7 +89,12 @@ pub(crate) mod fixture {
             })
             .collect();
         ScheduleBody {
-            screen: WireScreen { id: "scr-1".into(), width: 1920, height: 1080, slot_seconds },
+            screen: WireScreen {
+                id: "scr-1".into(),
+                width: 1920,
+                height: 1080,
+                slot_seconds,
+            },
             venue: WireVenue {
                 id: "ven-1".into(),
                 name: "Venue".into(),
@@ -104,7 +121,12 @@ pub(crate) mod fixture {
     }
 
     pub fn doc(version: u64, body: ScheduleBody) -> ScheduleDoc {
-        ScheduleDoc::new(&screen(), version, "2023-12-17T00:00:00Z".parse().unwrap(), body)
+        ScheduleDoc::new(
+            &screen(),
+            version,
+            "2023-12-17T00:00:00Z".parse().unwrap(),
+            body,
+        )
     }
 
     /// The signed bytes of a schedule with the given version.

@@ -4,7 +4,9 @@
 //! crate, so these JSON shapes are the contract:
 //!
 //! - clock: `{"v":1,"step":N,"now":"RFC 3339"}`
-//! - ready: `{"v":1,"screen_id":"…","step":N,"next":"RFC 3339"}`
+//! - ready: `{"v":1,"screen_id":"…","step":N,"next":"RFC 3339","last_seq":S}`; `last_seq`
+//!   is the last finished record's seq, so the leader can wait for the ledger to catch up
+//!   (a play in progress is not counted: at the end of a run it never finishes).
 //!
 //! How the agent's clock uses them is in `clock.rs`.
 
@@ -27,6 +29,8 @@ pub struct SimReady {
     pub screen_id: String,
     pub step: u64,
     pub next: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
 }
 
 pub fn clock_topic(prefix: &str) -> String {
@@ -41,9 +45,13 @@ impl SimClock {
     /// Parses a clock message, checking size and version.
     pub fn parse(raw: &[u8]) -> Result<SimClock, WireError> {
         if raw.len() > MAX_SMALL_BYTES {
-            return Err(WireError::TooLarge { bytes: raw.len(), max: MAX_SMALL_BYTES });
+            return Err(WireError::TooLarge {
+                bytes: raw.len(),
+                max: MAX_SMALL_BYTES,
+            });
         }
-        let msg: SimClock = serde_json::from_slice(raw).map_err(|e| WireError::Malformed(e.to_string()))?;
+        let msg: SimClock =
+            serde_json::from_slice(raw).map_err(|e| WireError::Malformed(e.to_string()))?;
         if msg.v != VERSION {
             return Err(WireError::Version(msg.v));
         }
@@ -60,12 +68,26 @@ mod tests {
         let c = SimClock::parse(br#"{"v":1,"step":3,"now":"2023-12-18T08:00:00Z"}"#).unwrap();
         assert_eq!(c.step, 3);
         assert_eq!(c.now.to_rfc3339(), "2023-12-18T08:00:00+00:00");
-        assert!(matches!(SimClock::parse(br#"{"v":2,"step":3,"now":"2023-12-18T08:00:00Z"}"#), Err(WireError::Version(2))));
+        assert!(matches!(
+            SimClock::parse(br#"{"v":2,"step":3,"now":"2023-12-18T08:00:00Z"}"#),
+            Err(WireError::Version(2))
+        ));
         assert!(SimClock::parse(b"{}").is_err());
-        let r = SimReady { v: 1, screen_id: "s1".into(), step: 3, next: c.now };
+        let mut r = SimReady {
+            v: 1,
+            screen_id: "s1".into(),
+            step: 3,
+            next: c.now,
+            last_seq: None,
+        };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"v":1,"screen_id":"s1","step":3,"next":"2023-12-18T08:00:00Z"}"#
+        );
+        r.last_seq = Some(7);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"v":1,"screen_id":"s1","step":3,"next":"2023-12-18T08:00:00Z","last_seq":7}"#
         );
         assert_eq!(ready_topic("signage/v1", "s1"), "signage/v1/sim/ready/s1");
         assert_eq!(clock_topic("signage/v1"), "signage/v1/sim/clock");

@@ -68,7 +68,10 @@ mod tests {
             online: true,
             schedule_version: Some(4),
             player: "headless".into(),
-            cache: CacheStats { bytes: 10, items: 2 },
+            cache: CacheStats {
+                bytes: 10,
+                items: 2,
+            },
             media_ready: true,
             outbox_backlog: 3,
             last_seq: 9,
@@ -79,16 +82,31 @@ mod tests {
         assert_eq!(json["v"], 1);
         assert_eq!(json["schedule_version"], 4);
         assert_eq!(json["agent_version"], env!("CARGO_PKG_VERSION"));
-        assert_eq!((json["cache_bytes"].as_u64(), json["cache_items"].as_u64()), (Some(10), Some(2)));
-        assert_eq!((json["outbox_backlog"].as_u64(), json["last_seq"].as_u64()), (Some(3), Some(9)));
+        assert_eq!(
+            (json["cache_bytes"].as_u64(), json["cache_items"].as_u64()),
+            (Some(10), Some(2))
+        );
+        assert_eq!(
+            (json["outbox_backlog"].as_u64(), json["last_seq"].as_u64()),
+            (Some(3), Some(9))
+        );
     }
 
     #[test]
     fn presence_changes() {
-        let p = |v: Option<u64>, ready: bool| Presence { schedule_version: v, media_ready: ready };
+        let p = |v: Option<u64>, ready: bool| Presence {
+            schedule_version: v,
+            media_ready: ready,
+        };
         assert!(presence_changed(None, &p(None, false)));
-        assert!(!presence_changed(Some(&p(Some(1), true)), &p(Some(1), true)));
+        assert!(!presence_changed(
+            Some(&p(Some(1), true)),
+            &p(Some(1), true)
+        ));
         assert!(presence_changed(Some(&p(Some(1), true)), &p(Some(2), true)));
-        assert!(presence_changed(Some(&p(Some(2), false)), &p(Some(2), true)));
+        assert!(presence_changed(
+            Some(&p(Some(2), false)),
+            &p(Some(2), true)
+        ));
     }
 }

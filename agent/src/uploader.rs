@@ -65,7 +65,9 @@ impl UploadState {
             let resend = self.sent_at.is_none_or(|at| now >= at + RESEND_AFTER);
             return resend.then_some(Action::Send);
         }
-        let waited = self.waiting_since.map(|since| now.saturating_duration_since(since));
+        let waited = self
+            .waiting_since
+            .map(|since| now.saturating_duration_since(since));
         should_form_batch(ready, waited, false).then_some(Action::Form)
     }
 
@@ -77,7 +79,9 @@ impl UploadState {
         if self.in_flight {
             return self.sent_at.map(|at| at + RESEND_AFTER);
         }
-        (ready > 0).then_some(self.waiting_since?).map(|since| since + crate::outbox::BATCH_AFTER)
+        (ready > 0)
+            .then_some(self.waiting_since?)
+            .map(|since| since + crate::outbox::BATCH_AFTER)
     }
 
     /// Notes that records are waiting, starting the clock if it is not running.
@@ -114,7 +118,9 @@ impl Uploader {
             match st.due(Instant::now(), ready) {
                 Some(Action::Form) => {
                     let (screen, key) = (self.screen_id.clone(), self.key.clone());
-                    batch = self.blocking(move |o| o.form_batch(&screen, &key, MAX_BATCH_RECORDS)).await?;
+                    batch = self
+                        .blocking(move |o| o.form_batch(&screen, &key, MAX_BATCH_RECORDS))
+                        .await?;
                     st.in_flight = batch.is_some();
                     st.sent_at = None;
                     // Records left over keep their age, so they go as soon as this is acked.
@@ -142,7 +148,9 @@ impl Uploader {
                 },
             };
             match msg {
-                UploaderMsg::Finalized => st.records_waiting(Instant::now(), self.outbox.book().ready()),
+                UploaderMsg::Finalized => {
+                    st.records_waiting(Instant::now(), self.outbox.book().ready())
+                }
                 UploaderMsg::Connected(up) => {
                     st.connected = up;
                     // Resend on every new connection.
@@ -151,7 +159,10 @@ impl Uploader {
                 UploaderMsg::Ack(ack) => {
                     for acked in ack.batches {
                         let hash = acked.hash.clone();
-                        match self.blocking(move |o| o.ack(acked.batch_seq, &hash)).await? {
+                        match self
+                            .blocking(move |o| o.ack(acked.batch_seq, &hash))
+                            .await?
+                        {
                             AckOutcome::Deleted => {
                                 tracing::debug!(batch_seq = acked.batch_seq, "batch acknowledged");
                                 batch = None;
@@ -161,7 +172,10 @@ impl Uploader {
                                 let _ = events.send(UploadEvent::Acked { backlog }.into()).await;
                             }
                             AckOutcome::Ignored => {
-                                tracing::debug!(batch_seq = acked.batch_seq, "ack for a batch not in flight ignored")
+                                tracing::debug!(
+                                    batch_seq = acked.batch_seq,
+                                    "ack for a batch not in flight ignored"
+                                )
                             }
                         }
                     }
@@ -172,8 +186,16 @@ impl Uploader {
     }
 
     fn publish(&self, b: &StoredBatch) {
-        tracing::debug!(batch_seq = b.info.batch_seq, first = b.info.first_seq, last = b.info.last_seq, "publishing batch");
-        if let Err(e) = self.client.try_publish(&self.topic, QoS::AtLeastOnce, false, b.bytes.clone()) {
+        tracing::debug!(
+            batch_seq = b.info.batch_seq,
+            first = b.info.first_seq,
+            last = b.info.last_seq,
+            "publishing batch"
+        );
+        if let Err(e) =
+            self.client
+                .try_publish(&self.topic, QoS::AtLeastOnce, false, b.bytes.clone())
+        {
             tracing::warn!(error = %e, "could not queue batch; will resend");
         }
     }
@@ -204,7 +226,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn forms_after_a_second_or_five_hundred_records() {
         let t0 = Instant::now();
-        let mut st = UploadState { connected: true, ..UploadState::default() };
+        let mut st = UploadState {
+            connected: true,
+            ..UploadState::default()
+        };
         assert_eq!(st.due(t0, 0), None);
         st.records_waiting(t0, 3);
         assert_eq!(st.due(t0, 3), None);
@@ -222,7 +247,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_in_flight_resent_every_ten_seconds_and_on_reconnect() {
         let t0 = Instant::now();
-        let mut st = UploadState { connected: true, in_flight: true, ..UploadState::default() };
+        let mut st = UploadState {
+            connected: true,
+            in_flight: true,
+            ..UploadState::default()
+        };
         // Never sent on this connection: send now, whatever is ready.
         assert_eq!(st.due(t0, 900), Some(Action::Send));
         st.sent_at = Some(t0);

@@ -32,7 +32,11 @@ impl Catalogue {
             .filter(|c| c.target.matches(&screen, &venue))
             .map(|c| {
                 let mut c = c.clone();
-                c.creatives.retain(|id| self.creatives.iter().any(|k| k.id == *id && k.fits(&screen)));
+                c.creatives.retain(|id| {
+                    self.creatives
+                        .iter()
+                        .any(|k| k.id == *id && k.fits(&screen))
+                });
                 c
             })
             .collect();
@@ -42,13 +46,23 @@ impl Catalogue {
             .filter(|k| campaigns.iter().any(|c| c.creatives.contains(&k.id)))
             .cloned()
             .collect();
-        Some(ScreenSchedule { screen, venue, campaigns, creatives })
+        Some(ScreenSchedule {
+            screen,
+            venue,
+            campaigns,
+            creatives,
+        })
     }
 
     /// Every campaign and creative, for explaining why a campaign does not play here.
     pub fn full_schedule_for(&self, id: &ScreenId) -> Option<ScreenSchedule> {
         let screen = self.screen(id)?.clone();
         let venue = self.venue(&screen.venue)?.clone();
-        Some(ScreenSchedule { screen, venue, campaigns: self.campaigns.clone(), creatives: self.creatives.clone() })
+        Some(ScreenSchedule {
+            screen,
+            venue,
+            campaigns: self.campaigns.clone(),
+            creatives: self.creatives.clone(),
+        })
     }
 }

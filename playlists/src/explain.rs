@@ -47,7 +47,8 @@ pub fn explain(schedule: &ScreenSchedule, slot: i64) -> Explanation {
     let trace = trace.expect("the traced slot is inside its own day");
     let play = day.play(slot);
     let slot_start = planner.slot_start(slot);
-    let offset = FixedOffset::east_opt(trace.local.offset).unwrap_or(FixedOffset::east_opt(0).expect("zero offset"));
+    let offset = FixedOffset::east_opt(trace.local.offset)
+        .unwrap_or(FixedOffset::east_opt(0).expect("zero offset"));
     let screen = &schedule.screen;
     let venue = &schedule.venue;
 
@@ -57,24 +58,49 @@ pub fn explain(schedule: &ScreenSchedule, slot: i64) -> Explanation {
         let prepared = planner.prepared.iter().position(|p| p.index == index);
         let (eligible, reason) = match prepared {
             None => match c.target.mismatch(screen, venue) {
-                Some(key) => (false, format!("not targeted: target.{key} does not match this screen")),
-                None => (false, "no creative fits this screen (aspect within 2 %, duration at most the slot)".to_owned()),
+                Some(key) => (
+                    false,
+                    format!("not targeted: target.{key} does not match this screen"),
+                ),
+                None => (
+                    false,
+                    "no creative fits this screen (aspect within 2 %, duration at most the slot)"
+                        .to_owned(),
+                ),
             },
             Some(_) if !trace.open => (false, "venue closed (operating hours)".to_owned()),
-            Some(p) => match trace.verdicts[p] {
-                Verdict::OutsideFlight => (
-                    false,
-                    format!("outside flight [{}, {})", c.flight.start().to_rfc3339(), c.flight.end().to_rfc3339()),
-                ),
-                Verdict::NoDaypart => (false, format!("no daypart matches (dayparts {:?})", c.dayparts.iter().map(|d| d.as_str()).collect::<Vec<_>>())),
-                Verdict::CapReached { plays, cap } => (false, format!("cap reached: {plays} of {cap} plays this local hour")),
-                Verdict::Eligible => {
-                    let n = planner.prepared[p].creatives.len();
-                    let hour = trace.hour_plays[p];
-                    let cap = c.max_plays_per_hour.map(|m| format!(", {hour} of {m} plays this hour")).unwrap_or_default();
-                    (true, format!("eligible: in flight, daypart matches, {n} fitting creative(s){cap}"))
+            Some(p) => {
+                match trace.verdicts[p] {
+                    Verdict::OutsideFlight => (
+                        false,
+                        format!(
+                            "outside flight [{}, {})",
+                            c.flight.start().to_rfc3339(),
+                            c.flight.end().to_rfc3339()
+                        ),
+                    ),
+                    Verdict::NoDaypart => (
+                        false,
+                        format!(
+                            "no daypart matches (dayparts {:?})",
+                            c.dayparts.iter().map(|d| d.as_str()).collect::<Vec<_>>()
+                        ),
+                    ),
+                    Verdict::CapReached { plays, cap } => (
+                        false,
+                        format!("cap reached: {plays} of {cap} plays this local hour"),
+                    ),
+                    Verdict::Eligible => {
+                        let n = planner.prepared[p].creatives.len();
+                        let hour = trace.hour_plays[p];
+                        let cap = c
+                            .max_plays_per_hour
+                            .map(|m| format!(", {hour} of {m} plays this hour"))
+                            .unwrap_or_default();
+                        (true, format!("eligible: in flight, daypart matches, {n} fitting creative(s){cap}"))
+                    }
                 }
-            },
+            }
         };
         if eligible && tier.is_none_or(|t| c.priority > t) {
             tier = Some(c.priority);
@@ -101,7 +127,10 @@ pub fn explain(schedule: &ScreenSchedule, slot: i64) -> Explanation {
                 .iter()
                 .map(|&i| {
                     let c = planner.prepared[i].campaign;
-                    format!("{} weight {} credit {}+{}", c.id, c.weight, trace.credit_before[i], c.weight)
+                    format!(
+                        "{} weight {} credit {}+{}",
+                        c.id, c.weight, trace.credit_before[i], c.weight
+                    )
                 })
                 .collect();
             format!("smooth weighted round-robin within the tier, highest credit wins (ties: campaign id): {}", parts.join("; "))
@@ -110,7 +139,11 @@ pub fn explain(schedule: &ScreenSchedule, slot: i64) -> Explanation {
     let rotation = match (trace.pick, play) {
         (Some(p), Some(play)) => {
             let n = planner.prepared[p].creatives.len();
-            let pos = planner.prepared[p].creatives.iter().position(|&c| c == play.creative).unwrap_or(0);
+            let pos = planner.prepared[p]
+                .creatives
+                .iter()
+                .position(|&c| c == play.creative)
+                .unwrap_or(0);
             format!(
                 "play {} of {} of this campaign today; creative {} of {} in rotation order",
                 trace.play_in_day + 1,
@@ -141,11 +174,32 @@ pub fn explain(schedule: &ScreenSchedule, slot: i64) -> Explanation {
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "screen {} (venue {}), slot {}", self.screen_id, self.venue_id, self.slot)?;
-        writeln!(f, "  starts {} = {} {}", self.slot_start.to_rfc3339(), self.local_start.to_rfc3339(), self.timezone)?;
-        writeln!(f, "  operating hours {:?}: {}", self.operating_hours, if self.open { "open" } else { "closed, the screen is dark" })?;
+        writeln!(
+            f,
+            "screen {} (venue {}), slot {}",
+            self.screen_id, self.venue_id, self.slot
+        )?;
+        writeln!(
+            f,
+            "  starts {} = {} {}",
+            self.slot_start.to_rfc3339(),
+            self.local_start.to_rfc3339(),
+            self.timezone
+        )?;
+        writeln!(
+            f,
+            "  operating hours {:?}: {}",
+            self.operating_hours,
+            if self.open {
+                "open"
+            } else {
+                "closed, the screen is dark"
+            }
+        )?;
         match (&self.campaign_id, &self.creative_id, self.tier) {
-            (Some(c), Some(k), Some(t)) => writeln!(f, "  plays {k} of campaign {c} (tier {})", t.as_str())?,
+            (Some(c), Some(k), Some(t)) => {
+                writeln!(f, "  plays {k} of campaign {c} (tier {})", t.as_str())?
+            }
             _ => writeln!(f, "  plays nothing")?,
         }
         writeln!(f, "campaigns:")?;
@@ -157,7 +211,15 @@ impl fmt::Display for Explanation {
             } else {
                 "no"
             };
-            writeln!(f, "  {:<28} {:<9} w{:<3} {:<26} {}", v.campaign_id, v.priority.as_str(), v.weight, mark, v.reason)?;
+            writeln!(
+                f,
+                "  {:<28} {:<9} w{:<3} {:<26} {}",
+                v.campaign_id,
+                v.priority.as_str(),
+                v.weight,
+                mark,
+                v.reason
+            )?;
         }
         writeln!(f, "share of voice: {}", self.share)?;
         if !self.rotation.is_empty() {

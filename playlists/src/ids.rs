@@ -11,7 +11,11 @@ pub enum IdError {
     #[error("{kind} id {value:?} is longer than 128 characters")]
     TooLong { kind: &'static str, value: String },
     #[error("{kind} id {value:?} has {bad:?}: only letters, digits, '.', '_' and '-' are allowed")]
-    BadChar { kind: &'static str, value: String, bad: char },
+    BadChar {
+        kind: &'static str,
+        value: String,
+        bad: char,
+    },
     #[error("sha256 {value:?} is not 64 lowercase hex digits")]
     BadSha256 { value: String },
 }
@@ -73,13 +77,20 @@ fn check_id(kind: &'static str, value: &str) -> Result<(), IdError> {
         return Err(IdError::Empty { kind });
     }
     if value.len() > 128 {
-        return Err(IdError::TooLong { kind, value: value.to_owned() });
+        return Err(IdError::TooLong {
+            kind,
+            value: value.to_owned(),
+        });
     }
     if let Some(bad) = value
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return Err(IdError::BadChar { kind, value: value.to_owned(), bad });
+        return Err(IdError::BadChar {
+            kind,
+            value: value.to_owned(),
+            bad,
+        });
     }
     Ok(())
 }
@@ -90,9 +101,14 @@ pub struct Sha256(String);
 
 impl Sha256 {
     pub fn parse(value: &str) -> Result<Self, IdError> {
-        let ok = value.len() == 64 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let ok = value.len() == 64
+            && value
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !ok {
-            return Err(IdError::BadSha256 { value: value.to_owned() });
+            return Err(IdError::BadSha256 {
+                value: value.to_owned(),
+            });
         }
         Ok(Self(value.to_owned()))
     }
@@ -117,7 +133,9 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expect: Result<(), &str>) {
-        let got = ScreenId::parse(input).map(|_| ()).map_err(|e| e.to_string());
+        let got = ScreenId::parse(input)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
         assert_eq!(got, expect.map_err(str::to_owned), "input {input:?}");
     }
 
@@ -126,9 +144,21 @@ mod tests {
         check("bj-metro-xidan-s1", Ok(()));
         check("a.b_c-9", Ok(()));
         check("", Err("screen id is empty"));
-        check("a/b", Err("screen id \"a/b\" has '/': only letters, digits, '.', '_' and '-' are allowed"));
-        check("a+", Err("screen id \"a+\" has '+': only letters, digits, '.', '_' and '-' are allowed"));
-        check(&"x".repeat(129), Err(&format!("screen id {:?} is longer than 128 characters", "x".repeat(129))));
+        check(
+            "a/b",
+            Err("screen id \"a/b\" has '/': only letters, digits, '.', '_' and '-' are allowed"),
+        );
+        check(
+            "a+",
+            Err("screen id \"a+\" has '+': only letters, digits, '.', '_' and '-' are allowed"),
+        );
+        check(
+            &"x".repeat(129),
+            Err(&format!(
+                "screen id {:?} is longer than 128 characters",
+                "x".repeat(129)
+            )),
+        );
     }
 
     #[test]

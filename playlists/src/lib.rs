@@ -20,5 +20,7 @@ mod openooh_data;
 
 pub use catalogue::Catalogue;
 pub use ids::{CampaignId, CreativeId, ScreenId, Sha256, VenueId};
-pub use model::{Campaign, Creative, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue};
-pub use planner::{DayPlan, Play, Planner};
+pub use model::{
+    Campaign, Creative, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue,
+};
+pub use planner::{DayPlan, Planner, Play};

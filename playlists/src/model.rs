@@ -124,12 +124,14 @@ impl Creative {
 }
 
 fn aspect_close(creative: &Creative, screen: &Screen) -> bool {
-    if creative.height == 0 || screen.height == 0 {
+    // |c/s - 1| <= 2 %, with c = cw/ch and s = sw/sh, in exact integers:
+    // 50 * |cw*sh - sw*ch| <= sw*ch.
+    let (cw, ch) = (i128::from(creative.width), i128::from(creative.height));
+    let (sw, sh) = (i128::from(screen.width), i128::from(screen.height));
+    if ch == 0 || sh == 0 {
         return false;
     }
-    let c = f64::from(creative.width) / f64::from(creative.height);
-    let s = f64::from(screen.width) / f64::from(screen.height);
-    ((c - s) / s).abs() <= 0.02
+    50 * (cw * sh - sw * ch).abs() <= sw * ch
 }
 
 /// Targeting: every present key must match; a key matches when any of its values does.
@@ -161,7 +163,9 @@ impl Target {
         if !key(&self.venue_types, |t| venue.venue_type.is_within(*t)) {
             return Some("venue_types");
         }
-        if !key(&self.districts, |d| venue.district.as_deref() == Some(d.as_str())) {
+        if !key(&self.districts, |d| {
+            venue.district.as_deref() == Some(d.as_str())
+        }) {
             return Some("districts");
         }
         if !key(&self.tags, |t| venue.tags.contains(t)) {
@@ -231,7 +235,11 @@ mod tests {
     }
 
     fn check(c: (u32, u32, u32), s: (u32, u32, u32), expect: bool) {
-        assert_eq!(creative(c.0, c.1, c.2).fits(&screen(s.0, s.1, s.2)), expect, "{c:?} on {s:?}");
+        assert_eq!(
+            creative(c.0, c.1, c.2).fits(&screen(s.0, s.1, s.2)),
+            expect,
+            "{c:?} on {s:?}"
+        );
     }
 
     #[test]
@@ -239,8 +247,10 @@ mod tests {
         check((1920, 1080, 15), (3840, 2160, 15), true);
         check((1920, 1080, 15), (1920, 1080, 10), false);
         check((1080, 1920, 15), (1920, 1080, 15), false);
-        // 1.98 % off fits, 2.1 % does not.
+        // Exactly 2 % off fits, 2.2 % does not.
         check((1000, 1000, 5), (1020, 1000, 5), true);
+        check((1020, 1000, 5), (1000, 1000, 5), true);
+        check((1021, 1000, 5), (1000, 1000, 5), false);
         check((1000, 1000, 5), (1022, 1000, 5), false);
         check((1920, 540, 15), (1920, 540, 30), true);
     }

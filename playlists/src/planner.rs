@@ -15,8 +15,10 @@
 //!   restarted whenever the hour or the tier's eligible set changes. That spreads plays
 //!   evenly and keeps each campaign within about one play of its weighted share.
 //! - Creatives of a campaign rotate in list order through the day, aligned so the day's
-//!   last play is the last creative; so a day starts where the previous one could not
-//!   have ended, and counts within a day differ by at most one.
+//!   last play is the last creative and its first play is not, so counts within a day
+//!   differ by at most one and consecutive days usually meet without a repeat. Known
+//!   limit: with exactly two creatives and an odd daily count, or a day with a single
+//!   play, the first play of a day may repeat the previous day's last creative.
 
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -36,8 +38,11 @@ pub struct Play {
 pub struct DayPlan {
     first_slot: i64,
     /// One entry per slot of the day; `None` is dark or nothing eligible.
-    picks: Vec<Option<(u32, u32)>>,
+    picks: Vec<Slot>,
 }
+
+/// A slot of a day: (campaign index, creative index), or nothing.
+type Slot = Option<(u32, u32)>;
 
 impl DayPlan {
     pub fn first_slot(&self) -> i64 {
@@ -53,7 +58,11 @@ impl DayPlan {
     pub fn play(&self, slot: i64) -> Option<Play> {
         let offset = usize::try_from(slot - self.first_slot).ok()?;
         let (campaign, creative) = (*self.picks.get(offset)?)?;
-        Some(Play { slot, campaign: campaign as usize, creative: creative as usize })
+        Some(Play {
+            slot,
+            campaign: campaign as usize,
+            creative: creative as usize,
+        })
     }
     pub fn plays(&self) -> impl Iterator<Item = Play> + '_ {
         self.picks.iter().enumerate().filter_map(|(i, p)| {
@@ -111,11 +120,17 @@ pub(crate) struct Offsets {
 
 impl Offsets {
     pub(crate) fn new(tz: Tz) -> Offsets {
-        Offsets { tz, block: i64::MIN, constant: None }
+        Offsets {
+            tz,
+            block: i64::MIN,
+            constant: None,
+        }
     }
 
     fn offset_at(&self, secs: i64) -> i32 {
-        let t = DateTime::from_timestamp(secs, 0).unwrap_or_default().naive_utc();
+        let t = DateTime::from_timestamp(secs, 0)
+            .unwrap_or_default()
+            .naive_utc();
         self.tz.offset_from_utc_datetime(&t).fix().local_minus_utc()
     }
 
@@ -215,7 +230,11 @@ impl<'a> Planner<'a> {
             .filter(|p| !p.creatives.is_empty())
             .collect();
         prepared.sort_by(|a, b| a.campaign.id.cmp(&b.campaign.id));
-        Planner { schedule, slot_seconds: i64::from(screen.slot_seconds.max(1)), prepared }
+        Planner {
+            schedule,
+            slot_seconds: i64::from(screen.slot_seconds.max(1)),
+            prepared,
+        }
     }
 
     pub fn schedule(&self) -> &'a ScreenSchedule {
@@ -253,7 +272,12 @@ impl<'a> Planner<'a> {
     }
 
     /// Calls `f` with each local day overlapping `[from, to)` and the slot range wanted.
-    pub fn for_each_day(&self, from: DateTime<Utc>, to: DateTime<Utc>, mut f: impl FnMut(&DayPlan, i64, i64)) {
+    pub fn for_each_day(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mut f: impl FnMut(&DayPlan, i64, i64),
+    ) {
         let first = self.first_slot_from(from);
         let end = self.first_slot_from(to);
         let mut slot = first;
@@ -287,13 +311,23 @@ impl<'a> Planner<'a> {
     }
 
     /// Plans the day containing `slot`; with `trace`, also records how that slot was decided.
-    pub(crate) fn plan_day_traced(&self, slot: i64, trace: Option<i64>) -> (DayPlan, Option<SlotTrace>) {
+    pub(crate) fn plan_day_traced(
+        &self,
+        slot: i64,
+        trace: Option<i64>,
+    ) -> (DayPlan, Option<SlotTrace>) {
         let tz = self.schedule.venue.timezone;
         let mut offsets = Offsets::new(tz);
         let (first_slot, day) = self.day_start(&mut offsets, slot);
         let n = self.prepared.len();
-        let mut hour = HourState { key: (i64::MIN, 0), plays: vec![0; n], credit: vec![0; n], candidates: Vec::new() };
-        let mut picks: Vec<Option<u32>> = Vec::with_capacity((86_400 / self.slot_seconds) as usize + 8);
+        let mut hour = HourState {
+            key: (i64::MIN, 0),
+            plays: vec![0; n],
+            credit: vec![0; n],
+            candidates: Vec::new(),
+        };
+        let mut picks: Vec<Option<u32>> =
+            Vec::with_capacity((86_400 / self.slot_seconds) as usize + 8);
         let mut eligible: Vec<usize> = Vec::with_capacity(n);
         let mut verdicts = vec![Verdict::Eligible; n];
         let mut traced = None;
@@ -311,10 +345,23 @@ impl<'a> Planner<'a> {
                 hour.plays.iter_mut().for_each(|p| *p = 0);
                 hour.candidates.clear();
             }
-            let open = always_open || hours.matches_fields(local.minute, local.hour, local.day, local.month, local.weekday);
+            let open = always_open
+                || hours.matches_fields(
+                    local.minute,
+                    local.hour,
+                    local.day,
+                    local.month,
+                    local.weekday,
+                );
             let pick = if open {
                 self.eligible(utc * 1_000, &local, &hour, &mut verdicts, &mut eligible);
-                let before = (Some(k) == trace).then(|| (hour.plays.clone(), hour.credit.clone(), hour.candidates.clone()));
+                let before = (Some(k) == trace).then(|| {
+                    (
+                        hour.plays.clone(),
+                        hour.credit.clone(),
+                        hour.candidates.clone(),
+                    )
+                });
                 let pick = choose(&self.prepared, &eligible, &mut hour);
                 if let Some((plays, credit, candidates)) = before {
                     traced = Some(SlotTrace {
@@ -322,7 +369,11 @@ impl<'a> Planner<'a> {
                         open,
                         verdicts: verdicts.clone(),
                         hour_plays: plays,
-                        credit_before: if candidates == hour.candidates { credit } else { vec![0; n] },
+                        credit_before: if candidates == hour.candidates {
+                            credit
+                        } else {
+                            vec![0; n]
+                        },
                         candidates: hour.candidates.clone(),
                         pick,
                         play_in_day: 0,
@@ -351,22 +402,37 @@ impl<'a> Planner<'a> {
     }
 
     /// Fills `eligible` with the prepared campaigns eligible at this slot, of the top tier.
-    fn eligible(&self, utc_ms: i64, local: &Local, hour: &HourState, verdicts: &mut [Verdict], eligible: &mut Vec<usize>) {
+    fn eligible(
+        &self,
+        utc_ms: i64,
+        local: &Local,
+        hour: &HourState,
+        verdicts: &mut [Verdict],
+        eligible: &mut Vec<usize>,
+    ) {
         eligible.clear();
         let mut top = Priority::Filler;
         for (i, p) in self.prepared.iter().enumerate() {
             let verdict = if utc_ms < p.flight_start_ms || utc_ms >= p.flight_end_ms {
                 Verdict::OutsideFlight
             } else if !(p.every_minute
-                || p.campaign
-                    .dayparts
-                    .iter()
-                    .any(|d| d.matches_fields(local.minute, local.hour, local.day, local.month, local.weekday)))
+                || p.campaign.dayparts.iter().any(|d| {
+                    d.matches_fields(
+                        local.minute,
+                        local.hour,
+                        local.day,
+                        local.month,
+                        local.weekday,
+                    )
+                }))
             {
                 Verdict::NoDaypart
             } else {
                 match p.campaign.max_plays_per_hour {
-                    Some(cap) if hour.plays[i] >= cap => Verdict::CapReached { plays: hour.plays[i], cap },
+                    Some(cap) if hour.plays[i] >= cap => Verdict::CapReached {
+                        plays: hour.plays[i],
+                        cap,
+                    },
                     _ => Verdict::Eligible,
                 }
             };
@@ -386,7 +452,11 @@ impl<'a> Planner<'a> {
 
     /// Turns the day's campaign picks into (campaign, creative) pairs, rotating each
     /// campaign's creatives. Also returns, for `traced`, (its play number, plays that day).
-    fn assign_creatives(&self, picks: &[Option<u32>], traced: Option<i64>) -> (Vec<Option<(u32, u32)>>, Option<(u32, u32)>) {
+    fn assign_creatives(
+        &self,
+        picks: &[Option<u32>],
+        traced: Option<i64>,
+    ) -> (Vec<Slot>, Option<(u32, u32)>) {
         let mut counts = vec![0u32; self.prepared.len()];
         for p in picks.iter().flatten() {
             counts[*p as usize] += 1;
@@ -404,7 +474,8 @@ impl<'a> Planner<'a> {
                 if traced == Some(at as i64) {
                     rotation = Some((i, counts[p]));
                 }
-                let creative = prepared.creatives[rotation_index(i, counts[p], prepared.creatives.len() as u32) as usize];
+                let creative = prepared.creatives
+                    [rotation_index(i, counts[p], prepared.creatives.len() as u32) as usize];
                 Some((prepared.index as u32, creative as u32))
             })
             .collect();
@@ -534,7 +605,10 @@ mod tests {
         let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
         assert!(hi - lo <= 1, "m={m} n={n} {seq:?}");
         if n >= 2 {
-            assert!(seq.windows(2).all(|w| w[0] != w[1]), "repeat m={m} n={n} {seq:?}");
+            assert!(
+                seq.windows(2).all(|w| w[0] != w[1]),
+                "repeat m={m} n={n} {seq:?}"
+            );
         }
         if n >= 3 && m >= 2 {
             assert_eq!(*seq.last().unwrap(), n - 1, "m={m} n={n} {seq:?}");

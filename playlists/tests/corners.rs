@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use playlists::explain::explain;
 use playlists::{Catalogue, Planner, Priority, ScreenSchedule};
 
-use checker::fixtures::{campaign, creative, full_schedule, screen, t, venue};
+use checker::fixtures::{campaign, creative, full_schedule, one_screen, screen, t, venue, year};
 use checker::{check_document, check_screen, report, Checker};
 
 /// A checked plan of one screen: (slot start, campaign id, creative id) per play.
@@ -100,25 +100,6 @@ fn check(catalogue: &Catalogue, screen: &str, from: &str, to: &str) -> Plan {
 }
 
 const ALWAYS: &str = "* * * * *";
-
-fn year() -> (DateTime<Utc>, DateTime<Utc>) {
-    (t("2023-01-01T00:00:00Z"), t("2025-01-01T00:00:00Z"))
-}
-
-/// One venue `v` in `tz`, one landscape screen `s` with `slot` seconds, three landscape
-/// creatives, and the given campaigns.
-fn one_screen(tz: Tz, hours: &str, slot: u32, campaigns: Vec<playlists::Campaign>) -> Catalogue {
-    Catalogue {
-        venues: vec![venue("v", tz, hours)],
-        screens: vec![screen("s", "v", 1920, 1080, slot)],
-        creatives: vec![
-            creative("k1", 1920, 1080, 10),
-            creative("k2", 1280, 720, 5),
-            creative("k3", 3840, 2160, 10),
-        ],
-        campaigns,
-    }
-}
 
 /// A high campaign capped at 12 plays an hour over a normal one.
 fn capped(tz: Tz) -> Catalogue {
@@ -535,141 +516,4 @@ fn explain_agrees_with_the_plan_and_names_targeting() {
     assert_eq!(plan.at("2024-03-10T12:00:00Z"), Some("hi"));
     // 03:00Z is 22:00 EST on the 9th: closed.
     assert_eq!(plan.at("2024-03-10T03:00:00Z"), None);
-}
-
-/// The checker itself: a correct plan passes, and each kind of breakage is reported under
-/// the invariant it breaks.
-#[test]
-fn checker_flags_broken_plans() {
-    let mut hi = campaign(
-        "hi",
-        Priority::High,
-        1,
-        year(),
-        &["0-29 6-12 * * *"],
-        &["k1", "k2"],
-    );
-    hi.max_plays_per_hour = Some(12);
-    let n1 = campaign("n1", Priority::Normal, 1, year(), &[ALWAYS], &["k1", "k2"]);
-    let n3 = campaign("n3", Priority::Normal, 3, year(), &[ALWAYS], &["k2", "k3"]);
-    let cat = one_screen(chrono_tz::UTC, "* 6-22 * * *", 60, vec![hi, n1, n3]);
-    let schedule = full_schedule(&cat, "s");
-    let checker = Checker::new(&schedule);
-    let (from, to) = (t("2024-05-06T00:00:00Z"), t("2024-05-07T00:00:00Z"));
-    let good = Planner::new(&schedule).plan_range(from, to);
-    assert!(
-        checker.check_plan(from, to, &good).is_empty(),
-        "{}",
-        report(&checker.check_plan(from, to, &good))
-    );
-
-    let campaign_ix = |id: &str| {
-        schedule
-            .campaigns
-            .iter()
-            .position(|c| c.id.as_str() == id)
-            .unwrap()
-    };
-    let creative_ix = |id: &str| {
-        schedule
-            .creatives
-            .iter()
-            .position(|c| c.id.as_str() == id)
-            .unwrap()
-    };
-    let at = |s: &str| {
-        good.iter()
-            .position(|p| p.slot == checker.first_slot_at_or_after(t(s)))
-            .expect("a play at that time")
-    };
-    type Break<'a> = Box<dyn Fn(&mut Vec<playlists::Play>) + 'a>;
-    let cases: Vec<(&str, Break, u8)> = vec![
-        (
-            "drop a play",
-            Box::new(|p| {
-                p.remove(at("2024-05-06T10:40:00Z"));
-            }),
-            1,
-        ),
-        (
-            "play while closed",
-            Box::new(|p| {
-                let slot = checker.first_slot_at_or_after(t("2024-05-06T05:00:00Z"));
-                p.insert(
-                    0,
-                    playlists::Play {
-                        slot,
-                        campaign: campaign_ix("n1"),
-                        creative: creative_ix("k1"),
-                    },
-                )
-            }),
-            1,
-        ),
-        (
-            "lower tier over an eligible higher one",
-            Box::new(|p| p[at("2024-05-06T10:00:00Z")].campaign = campaign_ix("n3")),
-            2,
-        ),
-        (
-            "a creative of another campaign",
-            Box::new(|p| {
-                let i = at("2024-05-06T15:00:00Z");
-                p[i].creative = if p[i].campaign == campaign_ix("n1") {
-                    creative_ix("k3")
-                } else {
-                    creative_ix("k1")
-                };
-            }),
-            2,
-        ),
-        (
-            "cap exceeded",
-            Box::new(|p| {
-                let i = at("2024-05-06T10:12:00Z");
-                p[i].campaign = campaign_ix("hi");
-                p[i].creative = creative_ix("k1");
-            }),
-            3,
-        ),
-        (
-            "share skewed",
-            Box::new(|p| {
-                let n3 = campaign_ix("n3");
-                let hour = checker.first_slot_at_or_after(t("2024-05-06T14:00:00Z"))
-                    ..checker.first_slot_at_or_after(t("2024-05-06T15:00:00Z"));
-                for play in p
-                    .iter_mut()
-                    .filter(|q| hour.contains(&q.slot) && q.campaign == n3)
-                    .take(4)
-                {
-                    play.campaign = campaign_ix("n1");
-                    play.creative = creative_ix("k1");
-                }
-            }),
-            4,
-        ),
-        (
-            "creative twice in a row",
-            Box::new(|p| {
-                let n1 = campaign_ix("n1");
-                let plays: Vec<usize> = (0..p.len())
-                    .filter(|&i| p[i].campaign == n1)
-                    .take(2)
-                    .collect();
-                p[plays[1]].creative = p[plays[0]].creative;
-            }),
-            5,
-        ),
-    ];
-    for (what, breaks, invariant) in cases {
-        let mut plays = good.clone();
-        breaks(&mut plays);
-        let found = checker.check_plan(from, to, &plays);
-        assert!(
-            found.iter().any(|v| v.invariant == invariant),
-            "{what}: expected invariant {invariant}, found:\n{}",
-            report(&found)
-        );
-    }
 }

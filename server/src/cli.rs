@@ -285,7 +285,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Simulate { scenario, from, to, data_dir, speed } => runtime()?.block_on(async move {
             anyhow::ensure!(from < to, "--from must be before --to");
-            let opts = crate::sim::SimOptions { scenario, from, to, data_dir, speed, agent_bin: crate::sim::agent_binary()?, keep_running: false };
+            let mut opts = crate::sim::SimOptions::new(scenario, from, to, data_dir, crate::sim::agent_binary()?);
+            opts.speed = speed;
             let outcome = crate::sim::simulate(opts, shutdown_token()).await?;
             let ledger = crate::ledger::Ledger::open(outcome.store.db())?;
             let rows = crate::report::rows(&outcome.store, &ledger, Dimension::Venue, &Window::default(), None)?;
@@ -383,15 +384,9 @@ async fn demo(data_dir: Option<PathBuf>, keep_running: bool, from: DateTime<Utc>
         }
     };
     println!("signage demo: Beijing Role Models, {} to {}, data in {}", from, to, data_dir.display());
-    let opts = crate::sim::SimOptions {
-        scenario: default_scenario(),
-        from,
-        to,
-        data_dir: data_dir.clone(),
-        speed,
-        agent_bin: crate::sim::agent_binary()?,
-        keep_running,
-    };
+    let mut opts = crate::sim::SimOptions::new(default_scenario(), from, to, data_dir.clone(), crate::sim::agent_binary()?);
+    opts.speed = speed;
+    opts.keep_running = keep_running;
     let outcome = crate::sim::simulate(opts, shutdown_token()).await?;
     let ledger = crate::ledger::Ledger::open(outcome.store.db())?;
     let rows = crate::report::rows(&outcome.store, &ledger, Dimension::Venue, &Window::default(), None)?;

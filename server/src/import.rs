@@ -52,7 +52,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
     // Decoding dominates: largest first, one worker per core.
     files.sort_by_key(|(_, _, data)| std::cmp::Reverse(data.len()));
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
-    let measured: Vec<Result<(String, Measurement, Sha256, Vec<u8>), ImportError>> = std::thread::scope(|scope| {
+    let measured: Vec<Result<MeasuredFile, ImportError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 let mine: Vec<&(String, String, Vec<u8>)> = files.iter().skip(w).step_by(workers).collect();
@@ -73,7 +73,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
     Ok(Loaded { file, raw, measurements, scenario, media })
 }
 
-fn measure(id: &str, rel: &str, data: &[u8], limits: &media::Limits) -> Result<(String, Measurement, Sha256, Vec<u8>), ImportError> {
+/// A creative id, what was measured, its hash and bytes.
+type MeasuredFile = (String, Measurement, Sha256, Vec<u8>);
+
+fn measure(id: &str, rel: &str, data: &[u8], limits: &media::Limits) -> Result<MeasuredFile, ImportError> {
     let media_err = |problem: String| ImportError::Media { id: id.to_owned(), file: rel.to_owned(), problem };
     let m = media::probe_bytes(data, limits).map_err(|e| media_err(e.to_string()))?;
     let sha256 = Sha256::parse(&m.sha256).map_err(|e| media_err(e.to_string()))?;

@@ -67,7 +67,7 @@ pub fn write_plan(schedules: &[ScreenSchedule], from: DateTime<Utc>, to: DateTim
     if format == Format::Csv {
         out.write_all(CSV_HEADER.as_bytes())?;
     } else {
-        writeln!(out, "{:<34} {:<30} {:<21} {:<22} {}", "screen_id", "venue_id", "slot_start", "campaign_id", "creative_id")?;
+        writeln!(out, "{:<34} {:<30} {:<21} {:<22} creative_id", "screen_id", "venue_id", "slot_start", "campaign_id")?;
     }
     for group in schedules.chunks(threads * 2) {
         let parts: Vec<(Vec<u8>, u64)> = std::thread::scope(|scope| {

@@ -174,7 +174,7 @@ pub fn write_plays(store: &Store, ledger: &Ledger, window: &Window, venue: Optio
     match format {
         Format::Csv => writeln!(out, "{PLAYS_HEADER}")?,
         Format::Json => write!(out, "[")?,
-        Format::Table => writeln!(out, "{:<34} {:<21} {:<22} {:<28} {}", "screen_id", "slot_start", "campaign_id", "creative_id", "status")?,
+        Format::Table => writeln!(out, "{:<34} {:<21} {:<22} {:<28} status", "screen_id", "slot_start", "campaign_id", "creative_id")?,
     }
     let n = ledger.plays(&q, &mut |r| {
         let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

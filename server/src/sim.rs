@@ -52,6 +52,16 @@ pub struct SimOptions {
     pub agent_bin: PathBuf,
     /// Leave the server running (until Ctrl-C) after the run.
     pub keep_running: bool,
+    /// Only these screens get an agent (all when empty).
+    pub screens: Vec<String>,
+    /// An external broker (e.g. Mosquitto) instead of the embedded one.
+    pub mqtt_url: Option<String>,
+}
+
+impl SimOptions {
+    pub fn new(scenario: PathBuf, from: DateTime<Utc>, to: DateTime<Utc>, data_dir: PathBuf, agent_bin: PathBuf) -> SimOptions {
+        SimOptions { scenario, from, to, data_dir, speed: None, agent_bin, keep_running: false, screens: Vec::new(), mqtt_url: None }
+    }
 }
 
 /// What a simulation produced, for the summary printers.
@@ -99,22 +109,32 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
     let window = Window { from: Some(opts.from), to: Some(opts.to) };
     store.set_meta(WINDOW_META, &serde_json::to_vec(&window)?)?;
 
-    let broker = crate::broker::start(None).await?;
+    let broker_url = match &opts.mqtt_url {
+        Some(url) => url.clone(),
+        None => crate::broker::start(None).await?.url(),
+    };
+    let (host, port) = crate::broker::parse_mqtt_url(&broker_url).map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server_shutdown = CancellationToken::new();
-    let target = MqttTarget { host: broker.addr.ip().to_string(), port: broker.addr.port(), shared_subscription: true };
+    let target = MqttTarget { host, port, shared_subscription: true };
     let topics = Topics::default();
     let handle = app::start(store.clone(), target.clone(), listener, topics.clone(), server_shutdown.clone()).await?;
     let server_url = format!("http://{}", handle.http_addr);
 
     let catalogue = store.catalogue()?;
-    let screens: Vec<String> = catalogue.screens.iter().map(|s| s.id.to_string()).collect();
+    let mut screens: Vec<String> = catalogue.screens.iter().map(|s| s.id.to_string()).collect();
+    if !opts.screens.is_empty() {
+        for s in &opts.screens {
+            anyhow::ensure!(screens.contains(s), "unknown screen {s:?} in the scenario");
+        }
+        screens.retain(|s| opts.screens.contains(s));
+    }
     let agents_dir = opts.data_dir.join("agents");
     let mut children = Vec::new();
     for screen in &screens {
         let dir = agents_dir.join(screen);
         std::fs::create_dir_all(dir.join("data"))?;
-        let config = crate::provision::provision(&store, screen, &broker.url(), &server_url, topics.prefix())?;
+        let config = crate::provision::provision(&store, screen, &broker_url, &server_url, topics.prefix())?;
         std::fs::write(dir.join("agent.toml"), config)?;
         let log = std::fs::File::create(dir.join("agent.log"))?;
         let child = tokio::process::Command::new(&opts.agent_bin)
@@ -146,7 +166,8 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
         let store = store.clone();
         let shared = handle.shared.clone();
         let (from, to) = (opts.from, opts.to);
-        tokio::task::spawn_blocking(move || compare(&store, &shared.ledger, from, to)).await??
+        let only = screens.clone();
+        tokio::task::spawn_blocking(move || compare(&store, &shared.ledger, from, to, &only)).await??
     };
     let total_seq: u64 = last_seqs.values().sum();
     tracing::info!(planned, delivered, total_seq, "simulation finished");
@@ -300,11 +321,11 @@ async fn drive(
 }
 
 /// (planned, delivered, missing, unexpected): the ledger against the plan, play by play.
-pub fn compare(store: &Store, ledger: &crate::ledger::Ledger, from: DateTime<Utc>, to: DateTime<Utc>) -> anyhow::Result<(u64, u64, u64, u64)> {
+pub fn compare(store: &Store, ledger: &crate::ledger::Ledger, from: DateTime<Utc>, to: DateTime<Utc>, screens: &[String]) -> anyhow::Result<(u64, u64, u64, u64)> {
     use std::collections::HashSet;
     let catalogue = store.catalogue()?;
     let mut plan: HashSet<(String, i64, String, String)> = HashSet::new();
-    for s in crate::plan::schedules(&catalogue, &[])? {
+    for s in crate::plan::schedules(&catalogue, screens)? {
         let planner = playlists::Planner::new(&s);
         for p in planner.plan_range(from, to) {
             plan.insert((

@@ -15,7 +15,8 @@ pub fn copy_beijing(dir: &Path) -> PathBuf {
     let to = dir.join("scenario");
     std::fs::create_dir_all(to.join("media")).expect("mkdir");
     let from = beijing();
-    std::fs::copy(from.join("scenario.json"), to.join("scenario.json")).expect("copy scenario.json");
+    std::fs::copy(from.join("scenario.json"), to.join("scenario.json"))
+        .expect("copy scenario.json");
     for e in std::fs::read_dir(from.join("media")).expect("media dir") {
         let e = e.expect("entry");
         std::fs::copy(e.path(), to.join("media").join(e.file_name())).expect("copy media");
@@ -26,7 +27,8 @@ pub fn copy_beijing(dir: &Path) -> PathBuf {
 /// Edits scenario.json in `dir` as JSON.
 pub fn edit_scenario(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let path = dir.join("scenario.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
     f(&mut v);
     std::fs::write(&path, serde_json::to_string_pretty(&v).expect("ser")).expect("write");
 }
@@ -40,13 +42,21 @@ pub fn bin_dir() -> PathBuf {
 
 pub fn signage_bin() -> PathBuf {
     let p = bin_dir().join("signage");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
 pub fn agent_bin() -> PathBuf {
     let p = bin_dir().join("signage-agent");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -65,13 +75,27 @@ impl Mosquitto {
             .find(|p| Path::new(p).exists())
             .expect("mosquitto is not installed (scripts/setup.sh installs it)");
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 4194304\n")).expect("conf");
-        let child = Command::new(bin).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start mosquitto");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Mosquitto { child, port, _dir: dir };
+                return Mosquitto {
+                    child,
+                    port,
+                    _dir: dir,
+                };
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -10,8 +10,19 @@ use tests::{copy_beijing, edit_scenario, signage_bin};
 /// A snapshot of everything an import could change.
 fn snapshot(data: &Path) -> (String, Vec<String>) {
     let store = Store::open(data).expect("open store");
-    let scenarios = serde_json::to_string(&store.scenarios().expect("scenarios").iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap())).collect::<Vec<_>>()).unwrap();
-    let mut media: Vec<String> = std::fs::read_dir(data.join("media")).expect("media").map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let scenarios = serde_json::to_string(
+        &store
+            .scenarios()
+            .expect("scenarios")
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let mut media: Vec<String> = std::fs::read_dir(data.join("media"))
+        .expect("media")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     media.sort();
     (scenarios, media)
 }
@@ -21,50 +32,151 @@ fn snapshot(data: &Path) -> (String, Vec<String>) {
 fn check(breaking: impl FnOnce(&Path), expect: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let good = Command::new(signage_bin()).arg("import").arg(tests::beijing()).arg("--data-dir").arg(&data).output().unwrap();
-    assert!(good.status.success(), "good import failed: {}", String::from_utf8_lossy(&good.stderr));
+    let good = Command::new(signage_bin())
+        .arg("import")
+        .arg(tests::beijing())
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        good.status.success(),
+        "good import failed: {}",
+        String::from_utf8_lossy(&good.stderr)
+    );
     // A second scenario name, so a successful import would visibly change the store.
     let broken = copy_beijing(tmp.path());
     edit_scenario(&broken, |v| v["name"] = "broken copy".into());
     breaking(&broken);
     let before = snapshot(&data);
-    let out = Command::new(signage_bin()).arg("import").arg(&broken).arg("--data-dir").arg(&data).output().unwrap();
+    let out = Command::new(signage_bin())
+        .arg("import")
+        .arg(&broken)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "broken import succeeded");
     for e in expect {
-        assert!(stderr.contains(e), "error {stderr:?} does not mention {e:?}");
+        assert!(
+            stderr.contains(e),
+            "error {stderr:?} does not mention {e:?}"
+        );
     }
     assert_eq!(snapshot(&data), before, "the store changed");
 }
 
 fn set(v: &mut serde_json::Value, list: &str, id: &str, field: &str, value: serde_json::Value) {
-    let item = v[list].as_array_mut().unwrap().iter_mut().find(|x| x["id"] == id).unwrap_or_else(|| panic!("no {id} in {list}"));
+    let item = v[list]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|x| x["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {list}"));
     item[field] = value;
 }
 
 #[test]
 fn bad_cron_names_venue_and_field() {
-    check(|d| edit_scenario(d, |v| set(v, "venues", "bj-metro-xidan", "operating_hours", "* 5-25 * * *".into())), &["venue \"bj-metro-xidan\"", "operating_hours", "hour"]);
-    check(|d| edit_scenario(d, |v| set(v, "campaigns", "civility-rush-hour", "dayparts", serde_json::json!(["* 7-8 * * 1-5", "0 0 * * * *"]))), &["campaign \"civility-rush-hour\"", "dayparts[1]", "expected 5 fields"]);
+    check(
+        |d| {
+            edit_scenario(d, |v| {
+                set(
+                    v,
+                    "venues",
+                    "bj-metro-xidan",
+                    "operating_hours",
+                    "* 5-25 * * *".into(),
+                )
+            })
+        },
+        &["venue \"bj-metro-xidan\"", "operating_hours", "hour"],
+    );
+    check(
+        |d| {
+            edit_scenario(d, |v| {
+                set(
+                    v,
+                    "campaigns",
+                    "civility-rush-hour",
+                    "dayparts",
+                    serde_json::json!(["* 7-8 * * 1-5", "0 0 * * * *"]),
+                )
+            })
+        },
+        &[
+            "campaign \"civility-rush-hour\"",
+            "dayparts[1]",
+            "expected 5 fields",
+        ],
+    );
 }
 
 #[test]
 fn unknown_venue_type() {
-    check(|d| edit_scenario(d, |v| set(v, "venues", "bj-metro-xidan", "type", "transit.hoverboard".into())), &["venue \"bj-metro-xidan\"", "\"type\"", "transit.hoverboard"]);
+    check(
+        |d| {
+            edit_scenario(d, |v| {
+                set(
+                    v,
+                    "venues",
+                    "bj-metro-xidan",
+                    "type",
+                    "transit.hoverboard".into(),
+                )
+            })
+        },
+        &["venue \"bj-metro-xidan\"", "\"type\"", "transit.hoverboard"],
+    );
 }
 
 #[test]
 fn campaign_naming_a_missing_creative() {
     check(
-        |d| edit_scenario(d, |v| set(v, "campaigns", "rm2023-vote", "creatives", serde_json::json!(["rm2023-vote-l", "no-such-creative"]))),
-        &["campaign \"rm2023-vote\"", "creatives[1]", "no-such-creative"],
+        |d| {
+            edit_scenario(d, |v| {
+                set(
+                    v,
+                    "campaigns",
+                    "rm2023-vote",
+                    "creatives",
+                    serde_json::json!(["rm2023-vote-l", "no-such-creative"]),
+                )
+            })
+        },
+        &[
+            "campaign \"rm2023-vote\"",
+            "creatives[1]",
+            "no-such-creative",
+        ],
     );
 }
 
 #[test]
 fn hash_and_size_mismatch() {
-    check(|d| edit_scenario(d, |v| set(v, "creatives", "rm2023-w51-1", "sha256", "0".repeat(64).into())), &["creative \"rm2023-w51-1\"", "sha256"]);
-    check(|d| edit_scenario(d, |v| set(v, "creatives", "rm2023-w51-1", "bytes", 12.into())), &["creative \"rm2023-w51-1\"", "bytes"]);
+    check(
+        |d| {
+            edit_scenario(d, |v| {
+                set(
+                    v,
+                    "creatives",
+                    "rm2023-w51-1",
+                    "sha256",
+                    "0".repeat(64).into(),
+                )
+            })
+        },
+        &["creative \"rm2023-w51-1\"", "sha256"],
+    );
+    check(
+        |d| {
+            edit_scenario(d, |v| {
+                set(v, "creatives", "rm2023-w51-1", "bytes", 12.into())
+            })
+        },
+        &["creative \"rm2023-w51-1\"", "bytes"],
+    );
 }
 
 /// Replaces a creative's file and fixes its declared hash and size, so only decoding fails.
@@ -82,19 +194,48 @@ fn corrupt_and_unreadable_media() {
     check(
         |d| {
             let data = std::fs::read(d.join("media/rm2023-w51-2.jpg")).unwrap();
-            replace_media(d, "rm2023-w51-2", "media/rm2023-w51-2.jpg", &data[..data.len() / 2]);
+            replace_media(
+                d,
+                "rm2023-w51-2",
+                "media/rm2023-w51-2.jpg",
+                &data[..data.len() / 2],
+            );
         },
         &["creative \"rm2023-w51-2\"", "media/rm2023-w51-2.jpg"],
     );
     check(
         |d| {
             let data = std::fs::read(d.join("media/rm2023-vote-video.mp4")).unwrap();
-            replace_media(d, "rm2023-vote-video", "media/rm2023-vote-video.mp4", &data[..data.len() / 2]);
+            replace_media(
+                d,
+                "rm2023-vote-video",
+                "media/rm2023-vote-video.mp4",
+                &data[..data.len() / 2],
+            );
         },
-        &["creative \"rm2023-vote-video\"", "media/rm2023-vote-video.mp4"],
+        &[
+            "creative \"rm2023-vote-video\"",
+            "media/rm2023-vote-video.mp4",
+        ],
     );
-    check(|d| std::fs::remove_file(d.join("media/rm2023-w51-3.jpg")).unwrap(), &["creative \"rm2023-w51-3\"", "cannot read"]);
-    check(|d| edit_scenario(d, |v| set(v, "creatives", "rm2023-w51-3", "file", "../../etc/passwd".into())), &["creative \"rm2023-w51-3\"", "inside the scenario directory"]);
+    check(
+        |d| std::fs::remove_file(d.join("media/rm2023-w51-3.jpg")).unwrap(),
+        &["creative \"rm2023-w51-3\"", "cannot read"],
+    );
+    check(
+        |d| {
+            edit_scenario(d, |v| {
+                set(
+                    v,
+                    "creatives",
+                    "rm2023-w51-3",
+                    "file",
+                    "../../etc/passwd".into(),
+                )
+            })
+        },
+        &["creative \"rm2023-w51-3\"", "inside the scenario directory"],
+    );
 }
 
 #[test]
@@ -103,7 +244,12 @@ fn decompression_bomb() {
         |d| {
             // A valid PNG header claiming 100000 x 100000 pixels.
             let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
-            let ihdr = [&100_000u32.to_be_bytes()[..], &100_000u32.to_be_bytes()[..], &[8, 2, 0, 0, 0]].concat();
+            let ihdr = [
+                &100_000u32.to_be_bytes()[..],
+                &100_000u32.to_be_bytes()[..],
+                &[8, 2, 0, 0, 0],
+            ]
+            .concat();
             png.extend_from_slice(&ihdr);
             let mut crc_input = b"IHDR".to_vec();
             crc_input.extend_from_slice(&ihdr);
@@ -119,7 +265,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -127,10 +277,27 @@ fn crc32(data: &[u8]) -> u32 {
 
 #[test]
 fn malformed_json_and_reimport_is_idempotent() {
-    check(|d| std::fs::write(d.join("scenario.json"), "{\"format\": \"signage-scenario/1\", ").unwrap(), &["scenario.json", "line"]);
+    check(
+        |d| {
+            std::fs::write(
+                d.join("scenario.json"),
+                "{\"format\": \"signage-scenario/1\", ",
+            )
+            .unwrap()
+        },
+        &["scenario.json", "line"],
+    );
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let run = || Command::new(signage_bin()).arg("import").arg(tests::beijing()).arg("--data-dir").arg(&data).output().unwrap();
+    let run = || {
+        Command::new(signage_bin())
+            .arg("import")
+            .arg(tests::beijing())
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
     let first = run();
     assert!(first.status.success());
     let before = snapshot(&data);
@@ -140,5 +307,8 @@ fn malformed_json_and_reimport_is_idempotent() {
     assert_eq!(snapshot(&data), before);
     let s = Store::open(&data).unwrap();
     let c = s.catalogue().unwrap();
-    assert_eq!((c.venues.len(), c.screens.len(), c.creatives.len()), (42, 67, 46));
+    assert_eq!(
+        (c.venues.len(), c.screens.len(), c.creatives.len()),
+        (42, 67, 46)
+    );
 }

@@ -81,7 +81,10 @@ impl Book {
         if self.in_flight.is_some() || ready == 0 || max == 0 {
             return None;
         }
-        Some((self.first_unbatched, self.first_unbatched + ready.min(max) - 1))
+        Some((
+            self.first_unbatched,
+            self.first_unbatched + ready.min(max) - 1,
+        ))
     }
 
     /// After a play starts (`in_progress`) or a finished record is written.
@@ -109,7 +112,9 @@ impl Book {
 
     /// Whether an ack for (`batch_seq`, `hash`) names the batch in flight.
     pub fn matches_ack(&self, batch_seq: u64, hash: &str) -> bool {
-        self.in_flight.as_ref().is_some_and(|b| b.batch_seq == batch_seq && b.hash == hash)
+        self.in_flight
+            .as_ref()
+            .is_some_and(|b| b.batch_seq == batch_seq && b.hash == hash)
     }
 
     pub fn acked(&mut self) {
@@ -121,7 +126,9 @@ impl Book {
 
 /// Whether the uploader should form a batch now.
 pub fn should_form_batch(ready: u64, oldest_waited: Option<Duration>, in_flight: bool) -> bool {
-    !in_flight && ready > 0 && (ready >= BATCH_AT_RECORDS || oldest_waited.is_some_and(|w| w >= BATCH_AFTER))
+    !in_flight
+        && ready > 0
+        && (ready >= BATCH_AT_RECORDS || oldest_waited.is_some_and(|w| w >= BATCH_AFTER))
 }
 
 #[cfg(test)]
@@ -130,7 +137,11 @@ mod tests {
 
     fn check(ready: u64, waited_ms: Option<u64>, in_flight: bool, expect: bool) {
         let waited = waited_ms.map(Duration::from_millis);
-        assert_eq!(should_form_batch(ready, waited, in_flight), expect, "{ready} {waited_ms:?} {in_flight}");
+        assert_eq!(
+            should_form_batch(ready, waited, in_flight),
+            expect,
+            "{ready} {waited_ms:?} {in_flight}"
+        );
     }
 
     #[test]
@@ -151,19 +162,30 @@ mod tests {
         assert_eq!((b.ready(), b.backlog(), b.next_batch(10)), (0, 0, None));
         b.completed(1);
         b.started(2, true);
-        assert_eq!((b.ready(), b.backlog(), b.next_batch(10)), (1, 1, Some((1, 1))));
+        assert_eq!(
+            (b.ready(), b.backlog(), b.next_batch(10)),
+            (1, 1, Some((1, 1)))
+        );
         b.completed(2);
         b.started(3, false);
         b.started(4, true);
         assert_eq!((b.ready(), b.backlog()), (3, 3));
         assert_eq!(b.next_batch(2), Some((1, 2)));
-        b.batched(InFlight { batch_seq: 1, first_seq: 1, last_seq: 2, hash: "h1".into() });
+        b.batched(InFlight {
+            batch_seq: 1,
+            first_seq: 1,
+            last_seq: 2,
+            hash: "h1".into(),
+        });
         assert_eq!((b.ready(), b.backlog(), b.next_batch(10)), (1, 3, None));
         assert!(!b.matches_ack(1, "h2"));
         assert!(!b.matches_ack(2, "h1"));
         assert!(b.matches_ack(1, "h1"));
         b.acked();
-        assert_eq!((b.ready(), b.backlog(), b.rows, b.next_batch(10)), (1, 1, 2, Some((3, 3))));
+        assert_eq!(
+            (b.ready(), b.backlog(), b.rows, b.next_batch(10)),
+            (1, 1, 2, Some((3, 3)))
+        );
         assert_eq!((b.next_batch_seq, b.chain_head.as_str()), (2, "h1"));
     }
 }

@@ -24,7 +24,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use playlists::wire::pop::{batch_hash, BATCH_KIND};
-use playlists::wire::{Keypair, PlayRecord, PlayStatus, PopBatch, SignedEnvelope, MAX_POP_BYTES, VERSION};
+use playlists::wire::{
+    Keypair, PlayRecord, PlayStatus, PopBatch, SignedEnvelope, MAX_POP_BYTES, VERSION,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
@@ -53,7 +55,10 @@ pub enum OutboxError {
     #[error("outbox: {0}")]
     Durability(#[from] redb::SetDurabilityError),
     #[error("outbox: creating {path}: {source}")]
-    Create { path: String, source: std::io::Error },
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("outbox is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -115,7 +120,9 @@ pub struct Outbox {
 }
 
 fn read_u64(v: Option<&[u8]>, default: u64) -> u64 {
-    v.and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(default)
+    v.and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(default)
 }
 
 fn encode_play(tag: u8, record: &PlayRecord) -> Vec<u8> {
@@ -125,13 +132,17 @@ fn encode_play(tag: u8, record: &PlayRecord) -> Vec<u8> {
 }
 
 fn decode_play(seq: u64, v: &[u8]) -> Result<(u8, PlayRecord), OutboxError> {
-    let (tag, json) = v.split_first().ok_or_else(|| OutboxError::Corrupt(format!("empty play {seq}")))?;
-    let record = serde_json::from_slice(json).map_err(|e| OutboxError::Corrupt(format!("play {seq}: {e}")))?;
+    let (tag, json) = v
+        .split_first()
+        .ok_or_else(|| OutboxError::Corrupt(format!("empty play {seq}")))?;
+    let record = serde_json::from_slice(json)
+        .map_err(|e| OutboxError::Corrupt(format!("play {seq}: {e}")))?;
     Ok((*tag, record))
 }
 
 fn envelope_hash(bytes: &[u8]) -> Result<String, OutboxError> {
-    let env: SignedEnvelope = serde_json::from_slice(bytes).map_err(|e| OutboxError::Corrupt(format!("stored batch: {e}")))?;
+    let env: SignedEnvelope = serde_json::from_slice(bytes)
+        .map_err(|e| OutboxError::Corrupt(format!("stored batch: {e}")))?;
     Ok(batch_hash(&env.payload).to_string())
 }
 
@@ -148,7 +159,11 @@ impl Outbox {
             Durability::Immediate => redb::Durability::Immediate,
             Durability::Relaxed => redb::Durability::None,
         };
-        let outbox = Outbox { db, durability, book: Mutex::new(Book::default()) };
+        let outbox = Outbox {
+            db,
+            durability,
+            book: Mutex::new(Book::default()),
+        };
         let recovery = outbox.recover()?;
         Ok((outbox, recovery))
     }
@@ -173,7 +188,10 @@ impl Outbox {
             let batches = tx.open_table(BATCHES)?;
             let mut b = Book {
                 next_seq: read_u64(state.get("next_seq")?.as_ref().map(|g| g.value()), 1),
-                next_batch_seq: read_u64(state.get("next_batch_seq")?.as_ref().map(|g| g.value()), 1),
+                next_batch_seq: read_u64(
+                    state.get("next_batch_seq")?.as_ref().map(|g| g.value()),
+                    1,
+                ),
                 ..Book::default()
             };
             if let Some(head) = state.get("chain_head")? {
@@ -182,7 +200,12 @@ impl Outbox {
             b.rows = plays.len()?;
             if let Some((k, v)) = batches.first()? {
                 let (first_seq, last_seq, bytes) = v.value();
-                b.in_flight = Some(InFlight { batch_seq: k.value(), first_seq, last_seq, hash: envelope_hash(bytes)? });
+                b.in_flight = Some(InFlight {
+                    batch_seq: k.value(),
+                    first_seq,
+                    last_seq,
+                    hash: envelope_hash(bytes)?,
+                });
             }
             b.first_unbatched = match (&b.in_flight, plays.first()?) {
                 (Some(f), _) => f.last_seq + 1,
@@ -204,7 +227,11 @@ impl Outbox {
             }
             if let Some((k, _)) = plays.last()? {
                 if k.value() >= b.next_seq {
-                    return Err(OutboxError::Corrupt(format!("play {} at or after next_seq {}", k.value(), b.next_seq)));
+                    return Err(OutboxError::Corrupt(format!(
+                        "play {} at or after next_seq {}",
+                        k.value(),
+                        b.next_seq
+                    )));
                 }
             }
             *book = b;
@@ -234,7 +261,11 @@ impl Outbox {
 
     /// One slot boundary in one transaction: completes the play in progress and/or writes
     /// the next one. Returns the seq given to `start`.
-    pub fn boundary(&self, complete: Option<&Completion>, start: Option<NewPlay>) -> Result<Option<u64>, OutboxError> {
+    pub fn boundary(
+        &self,
+        complete: Option<&Completion>,
+        start: Option<NewPlay>,
+    ) -> Result<Option<u64>, OutboxError> {
         let mut book = self.lock();
         let tx = self.begin()?;
         let mut started = None;
@@ -242,10 +273,15 @@ impl Outbox {
             let mut plays = tx.open_table(PLAYS)?;
             if let Some(c) = complete {
                 let raw = plays.get(c.seq)?.map(|g| g.value().to_vec());
-                let raw = raw.ok_or_else(|| OutboxError::Corrupt(format!("completing unknown play {}", c.seq)))?;
+                let raw = raw.ok_or_else(|| {
+                    OutboxError::Corrupt(format!("completing unknown play {}", c.seq))
+                })?;
                 let (tag, mut record) = decode_play(c.seq, &raw)?;
                 if tag != TAG_IN_PROGRESS {
-                    return Err(OutboxError::Corrupt(format!("play {} is not in progress", c.seq)));
+                    return Err(OutboxError::Corrupt(format!(
+                        "play {} is not in progress",
+                        c.seq
+                    )));
                 }
                 record.ended_at = c.ended_at;
                 record.duration_ms = c.duration_ms;
@@ -266,7 +302,8 @@ impl Outbox {
                     TAG_FINISHED
                 };
                 plays.insert(seq, encode_play(tag, &new.record).as_slice())?;
-                tx.open_table(STATE)?.insert("next_seq", (seq + 1).to_be_bytes().as_slice())?;
+                tx.open_table(STATE)?
+                    .insert("next_seq", (seq + 1).to_be_bytes().as_slice())?;
                 started = Some((seq, new.in_progress));
             }
         }
@@ -283,7 +320,12 @@ impl Outbox {
     /// Forms the next batch of at most `max` finished records, chained to the previous one
     /// and sealed with the screen key, and persists it together with marking its records.
     /// `None` while a batch is in flight or nothing is ready.
-    pub fn form_batch(&self, screen_id: &str, key: &Keypair, max: usize) -> Result<Option<StoredBatch>, OutboxError> {
+    pub fn form_batch(
+        &self,
+        screen_id: &str,
+        key: &Keypair,
+        max: usize,
+    ) -> Result<Option<StoredBatch>, OutboxError> {
         let mut book = self.lock();
         let Some((first, mut last)) = book.next_batch(max as u64) else {
             return Ok(None);
@@ -299,26 +341,39 @@ impl Outbox {
                 records: records[..count].to_vec(),
             };
             let payload = serde_json::to_string(&batch).expect("batches serialise");
-            let bytes = serde_json::to_vec(&key.sign(BATCH_KIND, payload.clone())).expect("envelopes serialise");
+            let bytes = serde_json::to_vec(&key.sign(BATCH_KIND, payload.clone()))
+                .expect("envelopes serialise");
             if bytes.len() <= MAX_POP_BYTES || count == 1 {
                 break (payload, bytes);
             }
             count = count.div_ceil(2);
         };
         last = first + count as u64 - 1;
-        let info = InFlight { batch_seq: book.next_batch_seq, first_seq: first, last_seq: last, hash: batch_hash(&payload).to_string() };
+        let info = InFlight {
+            batch_seq: book.next_batch_seq,
+            first_seq: first,
+            last_seq: last,
+            hash: batch_hash(&payload).to_string(),
+        };
         let tx = self.begin()?;
         {
             let mut plays = tx.open_table(PLAYS)?;
             for seq in first..=last {
-                let mut v = plays.get(seq)?.map(|g| g.value().to_vec()).ok_or_else(|| OutboxError::Corrupt(format!("play {seq} vanished")))?;
+                let mut v = plays
+                    .get(seq)?
+                    .map(|g| g.value().to_vec())
+                    .ok_or_else(|| OutboxError::Corrupt(format!("play {seq} vanished")))?;
                 v[0] = TAG_BATCHED;
                 plays.insert(seq, v.as_slice())?;
             }
-            tx.open_table(BATCHES)?.insert(info.batch_seq, (first, last, bytes.as_slice()))?;
+            tx.open_table(BATCHES)?
+                .insert(info.batch_seq, (first, last, bytes.as_slice()))?;
             let mut state = tx.open_table(STATE)?;
             state.insert("chain_head", info.hash.as_bytes())?;
-            state.insert("next_batch_seq", (info.batch_seq + 1).to_be_bytes().as_slice())?;
+            state.insert(
+                "next_batch_seq",
+                (info.batch_seq + 1).to_be_bytes().as_slice(),
+            )?;
         }
         tx.commit()?;
         book.batched(info.clone());
@@ -334,12 +389,17 @@ impl Outbox {
             let (k, v) = row?;
             let (tag, record) = decode_play(k.value(), v.value())?;
             if tag != TAG_FINISHED || k.value() != first + out.len() as u64 {
-                return Err(OutboxError::Corrupt(format!("play {} is not a finished record in sequence", k.value())));
+                return Err(OutboxError::Corrupt(format!(
+                    "play {} is not a finished record in sequence",
+                    k.value()
+                )));
             }
             out.push(record);
         }
         if out.len() as u64 != last - first + 1 {
-            return Err(OutboxError::Corrupt(format!("plays {first}..={last} are not all present")));
+            return Err(OutboxError::Corrupt(format!(
+                "plays {first}..={last} are not all present"
+            )));
         }
         Ok(out)
     }
@@ -352,7 +412,8 @@ impl Outbox {
         let tx = self.db.begin_read()?;
         let batches = tx.open_table(BATCHES)?;
         let bytes = batches.get(info.batch_seq)?.map(|g| g.value().2.to_vec());
-        let bytes = bytes.ok_or_else(|| OutboxError::Corrupt(format!("batch {} vanished", info.batch_seq)))?;
+        let bytes = bytes
+            .ok_or_else(|| OutboxError::Corrupt(format!("batch {} vanished", info.batch_seq)))?;
         Ok(Some(StoredBatch { info, bytes }))
     }
 
@@ -393,7 +454,12 @@ impl Outbox {
                 ids.push(id.to_owned());
                 let excess = ids.len().saturating_sub(COMMAND_IDS_KEPT);
                 ids.drain(..excess);
-                state.insert("command_ids", serde_json::to_vec(&ids).expect("strings serialise").as_slice())?;
+                state.insert(
+                    "command_ids",
+                    serde_json::to_vec(&ids)
+                        .expect("strings serialise")
+                        .as_slice(),
+                )?;
             }
             fresh
         };
@@ -425,7 +491,10 @@ impl Outbox {
 /// Creates an empty outbox with its tables at a temporary name, then renames it into place,
 /// so a crash never leaves a half-made `outbox.redb`.
 fn create_atomically(dir: &Path, path: &Path) -> Result<(), OutboxError> {
-    let io = |source| OutboxError::Create { path: path.display().to_string(), source };
+    let io = |source| OutboxError::Create {
+        path: path.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join(format!(".outbox.redb.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);

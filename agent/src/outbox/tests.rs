@@ -28,11 +28,19 @@ fn record(slot_start: &str) -> PlayRecord {
 }
 
 fn start(slot_start: &str) -> Option<NewPlay> {
-    Some(NewPlay { record: record(slot_start), in_progress: true })
+    Some(NewPlay {
+        record: record(slot_start),
+        in_progress: true,
+    })
 }
 
 fn done(seq: u64, ended: &str) -> Completion {
-    Completion { seq, ended_at: t(ended), duration_ms: 15_000, status: PlayStatus::Complete }
+    Completion {
+        seq,
+        ended_at: t(ended),
+        duration_ms: 15_000,
+        status: PlayStatus::Complete,
+    }
 }
 
 /// Plays `n` full slots from 08:00:00, leaving the last one in progress when `open_last`.
@@ -47,7 +55,9 @@ fn play(outbox: &Outbox, n: u64, open_last: bool) {
         assert_eq!(running, Some(first + i));
     }
     if !open_last {
-        outbox.boundary(running.map(|s| done(s, &at(n))).as_ref(), None).unwrap();
+        outbox
+            .boundary(running.map(|s| done(s, &at(n))).as_ref(), None)
+            .unwrap();
     }
 }
 
@@ -61,25 +71,69 @@ fn start_and_complete_in_one_transaction_per_boundary() {
     let (outbox, recovery) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
     assert_eq!(recovery, Recovery::default());
     assert!(dir.path().join("outbox.redb").exists());
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temp file left"
+    );
 
-    assert_eq!(outbox.boundary(None, start("2023-12-18T08:00:00Z")).unwrap(), Some(1));
+    assert_eq!(
+        outbox
+            .boundary(None, start("2023-12-18T08:00:00Z"))
+            .unwrap(),
+        Some(1)
+    );
     assert_eq!(tags(&outbox), "P");
-    let s2 = outbox.boundary(Some(&done(1, "2023-12-18T08:00:15Z")), start("2023-12-18T08:00:15Z")).unwrap();
+    let s2 = outbox
+        .boundary(
+            Some(&done(1, "2023-12-18T08:00:15Z")),
+            start("2023-12-18T08:00:15Z"),
+        )
+        .unwrap();
     assert_eq!(s2, Some(2));
     assert_eq!(tags(&outbox), "FP");
     let rows = outbox.dump().unwrap();
     let first = &rows[0].1;
-    assert_eq!((first.play_id.as_str(), first.seq, first.status), ("scr-1-1", 1, PlayStatus::Complete));
-    assert_eq!((first.ended_at, first.duration_ms), (t("2023-12-18T08:00:15Z"), 15_000));
+    assert_eq!(
+        (first.play_id.as_str(), first.seq, first.status),
+        ("scr-1-1", 1, PlayStatus::Complete)
+    );
+    assert_eq!(
+        (first.ended_at, first.duration_ms),
+        (t("2023-12-18T08:00:15Z"), 15_000)
+    );
     // A failed play is final at once.
-    let failed = NewPlay { record: PlayRecord { status: PlayStatus::Failed, ..record("2023-12-18T08:00:30Z") }, in_progress: false };
-    assert_eq!(outbox.boundary(Some(&done(2, "2023-12-18T08:00:30Z")), Some(failed)).unwrap(), Some(3));
+    let failed = NewPlay {
+        record: PlayRecord {
+            status: PlayStatus::Failed,
+            ..record("2023-12-18T08:00:30Z")
+        },
+        in_progress: false,
+    };
+    assert_eq!(
+        outbox
+            .boundary(Some(&done(2, "2023-12-18T08:00:30Z")), Some(failed))
+            .unwrap(),
+        Some(3)
+    );
     assert_eq!(tags(&outbox), "FFF");
     let book = outbox.book();
-    assert_eq!((book.ready(), book.backlog(), book.last_seq(), book.in_progress), (3, 3, 3, None));
+    assert_eq!(
+        (
+            book.ready(),
+            book.backlog(),
+            book.last_seq(),
+            book.in_progress
+        ),
+        (3, 3, 3, None)
+    );
     // Completing something not in progress is refused and changes nothing.
-    assert!(outbox.boundary(Some(&done(3, "2023-12-18T08:00:45Z")), start("2023-12-18T08:00:45Z")).is_err());
+    assert!(outbox
+        .boundary(
+            Some(&done(3, "2023-12-18T08:00:45Z")),
+            start("2023-12-18T08:00:45Z")
+        )
+        .is_err());
     assert_eq!(tags(&outbox), "FFF");
     assert_eq!(outbox.book().next_seq, 4);
 }
@@ -97,11 +151,22 @@ fn crash_leaves_a_partial_record_never_lost_or_reused() {
     assert_eq!(recovery.partial, vec![3]);
     assert_eq!(tags(&outbox), "FFF");
     let (_, third) = outbox.dump().unwrap().pop().unwrap();
-    assert_eq!((third.status, third.duration_ms, third.ended_at), (PlayStatus::Partial, 0, third.started_at));
+    assert_eq!(
+        (third.status, third.duration_ms, third.ended_at),
+        (PlayStatus::Partial, 0, third.started_at)
+    );
     assert_eq!(third.play_id, "scr-1-3");
     let book = outbox.book();
-    assert_eq!((book.ready(), book.in_progress, book.next_seq), (3, None, 4));
-    assert_eq!(outbox.boundary(None, start("2023-12-18T09:00:00Z")).unwrap(), Some(4));
+    assert_eq!(
+        (book.ready(), book.in_progress, book.next_seq),
+        (3, None, 4)
+    );
+    assert_eq!(
+        outbox
+            .boundary(None, start("2023-12-18T09:00:00Z"))
+            .unwrap(),
+        Some(4)
+    );
     drop(outbox);
     // Opening again finds nothing more to repair and keeps the numbers.
     let (outbox, recovery) = Outbox::open(dir.path(), Durability::Relaxed).unwrap();
@@ -114,16 +179,32 @@ fn batches_chain_are_signed_and_acks_delete() {
     let dir = tempfile::tempdir().unwrap();
     let key = Keypair::from_secret([3; 32]);
     let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
-    assert_eq!(outbox.form_batch("scr-1", &key, MAX_BATCH_RECORDS).unwrap(), None);
+    assert_eq!(
+        outbox.form_batch("scr-1", &key, MAX_BATCH_RECORDS).unwrap(),
+        None
+    );
     play(&outbox, 5, true);
 
     let b1 = outbox.form_batch("scr-1", &key, 3).unwrap().unwrap();
-    assert_eq!((b1.info.batch_seq, b1.info.first_seq, b1.info.last_seq), (1, 1, 3));
+    assert_eq!(
+        (b1.info.batch_seq, b1.info.first_seq, b1.info.last_seq),
+        (1, 1, 3)
+    );
     let env = open_envelope(&b1.bytes, BATCH_KIND, &key.public(), MAX_POP_BYTES).unwrap();
     assert_eq!(batch_hash(&env.payload).to_string(), b1.info.hash);
     let batch: PopBatch = serde_json::from_str(&env.payload).unwrap();
-    assert_eq!((batch.batch_seq, batch.prev_hash.clone(), batch.screen_id.as_str()), (1, genesis_hash(), "scr-1"));
-    assert_eq!(batch.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        (
+            batch.batch_seq,
+            batch.prev_hash.clone(),
+            batch.screen_id.as_str()
+        ),
+        (1, genesis_hash(), "scr-1")
+    );
+    assert_eq!(
+        batch.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert_eq!(tags(&outbox), "BBBFP");
     // One batch in flight at a time.
     assert_eq!(outbox.form_batch("scr-1", &key, 3).unwrap(), None);
@@ -143,15 +224,32 @@ fn batches_chain_are_signed_and_acks_delete() {
     assert_eq!(outbox.ack(1, &b1.info.hash).unwrap(), AckOutcome::Ignored);
     assert_eq!(outbox.in_flight().unwrap(), None);
 
-    let b2 = outbox.form_batch("scr-1", &key, MAX_BATCH_RECORDS).unwrap().unwrap();
+    let b2 = outbox
+        .form_batch("scr-1", &key, MAX_BATCH_RECORDS)
+        .unwrap()
+        .unwrap();
     let env = open_envelope(&b2.bytes, BATCH_KIND, &key.public(), MAX_POP_BYTES).unwrap();
     let batch: PopBatch = serde_json::from_str(&env.payload).unwrap();
-    assert_eq!((batch.batch_seq, batch.prev_hash.as_str()), (2, b1.info.hash.as_str()));
-    assert_eq!(batch.records.iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(
+        (batch.batch_seq, batch.prev_hash.as_str()),
+        (2, b1.info.hash.as_str())
+    );
+    assert_eq!(
+        batch.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [4, 5]
+    );
     assert_eq!(batch.records[1].status, PlayStatus::Partial);
     assert_eq!(outbox.ack(2, &b2.info.hash).unwrap(), AckOutcome::Deleted);
     let book = outbox.book();
-    assert_eq!((book.backlog(), book.rows, book.next_seq, book.chain_head.as_str()), (0, 0, 6, b2.info.hash.as_str()));
+    assert_eq!(
+        (
+            book.backlog(),
+            book.rows,
+            book.next_seq,
+            book.chain_head.as_str()
+        ),
+        (0, 0, 6, b2.info.hash.as_str())
+    );
     drop(outbox);
     let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
     assert_eq!(outbox.book(), book);
@@ -172,8 +270,13 @@ fn schedule_and_command_nonces_persist() {
         outbox.flush().unwrap();
     }
     let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
-    assert_eq!(outbox.load_schedule().unwrap().as_deref(), Some(b"signed bytes".as_slice()));
+    assert_eq!(
+        outbox.load_schedule().unwrap().as_deref(),
+        Some(b"signed bytes".as_slice())
+    );
     // The oldest id fell out of the window; the newest are still known.
-    assert!(!outbox.remember_command(&format!("x{}", COMMAND_IDS_KEPT - 1)).unwrap());
+    assert!(!outbox
+        .remember_command(&format!("x{}", COMMAND_IDS_KEPT - 1))
+        .unwrap());
     assert!(outbox.remember_command("c1").unwrap());
 }

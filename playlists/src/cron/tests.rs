@@ -520,9 +520,8 @@ fn probes(e: &CronExpr, random: &[i64], year: i32, day: i64) -> Vec<NaiveDateTim
         .and_hms_opt(0, 0, 0)
         .unwrap();
     out.extend(
-        (0..366).map(|d| {
-            jan1 + Duration::days(d) + Duration::hours(hour) + Duration::minutes(minute)
-        }),
+        (0..366)
+            .map(|d| jan1 + Duration::days(d) + Duration::hours(hour) + Duration::minutes(minute)),
     );
     let midnight = minute_since_2000(day * 24 * 60);
     out.extend((0..24 * 60).map(|m| midnight + Duration::minutes(m)));

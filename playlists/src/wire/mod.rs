@@ -28,7 +28,9 @@ pub struct Topics {
 
 impl Topics {
     pub fn new(prefix: &str) -> Topics {
-        Topics { prefix: prefix.trim_end_matches('/').to_owned() }
+        Topics {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        }
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -62,7 +64,9 @@ impl Topics {
     }
     /// The screen id in a `…/screens/{screen}/…` topic.
     pub fn screen_of<'t>(&self, topic: &'t str) -> Option<&'t str> {
-        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix("/screens/")?;
+        let rest = topic
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("/screens/")?;
         rest.split('/').next().filter(|s| !s.is_empty())
     }
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cron::CronExpr;
 use crate::ids::{CampaignId, CreativeId, ScreenId, Sha256, VenueId};
-use crate::model::{Campaign, Creative, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue};
+use crate::model::{
+    Campaign, Creative, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue,
+};
 use crate::taxonomy::VenueType;
 
 use super::{WireError, VERSION};
@@ -101,9 +103,18 @@ pub struct WireCreative {
 impl ScheduleBody {
     pub fn from_schedule(s: &ScreenSchedule) -> ScheduleBody {
         let t = |t: &Target| WireTarget {
-            screens: t.screens.as_ref().map(|v| v.iter().map(|x| x.to_string()).collect()),
-            venues: t.venues.as_ref().map(|v| v.iter().map(|x| x.to_string()).collect()),
-            venue_types: t.venue_types.as_ref().map(|v| v.iter().map(|x| x.id()).collect()),
+            screens: t
+                .screens
+                .as_ref()
+                .map(|v| v.iter().map(|x| x.to_string()).collect()),
+            venues: t
+                .venues
+                .as_ref()
+                .map(|v| v.iter().map(|x| x.to_string()).collect()),
+            venue_types: t
+                .venue_types
+                .as_ref()
+                .map(|v| v.iter().map(|x| x.id()).collect()),
             districts: t.districts.clone(),
             tags: t.tags.clone(),
         };
@@ -164,7 +175,9 @@ impl ScheduleBody {
 
     /// Back to the domain, validating everything as the scenario loader does.
     pub fn to_schedule(&self) -> Result<ScreenSchedule, WireError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| WireError::Malformed(format!("schedule {what}: {e}"));
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            WireError::Malformed(format!("schedule {what}: {e}"))
+        };
         let screen = Screen {
             id: ScreenId::parse(&self.screen.id).map_err(|e| bad("screen.id", &e))?,
             venue: VenueId::parse(&self.venue.id).map_err(|e| bad("venue.id", &e))?,
@@ -178,11 +191,17 @@ impl ScheduleBody {
         let venue = Venue {
             id: screen.venue.clone(),
             name: self.venue.name.clone(),
-            venue_type: VenueType::from_id(self.venue.venue_type).map_err(|e| bad("venue.venue_type", &e))?,
+            venue_type: VenueType::from_id(self.venue.venue_type)
+                .map_err(|e| bad("venue.venue_type", &e))?,
             district: self.venue.district.clone(),
             tags: self.venue.tags.clone(),
-            timezone: self.venue.timezone.parse().map_err(|e| bad("venue.timezone", &e))?,
-            operating_hours: CronExpr::parse(&self.venue.operating_hours).map_err(|e| bad("venue.operating_hours", &e))?,
+            timezone: self
+                .venue
+                .timezone
+                .parse()
+                .map_err(|e| bad("venue.timezone", &e))?,
+            operating_hours: CronExpr::parse(&self.venue.operating_hours)
+                .map_err(|e| bad("venue.operating_hours", &e))?,
         };
         let creatives = self
             .creatives
@@ -208,9 +227,11 @@ impl ScheduleBody {
                 Ok(Campaign {
                     id: CampaignId::parse(&c.id).map_err(|e| bad("campaign id", &e))?,
                     name: c.name.clone(),
-                    priority: Priority::parse(&c.priority).ok_or_else(|| bad("campaign priority", &c.priority))?,
+                    priority: Priority::parse(&c.priority)
+                        .ok_or_else(|| bad("campaign priority", &c.priority))?,
                     weight: c.weight.max(1),
-                    flight: Flight::new(c.flight_start, c.flight_end).ok_or_else(|| bad("campaign flight", &c.id))?,
+                    flight: Flight::new(c.flight_start, c.flight_end)
+                        .ok_or_else(|| bad("campaign flight", &c.id))?,
                     dayparts: c
                         .dayparts
                         .iter()
@@ -218,18 +239,30 @@ impl ScheduleBody {
                         .collect::<Result<_, _>>()?,
                     target: Target {
                         screens: ids(&c.target.screens)
-                            .map(|v| v.iter().map(|x| ScreenId::parse(x)).collect::<Result<_, _>>())
+                            .map(|v| {
+                                v.iter()
+                                    .map(|x| ScreenId::parse(x))
+                                    .collect::<Result<_, _>>()
+                            })
                             .transpose()
                             .map_err(|e| bad("target", &e))?,
                         venues: ids(&c.target.venues)
-                            .map(|v| v.iter().map(|x| VenueId::parse(x)).collect::<Result<_, _>>())
+                            .map(|v| {
+                                v.iter()
+                                    .map(|x| VenueId::parse(x))
+                                    .collect::<Result<_, _>>()
+                            })
                             .transpose()
                             .map_err(|e| bad("target", &e))?,
                         venue_types: c
                             .target
                             .venue_types
                             .as_ref()
-                            .map(|v| v.iter().map(|x| VenueType::from_id(*x)).collect::<Result<_, _>>())
+                            .map(|v| {
+                                v.iter()
+                                    .map(|x| VenueType::from_id(*x))
+                                    .collect::<Result<_, _>>()
+                            })
                             .transpose()
                             .map_err(|e| bad("target", &e))?,
                         districts: c.target.districts.clone(),
@@ -244,12 +277,28 @@ impl ScheduleBody {
                 })
             })
             .collect::<Result<Vec<_>, WireError>>()?;
-        Ok(ScreenSchedule { screen, venue, campaigns, creatives })
+        Ok(ScreenSchedule {
+            screen,
+            venue,
+            campaigns,
+            creatives,
+        })
     }
 }
 
 impl ScheduleDoc {
-    pub fn new(screen: &ScreenId, version: u64, issued_at: DateTime<Utc>, body: ScheduleBody) -> ScheduleDoc {
-        ScheduleDoc { v: VERSION, screen_id: screen.to_string(), version, issued_at, body }
+    pub fn new(
+        screen: &ScreenId,
+        version: u64,
+        issued_at: DateTime<Utc>,
+        body: ScheduleBody,
+    ) -> ScheduleDoc {
+        ScheduleDoc {
+            v: VERSION,
+            screen_id: screen.to_string(),
+            version,
+            issued_at,
+            body,
+        }
     }
 }

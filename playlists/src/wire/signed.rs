@@ -17,7 +17,10 @@ pub enum WireError {
     #[error("unsupported wire version {0}")]
     Version(u32),
     #[error("expected a {expected} message, got {found:?}")]
-    Kind { expected: &'static str, found: String },
+    Kind {
+        expected: &'static str,
+        found: String,
+    },
     #[error("bad signature")]
     BadSignature,
     #[error("bad key: {0}")]
@@ -56,7 +59,9 @@ impl std::fmt::Debug for Keypair {
 impl Keypair {
     /// From 32 secret bytes (the caller supplies the randomness).
     pub fn from_secret(secret: [u8; 32]) -> Keypair {
-        Keypair { key: SigningKey::from_bytes(&secret) }
+        Keypair {
+            key: SigningKey::from_bytes(&secret),
+        }
     }
     pub fn from_secret_hex(hex_str: &str) -> Result<Keypair, WireError> {
         let bytes: [u8; 32] = hex::decode(hex_str.trim())
@@ -77,7 +82,12 @@ impl Keypair {
 
     pub fn sign(&self, kind: &str, payload: String) -> SignedEnvelope {
         let sig = self.key.sign(&signed_bytes(kind, &payload));
-        SignedEnvelope { v: VERSION, kind: kind.to_owned(), payload, sig: hex::encode(sig.to_bytes()) }
+        SignedEnvelope {
+            v: VERSION,
+            kind: kind.to_owned(),
+            payload,
+            sig: hex::encode(sig.to_bytes()),
+        }
     }
 
     /// Serialises `value` and signs it: the bytes to publish.
@@ -96,30 +106,51 @@ pub fn public_key_from_hex(hex_str: &str) -> Result<VerifyingKey, WireError> {
 }
 
 /// Checks size, shape, kind and signature; returns the envelope (with its payload text).
-pub fn open_envelope(raw: &[u8], kind: &'static str, key: &VerifyingKey, max: usize) -> Result<SignedEnvelope, WireError> {
+pub fn open_envelope(
+    raw: &[u8],
+    kind: &'static str,
+    key: &VerifyingKey,
+    max: usize,
+) -> Result<SignedEnvelope, WireError> {
     if raw.len() > max {
-        return Err(WireError::TooLarge { bytes: raw.len(), max });
+        return Err(WireError::TooLarge {
+            bytes: raw.len(),
+            max,
+        });
     }
-    let env: SignedEnvelope = serde_json::from_slice(raw).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let env: SignedEnvelope =
+        serde_json::from_slice(raw).map_err(|e| WireError::Malformed(e.to_string()))?;
     if env.v != VERSION {
         return Err(WireError::Version(env.v));
     }
     if env.kind != kind {
-        return Err(WireError::Kind { expected: kind, found: env.kind });
+        return Err(WireError::Kind {
+            expected: kind,
+            found: env.kind,
+        });
     }
     let sig: [u8; 64] = hex::decode(&env.sig)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or(WireError::BadSignature)?;
-    key.verify(&signed_bytes(kind, &env.payload), &Signature::from_bytes(&sig))
-        .map_err(|_| WireError::BadSignature)?;
+    key.verify(
+        &signed_bytes(kind, &env.payload),
+        &Signature::from_bytes(&sig),
+    )
+    .map_err(|_| WireError::BadSignature)?;
     Ok(env)
 }
 
 /// `open_envelope`, then parses the payload as `T`.
-pub fn open<T: for<'de> Deserialize<'de>>(raw: &[u8], kind: &'static str, key: &VerifyingKey, max: usize) -> Result<T, WireError> {
+pub fn open<T: for<'de> Deserialize<'de>>(
+    raw: &[u8],
+    kind: &'static str,
+    key: &VerifyingKey,
+    max: usize,
+) -> Result<T, WireError> {
     let env = open_envelope(raw, kind, key, max)?;
-    serde_json::from_str(&env.payload).map_err(|e| WireError::Malformed(format!("{kind} payload: {e}")))
+    serde_json::from_str(&env.payload)
+        .map_err(|e| WireError::Malformed(format!("{kind} payload: {e}")))
 }
 
 #[cfg(test)]
@@ -132,15 +163,33 @@ mod tests {
         let raw = k.seal("ack", &serde_json::json!({"v": 1, "x": 2}));
         let v: serde_json::Value = open(&raw, "ack", &k.public(), 1000).unwrap();
         assert_eq!(v["x"], 2);
-        assert_eq!(open::<serde_json::Value>(&raw, "schedule", &k.public(), 1000), Err(WireError::Kind { expected: "schedule", found: "ack".into() }));
+        assert_eq!(
+            open::<serde_json::Value>(&raw, "schedule", &k.public(), 1000),
+            Err(WireError::Kind {
+                expected: "schedule",
+                found: "ack".into()
+            })
+        );
         let other = Keypair::from_secret([8; 32]);
-        assert_eq!(open::<serde_json::Value>(&raw, "ack", &other.public(), 1000), Err(WireError::BadSignature));
-        assert!(matches!(open::<serde_json::Value>(&raw, "ack", &k.public(), 10), Err(WireError::TooLarge { .. })));
+        assert_eq!(
+            open::<serde_json::Value>(&raw, "ack", &other.public(), 1000),
+            Err(WireError::BadSignature)
+        );
+        assert!(matches!(
+            open::<serde_json::Value>(&raw, "ack", &k.public(), 10),
+            Err(WireError::TooLarge { .. })
+        ));
         let mut env: SignedEnvelope = serde_json::from_slice(&raw).unwrap();
         env.payload = env.payload.replace('2', "3");
         let forged = serde_json::to_vec(&env).unwrap();
-        assert_eq!(open::<serde_json::Value>(&forged, "ack", &k.public(), 1000), Err(WireError::BadSignature));
-        assert!(matches!(open::<serde_json::Value>(b"{nope", "ack", &k.public(), 1000), Err(WireError::Malformed(_))));
+        assert_eq!(
+            open::<serde_json::Value>(&forged, "ack", &k.public(), 1000),
+            Err(WireError::BadSignature)
+        );
+        assert!(matches!(
+            open::<serde_json::Value>(b"{nope", "ack", &k.public(), 1000),
+            Err(WireError::Malformed(_))
+        ));
         let k2 = Keypair::from_secret_hex(&k.secret_hex()).unwrap();
         assert_eq!(k2.public_hex(), k.public_hex());
         assert_eq!(public_key_from_hex(&k.public_hex()).unwrap(), k.public());

@@ -89,3 +89,23 @@ pub fn full_schedule(catalogue: &Catalogue, screen: &str) -> ScreenSchedule {
         .full_schedule_for(&ScreenId::parse(screen).expect("screen id"))
         .expect("screen in catalogue")
 }
+
+/// A flight covering 2023 and 2024.
+pub fn year() -> (DateTime<Utc>, DateTime<Utc>) {
+    (t("2023-01-01T00:00:00Z"), t("2025-01-01T00:00:00Z"))
+}
+
+/// One venue `v` in `tz`, one 1920x1080 screen `s` with `slot` seconds, three landscape
+/// creatives `k1` (10 s), `k2` (5 s), `k3` (10 s), and the given campaigns.
+pub fn one_screen(tz: Tz, hours: &str, slot: u32, campaigns: Vec<Campaign>) -> Catalogue {
+    Catalogue {
+        venues: vec![venue("v", tz, hours)],
+        screens: vec![screen("s", "v", 1920, 1080, slot)],
+        creatives: vec![
+            creative("k1", 1920, 1080, 10),
+            creative("k2", 1280, 720, 5),
+            creative("k3", 3840, 2160, 10),
+        ],
+        campaigns,
+    }
+}

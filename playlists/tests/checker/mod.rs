@@ -5,21 +5,27 @@
 //! integer arithmetic, eligibility recomputed per slot, caps counted from the plan's own
 //! earlier plays in the same local hour (same local date, hour and UTC offset, so a
 //! repeated DST hour is two hours). It trusts `CronExpr::matches` (tested with the cron
-//! module) and `Target::matches` (tested with the model). Building fixtures is left to
-//! `fixtures`; choosing scenarios to the test files.
+//! module) and `Target::matches` (tested with the model). This file walks the slots and
+//! checks invariants 1 to 3; `fairness` checks 4 and 5, `agreement` 6. Building fixtures is
+//! left to `fixtures`; choosing scenarios to the test files.
 
 #![allow(
     dead_code,
     reason = "each test crate uses a different part of the checker"
 )]
 
+mod agreement;
+mod fairness;
 pub mod fixtures;
 
-use std::collections::{BTreeMap, BTreeSet};
+#[allow(unused_imports, reason = "not every test crate plans whole screens")]
+pub use agreement::{check_document, check_screen};
+
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
-use playlists::{Catalogue, Planner, Play, Priority, ScreenId, ScreenSchedule};
+use playlists::{Play, Priority, ScreenSchedule};
 
 /// One broken invariant at one slot.
 #[derive(Debug, Clone, PartialEq)]
@@ -457,206 +463,6 @@ impl<'a> Checker<'a> {
         out.extend(self.check_rotation(slots, &by_slot));
         out
     }
-
-    /// Invariant 4 for one local hour.
-    fn check_share(&self, facts: &HourFacts) -> Vec<Violation> {
-        let Some(set) = &facts.top_set else {
-            return vec![];
-        };
-        if facts.set_changes || set.is_empty() {
-            return vec![];
-        }
-        let capped = set.iter().any(|&c| {
-            let played = facts.plays.get(&c).copied().unwrap_or(0);
-            self.schedule.campaigns[c]
-                .max_plays_per_hour
-                .is_some_and(|cap| played >= cap)
-        });
-        if capped {
-            return vec![];
-        }
-        let weight = |c: usize| i64::from(self.schedule.campaigns[c].weight);
-        let total: i64 = set.iter().map(|&c| weight(c)).sum();
-        let n = i64::from(facts.slots_with_play);
-        let mut out = Vec::new();
-        for &c in set {
-            let played = i64::from(facts.plays.get(&c).copied().unwrap_or(0));
-            // |played - n * w / total| <= 2, in integers.
-            if (played * total - n * weight(c)).abs() > 2 * total {
-                out.push(self.violation(
-                    4,
-                    &facts.first,
-                    self.ids(set.iter().copied()),
-                    format!(
-                        "{} played {played} of {n} slots this local hour, share {:.2} (weight {} of {total})",
-                        self.schedule.campaigns[c].id,
-                        (n * weight(c)) as f64 / total as f64,
-                        weight(c)
-                    ),
-                ));
-            }
-        }
-        out
-    }
-
-    /// Invariant 5: balanced creative counts per campaign over each full local day in the
-    /// window, and no creative twice in a row within a local day when another fits.
-    fn check_rotation(
-        &self,
-        slots: std::ops::Range<i64>,
-        by_slot: &BTreeMap<i64, Play>,
-    ) -> Vec<Violation> {
-        let mut out = Vec::new();
-        let first_date = self.time(slots.start).date();
-        let last_date = self.time(slots.end - 1).date();
-        let mut partial = BTreeSet::new();
-        if self.time(slots.start - 1).date() == first_date {
-            partial.insert(first_date);
-        }
-        if self.time(slots.end).date() == last_date {
-            partial.insert(last_date);
-        }
-        // (date, campaign) -> counts per creative, first slot seen; last creative per campaign.
-        let mut counts: BTreeMap<(NaiveDate, usize), (BTreeMap<usize, u32>, SlotTime)> =
-            BTreeMap::new();
-        let mut last: BTreeMap<usize, (NaiveDate, usize)> = BTreeMap::new();
-        for p in by_slot.values() {
-            if p.campaign >= self.fitting.len() {
-                continue;
-            }
-            let at = self.time(p.slot);
-            let date = at.date();
-            if self.fitting[p.campaign].len() >= 2
-                && last.get(&p.campaign) == Some(&(date, p.creative))
-            {
-                out.push(self.violation(
-                    5,
-                    &at,
-                    self.ids([p.campaign]),
-                    format!(
-                        "creative {} twice in a row",
-                        self.schedule.creatives[p.creative].id
-                    ),
-                ));
-            }
-            last.insert(p.campaign, (date, p.creative));
-            counts
-                .entry((date, p.campaign))
-                .or_insert_with(|| (BTreeMap::new(), at))
-                .0
-                .entry(p.creative)
-                .and_modify(|n| *n += 1)
-                .or_insert(1);
-        }
-        for ((date, c), (per_creative, first)) in &counts {
-            if partial.contains(date) {
-                continue;
-            }
-            let fitting = &self.fitting[*c];
-            let all: Vec<u32> = fitting
-                .iter()
-                .map(|k| per_creative.get(k).copied().unwrap_or(0))
-                .collect();
-            let (lo, hi) = (
-                *all.iter().min().unwrap_or(&0),
-                *all.iter().max().unwrap_or(&0),
-            );
-            let total: u32 = all.iter().sum();
-            let mean = f64::from(total) / fitting.len().max(1) as f64;
-            if f64::from(hi - lo) > (0.1 * mean).max(2.0) {
-                out.push(self.violation(
-                    5,
-                    first,
-                    self.ids([*c]),
-                    format!(
-                        "creative counts {all:?} on {date} differ by {} (mean {mean:.1})",
-                        hi - lo
-                    ),
-                ));
-            }
-        }
-        out
-    }
-
-    /// Invariant 6: range planning is split-invariant and agrees with per-slot and per-day
-    /// planning. `splits` are instants inside `[from, to)`; `samples` are slots.
-    pub fn check_consistency(
-        &self,
-        planner: &Planner<'_>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        splits: &[DateTime<Utc>],
-        samples: &[i64],
-    ) -> Vec<Violation> {
-        let mut out = Vec::new();
-        let full = planner.plan_range(from, to);
-        let slots = self.slots(from, to);
-        let at = |slot: i64| self.time(slot);
-        for p in &full {
-            if !slots.contains(&p.slot) {
-                out.push(self.violation(
-                    6,
-                    &at(p.slot),
-                    self.ids([p.campaign]),
-                    format!("plan_range({from}, {to}) returned a slot starting outside"),
-                ));
-            }
-        }
-        let by_slot: BTreeMap<i64, Play> = full.iter().map(|p| (p.slot, *p)).collect();
-        for &b in splits {
-            let mut joined = planner.plan_range(from, b);
-            joined.extend(planner.plan_range(b, to));
-            if joined != full {
-                let first_diff = joined
-                    .iter()
-                    .zip(&full)
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(joined.len().min(full.len()));
-                let slot = full
-                    .get(first_diff)
-                    .or(joined.get(first_diff))
-                    .map_or(slots.start, |p| p.slot);
-                out.push(self.violation(
-                    6,
-                    &at(slot),
-                    vec![],
-                    format!("plan_range split at {b} differs ({} vs {} plays, first difference at index {first_diff})", joined.len(), full.len()),
-                ));
-            }
-        }
-        for &k in samples {
-            if !slots.contains(&k) {
-                continue;
-            }
-            let one = planner.plan_slot(k);
-            if one.as_ref() != by_slot.get(&k) {
-                out.push(self.violation(
-                    6,
-                    &at(k),
-                    vec![],
-                    format!(
-                        "plan_slot gives {one:?}, plan_range gives {:?}",
-                        by_slot.get(&k)
-                    ),
-                ));
-            }
-            let day = planner.plan_day(k);
-            for p in day.plays().filter(|p| slots.contains(&p.slot)) {
-                if by_slot.get(&p.slot) != Some(&p) {
-                    out.push(self.violation(
-                        6,
-                        &at(p.slot),
-                        vec![],
-                        format!(
-                            "plan_day gives {p:?}, plan_range gives {:?}",
-                            by_slot.get(&p.slot)
-                        ),
-                    ));
-                }
-            }
-        }
-        out
-    }
 }
 
 /// Facts about one local hour of a plan.
@@ -686,72 +492,4 @@ impl Default for HourFacts {
             set_changes: false,
         }
     }
-}
-
-/// Plans `[from, to)` for one screen and checks every invariant: 1 to 5 on the plan from
-/// the start of the local day of `from` (so caps and day counts are complete), 6 with the
-/// given split instants and sample slots.
-pub fn check_screen(
-    schedule: &ScreenSchedule,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    splits: &[DateTime<Utc>],
-    samples: &[i64],
-) -> Vec<Violation> {
-    let checker = Checker::new(schedule);
-    let planner = Planner::new(schedule);
-    let day_start = checker.local_day_start(from);
-    let plays = planner.plan_range(day_start, to);
-    let mut out = checker.check_plan(day_start, to, &plays);
-    out.extend(checker.check_consistency(&planner, from, to, splits, samples));
-    out
-}
-
-/// What the server plans from the whole catalogue and what an agent plans from its
-/// schedule document (targeted campaigns, fitting creatives only) must be the same plays,
-/// by id. Returns the differences as invariant 6 violations.
-pub fn check_document(
-    catalogue: &Catalogue,
-    screen: &ScreenId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Vec<Violation> {
-    let full = catalogue
-        .full_schedule_for(screen)
-        .expect("screen in catalogue");
-    let doc = catalogue.schedule_for(screen).expect("screen in catalogue");
-    let ids = |s: &ScreenSchedule| -> Vec<(i64, String, String)> {
-        Planner::new(s)
-            .plan_range(from, to)
-            .into_iter()
-            .map(|p| {
-                (
-                    p.slot,
-                    s.campaigns[p.campaign].id.to_string(),
-                    s.creatives[p.creative].id.to_string(),
-                )
-            })
-            .collect()
-    };
-    let (a, b) = (ids(&full), ids(&doc));
-    if a == b {
-        return vec![];
-    }
-    let checker = Checker::new(&full);
-    let i = a
-        .iter()
-        .zip(&b)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()));
-    let slot = a.get(i).or(b.get(i)).map_or(0, |p| p.0);
-    vec![checker.violation(
-        6,
-        &checker.time(slot),
-        vec![],
-        format!(
-            "full schedule plays {:?}, schedule document plays {:?}",
-            a.get(i),
-            b.get(i)
-        ),
-    )]
 }
