@@ -206,3 +206,151 @@ impl Fetcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::fixture;
+    use playlists::Sha256;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-file-per-path HTTP/1.1 server on a port-0 listener: `routes` maps a path to the
+    /// body served; other paths get 404.
+    async fn serve(routes: Vec<(String, Vec<u8>)>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf);
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let (status, body) = match routes.iter().find(|(p, _)| *p == path) {
+                        Some((_, b)) => ("200 OK", b.clone()),
+                        None => ("404 Not Found", b"no".to_vec()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn fetcher(
+        server_url: String,
+        dir: &std::path::Path,
+        held: Option<HeldSchedule>,
+    ) -> (Fetcher, watch::Sender<Option<Arc<HeldSchedule>>>) {
+        let (cache, _) = Cache::open(dir, 1 << 20, 0).unwrap();
+        let (tx, rx) = watch::channel(held.map(Arc::new));
+        (
+            Fetcher {
+                http: http_client(),
+                server_url,
+                cache: Arc::new(cache),
+                schedules: rx,
+            },
+            tx,
+        )
+    }
+
+    #[tokio::test]
+    async fn downloads_checks_and_caches() {
+        let (good, evil): (&[u8], &[u8]) = (b"good media", b"evil media");
+        let held = HeldSchedule::new(fixture::doc(1, fixture::body(&[good, evil], 15))).unwrap();
+        let creatives = held.doc.body.creatives.clone();
+        // The second path serves other bytes of the same length.
+        let url = serve(vec![
+            (creatives[0].url.clone(), good.to_vec()),
+            (creatives[1].url.clone(), b"EVIL MEDIA".to_vec()),
+            ("/short".into(), b"abc".to_vec()),
+        ])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let (f, _tx) = fetcher(url, dir.path(), None);
+        f.fetch_one(&creatives[0]).await.unwrap();
+        assert!(f.cache.contains(&Sha256::of(good).to_string()).unwrap());
+        let err = f.fetch_one(&creatives[1]).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::Cache(CacheError::Mismatch { .. })),
+            "{err}"
+        );
+        let short = WireCreative {
+            url: "/short".into(),
+            ..creatives[0].clone()
+        };
+        assert!(matches!(
+            f.fetch_one(&short).await.unwrap_err(),
+            FetchError::Size { got: 3, .. }
+        ));
+        let missing = WireCreative {
+            url: "/nope".into(),
+            ..creatives[0].clone()
+        };
+        assert!(matches!(
+            f.fetch_one(&missing).await.unwrap_err(),
+            FetchError::Http { .. }
+        ));
+        let absolute = WireCreative {
+            url: "http://elsewhere/x".into(),
+            ..creatives[0].clone()
+        };
+        assert!(matches!(
+            f.fetch_one(&absolute).await.unwrap_err(),
+            FetchError::BadUrl { .. }
+        ));
+        let held = Arc::new(held);
+        let missing: Vec<String> = f
+            .missing(&held)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(missing, ["cr-1"]);
+    }
+
+    #[tokio::test]
+    async fn reports_ready_when_every_creative_is_cached() {
+        let (a, b): (&[u8], &[u8]) = (b"first", b"second");
+        let held = HeldSchedule::new(fixture::doc(7, fixture::body(&[a, b], 15))).unwrap();
+        let routes = held
+            .doc
+            .body
+            .creatives
+            .iter()
+            .zip([a, b])
+            .map(|(c, bytes)| (c.url.clone(), bytes.to_vec()))
+            .collect();
+        let url = serve(routes).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (f, _tx) = fetcher(url, dir.path(), Some(held));
+        let cache = f.cache.clone();
+        let (events, mut rx) = mpsc::channel::<MediaEvent>(4);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(f.run(events, stop.clone()));
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(got, Some(MediaEvent::Ready { version: 7 }));
+        assert_eq!(cache.stats().items, 2);
+        stop.cancel();
+        task.await.unwrap();
+    }
+}

@@ -393,3 +393,6 @@ impl MainLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

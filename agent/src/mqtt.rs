@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use playlists::wire::{Topics, MAX_POP_BYTES, MAX_SCHEDULE_BYTES};
 use rumqttc::{
-    Event as MqttEvent, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter,
+    AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, NetworkOptions, Outgoing,
+    Packet, QoS, SubscribeFilter,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +42,10 @@ pub fn options(config: &AgentConfig, topics: &Topics, will: Vec<u8>) -> MqttOpti
     o.set_credentials(id, "");
     o.set_keep_alive(KEEP_ALIVE);
     o.set_clean_session(true);
-    o.set_max_packet_size(MAX_SCHEDULE_BYTES + 4096, MAX_POP_BYTES + 4096);
+    // Room for more than the largest valid schedule, so an oversized one reaches the
+    // acceptance check (and is refused with a log) instead of failing the connection over
+    // and over as the broker redelivers it.
+    o.set_max_packet_size(4 * MAX_SCHEDULE_BYTES, MAX_POP_BYTES + 4096);
     o.set_request_channel_capacity(REQUEST_CAPACITY);
     o.set_last_will(LastWill::new(
         topics.status(id),
@@ -81,6 +85,7 @@ pub fn subscriptions(topics: &Topics, screen: &str, sim: bool) -> Vec<SubscribeF
 
 /// Polls the event loop until it has sent a DISCONNECT or `stop` is cancelled. Errors
 /// (broker down, connection lost) are reported, waited out with backoff, and polled again.
+/// Events the main loop can no longer take are dropped.
 pub async fn drive<E: From<NetEvent>>(
     mut eventloop: EventLoop,
     events: mpsc::Sender<E>,
@@ -110,13 +115,11 @@ pub async fn drive<E: From<NetEvent>>(
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "MQTT connection error");
-                if events
+                // Once the main loop is gone only `stop` ends the loop: a DISCONNECT may
+                // still be queued behind this.
+                let _ = events
                     .send(NetEvent::Disconnected(e.to_string()).into())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+                    .await;
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
@@ -124,8 +127,6 @@ pub async fn drive<E: From<NetEvent>>(
                 continue;
             }
         };
-        if events.send(event.into()).await.is_err() {
-            return;
-        }
+        let _ = events.send(event.into()).await;
     }
 }

@@ -169,7 +169,8 @@ impl Uploader {
                                 st.in_flight = false;
                                 st.sent_at = None;
                                 let backlog = self.outbox.book().backlog();
-                                let _ = events.send(UploadEvent::Acked { backlog }.into()).await;
+                                // Never block on the main loop, which may be sending to us.
+                                let _ = events.try_send(UploadEvent::Acked { backlog }.into());
                             }
                             AckOutcome::Ignored => {
                                 tracing::debug!(
@@ -261,5 +262,127 @@ mod tests {
         // A reconnect forgets when it was sent.
         st.sent_at = None;
         assert_eq!(st.due(t0 + Duration::from_secs(1), 0), Some(Action::Send));
+    }
+
+    fn record(i: i64) -> crate::outbox::NewPlay {
+        let at = chrono::DateTime::from_timestamp(1_702_886_400 + 15 * i, 0).unwrap();
+        crate::outbox::NewPlay {
+            record: playlists::wire::PlayRecord {
+                play_id: String::new(),
+                screen_id: "scr-1".into(),
+                seq: 0,
+                venue_id: "ven-1".into(),
+                campaign_id: "camp-1".into(),
+                creative_id: "cr-0".into(),
+                creative_sha256: "0".repeat(64),
+                schedule_version: 1,
+                slot_start: at,
+                started_at: at,
+                ended_at: at,
+                duration_ms: 0,
+                status: playlists::wire::PlayStatus::Failed,
+                clock_synced: true,
+            },
+            in_progress: false,
+        }
+    }
+
+    /// Payloads published on the pop topic since the last call.
+    fn published(eventloop: &mut rumqttc::EventLoop) -> Vec<Vec<u8>> {
+        eventloop.clean();
+        eventloop
+            .pending
+            .drain(..)
+            .filter_map(|r| match r {
+                rumqttc::Request::Publish(p) if p.topic == "signage/v1/screens/scr-1/pop" => {
+                    Some(p.payload.to_vec())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_resends_and_applies_acks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outbox, _) = Outbox::open(dir.path(), crate::outbox::Durability::Relaxed).unwrap();
+        let outbox = Arc::new(outbox);
+        for i in 0..3 {
+            outbox.boundary(None, Some(record(i))).unwrap();
+        }
+        let opts = rumqttc::MqttOptions::new("scr-1", "127.0.0.1", 1);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let key = Keypair::from_secret([5; 32]);
+        let uploader = Uploader {
+            outbox: outbox.clone(),
+            client,
+            topic: "signage/v1/screens/scr-1/pop".into(),
+            screen_id: "scr-1".into(),
+            key: key.clone(),
+        };
+        let (tx, inbox) = mpsc::channel(8);
+        let (events, mut events_rx) = mpsc::channel::<UploadEvent>(8);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(uploader.run(inbox, events, stop.clone()));
+
+        // Offline: nothing goes out, however long it waits.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(published(&mut eventloop).is_empty());
+        assert!(outbox.in_flight().unwrap().is_none());
+        // Connected: the waiting records form one batch, sent at once.
+        tx.send(UploaderMsg::Connected(true)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let batch = outbox.in_flight().unwrap().expect("a batch in flight");
+        assert_eq!((batch.info.first_seq, batch.info.last_seq), (1, 3));
+        assert_eq!(published(&mut eventloop), vec![batch.bytes.clone()]);
+        // No ack: the identical bytes again after ten seconds, and after a reconnect.
+        tokio::time::sleep(RESEND_AFTER).await;
+        assert_eq!(published(&mut eventloop), vec![batch.bytes.clone()]);
+        tx.send(UploaderMsg::Connected(false)).await.unwrap();
+        tx.send(UploaderMsg::Connected(true)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(published(&mut eventloop), vec![batch.bytes.clone()]);
+
+        // A wrong hash changes nothing; the right one deletes the batch and its records.
+        let ack = |hash: &str| PopAck {
+            v: 1,
+            screen_id: "scr-1".into(),
+            batches: vec![playlists::wire::pop::AckedBatch {
+                batch_seq: 1,
+                hash: hash.into(),
+            }],
+        };
+        tx.send(UploaderMsg::Ack(ack(&"0".repeat(64))))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(outbox.book().backlog(), 3);
+        tx.send(UploaderMsg::Ack(ack(&batch.info.hash)))
+            .await
+            .unwrap();
+        assert_eq!(
+            events_rx.recv().await,
+            Some(UploadEvent::Acked { backlog: 0 })
+        );
+        assert_eq!(outbox.book().rows, 0);
+        assert!(outbox.in_flight().unwrap().is_none());
+
+        // More records: the next batch chains to the first.
+        outbox.boundary(None, Some(record(3))).unwrap();
+        tx.send(UploaderMsg::Finalized).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let next = outbox.in_flight().unwrap().expect("second batch");
+        assert_eq!((next.info.batch_seq, next.info.first_seq), (2, 4));
+        let env = playlists::wire::signed::open_envelope(
+            &next.bytes,
+            playlists::wire::pop::BATCH_KIND,
+            &key.public(),
+            usize::MAX,
+        )
+        .unwrap();
+        let body: playlists::wire::PopBatch = serde_json::from_str(&env.payload).unwrap();
+        assert_eq!(body.prev_hash, batch.info.hash);
+        stop.cancel();
+        task.await.unwrap().unwrap();
     }
 }

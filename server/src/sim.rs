@@ -229,12 +229,14 @@ async fn drive(
     sub_rx.recv().await;
 
     // Warm-up: every agent online with the published schedule and all its media.
-    let expected: HashMap<String, u64> = {
-        let shared = handle.shared.clone();
-        tokio::task::spawn_blocking(move || shared.store.published()).await??.into_iter().map(|(k, p)| (k, p.version)).collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(std::env::var("SIGNAGE_WARMUP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(180));
+    let warmup_started = Instant::now();
     loop {
+        // Re-read: the server publishes (and records versions) asynchronously on connect.
+        let expected: HashMap<String, u64> = {
+            let shared = handle.shared.clone();
+            tokio::task::spawn_blocking(move || shared.store.published()).await??.into_iter().map(|(k, p)| (k, p.version)).collect()
+        };
         let waiting: Vec<String> = {
             let fleet = handle.shared.fleet.lock().expect("fleet lock");
             screens
@@ -246,7 +248,23 @@ async fn drive(
         if waiting.is_empty() {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "agents not ready after 180 s (schedule or media missing): {}", waiting.join(", "));
+        if Instant::now() >= deadline {
+            let fleet = handle.shared.fleet.lock().expect("fleet lock");
+            let detail: Vec<String> = waiting
+                .iter()
+                .map(|s| match fleet.get(s) {
+                    None => format!("{s} (no status received)"),
+                    Some(st) => format!(
+                        "{s} (online {}, schedule {:?} of {:?}, media ready {})",
+                        st.online,
+                        st.schedule_version,
+                        expected.get(s),
+                        st.media_ready
+                    ),
+                })
+                .collect();
+            anyhow::bail!("agents not ready after {} s: {}", warmup_started.elapsed().as_secs(), detail.join(", "));
+        }
         tokio::select! {
             _ = shutdown.cancelled() => anyhow::bail!("interrupted"),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}

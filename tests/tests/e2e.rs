@@ -24,7 +24,7 @@ async fn run_hour(mqtt_url: Option<String>) {
         tests::beijing(),
         t("2023-12-20T08:30:00+08:00"),
         t("2023-12-20T09:30:00+08:00"),
-        tmp.path().join("data"),
+        std::env::var_os("E2E_DIR").map(Into::into).unwrap_or_else(|| tmp.path().join("data")),
         tests::agent_bin(),
     );
     opts.screens = SCREENS.iter().map(|s| s.to_string()).collect();

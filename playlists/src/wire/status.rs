@@ -53,8 +53,8 @@ pub enum CommandAction {
 }
 
 /// A command for one screen, signed by the server; `id` is a nonce never accepted twice.
+/// (No `deny_unknown_fields`: serde cannot combine it with the flattened action.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Command {
     pub v: u32,
     pub screen_id: String,

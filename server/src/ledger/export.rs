@@ -1,11 +1,17 @@
 //! The raw export: every stored play record matching a query, by screen then seq, for
 //! `report plays` and the simulation's play-by-play check. Formatting is the caller's.
+//!
+//! Records are read from the signed batches that stored them (see `pop_records`), a batch
+//! at a time: [`Reader`] keeps the last few batches it parsed.
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use std::borrow::Cow;
 
-use playlists::wire::PlayRecord;
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
-use super::{LedgerError, Query, RECORDS};
+use playlists::wire::{PlayRecord, PopBatch, SignedEnvelope, MAX_POP_BYTES};
+
+use super::pack::unpack;
+use super::{HashBytes, LedgerError, Query, RecordRef, BATCHES, RECORDS};
 
 /// Calls `f` with each record whose `slot_start` is in `[q.from, q.to)` and whose venue and
 /// screen match `q`'s filters; returns how many. One read transaction: a consistent view.
@@ -16,6 +22,8 @@ pub(super) fn plays(
 ) -> Result<u64, LedgerError> {
     let tx = db.begin_read()?;
     let table = tx.open_table(RECORDS)?;
+    let batches = tx.open_table(BATCHES)?;
+    let mut reader = Reader::new(&batches);
     let rows = match q.screen.as_deref() {
         Some(s) => table.range((s, 0)..=(s, u64::MAX))?,
         None => table.iter()?,
@@ -24,18 +32,111 @@ pub(super) fn plays(
     for row in rows {
         let (key, value) = row?;
         let (screen, seq) = key.value();
-        let (_, _, json) = value.value();
-        let r: PlayRecord = serde_json::from_slice(json).map_err(|e| {
-            LedgerError::Corrupt(format!("record {screen}/{seq} does not parse: {e}"))
-        })?;
+        let r = reader
+            .record(screen, seq, value.value())?
+            .map_err(|why| LedgerError::Corrupt(format!("record {screen}/{seq}: {why}")))?;
         let in_window =
             q.from.is_none_or(|t| r.slot_start >= t) && q.to.is_none_or(|t| r.slot_start < t);
         if in_window && q.venue.as_deref().is_none_or(|v| r.venue_id == v) {
-            f(&r)?;
+            f(r)?;
             n += 1;
         }
     }
     Ok(n)
+}
+
+/// The envelope a `pop_batches` value keeps, as received, if it is intact.
+pub(super) fn envelope(stored: &[u8]) -> Option<Cow<'_, [u8]>> {
+    unpack(stored, MAX_POP_BYTES)
+}
+
+/// The payload of a stored envelope, as signed; the signature is not checked.
+pub(super) fn payload_of(raw: &[u8]) -> Option<String> {
+    serde_json::from_slice::<SignedEnvelope>(raw)
+        .ok()
+        .map(|env| env.payload)
+}
+
+pub(super) type BatchTable = ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static [u8]>;
+
+/// Batches parsed to read the records stored by reference.
+const CACHED_BATCHES: usize = 4;
+
+/// Reads stored records through their references, parsing each stored batch once while it
+/// is among the last few used (records of a screen mostly come batch by batch).
+pub(super) struct Reader<'t> {
+    batches: &'t BatchTable,
+    /// Most recently used last. `None`: the batch is not stored or does not parse.
+    cache: Vec<((String, u64, HashBytes), Option<Vec<PlayRecord>>)>,
+}
+
+impl<'t> Reader<'t> {
+    pub fn new(batches: &'t BatchTable) -> Reader<'t> {
+        Reader {
+            batches,
+            cache: Vec::with_capacity(CACHED_BATCHES),
+        }
+    }
+
+    /// Record `seq` of `screen`, stored as `at`; `Err` says why it cannot be read (the
+    /// reference is damaged or its batch is gone).
+    pub fn record(
+        &mut self,
+        screen: &str,
+        seq: u64,
+        at: RecordRef<'_>,
+    ) -> Result<Result<&PlayRecord, String>, LedgerError> {
+        let (batch_seq, hash, index) = at;
+        let records = self.batch(screen, batch_seq, hash)?;
+        let Some(records) = records else {
+            return Ok(Err(format!(
+                "its batch {batch_seq} with hash {} is not stored or does not parse",
+                hex::encode(hash)
+            )));
+        };
+        Ok(match records.get(index as usize) {
+            Some(r) if r.seq == seq && r.screen_id == screen => Ok(r),
+            Some(r) => Err(format!(
+                "record {index} of batch {batch_seq} is seq {} of screen {:?}",
+                r.seq, r.screen_id
+            )),
+            None => Err(format!(
+                "batch {batch_seq} has {} records, none at index {index}",
+                records.len()
+            )),
+        })
+    }
+
+    fn batch(
+        &mut self,
+        screen: &str,
+        batch_seq: u64,
+        hash: &HashBytes,
+    ) -> Result<Option<&Vec<PlayRecord>>, LedgerError> {
+        let hit = self
+            .cache
+            .iter()
+            .rposition(|((s, b, h), _)| s == screen && *b == batch_seq && h == hash);
+        let at = match hit {
+            Some(at) => at,
+            None => {
+                let records = match self.batches.get((screen, batch_seq, hash))? {
+                    Some(stored) => envelope(stored.value())
+                        .and_then(|raw| payload_of(&raw))
+                        .and_then(|p| serde_json::from_str::<PopBatch>(&p).ok())
+                        .map(|b| b.records),
+                    None => None,
+                };
+                if self.cache.len() == CACHED_BATCHES {
+                    self.cache.remove(0);
+                }
+                self.cache
+                    .push(((screen.to_owned(), batch_seq, *hash), records));
+                self.cache.len() - 1
+            }
+        };
+        Ok(self.cache[at].1.as_ref())
+    }
 }
 
 #[cfg(test)]

@@ -1,38 +1,71 @@
 //! Ingest: checks each incoming proof-of-play batch (size, shape, screen, signature, seqs),
-//! then stores the good ones in one durable write transaction: the raw envelope, each new
-//! record, the screen's chain head, gaps, chain anomalies and the rollups.
+//! then stores the good ones in one durable write transaction: the envelope (packed), a reference
+//! to each new record (its batch and place in it), the screen's chain head, gaps, chain
+//! anomalies and the rollups.
 //!
-//! Checking is pure and happens before the write transaction opens. A batch that does not
-//! follow the screen's chain is still stored (its signature proves where it came from) and
-//! the anomaly is kept for the audit: an agent must never wedge on a batch we refuse to ack.
-//! Acknowledging is the caller's, after `ingest` returns.
+//! Checking is pure and happens before the write transaction opens, spread over a few
+//! threads when several batches arrive together (verifying and parsing a batch costs about
+//! as much as storing it). A batch that does not follow the screen's chain is still stored
+//! (its signature proves where it came from) and the anomaly is kept for the audit: an agent
+//! must never wedge on a batch we refuse to ack. Acknowledging is the caller's, after
+//! `ingest` returns.
 
+use std::ops::Bound;
+
+use ed25519_dalek::VerifyingKey;
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
 use playlists::wire::pop::{batch_hash, genesis_hash, AckedBatch, BATCH_KIND, MAX_BATCH_RECORDS};
 use playlists::wire::signed::open_envelope;
-use playlists::wire::{PopBatch, MAX_POP_BYTES, VERSION};
+use playlists::wire::{MAX_POP_BYTES, VERSION};
 
+use super::pack::pack;
 use super::rollup::Tally;
+use super::view::BatchView;
 use super::{
-    hash_bytes, HashBytes, Incoming, LedgerError, Outcome, ANOMALIES, BATCHES, GAPS, HEADS, RECORDS,
+    hash_bytes, HashBytes, Incoming, LedgerError, Outcome, RecordRef, ANOMALIES, BATCHES, GAPS,
+    HEADS, RECORDS,
 };
+
+/// Most threads one ingest call checks batches on.
+const MAX_CHECK_THREADS: usize = 8;
+
+/// A batch whose envelope opened with the screen's key: the signed payload, its hash and
+/// the envelope as it is to be stored.
+struct Opened {
+    payload: String,
+    hash: HashBytes,
+    hash_hex: String,
+    stored: Vec<u8>,
+}
 
 /// A batch that passed every check.
 struct Checked<'a> {
-    raw: &'a [u8],
-    hash: HashBytes,
-    hash_hex: String,
-    batch: PopBatch,
+    stored: &'a [u8],
+    hash: &'a HashBytes,
+    hash_hex: &'a str,
+    batch: BatchView<'a>,
 }
 
 pub(super) fn ingest(
     db: &Database,
     incoming: &[Incoming],
-    key_of: &dyn Fn(&str) -> Option<ed25519_dalek::VerifyingKey>,
+    key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
 ) -> Result<Vec<Outcome>, LedgerError> {
+    let keys: Vec<Option<VerifyingKey>> =
+        incoming.iter().map(|i| key_of(&i.topic_screen)).collect();
+    let opened: Vec<Result<Opened, String>> =
+        par_map(incoming.len(), |n| open(&incoming[n], keys[n].as_ref()));
     let checked: Vec<Result<Checked<'_>, String>> =
-        incoming.iter().map(|i| check(i, key_of)).collect();
+        par_map(incoming.len(), |n| match &opened[n] {
+            Ok(o) => check(&incoming[n], o),
+            Err(reason) => Err(reason.clone()),
+        });
+    // The rollup counts of every record of each batch, used when all of them are stored.
+    let tallies: Vec<Tally<'_>> = par_map(incoming.len(), |n| match &checked[n] {
+        Ok(c) => Tally::of(&c.batch.records),
+        Err(_) => Tally::default(),
+    });
     let mut outcomes = Vec::with_capacity(incoming.len());
     if checked.iter().all(Result::is_err) {
         for (i, c) in incoming.iter().zip(checked) {
@@ -44,9 +77,9 @@ pub(super) fn ingest(
     {
         let mut w = Writer::open(&tx)?;
         let mut tally = Tally::default();
-        for (i, c) in incoming.iter().zip(&checked) {
+        for ((i, c), all) in incoming.iter().zip(&checked).zip(&tallies) {
             outcomes.push(match c {
-                Ok(c) => w.store(c, &mut tally)?,
+                Ok(c) => w.store(c, all, &mut tally)?,
                 Err(reason) => rejected(i, reason.clone()),
             });
         }
@@ -56,6 +89,29 @@ pub(super) fn ingest(
     Ok(outcomes)
 }
 
+/// `f(0..n)`, in order, on up to [`MAX_CHECK_THREADS`] threads.
+fn par_map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .min(MAX_CHECK_THREADS)
+        .min(n);
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let per = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads)
+            .map(|t| s.spawn(move || (t * per..n.min((t + 1) * per)).map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<R> = (0..per).map(f).collect();
+        for h in others {
+            out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        out
+    })
+}
+
 fn rejected(i: &Incoming, reason: String) -> Outcome {
     Outcome::Rejected {
         screen_id: i.topic_screen.clone(),
@@ -63,21 +119,29 @@ fn rejected(i: &Incoming, reason: String) -> Outcome {
     }
 }
 
-/// Everything that can be checked without the database. The error is the reason, in words.
-fn check<'a>(
-    i: &'a Incoming,
-    key_of: &dyn Fn(&str) -> Option<ed25519_dalek::VerifyingKey>,
-) -> Result<Checked<'a>, String> {
+/// Size, key and signature. The error is the reason, in words.
+fn open(i: &Incoming, key: Option<&VerifyingKey>) -> Result<Opened, String> {
     if i.raw.len() > MAX_POP_BYTES {
         return Err(format!(
             "batch of {} bytes exceeds the {MAX_POP_BYTES}-byte limit",
             i.raw.len()
         ));
     }
-    let key =
-        key_of(&i.topic_screen).ok_or_else(|| format!("unknown screen {:?}", i.topic_screen))?;
-    let env = open_envelope(&i.raw, BATCH_KIND, &key, MAX_POP_BYTES).map_err(|e| e.to_string())?;
-    let batch: PopBatch = serde_json::from_str(&env.payload)
+    let key = key.ok_or_else(|| format!("unknown screen {:?}", i.topic_screen))?;
+    let env = open_envelope(&i.raw, BATCH_KIND, key, MAX_POP_BYTES).map_err(|e| e.to_string())?;
+    let hash_hex = batch_hash(&env.payload).to_string();
+    let hash = hash_bytes(&hash_hex).expect("a SHA-256 is 64 hex digits");
+    Ok(Opened {
+        payload: env.payload,
+        hash,
+        hash_hex,
+        stored: pack(&i.raw),
+    })
+}
+
+/// Everything else that can be checked without the database.
+fn check<'a>(i: &Incoming, o: &'a Opened) -> Result<Checked<'a>, String> {
+    let batch: BatchView<'_> = serde_json::from_str(&o.payload)
         .map_err(|e| format!("malformed pop-batch payload: {e}"))?;
     if batch.v != VERSION {
         return Err(format!("unsupported pop-batch version {}", batch.v));
@@ -113,12 +177,10 @@ fn check<'a>(
         }
         prev = Some(r.seq);
     }
-    let hash_hex = batch_hash(&env.payload).to_string();
-    let hash = hash_bytes(&hash_hex).expect("a SHA-256 is 64 hex digits");
     Ok(Checked {
-        raw: &i.raw,
-        hash,
-        hash_hex,
+        stored: &o.stored,
+        hash: &o.hash,
+        hash_hex: &o.hash_hex,
         batch,
     })
 }
@@ -132,39 +194,37 @@ pub(super) struct Head {
     pub last_seq: u64,
 }
 
-/// Why `batch` does not extend `head`, if it does not.
-fn chain_anomaly(head: Option<&Head>, batch: &PopBatch) -> Option<String> {
+/// Why batch `batch_seq` naming `prev_hash` does not extend `head`, if it does not.
+fn chain_anomaly(head: Option<&Head>, batch_seq: u64, prev_hash: &str) -> Option<String> {
     let (want_seq, want_prev) = match head {
         None => (1, genesis_hash()),
         Some(h) => (h.batch_seq + 1, hex::encode(h.hash)),
     };
-    if batch.batch_seq != want_seq {
+    if batch_seq != want_seq {
         Some(format!(
-            "batch {} arrived where batch {want_seq} was expected",
-            batch.batch_seq
+            "batch {batch_seq} arrived where batch {want_seq} was expected"
         ))
-    } else if batch.prev_hash != want_prev {
+    } else if prev_hash != want_prev {
         Some(format!(
-            "batch {} names previous hash {} but the previous batch hashes to {want_prev}",
-            batch.batch_seq, batch.prev_hash
+            "batch {batch_seq} names previous hash {prev_hash} but the previous batch hashes to {want_prev}"
         ))
     } else {
         None
     }
 }
 
-/// Whether `batch` becomes the head: it is further along, or it starts a new chain (an
-/// agent that lost its state starts again from batch 1).
-fn moves_head(head: Option<&Head>, batch: &PopBatch) -> bool {
+/// Whether batch `batch_seq` naming `prev_hash` becomes the head: it is further along, or it
+/// starts a new chain (an agent that lost its state starts again from batch 1).
+fn moves_head(head: Option<&Head>, batch_seq: u64, prev_hash: &str) -> bool {
     head.is_none_or(|h| {
-        batch.batch_seq > h.batch_seq || (batch.batch_seq == 1 && batch.prev_hash == genesis_hash())
+        batch_seq > h.batch_seq || (batch_seq == 1 && prev_hash == genesis_hash())
     })
 }
 
 /// The ledger tables of one write transaction.
 struct Writer<'tx> {
     batches: Table<'tx, (&'static str, u64, &'static HashBytes), &'static [u8]>,
-    records: Table<'tx, (&'static str, u64), (u64, &'static HashBytes, &'static [u8])>,
+    records: Table<'tx, (&'static str, u64), RecordRef<'static>>,
     heads: Table<'tx, &'static str, (u64, &'static HashBytes, u64)>,
     gaps: Table<'tx, (&'static str, u64), u64>,
     anomalies: Table<'tx, (&'static str, u64, &'static HashBytes), &'static str>,
@@ -192,18 +252,35 @@ impl<'tx> Writer<'tx> {
         }))
     }
 
+    /// Notes the seqs between `last_seq` and `seq`, if any, as a gap.
+    fn skipped(
+        &mut self,
+        screen: &str,
+        gaps: &mut Vec<(u64, u64)>,
+        last_seq: u64,
+        seq: u64,
+    ) -> Result<(), LedgerError> {
+        if seq > last_seq + 1 {
+            gaps.push((last_seq + 1, seq - 1));
+            self.gaps.insert((screen, last_seq + 1), seq - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Stores `c`, adding the records it stored to `tally`; `all` counts all of them.
     fn store<'a>(
         &mut self,
         c: &'a Checked<'_>,
+        all: &Tally<'a>,
         tally: &mut Tally<'a>,
     ) -> Result<Outcome, LedgerError> {
         let b = &c.batch;
-        let screen = b.screen_id.as_str();
+        let screen: &str = &b.screen_id;
         let ack = AckedBatch {
             batch_seq: b.batch_seq,
-            hash: c.hash_hex.clone(),
+            hash: c.hash_hex.to_owned(),
         };
-        let batch_key = (screen, b.batch_seq, &c.hash);
+        let batch_key = (screen, b.batch_seq, c.hash);
         if self.batches.get(batch_key)?.is_some() {
             return Ok(Outcome::Duplicate {
                 screen_id: screen.to_owned(),
@@ -211,7 +288,7 @@ impl<'tx> Writer<'tx> {
             });
         }
         let head = self.head(screen)?;
-        if let Some(detail) = chain_anomaly(head.as_ref(), b) {
+        if let Some(detail) = chain_anomaly(head.as_ref(), b.batch_seq, &b.prev_hash) {
             tracing::warn!(
                 screen,
                 batch_seq = b.batch_seq,
@@ -220,29 +297,58 @@ impl<'tx> Writer<'tx> {
             );
             self.anomalies.insert(batch_key, detail.as_str())?;
         }
-        self.batches.insert(batch_key, c.raw)?;
+        self.batches.insert(batch_key, c.stored)?;
 
         let mut last_seq = head.map_or(0, |h| h.last_seq);
+        // Only a seq at or below the head can already be held; the rest are appended past
+        // the screen's last record through one cursor, unless something is stored there
+        // (which the head says cannot be: then every record is looked up).
+        let past_head = (Bound::Excluded((screen, last_seq)), Bound::Unbounded);
+        let beyond = match self.records.range::<(&str, u64)>(past_head)?.next() {
+            Some(row) => row?.0.value().0 == screen,
+            None => false,
+        };
+        let fresh_from = if beyond {
+            b.records.len()
+        } else {
+            b.records.partition_point(|r| r.seq <= last_seq)
+        };
         let mut stored = 0;
         let mut gaps = Vec::new();
-        for r in &b.records {
+        for (i, r) in b.records.iter().enumerate().take(fresh_from) {
             let fresh = r.seq > last_seq;
-            // Only a seq at or below the head can already be held.
             if !fresh && self.records.get((screen, r.seq))?.is_some() {
                 continue;
             }
             if fresh {
+                self.skipped(screen, &mut gaps, last_seq, r.seq)?;
+                last_seq = r.seq;
+            }
+            self.records
+                .insert((screen, r.seq), (b.batch_seq, c.hash, index(i)))?;
+            tally.add(r);
+            stored += 1;
+        }
+        if fresh_from < b.records.len() {
+            let mut cursor = self
+                .records
+                .lower_bound_mut(Bound::Excluded((screen, last_seq)))?;
+            for (i, r) in b.records.iter().enumerate().skip(fresh_from) {
                 if r.seq > last_seq + 1 {
                     gaps.push((last_seq + 1, r.seq - 1));
                     self.gaps.insert((screen, last_seq + 1), r.seq - 1)?;
                 }
                 last_seq = r.seq;
+                cursor.insert_before((screen, r.seq), (b.batch_seq, c.hash, index(i)))?;
+                if fresh_from > 0 {
+                    tally.add(r);
+                }
+                stored += 1;
             }
-            let json = serde_json::to_vec(r).expect("a play record serialises");
-            self.records
-                .insert((screen, r.seq), (b.batch_seq, &c.hash, json.as_slice()))?;
-            tally.add(r);
-            stored += 1;
+            cursor.close()?;
+        }
+        if fresh_from == 0 {
+            tally.merge(all);
         }
         if !gaps.is_empty() {
             tracing::warn!(
@@ -253,8 +359,8 @@ impl<'tx> Writer<'tx> {
             );
         }
         let (batch_seq, hash) = match head {
-            Some(h) if !moves_head(Some(&h), b) => (h.batch_seq, h.hash),
-            _ => (b.batch_seq, c.hash),
+            Some(h) if !moves_head(Some(&h), b.batch_seq, &b.prev_hash) => (h.batch_seq, h.hash),
+            _ => (b.batch_seq, *c.hash),
         };
         self.heads.insert(screen, (batch_seq, &hash, last_seq))?;
         Ok(Outcome::Stored {
@@ -264,6 +370,11 @@ impl<'tx> Writer<'tx> {
             gaps,
         })
     }
+}
+
+/// A record's place in its batch (at most [`MAX_BATCH_RECORDS`]).
+fn index(i: usize) -> u32 {
+    u32::try_from(i).expect("a batch holds at most 1,000 records")
 }
 
 #[cfg(test)]
@@ -389,6 +500,13 @@ mod tests {
             (4, 2, 4)
         );
         assert!(l.audit(&key_ring(&[&a])).unwrap().problems.is_empty());
+        // The rollups count each play once.
+        let rows = l
+            .delivered(&super::super::testkit::query(
+                super::super::Dimension::Campaign,
+            ))
+            .unwrap();
+        assert_eq!(rows[0].complete, 4);
     }
 
     #[test]

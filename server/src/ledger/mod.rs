@@ -15,16 +15,19 @@
 //!
 //! | table           | key                                         | value                                  |
 //! |-----------------|---------------------------------------------|----------------------------------------|
-//! | `pop_batches`   | (screen, batch_seq, batch hash)             | the raw signed envelope, as received   |
-//! | `pop_records`   | (screen, seq)                               | (batch_seq, batch hash, record JSON)   |
+//! | `pop_batches`   | (screen, batch_seq, batch hash)             | the signed envelope as received, packed|
+//! | `pop_records`   | (screen, seq)                               | (batch_seq, batch hash, index)         |
 //! | `pop_heads`     | screen                                      | (batch_seq, batch hash, last seq)      |
 //! | `pop_gaps`      | (screen, first missing seq)                 | last missing seq                       |
 //! | `pop_anomalies` | (screen, batch_seq, batch hash)             | what was wrong with the chain at ingest|
 //! | `pop_rollups`   | (dimension, venue?, screen?, key, hour)     | (complete, partial, failed)            |
 //!
+//! Envelopes are packed by [`pack`]: compressed, and unpacked to the exact bytes received.
 //! Batch hashes are the 32 raw bytes of [`batch_hash`](playlists::wire::pop::batch_hash).
-//! Record JSON is `serde_json`'s serialisation of the parsed [`PlayRecord`], so the audit can
-//! compare it byte for byte with the record inside the signed batch. Record seqs start at 1.
+//! A record is stored once, inside its signed batch: `pop_records` says which batch stored it
+//! and where it is in that batch's `records` (index from 0), so a record's bytes are always
+//! the signed ones and the audit checks the reference instead of a copy. Record seqs start
+//! at 1.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,16 +43,21 @@ use playlists::wire::PlayRecord;
 mod audit;
 mod export;
 mod ingest;
+mod pack;
 mod rollup;
 #[cfg(test)]
 mod testkit;
+mod view;
 
 /// A batch hash as stored: the raw SHA-256 digest.
 pub(crate) type HashBytes = [u8; 32];
 
 pub(crate) const BATCHES: TableDefinition<(&str, u64, &HashBytes), &[u8]> =
     TableDefinition::new("pop_batches");
-pub(crate) const RECORDS: TableDefinition<(&str, u64), (u64, &HashBytes, &[u8])> =
+/// Where a stored record is: `(batch_seq, batch hash, index in the batch's records)`.
+pub(crate) type RecordRef<'a> = (u64, &'a HashBytes, u32);
+
+pub(crate) const RECORDS: TableDefinition<(&str, u64), RecordRef<'static>> =
     TableDefinition::new("pop_records");
 pub(crate) const HEADS: TableDefinition<&str, (u64, &HashBytes, u64)> =
     TableDefinition::new("pop_heads");
@@ -84,7 +92,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::CursorError
 );
 
 /// The ledger. Cheap to clone: it shares the server's one redb [`Database`].

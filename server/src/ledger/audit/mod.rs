@@ -4,9 +4,11 @@
 //! Per screen, for every stored batch in `batch_seq` order: the envelope must verify with
 //! the screen's *current* key; its payload must hash to the hash it is stored under; it must
 //! link to a stored predecessor (`batch_seq - 1` with hash `prev_hash`, or the genesis hash
-//! for the first batch) and have no sibling of the same `batch_seq`; each record it carries must be stored and,
-//! where this batch is the one that stored it, byte-identical. Then every stored record must
-//! be accounted for by its batch, the chain head must name a stored batch, and gaps recorded
+//! for the first batch) and have no sibling of the same `batch_seq`; each record it carries
+//! must be stored and, where this batch is the one that stored it, referenced at its place in
+//! the batch (a record's bytes are only ever the signed ones: a batch whose payload no longer
+//! hashes to what it was stored under taints the records it stored). Then every stored record
+//! must be accounted for by its batch, the chain head must name a stored batch, and gaps recorded
 //! at ingest are reported while seqs are still missing. Chain anomalies noted at ingest
 //! annotate the breaks found here; a note whose chain now verifies (a late batch that
 //! arrived) is not a problem. Read-only: one read transaction, nothing repaired.
@@ -19,19 +21,20 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTab
 
 use playlists::wire::pop::{batch_hash, genesis_hash, BATCH_KIND};
 use playlists::wire::signed::open_envelope;
-use playlists::wire::{PopBatch, SignedEnvelope};
+use playlists::wire::PopBatch;
 
+use super::export::{envelope, payload_of, BatchTable, Reader};
 use super::{
-    hash_bytes, AuditProblem, AuditReport, HashBytes, LedgerError, ProblemKind, ANOMALIES, BATCHES,
-    GAPS, HEADS, RECORDS,
+    hash_bytes, AuditProblem, AuditReport, HashBytes, LedgerError, ProblemKind, RecordRef,
+    ANOMALIES, BATCHES, GAPS, HEADS, RECORDS,
 };
 
 const NO_HASH: HashBytes = [0; 32];
 const MAX_HASH: HashBytes = [0xff; 32];
 
 struct Tables {
-    batches: ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static [u8]>,
-    records: ReadOnlyTable<(&'static str, u64), (u64, &'static HashBytes, &'static [u8])>,
+    batches: BatchTable,
+    records: ReadOnlyTable<(&'static str, u64), RecordRef<'static>>,
     heads: ReadOnlyTable<&'static str, (u64, &'static HashBytes, u64)>,
     gaps: ReadOnlyTable<(&'static str, u64), u64>,
     anomalies: ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static str>,
@@ -58,6 +61,7 @@ pub(super) fn audit(
             key: key_of(screen),
             problems: &mut problems,
             owned: Vec::new(),
+            reader: Reader::new(&t.batches),
         };
         s.run()?;
     }
@@ -120,13 +124,6 @@ fn record_screens(t: &Tables) -> Result<BTreeSet<String>, LedgerError> {
     Ok(out)
 }
 
-/// The payload of a stored envelope, without checking its signature.
-fn payload_of(raw: &[u8]) -> Option<String> {
-    serde_json::from_slice::<SignedEnvelope>(raw)
-        .ok()
-        .map(|env| env.payload)
-}
-
 struct ScreenAudit<'a> {
     t: &'a Tables,
     screen: &'a str,
@@ -134,6 +131,8 @@ struct ScreenAudit<'a> {
     problems: &'a mut Vec<AuditProblem>,
     /// Seqs of the stored records that their own batch carries, as found.
     owned: Vec<u64>,
+    /// Records held from other batches, to compare with the ones a batch carries.
+    reader: Reader<'a>,
 }
 
 impl ScreenAudit<'_> {
@@ -197,9 +196,17 @@ impl ScreenAudit<'_> {
         &mut self,
         batch_seq: u64,
         hash: &HashBytes,
-        raw: &[u8],
+        stored: &[u8],
         note: Option<String>,
     ) -> Result<(), LedgerError> {
+        let Some(raw) = envelope(stored) else {
+            self.problem(
+                ProblemKind::ChainBreak,
+                format!("batch {batch_seq}: the stored envelope is damaged (it no longer unpacks)"),
+            );
+            return Ok(());
+        };
+        let raw = &*raw;
         let payload = match self
             .key
             .as_ref()
@@ -223,7 +230,8 @@ impl ScreenAudit<'_> {
         };
         let mut broken = Vec::new();
         let computed = batch_hash(&payload).to_string();
-        if computed != hex::encode(hash) {
+        let changed = computed != hex::encode(hash);
+        if changed {
             broken.push(format!(
                 "its payload hashes to {computed}, not to the {} it is stored under",
                 hex::encode(hash)
@@ -247,7 +255,7 @@ impl ScreenAudit<'_> {
                 format!("batch {batch_seq}: {}{note}", broken.join("; ")),
             );
         }
-        self.carried_records(batch_seq, hash, &batch)
+        self.carried_records(batch_seq, hash, &batch, changed)
     }
 
     /// Why `batch` does not link to a stored predecessor, if it does not.
@@ -274,15 +282,18 @@ impl ScreenAudit<'_> {
         }))
     }
 
-    /// Each record `batch` carries must be stored; the ones it stored must be unchanged.
+    /// Each record `batch` carries must be stored; the ones it stored must point at their
+    /// place in it, and are not proven if its payload `changed` since it was stored.
     fn carried_records(
         &mut self,
         batch_seq: u64,
         hash: &HashBytes,
         batch: &PopBatch,
+        changed: bool,
     ) -> Result<(), LedgerError> {
         let mut conflicts: Vec<u64> = Vec::new();
-        for r in &batch.records {
+        let mut own: Vec<u64> = Vec::new();
+        for (i, r) in batch.records.iter().enumerate() {
             let Some(stored) = self.t.records.get((self.screen, r.seq))? else {
                 self.problem(
                     ProblemKind::MissingRecord,
@@ -290,17 +301,27 @@ impl ScreenAudit<'_> {
                 );
                 continue;
             };
-            let (from_seq, from_hash, json) = stored.value();
-            let signed = serde_json::to_vec(r).expect("a play record serialises");
+            let (from_seq, from_hash, index) = stored.value();
             if from_seq == batch_seq && from_hash == hash {
-                self.owned.push(r.seq);
-                if json != signed.as_slice() {
+                own.push(r.seq);
+                if index as usize != i {
                     self.problem(ProblemKind::RecordTampered, format!("seq {}: the stored record differs from the one signed in batch {batch_seq}", r.seq));
                 }
-            } else if json != signed.as_slice() {
-                conflicts.push(r.seq);
+            } else if let Ok(held) = self.reader.record(self.screen, r.seq, stored.value())? {
+                if held != r {
+                    conflicts.push(r.seq);
+                }
             }
+            // A reference that does not resolve is reported with the records no batch carries.
         }
+        if changed && !own.is_empty() {
+            let (first, last, n) = (own[0], own[own.len() - 1], own.len());
+            self.problem(
+                ProblemKind::RecordTampered,
+                format!("seqs {first}..={last} ({n} records) stored from batch {batch_seq} are not proven: the batch changed after they were stored"),
+            );
+        }
+        self.owned.extend(own);
         if let (Some(first), n) = (conflicts.first(), conflicts.len()) {
             let detail = format!("batch {batch_seq} reused {n} seq(s) already held with other content, from seq {first}; the first records were kept");
             self.problem(ProblemKind::SeqConflict, detail);
@@ -325,16 +346,25 @@ impl ScreenAudit<'_> {
                 i += 1;
             }
             if owned.get(i) != Some(&seq) {
-                found.push((seq, v.value().0));
+                let (batch_seq, hash, _) = v.value();
+                found.push((seq, batch_seq, *hash));
             }
         }
-        for (seq, batch_seq) in found {
-            self.problem(
-                ProblemKind::RecordTampered,
+        for (seq, batch_seq, hash) in found {
+            let detail = if self
+                .t
+                .batches
+                .get((self.screen, batch_seq, &hash))?
+                .is_some()
+            {
+                format!("seq {seq} is stored as coming from batch {batch_seq}, which does not carry it")
+            } else {
                 format!(
-                    "seq {seq} is stored as coming from batch {batch_seq}, which does not carry it"
-                ),
-            );
+                    "seq {seq} is stored as coming from batch {batch_seq} with hash {}, which is not stored",
+                    hex::encode(hash)
+                )
+            };
+            self.problem(ProblemKind::RecordTampered, detail);
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Tests of the audit: a clean ledger, then one kind of damage at a time.
 use super::super::testkit::{key_ring, ledger, Agent};
 use super::super::{Incoming, Ledger};
+use super::super::pack::{pack, unpack};
 use super::*;
 
 fn send(l: &Ledger, a: &Agent, raws: &[Vec<u8>]) {
@@ -50,27 +51,89 @@ fn a_clean_ledger_verifies() {
     assert_eq!((report.screens, report.batches, report.records), (1, 2, 5));
 }
 
+/// A stored record reference as the bytes redb keeps.
+fn ref_bytes(r: RecordRef<'_>) -> Vec<u8> {
+    let bytes = <RecordRef<'static> as redb::Value>::as_bytes(&r);
+    AsRef::<[u8]>::as_ref(&bytes).to_vec()
+}
+
+/// Flips the bits of `mask` in byte `at` of the stored reference of record `seq` of s1.
+fn flip_record_byte(l: &Ledger, seq: u64, at: usize, mask: u8) {
+    write(l, |tx| {
+        let mut t = tx.open_table(RECORDS).unwrap();
+        let mut bytes = {
+            let g = t.get(("s1", seq)).unwrap().unwrap();
+            ref_bytes(g.value())
+        };
+        bytes[at] ^= mask;
+        t.insert(
+            ("s1", seq),
+            <RecordRef<'static> as redb::Value>::from_bytes(&bytes),
+        )
+        .unwrap();
+    });
+}
+
 #[test]
 fn a_flipped_byte_in_a_stored_record_is_reported() {
     let (_dir, l, a) = two_batches();
-    write(&l, |tx| {
-        let mut t = tx.open_table(RECORDS).unwrap();
-        let (batch_seq, hash, mut json) = {
-            let g = t.get(("s1", 2)).unwrap().unwrap();
-            let (b, h, j) = g.value();
-            (b, *h, j.to_vec())
-        };
-        let at = json.windows(9).position(|w| w == b"\"complete").unwrap() + 1;
-        json[at] = b'C';
-        t.insert(("s1", 2), (batch_seq, &hash, json.as_slice()))
-            .unwrap();
-    });
+    // The last bytes are the record's index in its batch: seq 2 is at index 1.
+    let len = {
+        let tx = l.db.begin_read().unwrap();
+        let t = tx.open_table(RECORDS).unwrap();
+        let g = t.get(("s1", 2)).unwrap().unwrap();
+        assert_eq!(g.value().2, 1);
+        ref_bytes(g.value()).len()
+    };
+    flip_record_byte(&l, 2, len - 4, 0x02);
     check(
         &l,
         &a,
         &[(
             ProblemKind::RecordTampered,
             "seq 2: the stored record differs from the one signed in batch 1",
+        )],
+    );
+    flip_record_byte(&l, 2, len - 4, 0x02);
+    check(&l, &a, &[]);
+
+    // Whichever byte of the reference changes, the record is reported, by seq.
+    for at in 0..len {
+        for mask in [0x01, 0x80, 0xff] {
+            flip_record_byte(&l, 2, at, mask);
+            let report = l.audit(&key_ring(&[&a])).unwrap();
+            assert!(
+                !report.problems.is_empty()
+                    && report.problems.iter().all(|p| {
+                        p.kind == ProblemKind::RecordTampered
+                            && p.screen_id == "s1"
+                            && p.detail.starts_with("seq 2")
+                    }),
+                "byte {at} ^ {mask:#x}: {:?}",
+                report.problems
+            );
+            flip_record_byte(&l, 2, at, mask);
+        }
+    }
+    check(&l, &a, &[]);
+}
+
+#[test]
+fn a_reference_to_another_version_of_the_batch_is_reported() {
+    let (_dir, l, a) = two_batches();
+    write(&l, |tx| {
+        let mut t = tx.open_table(RECORDS).unwrap();
+        t.insert(("s1", 5), (2, &[7; 32], 1)).unwrap();
+    });
+    check(
+        &l,
+        &a,
+        &[(
+            ProblemKind::RecordTampered,
+            &format!(
+                "seq 5 is stored as coming from batch 2 with hash {}, which is not stored",
+                "07".repeat(32)
+            ),
         )],
     );
 }
@@ -81,12 +144,13 @@ fn missing_inserted_and_moved_records_are_reported() {
     write(&l, |tx| {
         let mut t = tx.open_table(RECORDS).unwrap();
         t.remove(("s1", 4)).unwrap();
-        let (hash, json) = {
+        let (batch_seq, hash, index) = {
             let g = t.get(("s1", 1)).unwrap().unwrap();
-            (*g.value().1, g.value().2.to_vec())
+            let (b, h, i) = g.value();
+            (b, *h, i)
         };
-        t.insert(("s1", 9), (1, &hash, json.as_slice())).unwrap();
-        t.insert(("s9", 1), (1, &hash, json.as_slice())).unwrap();
+        t.insert(("s1", 9), (batch_seq, &hash, index)).unwrap();
+        t.insert(("s9", 1), (batch_seq, &hash, index)).unwrap();
     });
     let found: Vec<String> = l
         .audit(&key_ring(&[&a]))
@@ -192,21 +256,23 @@ fn signatures_are_checked_with_the_current_key() {
 #[test]
 fn tampered_batches_and_heads_are_reported() {
     let (_dir, l, a) = two_batches();
+    // A byte of the envelope as received (stored packed) changes: campaign c1 becomes c2.
     write(&l, |tx| {
         let mut t = tx.open_table(BATCHES).unwrap();
         let (key, mut raw) = {
             let (k, v) = t.last().unwrap().unwrap();
             let (s, b, h) = k.value();
-            ((s.to_owned(), b, *h), v.value().to_vec())
+            let raw = unpack(v.value(), usize::MAX).unwrap().into_owned();
+            ((s.to_owned(), b, *h), raw)
         };
         let at = raw.windows(2).position(|w| w == b"c1").unwrap() + 1;
         raw[at] = b'2';
-        t.insert((key.0.as_str(), key.1, &key.2), raw.as_slice())
+        t.insert((key.0.as_str(), key.1, &key.2), pack(&raw).as_slice())
             .unwrap();
     });
     let report = l.audit(&key_ring(&[&a])).unwrap();
     let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
-    // The records it stored no longer match it either.
+    // The records it stored (their bytes are in it) are not proven either.
     assert_eq!(
         kinds,
         [
@@ -218,6 +284,10 @@ fn tampered_batches_and_heads_are_reported() {
         report.problems
     );
     assert!(report.problems[1].detail.contains("its payload hashes to"));
+    assert_eq!(
+        report.problems[2].detail,
+        "seqs 4..=5 (2 records) stored from batch 2 are not proven: the batch changed after they were stored"
+    );
 
     let (_dir, l, a) = two_batches();
     write(&l, |tx| {
@@ -244,6 +314,50 @@ fn tampered_batches_and_heads_are_reported() {
     assert!(report.problems[2]
         .detail
         .starts_with("the chain head, batch 2 with hash "));
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_envelope_is_reported() {
+    let (_dir, l, a) = two_batches();
+    let (key, stored) = {
+        let tx = l.db.begin_read().unwrap();
+        let t = tx.open_table(BATCHES).unwrap();
+        let (k, v) = t.last().unwrap().unwrap();
+        let (s, b, h) = k.value();
+        ((s.to_owned(), b, *h), v.value().to_vec())
+    };
+    assert_eq!(stored[0], super::super::pack::LZ);
+    let put = |bytes: &[u8]| {
+        write(&l, |tx| {
+            let mut t = tx.open_table(BATCHES).unwrap();
+            t.insert((key.0.as_str(), key.1, &key.2), bytes).unwrap();
+        })
+    };
+    // Every byte of the stored value: batch 2 (or the records it stored) is reported, unless
+    // the packed bytes still unpack to the envelope received (a back reference moved to an
+    // equal run of bytes): then nothing signed changed.
+    let received = unpack(&stored, usize::MAX).unwrap().into_owned();
+    let mut reported = 0;
+    for at in 0..stored.len() {
+        let mut bad = stored.clone();
+        bad[at] ^= 0x04;
+        put(&bad);
+        let report = l.audit(&key_ring(&[&a])).unwrap();
+        if unpack(&bad, usize::MAX).as_deref() == Some(received.as_slice()) {
+            assert_eq!(report.problems, [], "byte {at}");
+            continue;
+        }
+        reported += 1;
+        assert!(
+            report.problems.iter().any(|p| p.detail.contains("batch 2")),
+            "byte {at}: {:?}",
+            report.problems
+        );
+        assert!(report.problems.iter().all(|p| p.screen_id == "s1"));
+    }
+    assert!(reported > stored.len() * 9 / 10, "{reported} of {}", stored.len());
+    put(&stored);
+    check(&l, &a, &[]);
 }
 
 #[test]
