@@ -201,7 +201,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)))
+        // rumqttd reports every client disconnect as an error; keep it quiet unless asked.
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},rumqttd=off"))))
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -383,7 +384,7 @@ async fn demo(data_dir: Option<PathBuf>, keep_running: bool, from: DateTime<Utc>
             temp.clone()
         }
     };
-    println!("signage demo: Beijing Role Models, {} to {}, data in {}", from, to, data_dir.display());
+    println!("signage demo: Beijing Role Models, {} to {}, data in {}", from.to_rfc3339(), to.to_rfc3339(), data_dir.display());
     let mut opts = crate::sim::SimOptions::new(default_scenario(), from, to, data_dir.clone(), crate::sim::agent_binary()?);
     opts.speed = speed;
     opts.keep_running = keep_running;

@@ -99,11 +99,9 @@ pub fn planned(store: &Store, dim: Dimension, from: DateTime<Utc>, to: DateTime<
 pub fn rows(store: &Store, ledger: &Ledger, dim: Dimension, window: &Window, venue: Option<&str>) -> anyhow::Result<Vec<ReportRow>> {
     let (from, to) = window.resolve(store)?;
     let mut planned = planned(store, dim, from, to, venue)?;
-    let delivered = ledger.delivered(&Query { from: Some(from), to: Some(to), dimension: dim, venue: venue.map(str::to_owned), screen: None })?;
-    let mut got: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    for r in delivered {
-        planned.entry(r.key.clone()).or_default();
-        got.insert(r.key, (r.complete, r.partial, r.failed));
+    let got = delivered(ledger, dim, from, to, venue)?;
+    for key in got.keys() {
+        planned.entry(key.clone()).or_default();
     }
     Ok(planned
         .into_iter()
@@ -113,6 +111,47 @@ pub fn rows(store: &Store, ledger: &Ledger, dim: Dimension, window: &Window, ven
             ReportRow { id, detail, planned, delivered, partial, failed, compliance_pct }
         })
         .collect())
+}
+
+/// Delivered (complete, partial, failed) per key over `[from, to)`: whole hours from the
+/// rollups, and only the partial hours at either edge from raw records.
+fn delivered(ledger: &Ledger, dim: Dimension, from: DateTime<Utc>, to: DateTime<Utc>, venue: Option<&str>) -> anyhow::Result<BTreeMap<String, (u64, u64, u64)>> {
+    let hour = |t: DateTime<Utc>, up: bool| {
+        let s = t.timestamp();
+        let h = s.div_euclid(3_600) + i64::from(up && s.rem_euclid(3_600) != 0);
+        DateTime::from_timestamp(h * 3_600, 0).unwrap_or(t)
+    };
+    let (inner_from, inner_to) = (hour(from, true), hour(to, false));
+    let mut got: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    let mut edges = Vec::new();
+    if inner_from < inner_to {
+        let q = Query { from: Some(inner_from), to: Some(inner_to), dimension: dim, venue: venue.map(str::to_owned), screen: None };
+        for r in ledger.delivered(&q)? {
+            got.insert(r.key, (r.complete, r.partial, r.failed));
+        }
+        edges.extend([(from, inner_from), (inner_to, to)]);
+    } else {
+        edges.push((from, to));
+    }
+    for (a, b) in edges.into_iter().filter(|(a, b)| a < b) {
+        let q = Query { from: Some(a), to: Some(b), dimension: dim, venue: venue.map(str::to_owned), screen: None };
+        ledger.plays(&q, &mut |r| {
+            let key = match dim {
+                Dimension::Venue => &r.venue_id,
+                Dimension::Screen => &r.screen_id,
+                Dimension::Campaign => &r.campaign_id,
+                Dimension::Creative => &r.creative_id,
+            };
+            let e = got.entry(key.clone()).or_default();
+            match r.status {
+                playlists::wire::PlayStatus::Complete => e.0 += 1,
+                playlists::wire::PlayStatus::Partial => e.1 += 1,
+                playlists::wire::PlayStatus::Failed => e.2 += 1,
+            }
+            Ok(())
+        })?;
+    }
+    Ok(got)
 }
 
 /// Venue rows for the dashboard (stored window).
