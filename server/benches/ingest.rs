@@ -110,7 +110,6 @@ fn signed_calls() -> (Vec<Vec<Incoming>>, Vec<(String, Keypair)>) {
 
 fn ledger_ingest(path: &std::path::Path) -> (f64, u64) {
     let (calls, screens) = signed_calls();
-    std::fs::write("/tmp/sample_batch.json", &calls[3][2].raw).unwrap();
     let keys: std::collections::HashMap<String, ed25519_dalek::VerifyingKey> = screens
         .iter()
         .map(|(s, k)| (s.clone(), k.public()))
@@ -131,30 +130,7 @@ fn ledger_ingest(path: &std::path::Path) -> (f64, u64) {
     let took = started.elapsed();
     assert_eq!(stored, RECORDS);
     assert_eq!(ledger.counts().expect("counts").records, RECORDS);
-    {
-        let q = server::ledger::Query { from: None, to: None, dimension: server::ledger::Dimension::Campaign, venue: None, screen: None };
-        let t = Instant::now();
-        let mut n = 0u64;
-        ledger.plays(&q, &mut |r| { n += r.seq; Ok(()) }).unwrap();
-        eprintln!("plays: {:?}", t.elapsed());
-        let t = Instant::now();
-        let rows = ledger.delivered(&q).unwrap();
-        eprintln!("delivered: {:?} {}", t.elapsed(), rows.len());
-        let t = Instant::now();
-        let rep = ledger.audit(&key_of).unwrap();
-        eprintln!("audit: {:?} {:?}", t.elapsed(), rep.problems.len());
-    }
     drop(ledger);
-    {
-        use redb::{ReadableDatabase, TableHandle};
-        let db = Database::open(path).unwrap();
-        let tx = db.begin_read().unwrap();
-        for h in tx.list_tables().unwrap() {
-            let t = tx.open_untyped_table(h.clone()).unwrap();
-            let st = redb::ReadableTableMetadata::stats(&t).unwrap();
-            eprintln!("{:14} leaf {:6} branch {:4} stored {:10} meta {:9} frag {:10}", h.name(), st.leaf_pages(), st.branch_pages(), st.stored_bytes(), st.metadata_bytes(), st.fragmented_bytes());
-        }
-    }
     (
         rate(RECORDS, took),
         std::fs::metadata(path).expect("file").len(),

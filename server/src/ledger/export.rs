@@ -10,7 +10,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use playlists::wire::{PlayRecord, PopBatch, SignedEnvelope, MAX_POP_BYTES};
 
-use super::pack::unpack;
+use super::pack::{unpack, unpack_into, Unpacked};
 use super::{HashBytes, LedgerError, Query, RecordRef, BATCHES, RECORDS};
 
 /// Calls `f` with each record whose `slot_start` is in `[q.from, q.to)` and whose venue and
@@ -50,6 +50,18 @@ pub(super) fn envelope(stored: &[u8]) -> Option<Cow<'_, [u8]>> {
     unpack(stored, MAX_POP_BYTES)
 }
 
+/// The records of a stored batch, if it is intact; `buf` is scratch space.
+fn records_of(stored: &[u8], buf: &mut Vec<u8>) -> Option<Vec<PlayRecord>> {
+    let raw = match unpack_into(stored, MAX_POP_BYTES, buf)? {
+        Unpacked::Raw(raw) => raw,
+        Unpacked::InBuffer => buf.as_slice(),
+    };
+    let payload = payload_of(raw)?;
+    serde_json::from_str::<PopBatch>(&payload)
+        .ok()
+        .map(|b| b.records)
+}
+
 /// The payload of a stored envelope, as signed; the signature is not checked.
 pub(super) fn payload_of(raw: &[u8]) -> Option<String> {
     serde_json::from_slice::<SignedEnvelope>(raw)
@@ -68,6 +80,8 @@ pub(super) struct Reader<'t> {
     batches: &'t BatchTable,
     /// Most recently used last. `None`: the batch is not stored or does not parse.
     cache: Vec<((String, u64, HashBytes), Option<Vec<PlayRecord>>)>,
+    /// Scratch space to unpack envelopes in.
+    buf: Vec<u8>,
 }
 
 impl<'t> Reader<'t> {
@@ -75,6 +89,7 @@ impl<'t> Reader<'t> {
         Reader {
             batches,
             cache: Vec::with_capacity(CACHED_BATCHES),
+            buf: Vec::new(),
         }
     }
 
@@ -121,10 +136,7 @@ impl<'t> Reader<'t> {
             Some(at) => at,
             None => {
                 let records = match self.batches.get((screen, batch_seq, hash))? {
-                    Some(stored) => envelope(stored.value())
-                        .and_then(|raw| payload_of(&raw))
-                        .and_then(|p| serde_json::from_str::<PopBatch>(&p).ok())
-                        .map(|b| b.records),
+                    Some(stored) => records_of(stored.value(), &mut self.buf),
                     None => None,
                 };
                 if self.cache.len() == CACHED_BATCHES {

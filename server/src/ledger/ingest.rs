@@ -1,7 +1,7 @@
 //! Ingest: checks each incoming proof-of-play batch (size, shape, screen, signature, seqs),
-//! then stores the good ones in one durable write transaction: the envelope (packed), a reference
-//! to each new record (its batch and place in it), the screen's chain head, gaps, chain
-//! anomalies and the rollups.
+//! then stores the good ones in one durable write transaction: the envelope (packed), a
+//! reference to each new record (its batch and its place in it), the screen's chain head,
+//! gaps, chain anomalies and the rollups.
 //!
 //! Checking is pure and happens before the write transaction opens, spread over a few
 //! threads when several batches arrive together (verifying and parsing a batch costs about
@@ -99,10 +99,11 @@ fn par_map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
         return (0..n).map(f).collect();
     }
     let per = n.div_ceil(threads);
+    let threads = n.div_ceil(per);
     let f = &f;
     std::thread::scope(|s| {
-        let others: Vec<_> = (1..threads)
-            .map(|t| s.spawn(move || (t * per..n.min((t + 1) * per)).map(f).collect::<Vec<R>>()))
+        let others: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>> = (1..threads)
+            .map(|t| s.spawn(move || (t * per..n.min((t + 1) * per)).map(f).collect()))
             .collect();
         let mut out: Vec<R> = (0..per).map(f).collect();
         for h in others {

@@ -39,15 +39,37 @@ pub(super) fn pack(raw: &[u8]) -> Vec<u8> {
 
 /// The bytes `stored` keeps, if it is intact and they are at most `max` long.
 pub(super) fn unpack(stored: &[u8], max: usize) -> Option<Cow<'_, [u8]>> {
+    let mut buf = Vec::new();
+    match unpack_into(stored, max, &mut buf)? {
+        Unpacked::Raw(raw) => Some(Cow::Borrowed(raw)),
+        Unpacked::InBuffer => Some(Cow::Owned(buf)),
+    }
+}
+
+/// Where [`unpack_into`] left the bytes.
+pub(super) enum Unpacked<'s> {
+    /// Stored as they are: this part of `stored`.
+    Raw(&'s [u8]),
+    /// In the buffer.
+    InBuffer,
+}
+
+/// [`unpack`], decompressing into `buf` (cleared first), so a reader of many batches
+/// reuses one allocation.
+pub(super) fn unpack_into<'s>(
+    stored: &'s [u8],
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> Option<Unpacked<'s>> {
     match stored.split_first()? {
-        (&RAW, raw) => (raw.len() <= max).then_some(Cow::Borrowed(raw)),
+        (&RAW, raw) => (raw.len() <= max).then_some(Unpacked::Raw(raw)),
         (&LZ, rest) => {
             let (len, seqs) = rest.split_first_chunk::<4>()?;
             let len = u32::from_le_bytes(*len) as usize;
             if len > max {
                 return None;
             }
-            decompress(seqs, len).map(Cow::Owned)
+            decompress(seqs, len, buf).then_some(Unpacked::InBuffer)
         }
         _ => None,
     }
@@ -130,8 +152,14 @@ fn length(out: &mut Vec<u8>, mut n: usize) {
     out.push(n as u8);
 }
 
-fn decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(len);
+/// Decompresses `input` into `out`; false if it is damaged or does not make `len` bytes.
+fn decompress(input: &[u8], len: usize, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    out.reserve(len);
+    decompress_into(input, len, out).is_some()
+}
+
+fn decompress_into(input: &[u8], len: usize, out: &mut Vec<u8>) -> Option<()> {
     let mut at = 0;
     let read_length = |at: &mut usize, mut n: usize| -> Option<usize> {
         loop {
@@ -181,7 +209,7 @@ fn decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
             }
         }
     }
-    (out.len() == len).then_some(out)
+    (out.len() == len).then_some(())
 }
 
 #[cfg(test)]
