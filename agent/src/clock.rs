@@ -1,6 +1,12 @@
-//! The agent's one view of time: the system clock in production, or a virtual clock that
-//! the simulation leader drives over MQTT. Only the player sleeps on this clock; network
-//! timers (heartbeat, batch resend) are real time and use tokio directly.
+//! The agent's one view of time: the system clock in production, a virtual clock that the
+//! simulation leader drives over MQTT, or a scaled clock (virtual time running `speed`
+//! times faster than the wall clock from a fixed anchor). Only the player sleeps on this
+//! clock; network timers (heartbeat, batch resend) are real time and use tokio directly.
+//!
+//! The scaled clock needs no leader, so it survives what the sim clock cannot: a killed
+//! agent restarted with the same `--clock-start`, `--clock-anchor-ms` and `--clock-speed`
+//! continues the same timeline, and it keeps running while the broker is away. Its
+//! arithmetic is the pure [`Scaled`]; reading the wall clock and sleeping is [`Clock`]'s.
 //!
 //! The sim clock's protocol (message shapes in `sim.rs`): the leader publishes
 //! `{step, now}`; the clock has no time before the first message. Whenever the player is
@@ -28,6 +34,8 @@ pub enum ClockKind {
     #[default]
     System,
     Sim,
+    /// Wall-clock driven virtual time: `start + (real - anchor) * speed`.
+    Scaled,
 }
 
 /// A clock handle; clones share the same time.
@@ -35,6 +43,7 @@ pub enum ClockKind {
 pub enum Clock {
     System(SystemClock),
     Sim(SimHandle),
+    Scaled(ScaledClock),
 }
 
 impl std::fmt::Debug for Clock {
@@ -42,6 +51,7 @@ impl std::fmt::Debug for Clock {
         match self {
             Clock::System(_) => f.write_str("Clock::System"),
             Clock::Sim(s) => write!(f, "Clock::Sim({:?})", s.now()),
+            Clock::Scaled(c) => write!(f, "Clock::Scaled({:?})", c.scale),
         }
     }
 }
@@ -49,6 +59,14 @@ impl std::fmt::Debug for Clock {
 impl Clock {
     pub fn system() -> Clock {
         Clock::System(SystemClock {
+            origin: tokio::time::Instant::now(),
+        })
+    }
+
+    /// A clock running `scale.speed` times faster than the wall clock.
+    pub fn scaled(scale: Scaled) -> Clock {
+        Clock::Scaled(ScaledClock {
+            scale,
             origin: tokio::time::Instant::now(),
         })
     }
@@ -71,6 +89,7 @@ impl Clock {
         match self {
             Clock::System(_) => Some(Utc::now()),
             Clock::Sim(s) => s.now(),
+            Clock::Scaled(c) => Some(c.scale.virtual_at(Utc::now())),
         }
     }
 
@@ -79,6 +98,7 @@ impl Clock {
         match self {
             Clock::System(_) => Utc::now(),
             Clock::Sim(s) => s.started().await,
+            Clock::Scaled(c) => c.scale.virtual_at(Utc::now()),
         }
     }
 
@@ -94,28 +114,43 @@ impl Clock {
                 tokio::time::sleep(left.min(Duration::from_secs(1))).await;
             },
             Clock::Sim(s) => s.wait(Wait::Until(t)).await,
+            Clock::Scaled(c) => loop {
+                let real = Utc::now();
+                if c.scale.virtual_at(real) >= t {
+                    return;
+                }
+                // At least a microsecond, so that rounding cannot spin.
+                let left = (c.scale.real_at(t) - real)
+                    .to_std()
+                    .unwrap_or_default()
+                    .max(Duration::from_micros(1));
+                // Short naps so that a stepped wall clock is noticed, as above.
+                tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+            },
         }
     }
 
     /// Waits forever; on a sim clock, tells the leader nothing is due for a while.
     pub async fn idle(&self) {
         match self {
-            Clock::System(_) => std::future::pending().await,
+            Clock::System(_) | Clock::Scaled(_) => std::future::pending().await,
             Clock::Sim(s) => s.wait(Wait::Idle).await,
         }
     }
 
     /// Milliseconds on a monotonic scale, for measuring durations: real elapsed time on the
-    /// system clock, virtual time on a sim clock.
+    /// system clock, virtual time on a sim clock, real elapsed time times the speed on a
+    /// scaled clock.
     pub fn mono_ms(&self) -> i64 {
         match self {
             Clock::System(c) => c.origin.elapsed().as_millis() as i64,
+            Clock::Scaled(c) => c.scale.scale_real(c.origin.elapsed()).num_milliseconds(),
             Clock::Sim(s) => s.now().map(|t| t.timestamp_millis()).unwrap_or(0),
         }
     }
 
     /// Whether this clock is believed to be right. The system clock is trusted (NTP is the
-    /// operating system's job); the sim clock is right by definition.
+    /// operating system's job); the sim and scaled clocks are right by definition.
     pub fn synced(&self) -> bool {
         true
     }
@@ -123,7 +158,7 @@ impl Clock {
     pub fn as_sim(&self) -> Option<&SimHandle> {
         match self {
             Clock::Sim(s) => Some(s),
-            Clock::System(_) => None,
+            Clock::System(_) | Clock::Scaled(_) => None,
         }
     }
 }
@@ -131,6 +166,80 @@ impl Clock {
 #[derive(Clone)]
 pub struct SystemClock {
     origin: tokio::time::Instant,
+}
+
+#[derive(Clone)]
+pub struct ScaledClock {
+    scale: Scaled,
+    /// For [`Clock::mono_ms`].
+    origin: tokio::time::Instant,
+}
+
+/// Why a scaled clock cannot be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScaledError {
+    #[error("clock speed {0} must be a positive finite number")]
+    Speed(f64),
+    #[error("clock anchor {0} ms is not a representable time")]
+    Anchor(i64),
+}
+
+/// The scaled clock's arithmetic, pure: virtual time `start + (real - anchor) * speed`,
+/// to the microsecond.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scaled {
+    start: DateTime<Utc>,
+    anchor: DateTime<Utc>,
+    speed: f64,
+}
+
+impl Scaled {
+    /// `anchor_ms` is the real Unix time (milliseconds) at which virtual time is `start`.
+    pub fn new(start: DateTime<Utc>, anchor_ms: i64, speed: f64) -> Result<Scaled, ScaledError> {
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(ScaledError::Speed(speed));
+        }
+        let anchor =
+            DateTime::from_timestamp_millis(anchor_ms).ok_or(ScaledError::Anchor(anchor_ms))?;
+        Ok(Scaled {
+            start,
+            anchor,
+            speed,
+        })
+    }
+
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+
+    /// A real span stretched by the speed, to the microsecond.
+    pub fn scale_real(&self, real: Duration) -> chrono::Duration {
+        chrono::Duration::microseconds((real.as_micros() as f64 * self.speed) as i64)
+    }
+
+    /// Virtual time at real (wall-clock) time `real`; before the anchor it runs backwards
+    /// from `start` the same way.
+    pub fn virtual_at(&self, real: DateTime<Utc>) -> DateTime<Utc> {
+        let real_us = (real - self.anchor).num_microseconds().unwrap_or(i64::MAX);
+        let virt_us = (real_us as f64 * self.speed).floor();
+        self.start + chrono::Duration::microseconds(virt_us as i64)
+    }
+
+    /// The earliest real time (to the microsecond) at which virtual time reads at least `t`.
+    pub fn real_at(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let virt_us = (t - self.start).num_microseconds().unwrap_or(i64::MAX);
+        let mut real_us = (virt_us as f64 / self.speed).ceil() as i64;
+        // Float rounding may leave it a microsecond short.
+        let reads_t =
+            |us: i64| self.virtual_at(self.anchor + chrono::Duration::microseconds(us)) >= t;
+        while !reads_t(real_us) {
+            real_us += 1;
+        }
+        while reads_t(real_us - 1) {
+            real_us -= 1;
+        }
+        self.anchor + chrono::Duration::microseconds(real_us)
+    }
 }
 
 /// What the one waiting task waits for.
@@ -398,6 +507,110 @@ mod tests {
         let mut sleep = pin!(clock.sleep_until(t("2023-12-18T08:00:15Z")));
         assert_eq!(poll_once(sleep.as_mut()), Poll::Ready(()));
         assert_eq!(drain(&mut rx), vec![]);
+    }
+
+    fn check_scaled(start: &str, anchor_ms: i64, speed: f64, real: &str, expect: &str) {
+        let scale = Scaled::new(t(start), anchor_ms, speed).unwrap();
+        let v = scale.virtual_at(t(real));
+        assert_eq!(v, t(expect), "virtual time at {real}");
+        // The inverse: the earliest real time reading `expect`, and not a microsecond earlier.
+        let r = scale.real_at(v);
+        assert!(r <= t(real), "{r} after {real}");
+        assert!(scale.virtual_at(r) >= v);
+        let before = r - chrono::Duration::microseconds(1);
+        assert!(scale.virtual_at(before) < v);
+    }
+
+    #[test]
+    fn scaled_clock_arithmetic() {
+        // 2023-11-14T22:13:20Z is 1_700_000_000_000 ms.
+        let anchor = 1_700_000_000_000;
+        let start = "2023-12-20T08:00:00+08:00";
+        // At the anchor: the start.
+        check_scaled(start, anchor, 100.0, "2023-11-14T22:13:20Z", start);
+        // One real second later at speed 100: 100 s later.
+        check_scaled(
+            start,
+            anchor,
+            100.0,
+            "2023-11-14T22:13:21Z",
+            "2023-12-20T08:01:40+08:00",
+        );
+        // 150 ms real at speed 100 is one 15 s slot.
+        check_scaled(
+            start,
+            anchor,
+            100.0,
+            "2023-11-14T22:13:20.150Z",
+            "2023-12-20T08:00:15+08:00",
+        );
+        // A microsecond of real time at speed 10,000 is 10 ms of virtual time.
+        check_scaled(
+            start,
+            anchor,
+            10_000.0,
+            "2023-11-14T22:13:20.000001Z",
+            "2023-12-20T08:00:00.010+08:00",
+        );
+        // 25.92 s real at 10,000 is 72 hours.
+        check_scaled(
+            start,
+            anchor,
+            10_000.0,
+            "2023-11-14T22:13:45.920Z",
+            "2023-12-23T08:00:00+08:00",
+        );
+        // Fractional speeds, and before the anchor.
+        check_scaled(
+            start,
+            anchor,
+            0.5,
+            "2023-11-14T22:13:22Z",
+            "2023-12-20T08:00:01+08:00",
+        );
+        check_scaled(
+            start,
+            anchor,
+            2.0,
+            "2023-11-14T22:13:19Z",
+            "2023-12-20T07:59:58+08:00",
+        );
+        // A restart with the same arguments is on the same timeline.
+        let a = Scaled::new(t(start), anchor, 300.0).unwrap();
+        let b = Scaled::new(t(start), anchor, 300.0).unwrap();
+        let real = t("2023-11-14T22:14:00.123456Z");
+        assert_eq!(a.virtual_at(real), b.virtual_at(real));
+        // Real spans scale for durations.
+        assert_eq!(
+            a.scale_real(Duration::from_millis(50)).num_milliseconds(),
+            15_000
+        );
+
+        assert_eq!(
+            Scaled::new(t(start), anchor, 0.0),
+            Err(ScaledError::Speed(0.0))
+        );
+        assert!(Scaled::new(t(start), anchor, f64::NAN).is_err());
+        assert!(Scaled::new(t(start), anchor, -1.0).is_err());
+        assert!(Scaled::new(t(start), i64::MAX, 1.0).is_err());
+    }
+
+    #[tokio::test]
+    async fn scaled_clock_sleeps_the_scaled_real_duration() {
+        let anchor = Utc::now().timestamp_millis();
+        let scale = Scaled::new(t("2023-12-20T08:00:00+08:00"), anchor, 1_000.0).unwrap();
+        let clock = Clock::scaled(scale);
+        let now = clock.now().unwrap();
+        assert!(clock.synced());
+        assert!(clock.started().await >= now);
+        // 30 virtual seconds at speed 1,000: 30 ms real.
+        let target = now + chrono::Duration::seconds(30);
+        let real = std::time::Instant::now();
+        clock.sleep_until(target).await;
+        assert!(clock.now().unwrap() >= target);
+        let took = real.elapsed();
+        assert!(took >= Duration::from_millis(25), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
     }
 
     #[tokio::test]

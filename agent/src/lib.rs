@@ -7,7 +7,8 @@
 //! main loop (`main_loop`), the player (`player`), the uploader (`uploader`) and the media
 //! fetcher (`fetch`). Pure cores: `accept` (what messages count), `outbox::book` and
 //! `uploader::UploadState` (bookkeeping and batching), `cache::choose_evictions`,
-//! `backoff`, `status`. Time comes from `clock` (system or the MQTT-driven sim clock).
+//! `backoff`, `status`. Time comes from `clock` (system, the MQTT-driven sim clock, or
+//! the scaled clock).
 
 pub mod accept;
 pub mod backoff;
@@ -56,6 +57,8 @@ pub struct RunOptions {
     pub data_dir: PathBuf,
     pub player: PlayerKind,
     pub clock: ClockKind,
+    /// The timeline of `--clock scaled` (required with it, ignored otherwise).
+    pub scaled: Option<clock::Scaled>,
     pub durability: Durability,
 }
 
@@ -66,6 +69,7 @@ impl RunOptions {
             data_dir: data_dir.into(),
             player: PlayerKind::default(),
             clock: ClockKind::default(),
+            scaled: None,
             durability: Durability::default(),
         }
     }
@@ -107,6 +111,10 @@ pub async fn run(
     let clock = match opts.clock {
         ClockKind::System => Clock::system(),
         ClockKind::Sim => Clock::sim(&screen, sim_tx),
+        ClockKind::Scaled => Clock::scaled(
+            opts.scaled
+                .context("the scaled clock needs its start, anchor and speed")?,
+        ),
     };
     let offline = status::build_status(status::Facts {
         screen_id: screen.clone(),

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use agent::clock::Scaled;
 use agent::{AgentConfig, ClockKind, Durability, PlayerKind, RunOptions};
+use chrono::{DateTime, FixedOffset, Utc};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
@@ -19,9 +21,20 @@ struct Cli {
     data_dir: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     player: PlayerKind,
-    /// `sim` follows the leader's clock on `{prefix}/sim/clock` (for `signage simulate`).
+    /// `sim` follows the leader's clock on `{prefix}/sim/clock` (for `signage simulate`);
+    /// `scaled` runs virtual time from `--clock-start` at `--clock-speed` times real time.
     #[arg(long, value_enum, default_value_t)]
     clock: ClockKind,
+    /// Scaled clock: the virtual time (RFC 3339) at the anchor.
+    #[arg(long, required_if_eq("clock", "scaled"))]
+    clock_start: Option<DateTime<FixedOffset>>,
+    /// Scaled clock: the real Unix time in milliseconds at which virtual time is
+    /// `--clock-start`; default now. Restart with the same value to continue the timeline.
+    #[arg(long, allow_negative_numbers = true)]
+    clock_anchor_ms: Option<i64>,
+    /// Scaled clock: virtual seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    clock_speed: f64,
     /// `relaxed` skips flushing each outbox commit (for big simulations).
     #[arg(long, value_enum, default_value_t)]
     durability: Durability,
@@ -40,10 +53,22 @@ async fn main() -> anyhow::Result<()> {
     let config = AgentConfig::load(&cli.config)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let scaled = match cli.clock_start {
+        Some(start) if cli.clock == ClockKind::Scaled => {
+            let anchor_ms = cli
+                .clock_anchor_ms
+                .unwrap_or_else(|| Utc::now().timestamp_millis());
+            let scale = Scaled::new(start.with_timezone(&Utc), anchor_ms, cli.clock_speed)?;
+            tracing::info!(start = %start, anchor_ms, speed = scale.speed(), "scaled clock");
+            Some(scale)
+        }
+        _ => None,
+    };
     let opts = RunOptions {
         data_dir: cli.data_dir,
         player: cli.player,
         clock: cli.clock,
+        scaled,
         durability: cli.durability,
     };
     agent::run(config, opts, shutdown).await

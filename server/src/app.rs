@@ -59,14 +59,25 @@ impl Handle {
     }
 }
 
-pub async fn publish_schedules(shared: &Shared, client: &AsyncClient, all: bool) -> anyhow::Result<usize> {
+pub async fn publish_schedules(
+    shared: &Shared,
+    client: &AsyncClient,
+    all: bool,
+) -> anyhow::Result<usize> {
     let catalogue = shared.store.catalogue()?;
     let docs = crate::publisher::build_all(&shared.store, &catalogue, &shared.key, Utc::now())?;
     let mut changed = 0;
     for d in docs {
         if d.changed || all {
             changed += usize::from(d.changed);
-            client.publish(shared.topics.schedule(&d.screen_id), QoS::AtLeastOnce, true, d.bytes).await?;
+            client
+                .publish(
+                    shared.topics.schedule(&d.screen_id),
+                    QoS::AtLeastOnce,
+                    true,
+                    d.bytes,
+                )
+                .await?;
         }
     }
     Ok(changed)
@@ -90,7 +101,13 @@ pub async fn start(
 ) -> anyhow::Result<Handle> {
     let key = crate::keys::server_key(store.dir())?;
     let ledger = Ledger::open(store.db())?;
-    let shared = Arc::new(Shared { store, ledger, key, topics, fleet: Mutex::new(BTreeMap::new()) });
+    let shared = Arc::new(Shared {
+        store,
+        ledger,
+        key,
+        topics,
+        fleet: Mutex::new(BTreeMap::new()),
+    });
     let tracker = TaskTracker::new();
 
     let client_id = format!("signage-server-{}", std::process::id());
@@ -114,13 +131,17 @@ pub async fn start(
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         backoff = Duration::from_millis(200);
                         let t = &shared.topics;
-                        let _ = client.subscribe(t.pop_all(target.shared_subscription), QoS::AtLeastOnce).await;
+                        let _ = client
+                            .subscribe(t.pop_all(target.shared_subscription), QoS::AtLeastOnce)
+                            .await;
                         let _ = client.subscribe(t.status_all(), QoS::AtLeastOnce).await;
                         if let Err(e) = publish_schedules(&shared, &client, true).await {
                             tracing::error!(error = %e, "publishing schedules failed");
                         }
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => on_publish(&shared, &ingest_tx, &p.topic, p.payload.to_vec()).await,
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        on_publish(&shared, &ingest_tx, &p.topic, p.payload.to_vec()).await
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
@@ -147,7 +168,9 @@ pub async fn start(
         let app = crate::http::router(shared.clone());
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -160,14 +183,31 @@ pub async fn start(
             let _ = client.disconnect().await;
         });
     }
-    Ok(Handle { shared, http_addr, client, tracker })
+    Ok(Handle {
+        shared,
+        http_addr,
+        client,
+        tracker,
+    })
 }
 
-async fn on_publish(shared: &Shared, ingest: &mpsc::Sender<Incoming>, topic: &str, payload: Vec<u8>) {
-    let Some(screen) = shared.topics.screen_of(topic) else { return };
+async fn on_publish(
+    shared: &Shared,
+    ingest: &mpsc::Sender<Incoming>,
+    topic: &str,
+    payload: Vec<u8>,
+) {
+    let Some(screen) = shared.topics.screen_of(topic) else {
+        return;
+    };
     let screen = screen.to_owned();
     if topic.ends_with("/pop") {
-        let _ = ingest.send(Incoming { topic_screen: screen, raw: payload }).await;
+        let _ = ingest
+            .send(Incoming {
+                topic_screen: screen,
+                raw: payload,
+            })
+            .await;
     } else if topic.ends_with("/status") {
         if payload.len() > playlists::wire::MAX_SMALL_BYTES {
             tracing::warn!(screen, bytes = payload.len(), "oversized status ignored");
@@ -175,7 +215,11 @@ async fn on_publish(shared: &Shared, ingest: &mpsc::Sender<Incoming>, topic: &st
         }
         match serde_json::from_slice::<Status>(&payload) {
             Ok(status) if status.screen_id == screen => {
-                shared.fleet.lock().expect("fleet lock").insert(screen, status);
+                shared
+                    .fleet
+                    .lock()
+                    .expect("fleet lock")
+                    .insert(screen, status);
             }
             Ok(_) => tracing::warn!(screen, "status names another screen; ignored"),
             Err(e) => tracing::warn!(screen, error = %e, "malformed status ignored"),
@@ -213,14 +257,30 @@ async fn ingest_worker(shared: Arc<Shared>, client: AsyncClient, mut rx: mpsc::R
         let mut acks: BTreeMap<String, Vec<playlists::wire::pop::AckedBatch>> = BTreeMap::new();
         for o in outcomes {
             match o {
-                Outcome::Stored { screen_id, ack, .. } | Outcome::Duplicate { screen_id, ack } => acks.entry(screen_id).or_default().push(ack),
-                Outcome::Rejected { screen_id, reason } => tracing::warn!(screen = screen_id, reason, "proof-of-play batch rejected"),
+                Outcome::Stored { screen_id, ack, .. } | Outcome::Duplicate { screen_id, ack } => {
+                    acks.entry(screen_id).or_default().push(ack)
+                }
+                Outcome::Rejected { screen_id, reason } => {
+                    tracing::warn!(screen = screen_id, reason, "proof-of-play batch rejected")
+                }
             }
         }
         for (screen_id, batches) in acks {
-            let ack = PopAck { v: playlists::wire::VERSION, screen_id: screen_id.clone(), batches };
+            let ack = PopAck {
+                v: playlists::wire::VERSION,
+                screen_id: screen_id.clone(),
+                batches,
+            };
             let bytes = shared.key.seal(ACK_KIND, &ack);
-            if let Err(e) = client.publish(shared.topics.pop_ack(&screen_id), QoS::AtLeastOnce, false, bytes).await {
+            if let Err(e) = client
+                .publish(
+                    shared.topics.pop_ack(&screen_id),
+                    QoS::AtLeastOnce,
+                    false,
+                    bytes,
+                )
+                .await
+            {
                 tracing::warn!(error = %e, "ack publish failed");
             }
         }

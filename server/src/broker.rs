@@ -63,7 +63,8 @@ next_connection_delay_ms = 0
 "#,
         max = playlists::wire::MAX_SCHEDULE_BYTES + 4096
     );
-    let config: rumqttd::Config = toml::from_str(&toml_text).map_err(|e| BrokerError::Config(e.to_string()))?;
+    let config: rumqttd::Config =
+        toml::from_str(&toml_text).map_err(|e| BrokerError::Config(e.to_string()))?;
     std::thread::Builder::new()
         .name("rumqttd".into())
         .spawn(move || {
@@ -80,7 +81,11 @@ next_connection_delay_ms = 0
 /// Connects an MQTT client until a CONNACK arrives, for up to ten seconds.
 pub async fn wait_ready(addr: SocketAddr) -> Result<(), BrokerError> {
     for attempt in 0..100u32 {
-        let mut options = rumqttc::MqttOptions::new(format!("signage-probe-{attempt}-{}", std::process::id()), addr.ip().to_string(), addr.port());
+        let mut options = rumqttc::MqttOptions::new(
+            format!("signage-probe-{attempt}-{}", std::process::id()),
+            addr.ip().to_string(),
+            addr.port(),
+        );
         options.set_keep_alive(Duration::from_secs(5));
         let (client, mut events) = rumqttc::AsyncClient::new(options, 4);
         let ok = tokio::time::timeout(Duration::from_millis(500), async {
@@ -111,7 +116,11 @@ pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
         .ok_or_else(|| format!("MQTT URL {url:?} must start with mqtt://"))?;
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
-        Some((host, port)) => Ok((host.to_owned(), port.parse().map_err(|_| format!("MQTT URL {url:?} has a bad port"))?)),
+        Some((host, port)) => Ok((
+            host.to_owned(),
+            port.parse()
+                .map_err(|_| format!("MQTT URL {url:?} has a bad port"))?,
+        )),
         None if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
         None => Err(format!("MQTT URL {url:?} has no host")),
     }

@@ -14,7 +14,11 @@ use crate::ledger::Dimension;
 use crate::report::Window;
 
 #[derive(Debug, Parser)]
-#[command(name = "signage", version, about = "Schedules public-service ads onto city screens")]
+#[command(
+    name = "signage",
+    version,
+    about = "Schedules public-service ads onto city screens"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -185,7 +189,10 @@ enum ReportKind {
 }
 
 const fn default_scenario_str() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/beijing-role-models")
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/beijing-role-models"
+    )
 }
 
 /// The Beijing scenario shipped in this repository.
@@ -194,15 +201,25 @@ pub fn default_scenario() -> PathBuf {
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         // rumqttd reports every client disconnect as an error; keep it quiet unless asked.
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},rumqttd=off"))))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("{default_level},rumqttd=off"))
+            }),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -215,7 +232,9 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM.
@@ -226,7 +245,9 @@ fn shutdown_token() -> CancellationToken {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -238,8 +259,19 @@ fn shutdown_token() -> CancellationToken {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo { data_dir, keep_running, from, to, speed } => runtime()?.block_on(demo(data_dir, keep_running, from, to, speed)),
-        Command::Serve { data_dir, config, mqtt_url, http } => runtime()?.block_on(serve(&data_dir, config.as_deref(), mqtt_url, http)),
+        Command::Demo {
+            data_dir,
+            keep_running,
+            from,
+            to,
+            speed,
+        } => runtime()?.block_on(demo(data_dir, keep_running, from, to, speed)),
+        Command::Serve {
+            data_dir,
+            config,
+            mqtt_url,
+            http,
+        } => runtime()?.block_on(serve(&data_dir, config.as_deref(), mqtt_url, http)),
         Command::Import { dir, data_dir } => {
             let store = crate::store::Store::open(&data_dir)?;
             let s = crate::import::import(&store, &dir)?;
@@ -254,14 +286,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Screens { command: ScreensCommand::Provision { id, data_dir, out, mqtt_url, server_url } } => {
+        Command::Screens {
+            command:
+                ScreensCommand::Provision {
+                    id,
+                    data_dir,
+                    out,
+                    mqtt_url,
+                    server_url,
+                },
+        } => {
             let store = crate::store::Store::open(&data_dir)?;
-            let text = crate::provision::provision(&store, &id, &mqtt_url, &server_url, "signage/v1")?;
+            let text =
+                crate::provision::provision(&store, &id, &mqtt_url, &server_url, "signage/v1")?;
             write_private(&out, &text)?;
             println!("wrote {} for screen {id}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { scenario, from, to, screens, format, out } => {
+        Command::Plan {
+            scenario,
+            from,
+            to,
+            screens,
+            format,
+            out,
+        } => {
             anyhow::ensure!(from < to, "--from must be before --to");
             let loaded = crate::import::load(&scenario)?;
             let schedules = crate::plan::schedules(&loaded.scenario.catalogue, &screens)?;
@@ -270,27 +319,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 PlanFormat::Table => crate::plan::Format::Table,
             };
             let mut sink: Box<dyn Write> = match out {
-                Some(p) => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(p)?)),
-                None => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+                Some(p) => Box::new(std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    std::fs::File::create(p)?,
+                )),
+                None => Box::new(std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    std::io::stdout().lock(),
+                )),
             };
             crate::plan::write_plan(&schedules, from, to, format, &mut sink)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { scenario, screen, at } => {
+        Command::Explain {
+            scenario,
+            screen,
+            at,
+        } => {
             let loaded = crate::import::load(&scenario)?;
             let id = playlists::ScreenId::parse(&screen)?;
-            let schedule = loaded.scenario.catalogue.full_schedule_for(&id).ok_or_else(|| anyhow::anyhow!("unknown screen {screen:?} in {}", scenario.display()))?;
+            let schedule = loaded
+                .scenario
+                .catalogue
+                .full_schedule_for(&id)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("unknown screen {screen:?} in {}", scenario.display())
+                })?;
             let slot = playlists::Planner::new(&schedule).slot_at(at);
             print!("{}", playlists::explain::explain(&schedule, slot));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Simulate { scenario, from, to, data_dir, speed } => runtime()?.block_on(async move {
+        Command::Simulate {
+            scenario,
+            from,
+            to,
+            data_dir,
+            speed,
+        } => runtime()?.block_on(async move {
             anyhow::ensure!(from < to, "--from must be before --to");
-            let mut opts = crate::sim::SimOptions::new(scenario, from, to, data_dir, crate::sim::agent_binary()?);
+            let mut opts = crate::sim::SimOptions::new(
+                scenario,
+                from,
+                to,
+                data_dir,
+                crate::sim::agent_binary()?,
+            );
             opts.speed = speed;
             let outcome = crate::sim::simulate(opts, shutdown_token()).await?;
             let ledger = crate::ledger::Ledger::open(outcome.store.db())?;
-            let rows = crate::report::rows(&outcome.store, &ledger, Dimension::Venue, &Window::default(), None)?;
+            let rows = crate::report::rows(
+                &outcome.store,
+                &ledger,
+                Dimension::Venue,
+                &Window::default(),
+                None,
+            )?;
             let mut by_type: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
             for r in rows {
                 let e = by_type.entry(r.detail).or_default();
@@ -303,7 +386,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(sim_verdict(&outcome))
         }),
-        Command::Report { what, data_dir, from, to, venue, format } => {
+        Command::Report {
+            what,
+            data_dir,
+            from,
+            to,
+            venue,
+            format,
+        } => {
             let store = crate::store::Store::open(&data_dir)?;
             let ledger = crate::ledger::Ledger::open(store.db())?;
             let window = Window { from, to };
@@ -315,7 +405,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let dim = match what {
                 ReportKind::Plays => {
-                    crate::report::write_plays(&store, &ledger, &window, venue.as_deref(), format, &mut out)?;
+                    crate::report::write_plays(
+                        &store,
+                        &ledger,
+                        &window,
+                        venue.as_deref(),
+                        format,
+                        &mut out,
+                    )?;
                     out.flush()?;
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -329,13 +426,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify { data_dir } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { data_dir },
+        } => {
             let store = crate::store::Store::open(&data_dir)?;
             let ledger = crate::ledger::Ledger::open(store.db())?;
             let keys = store.screen_keys()?;
-            let key_of = |s: &str| keys.get(s).and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok());
+            let key_of = |s: &str| {
+                keys.get(s)
+                    .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
+            };
             let report = ledger.audit(&key_of)?;
-            println!("audited {} screens, {} batches, {} records", report.screens, report.batches, report.records);
+            println!(
+                "audited {} screens, {} batches, {} records",
+                report.screens, report.batches, report.records
+            );
             for p in &report.problems {
                 println!("PROBLEM {p}");
             }
@@ -347,7 +452,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        Command::Bench { command: BenchCommand::Plan { scenario, from, to, runs } } => bench_plan(&scenario, from, to, runs),
+        Command::Bench {
+            command:
+                BenchCommand::Plan {
+                    scenario,
+                    from,
+                    to,
+                    runs,
+                },
+        } => bench_plan(&scenario, from, to, runs),
     }
 }
 
@@ -356,7 +469,14 @@ fn sim_verdict(outcome: &crate::sim::SimOutcome) -> ExitCode {
         "planned {} plays, ledger holds {}; {} in {:.1} s",
         outcome.planned,
         outcome.delivered,
-        if outcome.ledger_equals_plan { "the ledger equals the plan, play by play".to_owned() } else { format!("MISMATCH: {} planned plays missing, {} unexpected records", outcome.missing, outcome.unexpected) },
+        if outcome.ledger_equals_plan {
+            "the ledger equals the plan, play by play".to_owned()
+        } else {
+            format!(
+                "MISMATCH: {} planned plays missing, {} unexpected records",
+                outcome.missing, outcome.unexpected
+            )
+        },
         outcome.elapsed.as_secs_f64()
     );
     if outcome.ledger_equals_plan {
@@ -375,7 +495,13 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn demo(data_dir: Option<PathBuf>, keep_running: bool, from: DateTime<Utc>, to: DateTime<Utc>, speed: Option<f64>) -> anyhow::Result<ExitCode> {
+async fn demo(
+    data_dir: Option<PathBuf>,
+    keep_running: bool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    speed: Option<f64>,
+) -> anyhow::Result<ExitCode> {
     let temp;
     let data_dir = match data_dir {
         Some(d) => d,
@@ -384,27 +510,61 @@ async fn demo(data_dir: Option<PathBuf>, keep_running: bool, from: DateTime<Utc>
             temp.clone()
         }
     };
-    println!("signage demo: Beijing Role Models, {} to {}, data in {}", from.to_rfc3339(), to.to_rfc3339(), data_dir.display());
-    let mut opts = crate::sim::SimOptions::new(default_scenario(), from, to, data_dir.clone(), crate::sim::agent_binary()?);
+    println!(
+        "signage demo: Beijing Role Models, {} to {}, data in {}",
+        from.to_rfc3339(),
+        to.to_rfc3339(),
+        data_dir.display()
+    );
+    let mut opts = crate::sim::SimOptions::new(
+        default_scenario(),
+        from,
+        to,
+        data_dir.clone(),
+        crate::sim::agent_binary()?,
+    );
     opts.speed = speed;
     opts.keep_running = keep_running;
     let outcome = crate::sim::simulate(opts, shutdown_token()).await?;
     let ledger = crate::ledger::Ledger::open(outcome.store.db())?;
-    let rows = crate::report::rows(&outcome.store, &ledger, Dimension::Venue, &Window::default(), None)?;
+    let rows = crate::report::rows(
+        &outcome.store,
+        &ledger,
+        Dimension::Venue,
+        &Window::default(),
+        None,
+    )?;
     let mut out = std::io::stdout().lock();
-    crate::report::write_rows(Dimension::Venue, &rows, crate::report::Format::Table, &mut out)?;
+    crate::report::write_rows(
+        Dimension::Venue,
+        &rows,
+        crate::report::Format::Table,
+        &mut out,
+    )?;
     let code = sim_verdict(&outcome);
-    println!("reports: signage report venues --data-dir {}", data_dir.display());
+    println!(
+        "reports: signage report venues --data-dir {}",
+        data_dir.display()
+    );
     Ok(code)
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::temp_dir().join(format!("signage-demo-{}-{}", std::process::id(), Utc::now().timestamp()));
+    let base = std::env::temp_dir().join(format!(
+        "signage-demo-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp()
+    ));
     std::fs::create_dir_all(&base)?;
     Ok(base)
 }
 
-async fn serve(data_dir: &Path, config: Option<&Path>, mqtt_url: Option<String>, http: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+async fn serve(
+    data_dir: &Path,
+    config: Option<&Path>,
+    mqtt_url: Option<String>,
+    http: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let config = crate::config::Config::load(config, mqtt_url, http)?;
     let store = crate::store::Store::open(data_dir)?;
     let shutdown = shutdown_token();
@@ -417,23 +577,49 @@ async fn serve(data_dir: &Path, config: Option<&Path>, mqtt_url: Option<String>,
         }
     };
     let listener = tokio::net::TcpListener::bind(config.http).await?;
-    let target = crate::app::MqttTarget { host, port, shared_subscription: config.shared_subscription };
-    let handle = crate::app::start(store, target, listener, playlists::wire::Topics::new(&config.topic_prefix), shutdown.clone()).await?;
+    // rumqttd 0.20's shared subscriptions reorder and drop messages under load: the
+    // embedded broker serves one server, so it subscribes plainly.
+    let shared_subscription = config.shared_subscription && config.mqtt_url.is_some();
+    let target = crate::app::MqttTarget {
+        host,
+        port,
+        shared_subscription,
+    };
+    let handle = crate::app::start(
+        store,
+        target,
+        listener,
+        playlists::wire::Topics::new(&config.topic_prefix),
+        shutdown.clone(),
+    )
+    .await?;
     tracing::info!(http = %handle.http_addr, "signage server running");
-    println!("signage server: http://{} (Ctrl-C to stop)", handle.http_addr);
+    println!(
+        "signage server: http://{} (Ctrl-C to stop)",
+        handle.http_addr
+    );
     shutdown.cancelled().await;
     handle.wait().await;
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench_plan(scenario: &Path, from: DateTime<Utc>, to: DateTime<Utc>, runs: u32) -> anyhow::Result<ExitCode> {
+fn bench_plan(
+    scenario: &Path,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    runs: u32,
+) -> anyhow::Result<ExitCode> {
     let loaded = crate::import::load(scenario)?;
     let schedules = crate::plan::schedules(&loaded.scenario.catalogue, &[])?;
-    let slots: i64 = schedules.iter().map(|s| (to - from).num_seconds() / i64::from(s.screen.slot_seconds)).sum();
+    let slots: i64 = schedules
+        .iter()
+        .map(|s| (to - from).num_seconds() / i64::from(s.screen.slot_seconds))
+        .sum();
     let mut best = f64::MAX;
     let mut plays = 0;
     for _ in 0..runs.max(1) {
-        let mut sink = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create("/dev/null")?);
+        let mut sink =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create("/dev/null")?);
         let t = std::time::Instant::now();
         plays = crate::plan::write_plan(&schedules, from, to, crate::plan::Format::Csv, &mut sink)?;
         best = best.min(t.elapsed().as_secs_f64());

@@ -34,24 +34,42 @@ impl Config {
         toml::from_str(DEFAULTS).expect("the shipped default config parses")
     }
 
-    pub fn load(file: Option<&Path>, mqtt_url: Option<String>, http: Option<SocketAddr>) -> anyhow::Result<Config> {
+    pub fn load(
+        file: Option<&Path>,
+        mqtt_url: Option<String>,
+        http: Option<SocketAddr>,
+    ) -> anyhow::Result<Config> {
         let mut c = Config::defaults();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-            let p: Partial = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+            let p: Partial = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
             c.apply(p);
         }
         let env = Partial {
             mqtt_url: std::env::var("SIGNAGE_MQTT_URL").ok(),
-            http: std::env::var("SIGNAGE_HTTP").ok().map(|v| v.parse()).transpose().map_err(|e| anyhow::anyhow!("SIGNAGE_HTTP: {e}"))?,
+            http: std::env::var("SIGNAGE_HTTP")
+                .ok()
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("SIGNAGE_HTTP: {e}"))?,
             ..Partial::default()
         };
         c.apply(env);
-        c.apply(Partial { mqtt_url, http, ..Partial::default() });
+        c.apply(Partial {
+            mqtt_url,
+            http,
+            ..Partial::default()
+        });
         if let Some(url) = &c.mqtt_url {
             crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?;
         }
-        anyhow::ensure!(!c.topic_prefix.is_empty() && !c.topic_prefix.contains(['+', '#']), "topic_prefix {:?} is not a valid topic prefix", c.topic_prefix);
+        anyhow::ensure!(
+            !c.topic_prefix.is_empty() && !c.topic_prefix.contains(['+', '#']),
+            "topic_prefix {:?} is not a valid topic prefix",
+            c.topic_prefix
+        );
         Ok(c)
     }
 
@@ -89,13 +107,20 @@ mod tests {
     fn file_and_flags_override() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "http = \"127.0.0.1:9999\"\nshared_subscription = false\n").unwrap();
+        std::fs::write(
+            &f,
+            "http = \"127.0.0.1:9999\"\nshared_subscription = false\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&f), Some("mqtt://10.0.0.1:1884".into()), None).unwrap();
         assert_eq!(c.http.port(), 9999);
         assert!(!c.shared_subscription);
         assert_eq!(c.mqtt_url.as_deref(), Some("mqtt://10.0.0.1:1884"));
         std::fs::write(&f, "bogus = 1\n").unwrap();
-        assert!(Config::load(Some(&f), None, None).unwrap_err().to_string().contains("bogus"));
+        assert!(Config::load(Some(&f), None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("bogus"));
         assert!(Config::load(None, Some("http://x".into()), None).is_err());
     }
 }

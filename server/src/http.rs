@@ -33,7 +33,11 @@ impl IntoResponse for HttpError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
@@ -51,11 +55,21 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "ok": true }))
 }
 
-async fn media(State(shared): State<Arc<Shared>>, Path(sha256): Path<String>) -> Result<Response, HttpError> {
+async fn media(
+    State(shared): State<Arc<Shared>>,
+    Path(sha256): Path<String>,
+) -> Result<Response, HttpError> {
     let sha = Sha256::parse(&sha256).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     let path = shared.store.media_path(&sha);
     match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], bytes).into_response()),
+        Ok(bytes) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            bytes,
+        )
+            .into_response()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(HttpError::NotFound),
         Err(e) => Err(HttpError::Internal(e.into())),
     }
@@ -68,10 +82,16 @@ async fn fleet(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
 
 async fn venues(State(shared): State<Arc<Shared>>) -> Result<Json<serde_json::Value>, HttpError> {
     let shared = shared.clone();
-    let rows = tokio::task::spawn_blocking(move || crate::report::venue_rows(&shared.store, &shared.ledger, &crate::report::Window::default()))
-        .await
-        .map_err(|e| HttpError::Internal(e.into()))?
-        .map_err(HttpError::Internal)?;
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::report::venue_rows(
+            &shared.store,
+            &shared.ledger,
+            &crate::report::Window::default(),
+        )
+    })
+    .await
+    .map_err(|e| HttpError::Internal(e.into()))?
+    .map_err(HttpError::Internal)?;
     Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
 }
 

@@ -12,13 +12,23 @@ use crate::store::{Store, StoreError, StoredMeasurement, StoredScenario};
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Scenario { path: PathBuf, source: ScenarioError },
+    Scenario {
+        path: PathBuf,
+        source: ScenarioError,
+    },
     #[error("creative {id:?}: field \"file\": {file:?} must be a relative path inside the scenario directory")]
     Escape { id: String, file: String },
     #[error("creative {id:?}: file {file:?}: {problem}")]
-    Media { id: String, file: String, problem: String },
+    Media {
+        id: String,
+        file: String,
+        problem: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,31 +46,56 @@ pub struct Loaded {
 /// Reads and validates `dir` without writing anything.
 pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
     let path = dir.join("scenario.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| ImportError::Read { path: path.clone(), source })?;
-    let file = scenario::parse(&text).map_err(|source| ImportError::Scenario { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ImportError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let file = scenario::parse(&text).map_err(|source| ImportError::Scenario {
+        path: path.clone(),
+        source,
+    })?;
     let raw: serde_json::Value = serde_json::from_str(&text).expect("parsed once already");
     let limits = media::Limits::default();
     let mut files = Vec::new();
     for (id, rel) in file.media_files() {
         let rel_path = Path::new(&rel);
-        if rel_path.is_absolute() || rel_path.components().any(|c| !matches!(c, Component::Normal(_))) {
+        if rel_path.is_absolute()
+            || rel_path
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+        {
             return Err(ImportError::Escape { id, file: rel });
         }
-        let data = std::fs::read(dir.join(rel_path)).map_err(|e| ImportError::Media { id: id.clone(), file: rel.clone(), problem: format!("cannot read: {e}") })?;
+        let data = std::fs::read(dir.join(rel_path)).map_err(|e| ImportError::Media {
+            id: id.clone(),
+            file: rel.clone(),
+            problem: format!("cannot read: {e}"),
+        })?;
         files.push((id, rel, data));
     }
     // Decoding dominates: largest first, one worker per core.
     files.sort_by_key(|(_, _, data)| std::cmp::Reverse(data.len()));
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(files.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
     let measured: Vec<Result<MeasuredFile, ImportError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                let mine: Vec<&(String, String, Vec<u8>)> = files.iter().skip(w).step_by(workers).collect();
+                let mine: Vec<&(String, String, Vec<u8>)> =
+                    files.iter().skip(w).step_by(workers).collect();
                 let limits = &limits;
-                scope.spawn(move || mine.into_iter().map(|(id, rel, data)| measure(id, rel, data, limits)).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    mine.into_iter()
+                        .map(|(id, rel, data)| measure(id, rel, data, limits))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("measuring thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("measuring thread"))
+            .collect()
     });
     let mut measurements = HashMap::new();
     let mut media = Vec::new();
@@ -69,22 +104,49 @@ pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
         measurements.insert(id, measurement);
         media.push((sha256, data));
     }
-    let scenario = file.build(&measurements).map_err(|source| ImportError::Scenario { path: path.clone(), source })?;
-    Ok(Loaded { file, raw, measurements, scenario, media })
+    let scenario = file
+        .build(&measurements)
+        .map_err(|source| ImportError::Scenario {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(Loaded {
+        file,
+        raw,
+        measurements,
+        scenario,
+        media,
+    })
 }
 
 /// A creative id, what was measured, its hash and bytes.
 type MeasuredFile = (String, Measurement, Sha256, Vec<u8>);
 
-fn measure(id: &str, rel: &str, data: &[u8], limits: &media::Limits) -> Result<MeasuredFile, ImportError> {
-    let media_err = |problem: String| ImportError::Media { id: id.to_owned(), file: rel.to_owned(), problem };
+fn measure(
+    id: &str,
+    rel: &str,
+    data: &[u8],
+    limits: &media::Limits,
+) -> Result<MeasuredFile, ImportError> {
+    let media_err = |problem: String| ImportError::Media {
+        id: id.to_owned(),
+        file: rel.to_owned(),
+        problem,
+    };
     let m = media::probe_bytes(data, limits).map_err(|e| media_err(e.to_string()))?;
     let sha256 = Sha256::parse(&m.sha256).map_err(|e| media_err(e.to_string()))?;
     let kind = match m.kind {
         media::MediaKind::Image => MediaKind::Image,
         media::MediaKind::Video => MediaKind::Video,
     };
-    let measurement = Measurement { kind, width: m.width, height: m.height, duration_ms: m.duration_ms, sha256: sha256.clone(), bytes: m.bytes };
+    let measurement = Measurement {
+        kind,
+        width: m.width,
+        height: m.height,
+        duration_ms: m.duration_ms,
+        sha256: sha256.clone(),
+        bytes: m.bytes,
+    };
     Ok((id.to_owned(), measurement, sha256, data.to_vec()))
 }
 
@@ -107,7 +169,11 @@ pub fn import(store: &Store, dir: &Path) -> Result<ImportSummary, ImportError> {
     }
     let stored = StoredScenario {
         file: loaded.raw.clone(),
-        measurements: loaded.measurements.iter().map(|(k, m)| (k.clone(), StoredMeasurement::from_measurement(m))).collect(),
+        measurements: loaded
+            .measurements
+            .iter()
+            .map(|(k, m)| (k.clone(), StoredMeasurement::from_measurement(m)))
+            .collect(),
     };
     let changed = store.put_scenario(&loaded.file.name, &stored)?;
     let c = &loaded.scenario.catalogue;

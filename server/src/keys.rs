@@ -12,7 +12,10 @@ const FILE: &str = "server.key";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("server key {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("server key {path} is corrupt: {problem}")]
     Corrupt { path: String, problem: String },
     #[error("no randomness: {0}")]
@@ -30,9 +33,15 @@ pub fn generate() -> Result<Keypair, KeyError> {
 pub fn server_key(dir: &Path) -> Result<Keypair, KeyError> {
     let path = dir.join(FILE);
     let shown = path.display().to_string();
-    let io = |source| KeyError::Io { path: shown.clone(), source };
+    let io = |source| KeyError::Io {
+        path: shown.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
-        Ok(text) => Keypair::from_secret_hex(&text).map_err(|e| KeyError::Corrupt { path: shown.clone(), problem: e.to_string() }),
+        Ok(text) => Keypair::from_secret_hex(&text).map_err(|e| KeyError::Corrupt {
+            path: shown.clone(),
+            problem: e.to_string(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = generate()?;
             let tmp = dir.join(format!("{FILE}.tmp"));

@@ -24,18 +24,27 @@ pub fn schedules(catalogue: &Catalogue, only: &[String]) -> anyhow::Result<Vec<S
         only.iter()
             .map(|s| {
                 let id = ScreenId::parse(s)?;
-                catalogue.screen(&id).ok_or_else(|| anyhow::anyhow!("unknown screen {s:?}"))?;
+                catalogue
+                    .screen(&id)
+                    .ok_or_else(|| anyhow::anyhow!("unknown screen {s:?}"))?;
                 Ok(id)
             })
             .collect::<anyhow::Result<_>>()?
     };
     ids.sort();
     ids.dedup();
-    Ok(ids.iter().filter_map(|id| catalogue.schedule_for(id)).collect())
+    Ok(ids
+        .iter()
+        .filter_map(|id| catalogue.schedule_for(id))
+        .collect())
 }
 
 /// One screen's plays in `[from, to)` as CSV rows (no header).
-pub fn screen_csv(schedule: &ScreenSchedule, from: DateTime<Utc>, to: DateTime<Utc>) -> (Vec<u8>, u64) {
+pub fn screen_csv(
+    schedule: &ScreenSchedule,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (Vec<u8>, u64) {
     let planner = Planner::new(schedule);
     let screen = schedule.screen.id.as_str().as_bytes();
     let venue = schedule.venue.id.as_str().as_bytes();
@@ -61,18 +70,44 @@ pub fn screen_csv(schedule: &ScreenSchedule, from: DateTime<Utc>, to: DateTime<U
 }
 
 /// Writes the plan of `schedules` over `[from, to)`; returns the number of plays.
-pub fn write_plan(schedules: &[ScreenSchedule], from: DateTime<Utc>, to: DateTime<Utc>, format: Format, out: &mut dyn Write) -> std::io::Result<u64> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
+pub fn write_plan(
+    schedules: &[ScreenSchedule],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    format: Format,
+    out: &mut dyn Write,
+) -> std::io::Result<u64> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .max(1);
     let mut total = 0;
     if format == Format::Csv {
         out.write_all(CSV_HEADER.as_bytes())?;
     } else {
-        writeln!(out, "{:<34} {:<30} {:<21} {:<22} creative_id", "screen_id", "venue_id", "slot_start", "campaign_id")?;
+        writeln!(
+            out,
+            "{:<34} {:<30} {:<21} {:<22} creative_id",
+            "screen_id", "venue_id", "slot_start", "campaign_id"
+        )?;
     }
     for group in schedules.chunks(threads * 2) {
         let parts: Vec<(Vec<u8>, u64)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = group.chunks(group.len().div_ceil(threads)).map(|chunk| scope.spawn(move || chunk.iter().map(|s| screen_csv(s, from, to)).collect::<Vec<_>>())).collect();
-            handles.into_iter().flat_map(|h| h.join().expect("planner thread")).collect()
+            let handles: Vec<_> = group
+                .chunks(group.len().div_ceil(threads))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|s| screen_csv(s, from, to))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("planner thread"))
+                .collect()
         });
         for (bytes, rows) in parts {
             total += rows;
@@ -80,8 +115,15 @@ pub fn write_plan(schedules: &[ScreenSchedule], from: DateTime<Utc>, to: DateTim
                 Format::Csv => out.write_all(&bytes)?,
                 Format::Table => {
                     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                        let f: Vec<&str> = std::str::from_utf8(line).unwrap_or_default().split(',').collect();
-                        writeln!(out, "{:<34} {:<30} {:<21} {:<22} {}", f[0], f[1], f[2], f[3], f[4])?;
+                        let f: Vec<&str> = std::str::from_utf8(line)
+                            .unwrap_or_default()
+                            .split(',')
+                            .collect();
+                        writeln!(
+                            out,
+                            "{:<34} {:<30} {:<21} {:<22} {}",
+                            f[0], f[1], f[2], f[3], f[4]
+                        )?;
                     }
                 }
             }

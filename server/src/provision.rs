@@ -7,10 +7,19 @@ use playlists::ScreenId;
 use crate::store::Store;
 
 /// Registers a new key for `screen` and returns the agent config text.
-pub fn provision(store: &Store, screen: &str, mqtt_url: &str, server_url: &str, topic_prefix: &str) -> anyhow::Result<String> {
+pub fn provision(
+    store: &Store,
+    screen: &str,
+    mqtt_url: &str,
+    server_url: &str,
+    topic_prefix: &str,
+) -> anyhow::Result<String> {
     let id = ScreenId::parse(screen)?;
     let catalogue = store.catalogue()?;
-    anyhow::ensure!(catalogue.screen(&id).is_some(), "unknown screen {screen:?}: import a scenario that defines it first");
+    anyhow::ensure!(
+        catalogue.screen(&id).is_some(),
+        "unknown screen {screen:?}: import a scenario that defines it first"
+    );
     let server = crate::keys::server_key(store.dir())?;
     let key = crate::keys::generate()?;
     store.set_screen_key(screen, &key.public_hex())?;

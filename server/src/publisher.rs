@@ -19,12 +19,19 @@ pub struct Outgoing {
 }
 
 /// Builds every screen's document; bumps and records versions of the changed ones.
-pub fn build_all(store: &Store, catalogue: &Catalogue, key: &Keypair, now: DateTime<Utc>) -> Result<Vec<Outgoing>, StoreError> {
+pub fn build_all(
+    store: &Store,
+    catalogue: &Catalogue,
+    key: &Keypair,
+    now: DateTime<Utc>,
+) -> Result<Vec<Outgoing>, StoreError> {
     let published = store.published()?;
     let mut out = Vec::new();
     let mut updates = Vec::new();
     for screen in &catalogue.screens {
-        let Some(schedule) = catalogue.schedule_for(&screen.id) else { continue };
+        let Some(schedule) = catalogue.schedule_for(&screen.id) else {
+            continue;
+        };
         let body = ScheduleBody::from_schedule(&schedule);
         let hash = body.content_hash().to_string();
         let id = screen.id.to_string();
@@ -34,10 +41,21 @@ pub fn build_all(store: &Store, catalogue: &Catalogue, key: &Keypair, now: DateT
             None => (1, true),
         };
         if changed {
-            updates.push((id.clone(), Published { version, content_hash: hash }));
+            updates.push((
+                id.clone(),
+                Published {
+                    version,
+                    content_hash: hash,
+                },
+            ));
         }
         let doc = ScheduleDoc::new(&screen.id, version, now, body);
-        out.push(Outgoing { screen_id: id, version, changed, bytes: key.seal(KIND, &doc) });
+        out.push(Outgoing {
+            screen_id: id,
+            version,
+            changed,
+            bytes: key.seal(KIND, &doc),
+        });
     }
     store.set_published(&updates)?;
     Ok(out)

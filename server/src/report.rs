@@ -31,7 +31,10 @@ pub const WINDOW_META: &str = "report_window";
 impl Window {
     /// Fills missing ends from the stored default window.
     pub fn resolve(&self, store: &Store) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
-        let stored: Window = store.meta(WINDOW_META)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let stored: Window = store
+            .meta(WINDOW_META)?
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         match (self.from.or(stored.from), self.to.or(stored.to)) {
             (Some(f), Some(t)) if f < t => Ok((f, t)),
             (Some(_), Some(_)) => anyhow::bail!("--from must be before --to"),
@@ -63,7 +66,13 @@ fn dim_name(d: Dimension) -> &'static str {
 }
 
 /// Planned plays per key of `dim` over `[from, to)`, optionally for one venue.
-pub fn planned(store: &Store, dim: Dimension, from: DateTime<Utc>, to: DateTime<Utc>, venue: Option<&str>) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
+pub fn planned(
+    store: &Store,
+    dim: Dimension,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    venue: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
     let catalogue = store.catalogue()?;
     let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for v in &catalogue.venues {
@@ -75,7 +84,9 @@ pub fn planned(store: &Store, dim: Dimension, from: DateTime<Utc>, to: DateTime<
         if venue.is_some_and(|x| x != screen.venue.as_str()) {
             continue;
         }
-        let Some(schedule) = catalogue.schedule_for(&screen.id) else { continue };
+        let Some(schedule) = catalogue.schedule_for(&screen.id) else {
+            continue;
+        };
         if dim == Dimension::Screen {
             out.insert(screen.id.to_string(), (screen.venue.to_string(), 0));
         }
@@ -96,7 +107,13 @@ pub fn planned(store: &Store, dim: Dimension, from: DateTime<Utc>, to: DateTime<
 }
 
 /// Rows of a report over the window.
-pub fn rows(store: &Store, ledger: &Ledger, dim: Dimension, window: &Window, venue: Option<&str>) -> anyhow::Result<Vec<ReportRow>> {
+pub fn rows(
+    store: &Store,
+    ledger: &Ledger,
+    dim: Dimension,
+    window: &Window,
+    venue: Option<&str>,
+) -> anyhow::Result<Vec<ReportRow>> {
     let (from, to) = window.resolve(store)?;
     let mut planned = planned(store, dim, from, to, venue)?;
     let got = delivered(ledger, dim, from, to, venue)?;
@@ -107,15 +124,37 @@ pub fn rows(store: &Store, ledger: &Ledger, dim: Dimension, window: &Window, ven
         .into_iter()
         .map(|(id, (detail, planned))| {
             let (delivered, partial, failed) = got.get(&id).copied().unwrap_or_default();
-            let compliance_pct = if planned == 0 { if delivered == 0 { 100.0 } else { 0.0 } } else { 100.0 * delivered as f64 / planned as f64 };
-            ReportRow { id, detail, planned, delivered, partial, failed, compliance_pct }
+            let compliance_pct = if planned == 0 {
+                if delivered == 0 {
+                    100.0
+                } else {
+                    0.0
+                }
+            } else {
+                100.0 * delivered as f64 / planned as f64
+            };
+            ReportRow {
+                id,
+                detail,
+                planned,
+                delivered,
+                partial,
+                failed,
+                compliance_pct,
+            }
         })
         .collect())
 }
 
 /// Delivered (complete, partial, failed) per key over `[from, to)`: whole hours from the
 /// rollups, and only the partial hours at either edge from raw records.
-fn delivered(ledger: &Ledger, dim: Dimension, from: DateTime<Utc>, to: DateTime<Utc>, venue: Option<&str>) -> anyhow::Result<BTreeMap<String, (u64, u64, u64)>> {
+fn delivered(
+    ledger: &Ledger,
+    dim: Dimension,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    venue: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, (u64, u64, u64)>> {
     let hour = |t: DateTime<Utc>, up: bool| {
         let s = t.timestamp();
         let h = s.div_euclid(3_600) + i64::from(up && s.rem_euclid(3_600) != 0);
@@ -125,7 +164,13 @@ fn delivered(ledger: &Ledger, dim: Dimension, from: DateTime<Utc>, to: DateTime<
     let mut got: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     let mut edges = Vec::new();
     if inner_from < inner_to {
-        let q = Query { from: Some(inner_from), to: Some(inner_to), dimension: dim, venue: venue.map(str::to_owned), screen: None };
+        let q = Query {
+            from: Some(inner_from),
+            to: Some(inner_to),
+            dimension: dim,
+            venue: venue.map(str::to_owned),
+            screen: None,
+        };
         for r in ledger.delivered(&q)? {
             got.insert(r.key, (r.complete, r.partial, r.failed));
         }
@@ -134,7 +179,13 @@ fn delivered(ledger: &Ledger, dim: Dimension, from: DateTime<Utc>, to: DateTime<
         edges.push((from, to));
     }
     for (a, b) in edges.into_iter().filter(|(a, b)| a < b) {
-        let q = Query { from: Some(a), to: Some(b), dimension: dim, venue: venue.map(str::to_owned), screen: None };
+        let q = Query {
+            from: Some(a),
+            to: Some(b),
+            dimension: dim,
+            venue: venue.map(str::to_owned),
+            screen: None,
+        };
         ledger.plays(&q, &mut |r| {
             let key = match dim {
                 Dimension::Venue => &r.venue_id,
@@ -155,7 +206,11 @@ fn delivered(ledger: &Ledger, dim: Dimension, from: DateTime<Utc>, to: DateTime<
 }
 
 /// Venue rows for the dashboard (stored window).
-pub fn venue_rows(store: &Store, ledger: &Ledger, window: &Window) -> anyhow::Result<Vec<serde_json::Value>> {
+pub fn venue_rows(
+    store: &Store,
+    ledger: &Ledger,
+    window: &Window,
+) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(rows(store, ledger, Dimension::Venue, window, None)?
         .into_iter()
         .map(|r| {
@@ -168,14 +223,32 @@ pub fn venue_rows(store: &Store, ledger: &Ledger, window: &Window) -> anyhow::Re
 }
 
 /// Prints a summary report.
-pub fn write_rows(dim: Dimension, rows: &[ReportRow], format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn write_rows(
+    dim: Dimension,
+    rows: &[ReportRow],
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let name = dim_name(dim);
-    let detail = if dim == Dimension::Venue { "venue_type" } else if dim == Dimension::Screen { "venue_id" } else { "detail" };
+    let detail = if dim == Dimension::Venue {
+        "venue_type"
+    } else if dim == Dimension::Screen {
+        "venue_id"
+    } else {
+        "detail"
+    };
     match format {
         Format::Csv => {
-            writeln!(out, "{name}_id,{detail},planned,delivered,partial,failed,compliance_pct")?;
+            writeln!(
+                out,
+                "{name}_id,{detail},planned,delivered,partial,failed,compliance_pct"
+            )?;
             for r in rows {
-                writeln!(out, "{},{},{},{},{},{},{:.2}", r.id, r.detail, r.planned, r.delivered, r.partial, r.failed, r.compliance_pct)?;
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{:.2}",
+                    r.id, r.detail, r.planned, r.delivered, r.partial, r.failed, r.compliance_pct
+                )?;
             }
         }
         Format::Json => {
@@ -192,11 +265,27 @@ pub fn write_rows(dim: Dimension, rows: &[ReportRow], format: Format, out: &mut 
             writeln!(out)?;
         }
         Format::Table => {
-            writeln!(out, "{:<36} {:<40} {:>9} {:>9} {:>7} {:>6} {:>8}", format!("{name}_id"), detail, "planned", "delivered", "partial", "failed", "compl.")?;
+            writeln!(
+                out,
+                "{:<36} {:<40} {:>9} {:>9} {:>7} {:>6} {:>8}",
+                format!("{name}_id"),
+                detail,
+                "planned",
+                "delivered",
+                "partial",
+                "failed",
+                "compl."
+            )?;
             for r in rows {
-                writeln!(out, "{:<36} {:<40} {:>9} {:>9} {:>7} {:>6} {:>7.1}%", r.id, r.detail, r.planned, r.delivered, r.partial, r.failed, r.compliance_pct)?;
+                writeln!(
+                    out,
+                    "{:<36} {:<40} {:>9} {:>9} {:>7} {:>6} {:>7.1}%",
+                    r.id, r.detail, r.planned, r.delivered, r.partial, r.failed, r.compliance_pct
+                )?;
             }
-            let (p, d): (u64, u64) = rows.iter().fold((0, 0), |(p, d), r| (p + r.planned, d + r.delivered));
+            let (p, d): (u64, u64) = rows
+                .iter()
+                .fold((0, 0), |(p, d), r| (p + r.planned, d + r.delivered));
             writeln!(out, "{:<36} {:<40} {:>9} {:>9}", "total", "", p, d)?;
         }
     }
@@ -206,14 +295,34 @@ pub fn write_rows(dim: Dimension, rows: &[ReportRow], format: Format, out: &mut 
 pub const PLAYS_HEADER: &str = "play_id,screen_id,seq,venue_id,slot_start,campaign_id,creative_id,creative_sha256,schedule_version,started_at,ended_at,duration_ms,status,clock_synced";
 
 /// The raw plays export, one row per play.
-pub fn write_plays(store: &Store, ledger: &Ledger, window: &Window, venue: Option<&str>, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
-    let (from, to) = window.resolve(store).map(|(f, t)| (Some(f), Some(t))).unwrap_or((window.from, window.to));
-    let q = Query { from, to, dimension: Dimension::Screen, venue: venue.map(str::to_owned), screen: None };
+pub fn write_plays(
+    store: &Store,
+    ledger: &Ledger,
+    window: &Window,
+    venue: Option<&str>,
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let (from, to) = window
+        .resolve(store)
+        .map(|(f, t)| (Some(f), Some(t)))
+        .unwrap_or((window.from, window.to));
+    let q = Query {
+        from,
+        to,
+        dimension: Dimension::Screen,
+        venue: venue.map(str::to_owned),
+        screen: None,
+    };
     let mut first = true;
     match format {
         Format::Csv => writeln!(out, "{PLAYS_HEADER}")?,
         Format::Json => write!(out, "[")?,
-        Format::Table => writeln!(out, "{:<34} {:<21} {:<22} {:<28} status", "screen_id", "slot_start", "campaign_id", "creative_id")?,
+        Format::Table => writeln!(
+            out,
+            "{:<34} {:<21} {:<22} {:<28} status",
+            "screen_id", "slot_start", "campaign_id", "creative_id"
+        )?,
     }
     let n = ledger.plays(&q, &mut |r| {
         let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -225,7 +334,8 @@ pub fn write_plays(store: &Store, ledger: &Ledger, window: &Window, venue: Optio
                 r.screen_id,
                 r.seq,
                 r.venue_id,
-                r.slot_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.slot_start
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 r.campaign_id,
                 r.creative_id,
                 r.creative_sha256,
@@ -239,13 +349,18 @@ pub fn write_plays(store: &Store, ledger: &Ledger, window: &Window, venue: Optio
             Format::Json => {
                 let sep = if first { "" } else { "," };
                 first = false;
-                write!(out, "{sep}\n{}", serde_json::to_string(r).unwrap_or_default())
+                write!(
+                    out,
+                    "{sep}\n{}",
+                    serde_json::to_string(r).unwrap_or_default()
+                )
             }
             Format::Table => writeln!(
                 out,
                 "{:<34} {:<21} {:<22} {:<28} {}",
                 r.screen_id,
-                r.slot_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.slot_start
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 r.campaign_id,
                 r.creative_id,
                 r.status.as_str()

@@ -59,8 +59,24 @@ pub struct SimOptions {
 }
 
 impl SimOptions {
-    pub fn new(scenario: PathBuf, from: DateTime<Utc>, to: DateTime<Utc>, data_dir: PathBuf, agent_bin: PathBuf) -> SimOptions {
-        SimOptions { scenario, from, to, data_dir, speed: None, agent_bin, keep_running: false, screens: Vec::new(), mqtt_url: None }
+    pub fn new(
+        scenario: PathBuf,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        data_dir: PathBuf,
+        agent_bin: PathBuf,
+    ) -> SimOptions {
+        SimOptions {
+            scenario,
+            from,
+            to,
+            data_dir,
+            speed: None,
+            agent_bin,
+            keep_running: false,
+            screens: Vec::new(),
+            mqtt_url: None,
+        }
     }
 }
 
@@ -98,27 +114,52 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
     let store = Store::open(&opts.data_dir)?;
     let ledger_check = crate::ledger::Ledger::open(store.db())?;
     let held = ledger_check.counts()?.records;
-    anyhow::ensure!(held == 0, "{} already holds {held} proof-of-play records; simulate into a fresh --data-dir", opts.data_dir.display());
+    anyhow::ensure!(
+        held == 0,
+        "{} already holds {held} proof-of-play records; simulate into a fresh --data-dir",
+        opts.data_dir.display()
+    );
     drop(ledger_check);
     let summary = {
         let store = store.clone();
         let dir = opts.scenario.clone();
         tokio::task::spawn_blocking(move || crate::import::import(&store, &dir)).await??
     };
-    tracing::info!(scenario = summary.name, screens = summary.screens, "scenario imported");
-    let window = Window { from: Some(opts.from), to: Some(opts.to) };
+    tracing::info!(
+        scenario = summary.name,
+        screens = summary.screens,
+        "scenario imported"
+    );
+    let window = Window {
+        from: Some(opts.from),
+        to: Some(opts.to),
+    };
     store.set_meta(WINDOW_META, &serde_json::to_vec(&window)?)?;
 
     let broker_url = match &opts.mqtt_url {
         Some(url) => url.clone(),
         None => crate::broker::start(None).await?.url(),
     };
-    let (host, port) = crate::broker::parse_mqtt_url(&broker_url).map_err(|e| anyhow::anyhow!(e))?;
+    let (host, port) =
+        crate::broker::parse_mqtt_url(&broker_url).map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server_shutdown = CancellationToken::new();
-    let target = MqttTarget { host, port, shared_subscription: true };
+    // rumqttd 0.20's shared subscriptions reorder and drop messages under load (see the
+    // mqtt_ingest bench); one server needs none, so share only on an external broker.
+    let target = MqttTarget {
+        host,
+        port,
+        shared_subscription: opts.mqtt_url.is_some(),
+    };
     let topics = Topics::default();
-    let handle = app::start(store.clone(), target.clone(), listener, topics.clone(), server_shutdown.clone()).await?;
+    let handle = app::start(
+        store.clone(),
+        target.clone(),
+        listener,
+        topics.clone(),
+        server_shutdown.clone(),
+    )
+    .await?;
     let server_url = format!("http://{}", handle.http_addr);
 
     let catalogue = store.catalogue()?;
@@ -134,7 +175,8 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
     for screen in &screens {
         let dir = agents_dir.join(screen);
         std::fs::create_dir_all(dir.join("data"))?;
-        let config = crate::provision::provision(&store, screen, &broker_url, &server_url, topics.prefix())?;
+        let config =
+            crate::provision::provision(&store, screen, &broker_url, &server_url, topics.prefix())?;
         std::fs::write(dir.join("agent.toml"), config)?;
         let log = std::fs::File::create(dir.join("agent.log"))?;
         let child = tokio::process::Command::new(&opts.agent_bin)
@@ -142,8 +184,18 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
             .arg(dir.join("agent.toml"))
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .args(["--clock", "sim", "--durability", "relaxed", "--player", "headless"])
-            .env("RUST_LOG", std::env::var("SIGNAGE_AGENT_LOG").unwrap_or_else(|_| "warn".into()))
+            .args([
+                "--clock",
+                "sim",
+                "--durability",
+                "relaxed",
+                "--player",
+                "headless",
+            ])
+            .env(
+                "RUST_LOG",
+                std::env::var("SIGNAGE_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
@@ -167,7 +219,8 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
         let shared = handle.shared.clone();
         let (from, to) = (opts.from, opts.to);
         let only = screens.clone();
-        tokio::task::spawn_blocking(move || compare(&store, &shared.ledger, from, to, &only)).await??
+        tokio::task::spawn_blocking(move || compare(&store, &shared.ledger, from, to, &only))
+            .await??
     };
     let total_seq: u64 = last_seqs.values().sum();
     tracing::info!(planned, delivered, total_seq, "simulation finished");
@@ -182,7 +235,10 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
         http_addr: handle.http_addr,
     };
     if opts.keep_running {
-        println!("server and dashboard at http://{} (Ctrl-C to stop)", handle.http_addr);
+        println!(
+            "server and dashboard at http://{} (Ctrl-C to stop)",
+            handle.http_addr
+        );
         shutdown.cancelled().await;
     }
     server_shutdown.cancel();
@@ -199,7 +255,10 @@ async fn drive(
     screens: &[String],
     shutdown: &CancellationToken,
 ) -> anyhow::Result<HashMap<String, u64>> {
-    let (client, mut events) = AsyncClient::new(app::mqtt_options(&format!("signage-sim-{}", std::process::id()), target), 4096);
+    let (client, mut events) = AsyncClient::new(
+        app::mqtt_options(&format!("signage-sim-{}", std::process::id()), target),
+        4096,
+    );
     let (tx, mut ready_rx) = mpsc::unbounded_channel::<SimReady>();
     let ready_topic = format!("{}/sim/ready/+", topics.prefix());
     let clock_topic = format!("{}/sim/clock", topics.prefix());
@@ -210,7 +269,9 @@ async fn drive(
             loop {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = client.subscribe(ready_topic.clone(), QoS::AtLeastOnce).await;
+                        let _ = client
+                            .subscribe(ready_topic.clone(), QoS::AtLeastOnce)
+                            .await;
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         let _ = sub_tx.try_send(());
@@ -229,19 +290,35 @@ async fn drive(
     sub_rx.recv().await;
 
     // Warm-up: every agent online with the published schedule and all its media.
-    let deadline = Instant::now() + Duration::from_secs(std::env::var("SIGNAGE_WARMUP_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(180));
+    let deadline = Instant::now()
+        + Duration::from_secs(
+            std::env::var("SIGNAGE_WARMUP_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(180),
+        );
     let warmup_started = Instant::now();
     loop {
         // Re-read: the server publishes (and records versions) asynchronously on connect.
         let expected: HashMap<String, u64> = {
             let shared = handle.shared.clone();
-            tokio::task::spawn_blocking(move || shared.store.published()).await??.into_iter().map(|(k, p)| (k, p.version)).collect()
+            tokio::task::spawn_blocking(move || shared.store.published())
+                .await??
+                .into_iter()
+                .map(|(k, p)| (k, p.version))
+                .collect()
         };
         let waiting: Vec<String> = {
             let fleet = handle.shared.fleet.lock().expect("fleet lock");
             screens
                 .iter()
-                .filter(|s| !fleet.get(*s).is_some_and(|st| st.online && st.media_ready && st.schedule_version == expected.get(*s).copied()))
+                .filter(|s| {
+                    !fleet.get(*s).is_some_and(|st| {
+                        st.online
+                            && st.media_ready
+                            && st.schedule_version == expected.get(*s).copied()
+                    })
+                })
                 .cloned()
                 .collect()
         };
@@ -263,14 +340,21 @@ async fn drive(
                     ),
                 })
                 .collect();
-            anyhow::bail!("agents not ready after {} s: {}", warmup_started.elapsed().as_secs(), detail.join(", "));
+            anyhow::bail!(
+                "agents not ready after {} s: {}",
+                warmup_started.elapsed().as_secs(),
+                detail.join(", ")
+            );
         }
         tokio::select! {
             _ = shutdown.cancelled() => anyhow::bail!("interrupted"),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
-    tracing::info!(agents = screens.len(), "agents warmed up; starting the clock");
+    tracing::info!(
+        agents = screens.len(),
+        "agents warmed up; starting the clock"
+    );
 
     let real_start = Instant::now();
     let mut now = opts.from;
@@ -279,7 +363,9 @@ async fn drive(
     loop {
         step += 1;
         let msg = serde_json::to_vec(&SimClock { v: 1, step, now })?;
-        client.publish(clock_topic.clone(), QoS::AtLeastOnce, true, msg).await?;
+        client
+            .publish(clock_topic.clone(), QoS::AtLeastOnce, true, msg)
+            .await?;
         let mut next: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
         let step_deadline = Instant::now() + Duration::from_secs(60);
         while next.len() < screens.len() {
@@ -297,8 +383,11 @@ async fn drive(
                 Ok(Some(_)) => {}
                 Ok(None) => anyhow::bail!("simulation clock channel closed"),
                 Err(_) => {
-                    let missing: Vec<&String> = screens.iter().filter(|s| !next.contains_key(*s)).collect();
-                    anyhow::bail!("agents did not finish step {step} ({now}) within 60 s: {missing:?}");
+                    let missing: Vec<&String> =
+                        screens.iter().filter(|s| !next.contains_key(*s)).collect();
+                    anyhow::bail!(
+                        "agents did not finish step {step} ({now}) within 60 s: {missing:?}"
+                    );
                 }
             }
         }
@@ -306,7 +395,11 @@ async fn drive(
             break;
         }
         let earliest = next.values().min().copied().unwrap_or(opts.to);
-        let advance = if earliest > now { earliest } else { now + chrono::Duration::seconds(1) };
+        let advance = if earliest > now {
+            earliest
+        } else {
+            now + chrono::Duration::seconds(1)
+        };
         now = advance.min(opts.to);
         if let Some(speed) = opts.speed {
             let virtual_elapsed = (now - opts.from).num_milliseconds().max(0) as f64 / 1000.0;
@@ -314,7 +407,11 @@ async fn drive(
             tokio::time::sleep_until(due.into()).await;
         }
     }
-    tracing::info!(steps = step, seconds = real_start.elapsed().as_secs_f64(), "clock reached the end of the window");
+    tracing::info!(
+        steps = step,
+        seconds = real_start.elapsed().as_secs_f64(),
+        "clock reached the end of the window"
+    );
 
     // Drain: wait until the ledger holds every record the agents wrote.
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -325,21 +422,35 @@ async fn drive(
         };
         let behind: Vec<&String> = screens
             .iter()
-            .filter(|s| last_seq.get(*s).copied().unwrap_or(0) > counts.last_seq.get(*s).copied().unwrap_or(0))
+            .filter(|s| {
+                last_seq.get(*s).copied().unwrap_or(0)
+                    > counts.last_seq.get(*s).copied().unwrap_or(0)
+            })
             .collect();
         if behind.is_empty() {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "proof of play still unacknowledged after 300 s for {behind:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "proof of play still unacknowledged after 300 s for {behind:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = client.publish(clock_topic, QoS::AtLeastOnce, true, Vec::new()).await;
+    let _ = client
+        .publish(clock_topic, QoS::AtLeastOnce, true, Vec::new())
+        .await;
     let _ = client.disconnect().await;
     Ok(last_seq)
 }
 
 /// (planned, delivered, missing, unexpected): the ledger against the plan, play by play.
-pub fn compare(store: &Store, ledger: &crate::ledger::Ledger, from: DateTime<Utc>, to: DateTime<Utc>, screens: &[String]) -> anyhow::Result<(u64, u64, u64, u64)> {
+pub fn compare(
+    store: &Store,
+    ledger: &crate::ledger::Ledger,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    screens: &[String],
+) -> anyhow::Result<(u64, u64, u64, u64)> {
     use std::collections::HashSet;
     let catalogue = store.catalogue()?;
     let mut plan: HashSet<(String, i64, String, String)> = HashSet::new();
@@ -357,10 +468,21 @@ pub fn compare(store: &Store, ledger: &crate::ledger::Ledger, from: DateTime<Utc
     let planned = plan.len() as u64;
     let mut delivered = 0u64;
     let mut unexpected = 0u64;
-    let q = crate::ledger::Query { from: None, to: None, dimension: crate::ledger::Dimension::Screen, venue: None, screen: None };
+    let q = crate::ledger::Query {
+        from: None,
+        to: None,
+        dimension: crate::ledger::Dimension::Screen,
+        venue: None,
+        screen: None,
+    };
     ledger.plays(&q, &mut |r| {
         delivered += 1;
-        let key = (r.screen_id.clone(), r.slot_start.timestamp(), r.campaign_id.clone(), r.creative_id.clone());
+        let key = (
+            r.screen_id.clone(),
+            r.slot_start.timestamp(),
+            r.campaign_id.clone(),
+            r.creative_id.clone(),
+        );
         if r.status != playlists::wire::PlayStatus::Complete || !plan.remove(&key) {
             unexpected += 1;
         }

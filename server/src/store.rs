@@ -2,7 +2,7 @@
 //! the schedule versions last published. The ledger keeps its own tables in the same file
 //! (see `ledger`). Media bytes live beside it, content-addressed, in `media/`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,11 +20,17 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {source}")]
-    Open { path: PathBuf, source: Box<redb::Error> },
+    Open {
+        path: PathBuf,
+        source: Box<redb::Error>,
+    },
     #[error("store: {0}")]
     Db(#[from] Box<redb::Error>),
     #[error("store file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("stored scenario {name:?} no longer loads: {problem}")]
     Corrupt { name: String, problem: String },
 }
@@ -38,13 +44,20 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// A scenario as imported: its file and what was measured of each creative.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredScenario {
     pub file: serde_json::Value,
-    pub measurements: HashMap<String, StoredMeasurement>,
+    /// Ordered, so storing the same scenario twice writes the same bytes.
+    pub measurements: BTreeMap<String, StoredMeasurement>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,21 +109,30 @@ pub struct Store {
 /// Opens a redb file, creating it atomically: a crash during the very first create leaves
 /// only a temporary file behind, never a database that cannot be opened.
 pub fn open_redb(path: &Path) -> Result<Database, StoreError> {
-    let open_err = |e: redb::DatabaseError| StoreError::Open { path: path.to_owned(), source: Box::new(e.into()) };
+    let open_err = |e: redb::DatabaseError| StoreError::Open {
+        path: path.to_owned(),
+        source: Box::new(e.into()),
+    };
     if path.exists() {
         return Database::open(path).map_err(open_err);
     }
     let tmp = path.with_extension("redb.tmp");
     let _ = std::fs::remove_file(&tmp);
     drop(Database::create(&tmp).map_err(open_err)?);
-    std::fs::rename(&tmp, path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     Database::open(path).map_err(open_err)
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir.join("media")).map_err(|source| StoreError::Io { path: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir.join("media")).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
         let db = open_redb(&dir.join("signage.redb"))?;
         let tx = db.begin_write()?;
         tx.open_table(SCENARIOS)?;
@@ -118,7 +140,10 @@ impl Store {
         tx.open_table(PUBLISHED)?;
         tx.open_table(META)?;
         tx.commit()?;
-        Ok(Store { db: Arc::new(db), dir: dir.to_owned() })
+        Ok(Store {
+            db: Arc::new(db),
+            dir: dir.to_owned(),
+        })
     }
 
     pub fn db(&self) -> Arc<Database> {
@@ -139,7 +164,10 @@ impl Store {
         if path.exists() {
             return Ok(());
         }
-        let io = |source| StoreError::Io { path: path.clone(), source };
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
         let tmp = path.with_extension("tmp");
         {
             use std::io::Write;
@@ -173,8 +201,11 @@ impl Store {
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
-            let s: StoredScenario = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Corrupt { name: k.value().to_owned(), problem: e.to_string() })?;
+            let s: StoredScenario =
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                    name: k.value().to_owned(),
+                    problem: e.to_string(),
+                })?;
             out.push((k.value().to_owned(), s));
         }
         Ok(out)
@@ -185,10 +216,18 @@ impl Store {
         let mut merged: Option<ScenarioFile> = None;
         let mut measured = HashMap::new();
         for (name, s) in self.scenarios()? {
-            let corrupt = |problem: String| StoreError::Corrupt { name: name.clone(), problem };
-            let file: ScenarioFile = serde_json::from_value(s.file.clone()).map_err(|e| corrupt(e.to_string()))?;
+            let corrupt = |problem: String| StoreError::Corrupt {
+                name: name.clone(),
+                problem,
+            };
+            let file: ScenarioFile =
+                serde_json::from_value(s.file.clone()).map_err(|e| corrupt(e.to_string()))?;
             for (id, m) in &s.measurements {
-                measured.insert(id.clone(), m.to_measurement().ok_or_else(|| corrupt(format!("measurement of {id}")))?);
+                measured.insert(
+                    id.clone(),
+                    m.to_measurement()
+                        .ok_or_else(|| corrupt(format!("measurement of {id}")))?,
+                );
             }
             merged = Some(match merged {
                 None => file,
@@ -197,15 +236,20 @@ impl Store {
                     merge_by_id(&mut acc.screens, file.screens, |v| v.id.clone());
                     merge_by_id(&mut acc.creatives, file.creatives, |v| v.id.clone());
                     merge_by_id(&mut acc.campaigns, file.campaigns, |v| v.id.clone());
-                    merge_by_id(&mut acc.events, file.events, |v| format!("{}/{}", v.id, v.action));
+                    merge_by_id(&mut acc.events, file.events, |v| {
+                        format!("{}/{}", v.id, v.action)
+                    });
                     acc
                 }
             });
         }
-        let Some(file) = merged else { return Ok(Catalogue::default()) };
-        let scenario = file
-            .build(&measured)
-            .map_err(|e| StoreError::Corrupt { name: file.name.clone(), problem: e.to_string() })?;
+        let Some(file) = merged else {
+            return Ok(Catalogue::default());
+        };
+        let scenario = file.build(&measured).map_err(|e| StoreError::Corrupt {
+            name: file.name.clone(),
+            problem: e.to_string(),
+        })?;
         Ok(scenario.catalogue)
     }
 
@@ -245,7 +289,10 @@ impl Store {
         {
             let mut t = tx.open_table(PUBLISHED)?;
             for (screen, p) in rows {
-                t.insert(screen.as_str(), serde_json::to_vec(p).expect("serialises").as_slice())?;
+                t.insert(
+                    screen.as_str(),
+                    serde_json::to_vec(p).expect("serialises").as_slice(),
+                )?;
             }
         }
         tx.commit()?;

@@ -1,5 +1,9 @@
 //! Shared helpers of the end-to-end tests: scenario copies to break, the built binaries,
-//! a Mosquitto broker started on a free port.
+//! a Mosquitto broker started on a free port (and restarted on it), an agent process on
+//! the scaled clock, and the ledger checks of the crash and offline tests.
+
+pub mod agent_proc;
+pub mod ledger_check;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -70,34 +74,61 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("mosquitto is not installed (scripts/setup.sh installs it)");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind")
             .local_addr()
             .expect("addr")
             .port();
-        let conf = dir.path().join("mosquitto.conf");
+        let child = Self::spawn(dir.path(), port);
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Kills the broker (clients see the connection drop; retained messages and sessions
+    /// are gone, as `persistence false` says) and waits until the port is closed.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, after [`stop`](Self::stop).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self._dir.path(), self.port);
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is not installed (scripts/setup.sh installs it)");
+        let conf = dir.join("mosquitto.conf");
         std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 4194304\n")).expect("conf");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Mosquitto {
-                    child,
-                    port,
-                    _dir: dir,
-                };
+        // The port may linger for a moment after a stop: retry until it listens.
+        for _ in 0..5 {
+            let mut child = Command::new(bin)
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mosquitto");
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return child;
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(200));
         }
         panic!("mosquitto did not listen on {port}");
     }

@@ -20,7 +20,9 @@ fn t(s: &str) -> DateTime<Utc> {
 async fn run_hour(mqtt_url: Option<String>) {
     let tmp = tempfile::tempdir().unwrap();
     // 08:30-09:30 local: rush-hour caps, then the emergency from 09:00 in Daxing.
-    let data: std::path::PathBuf = std::env::var_os("E2E_DIR").map(Into::into).unwrap_or_else(|| tmp.path().join("data"));
+    let data: std::path::PathBuf = std::env::var_os("E2E_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| tmp.path().join("data"));
     let mut opts = SimOptions::new(
         tests::beijing(),
         t("2023-12-20T08:30:00+08:00"),
@@ -85,28 +87,80 @@ async fn run_hour(mqtt_url: Option<String>) {
 /// The operator's view through the real binary: exports, venue compliance, audit.
 fn check_cli_reports(data: &std::path::Path) {
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(tests::signage_bin()).args(args).arg("--data-dir").arg(data).output().unwrap();
-        assert!(out.status.success(), "signage {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(tests::signage_bin())
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "signage {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let plays = run(&["report", "plays", "--format", "csv"]);
     let mut lines = plays.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    for column in ["screen_id", "venue_id", "slot_start", "campaign_id", "creative_id", "status", "play_id", "seq"] {
-        assert!(header.contains(&column), "plays export lacks {column}: {header:?}");
+    for column in [
+        "screen_id",
+        "venue_id",
+        "slot_start",
+        "campaign_id",
+        "creative_id",
+        "status",
+        "play_id",
+        "seq",
+    ] {
+        assert!(
+            header.contains(&column),
+            "plays export lacks {column}: {header:?}"
+        );
     }
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 600);
     assert!(rows.iter().all(|r| r.contains(",complete,")));
 
-    let venues = run(&["report", "venues", "--format", "csv", "--venue", "bj-bus-daxing-huangcun"]);
-    assert_eq!(venues.lines().collect::<Vec<_>>(), ["venue_id,venue_type,planned,delivered,partial,failed,compliance_pct", "bj-bus-daxing-huangcun,outdoor.bus_shelter,240,240,0,0,100.00"]);
+    let venues = run(&[
+        "report",
+        "venues",
+        "--format",
+        "csv",
+        "--venue",
+        "bj-bus-daxing-huangcun",
+    ]);
+    assert_eq!(
+        venues.lines().collect::<Vec<_>>(),
+        [
+            "venue_id,venue_type,planned,delivered,partial,failed,compliance_pct",
+            "bj-bus-daxing-huangcun,outdoor.bus_shelter,240,240,0,0,100.00"
+        ]
+    );
     // Half an hour that does not start on the hour still counts exactly.
-    let half = run(&["report", "venues", "--format", "json", "--venue", "bj-community-daxing-xihongmen", "--from", "2023-12-20T08:45:00+08:00", "--to", "2023-12-20T09:15:00+08:00"]);
+    let half = run(&[
+        "report",
+        "venues",
+        "--format",
+        "json",
+        "--venue",
+        "bj-community-daxing-xihongmen",
+        "--from",
+        "2023-12-20T08:45:00+08:00",
+        "--to",
+        "2023-12-20T09:15:00+08:00",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&half).unwrap();
-    assert_eq!((v[0]["planned"].as_u64(), v[0]["delivered"].as_u64()), (Some(60), Some(60)), "{half}");
+    assert_eq!(
+        (v[0]["planned"].as_u64(), v[0]["delivered"].as_u64()),
+        (Some(60), Some(60)),
+        "{half}"
+    );
     let campaigns = run(&["report", "campaigns", "--format", "table"]);
-    assert!(campaigns.contains("alert-epidemic-2023-12-20"), "{campaigns}");
+    assert!(
+        campaigns.contains("alert-epidemic-2023-12-20"),
+        "{campaigns}"
+    );
 
     let audit = run(&["audit", "verify"]);
     assert!(audit.contains("ledger verified"), "{audit}");

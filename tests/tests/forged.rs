@@ -85,7 +85,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
     let mut options = MqttOptions::new("forger", "127.0.0.1", mosquitto.port);
     options.set_max_packet_size(8 << 20, 8 << 20);
     let (forger, mut events) = AsyncClient::new(options, 64);
-    let forger_task = tokio::spawn(async move { while !matches!(events.poll().await, Err(_)) {} });
+    let forger_task = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let topic = Topics::default().schedule(SCREEN);
     let catalogue = store.catalogue().unwrap();
     let mut schedule = catalogue

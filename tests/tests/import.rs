@@ -254,6 +254,15 @@ fn decompression_bomb() {
             let mut crc_input = b"IHDR".to_vec();
             crc_input.extend_from_slice(&ihdr);
             png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+            for (kind, data) in [
+                (&b"IDAT"[..], &b"\x78\x9c\x03\x00\x00\x00\x00\x01"[..]),
+                (&b"IEND"[..], &b""[..]),
+            ] {
+                png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+                let chunk = [kind, data].concat();
+                png.extend_from_slice(&chunk);
+                png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+            }
             replace_media(d, "rm2023-w51-4", "media/rm2023-w51-4.jpg", &png);
         },
         &["creative \"rm2023-w51-4\"", "100000"],

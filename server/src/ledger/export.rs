@@ -71,6 +71,9 @@ pub(super) fn payload_of(raw: &[u8]) -> Option<String> {
 
 pub(super) type BatchTable = ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static [u8]>;
 
+/// A stored batch: `(screen, batch_seq, hash)`.
+type BatchKey = (String, u64, HashBytes);
+
 /// Batches parsed to read the records stored by reference.
 const CACHED_BATCHES: usize = 4;
 
@@ -79,7 +82,7 @@ const CACHED_BATCHES: usize = 4;
 pub(super) struct Reader<'t> {
     batches: &'t BatchTable,
     /// Most recently used last. `None`: the batch is not stored or does not parse.
-    cache: Vec<((String, u64, HashBytes), Option<Vec<PlayRecord>>)>,
+    cache: Vec<(BatchKey, Option<Vec<PlayRecord>>)>,
     /// Scratch space to unpack envelopes in.
     buf: Vec<u8>,
 }
@@ -154,7 +157,8 @@ impl<'t> Reader<'t> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{at, key_ring, ledger, query, Agent};
-    use super::super::{Dimension, Incoming, Query};
+    use super::super::{Dimension, Incoming, Query, RECORDS};
+    use redb::ReadableTable;
 
     #[test]
     fn exports_by_screen_then_seq_with_filters() {
@@ -230,5 +234,24 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(err.to_string(), "export: disk full");
+
+        // A damaged reference is an error, not a wrong record.
+        let tx = l.db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(RECORDS).unwrap();
+            let (batch_seq, hash) = {
+                let g = t.get(("s2", 2)).unwrap().unwrap();
+                (g.value().0, *g.value().1)
+            };
+            t.insert(("s2", 2), (batch_seq, &hash, 0)).unwrap();
+        }
+        tx.commit().unwrap();
+        let err = l
+            .plays(&query(Dimension::Screen), &mut |_| Ok(()))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ledger data is damaged: record s2/2: record 0 of batch 1 is seq 1 of screen \"s2\""
+        );
     }
 }

@@ -56,11 +56,10 @@ pub(super) fn ingest(
         incoming.iter().map(|i| key_of(&i.topic_screen)).collect();
     let opened: Vec<Result<Opened, String>> =
         par_map(incoming.len(), |n| open(&incoming[n], keys[n].as_ref()));
-    let checked: Vec<Result<Checked<'_>, String>> =
-        par_map(incoming.len(), |n| match &opened[n] {
-            Ok(o) => check(&incoming[n], o),
-            Err(reason) => Err(reason.clone()),
-        });
+    let checked: Vec<Result<Checked<'_>, String>> = par_map(incoming.len(), |n| match &opened[n] {
+        Ok(o) => check(&incoming[n], o),
+        Err(reason) => Err(reason.clone()),
+    });
     // The rollup counts of every record of each batch, used when all of them are stored.
     let tallies: Vec<Tally<'_>> = par_map(incoming.len(), |n| match &checked[n] {
         Ok(c) => Tally::of(&c.batch.records),
@@ -217,9 +216,7 @@ fn chain_anomaly(head: Option<&Head>, batch_seq: u64, prev_hash: &str) -> Option
 /// Whether batch `batch_seq` naming `prev_hash` becomes the head: it is further along, or it
 /// starts a new chain (an agent that lost its state starts again from batch 1).
 fn moves_head(head: Option<&Head>, batch_seq: u64, prev_hash: &str) -> bool {
-    head.is_none_or(|h| {
-        batch_seq > h.batch_seq || (batch_seq == 1 && prev_hash == genesis_hash())
-    })
+    head.is_none_or(|h| batch_seq > h.batch_seq || (batch_seq == 1 && prev_hash == genesis_hash()))
 }
 
 /// The ledger tables of one write transaction.

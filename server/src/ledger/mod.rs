@@ -22,7 +22,7 @@
 //! | `pop_anomalies` | (screen, batch_seq, batch hash)             | what was wrong with the chain at ingest|
 //! | `pop_rollups`   | (dimension, venue?, screen?, key, hour)     | (complete, partial, failed)            |
 //!
-//! Envelopes are packed by [`pack`]: compressed, and unpacked to the exact bytes received.
+//! Envelopes are packed (`pack.rs`): compressed, and unpacked to the exact bytes received.
 //! Batch hashes are the 32 raw bytes of [`batch_hash`](playlists::wire::pop::batch_hash).
 //! A record is stored once, inside its signed batch: `pop_records` says which batch stored it
 //! and where it is in that batch's `records` (index from 0), so a record's bytes are always

@@ -248,7 +248,12 @@ mod tests {
             .collect();
         let packed = round_trip(&json);
         assert_eq!(packed[0], LZ);
-        assert!(packed.len() * 5 < json.len(), "{} of {}", packed.len(), json.len());
+        assert!(
+            packed.len() * 5 < json.len(),
+            "{} of {}",
+            packed.len(),
+            json.len()
+        );
         // Long runs (overlapping references), long literals, matches far apart.
         let mut mixed = vec![b'x'; 70_000];
         mixed.extend(noise(3, 300));

@@ -96,15 +96,16 @@ mod tests {
 
     /// Parses `json` both ways: the same records, or the same error message.
     fn same(json: &str) {
-        let wire = serde_json::from_str::<wire::PopBatch>(json);
-        let view = serde_json::from_str::<BatchView<'_>>(json);
-        match (wire, view) {
+        let parsed = serde_json::from_str::<wire::PopBatch>(json);
+        let viewed = serde_json::from_str::<BatchView<'_>>(json);
+        match (parsed, viewed) {
             (Ok(w), Ok(v)) => {
                 assert_eq!(
                     (w.v, w.screen_id.as_str(), w.batch_seq, w.prev_hash.as_str()),
                     (v.v, &*v.screen_id, v.batch_seq, &*v.prev_hash)
                 );
-                let records: Vec<wire::PlayRecord> = v.records.iter().map(|r| r.to_record()).collect();
+                let records: Vec<wire::PlayRecord> =
+                    v.records.iter().map(|r| r.to_record()).collect();
                 assert_eq!(w.records, records);
             }
             (Err(w), Err(v)) => assert_eq!(w.to_string(), v.to_string(), "{json}"),

@@ -357,7 +357,9 @@ impl ScreenAudit<'_> {
                 .get((self.screen, batch_seq, &hash))?
                 .is_some()
             {
-                format!("seq {seq} is stored as coming from batch {batch_seq}, which does not carry it")
+                format!(
+                    "seq {seq} is stored as coming from batch {batch_seq}, which does not carry it"
+                )
             } else {
                 format!(
                     "seq {seq} is stored as coming from batch {batch_seq} with hash {}, which is not stored",

@@ -1,7 +1,7 @@
 //! Tests of the audit: a clean ledger, then one kind of damage at a time.
+use super::super::pack::{pack, unpack};
 use super::super::testkit::{key_ring, ledger, Agent};
 use super::super::{Incoming, Ledger};
-use super::super::pack::{pack, unpack};
 use super::*;
 
 fn send(l: &Ledger, a: &Agent, raws: &[Vec<u8>]) {
@@ -355,7 +355,11 @@ fn a_flipped_byte_in_a_stored_envelope_is_reported() {
         );
         assert!(report.problems.iter().all(|p| p.screen_id == "s1"));
     }
-    assert!(reported > stored.len() * 9 / 10, "{reported} of {}", stored.len());
+    assert!(
+        reported > stored.len() * 9 / 10,
+        "{reported} of {}",
+        stored.len()
+    );
     put(&stored);
     check(&l, &a, &[]);
 }

@@ -1,0 +1,133 @@
+//! What the ledger must hold for one screen after agents were killed or cut off: every seq
+//! from 1 with no gap, no slot played twice, every play complete or partial and exactly
+//! what the shared planner plans for its slot, batches within the size limit, and an audit
+//! without problems.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use playlists::wire::{PlayRecord, PlayStatus};
+use playlists::{Planner, ScreenId};
+use server::ledger::{Dimension, Ledger, Query};
+use server::store::Store;
+
+/// Every record of `screen` in the ledger, by seq, after checking them as the module says.
+pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRecord> {
+    let q = Query {
+        from: None,
+        to: None,
+        dimension: Dimension::Screen,
+        venue: None,
+        screen: Some(screen.to_owned()),
+    };
+    let mut records = Vec::new();
+    ledger
+        .plays(&q, &mut |r| {
+            records.push(r.clone());
+            Ok(())
+        })
+        .expect("ledger plays");
+    records.sort_by_key(|r| r.seq);
+    assert!(!records.is_empty(), "no plays of {screen} in the ledger");
+
+    // Seqs 1..=N, no gap, no repeat.
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1, "seq gap or repeat at {r:?}");
+        assert_eq!(r.screen_id, screen);
+    }
+    // No slot played twice, and slots only move forward.
+    let mut slots = BTreeSet::new();
+    for w in records.windows(2) {
+        assert!(
+            w[0].slot_start < w[1].slot_start,
+            "slot {} (seq {}) not after slot {} (seq {})",
+            w[1].slot_start,
+            w[1].seq,
+            w[0].slot_start,
+            w[0].seq
+        );
+    }
+    for r in &records {
+        assert!(
+            slots.insert(r.slot_start),
+            "slot {} played twice",
+            r.slot_start
+        );
+        assert!(
+            matches!(r.status, PlayStatus::Complete | PlayStatus::Partial),
+            "play {} is {:?}",
+            r.seq,
+            r.status
+        );
+        assert!(r.clock_synced, "play {} without a synced clock", r.seq);
+    }
+
+    // Each play is the planner's play for its slot.
+    let catalogue = store.catalogue().expect("catalogue");
+    let schedule = catalogue
+        .schedule_for(&ScreenId::parse(screen).expect("screen id"))
+        .expect("screen schedule");
+    let planner = Planner::new(&schedule);
+    let first = records.first().expect("records").slot_start;
+    let last = records.last().expect("records").slot_start;
+    let plan: BTreeMap<i64, playlists::Play> = planner
+        .plan_range(first, last + chrono::Duration::seconds(1))
+        .into_iter()
+        .map(|p| (p.slot, p))
+        .collect();
+    for r in &records {
+        let slot = planner.slot_at(r.slot_start);
+        assert_eq!(
+            planner.slot_start(slot),
+            r.slot_start,
+            "play {} off the slot grid",
+            r.seq
+        );
+        let p = plan.get(&slot).unwrap_or_else(|| {
+            panic!("play {} in slot {} that plans nothing", r.seq, r.slot_start)
+        });
+        let campaign = schedule.campaigns[p.campaign].id.to_string();
+        let creative = schedule.creatives[p.creative].id.to_string();
+        assert_eq!(
+            (r.campaign_id.as_str(), r.creative_id.as_str()),
+            (campaign.as_str(), creative.as_str()),
+            "play {} at {} differs from the plan",
+            r.seq,
+            r.slot_start
+        );
+    }
+
+    // The audit re-verifies signatures, the chain and every record.
+    let keys = store.screen_keys().expect("screen keys");
+    let key_of = |s: &str| {
+        keys.get(s)
+            .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
+    };
+    let audit = ledger.audit(&key_of).expect("audit");
+    assert!(
+        audit.problems.is_empty(),
+        "audit problems: {:?}",
+        audit.problems
+    );
+    assert_eq!(audit.records, records.len() as u64);
+    records
+}
+
+/// Records per stored batch of `screen` (batch_seq → count), read from the ledger's
+/// `pop_records` index (screen, seq) → (batch_seq, batch hash, index in the batch).
+pub fn records_per_batch(store: &Store, screen: &str) -> BTreeMap<u64, u64> {
+    use redb::ReadableDatabase;
+    const RECORDS: redb::TableDefinition<(&str, u64), (u64, &[u8; 32], u32)> =
+        redb::TableDefinition::new("pop_records");
+    let db = store.db();
+    let tx = db.begin_read().expect("read");
+    let table = tx.open_table(RECORDS).expect("pop_records");
+    let mut per = BTreeMap::new();
+    for row in table
+        .range((screen, 0u64)..=(screen, u64::MAX))
+        .expect("range")
+    {
+        let (_, v) = row.expect("row");
+        *per.entry(v.value().0).or_insert(0) += 1;
+    }
+    per
+}

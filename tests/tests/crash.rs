@@ -1,0 +1,171 @@
+//! Never lose a play: the real server (embedded broker, redb store) and one real
+//! `signage-agent` on the scaled clock (15 s slots in 300 ms), SIGKILLed at random moments
+//! over two dozen times and restarted each time with the same arguments, so its timeline
+//! runs on through the crashes. Afterwards the ledger holds every record the agent ever
+//! wrote: seqs 1..=N without a gap, no slot twice, each play the planner's, complete, or
+//! partial only where a kill cut it short, and the audit finds nothing.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use playlists::wire::{PlayStatus, Status, Topics};
+use server::app::{self, MqttTarget};
+use server::store::Store;
+use tests::agent_proc::{scaled_args, wait_for, AgentProc, Rng};
+use tokio_util::sync::CancellationToken;
+
+const SCREEN: &str = "bj-metro-xidan-s1";
+/// 15 s slots in 300 ms of real time. A play is `complete` when it starts within 500 ms of
+/// virtual time of its slot: 10 ms of real time at this speed, which a debug build starting
+/// up beside the others can still miss (see below).
+const SPEED: f64 = 50.0;
+const KILLS: usize = 24;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn status(handle: &app::Handle) -> Option<Status> {
+    handle.shared.fleet.lock().unwrap().get(SCREEN).cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_never_loses_or_repeats_a_play() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = server::broker::start(None).await.unwrap();
+    let store = Store::open(&tmp.path().join("server")).unwrap();
+    server::import::import(&store, &tests::beijing()).unwrap();
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = MqttTarget {
+        host: "127.0.0.1".into(),
+        port: broker.addr.port(),
+        shared_subscription: true,
+    };
+    let handle = app::start(
+        store.clone(),
+        target,
+        listener,
+        Topics::default(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let config = server::provision::provision(
+        &store,
+        SCREEN,
+        &broker.url(),
+        &format!("http://{}", handle.http_addr),
+        "signage/v1",
+    )
+    .unwrap();
+    let mut agent = AgentProc::new(&tmp.path().join("agent"), &config);
+
+    // Installation: on a sim clock that nobody drives, the agent takes its schedule and
+    // media but plays nothing; a clean stop keeps both.
+    agent.spawn(&["--clock".into(), "sim".into()]);
+    wait_for(
+        "the agent to hold its schedule and media",
+        Duration::from_secs(60),
+        || status(&handle).is_some_and(|s| s.online && s.media_ready),
+        || agent.log_tail(),
+    )
+    .await;
+    agent.terminate().await;
+
+    // The crashes, on one timeline from 08:00 local.
+    let seed = Rng::seed();
+    eprintln!("crash test seed {seed} (TEST_SEED to repeat)");
+    let mut rng = Rng::new(seed);
+    let anchor_ms = Utc::now().timestamp_millis();
+    let mut args = scaled_args(t("2023-12-20T08:00:00+08:00"), anchor_ms, SPEED);
+    args.extend(["--durability".into(), "immediate".into()]);
+    for _ in 0..KILLS {
+        agent.spawn(&args);
+        tokio::time::sleep(Duration::from_millis(rng.range(200, 1_500))).await;
+        agent.kill().await;
+    }
+    // A longer run, and the last crash.
+    agent.spawn(&args);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    agent.kill().await;
+    let ended = (t("2023-12-20T08:00:00+08:00")
+        + chrono::Duration::milliseconds(
+            ((Utc::now().timestamp_millis() - anchor_ms) as f64 * SPEED) as i64,
+        ))
+    .with_timezone(&chrono_tz::Asia::Shanghai);
+
+    // Back at night, when the station is closed: nothing plays, the outbox drains.
+    let night = t("2023-12-21T02:00:00+08:00");
+    agent.spawn(&scaled_args(night, Utc::now().timestamp_millis(), 1.0));
+    let ledger = &handle.shared.ledger;
+    let last_seq = || ledger.counts().unwrap().last_seq.get(SCREEN).copied();
+    wait_for(
+        "the ledger to hold everything the agent wrote",
+        Duration::from_secs(60),
+        || {
+            status(&handle).is_some_and(|s| {
+                s.online
+                    && s.at.is_some_and(|at| at >= night)
+                    && s.outbox_backlog == 0
+                    && s.last_seq > 0
+                    && last_seq() == Some(s.last_seq)
+            })
+        },
+        || {
+            format!(
+                "status {:?}, ledger {:?}\n{}",
+                status(&handle),
+                last_seq(),
+                agent.log_tail()
+            )
+        },
+    )
+    .await;
+    agent.terminate().await;
+
+    let records = tests::ledger_check::checked_plays(&store, ledger, SCREEN);
+    let n = records.len() as u64;
+    assert_eq!(Some(n), last_seq());
+    // A play cut short by a kill is what the outbox held while it ran: partial, ended as
+    // it began. Every other play ran its full slot; only the first play of a freshly
+    // started process may have started late enough (over 500 ms virtual, 10 ms real) to
+    // count as partial.
+    let crashed = |r: &playlists::wire::PlayRecord| {
+        r.status == PlayStatus::Partial && r.duration_ms == 0 && r.ended_at == r.started_at
+    };
+    let (mut cut, mut late) = (0, 0);
+    for (i, r) in records.iter().enumerate() {
+        if crashed(r) {
+            cut += 1;
+        } else if r.status == PlayStatus::Partial {
+            let after_restart = i == 0 || crashed(&records[i - 1]);
+            assert!(
+                after_restart && r.started_at - r.slot_start < chrono::Duration::seconds(5),
+                "play {} is partial without a crash: {r:?}",
+                r.seq
+            );
+            late += 1;
+        }
+    }
+    assert!(
+        cut <= KILLS + 1,
+        "{cut} plays cut short by {} kills",
+        KILLS + 1
+    );
+    // The plays went on between the crashes (about one slot per 300 ms of uptime).
+    assert!(n >= 30, "only {n} plays");
+    let partial_from_log = agent.log().matches("plays interrupted by a crash").count();
+    assert_eq!(
+        cut, partial_from_log,
+        "partial plays against the agent's recoveries"
+    );
+    eprintln!(
+        "{} kills: {n} plays up to {ended}, {cut} cut short, {late} late after a restart, {} batches",
+        KILLS + 1,
+        ledger.counts().unwrap().batches
+    );
+
+    shutdown.cancel();
+    handle.wait().await;
+}
