@@ -3,7 +3,6 @@
 //! `playlists` tests; the agent's view (its schedule document) plans the same plays.
 
 #[path = "../../playlists/tests/checker/mod.rs"]
-#[allow(dead_code, reason = "the checker's fixtures serve the playlists tests")]
 mod checker;
 
 use chrono::{DateTime, Utc};
