@@ -83,7 +83,7 @@ pub fn accept_command(
     raw: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Command, Reject> {
-    let cmd: Command = open::<CommandIn>(raw, COMMAND_KIND, key, MAX_SMALL_BYTES)?.into();
+    let cmd: Command = open::<Command>(raw, COMMAND_KIND, key, MAX_SMALL_BYTES)?;
     check_version(cmd.v)?;
     check_screen(own, &cmd.screen_id)?;
     if cmd.expires_at <= now {
@@ -95,32 +95,7 @@ pub fn accept_command(
     Ok(cmd)
 }
 
-/// `playlists::wire::Command` as it parses today: its `deny_unknown_fields` together with
-/// the flattened `action` makes serde refuse every command (serde cannot combine the two),
-/// so commands are read through this mirror of the same fields.
-#[derive(serde::Deserialize)]
-struct CommandIn {
-    v: u32,
-    screen_id: String,
-    id: String,
-    issued_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    #[serde(flatten)]
-    action: playlists::wire::CommandAction,
-}
 
-impl From<CommandIn> for Command {
-    fn from(c: CommandIn) -> Command {
-        Command {
-            v: c.v,
-            screen_id: c.screen_id,
-            id: c.id,
-            issued_at: c.issued_at,
-            expires_at: c.expires_at,
-            action: c.action,
-        }
-    }
-}
 
 /// Checks an acknowledgement's signature and screen. Whether it names the batch in flight
 /// is the outbox's check.

@@ -5,7 +5,7 @@
 //!
 //! [`run`] wires the parts and owns shutdown. Tasks: the MQTT driver loop (`mqtt`), the
 //! main loop (`main_loop`), the player (`player`), the uploader (`uploader`) and the media
-//! fetcher (`fetch`). Pure cores: `accept` (what messages count), `outbox::book` and
+//! fetcher (`fetch`), and with `--player web` the kiosk page's server (`web`). Pure cores: `accept` (what messages count), `outbox::book` and
 //! `uploader::UploadState` (bookkeeping and batching), `cache::choose_evictions`,
 //! `backoff`, `status`. Time comes from `clock` (system, the MQTT-driven sim clock, or
 //! the scaled clock).
@@ -24,7 +24,9 @@ pub mod schedule;
 pub mod sim;
 pub mod status;
 pub mod uploader;
+pub mod web;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +62,14 @@ pub struct RunOptions {
     /// The timeline of `--clock scaled` (required with it, ignored otherwise).
     pub scaled: Option<clock::Scaled>,
     pub durability: Durability,
+    /// Where `--player web` serves its kiosk page (port 0: any; the bound address goes to
+    /// `DATA_DIR/web.addr` and the log).
+    pub web_addr: SocketAddr,
 }
+
+/// The web player's default address: loopback, any port.
+pub const DEFAULT_WEB_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 impl RunOptions {
     /// Headless player, system clock, immediate durability.
@@ -71,6 +80,7 @@ impl RunOptions {
             clock: ClockKind::default(),
             scaled: None,
             durability: Durability::default(),
+            web_addr: DEFAULT_WEB_ADDR,
         }
     }
 }
@@ -105,6 +115,14 @@ pub async fn run(
     };
     let cache = Arc::new(cache);
     let held = restore_schedule(&config, &outbox).await?;
+    let web_listener = match opts.player {
+        PlayerKind::Web => Some(
+            web::bind(opts.web_addr, &dir)
+                .await
+                .with_context(|| format!("binding the web player on {}", opts.web_addr))?,
+        ),
+        PlayerKind::Headless => None,
+    };
 
     let topics = Topics::new(&config.topic_prefix);
     let (sim_tx, sim_rx) = mpsc::unbounded_channel();
@@ -134,6 +152,17 @@ pub async fn run(
     let tracker = TaskTracker::new();
 
     let net = tokio::spawn(mqtt::drive(eventloop, events_tx.clone(), net_stop.clone()));
+    let web_link = web_listener.map(|listener| {
+        let link = web::Link::default();
+        let router = web::router(link.clone(), cache.clone(), clock.clone());
+        spawn_fatal(
+            &tracker,
+            "web player",
+            events_tx.clone(),
+            web::serve(listener, router, tasks_stop.clone()),
+        );
+        link
+    });
     let player = player::Player {
         clock: clock.clone(),
         schedules: schedules_rx.clone(),
@@ -142,6 +171,7 @@ pub async fn run(
         screen_id: screen.clone(),
         uploader: uploader_tx.clone(),
         now_playing: playing_tx,
+        web: web_link,
     };
     spawn_fatal(
         &tracker,

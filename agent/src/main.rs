@@ -38,6 +38,10 @@ struct Cli {
     /// `relaxed` skips flushing each outbox commit (for big simulations).
     #[arg(long, value_enum, default_value_t)]
     durability: Durability,
+    /// `--player web`: where to serve the kiosk page (the bound address is logged and
+    /// written to DATA_DIR/web.addr).
+    #[arg(long, default_value_t = agent::DEFAULT_WEB_ADDR)]
+    web_addr: std::net::SocketAddr,
 }
 
 #[tokio::main]
@@ -70,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         clock: cli.clock,
         scaled,
         durability: cli.durability,
+        web_addr: cli.web_addr,
     };
     agent::run(config, opts, shutdown).await
 }

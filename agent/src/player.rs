@@ -8,6 +8,10 @@
 //! Slots are started at their boundary; a wake-up later than half a slot (a suspended
 //! machine, a stepped clock) skips the slots missed, with a warning. A new schedule takes
 //! effect at the next slot boundary; a play in progress finishes under the old one.
+//!
+//! With the web player the loop also tells the kiosk page what plays (`web::Link`), and at
+//! a slot's end takes the page's report of when it really showed the play as the record's
+//! start and end; without a believable report it keeps its own times and says so.
 
 use std::sync::Arc;
 
@@ -22,6 +26,7 @@ use crate::clock::Clock;
 use crate::outbox::{Completion, NewPlay, Outbox, OutboxError};
 use crate::schedule::HeldSchedule;
 use crate::uploader::UploaderMsg;
+use crate::web;
 
 /// How far from the slot's start and length a play may be and still be `complete`.
 pub const COMPLETE_WITHIN_MS: i64 = 500;
@@ -42,12 +47,15 @@ pub enum PlayerKind {
     /// Renders nothing: loads the media and keeps time, for kiosks under test and simulations.
     #[default]
     Headless,
+    /// Serves a kiosk page on loopback for a full-screen browser (see `web`).
+    Web,
 }
 
 impl PlayerKind {
     pub fn as_str(self) -> &'static str {
         match self {
             PlayerKind::Headless => "headless",
+            PlayerKind::Web => "web",
         }
     }
 }
@@ -68,6 +76,7 @@ pub fn play_status(slot_ms: i64, start_late_ms: i64, duration_ms: i64) -> PlaySt
 #[derive(Debug, Clone)]
 struct Running {
     seq: u64,
+    creative_id: String,
     slot_start: DateTime<Utc>,
     slot_end: DateTime<Utc>,
     started_at: DateTime<Utc>,
@@ -90,6 +99,8 @@ pub struct Player {
     pub screen_id: String,
     pub uploader: mpsc::Sender<UploaderMsg>,
     pub now_playing: watch::Sender<Option<String>>,
+    /// The kiosk page's link, with `--player web`.
+    pub web: Option<web::Link>,
 }
 
 /// The walk's state between iterations.
@@ -218,11 +229,34 @@ impl Player {
     }
 
     fn completion(&self, r: &Running, now: DateTime<Utc>) -> Completion {
-        let duration_ms = (self.clock.mono_ms() - r.started_mono).max(0);
         let slot_ms = (r.slot_end - r.slot_start).num_milliseconds();
+        if let Some(link) = &self.web {
+            let shown = link
+                .report_for(r.slot_start, &r.creative_id)
+                .and_then(|rep| web::screen_times(&rep, r.slot_end, now));
+            match shown {
+                Some((started_at, ended_at)) => {
+                    let duration_ms = (ended_at - started_at).num_milliseconds().max(0);
+                    let late_ms = (started_at - r.slot_start).num_milliseconds();
+                    tracing::info!(seq = r.seq, creative = %r.creative_id, %started_at, %ended_at, "play times from the screen");
+                    return Completion {
+                        seq: r.seq,
+                        started_at: Some(started_at),
+                        ended_at,
+                        duration_ms: duration_ms as u64,
+                        status: play_status(slot_ms, late_ms, duration_ms),
+                    };
+                }
+                None => {
+                    tracing::warn!(seq = r.seq, creative = %r.creative_id, slot = %r.slot_start, "no report from the screen for this slot; keeping the player's times");
+                }
+            }
+        }
+        let duration_ms = (self.clock.mono_ms() - r.started_mono).max(0);
         let late_ms = (r.started_at - r.slot_start).num_milliseconds();
         Completion {
             seq: r.seq,
+            started_at: None,
             ended_at: now,
             duration_ms: duration_ms as u64,
             status: play_status(slot_ms, late_ms, duration_ms),
@@ -241,6 +275,7 @@ impl Player {
         let finished_one = complete.is_some();
         let mut new = None;
         let mut label = None;
+        let mut showing = None;
         if let Some((held, play)) = start {
             let planner = Planner::new(&held.schedule);
             let (slot_start, slot_end) = (
@@ -287,6 +322,15 @@ impl Player {
                 slot_end,
             ));
             label = playable.then(|| format!("{}/{}", campaign.id, creative.id));
+            showing = playable.then(|| {
+                web::NowPlay::new(
+                    slot_start,
+                    campaign.id.to_string(),
+                    creative.id.to_string(),
+                    creative.sha256.to_string(),
+                    creative.kind.as_str(),
+                )
+            });
             walk.cursor = Some(play.slot + 1);
             walk.not_before = Some(slot_end);
         }
@@ -297,6 +341,7 @@ impl Player {
         walk.running = match (seq, new) {
             (Some(seq), Some((n, slot_start, slot_end))) if n.in_progress => Some(Running {
                 seq,
+                creative_id: n.record.creative_id,
                 slot_start,
                 slot_end,
                 started_at: now,
@@ -309,6 +354,9 @@ impl Player {
             let _ = self.uploader.try_send(UploaderMsg::Finalized);
         }
         self.now_playing.send_replace(label);
+        if let Some(link) = &self.web {
+            link.show(showing.filter(|_| walk.running.is_some()));
+        }
         Ok(())
     }
 

@@ -128,21 +128,23 @@ async fn sigkill_never_loses_or_repeats_a_play() {
     let n = records.len() as u64;
     assert_eq!(Some(n), last_seq());
     // A play cut short by a kill is what the outbox held while it ran: partial, ended as
-    // it began. Every other play ran its full slot; only the first play of a freshly
-    // started process may have started late enough (over 500 ms virtual, 10 ms real) to
-    // count as partial.
+    // it began. Every other play covers its own slot; a few may be partial because the
+    // process woke late (500 ms virtual is only 10 ms real at this speed, and this test
+    // shares the machine with others), never because a play was lost or repeated.
     let crashed = |r: &playlists::wire::PlayRecord| {
         r.status == PlayStatus::Partial && r.duration_ms == 0 && r.ended_at == r.started_at
     };
     let (mut cut, mut late) = (0, 0);
-    for (i, r) in records.iter().enumerate() {
+    for r in &records {
         if crashed(r) {
             cut += 1;
         } else if r.status == PlayStatus::Partial {
-            let after_restart = i == 0 || crashed(&records[i - 1]);
+            let slot = chrono::Duration::seconds(15);
             assert!(
-                after_restart && r.started_at - r.slot_start < chrono::Duration::seconds(5),
-                "play {} is partial without a crash: {r:?}",
+                r.started_at >= r.slot_start
+                    && r.started_at - r.slot_start < chrono::Duration::seconds(5)
+                    && r.ended_at >= r.slot_start + slot - chrono::Duration::seconds(5),
+                "play {} is partial and does not cover its slot: {r:?}",
                 r.seq
             );
             late += 1;
@@ -161,7 +163,7 @@ async fn sigkill_never_loses_or_repeats_a_play() {
         "partial plays against the agent's recoveries"
     );
     eprintln!(
-        "{} kills: {n} plays up to {ended}, {cut} cut short, {late} late after a restart, {} batches",
+        "{} kills: {n} plays up to {ended}, {cut} cut short, {late} woke late, {} batches",
         KILLS + 1,
         ledger.counts().unwrap().batches
     );

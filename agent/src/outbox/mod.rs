@@ -77,6 +77,8 @@ pub enum Durability {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     pub seq: u64,
+    /// When the screen reported showing it (the web player); `None` keeps the start written.
+    pub started_at: Option<DateTime<Utc>>,
     pub ended_at: DateTime<Utc>,
     pub duration_ms: u64,
     pub status: PlayStatus,
@@ -282,6 +284,9 @@ impl Outbox {
                         "play {} is not in progress",
                         c.seq
                     )));
+                }
+                if let Some(started_at) = c.started_at {
+                    record.started_at = started_at;
                 }
                 record.ended_at = c.ended_at;
                 record.duration_ms = c.duration_ms;

@@ -37,6 +37,7 @@ fn start(slot_start: &str) -> Option<NewPlay> {
 fn done(seq: u64, ended: &str) -> Completion {
     Completion {
         seq,
+        started_at: None,
         ended_at: t(ended),
         duration_ms: 15_000,
         status: PlayStatus::Complete,

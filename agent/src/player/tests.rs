@@ -52,6 +52,7 @@ impl Rig {
             screen_id: "scr-1".into(),
             uploader: up_tx,
             now_playing: watch::channel(None).0,
+            web: None,
         };
         let task = tokio::spawn(player.run(shutdown.clone()));
         Rig {

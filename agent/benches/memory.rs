@@ -1,0 +1,180 @@
+//! Memory bench: the resident memory and idle CPU of the real `signage-agent` binary with
+//! 500 creatives in its sled cache, read from `/proc`. It prints figures and asserts
+//! nothing about them (the target, from the issue, is at most 15 MB resident and idle
+//! CPU near zero). The cache is filled through `agent::cache`; the agent runs offline
+//! (its broker and server ports are closed) with the system clock. Linux only.
+//!
+//! Run with `cargo bench -p agent --bench memory`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent::cache::Cache;
+use playlists::Sha256;
+
+const CREATIVES: usize = 500;
+const MIN_BYTES: usize = 60 << 10;
+const MAX_BYTES: usize = 200 << 10;
+const SETTLE: Duration = Duration::from_secs(5);
+const SAMPLE: Duration = Duration::from_secs(5);
+
+/// The RFC 8032 test key: any valid Ed25519 point will do, nothing is signed here.
+const SERVER_PUBLIC_KEY: &str = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+const SCREEN_SECRET_KEY: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+fn main() -> anyhow::Result<()> {
+    // Cargo builds the binary for benches and tells us where it is.
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_signage-agent"));
+    if !exe.exists() {
+        anyhow::bail!(
+            "{} is missing; build it with `cargo build --release -p agent`",
+            exe.display()
+        );
+    }
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let media_bytes = fill_cache(&data_dir)?;
+    let config = write_config(dir.path())?;
+
+    let mut agent = Agent(
+        Command::new(&exe)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--clock", "system"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let pid = agent.0.id();
+    std::thread::sleep(SETTLE);
+    if let Some(status) = agent.0.try_wait()? {
+        anyhow::bail!("the agent exited during start-up: {status}");
+    }
+    let ticks = clock_ticks_per_second();
+    let cpu_before = cpu_ticks(pid)?;
+    let started = Instant::now();
+    let mut rss_max = 0;
+    while started.elapsed() < SAMPLE {
+        rss_max = rss_max.max(status_kib(pid, "VmRSS")?);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let cpu_after = cpu_ticks(pid)?;
+    let wall = started.elapsed().as_secs_f64();
+    let rss = status_kib(pid, "VmRSS")?.max(rss_max);
+    let hwm = status_kib(pid, "VmHWM")?;
+    let threads = status_kib(pid, "Threads")?;
+    let cpu = (cpu_after - cpu_before) as f64 / ticks / wall * 100.0;
+    println!(
+        "agent RSS with {CREATIVES} cached creatives ({:.1} MiB of media): {:.1} MiB (peak {:.1} MiB); idle CPU over {:.0} s: {cpu:.2} %",
+        media_bytes as f64 / (1 << 20) as f64,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        wall,
+    );
+    println!("agent threads: {threads}");
+    Ok(())
+}
+
+/// Kills the agent however the bench ends.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Stores `CREATIVES` random creatives under their SHA-256; returns their total size.
+fn fill_cache(data_dir: &Path) -> anyhow::Result<u64> {
+    let (cache, _) = Cache::open(data_dir, u64::MAX, 1_700_000_000)?;
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut total = 0;
+    for i in 0..CREATIVES {
+        let len = MIN_BYTES + (rng.next() as usize) % (MAX_BYTES - MIN_BYTES);
+        let mut bytes = vec![0u8; len];
+        for chunk in bytes.chunks_mut(8) {
+            let word = rng.next().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+        let sha = Sha256::of(&bytes);
+        cache.put(sha.as_str(), &bytes, 1_700_000_000 + i as u64)?;
+        total += len as u64;
+    }
+    cache.flush()?;
+    Ok(total)
+}
+
+/// A config that keeps the agent offline: nothing listens on either port.
+fn write_config(dir: &Path) -> anyhow::Result<PathBuf> {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.local_addr()?.port()
+    };
+    let path = dir.join("agent.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"screen_id = "bench-memory-s1"
+mqtt_url = "mqtt://127.0.0.1:{closed}"
+server_url = "http://127.0.0.1:9"
+server_public_key = "{SERVER_PUBLIC_KEY}"
+screen_secret_key = "{SCREEN_SECRET_KEY}"
+"#
+        ),
+    )?;
+    Ok(path)
+}
+
+/// A `kB` (or plain count) field of `/proc/PID/status`.
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {field} in /proc/{pid}/status"))
+}
+
+/// utime + stime of `/proc/PID/stat`, in clock ticks.
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces; fields after it start with the state (field 3).
+    let after = text
+        .rsplit_once(')')
+        .ok_or_else(|| anyhow::anyhow!("odd /proc/{pid}/stat"))?
+        .1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |n: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(n - 3)
+            .ok_or_else(|| anyhow::anyhow!("short /proc/{pid}/stat"))?
+            .parse()?)
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Random enough that sled cannot shrink the media.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
