@@ -95,8 +95,6 @@ pub fn accept_command(
     Ok(cmd)
 }
 
-
-
 /// Checks an acknowledgement's signature and screen. Whether it names the batch in flight
 /// is the outbox's check.
 pub fn accept_ack(own: &ScreenId, key: &VerifyingKey, raw: &[u8]) -> Result<PopAck, Reject> {

@@ -202,7 +202,10 @@ async fn now(State(s): State<AppState>) -> Response {
     let mut resp = Json(s.link.current()).into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(HeaderName::from_static(NOW_HEADER), HeaderValue::from(now_ms));
+    headers.insert(
+        HeaderName::from_static(NOW_HEADER),
+        HeaderValue::from(now_ms),
+    );
     resp
 }
 
