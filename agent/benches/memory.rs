@@ -77,6 +77,13 @@ fn main() -> anyhow::Result<()> {
         wall,
     );
     println!("agent threads: {threads}");
+    if std::env::var_os("MEMORY_BENCH_DEBUG").is_some() {
+        println!(
+            "{}",
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?
+        );
+        let _ = Command::new("sh").arg("-c").arg(format!("du -sh {0}/*; ls -la {0}/cache.sled; awk '$2>1000' /proc/{pid}/smaps | head -0; grep -B1 -A3 '^Rss: *[0-9][0-9][0-9][0-9][0-9]' /proc/{pid}/smaps", data_dir.display())).status();
+    }
     Ok(())
 }
 

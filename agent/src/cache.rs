@@ -100,7 +100,7 @@ fn decode_meta(v: &[u8]) -> Option<(u64, u64)> {
 fn open_sled(path: &Path) -> Result<sled::Db, sled::Error> {
     let config = sled::Config::new()
         .path(path)
-        .cache_capacity(32 << 20)
+        .cache_capacity(2 << 20)
         .flush_every_ms(Some(1_000));
     // sled may panic rather than fail on some corruption; both mean "cannot open".
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {

@@ -251,7 +251,12 @@ enum Wait {
 
 #[derive(Debug, Default)]
 struct SimState {
+    /// The leader's horizon: time may run up to here.
     now: Option<DateTime<Utc>>,
+    /// This agent's own time: the horizon's first value, then each instant the player
+    /// waited for once the horizon reached it. Plays are stamped with it, so they start and
+    /// end exactly on their slot boundaries however far ahead the leader lets time run.
+    local: Option<DateTime<Utc>>,
     step: u64,
     waiting: Option<Wait>,
     last_ready: Option<(u64, DateTime<Utc>)>,
@@ -298,7 +303,7 @@ pub struct SimHandle {
 
 impl SimHandle {
     pub fn now(&self) -> Option<DateTime<Utc>> {
-        self.lock().now
+        self.lock().local
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
@@ -324,6 +329,7 @@ impl SimHandle {
             }
             st.step = msg.step;
             st.now = Some(msg.now);
+            st.local.get_or_insert(msg.now);
             if let Some(next) = st.next() {
                 self.report(&mut st, next);
             }
@@ -359,6 +365,7 @@ impl SimHandle {
                 let mut st = self.lock();
                 if let (Wait::Until(t), Some(now)) = (wait, st.now) {
                     if now >= t {
+                        st.local = Some(st.local.map_or(t, |l| l.max(t)));
                         st.waiting = None;
                         return;
                     }
@@ -489,10 +496,30 @@ mod tests {
             sim.advance(&step(4, "2023-12-18T08:00:00Z")),
             Err(SimError::Backwards { .. })
         ));
+        // The agent's own time is the last instant it waited for, not the horizon.
         assert_eq!(
             clock.mono_ms(),
-            t("2023-12-18T08:00:20Z").timestamp_millis()
+            t("2023-12-18T08:00:15Z").timestamp_millis()
         );
+    }
+
+    #[tokio::test]
+    async fn a_far_horizon_is_walked_slot_by_slot() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let clock = Clock::sim("s1", tx);
+        let sim = clock.as_sim().unwrap().clone();
+        sim.advance(&step(1, "2023-12-18T08:00:00Z")).unwrap();
+        sim.advance(&step(2, "2023-12-18T08:05:00Z")).unwrap();
+        for secs in [15, 30, 45, 300] {
+            let target = t("2023-12-18T08:00:00Z") + chrono::Duration::seconds(secs);
+            let mut sleep = pin!(clock.sleep_until(target));
+            assert_eq!(poll_once(sleep.as_mut()), Poll::Ready(()));
+            assert_eq!(clock.now(), Some(target));
+        }
+        let mut beyond = pin!(clock.sleep_until(t("2023-12-18T08:05:15Z")));
+        assert!(poll_once(beyond.as_mut()).is_pending());
+        assert_eq!(drain(&mut rx), vec![(2, "08:05:15".into())]);
+        assert_eq!(clock.now(), Some(t("2023-12-18T08:05:00Z")));
     }
 
     #[tokio::test]

@@ -1,12 +1,14 @@
 //! `signage simulate` (and the demo built on it): the real server with its embedded broker
 //! and redb store, one real `signage-agent` process per screen, all on a virtual clock.
 //!
-//! The clock is lock-step, so no agent can fall behind it: the leader publishes
-//! `{prefix}/sim/clock` = `{"v":1,"step":N,"now":T}` (retained); every agent finishes the
-//! work due at T and answers `{prefix}/sim/ready/{screen}` =
-//! `{"v":1,"screen_id":…,"step":N,"next":T2,"last_seq":S}`; only when every agent has
-//! answered step N does the clock move, to the earliest T2. `--speed` caps how fast
-//! virtual time may run against real time; it never lets an agent be overtaken.
+//! The clock is conservative lock-step, so no agent can fall behind it: the leader
+//! publishes a horizon `{prefix}/sim/clock` = `{"v":1,"step":N,"now":T}` (retained); every
+//! agent walks its own slot boundaries up to T (each play stamped with its exact slot
+//! times), and once it waits for a time beyond T answers `{prefix}/sim/ready/{screen}` =
+//! `{"v":1,"screen_id":…,"step":N,"next":T2,"last_seq":S}`. Only when every agent has
+//! answered step N does the horizon move, by a chunk (or to the earliest T2 if later).
+//! `--speed` caps how fast virtual time may run against real time; it never lets an agent
+//! be overtaken.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -357,6 +359,13 @@ async fn drive(
     );
 
     let real_start = Instant::now();
+    // How far one step may move the horizon: five minutes, or less when pacing to --speed.
+    let chunk = match opts.speed {
+        Some(speed) => {
+            chrono::Duration::milliseconds((speed * 250.0).clamp(1_000.0, 300_000.0) as i64)
+        }
+        None => chrono::Duration::minutes(5),
+    };
     let mut now = opts.from;
     let mut step = 0u64;
     let mut last_seq: HashMap<String, u64> = HashMap::new();
@@ -394,13 +403,10 @@ async fn drive(
         if now >= opts.to {
             break;
         }
+        // Every agent is blocked beyond `now`: grant the next horizon. Agents walk their own
+        // slot boundaries up to it, so a chunk of several slots costs one round trip.
         let earliest = next.values().min().copied().unwrap_or(opts.to);
-        let advance = if earliest > now {
-            earliest
-        } else {
-            now + chrono::Duration::seconds(1)
-        };
-        now = advance.min(opts.to);
+        now = earliest.max(now + chunk).min(opts.to);
         if let Some(speed) = opts.speed {
             let virtual_elapsed = (now - opts.from).num_milliseconds().max(0) as f64 / 1000.0;
             let due = real_start + Duration::from_secs_f64(virtual_elapsed / speed.max(1e-9));
