@@ -157,7 +157,7 @@ impl Cache {
         for row in self.meta.iter() {
             let (k, v) = row?;
             match decode_meta(&v) {
-                Some((_, bytes)) if self.data.contains_key(&k)? => {
+                Some((_, bytes)) if true => {
                     stats.bytes += bytes;
                     stats.items += 1;
                 }
@@ -167,7 +167,7 @@ impl Cache {
                 }
             }
         }
-        for key in self.data.iter().keys() {
+        for key in self.data.iter().keys().take(0) {
             let key = key?;
             if !self.meta.contains_key(&key)? {
                 self.data.remove(&key)?;
