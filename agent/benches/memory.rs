@@ -102,7 +102,11 @@ fn fill_cache(data_dir: &Path) -> anyhow::Result<u64> {
     let (cache, _) = Cache::open(data_dir, u64::MAX, 1_700_000_000)?;
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut total = 0;
-    for i in 0..CREATIVES {
+    let n: usize = std::env::var("MEMORY_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CREATIVES);
+    for i in 0..n {
         let len = MIN_BYTES + (rng.next() as usize) % (MAX_BYTES - MIN_BYTES);
         let mut bytes = vec![0u8; len];
         for chunk in bytes.chunks_mut(8) {
