@@ -3,7 +3,10 @@
 //! the scaled clock, and the ledger checks of the crash and offline tests.
 
 pub mod agent_proc;
+pub mod env;
 pub mod ledger_check;
+
+pub use env::TestEnv;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -8,11 +8,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::{PlayStatus, Status, Topics};
-use server::app::{self, MqttTarget};
-use server::store::Store;
+use playlists::wire::{PlayStatus, Status};
+use server::app::{self};
 use tests::agent_proc::{scaled_args, wait_for, AgentProc, Rng};
-use tokio_util::sync::CancellationToken;
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 /// 15 s slots in 300 ms of real time. A play is `complete` when it starts within 500 ms of
@@ -31,35 +29,10 @@ fn status(handle: &app::Handle) -> Option<Status> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_never_loses_or_repeats_a_play() {
-    let tmp = tempfile::tempdir().unwrap();
-    let broker = server::broker::start(None).await.unwrap();
-    let store = Store::open(&tmp.path().join("server")).unwrap();
-    server::import::import(&store, &tests::beijing()).unwrap();
-    let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = MqttTarget {
-        host: "127.0.0.1".into(),
-        port: broker.addr.port(),
-        shared_subscription: true,
-    };
-    let handle = app::start(
-        store.clone(),
-        target,
-        listener,
-        Topics::default(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let config = server::provision::provision(
-        &store,
-        SCREEN,
-        &broker.url(),
-        &format!("http://{}", handle.http_addr),
-        "signage/v1",
-    )
-    .unwrap();
-    let mut agent = AgentProc::new(&tmp.path().join("agent"), &config);
+    let env = tests::TestEnv::spawn(None).await;
+    let (store, handle) = (&env.store, &env.handle);
+    let config = env.provision(SCREEN);
+    let mut agent = AgentProc::new(&env.tmp.path().join("agent"), &config);
 
     // Installation: on a sim clock that nobody drives, the agent takes its schedule and
     // media but plays nothing; a clean stop keeps both.
@@ -168,6 +141,5 @@ async fn sigkill_never_loses_or_repeats_a_play() {
         ledger.counts().unwrap().batches
     );
 
-    shutdown.cancel();
-    handle.wait().await;
+    env.stop().await;
 }

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use playlists::wire::schedule::{ScheduleBody, KIND};
 use playlists::wire::{Keypair, ScheduleDoc, Topics};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
-use server::app::{self, MqttTarget};
-use server::store::Store;
-use tokio_util::sync::CancellationToken;
+use server::app::{self};
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 
@@ -25,34 +23,9 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_replayed_schedules_are_ignored() {
     let mosquitto = tests::Mosquitto::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(&tmp.path().join("server")).unwrap();
-    server::import::import(&store, &tests::beijing()).unwrap();
-    let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = MqttTarget {
-        host: "127.0.0.1".into(),
-        port: mosquitto.port,
-        shared_subscription: true,
-    };
-    let handle = app::start(
-        store.clone(),
-        target,
-        listener,
-        Topics::default(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-
-    let config = server::provision::provision(
-        &store,
-        SCREEN,
-        &mosquitto.url(),
-        &format!("http://{}", handle.http_addr),
-        "signage/v1",
-    )
-    .unwrap();
+    let env = tests::TestEnv::spawn(Some(mosquitto.port)).await;
+    let (store, handle, tmp) = (&env.store, &env.handle, &env.tmp);
+    let config = env.provision(SCREEN);
     let agent_dir = tmp.path().join("agent");
     std::fs::create_dir_all(agent_dir.join("data")).unwrap();
     std::fs::write(agent_dir.join("agent.toml"), config).unwrap();
@@ -77,7 +50,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
             .and_then(|s| s.online.then_some(s.schedule_version).flatten())
     };
     wait_for("the agent to apply schedule version 1", || {
-        version(&handle) == Some(1)
+        version(handle) == Some(1)
     })
     .await;
 
@@ -124,7 +97,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
     server::import::import(&store, &changed).unwrap();
     assert!(handle.publish_schedules(false).await.unwrap() > 0);
     wait_for("the agent to apply schedule version 2", || {
-        version(&handle) == Some(2)
+        version(handle) == Some(2)
     })
     .await;
 
@@ -164,7 +137,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
     })
     .await;
     assert_eq!(
-        version(&handle),
+        version(handle),
         Some(2),
         "a forged or replayed schedule was applied"
     );
@@ -172,6 +145,5 @@ async fn forged_and_replayed_schedules_are_ignored() {
 
     forger_task.abort();
     let _ = agent.start_kill();
-    shutdown.cancel();
-    handle.wait().await;
+    env.stop().await;
 }

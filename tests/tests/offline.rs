@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::pop::MAX_BATCH_RECORDS;
-use playlists::wire::{Status, Topics};
+use playlists::wire::Status;
 use playlists::{Planner, ScreenId};
-use server::app::{self, MqttTarget};
-use server::store::Store;
+use server::app::{self};
 use tests::agent_proc::{scaled_args, wait_for, AgentProc};
-use tokio_util::sync::CancellationToken;
 
 const SCREEN: &str = "bj-community-jiuxianqiao-s1";
 /// 72 hours in 43.2 s; a 30 s slot in 5 ms. The player skips a slot when it wakes more than
@@ -37,34 +35,10 @@ fn status(handle: &app::Handle) -> Option<Status> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seventy_two_hours_offline_lose_nothing() {
     let mut mosquitto = tests::Mosquitto::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(&tmp.path().join("server")).unwrap();
-    server::import::import(&store, &tests::beijing()).unwrap();
-    let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = MqttTarget {
-        host: "127.0.0.1".into(),
-        port: mosquitto.port,
-        shared_subscription: true,
-    };
-    let handle = app::start(
-        store.clone(),
-        target,
-        listener,
-        Topics::default(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let config = server::provision::provision(
-        &store,
-        SCREEN,
-        &mosquitto.url(),
-        &format!("http://{}", handle.http_addr),
-        "signage/v1",
-    )
-    .unwrap();
-    let mut agent = AgentProc::new(&tmp.path().join("agent"), &config);
+    let env = tests::TestEnv::spawn(Some(mosquitto.port)).await;
+    let (store, handle) = (&env.store, &env.handle);
+    let config = env.provision(SCREEN);
+    let mut agent = AgentProc::new(&env.tmp.path().join("agent"), &config);
 
     // Installation: schedule and media, no plays (a sim clock nobody drives).
     agent.spawn(&["--clock".into(), "sim".into()]);
@@ -223,6 +197,5 @@ async fn seventy_two_hours_offline_lose_nothing() {
     );
     assert!(backlog_batches > 1);
 
-    shutdown.cancel();
-    handle.wait().await;
+    env.stop().await;
 }
