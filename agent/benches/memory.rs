@@ -77,13 +77,6 @@ fn main() -> anyhow::Result<()> {
         wall,
     );
     println!("agent threads: {threads}");
-    if std::env::var_os("MEMORY_BENCH_DEBUG").is_some() {
-        println!(
-            "{}",
-            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?
-        );
-        let _ = Command::new("sh").arg("-c").arg(format!("du -sh {0}/*; ls -la {0}/cache.sled; awk '$2>1000' /proc/{pid}/smaps | head -0; grep -B1 -A3 '^Rss: *[0-9][0-9][0-9][0-9][0-9]' /proc/{pid}/smaps", data_dir.display())).status();
-    }
     Ok(())
 }
 
@@ -102,11 +95,7 @@ fn fill_cache(data_dir: &Path) -> anyhow::Result<u64> {
     let (cache, _) = Cache::open(data_dir, u64::MAX, 1_700_000_000)?;
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     let mut total = 0;
-    let n: usize = std::env::var("MEMORY_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CREATIVES);
-    for i in 0..n {
+    for i in 0..CREATIVES {
         let len = MIN_BYTES + (rng.next() as usize) % (MAX_BYTES - MIN_BYTES);
         let mut bytes = vec![0u8; len];
         for chunk in bytes.chunks_mut(8) {

@@ -97,10 +97,24 @@ fn decode_meta(v: &[u8]) -> Option<(u64, u64)> {
     Some((added, bytes))
 }
 
+fn transaction_error(e: sled::transaction::TransactionError<()>) -> CacheError {
+    match e {
+        sled::transaction::TransactionError::Storage(e) => CacheError::Sled(e),
+        sled::transaction::TransactionError::Abort(()) => {
+            CacheError::Sled(sled::Error::Unsupported("aborted".into()))
+        }
+    }
+}
+
+/// sled's page cache, kept small: a kiosk reads each creative once to verify it and then
+/// only checks that it is there (see [`Cache::playable`]).
+const SLED_CACHE_BYTES: u64 = 4 << 20;
+
 fn open_sled(path: &Path) -> Result<sled::Db, sled::Error> {
     let config = sled::Config::new()
         .path(path)
-        .cache_capacity(2 << 20)
+        .mode(sled::Mode::LowSpace)
+        .cache_capacity(SLED_CACHE_BYTES)
         .flush_every_ms(Some(1_000));
     // sled may panic rather than fail on some corruption; both mean "cannot open".
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
@@ -150,27 +164,22 @@ impl Cache {
         Ok((cache, note))
     }
 
-    /// Drops meta rows without media and media without meta (from an interrupted write),
-    /// then counts what is left.
+    /// Counts the entries from the meta tree alone. `put` and `remove` change both trees
+    /// in one transaction, so they agree; reading the media tree here would pull every
+    /// creative through memory (sled keeps values inline in leaves of up to 16 entries,
+    /// and the allocator keeps what it touched), tens of MB on a full kiosk.
     fn reconcile(&self) -> Result<(), CacheError> {
         let mut stats = CacheStats::default();
         for row in self.meta.iter() {
             let (k, v) = row?;
             match decode_meta(&v) {
-                Some((_, bytes)) if true => {
+                Some((_, bytes)) => {
                     stats.bytes += bytes;
                     stats.items += 1;
                 }
-                _ => {
-                    self.meta.remove(&k)?;
-                    self.data.remove(&k)?;
+                None => {
+                    self.remove(&String::from_utf8_lossy(&k))?;
                 }
-            }
-        }
-        for key in self.data.iter().keys().take(0) {
-            let key = key?;
-            if !self.meta.contains_key(&key)? {
-                self.data.remove(&key)?;
             }
         }
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
@@ -204,12 +213,7 @@ impl Cache {
                 d.insert(sha256.as_bytes(), bytes)?;
                 Ok(m.insert(sha256.as_bytes(), &meta[..])?)
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => CacheError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    CacheError::Sled(sled::Error::Unsupported("aborted".into()))
-                }
-            })?;
+            .map_err(transaction_error)?;
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, old)) = previous.as_deref().and_then(decode_meta) {
             stats.bytes -= old.min(stats.bytes);
@@ -263,8 +267,12 @@ impl Cache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(sha256);
-        let old = self.meta.remove(sha256.as_bytes())?;
-        self.data.remove(sha256.as_bytes())?;
+        let old = (&self.data, &self.meta)
+            .transaction(|(d, m)| {
+                d.remove(sha256.as_bytes())?;
+                Ok(m.remove(sha256.as_bytes())?)
+            })
+            .map_err(transaction_error)?;
         if let Some((_, bytes)) = old.as_deref().and_then(decode_meta) {
             let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             stats.bytes -= bytes.min(stats.bytes);

@@ -252,7 +252,7 @@ enum Wait {
 #[derive(Debug, Default)]
 struct SimState {
     /// The leader's horizon: time may run up to here.
-    now: Option<DateTime<Utc>>,
+    horizon: Option<DateTime<Utc>>,
     /// This agent's own time: the horizon's first value, then each instant the player
     /// waited for once the horizon reached it. Plays are stamped with it, so they start and
     /// end exactly on their slot boundaries however far ahead the leader lets time run.
@@ -265,7 +265,7 @@ struct SimState {
 impl SimState {
     /// The time the waiter needs next, if it is waiting for a time after `now`.
     fn next(&self) -> Option<DateTime<Utc>> {
-        let now = self.now?;
+        let now = self.horizon?;
         match self.waiting? {
             Wait::Until(t) if t > now => Some(t),
             Wait::Until(_) => None,
@@ -314,13 +314,13 @@ impl SimHandle {
     pub fn advance(&self, msg: &SimClock) -> Result<(), SimError> {
         {
             let mut st = self.lock();
-            if st.now.is_some() && msg.step < st.step {
+            if st.horizon.is_some() && msg.step < st.step {
                 return Err(SimError::OldStep {
                     got: msg.step,
                     current: st.step,
                 });
             }
-            if let Some(current) = st.now.filter(|c| msg.now < *c) {
+            if let Some(current) = st.horizon.filter(|c| msg.now < *c) {
                 return Err(SimError::Backwards {
                     step: msg.step,
                     got: msg.now,
@@ -328,7 +328,7 @@ impl SimHandle {
                 });
             }
             st.step = msg.step;
-            st.now = Some(msg.now);
+            st.horizon = Some(msg.now);
             st.local.get_or_insert(msg.now);
             if let Some(next) = st.next() {
                 self.report(&mut st, next);
@@ -363,7 +363,7 @@ impl SimHandle {
         loop {
             {
                 let mut st = self.lock();
-                if let (Wait::Until(t), Some(now)) = (wait, st.now) {
+                if let (Wait::Until(t), Some(now)) = (wait, st.horizon) {
                     if now >= t {
                         st.local = Some(st.local.map_or(t, |l| l.max(t)));
                         st.waiting = None;

@@ -40,7 +40,7 @@ async fn sigkill_never_loses_or_repeats_a_play() {
     wait_for(
         "the agent to hold its schedule and media",
         Duration::from_secs(60),
-        || status(&handle).is_some_and(|s| s.online && s.media_ready),
+        || status(handle).is_some_and(|s| s.online && s.media_ready),
         || agent.log_tail(),
     )
     .await;
@@ -77,7 +77,7 @@ async fn sigkill_never_loses_or_repeats_a_play() {
         "the ledger to hold everything the agent wrote",
         Duration::from_secs(60),
         || {
-            status(&handle).is_some_and(|s| {
+            status(handle).is_some_and(|s| {
                 s.online
                     && s.at.is_some_and(|at| at >= night)
                     && s.outbox_backlog == 0
@@ -88,7 +88,7 @@ async fn sigkill_never_loses_or_repeats_a_play() {
         || {
             format!(
                 "status {:?}, ledger {:?}\n{}",
-                status(&handle),
+                status(handle),
                 last_seq(),
                 agent.log_tail()
             )
@@ -97,7 +97,7 @@ async fn sigkill_never_loses_or_repeats_a_play() {
     .await;
     agent.terminate().await;
 
-    let records = tests::ledger_check::checked_plays(&store, ledger, SCREEN);
+    let records = tests::ledger_check::checked_plays(store, ledger, SCREEN);
     let n = records.len() as u64;
     assert_eq!(Some(n), last_seq());
     // A play cut short by a kill is what the outbox held while it ran: partial, ended as

@@ -94,7 +94,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
             .unwrap();
         c["weight"] = 2.into();
     });
-    server::import::import(&store, &changed).unwrap();
+    server::import::import(store, &changed).unwrap();
     assert!(handle.publish_schedules(false).await.unwrap() > 0);
     wait_for("the agent to apply schedule version 2", || {
         version(handle) == Some(2)

@@ -11,13 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::{PlayRecord, Status, Topics};
+use playlists::wire::{PlayRecord, Status};
 use playlists::{Planner, ScreenId};
-use server::app::{self, MqttTarget};
+use server::app::{self};
 use server::ledger::{Dimension, Query};
 use server::store::Store;
 use tests::agent_proc::{scaled_args, wait_for, AgentProc};
-use tokio_util::sync::CancellationToken;
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -120,34 +119,9 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
         "{CHROMIUM} is missing: the kiosk test drives Debian's Chromium. Install it with \
          `scripts/setup.sh --with-browser` (or `apt-get install -y chromium chromium-driver`)."
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let broker = server::broker::start(None).await.unwrap();
-    let store = Store::open(&tmp.path().join("server")).unwrap();
-    server::import::import(&store, &tests::beijing()).unwrap();
-    let shutdown = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = MqttTarget {
-        host: "127.0.0.1".into(),
-        port: broker.addr.port(),
-        shared_subscription: true,
-    };
-    let handle = app::start(
-        store.clone(),
-        target,
-        listener,
-        Topics::default(),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let config = server::provision::provision(
-        &store,
-        SCREEN,
-        &broker.url(),
-        &format!("http://{}", handle.http_addr),
-        "signage/v1",
-    )
-    .unwrap();
+    let env = tests::TestEnv::spawn(None).await;
+    let (store, handle, tmp) = (&env.store, &env.handle, &env.tmp);
+    let config = env.provision(SCREEN);
 
     let mut agent = AgentProc::new(&tmp.path().join("agent"), &config);
     let anchor_ms = Utc::now().timestamp_millis();
@@ -176,13 +150,13 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
     wait_for(
         "the agent to hold its schedule and media",
         Duration::from_secs(60),
-        || status(&handle).is_some_and(|s| s.online && s.media_ready),
+        || status(handle).is_some_and(|s| s.online && s.media_ready),
         || agent.log_tail(),
     )
     .await;
     // Plays started before the media arrived failed; let one slot start with it cached.
     let first_slot_with_media = {
-        let plan = planned(&store, virtual_now());
+        let plan = planned(store, virtual_now());
         plan.get(1).map(|(at, _)| *at).expect("a play planned next")
     };
     let wait = (first_slot_with_media - virtual_now())
@@ -192,7 +166,7 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
 
     // The DOM: the planned creative of the slot at the dump's start (or the next one).
     let at = virtual_now();
-    let expect = planned(&store, at);
+    let expect = planned(store, at);
     let profile = tmp.path().join("chromium-dom");
     let dom = chromium(&profile, &url, &["--dump-dom".into()]).await;
     let shown = attr(&dom, "data-creative-id")
@@ -239,11 +213,11 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
         "the shown play in the ledger",
         Duration::from_secs(40),
         || {
-            ledger_plays(&handle)
+            ledger_plays(handle)
                 .iter()
                 .any(|r| r.slot_start == shown_slot && r.creative_id == shown)
         },
-        || format!("ledger {:?}\n{}", ledger_plays(&handle), agent.log_tail()),
+        || format!("ledger {:?}\n{}", ledger_plays(handle), agent.log_tail()),
     )
     .await;
     assert!(
@@ -253,5 +227,5 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
     );
 
     agent.terminate().await;
-    shutdown.cancel();
+    env.stop().await;
 }

@@ -45,7 +45,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
     wait_for(
         "the agent to hold its schedule and media",
         Duration::from_secs(60),
-        || status(&handle).is_some_and(|s| s.online && s.media_ready),
+        || status(handle).is_some_and(|s| s.online && s.media_ready),
         || agent.log_tail(),
     )
     .await;
@@ -123,7 +123,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
         "the ledger to hold everything the agent wrote",
         Duration::from_secs(60),
         || {
-            status(&handle).is_some_and(|s| {
+            status(handle).is_some_and(|s| {
                 s.online
                     && s.at.is_some_and(|at| at >= night)
                     && s.outbox_backlog == 0
@@ -133,7 +133,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
         || {
             format!(
                 "status {:?}, ledger {:?}\n{}",
-                status(&handle),
+                status(handle),
                 last_seq(),
                 agent.log_tail()
             )
@@ -143,7 +143,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
     agent.terminate().await;
 
     // Nothing lost, no gap, every play the planner's.
-    let records = tests::ledger_check::checked_plays(&store, ledger, SCREEN);
+    let records = tests::ledger_check::checked_plays(store, ledger, SCREEN);
     assert_eq!(Some(records.len() as u64), last_seq());
 
     // Every slot of the outage that plans a play was played.
@@ -178,7 +178,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
     );
 
     // The backlog went up in bounded batches.
-    let per_batch = tests::ledger_check::records_per_batch(&store, SCREEN);
+    let per_batch = tests::ledger_check::records_per_batch(store, SCREEN);
     let largest = per_batch.values().copied().max().unwrap_or(0);
     eprintln!(
         "{} batches, largest {largest}: {per_batch:?}",
