@@ -14,6 +14,8 @@ pub enum BrokerError {
     Port(std::io::Error),
     #[error("embedded broker config: {0}")]
     Config(String),
+    #[error("cannot run the embedded broker on {0}: {1} (another broker there? use it with --mqtt-url, or set embedded_broker in --config)")]
+    InUse(SocketAddr, std::io::Error),
     #[error("embedded broker on {0} did not accept connections")]
     NotReady(SocketAddr),
 }
@@ -38,7 +40,12 @@ pub fn free_port() -> std::io::Result<u16> {
 /// Starts rumqttd on `addr` (or a free loopback port) and waits until it accepts MQTT.
 pub async fn start(addr: Option<SocketAddr>) -> Result<EmbeddedBroker, BrokerError> {
     let addr = match addr {
-        Some(a) => a,
+        // rumqttd only logs a failed bind, and the readiness probe below would then reach
+        // whatever else listens there: make sure the port is ours to take.
+        Some(a) => {
+            TcpListener::bind(a).map_err(|e| BrokerError::InUse(a, e))?;
+            a
+        }
         None => SocketAddr::from(([127, 0, 0, 1], free_port().map_err(BrokerError::Port)?)),
     };
     let toml_text = format!(
