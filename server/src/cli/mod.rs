@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::Dimension;
+
+mod commands;
+
 use crate::report::Window;
+use commands::{bench_plan, demo, serve, write_private};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -364,37 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             data_dir,
             speed,
-        } => runtime()?.block_on(async move {
-            anyhow::ensure!(from < to, "--from must be before --to");
-            let mut opts = crate::sim::SimOptions::new(
-                scenario,
-                from,
-                to,
-                data_dir,
-                crate::sim::agent_binary()?,
-            );
-            opts.speed = speed;
-            let outcome = crate::sim::simulate(opts, shutdown_token()).await?;
-            let ledger = crate::ledger::Ledger::open(outcome.store.db())?;
-            let rows = crate::report::rows(
-                &outcome.store,
-                &ledger,
-                Dimension::Venue,
-                &Window::default(),
-                None,
-            )?;
-            let mut by_type: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
-            for r in rows {
-                let e = by_type.entry(r.detail).or_default();
-                e.0 += r.planned;
-                e.1 += r.delivered;
-            }
-            println!("{:<40} {:>9} {:>9}", "venue_type", "planned", "delivered");
-            for (t, (p, d)) in &by_type {
-                println!("{t:<40} {p:>9} {d:>9}");
-            }
-            Ok(sim_verdict(&outcome))
-        }),
+        } => runtime()?.block_on(commands::simulate(scenario, from, to, data_dir, speed)),
         Command::Report {
             what,
             data_dir,
@@ -471,172 +445,4 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => bench_plan(&scenario, from, to, runs),
     }
-}
-
-fn sim_verdict(outcome: &crate::sim::SimOutcome) -> ExitCode {
-    println!(
-        "planned {} plays, ledger holds {}; {} in {:.1} s",
-        outcome.planned,
-        outcome.delivered,
-        if outcome.ledger_equals_plan {
-            "the ledger equals the plan, play by play".to_owned()
-        } else {
-            format!(
-                "MISMATCH: {} planned plays missing, {} unexpected records",
-                outcome.missing, outcome.unexpected
-            )
-        },
-        outcome.elapsed.as_secs_f64()
-    );
-    if outcome.ledger_equals_plan {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-async fn demo(
-    data_dir: Option<PathBuf>,
-    keep_running: bool,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    speed: Option<f64>,
-) -> anyhow::Result<ExitCode> {
-    let temp;
-    let data_dir = match data_dir {
-        Some(d) => d,
-        None => {
-            temp = tempfile_dir()?;
-            temp.clone()
-        }
-    };
-    println!(
-        "signage demo: Beijing Role Models, {} to {}, data in {}",
-        from.to_rfc3339(),
-        to.to_rfc3339(),
-        data_dir.display()
-    );
-    let mut opts = crate::sim::SimOptions::new(
-        default_scenario(),
-        from,
-        to,
-        data_dir.clone(),
-        crate::sim::agent_binary()?,
-    );
-    opts.speed = speed;
-    opts.keep_running = keep_running;
-    let outcome = crate::sim::simulate(opts, shutdown_token()).await?;
-    let ledger = crate::ledger::Ledger::open(outcome.store.db())?;
-    let rows = crate::report::rows(
-        &outcome.store,
-        &ledger,
-        Dimension::Venue,
-        &Window::default(),
-        None,
-    )?;
-    let mut out = std::io::stdout().lock();
-    crate::report::write_rows(
-        Dimension::Venue,
-        &rows,
-        crate::report::Format::Table,
-        &mut out,
-    )?;
-    let code = sim_verdict(&outcome);
-    println!(
-        "reports: signage report venues --data-dir {}",
-        data_dir.display()
-    );
-    Ok(code)
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::temp_dir().join(format!(
-        "signage-demo-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp()
-    ));
-    std::fs::create_dir_all(&base)?;
-    Ok(base)
-}
-
-async fn serve(
-    data_dir: &Path,
-    config: Option<&Path>,
-    mqtt_url: Option<String>,
-    http: Option<SocketAddr>,
-) -> anyhow::Result<ExitCode> {
-    let config = crate::config::Config::load(config, mqtt_url, http)?;
-    let store = crate::store::Store::open(data_dir)?;
-    let shutdown = shutdown_token();
-    let (host, port) = match &config.mqtt_url {
-        Some(url) => crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?,
-        None => {
-            let broker = crate::broker::start(Some(config.embedded_broker)).await?;
-            tracing::info!(addr = %broker.addr, "embedded MQTT broker running");
-            (broker.addr.ip().to_string(), broker.addr.port())
-        }
-    };
-    let listener = tokio::net::TcpListener::bind(config.http).await?;
-    // rumqttd 0.20's shared subscriptions reorder and drop messages under load: the
-    // embedded broker serves one server, so it subscribes plainly.
-    let shared_subscription = config.shared_subscription && config.mqtt_url.is_some();
-    let target = crate::app::MqttTarget {
-        host,
-        port,
-        shared_subscription,
-    };
-    let handle = crate::app::start(
-        store,
-        target,
-        listener,
-        playlists::wire::Topics::new(&config.topic_prefix),
-        shutdown.clone(),
-    )
-    .await?;
-    tracing::info!(http = %handle.http_addr, "signage server running");
-    println!(
-        "signage server: http://{} (Ctrl-C to stop)",
-        handle.http_addr
-    );
-    shutdown.cancelled().await;
-    handle.wait().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn bench_plan(
-    scenario: &Path,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    runs: u32,
-) -> anyhow::Result<ExitCode> {
-    let loaded = crate::import::load(scenario)?;
-    let schedules = crate::plan::schedules(&loaded.scenario.catalogue, &[])?;
-    let slots: i64 = schedules
-        .iter()
-        .map(|s| (to - from).num_seconds() / i64::from(s.screen.slot_seconds))
-        .sum();
-    let mut best = f64::MAX;
-    let mut plays = 0;
-    for _ in 0..runs.max(1) {
-        let mut sink =
-            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create("/dev/null")?);
-        let t = std::time::Instant::now();
-        plays = crate::plan::write_plan(&schedules, from, to, crate::plan::Format::Csv, &mut sink)?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    println!(
-        "plan bench: {} screens, {slots} slots, {plays} plays, CSV to /dev/null: best of {runs} {best:.3} s = {:.0} slots/s",
-        schedules.len(),
-        slots as f64 / best
-    );
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,127 @@
+//! The `signage-scenario/1` file as written on disk: serde types only, validated into the
+//! domain by the parent module.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    pub format: String,
+    pub name: String,
+    pub timezone: String,
+    pub window: FileWindow,
+    pub venues: Vec<FileVenue>,
+    pub screens: Vec<FileScreen>,
+    pub creatives: Vec<FileCreative>,
+    pub campaigns: Vec<FileCampaign>,
+    #[serde(default)]
+    pub events: Vec<FileEvent>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWindow {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileVenue {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub name_en: Option<String>,
+    #[serde(rename = "type")]
+    pub venue_type: String,
+    #[serde(default)]
+    pub openooh_id: Option<u32>,
+    #[serde(default)]
+    pub district: Option<String>,
+    #[serde(default)]
+    pub location: Option<FileLocation>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub operating_hours: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLocation {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileScreen {
+    pub id: String,
+    pub venue: String,
+    pub resolution: FileResolution,
+    #[serde(default = "default_slot")]
+    pub slot_seconds: u32,
+}
+
+fn default_slot() -> u32 {
+    15
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileResolution {
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCreative {
+    pub id: String,
+    pub file: String,
+    pub kind: String,
+    pub duration_seconds: u32,
+    #[serde(default)]
+    pub title: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCampaign {
+    pub id: String,
+    pub name: String,
+    pub priority: String,
+    pub weight: u32,
+    pub flight: FileWindow,
+    pub dayparts: Vec<String>,
+    #[serde(default)]
+    pub target: FileTarget,
+    pub creatives: Vec<String>,
+    #[serde(default)]
+    pub max_plays_per_hour: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTarget {
+    pub screens: Option<Vec<String>>,
+    pub venues: Option<Vec<String>>,
+    pub venue_types: Option<Vec<serde_json::Value>>,
+    pub districts: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEvent {
+    pub at: String,
+    pub action: String,
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub target: Option<FileTarget>,
+    #[serde(default)]
+    pub creatives: Vec<String>,
+}
