@@ -283,3 +283,17 @@ fn spawn_fatal<E: std::fmt::Display + Send + 'static>(
         }
     });
 }
+
+/// An error and its causes on one line, each cause once (messages that already quote
+/// their cause are not repeated).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
