@@ -86,3 +86,76 @@ impl TestEnv {
         self.handle.wait().await;
     }
 }
+
+impl TestEnv {
+    /// Waits until `screen` is online with every creative of its schedule cached.
+    pub async fn wait_media_ready(&self, screen: &str, agent: &crate::agent_proc::AgentProc) {
+        crate::agent_proc::wait_for(
+            "the agent to hold its schedule and media",
+            std::time::Duration::from_secs(60),
+            || {
+                self.status(screen)
+                    .is_some_and(|s| s.online && s.media_ready)
+            },
+            || agent.log_tail(),
+        )
+        .await;
+    }
+
+    /// Installation: on a sim clock nobody drives, the agent takes its schedule and media
+    /// but plays nothing; a clean stop keeps both.
+    pub async fn install(&self, screen: &str, agent: &mut crate::agent_proc::AgentProc) {
+        agent.spawn(&["--clock".into(), "sim".into()]);
+        self.wait_media_ready(screen, agent).await;
+        agent.terminate().await;
+    }
+
+    /// Restarts the agent on a timeline at `night` (its venue closed, so nothing new plays),
+    /// waits until the ledger holds every record it wrote and its outbox is empty, and
+    /// stops it. Returns the last seq.
+    pub async fn drain(
+        &self,
+        screen: &str,
+        agent: &mut crate::agent_proc::AgentProc,
+        night: chrono::DateTime<chrono::Utc>,
+    ) -> u64 {
+        agent.spawn(&crate::agent_proc::scaled_args(
+            night,
+            chrono::Utc::now().timestamp_millis(),
+            1.0,
+        ));
+        let ledger = &self.handle.shared.ledger;
+        let last_seq = || {
+            ledger
+                .counts()
+                .expect("ledger counts")
+                .last_seq
+                .get(screen)
+                .copied()
+        };
+        crate::agent_proc::wait_for(
+            "the ledger to hold everything the agent wrote",
+            std::time::Duration::from_secs(60),
+            || {
+                self.status(screen).is_some_and(|s| {
+                    s.online
+                        && s.at.is_some_and(|at| at >= night)
+                        && s.outbox_backlog == 0
+                        && s.last_seq > 0
+                        && last_seq() == Some(s.last_seq)
+                })
+            },
+            || {
+                format!(
+                    "status {:?}, ledger {:?}\n{}",
+                    self.status(screen),
+                    last_seq(),
+                    agent.log_tail()
+                )
+            },
+        )
+        .await;
+        agent.terminate().await;
+        last_seq().expect("records in the ledger")
+    }
+}

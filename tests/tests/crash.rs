@@ -8,9 +8,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::{PlayStatus, Status};
-use server::app::{self};
-use tests::agent_proc::{scaled_args, wait_for, AgentProc, Rng};
+use playlists::wire::PlayStatus;
+use tests::agent_proc::{scaled_args, AgentProc, Rng};
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 /// 15 s slots in 300 ms of real time. A play is `complete` when it starts within 500 ms of
@@ -23,10 +22,6 @@ fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn status(handle: &app::Handle) -> Option<Status> {
-    handle.shared.fleet.lock().unwrap().get(SCREEN).cloned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_never_loses_or_repeats_a_play() {
     let env = tests::TestEnv::spawn(None).await;
@@ -34,17 +29,7 @@ async fn sigkill_never_loses_or_repeats_a_play() {
     let config = env.provision(SCREEN);
     let mut agent = AgentProc::new(&env.tmp.path().join("agent"), &config);
 
-    // Installation: on a sim clock that nobody drives, the agent takes its schedule and
-    // media but plays nothing; a clean stop keeps both.
-    agent.spawn(&["--clock".into(), "sim".into()]);
-    wait_for(
-        "the agent to hold its schedule and media",
-        Duration::from_secs(60),
-        || status(handle).is_some_and(|s| s.online && s.media_ready),
-        || agent.log_tail(),
-    )
-    .await;
-    agent.terminate().await;
+    env.install(SCREEN, &mut agent).await;
 
     // The crashes, on one timeline from 08:00 local.
     let seed = Rng::seed();
@@ -70,36 +55,12 @@ async fn sigkill_never_loses_or_repeats_a_play() {
 
     // Back at night, when the station is closed: nothing plays, the outbox drains.
     let night = t("2023-12-21T02:00:00+08:00");
-    agent.spawn(&scaled_args(night, Utc::now().timestamp_millis(), 1.0));
+    let drained = env.drain(SCREEN, &mut agent, night).await;
     let ledger = &handle.shared.ledger;
-    let last_seq = || ledger.counts().unwrap().last_seq.get(SCREEN).copied();
-    wait_for(
-        "the ledger to hold everything the agent wrote",
-        Duration::from_secs(60),
-        || {
-            status(handle).is_some_and(|s| {
-                s.online
-                    && s.at.is_some_and(|at| at >= night)
-                    && s.outbox_backlog == 0
-                    && s.last_seq > 0
-                    && last_seq() == Some(s.last_seq)
-            })
-        },
-        || {
-            format!(
-                "status {:?}, ledger {:?}\n{}",
-                status(handle),
-                last_seq(),
-                agent.log_tail()
-            )
-        },
-    )
-    .await;
-    agent.terminate().await;
 
     let records = tests::ledger_check::checked_plays(store, ledger, SCREEN);
     let n = records.len() as u64;
-    assert_eq!(Some(n), last_seq());
+    assert_eq!(n, drained);
     // A play cut short by a kill is what the outbox held while it ran: partial, ended as
     // it began. Every other play covers its own slot; a few may be partial because the
     // process woke late (500 ms virtual is only 10 ms real at this speed, and this test

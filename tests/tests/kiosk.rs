@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::{PlayRecord, Status};
+use playlists::wire::PlayRecord;
 use playlists::{Planner, ScreenId};
 use server::app::{self};
 use server::ledger::{Dimension, Query};
@@ -24,10 +24,6 @@ const START: &str = "2023-12-20T08:10:00+08:00";
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn status(handle: &app::Handle) -> Option<Status> {
-    handle.shared.fleet.lock().unwrap().get(SCREEN).cloned()
 }
 
 /// Runs headless Chromium on `url` with `args` (after the common ones); its stdout.
@@ -147,13 +143,7 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
         "the bound address is not logged:\n{}",
         agent.log_tail()
     );
-    wait_for(
-        "the agent to hold its schedule and media",
-        Duration::from_secs(60),
-        || status(handle).is_some_and(|s| s.online && s.media_ready),
-        || agent.log_tail(),
-    )
-    .await;
+    env.wait_media_ready(SCREEN, &agent).await;
     // Plays started before the media arrived failed; let one slot start with it cached.
     let first_slot_with_media = {
         let plan = planned(store, virtual_now());

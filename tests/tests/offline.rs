@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::pop::MAX_BATCH_RECORDS;
-use playlists::wire::Status;
 use playlists::{Planner, ScreenId};
-use server::app::{self};
 use tests::agent_proc::{scaled_args, wait_for, AgentProc};
 
 const SCREEN: &str = "bj-community-jiuxianqiao-s1";
@@ -28,10 +26,6 @@ fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn status(handle: &app::Handle) -> Option<Status> {
-    handle.shared.fleet.lock().unwrap().get(SCREEN).cloned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seventy_two_hours_offline_lose_nothing() {
     let mut mosquitto = tests::Mosquitto::start();
@@ -40,16 +34,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
     let config = env.provision(SCREEN);
     let mut agent = AgentProc::new(&env.tmp.path().join("agent"), &config);
 
-    // Installation: schedule and media, no plays (a sim clock nobody drives).
-    agent.spawn(&["--clock".into(), "sim".into()]);
-    wait_for(
-        "the agent to hold its schedule and media",
-        Duration::from_secs(60),
-        || status(handle).is_some_and(|s| s.online && s.media_ready),
-        || agent.log_tail(),
-    )
-    .await;
-    agent.terminate().await;
+    env.install(SCREEN, &mut agent).await;
 
     // Play from 05:50 local (the screen opens at 06:00) until the first plays are in.
     let start = t("2023-12-19T05:50:00+08:00");
@@ -118,33 +103,11 @@ async fn seventy_two_hours_offline_lose_nothing() {
     .await;
     agent.terminate().await;
     let night = t("2023-12-27T02:00:00+08:00");
-    agent.spawn(&scaled_args(night, Utc::now().timestamp_millis(), 1.0));
-    wait_for(
-        "the ledger to hold everything the agent wrote",
-        Duration::from_secs(60),
-        || {
-            status(handle).is_some_and(|s| {
-                s.online
-                    && s.at.is_some_and(|at| at >= night)
-                    && s.outbox_backlog == 0
-                    && last_seq() == Some(s.last_seq)
-            })
-        },
-        || {
-            format!(
-                "status {:?}, ledger {:?}\n{}",
-                status(handle),
-                last_seq(),
-                agent.log_tail()
-            )
-        },
-    )
-    .await;
-    agent.terminate().await;
+    let drained = env.drain(SCREEN, &mut agent, night).await;
 
     // Nothing lost, no gap, every play the planner's.
     let records = tests::ledger_check::checked_plays(store, ledger, SCREEN);
-    assert_eq!(Some(records.len() as u64), last_seq());
+    assert_eq!(records.len() as u64, drained);
 
     // Every slot of the outage that plans a play was played.
     let catalogue = store.catalogue().unwrap();
