@@ -73,30 +73,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
         })?;
         files.push((id, rel, data));
     }
-    // Decoding dominates: largest first, one worker per core.
+    // Decoding dominates: largest first, spread over the cores.
     files.sort_by_key(|(_, _, data)| std::cmp::Reverse(data.len()));
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(files.len().max(1));
-    let measured: Vec<Result<MeasuredFile, ImportError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let mine: Vec<&(String, String, Vec<u8>)> =
-                    files.iter().skip(w).step_by(workers).collect();
-                let limits = &limits;
-                scope.spawn(move || {
-                    mine.into_iter()
-                        .map(|(id, rel, data)| measure(id, rel, data, limits))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("measuring thread"))
-            .collect()
-    });
+    let measured =
+        crate::par::map_on_cores(&files, |(id, rel, data)| measure(id, rel, data, &limits));
     let mut measurements = HashMap::new();
     let mut media = Vec::new();
     for m in measured {

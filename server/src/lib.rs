@@ -11,6 +11,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod ledger;
+pub mod par;
 pub mod plan;
 pub mod provision;
 pub mod publisher;

@@ -92,23 +92,7 @@ pub fn write_plan(
         )?;
     }
     for group in schedules.chunks(threads * 2) {
-        let parts: Vec<(Vec<u8>, u64)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = group
-                .chunks(group.len().div_ceil(threads))
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .map(|s| screen_csv(s, from, to))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("planner thread"))
-                .collect()
-        });
+        let parts = crate::par::map_on_cores(group, |s| screen_csv(s, from, to));
         for (bytes, rows) in parts {
             total += rows;
             match format {
