@@ -77,6 +77,9 @@ fn main() -> anyhow::Result<()> {
         wall,
     );
     println!("agent threads: {threads}");
+    if std::env::var_os("MEMORY_BENCH_DETAIL").is_some() {
+        print_biggest_mappings(pid)?;
+    }
     Ok(())
 }
 
@@ -129,6 +132,31 @@ screen_secret_key = "{SCREEN_SECRET_KEY}"
         ),
     )?;
     Ok(path)
+}
+
+/// The mappings with the most resident memory (heap, thread arenas, sled's files), from
+/// `/proc/PID/smaps`, to see where the figure comes from.
+fn print_biggest_mappings(pid: u32) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+    let mut maps: Vec<(u64, String)> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(rss) = line.strip_prefix("Rss:") {
+            let kib = rss.split_whitespace().next().and_then(|v| v.parse().ok());
+            maps.push((kib.unwrap_or(0), current.clone()));
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-'))
+        {
+            current = line.to_owned();
+        }
+    }
+    maps.sort_by_key(|m| std::cmp::Reverse(m.0));
+    for (kib, name) in maps.iter().take(12) {
+        println!("{kib:>8} KiB  {name}");
+    }
+    Ok(())
 }
 
 /// A `kB` (or plain count) field of `/proc/PID/status`.

@@ -175,20 +175,45 @@ impl Fetcher {
         if let Some(len) = resp.content_length().filter(|l| *l != c.bytes) {
             return Err(size(len));
         }
-        let mut body = Vec::with_capacity(c.bytes.min(64 << 20) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(http)? {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > c.bytes {
-                return Err(size(body.len() as u64));
-            }
-        }
-        if body.len() as u64 != c.bytes {
-            return Err(size(body.len() as u64));
-        }
+        // The body goes straight into the cache, chunk by chunk, through a blocking task
+        // that owns the writer; the channel is short, so memory stays a few chunks deep
+        // whatever the creative's size.
+        let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(4);
         let cache = self.cache.clone();
         let sha = c.sha256.clone();
         let now = chrono::Utc::now().timestamp().max(0) as u64;
-        tokio::task::spawn_blocking(move || cache.put(&sha, &body, now)).await??;
+        let expected = c.bytes;
+        let store = tokio::task::spawn_blocking(move || {
+            let mut writer = cache.writer(&sha, now)?;
+            while let Some(chunk) = rx.blocking_recv() {
+                writer.write(&chunk)?;
+            }
+            // The sender stops early on an error; an entry of the wrong size is not kept.
+            if writer.len() != expected {
+                return Ok(false);
+            }
+            writer.finish().map(|()| true)
+        });
+        let mut received: u64 = 0;
+        let download = async {
+            while let Some(chunk) = resp.chunk().await.map_err(http)? {
+                received += chunk.len() as u64;
+                if received > c.bytes {
+                    return Err(size(received));
+                }
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        let stored = store.await??;
+        download?;
+        if !stored {
+            return Err(size(received));
+        }
         tracing::debug!(creative = %c.id, bytes = c.bytes, "media cached");
         Ok(())
     }
