@@ -8,7 +8,8 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use playlists::Sha256;
 use sha2::Digest;
@@ -22,6 +23,8 @@ pub enum CacheError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("media cache is closed: it could not be reopened")]
+    Closed,
     #[error("bytes do not match sha256 {expected} (got {got})")]
     Mismatch { expected: String, got: String },
 }
@@ -35,20 +38,21 @@ pub struct Entry {
     pub added: u64,
 }
 
-/// The entries to drop so that the cache fits `max_bytes`: only entries not in
-/// `referenced`, oldest first (ties by hash). Referenced media are never chosen, even if
-/// they alone exceed the limit.
+/// The entries to drop so that the cache fits `max_bytes`: never one in `needed` (planned
+/// within the prefetch horizon), even if those alone exceed the limit; first those not in
+/// `referenced` (gone from the schedule), then the rest, oldest first (ties by hash).
 pub fn choose_evictions(
     entries: &[Entry],
+    needed: &HashSet<String>,
     referenced: &HashSet<String>,
     max_bytes: u64,
 ) -> Vec<String> {
     let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
     let mut candidates: Vec<&Entry> = entries
         .iter()
-        .filter(|e| !referenced.contains(&e.sha256))
+        .filter(|e| !needed.contains(&e.sha256))
         .collect();
-    candidates.sort_by(|a, b| (a.added, &a.sha256).cmp(&(b.added, &b.sha256)));
+    candidates.sort_by_key(|e| (referenced.contains(&e.sha256), e.added, &e.sha256));
     let mut out = Vec::new();
     for e in candidates {
         if total <= max_bytes {
@@ -162,13 +166,88 @@ fn open_sled(path: &Path) -> Result<sled::Db, sled::Error> {
 /// crash leaves at worst a pending entry, cleaned at the next start, and the meta tree
 /// alone answers sizes, presence and eviction without reading any media.
 pub struct Cache {
-    chunks: sled::Tree,
-    meta: sled::Tree,
-    _db: sled::Db,
+    dir: PathBuf,
+    /// `None` only if reopening (see [`Cache::relieve`]) failed.
+    trees: RwLock<Option<Trees>>,
     max_bytes: u64,
     stats: Mutex<CacheStats>,
     /// Entries whose bytes were verified since they were stored or opened.
     verified: Mutex<HashSet<String>>,
+    /// Media bytes read or written through sled since it was last opened.
+    touched: AtomicU64,
+}
+
+/// The open sled database and its two trees.
+struct Trees {
+    chunks: sled::Tree,
+    meta: sled::Tree,
+    db: sled::Db,
+}
+
+impl Trees {
+    fn open(db: sled::Db) -> Result<Trees, CacheError> {
+        // A cache of the earlier layout (whole creatives in tree `media`) starts over.
+        if db.tree_names().iter().any(|n| n.as_ref() == b"media") {
+            tracing::info!("media cache has the old whole-value layout; starting it empty");
+            db.drop_tree("media")?;
+            db.drop_tree("meta")?;
+        }
+        Ok(Trees {
+            chunks: db.open_tree("chunks")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+}
+
+/// Read access to the open trees.
+struct TreesRef<'a>(RwLockReadGuard<'a, Option<Trees>>);
+
+impl std::ops::Deref for TreesRef<'_> {
+    type Target = Trees;
+    fn deref(&self) -> &Trees {
+        self.0.as_ref().expect("checked when the guard was taken")
+    }
+}
+
+/// Every this many media bytes through sled, a long read or write reopens it (see
+/// [`Cache::relieve`]): sled 0.34
+/// only evicts from its page cache when an LRU shard sees 64 accesses, which a kiosk that
+/// reads each creative once never causes, so every page read would stay in memory.
+pub const RELIEVE_AFTER_BYTES: u64 = 4 << 20;
+
+/// Hands freed heap pages back to the system. glibc keeps freed memory in per-thread arenas
+/// and only trims from the top; after sled let go of megabytes of pages, `malloc_trim`
+/// releases every free page wherever it sits.
+#[allow(unsafe_code)]
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no
+    // preconditions and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Opens the sled database at `dir/cache.sled`, moving it aside when it cannot be opened.
+fn open_db(dir: &Path, now_unix: i64) -> Result<(sled::Db, Option<String>), CacheError> {
+    let path = dir.join("cache.sled");
+    match open_sled(&path) {
+        Ok(db) => Ok((db, None)),
+        Err(e) => {
+            let aside = dir.join(format!("cache.sled.broken-{now_unix}"));
+            tracing::warn!(error = %e, path = %path.display(), aside = %aside.display(), "media cache cannot be opened; moving it aside and starting empty");
+            std::fs::rename(&path, &aside).map_err(|source| CacheError::MoveAside {
+                path: path.clone(),
+                source,
+            })?;
+            let note = format!(
+                "media cache could not be opened ({e}); moved aside to {}",
+                aside.display()
+            );
+            Ok((open_sled(&path)?, Some(note)))
+        }
+    }
 }
 
 impl Cache {
@@ -179,41 +258,56 @@ impl Cache {
         max_bytes: u64,
         now_unix: i64,
     ) -> Result<(Cache, Option<String>), CacheError> {
-        let path = dir.join("cache.sled");
-        let (db, note) = match open_sled(&path) {
-            Ok(db) => (db, None),
-            Err(e) => {
-                let aside = dir.join(format!("cache.sled.broken-{now_unix}"));
-                tracing::warn!(error = %e, path = %path.display(), aside = %aside.display(), "media cache cannot be opened; moving it aside and starting empty");
-                std::fs::rename(&path, &aside).map_err(|source| CacheError::MoveAside {
-                    path: path.clone(),
-                    source,
-                })?;
-                let note = format!(
-                    "media cache could not be opened ({e}); moved aside to {}",
-                    aside.display()
-                );
-                (open_sled(&path)?, Some(note))
-            }
-        };
-        // A cache of the earlier layout (whole creatives in tree `media`) starts over.
-        if db.tree_names().iter().any(|n| n.as_ref() == b"media") {
-            tracing::info!("media cache has the old whole-value layout; starting it empty");
-            db.drop_tree("media")?;
-            db.drop_tree("meta")?;
-        }
-        let chunks = db.open_tree("chunks")?;
-        let meta = db.open_tree("meta")?;
+        let (db, note) = open_db(dir, now_unix)?;
         let cache = Cache {
-            chunks,
-            meta,
-            _db: db,
+            dir: dir.to_owned(),
+            trees: RwLock::new(Some(Trees::open(db)?)),
             max_bytes,
             stats: Mutex::new(CacheStats::default()),
             verified: Mutex::new(HashSet::new()),
+            touched: AtomicU64::new(0),
         };
         cache.reconcile()?;
         Ok((cache, note))
+    }
+
+    fn t(&self) -> Result<TreesRef<'_>, CacheError> {
+        let guard = self.trees.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(CacheError::Closed);
+        }
+        Ok(TreesRef(guard))
+    }
+
+    /// Gives back the memory sled holds for media read or written since it was opened, by
+    /// flushing and reopening it, once at least `after_bytes` (at least one) went through
+    /// and nobody is using it (it never waits). Returns whether it reopened. Call it with
+    /// [`RELIEVE_AFTER_BYTES`] during a burst of reads or writes, and with 1 after it.
+    pub fn relieve(&self, after_bytes: u64) -> Result<bool, CacheError> {
+        if self.touched.load(Ordering::Relaxed) < after_bytes.max(1) {
+            return Ok(false);
+        }
+        let Ok(mut slot) = self.trees.try_write() else {
+            return Ok(false);
+        };
+        if let Some(old) = slot.take() {
+            let flushed = old.db.flush();
+            // sled locks its files: the old handles must be gone before it opens again.
+            drop(old);
+            flushed?;
+        }
+        let (db, note) = open_db(&self.dir, chrono::Utc::now().timestamp())?;
+        if let Some(note) = note {
+            tracing::warn!(%note, "media cache reopened empty");
+            self.lock_verified().clear();
+            *self.lock_stats() = CacheStats::default();
+        }
+        *slot = Some(Trees::open(db)?);
+        self.touched.store(0, Ordering::Relaxed);
+        drop(slot);
+        trim_heap();
+        tracing::debug!("media cache reopened to release memory");
+        Ok(true)
     }
 
     /// Counts the complete entries from the meta tree and finishes what a crash cut off:
@@ -221,7 +315,7 @@ impl Cache {
     fn reconcile(&self) -> Result<(), CacheError> {
         let mut stats = CacheStats::default();
         let mut unfinished = Vec::new();
-        for row in self.meta.iter() {
+        for row in self.t()?.meta.iter() {
             let (k, v) = row?;
             match Meta::decode(&v) {
                 Some(m) if m.state == State::Complete => {
@@ -249,6 +343,7 @@ impl Cache {
 
     fn meta_of(&self, sha256: &str) -> Result<Option<Meta>, CacheError> {
         Ok(self
+            .t()?
             .meta
             .get(sha256.as_bytes())?
             .and_then(|v| Meta::decode(&v)))
@@ -282,8 +377,11 @@ impl Cache {
             added: now_unix,
             bytes: 0,
         };
-        self.meta.insert(sha256.as_bytes(), &pending.encode()[..])?;
+        self.t()?
+            .meta
+            .insert(sha256.as_bytes(), &pending.encode()[..])?;
         Ok(CacheWriter {
+            trees: self.t()?,
             cache: self,
             sha256: sha256.to_owned(),
             prefix,
@@ -323,13 +421,14 @@ impl Cache {
             return Ok(None);
         }
         let mut total = 0u64;
-        for (expected, row) in self.chunks.scan_prefix(prefix).enumerate() {
+        for (expected, row) in self.t()?.chunks.scan_prefix(prefix).enumerate() {
             let (k, v) = row?;
             // A missing chunk breaks the run of indexes: the entry is corrupt.
             if k.get(32..) != Some(&(expected as u32).to_be_bytes()[..]) {
                 return Ok(Some(u64::MAX));
             }
             total += v.len() as u64;
+            self.touched.fetch_add(v.len() as u64, Ordering::Relaxed);
             if !each(&v) {
                 break;
             }
@@ -399,7 +498,7 @@ impl Cache {
     pub fn remove(&self, sha256: &str) -> Result<(), CacheError> {
         self.lock_verified().remove(sha256);
         let Some(old) = self.meta_of(sha256)? else {
-            if self.meta.remove(sha256.as_bytes())?.is_none() {
+            if self.t()?.meta.remove(sha256.as_bytes())?.is_none() {
                 return Ok(());
             }
             return self.remove_chunks(sha256);
@@ -408,14 +507,16 @@ impl Cache {
             state: State::Pending,
             ..old
         };
-        self.meta.insert(sha256.as_bytes(), &pending.encode()[..])?;
+        self.t()?
+            .meta
+            .insert(sha256.as_bytes(), &pending.encode()[..])?;
         if old.state == State::Complete {
             let mut stats = self.lock_stats();
             stats.bytes -= old.bytes.min(stats.bytes);
             stats.items = stats.items.saturating_sub(1);
         }
         self.remove_chunks(sha256)?;
-        self.meta.remove(sha256.as_bytes())?;
+        self.t()?.meta.remove(sha256.as_bytes())?;
         Ok(())
     }
 
@@ -423,8 +524,8 @@ impl Cache {
         let Some(prefix) = chunk_prefix(sha256) else {
             return Ok(());
         };
-        for key in self.chunks.scan_prefix(prefix).keys() {
-            self.chunks.remove(key?)?;
+        for key in self.t()?.chunks.scan_prefix(prefix).keys() {
+            self.t()?.chunks.remove(key?)?;
         }
         Ok(())
     }
@@ -432,7 +533,7 @@ impl Cache {
     /// Every complete entry, from the meta tree.
     pub fn entries(&self) -> Result<Vec<Entry>, CacheError> {
         let mut out = Vec::new();
-        for row in self.meta.iter() {
+        for row in self.t()?.meta.iter() {
             let (k, v) = row?;
             if let Some(m) = Meta::decode(&v).filter(|m| m.state == State::Complete) {
                 out.push(Entry {
@@ -445,28 +546,43 @@ impl Cache {
         Ok(out)
     }
 
-    /// Evicts unreferenced media until the cache fits its limit, or (with `purge`) every
-    /// unreferenced entry. Returns the evicted hashes.
+    /// Evicts until the cache fits its limit, sparing `needed` (see [`choose_evictions`]).
+    /// Returns the evicted hashes.
+    pub fn evict_to_fit(
+        &self,
+        needed: &HashSet<String>,
+        referenced: &HashSet<String>,
+    ) -> Result<Vec<String>, CacheError> {
+        let chosen = choose_evictions(&self.entries()?, needed, referenced, self.max_bytes);
+        self.remove_all(&chosen)?;
+        Ok(chosen)
+    }
+
+    /// Evicts every entry not in `referenced` (the `purge` command), or with `purge` false
+    /// just enough to fit the limit, sparing all of `referenced`. Returns the evicted hashes.
     pub fn evict(
         &self,
         referenced: &HashSet<String>,
         purge: bool,
     ) -> Result<Vec<String>, CacheError> {
-        let entries = self.entries()?;
-        let chosen = if purge {
-            choose_purge(&entries, referenced)
-        } else {
-            choose_evictions(&entries, referenced, self.max_bytes)
-        };
-        for sha in &chosen {
-            self.remove(sha)?;
+        if !purge {
+            return self.evict_to_fit(referenced, referenced);
         }
+        let chosen = choose_purge(&self.entries()?, referenced);
+        self.remove_all(&chosen)?;
         Ok(chosen)
     }
 
+    fn remove_all(&self, shas: &[String]) -> Result<(), CacheError> {
+        for sha in shas {
+            self.remove(sha)?;
+        }
+        Ok(())
+    }
+
     pub fn flush(&self) -> Result<(), CacheError> {
-        self.chunks.flush()?;
-        self.meta.flush()?;
+        self.t()?.chunks.flush()?;
+        self.t()?.meta.flush()?;
         Ok(())
     }
 }
@@ -476,6 +592,8 @@ impl Cache {
 /// download), it removes what it wrote.
 pub struct CacheWriter<'a> {
     cache: &'a Cache,
+    /// Held while writing, so that [`Cache::relieve`] never reopens under a writer.
+    trees: TreesRef<'a>,
     sha256: String,
     prefix: [u8; 32],
     hasher: sha2::Sha256,
@@ -512,7 +630,10 @@ impl CacheWriter<'_> {
 
     fn flush_chunk(&mut self) -> Result<(), CacheError> {
         let key = chunk_key(&self.prefix, self.next_index);
-        self.cache.chunks.insert(key, &self.buf[..])?;
+        self.trees.chunks.insert(key, &self.buf[..])?;
+        self.cache
+            .touched
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.next_index += 1;
         self.buf.clear();
         Ok(())
@@ -536,7 +657,7 @@ impl CacheWriter<'_> {
             added: self.added,
             bytes: self.len,
         };
-        self.cache
+        self.trees
             .meta
             .insert(self.sha256.as_bytes(), &meta.encode()[..])?;
         self.finished = true;
@@ -571,9 +692,13 @@ mod tests {
         }
     }
 
-    fn check(entries: &[Entry], referenced: &[&str], max: u64, expect: &[&str]) {
-        let referenced: HashSet<String> = referenced.iter().map(|s| s.to_string()).collect();
-        assert_eq!(choose_evictions(entries, &referenced, max), expect);
+    fn set(shas: &[&str]) -> HashSet<String> {
+        shas.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn check(entries: &[Entry], needed: &[&str], max: u64, expect: &[&str]) {
+        let all = set(&["a", "b", "c", "d"]);
+        assert_eq!(choose_evictions(entries, &set(needed), &all, max), expect);
     }
 
     #[test]
@@ -588,11 +713,13 @@ mod tests {
         check(&es, &[], 35, &["b"]);
         check(&es, &[], 15, &["b", "d", "c"]);
         check(&es, &["b"], 15, &["d", "c", "a"]);
-        // Referenced media stay even over the limit.
+        // Media the horizon needs stay even over the limit.
         check(&es, &["a", "b", "c", "d"], 0, &[]);
         check(&es, &["a", "b"], 0, &["d", "c"]);
-        let referenced: HashSet<String> = ["a".to_string()].into();
-        assert_eq!(choose_purge(&es, &referenced), ["b", "c", "d"]);
+        // Media gone from the schedule go before older ones still in it.
+        let got = choose_evictions(&es, &set(&[]), &set(&["b", "d"]), 15);
+        assert_eq!(got, ["c", "a", "b"]);
+        assert_eq!(choose_purge(&es, &set(&["a"])), ["b", "c", "d"]);
     }
 
     #[test]
@@ -633,6 +760,8 @@ mod tests {
         // Corrupt it behind the cache's back.
         let prefix = chunk_prefix(&sha).unwrap();
         cache
+            .t()
+            .unwrap()
             .chunks
             .insert(chunk_key(&prefix, 0), b"evil".as_slice())
             .unwrap();
@@ -683,6 +812,8 @@ mod tests {
         assert_eq!(cache.get(&sha).unwrap().as_deref(), Some(&big[..]));
         assert_eq!(
             cache
+                .t()
+                .unwrap()
                 .chunks
                 .scan_prefix(chunk_prefix(&sha).unwrap())
                 .count(),
@@ -705,6 +836,8 @@ mod tests {
         assert!(!cache.contains(&other).unwrap());
         assert_eq!(
             cache
+                .t()
+                .unwrap()
                 .chunks
                 .scan_prefix(chunk_prefix(&other).unwrap())
                 .count(),
@@ -717,12 +850,14 @@ mod tests {
         drop(w);
         assert_eq!(
             cache
+                .t()
+                .unwrap()
                 .chunks
                 .scan_prefix(chunk_prefix(&other).unwrap())
                 .count(),
             0
         );
-        assert_eq!(cache.meta.get(other.as_bytes()).unwrap(), None);
+        assert_eq!(cache.t().unwrap().meta.get(other.as_bytes()).unwrap(), None);
         assert_eq!(
             cache.stats(),
             CacheStats {
@@ -745,11 +880,16 @@ mod tests {
         let sha = Sha256::of(&big).to_string();
         cache.put(&sha, &big, 1).unwrap();
         let prefix = chunk_prefix(&sha).unwrap();
-        cache.chunks.remove(chunk_key(&prefix, 1)).unwrap();
+        cache
+            .t()
+            .unwrap()
+            .chunks
+            .remove(chunk_key(&prefix, 1))
+            .unwrap();
         cache.verified.lock().unwrap().clear();
         assert!(!cache.playable(&sha).unwrap());
         assert!(!cache.contains(&sha).unwrap());
-        assert_eq!(cache.chunks.scan_prefix(prefix).count(), 0);
+        assert_eq!(cache.t().unwrap().chunks.scan_prefix(prefix).count(), 0);
     }
 
     /// An entry a crash left pending (chunks half written, or half removed) is cleaned at
@@ -773,9 +913,11 @@ mod tests {
         let (cache, _) = Cache::open(dir.path(), u64::MAX, 100).unwrap();
         assert_eq!(cache.stats(), CacheStats { bytes: 4, items: 1 });
         assert!(!cache.contains(&sha).unwrap());
-        assert_eq!(cache.meta.get(sha.as_bytes()).unwrap(), None);
+        assert_eq!(cache.t().unwrap().meta.get(sha.as_bytes()).unwrap(), None);
         assert_eq!(
             cache
+                .t()
+                .unwrap()
                 .chunks
                 .scan_prefix(chunk_prefix(&sha).unwrap())
                 .count(),
@@ -801,5 +943,32 @@ mod tests {
         let (cache, _) = Cache::open(dir.path(), u64::MAX, 100).unwrap();
         assert_eq!(cache.stats(), CacheStats::default());
         assert!(cache.entries().unwrap().is_empty());
+    }
+
+    /// After more than [`RELIEVE_AFTER_BYTES`] went through, relieve reopens sled and
+    /// everything is still there; under a writer, or below the threshold, it does nothing.
+    #[test]
+    fn relieve_reopens_without_losing_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, _) = Cache::open(dir.path(), u64::MAX, 100).unwrap();
+        let small = Sha256::of(b"small").to_string();
+        cache.put(&small, b"small", 1).unwrap();
+        assert!(!cache.relieve(RELIEVE_AFTER_BYTES).unwrap());
+        let big: Vec<u8> = (0..RELIEVE_AFTER_BYTES + 1)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let sha = Sha256::of(&big).to_string();
+        let writer = cache.writer(&sha, 2).unwrap();
+        cache.touched.store(RELIEVE_AFTER_BYTES, Ordering::Relaxed);
+        assert!(!cache.relieve(1).unwrap(), "never under a writer");
+        drop(writer);
+        cache.put(&sha, &big, 2).unwrap();
+        assert!(cache.relieve(RELIEVE_AFTER_BYTES).unwrap());
+        assert!(!cache.relieve(1).unwrap(), "nothing went through since");
+        assert_eq!(cache.touched.load(Ordering::Relaxed), 0);
+        assert_eq!(cache.get(&sha).unwrap().as_deref(), Some(&big[..]));
+        assert_eq!(cache.get(&small).unwrap().as_deref(), Some(&b"small"[..]));
+        assert_eq!(cache.stats().items, 2);
+        assert!(cache.relieve(1).unwrap(), "the reads went through sled");
     }
 }

@@ -220,10 +220,14 @@ async fn media(State(s): State<AppState>, Path(sha256): Path<String>) -> Respons
     let cache = s.cache.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
     let reader = tokio::task::spawn_blocking(move || {
-        cache.read_verified(&sha256, |chunk| {
+        let found = cache.read_verified(&sha256, |chunk| {
             tx.blocking_send(bytes::Bytes::copy_from_slice(chunk))
                 .is_ok()
-        })
+        });
+        if let Err(e) = cache.relieve(1) {
+            tracing::warn!(error = %e, "reopening the media cache failed");
+        }
+        found
     });
     let Some(first) = rx.recv().await else {
         return match reader.await {
