@@ -216,19 +216,6 @@ impl std::ops::Deref for TreesRef<'_> {
 /// reads each creative once never causes, so every page read would stay in memory.
 pub const RELIEVE_AFTER_BYTES: u64 = 4 << 20;
 
-/// Hands freed heap pages back to the system. glibc keeps freed memory in per-thread arenas
-/// and only trims from the top; after sled let go of megabytes of pages, `malloc_trim`
-/// releases every free page wherever it sits.
-#[allow(unsafe_code)]
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no
-    // preconditions and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Opens the sled database at `dir/cache.sled`, moving it aside when it cannot be opened.
 fn open_db(dir: &Path, now_unix: i64) -> Result<(sled::Db, Option<String>), CacheError> {
     let path = dir.join("cache.sled");
@@ -305,7 +292,7 @@ impl Cache {
         *slot = Some(Trees::open(db)?);
         self.touched.store(0, Ordering::Relaxed);
         drop(slot);
-        trim_heap();
+        crate::memory::trim_heap();
         tracing::debug!("media cache reopened to release memory");
         Ok(true)
     }

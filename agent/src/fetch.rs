@@ -99,10 +99,16 @@ impl Fetcher {
                     sent = self.look(&held, &events) => if !sent { return },
                 }
             }
+            // A simulated clock without a time yet will get one soon: look again then.
+            let recheck = if self.clock.now().is_some() {
+                RECHECK
+            } else {
+                Duration::from_secs(1)
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = schedules.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(RECHECK) => {}
+                _ = tokio::time::sleep(recheck) => {}
             }
         }
     }

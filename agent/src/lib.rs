@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod fetch;
 pub mod main_loop;
+pub mod memory;
 pub mod mqtt;
 pub mod outbox;
 pub mod player;

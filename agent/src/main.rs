@@ -45,6 +45,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    agent::memory::tune_allocator();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

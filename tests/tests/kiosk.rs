@@ -144,6 +144,13 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
         agent.log_tail()
     );
     env.wait_media_ready(SCREEN, &agent).await;
+    // Everything planned for the prefetch horizon (a week by default) is cached: the runway
+    // is that week, less the moments since the fetcher looked.
+    let runway = env.status(SCREEN).expect("status").runway_hours;
+    assert!(
+        (167.0..=168.0).contains(&runway),
+        "runway {runway} h with every creative cached"
+    );
     // Plays started before the media arrived failed; let one slot start with it cached.
     let first_slot_with_media = {
         let plan = planned(store, virtual_now());
