@@ -1,0 +1,133 @@
+//! Storing one creative: chunk by chunk while hashing, marked complete only when the hash
+//! matches.
+
+use std::sync::atomic::Ordering;
+
+use sha2::Digest;
+
+use super::{chunk_key, chunk_prefix, Cache, CacheError, Meta, State, TreesRef, CHUNK_BYTES};
+
+impl Cache {
+    /// Starts storing the creative `sha256`; write its bytes, then [`CacheWriter::finish`].
+    /// An entry already stored under that hash is replaced.
+    pub fn writer(&self, sha256: &str, now_unix: u64) -> Result<CacheWriter<'_>, CacheError> {
+        let prefix = chunk_prefix(sha256).ok_or_else(|| CacheError::Mismatch {
+            expected: sha256.to_owned(),
+            got: "a key that is not a SHA-256 hex digest".into(),
+        })?;
+        self.remove(sha256)?;
+        let pending = Meta {
+            state: State::Pending,
+            added: now_unix,
+            bytes: 0,
+        };
+        self.t()?
+            .meta
+            .insert(sha256.as_bytes(), &pending.encode()[..])?;
+        Ok(CacheWriter {
+            trees: self.t()?,
+            cache: self,
+            sha256: sha256.to_owned(),
+            prefix,
+            hasher: sha2::Sha256::new(),
+            buf: Vec::with_capacity(CHUNK_BYTES),
+            next_index: 0,
+            len: 0,
+            added: now_unix,
+            finished: false,
+        })
+    }
+}
+
+/// Writes one creative into the cache chunk by chunk while hashing it, so a download never
+/// needs the whole file in memory. Dropped without [`CacheWriter::finish`] (a failed
+/// download), it removes what it wrote.
+pub struct CacheWriter<'a> {
+    cache: &'a Cache,
+    /// Held while writing, so that [`Cache::relieve`] never reopens under a writer.
+    trees: TreesRef<'a>,
+    sha256: String,
+    prefix: [u8; 32],
+    hasher: sha2::Sha256,
+    buf: Vec<u8>,
+    next_index: u32,
+    len: u64,
+    added: u64,
+    finished: bool,
+}
+
+impl CacheWriter<'_> {
+    pub fn write(&mut self, mut data: &[u8]) -> Result<(), CacheError> {
+        self.hasher.update(data);
+        self.len += data.len() as u64;
+        while !data.is_empty() {
+            let take = (CHUNK_BYTES - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == CHUNK_BYTES {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn flush_chunk(&mut self) -> Result<(), CacheError> {
+        let key = chunk_key(&self.prefix, self.next_index);
+        self.trees.chunks.insert(key, &self.buf[..])?;
+        self.cache
+            .touched
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.next_index += 1;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Checks the hash of everything written and marks the entry complete; on a mismatch
+    /// the entry is removed and the error names both hashes.
+    pub fn finish(mut self) -> Result<(), CacheError> {
+        let got = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        if got != self.sha256 {
+            return Err(CacheError::Mismatch {
+                expected: self.sha256.clone(),
+                got,
+            });
+        }
+        if !self.buf.is_empty() {
+            self.flush_chunk()?;
+        }
+        let meta = Meta {
+            state: State::Complete,
+            added: self.added,
+            bytes: self.len,
+        };
+        self.trees
+            .meta
+            .insert(self.sha256.as_bytes(), &meta.encode()[..])?;
+        self.finished = true;
+        let mut stats = self.cache.lock_stats();
+        stats.bytes += self.len;
+        stats.items += 1;
+        drop(stats);
+        self.cache.lock_verified().insert(self.sha256.clone());
+        Ok(())
+    }
+}
+
+impl Drop for CacheWriter<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Err(e) = self.cache.remove(&self.sha256) {
+                tracing::warn!(sha256 = %self.sha256, error = %e, "cannot remove an unfinished media entry; the next start will");
+            }
+        }
+    }
+}
