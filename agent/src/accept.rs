@@ -30,6 +30,12 @@ pub enum Reject {
         id: String,
         expires_at: DateTime<Utc>,
     },
+    #[error("schedule version {version} expired at {expires_at} (now {now}): a stale copy")]
+    ScheduleExpired {
+        version: u64,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
 }
 
 /// Largest ack accepted: acks are small, but allow many batches in one.
@@ -53,9 +59,32 @@ fn check_version(v: u32) -> Result<(), Reject> {
     }
 }
 
-/// Checks size, signature (the pinned server key), shape, screen and version; `held` is the
-/// version already applied, if any. Only a document that passes may change anything.
+/// Checks a newly received schedule: size, signature (the pinned server key), shape, screen,
+/// version and expiry; `held` is the version already applied, if any. Only a document that
+/// passes may change anything. An expired document is refused as new (the broker may hand
+/// out an old retained copy), but expiry never stops a schedule already held: kiosks play
+/// offline for days, so what the agent holds keeps playing (see [`open_held_schedule`]).
 pub fn accept_schedule(
+    held: Option<u64>,
+    own: &ScreenId,
+    key: &VerifyingKey,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> Result<ScheduleDoc, Reject> {
+    let doc = open_held_schedule(held, own, key, raw)?;
+    if doc.expires_at <= now {
+        return Err(Reject::ScheduleExpired {
+            version: doc.version,
+            expires_at: doc.expires_at,
+            now,
+        });
+    }
+    Ok(doc)
+}
+
+/// Every check of [`accept_schedule`] except expiry: for the schedule this agent accepted
+/// earlier and persisted, which keeps playing after its expiry until a newer one arrives.
+pub fn open_held_schedule(
     held: Option<u64>,
     own: &ScreenId,
     key: &VerifyingKey,
@@ -112,7 +141,8 @@ mod tests {
     use playlists::wire::{CommandAction, Keypair};
 
     fn check(held: Option<u64>, raw: &[u8], expect: Result<u64, &str>) {
-        let got = accept_schedule(held, &screen(), &server_key().public(), raw)
+        let now = "2023-12-18T00:00:00Z".parse().unwrap();
+        let got = accept_schedule(held, &screen(), &server_key().public(), raw, now)
             .map(|d| d.version)
             .map_err(|e| e.to_string());
         match (got, expect) {
@@ -157,6 +187,23 @@ mod tests {
         check(None, &broken, Err("zero slot"));
         // Oversized.
         check(None, &vec![b' '; MAX_SCHEDULE_BYTES + 1], Err("exceeds"));
+        // Expired: refused as new, with the reason...
+        let mut stale = doc(7, body(&[b"a"], 15));
+        stale.expires_at = "2023-12-18T00:00:00Z".parse().unwrap();
+        let stale = server_key().seal(schedule::KIND, &stale);
+        check(
+            None,
+            &stale,
+            Err("expired at 2023-12-18 00:00:00 UTC (now 2023-12-18 00:00:00 UTC)"),
+        );
+        check(Some(3), &stale, Err("stale copy"));
+        // ...but the copy held from before still opens after its expiry.
+        let held = open_held_schedule(None, &screen(), &server_key().public(), &stale);
+        assert_eq!(held.map(|d| d.version), Ok(7));
+        // One second before expiry it is still new.
+        let now = "2023-12-17T23:59:59Z".parse().unwrap();
+        let fresh = accept_schedule(None, &screen(), &server_key().public(), &stale, now);
+        assert_eq!(fresh.map(|d| d.version), Ok(7));
     }
 
     fn command(screen: &str, id: &str, expires: &str) -> Command {
