@@ -67,10 +67,17 @@ enum Command {
         #[command(subcommand)]
         command: ScreensCommand,
     },
-    /// The planned plays over a window.
+    /// The planned plays over a window: of a scenario directory, or of a server's store
+    /// (its catalogue, with the emergencies staff started).
     Plan {
+        #[arg(
+            long,
+            required_unless_present = "data_dir",
+            conflicts_with = "data_dir"
+        )]
+        scenario: Option<PathBuf>,
         #[arg(long)]
-        scenario: PathBuf,
+        data_dir: Option<PathBuf>,
         #[arg(long, value_parser = parse_time)]
         from: DateTime<Utc>,
         #[arg(long, value_parser = parse_time)]
@@ -380,6 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plan {
             scenario,
+            data_dir,
             from,
             to,
             screens,
@@ -387,8 +395,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => {
             anyhow::ensure!(from < to, "--from must be before --to");
-            let loaded = crate::import::load(&scenario)?;
-            let schedules = crate::plan::schedules(&loaded.scenario.catalogue, &screens)?;
+            let catalogue = match (scenario, data_dir) {
+                (Some(dir), _) => crate::import::load(&dir)?.scenario.catalogue,
+                (None, Some(dir)) => crate::store::Store::open(&dir)?.catalogue()?,
+                (None, None) => anyhow::bail!("give --scenario DIR or --data-dir DIR"),
+            };
+            let schedules = crate::plan::schedules(&catalogue, &screens)?;
             let format = match format {
                 PlanFormat::Csv => crate::plan::Format::Csv,
                 PlanFormat::Table => crate::plan::Format::Table,
