@@ -10,7 +10,8 @@ use playlists::wire::pop::ACK_KIND;
 use playlists::wire::signed::open;
 use playlists::wire::status::COMMAND_KIND;
 use playlists::wire::{
-    schedule, Command, PopAck, ScheduleDoc, WireError, MAX_SCHEDULE_BYTES, MAX_SMALL_BYTES, VERSION,
+    schedule, Command, CommandAction, PopAck, ScheduleDoc, WireError, MAX_SCHEDULE_BYTES,
+    MAX_SMALL_BYTES, VERSION,
 };
 use playlists::ScreenId;
 
@@ -29,6 +30,12 @@ pub enum Reject {
     Expired {
         id: String,
         expires_at: DateTime<Utc>,
+    },
+    #[error("command {id:?} starts campaign {campaign:?} of priority {priority:?}; an emergency must be \"emergency\"")]
+    NotEmergency {
+        id: String,
+        campaign: String,
+        priority: String,
     },
     #[error("schedule version {version} expired at {expires_at} (now {now}): a stale copy")]
     ScheduleExpired {
@@ -104,8 +111,9 @@ pub fn open_held_schedule(
     Ok(doc)
 }
 
-/// Checks a command's signature, screen and expiry. Whether its nonce is fresh is the
-/// caller's second check (it needs the outbox).
+/// Checks a command's signature, screen and expiry, and that an emergency start carries an
+/// `emergency`-tier campaign. Whether its nonce is fresh is the caller's second check (it
+/// needs the outbox).
 pub fn accept_command(
     own: &ScreenId,
     key: &VerifyingKey,
@@ -120,6 +128,15 @@ pub fn accept_command(
             id: cmd.id,
             expires_at: cmd.expires_at,
         });
+    }
+    if let CommandAction::EmergencyStart { campaign, .. } = &cmd.action {
+        if campaign.priority != "emergency" {
+            return Err(Reject::NotEmergency {
+                id: cmd.id.clone(),
+                campaign: campaign.id.clone(),
+                priority: campaign.priority.clone(),
+            });
+        }
     }
     Ok(cmd)
 }
@@ -250,6 +267,58 @@ mod tests {
                 "expires_at":"2023-12-18T09:00:00Z","action":"reboot"}),
         );
         assert!(accept(&unknown).unwrap_err().contains("malformed"));
+    }
+
+    #[test]
+    fn emergency_command_rules() {
+        let now: DateTime<Utc> = "2023-12-18T08:00:30Z".parse().unwrap();
+        let key = server_key();
+        let accept = |raw: &[u8]| {
+            accept_command(&screen(), &key.public(), raw, now).map_err(|e| e.to_string())
+        };
+        let start = |priority: &str| {
+            let (campaign, creatives) = crate::emergency::alert(priority);
+            Command {
+                action: CommandAction::EmergencyStart {
+                    campaign: Box::new(campaign),
+                    creatives,
+                },
+                ..command("scr-1", "e1", "2023-12-18T08:05:00Z")
+            }
+        };
+        let good = accept(&key.seal(COMMAND_KIND, &start("emergency"))).unwrap();
+        assert!(matches!(good.action, CommandAction::EmergencyStart { .. }));
+        for priority in ["high", "normal", "filler", "EMERGENCY"] {
+            let e = accept(&key.seal(COMMAND_KIND, &start(priority))).unwrap_err();
+            assert!(
+                e.contains(&format!("priority {priority:?}")),
+                "{priority}: {e}"
+            );
+        }
+        let forged = Keypair::from_secret([1; 32]).seal(COMMAND_KIND, &start("emergency"));
+        assert!(accept(&forged).unwrap_err().contains("bad signature"));
+        let other = Command {
+            screen_id: "scr-2".into(),
+            ..start("emergency")
+        };
+        assert!(accept(&key.seal(COMMAND_KIND, &other))
+            .unwrap_err()
+            .contains("\"scr-2\""));
+        let expired = Command {
+            expires_at: now,
+            ..start("emergency")
+        };
+        assert!(accept(&key.seal(COMMAND_KIND, &expired))
+            .unwrap_err()
+            .contains("expired"));
+        let end = Command {
+            action: CommandAction::EmergencyEnd {
+                campaign_id: "alert".into(),
+                ends_at: now,
+            },
+            ..command("scr-1", "e2", "2023-12-18T08:05:00Z")
+        };
+        assert_eq!(accept(&key.seal(COMMAND_KIND, &end)).unwrap(), end);
     }
 
     #[test]

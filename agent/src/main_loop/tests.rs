@@ -368,8 +368,17 @@ async fn emergency_commands_overlay_the_held_schedule() {
     rig.ml
         .on_message(COMMAND, &command_for(&server, "scr-1", "e5", end))
         .await;
-    rig.ml.on_message(COMMAND, &genuine).await;
     assert_eq!(campaigns(&rig), ["camp-1..2024", "alert..2090"]);
+    rig.sent();
+    let revision = rig.schedules.borrow().as_ref().unwrap().revision;
+    let stored_before = stored(&rig);
+    rig.ml.on_message(COMMAND, &genuine).await;
+    assert_eq!(
+        (rig.sent(), stored(&rig)),
+        (vec![], stored_before),
+        "a replayed start is ignored"
+    );
+    assert_eq!(rig.schedules.borrow().as_ref().unwrap().revision, revision);
 
     // A schedule that carries the campaign (ended) supersedes the overlays.
     let mut carried = fixture::doc(2, fixture::body(&[b"a"], 15));
