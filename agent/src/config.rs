@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 /// Default size of the media cache: 1 GiB.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
+/// How far ahead the agent makes sure every planned creative is cached: a week offline.
+pub const DEFAULT_PREFETCH_HOURS: u32 = 168;
 
 /// Why a configuration was refused; each case names the field.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawCache {
     max_bytes: Option<u64>,
+    prefetch_hours: Option<u32>,
 }
 
 fn default_prefix() -> String {
@@ -95,6 +98,9 @@ pub struct AgentConfig {
     /// This screen's key, which signs proof-of-play batches.
     pub screen_key: Secret<Keypair>,
     pub cache_max_bytes: u64,
+    /// The horizon: media planned within it are fetched first and never evicted; the
+    /// runway is measured up to it.
+    pub prefetch_hours: u32,
 }
 
 impl AgentConfig {
@@ -127,6 +133,13 @@ impl AgentConfig {
         if cache_max_bytes == 0 {
             return Err(field("cache.max_bytes", "must be positive"));
         }
+        let prefetch_hours = raw.cache.prefetch_hours.unwrap_or(DEFAULT_PREFETCH_HOURS);
+        if !(1..=24 * 62).contains(&prefetch_hours) {
+            return Err(field(
+                "cache.prefetch_hours",
+                "must be between 1 and 1488 (62 days)",
+            ));
+        }
         Ok(AgentConfig {
             screen_id,
             mqtt_host,
@@ -136,6 +149,7 @@ impl AgentConfig {
             server_public_key,
             screen_key: Secret::new(screen_key),
             cache_max_bytes,
+            prefetch_hours,
         })
     }
 }
@@ -242,6 +256,7 @@ max_bytes = 1048576
             .replace("topic_prefix = \"signage/v1\"\n", "");
         let c = AgentConfig::from_toml_str(&text).unwrap();
         assert_eq!(c.cache_max_bytes, DEFAULT_CACHE_MAX_BYTES);
+        assert_eq!(c.prefetch_hours, DEFAULT_PREFETCH_HOURS);
         assert_eq!(c.topic_prefix, "signage/v1");
     }
 
@@ -276,6 +291,14 @@ max_bytes = 1048576
         check(
             &valid().replace("max_bytes = 1048576", "max_bytes = 0"),
             Err("cache.max_bytes"),
+        );
+        check(
+            &valid().replace("max_bytes = 1048576", "max_bytes = 1\nprefetch_hours = 0"),
+            Err("cache.prefetch_hours"),
+        );
+        check(
+            &valid().replace("max_bytes = 1048576", "max_bytes = 1\nprefetch_hours = 48"),
+            Ok(()),
         );
         check(
             &format!(

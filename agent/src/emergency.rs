@@ -295,6 +295,8 @@ impl MainLoop {
             server_url: self.config.server_url.clone(),
             cache: self.cache.clone(),
             schedules: self.schedules.subscribe(),
+            clock: self.clock.clone(),
+            horizon: chrono::Duration::hours(i64::from(self.config.prefetch_hours)),
         };
         let all = async {
             for c in creatives {

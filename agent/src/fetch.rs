@@ -1,22 +1,31 @@
-//! Media download: for the schedule held, fetch every creative the cache lacks from
-//! `{server_url}{creative.url}` over plain HTTP, check size and SHA-256, store it, and retry
-//! failures with backoff. Tells the main loop when all of a version's media are cached, and
-//! then evicts unreferenced media over the cache limit. Storage and eviction choice are
-//! `cache.rs`'s.
+//! Media download ahead of need. For the schedule held, the pure planner says which
+//! creatives the coming `horizon` (the prefetch window, a week by default) will show and
+//! when each is first needed; the fetcher downloads the missing ones in that order from
+//! `{server_url}{creative.url}` over plain HTTP, streaming each into the cache (size and
+//! SHA-256 checked), and retries failures with backoff. Then it fetches the schedule's other
+//! creatives while they fit, evicts what the horizon does not need when over the limit, and
+//! tells the main loop how far ahead every slot can be played from the cache (the runway).
+//! It looks again whenever the schedule changes and every [`RECHECK`], as the horizon
+//! moves. Storage and the eviction choice are `cache.rs`'s.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use playlists::wire::WireCreative;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::cache::{Cache, CacheError};
-use crate::schedule::HeldSchedule;
+use crate::clock::Clock;
+use crate::schedule::{playable_until, FirstUse, HeldSchedule};
 
 pub const RETRY_BASE: Duration = Duration::from_secs(1);
 pub const RETRY_CAP: Duration = Duration::from_secs(60);
+/// How often the fetcher looks again with an unchanged schedule (the horizon moves).
+pub const RECHECK: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -36,11 +45,21 @@ pub enum FetchError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// What the fetcher tells the main loop.
+/// What the fetcher tells the main loop after each look at schedule `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaEvent {
-    /// Every creative of schedule `version` is cached.
-    Ready { version: u64 },
+pub struct Coverage {
+    pub version: u64,
+    /// Every creative planned within the horizon is cached.
+    pub ready: bool,
+    /// Every slot before this instant can be played from the cache (the runway's end);
+    /// `None` while the clock has no time yet.
+    pub playable_until: Option<DateTime<Utc>>,
+}
+
+/// The media the horizon needs, in order of first use, and the window it covers.
+struct Needs {
+    uses: Vec<FirstUse>,
+    window_end: Option<DateTime<Utc>>,
 }
 
 pub struct Fetcher {
@@ -48,6 +67,8 @@ pub struct Fetcher {
     pub server_url: String,
     pub cache: Arc<Cache>,
     pub schedules: watch::Receiver<Option<Arc<HeldSchedule>>>,
+    pub clock: Clock,
+    pub horizon: chrono::Duration,
 }
 
 pub fn http_client() -> reqwest::Client {
@@ -60,7 +81,7 @@ pub fn http_client() -> reqwest::Client {
 
 impl Fetcher {
     /// Runs until `shutdown`; starts over whenever the schedule changes.
-    pub async fn run<E: From<MediaEvent>>(
+    pub async fn run<E: From<Coverage>>(
         self,
         events: mpsc::Sender<E>,
         shutdown: CancellationToken,
@@ -75,25 +96,29 @@ impl Fetcher {
                         if changed.is_err() { return; }
                         continue;
                     }
-                    version = self.fetch_all(&held) => {
-                        if events.send(MediaEvent::Ready { version }.into()).await.is_err() {
-                            return;
-                        }
-                    }
+                    sent = self.look(&held, &events) => if !sent { return },
                 }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = schedules.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(RECHECK) => {}
             }
         }
     }
 
-    /// Fetches until every creative of `held` is cached; returns its version.
-    async fn fetch_all(&self, held: &Arc<HeldSchedule>) -> u64 {
+    /// Fetches until every creative the horizon needs is cached, telling the main loop the
+    /// coverage after every round; then fills, evicts and tells it once more. False when
+    /// the main loop is gone.
+    async fn look<E: From<Coverage>>(
+        &self,
+        held: &Arc<HeldSchedule>,
+        events: &mpsc::Sender<E>,
+    ) -> bool {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
-            let missing = match self.missing(held).await {
+            let needs = self.needs(held).await;
+            let missing = match self.missing(held, &needs).await {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the media cache");
@@ -102,13 +127,16 @@ impl Fetcher {
                 }
             };
             if missing.is_empty() {
-                self.evict(held).await;
-                return held.version;
+                self.fill(held, &needs).await;
+                self.evict(held, &needs).await;
+                self.relieve().await;
+                let coverage = self.coverage(held, &needs, true).await;
+                return events.send(coverage.into()).await.is_ok();
             }
             tracing::info!(
                 version = held.version,
                 missing = missing.len(),
-                "downloading media"
+                "downloading media, soonest needed first"
             );
             let mut failed = 0;
             for creative in &missing {
@@ -118,6 +146,11 @@ impl Fetcher {
                 }
             }
             if failed > 0 {
+                self.relieve().await;
+                let coverage = self.coverage(held, &needs, false).await;
+                if events.send(coverage.into()).await.is_err() {
+                    return false;
+                }
                 let delay = backoff.next_delay();
                 tracing::info!(
                     failed,
@@ -129,22 +162,129 @@ impl Fetcher {
         }
     }
 
-    async fn missing(&self, held: &Arc<HeldSchedule>) -> Result<Vec<WireCreative>, FetchError> {
+    /// What the horizon from now needs. Without a time yet (a simulated clock before its
+    /// first step) every creative of the schedule counts as needed now.
+    async fn needs(&self, held: &Arc<HeldSchedule>) -> Needs {
+        let Some(now) = self.clock.now() else {
+            return Needs {
+                uses: held
+                    .doc
+                    .body
+                    .creatives
+                    .iter()
+                    .map(|c| FirstUse {
+                        sha256: c.sha256.clone(),
+                        at: DateTime::<Utc>::MIN_UTC,
+                    })
+                    .collect(),
+                window_end: None,
+            };
+        };
+        let end = now + self.horizon;
+        let h = held.clone();
+        let uses = tokio::task::spawn_blocking(move || h.first_uses(now, end))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "planning the horizon failed");
+                Vec::new()
+            });
+        Needs {
+            uses,
+            window_end: Some(end),
+        }
+    }
+
+    /// The creatives needed within the horizon and not cached, soonest needed first.
+    async fn missing(
+        &self,
+        held: &Arc<HeldSchedule>,
+        needs: &Needs,
+    ) -> Result<Vec<WireCreative>, FetchError> {
+        let wanted: Vec<String> = needs.uses.iter().map(|u| u.sha256.clone()).collect();
+        let absent = self.absent(wanted, true).await?;
+        Ok(absent
+            .iter()
+            .filter_map(|sha| held.doc.body.creatives.iter().find(|c| &c.sha256 == sha))
+            .cloned()
+            .collect())
+    }
+
+    /// Those of `shas` the cache lacks, in the given order. With `verify`, each present one
+    /// is checked against its hash once per run (see [`Cache::playable`]): a creative that
+    /// rotted on disk is dropped and fetched again while the network is there, rather than
+    /// found broken at its first play offline.
+    async fn absent(&self, shas: Vec<String>, verify: bool) -> Result<Vec<String>, FetchError> {
         let cache = self.cache.clone();
-        let held = held.clone();
-        let missing = tokio::task::spawn_blocking(move || {
+        let absent = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            for c in &held.doc.body.creatives {
-                if !out.iter().any(|o: &WireCreative| o.sha256 == c.sha256)
-                    && !cache.contains(&c.sha256)?
-                {
-                    out.push(c.clone());
+            for sha in shas {
+                let present = if verify {
+                    let present = cache.playable(&sha)?;
+                    // A sweep reads every creative: keep sled's share of that small.
+                    cache.relieve(crate::cache::RELIEVE_AFTER_BYTES)?;
+                    present
+                } else {
+                    cache.contains(&sha)?
+                };
+                if !present {
+                    out.push(sha);
                 }
             }
             Ok::<_, CacheError>(out)
         })
         .await??;
-        Ok(missing)
+        Ok(absent)
+    }
+
+    /// The schedule's creatives the horizon does not need yet: fetched while they fit under
+    /// the cache limit, so a longer outage still finds them. Failures wait for the next look.
+    async fn fill(&self, held: &Arc<HeldSchedule>, needs: &Needs) {
+        let needed: HashSet<&str> = needs.uses.iter().map(|u| u.sha256.as_str()).collect();
+        let mut later: Vec<&WireCreative> = Vec::new();
+        for c in &held.doc.body.creatives {
+            if !needed.contains(c.sha256.as_str()) && !later.iter().any(|l| l.sha256 == c.sha256) {
+                later.push(c);
+            }
+        }
+        let shas = later.iter().map(|c| c.sha256.clone()).collect();
+        let Ok(absent) = self.absent(shas, false).await else {
+            return;
+        };
+        for sha in absent {
+            let Some(c) = later.iter().find(|c| c.sha256 == sha) else {
+                continue;
+            };
+            if self.cache.stats().bytes + c.bytes > self.cache.max_bytes() {
+                tracing::debug!(creative = %c.id, "not prefetching beyond the horizon: cache full");
+                continue;
+            }
+            if let Err(e) = self.fetch_one(c).await {
+                tracing::debug!(creative = %c.id, error = %e, "prefetch beyond the horizon failed");
+            }
+        }
+    }
+
+    async fn coverage(&self, held: &Arc<HeldSchedule>, needs: &Needs, ready: bool) -> Coverage {
+        let playable_until = match needs.window_end {
+            Some(end) => {
+                let wanted = needs.uses.iter().map(|u| u.sha256.clone()).collect();
+                match self.absent(wanted, false).await {
+                    Ok(absent) => Some(playable_until(&needs.uses, end, |s| {
+                        !absent.iter().any(|a| a == s)
+                    })),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the media cache for the runway");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        Coverage {
+            version: held.version,
+            ready,
+            playable_until,
+        }
     }
 
     pub(crate) async fn fetch_one(&self, c: &WireCreative) -> Result<(), FetchError> {
@@ -175,30 +315,71 @@ impl Fetcher {
         if let Some(len) = resp.content_length().filter(|l| *l != c.bytes) {
             return Err(size(len));
         }
-        let mut body = Vec::with_capacity(c.bytes.min(64 << 20) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(http)? {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > c.bytes {
-                return Err(size(body.len() as u64));
-            }
-        }
-        if body.len() as u64 != c.bytes {
-            return Err(size(body.len() as u64));
-        }
+        // The body goes straight into the cache, chunk by chunk, through a blocking task
+        // that owns the writer; the channel is short, so memory stays a few chunks deep
+        // whatever the creative's size.
+        let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(4);
         let cache = self.cache.clone();
         let sha = c.sha256.clone();
         let now = chrono::Utc::now().timestamp().max(0) as u64;
-        tokio::task::spawn_blocking(move || cache.put(&sha, &body, now)).await??;
+        let expected = c.bytes;
+        let store = tokio::task::spawn_blocking(move || {
+            let mut writer = cache.writer(&sha, now)?;
+            while let Some(chunk) = rx.blocking_recv() {
+                writer.write(&chunk)?;
+            }
+            // The sender stops early on an error; an entry of the wrong size is not kept.
+            if writer.len() != expected {
+                return Ok(false);
+            }
+            writer.finish().map(|()| true)
+        });
+        let mut received: u64 = 0;
+        let download = async {
+            while let Some(chunk) = resp.chunk().await.map_err(http)? {
+                received += chunk.len() as u64;
+                if received > c.bytes {
+                    return Err(size(received));
+                }
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        let stored = store.await??;
+        download?;
+        if !stored {
+            return Err(size(received));
+        }
         tracing::debug!(creative = %c.id, bytes = c.bytes, "media cached");
         Ok(())
     }
 
-    async fn evict(&self, held: &Arc<HeldSchedule>) {
+    /// After a pass that read or wrote media, lets the cache give sled's memory back.
+    async fn relieve(&self) {
+        let cache = self.cache.clone();
+        match tokio::task::spawn_blocking(move || cache.relieve(1)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "reopening the media cache failed"),
+            Err(e) => tracing::warn!(error = %e, "media cache task failed"),
+        }
+    }
+
+    /// Over the cache limit, drops media the horizon does not need: first those no longer
+    /// in the schedule, then those needed only later, oldest first.
+    async fn evict(&self, held: &Arc<HeldSchedule>, needs: &Needs) {
         let cache = self.cache.clone();
         let referenced = held.referenced();
-        match tokio::task::spawn_blocking(move || cache.evict(&referenced, false)).await {
+        let needed: HashSet<String> = needs.uses.iter().map(|u| u.sha256.clone()).collect();
+        match tokio::task::spawn_blocking(move || cache.evict_to_fit(&needed, &referenced)).await {
             Ok(Ok(evicted)) if !evicted.is_empty() => {
-                tracing::info!(count = evicted.len(), "evicted unreferenced media")
+                tracing::info!(
+                    count = evicted.len(),
+                    "evicted media the horizon does not need"
+                )
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "eviction failed"),
@@ -252,12 +433,25 @@ mod tests {
         format!("http://{addr}")
     }
 
+    /// A clock that reads `at` (a scaled clock crawling from it).
+    fn clock_at(at: &str) -> Clock {
+        let scale = crate::clock::Scaled::new(
+            at.parse().unwrap(),
+            chrono::Utc::now().timestamp_millis(),
+            1e-9,
+        )
+        .unwrap();
+        Clock::scaled(scale)
+    }
+
     fn fetcher(
         server_url: String,
         dir: &std::path::Path,
         held: Option<HeldSchedule>,
+        max_bytes: u64,
+        horizon_minutes: i64,
     ) -> (Fetcher, watch::Sender<Option<Arc<HeldSchedule>>>) {
-        let (cache, _) = Cache::open(dir, 1 << 20, 0).unwrap();
+        let (cache, _) = Cache::open(dir, max_bytes, 0).unwrap();
         let (tx, rx) = watch::channel(held.map(Arc::new));
         (
             Fetcher {
@@ -265,9 +459,21 @@ mod tests {
                 server_url,
                 cache: Arc::new(cache),
                 schedules: rx,
+                clock: clock_at("2023-12-31T23:00:00Z"),
+                horizon: chrono::Duration::minutes(horizon_minutes),
             },
             tx,
         )
+    }
+
+    fn routes(held: &HeldSchedule, bodies: &[&[u8]]) -> Vec<(String, Vec<u8>)> {
+        held.doc
+            .body
+            .creatives
+            .iter()
+            .zip(bodies)
+            .map(|(c, bytes)| (c.url.clone(), bytes.to_vec()))
+            .collect()
     }
 
     #[tokio::test]
@@ -283,7 +489,7 @@ mod tests {
         ])
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let (f, _tx) = fetcher(url, dir.path(), None);
+        let (f, _tx) = fetcher(url, dir.path(), None, 1 << 20, 60);
         f.fetch_one(&creatives[0]).await.unwrap();
         assert!(f.cache.contains(&Sha256::of(good).to_string()).unwrap());
         let err = f.fetch_one(&creatives[1]).await.unwrap_err();
@@ -316,8 +522,9 @@ mod tests {
             FetchError::BadUrl { .. }
         ));
         let held = Arc::new(held);
+        let needs = f.needs(&held).await;
         let missing: Vec<String> = f
-            .missing(&held)
+            .missing(&held, &needs)
             .await
             .unwrap()
             .into_iter()
@@ -330,27 +537,81 @@ mod tests {
     async fn reports_ready_when_every_creative_is_cached() {
         let (a, b): (&[u8], &[u8]) = (b"first", b"second");
         let held = HeldSchedule::new(fixture::doc(7, fixture::body(&[a, b], 15))).unwrap();
-        let routes = held
-            .doc
-            .body
-            .creatives
-            .iter()
-            .zip([a, b])
-            .map(|(c, bytes)| (c.url.clone(), bytes.to_vec()))
-            .collect();
-        let url = serve(routes).await;
+        let url = serve(routes(&held, &[a, b])).await;
         let dir = tempfile::tempdir().unwrap();
-        let (f, _tx) = fetcher(url, dir.path(), Some(held));
+        let (f, _tx) = fetcher(url, dir.path(), Some(held), 1 << 20, 60);
         let cache = f.cache.clone();
-        let (events, mut rx) = mpsc::channel::<MediaEvent>(4);
+        let (events, mut rx) = mpsc::channel::<Coverage>(4);
         let stop = CancellationToken::new();
         let task = tokio::spawn(f.run(events, stop.clone()));
         let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
             .await
+            .unwrap()
             .unwrap();
-        assert_eq!(got, Some(MediaEvent::Ready { version: 7 }));
+        assert_eq!((got.version, got.ready), (7, true));
+        // The horizon (an hour) is all playable from the cache.
+        assert_eq!(
+            got.playable_until,
+            Some("2024-01-01T00:00:00Z".parse().unwrap())
+        );
         assert_eq!(cache.stats().items, 2);
         stop.cancel();
         task.await.unwrap();
+    }
+
+    /// With a cache too small for everything, the creatives the horizon needs come first
+    /// and stay; one needed only later is not fetched, and one the server cannot serve
+    /// ends the runway at its first slot.
+    #[tokio::test]
+    async fn horizon_first_and_runway() {
+        let bodies: [&[u8]; 3] = [&[1u8; 900], &[2u8; 900], &[3u8; 900]];
+        let mut body = fixture::body(&bodies, 15);
+        // A second campaign with the third creative starts after the horizon.
+        let mut later = body.campaigns[0].clone();
+        later.id = "camp-later".into();
+        later.priority = "high".into();
+        later.flight_start = "2023-12-31T23:30:00Z".parse().unwrap();
+        later.creatives = vec![body.creatives[2].id.clone()];
+        body.campaigns[0].creatives.truncate(2);
+        body.campaigns.push(later);
+        let held = HeldSchedule::new(fixture::doc(4, body)).unwrap();
+        let shas: Vec<String> = bodies.iter().map(|b| Sha256::of(b).to_string()).collect();
+
+        // Room for two creatives, a ten-minute horizon: the third is not needed yet and
+        // does not fit, so it is not fetched.
+        let url = serve(routes(&held, &bodies)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (f, _tx) = fetcher(
+            url,
+            dir.path(),
+            Some(HeldSchedule::new(held.doc.clone()).unwrap()),
+            2000,
+            10,
+        );
+        let held = Arc::new(held);
+        let (events, mut rx) = mpsc::channel::<Coverage>(4);
+        assert!(f.look(&held, &events).await);
+        let got = rx.recv().await.unwrap();
+        assert!(got.ready);
+        assert_eq!(
+            got.playable_until,
+            Some("2023-12-31T23:10:00Z".parse().unwrap())
+        );
+        assert!(f.cache.contains(&shas[0]).unwrap() && f.cache.contains(&shas[1]).unwrap());
+        assert!(!f.cache.contains(&shas[2]).unwrap());
+
+        // A one-hour horizon needs the third from 23:30, but the server lost it: the
+        // runway ends where it is first planned.
+        drop(f);
+        let url = serve(routes(&held, &bodies[..2])).await;
+        let (f, _tx) = fetcher(url, dir.path(), None, 2000, 60);
+        let needs = f.needs(&held).await;
+        assert_eq!(needs.uses.last().unwrap().sha256, shas[2]);
+        let got = f.coverage(&held, &needs, false).await;
+        assert_eq!(
+            got.playable_until,
+            Some("2023-12-31T23:30:00Z".parse().unwrap())
+        );
+        assert!(f.fetch_one(&held.doc.body.creatives[2]).await.is_err());
     }
 }

@@ -218,6 +218,8 @@ pub async fn run(
         server_url: config.server_url.clone(),
         cache: cache.clone(),
         schedules: schedules_rx,
+        clock: clock.clone(),
+        horizon: chrono::Duration::hours(i64::from(config.prefetch_hours)),
     };
     tracker.spawn(fetcher.run(events_tx.clone(), tasks_stop.clone()));
     tracker.close();
@@ -238,6 +240,7 @@ pub async fn run(
         notes: cache_note.into_iter().collect(),
         connected: false,
         media_ready: false,
+        playable_until: None,
         published: None,
     };
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use playlists::wire::{CommandAction, Topics};
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{mpsc, watch};
@@ -17,7 +17,7 @@ use crate::accept::{accept_ack, accept_command, accept_schedule, Reject};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::AgentConfig;
-use crate::fetch::MediaEvent;
+use crate::fetch::Coverage;
 use crate::mqtt::{subscriptions, NetEvent};
 use crate::outbox::Outbox;
 use crate::schedule::HeldSchedule;
@@ -32,7 +32,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub enum Event {
     Net(NetEvent),
-    Media(MediaEvent),
+    Media(Coverage),
     Upload(UploadEvent),
     SimReady(SimReady),
     Heartbeat,
@@ -46,8 +46,8 @@ impl From<NetEvent> for Event {
     }
 }
 
-impl From<MediaEvent> for Event {
-    fn from(e: MediaEvent) -> Event {
+impl From<Coverage> for Event {
+    fn from(e: Coverage) -> Event {
         Event::Media(e)
     }
 }
@@ -81,7 +81,11 @@ pub struct MainLoop {
     pub player: String,
     pub notes: Vec<String>,
     pub connected: bool,
+    /// Every creative the prefetch horizon needs is cached (the fetcher's last word on
+    /// the held version).
     pub media_ready: bool,
+    /// The runway's end: every slot before it plays from the cache.
+    pub playable_until: Option<DateTime<Utc>>,
     pub published: Option<Presence>,
 }
 
@@ -108,7 +112,7 @@ impl MainLoop {
                 Event::Net(NetEvent::Message { topic, payload }) => {
                     self.on_message(&topic, &payload).await
                 }
-                Event::Media(MediaEvent::Ready { version }) => self.on_media_ready(version),
+                Event::Media(coverage) => self.on_coverage(coverage),
                 Event::Upload(UploadEvent::Acked { backlog }) => self.on_acked(backlog),
                 Event::SimReady(r) => self.on_sim_ready(&r),
                 Event::Heartbeat => self.publish_status(true),
@@ -219,6 +223,7 @@ impl MainLoop {
             "schedule applied"
         );
         self.media_ready = false;
+        self.playable_until = None;
         self.schedules.send_replace(Some(held));
         self.publish_status(false);
     }
@@ -318,12 +323,21 @@ impl MainLoop {
         }
     }
 
-    fn on_media_ready(&mut self, version: u64) {
-        if self.held().is_some_and(|h| h.version == version) {
-            tracing::info!(version, "all media cached");
-            self.media_ready = true;
-            self.publish_status(false);
+    /// The fetcher's word on what the cache covers; a word about an older schedule is
+    /// stale and ignored.
+    pub(crate) fn on_coverage(&mut self, c: Coverage) {
+        if self.held().is_none_or(|h| h.version != c.version) {
+            return;
         }
+        if c.ready && !self.media_ready {
+            tracing::info!(
+                version = c.version,
+                "every creative of the prefetch horizon is cached"
+            );
+        }
+        self.media_ready = c.ready;
+        self.playable_until = c.playable_until;
+        self.publish_status(false);
     }
 
     fn on_acked(&mut self, backlog: u64) {
@@ -343,8 +357,10 @@ impl MainLoop {
             player: self.player.clone(),
             cache: self.cache.stats(),
             media_ready: self.media_ready,
-            runway_hours: match (&held, now) {
-                (Some(h), Some(now)) => h.runway_hours(now, self.media_ready),
+            runway_hours: match (&held, self.playable_until, now) {
+                (Some(_), Some(until), Some(now)) => {
+                    (until - now).num_seconds().max(0) as f64 / 3600.0
+                }
                 _ => 0.0,
             },
             outbox_backlog: book.backlog(),

@@ -1,7 +1,7 @@
 //! The schedule the agent holds: the accepted document and its domain form, with what the
-//! rest of the agent asks of it (media it needs, offline runway). Which documents are
-//! accepted is `accept.rs`; planning is `playlists`'; emergency overlays merged into it are
-//! `emergency.rs`'s.
+//! rest of the agent asks of it (media it needs and when, offline runway). Which documents
+//! are accepted is `accept.rs`; planning is `playlists`'; emergency overlays merged into it
+//! are `emergency.rs`'s.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::ScheduleDoc;
-use playlists::ScreenSchedule;
+use playlists::{Planner, ScreenSchedule};
 
 use crate::accept::Reject;
 
@@ -61,16 +61,50 @@ impl HeldSchedule {
             .collect()
     }
 
-    /// Hours it can keep playing offline from `now`: until the last flight ends. 0 when
-    /// the media are not all cached or nothing is scheduled any more.
-    pub fn runway_hours(&self, now: DateTime<Utc>, media_ready: bool) -> f64 {
-        if !media_ready {
-            return 0.0;
-        }
-        let end = self.schedule.campaigns.iter().map(|c| c.flight.end()).max();
-        end.map(|e| ((e - now).num_seconds().max(0) as f64) / 3600.0)
-            .unwrap_or(0.0)
+    /// The creatives the plan uses in `[from, to)`, each once (by hash), in the order of
+    /// their first play, with that slot's start. The same pure planner that plays the slots
+    /// decides, so prefetching follows exactly what will be shown.
+    pub fn first_uses(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<FirstUse> {
+        let planner = Planner::new(&self.schedule);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        planner.for_each_day(from, to, |day, first, end| {
+            for play in day.plays().filter(|p| (first..end).contains(&p.slot)) {
+                let sha = self.schedule.creatives[play.creative].sha256.as_str();
+                if !seen.contains(sha) {
+                    seen.insert(sha.to_owned());
+                    out.push(FirstUse {
+                        sha256: sha.to_owned(),
+                        at: planner.slot_start(play.slot),
+                    });
+                }
+            }
+        });
+        out
     }
+}
+
+/// When a creative is first needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstUse {
+    pub sha256: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Until when the agent can play every slot correctly from what it has cached: the start
+/// of the first slot in the window whose creative `cached` lacks, or the window's end.
+/// `uses` is [`HeldSchedule::first_uses`] over that window.
+pub fn playable_until(
+    uses: &[FirstUse],
+    window_end: DateTime<Utc>,
+    cached: impl Fn(&str) -> bool,
+) -> DateTime<Utc> {
+    uses.iter()
+        .filter(|u| !cached(&u.sha256))
+        .map(|u| u.at)
+        .min()
+        .unwrap_or(window_end)
+        .min(window_end)
 }
 
 #[cfg(test)]
@@ -168,8 +202,44 @@ mod tests {
         let held = HeldSchedule::new(doc(3, body(&[b"a", b"b"], 15))).unwrap();
         assert_eq!(held.version, 3);
         assert_eq!(held.referenced().len(), 2);
-        let now = "2023-12-31T22:00:00Z".parse().unwrap();
-        assert_eq!(held.runway_hours(now, true), 2.0);
-        assert_eq!(held.runway_hours(now, false), 0.0);
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// First uses follow the plan (the two creatives alternate on 15 s slots, the flight
+    /// ends at midnight); runway stops at the first slot whose creative is missing.
+    #[test]
+    fn first_uses_and_runway() {
+        let held = HeldSchedule::new(doc(3, body(&[b"a", b"b", b"c"], 15))).unwrap();
+        let sha = |b: &[u8]| playlists::Sha256::of(b).to_string();
+        let (from, to) = (t("2023-12-31T22:00:00Z"), t("2024-01-01T02:00:00Z"));
+        let uses = held.first_uses(from, to);
+        let mut got: Vec<&str> = uses.iter().map(|u| u.sha256.as_str()).collect();
+        got.sort();
+        let mut want = [sha(b"a"), sha(b"b"), sha(b"c")];
+        want.sort();
+        assert_eq!(got, want);
+        let starts: Vec<DateTime<Utc>> = uses.iter().map(|u| u.at).collect();
+        assert_eq!(
+            starts,
+            [
+                t("2023-12-31T22:00:00Z"),
+                t("2023-12-31T22:00:15Z"),
+                t("2023-12-31T22:00:30Z")
+            ]
+        );
+        let all = |_: &str| true;
+        assert_eq!(playable_until(&uses, to, all), to);
+        let lacks_third = |s: &str| s != uses[2].sha256;
+        assert_eq!(playable_until(&uses, to, lacks_third), uses[2].at);
+        // After the flight ends nothing plays, so nothing is needed.
+        assert!(held.first_uses(t("2024-01-01T00:00:00Z"), to).is_empty());
+        // A window that starts mid-slot begins at the next slot.
+        assert_eq!(
+            held.first_uses(t("2023-12-31T22:00:01Z"), to)[0].at,
+            t("2023-12-31T22:00:15Z")
+        );
     }
 }

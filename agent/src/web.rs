@@ -21,6 +21,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -214,27 +215,48 @@ async fn media(State(s): State<AppState>, Path(sha256): Path<String>) -> Respons
     if !valid {
         return StatusCode::NOT_FOUND.into_response();
     }
+    // The cache streams the creative chunk by chunk (verified once since start-up) through
+    // a short channel, so serving a video never holds it whole in memory.
     let cache = s.cache.clone();
-    let got = tokio::task::spawn_blocking(move || cache.get(&sha256)).await;
-    match got {
-        Ok(Ok(Some(bytes))) => (
-            [
-                (header::CONTENT_TYPE, content_type(&bytes)),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Ok(Ok(None)) => StatusCode::NOT_FOUND.into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "web player: reading the cache failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let reader = tokio::task::spawn_blocking(move || {
+        let found = cache.read_verified(&sha256, |chunk| {
+            tx.blocking_send(bytes::Bytes::copy_from_slice(chunk))
+                .is_ok()
+        });
+        if let Err(e) = cache.relieve(1) {
+            tracing::warn!(error = %e, "reopening the media cache failed");
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "web player: cache task failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+        found
+    });
+    let Some(first) = rx.recv().await else {
+        return match reader.await {
+            Ok(Ok(true)) => StatusCode::OK.into_response(),
+            Ok(Ok(false)) => StatusCode::NOT_FOUND.into_response(),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "web player: reading the cache failed");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "web player: cache task failed");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        };
+    };
+    let kind = content_type(&first);
+    let rest =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let body = futures_util::stream::once(std::future::ready(first))
+        .chain(rest)
+        .map(Ok::<_, std::io::Error>);
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }
 
 async fn played(State(s): State<AppState>, Json(report): Json<Report>) -> StatusCode {

@@ -41,6 +41,7 @@ impl Rig {
             server_public_key: fixture::server_key().public(),
             screen_key: Secret::new(Keypair::from_secret([5; 32])),
             cache_max_bytes: 1 << 20,
+            prefetch_hours: 24,
         });
         let topics = Topics::new(&config.topic_prefix);
         let (client, eventloop) = crate::mqtt::client(&config, &topics, b"offline".to_vec());
@@ -62,6 +63,7 @@ impl Rig {
             notes: vec![],
             connected: false,
             media_ready: false,
+            playable_until: None,
             published: None,
         };
         Rig {
@@ -160,9 +162,9 @@ async fn connect_schedule_media_and_goodbye() {
     // The retained copy again (a reconnect): nothing new.
     rig.ml.on_message(SCHEDULE, &v1).await;
     assert_eq!(rig.sent(), []);
-    rig.ml.on_media_ready(0);
+    rig.ml.on_coverage(ready(0));
     assert_eq!(rig.sent(), []);
-    rig.ml.on_media_ready(1);
+    rig.ml.on_coverage(ready(1));
     assert_eq!(rig.sent(), [Sent::Status(true, Some(1), true)]);
     // A newer version resets media readiness until the fetcher says so.
     rig.ml
@@ -172,7 +174,7 @@ async fn connect_schedule_media_and_goodbye() {
 
     rig.ml.on_disconnected().await;
     assert_eq!(rig.uploader_msgs(), ["connected false"]);
-    rig.ml.on_media_ready(2);
+    rig.ml.on_coverage(ready(2));
     assert_eq!(rig.sent(), []);
     rig.ml.on_connected().await;
     assert!(rig.sent().contains(&Sent::Status(true, Some(2), true)));
@@ -412,4 +414,13 @@ async fn an_expired_schedule_is_not_taken_but_the_held_one_keeps_playing() {
         )
         .await;
     assert_eq!(rig.version(), Some(1));
+}
+
+/// The fetcher's word that schedule `version` is fully cached for a day ahead.
+fn ready(version: u64) -> Coverage {
+    Coverage {
+        version,
+        ready: true,
+        playable_until: Some(chrono::Utc::now() + chrono::Duration::hours(24)),
+    }
 }
