@@ -198,7 +198,13 @@ fn store_schedule(
         }],
         creatives,
     };
-    let doc = ScheduleDoc::new(&ScreenId::parse(SCREEN_ID)?, 1, now, body);
+    let doc = ScheduleDoc::new(
+        &ScreenId::parse(SCREEN_ID)?,
+        1,
+        now,
+        now + chrono::Duration::days(7),
+        body,
+    );
     let (outbox, _) = Outbox::open(data_dir, Durability::Immediate)?;
     outbox.store_schedule(&key.seal(KIND, &doc))?;
     Ok(())

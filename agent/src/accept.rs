@@ -10,7 +10,8 @@ use playlists::wire::pop::ACK_KIND;
 use playlists::wire::signed::open;
 use playlists::wire::status::COMMAND_KIND;
 use playlists::wire::{
-    schedule, Command, PopAck, ScheduleDoc, WireError, MAX_SCHEDULE_BYTES, MAX_SMALL_BYTES, VERSION,
+    schedule, Command, CommandAction, PopAck, ScheduleDoc, WireError, MAX_SCHEDULE_BYTES,
+    MAX_SMALL_BYTES, VERSION,
 };
 use playlists::ScreenId;
 
@@ -29,6 +30,18 @@ pub enum Reject {
     Expired {
         id: String,
         expires_at: DateTime<Utc>,
+    },
+    #[error("command {id:?} starts campaign {campaign:?} of priority {priority:?}; an emergency must be \"emergency\"")]
+    NotEmergency {
+        id: String,
+        campaign: String,
+        priority: String,
+    },
+    #[error("schedule version {version} expired at {expires_at} (now {now}): a stale copy")]
+    ScheduleExpired {
+        version: u64,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
     },
 }
 
@@ -53,9 +66,32 @@ fn check_version(v: u32) -> Result<(), Reject> {
     }
 }
 
-/// Checks size, signature (the pinned server key), shape, screen and version; `held` is the
-/// version already applied, if any. Only a document that passes may change anything.
+/// Checks a newly received schedule: size, signature (the pinned server key), shape, screen,
+/// version and expiry; `held` is the version already applied, if any. Only a document that
+/// passes may change anything. An expired document is refused as new (the broker may hand
+/// out an old retained copy), but expiry never stops a schedule already held: kiosks play
+/// offline for days, so what the agent holds keeps playing (see [`open_held_schedule`]).
 pub fn accept_schedule(
+    held: Option<u64>,
+    own: &ScreenId,
+    key: &VerifyingKey,
+    raw: &[u8],
+    now: DateTime<Utc>,
+) -> Result<ScheduleDoc, Reject> {
+    let doc = open_held_schedule(held, own, key, raw)?;
+    if doc.expires_at <= now {
+        return Err(Reject::ScheduleExpired {
+            version: doc.version,
+            expires_at: doc.expires_at,
+            now,
+        });
+    }
+    Ok(doc)
+}
+
+/// Every check of [`accept_schedule`] except expiry: for the schedule this agent accepted
+/// earlier and persisted, which keeps playing after its expiry until a newer one arrives.
+pub fn open_held_schedule(
     held: Option<u64>,
     own: &ScreenId,
     key: &VerifyingKey,
@@ -75,8 +111,9 @@ pub fn accept_schedule(
     Ok(doc)
 }
 
-/// Checks a command's signature, screen and expiry. Whether its nonce is fresh is the
-/// caller's second check (it needs the outbox).
+/// Checks a command's signature, screen and expiry, and that an emergency start carries an
+/// `emergency`-tier campaign. Whether its nonce is fresh is the caller's second check (it
+/// needs the outbox).
 pub fn accept_command(
     own: &ScreenId,
     key: &VerifyingKey,
@@ -91,6 +128,15 @@ pub fn accept_command(
             id: cmd.id,
             expires_at: cmd.expires_at,
         });
+    }
+    if let CommandAction::EmergencyStart { campaign, .. } = &cmd.action {
+        if campaign.priority != "emergency" {
+            return Err(Reject::NotEmergency {
+                id: cmd.id.clone(),
+                campaign: campaign.id.clone(),
+                priority: campaign.priority.clone(),
+            });
+        }
     }
     Ok(cmd)
 }
@@ -112,7 +158,8 @@ mod tests {
     use playlists::wire::{CommandAction, Keypair};
 
     fn check(held: Option<u64>, raw: &[u8], expect: Result<u64, &str>) {
-        let got = accept_schedule(held, &screen(), &server_key().public(), raw)
+        let now = "2023-12-18T00:00:00Z".parse().unwrap();
+        let got = accept_schedule(held, &screen(), &server_key().public(), raw, now)
             .map(|d| d.version)
             .map_err(|e| e.to_string());
         match (got, expect) {
@@ -157,6 +204,23 @@ mod tests {
         check(None, &broken, Err("zero slot"));
         // Oversized.
         check(None, &vec![b' '; MAX_SCHEDULE_BYTES + 1], Err("exceeds"));
+        // Expired: refused as new, with the reason...
+        let mut stale = doc(7, body(&[b"a"], 15));
+        stale.expires_at = "2023-12-18T00:00:00Z".parse().unwrap();
+        let stale = server_key().seal(schedule::KIND, &stale);
+        check(
+            None,
+            &stale,
+            Err("expired at 2023-12-18 00:00:00 UTC (now 2023-12-18 00:00:00 UTC)"),
+        );
+        check(Some(3), &stale, Err("stale copy"));
+        // ...but the copy held from before still opens after its expiry.
+        let held = open_held_schedule(None, &screen(), &server_key().public(), &stale);
+        assert_eq!(held.map(|d| d.version), Ok(7));
+        // One second before expiry it is still new.
+        let now = "2023-12-17T23:59:59Z".parse().unwrap();
+        let fresh = accept_schedule(None, &screen(), &server_key().public(), &stale, now);
+        assert_eq!(fresh.map(|d| d.version), Ok(7));
     }
 
     fn command(screen: &str, id: &str, expires: &str) -> Command {
@@ -203,6 +267,58 @@ mod tests {
                 "expires_at":"2023-12-18T09:00:00Z","action":"reboot"}),
         );
         assert!(accept(&unknown).unwrap_err().contains("malformed"));
+    }
+
+    #[test]
+    fn emergency_command_rules() {
+        let now: DateTime<Utc> = "2023-12-18T08:00:30Z".parse().unwrap();
+        let key = server_key();
+        let accept = |raw: &[u8]| {
+            accept_command(&screen(), &key.public(), raw, now).map_err(|e| e.to_string())
+        };
+        let start = |priority: &str| {
+            let (campaign, creatives) = crate::emergency::alert(priority);
+            Command {
+                action: CommandAction::EmergencyStart {
+                    campaign: Box::new(campaign),
+                    creatives,
+                },
+                ..command("scr-1", "e1", "2023-12-18T08:05:00Z")
+            }
+        };
+        let good = accept(&key.seal(COMMAND_KIND, &start("emergency"))).unwrap();
+        assert!(matches!(good.action, CommandAction::EmergencyStart { .. }));
+        for priority in ["high", "normal", "filler", "EMERGENCY"] {
+            let e = accept(&key.seal(COMMAND_KIND, &start(priority))).unwrap_err();
+            assert!(
+                e.contains(&format!("priority {priority:?}")),
+                "{priority}: {e}"
+            );
+        }
+        let forged = Keypair::from_secret([1; 32]).seal(COMMAND_KIND, &start("emergency"));
+        assert!(accept(&forged).unwrap_err().contains("bad signature"));
+        let other = Command {
+            screen_id: "scr-2".into(),
+            ..start("emergency")
+        };
+        assert!(accept(&key.seal(COMMAND_KIND, &other))
+            .unwrap_err()
+            .contains("\"scr-2\""));
+        let expired = Command {
+            expires_at: now,
+            ..start("emergency")
+        };
+        assert!(accept(&key.seal(COMMAND_KIND, &expired))
+            .unwrap_err()
+            .contains("expired"));
+        let end = Command {
+            action: CommandAction::EmergencyEnd {
+                campaign_id: "alert".into(),
+                ends_at: now,
+            },
+            ..command("scr-1", "e2", "2023-12-18T08:05:00Z")
+        };
+        assert_eq!(accept(&key.seal(COMMAND_KIND, &end)).unwrap(), end);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! [`run`] wires the parts and owns shutdown. Tasks: the MQTT driver loop (`mqtt`), the
 //! main loop (`main_loop`), the player (`player`), the uploader (`uploader`) and the media
-//! fetcher (`fetch`), and with `--player web` the kiosk page's server (`web`). Pure cores: `accept` (what messages count), `outbox::book` and
+//! fetcher (`fetch`), and with `--player web` the kiosk page's server (`web`). Emergency
+//! takeovers by command are merged into the held schedule (`emergency`). Pure cores: `accept` (what messages count), `outbox::book` and
 //! `uploader::UploadState` (bookkeeping and batching), `cache::choose_evictions`,
 //! `backoff`, `status`. Time comes from `clock` (system, the MQTT-driven sim clock, or
 //! the scaled clock).
@@ -15,6 +16,7 @@ pub mod backoff;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod emergency;
 pub mod fetch;
 pub mod main_loop;
 pub mod memory;
@@ -145,6 +147,25 @@ pub async fn run(
     let (client, eventloop) = mqtt::client(&config, &topics, will);
 
     let (events_tx, events_rx) = mpsc::channel::<Event>(256);
+    let held = match (held, clock.now()) {
+        (Some(h), Some(now)) => {
+            let o = outbox.clone();
+            let restored =
+                tokio::task::spawn_blocking(move || emergency::restore(&o, h, now)).await?;
+            Some(Arc::new(restored))
+        }
+        // A sim clock not yet stepped: overlays are merged unpruned.
+        (Some(h), None) => {
+            let o = outbox.clone();
+            let restored = tokio::task::spawn_blocking(move || {
+                let overlays = emergency::Overlays::load(&o);
+                emergency::merged(h, overlays)
+            })
+            .await?;
+            Some(Arc::new(restored))
+        }
+        (None, _) => None,
+    };
     let (schedules_tx, schedules_rx) = watch::channel(held);
     let (uploader_tx, uploader_rx) = mpsc::channel(256);
     let (playing_tx, playing_rx) = watch::channel(None);
@@ -253,18 +274,19 @@ pub async fn run(
 async fn restore_schedule(
     config: &Arc<AgentConfig>,
     outbox: &Arc<Outbox>,
-) -> anyhow::Result<Option<Arc<HeldSchedule>>> {
+) -> anyhow::Result<Option<HeldSchedule>> {
     let o = outbox.clone();
     let Some(raw) = tokio::task::spawn_blocking(move || o.load_schedule()).await?? else {
         return Ok(None);
     };
+    // Held before, so it keeps playing even past its expiry.
     let restored =
-        accept::accept_schedule(None, &config.screen_id, &config.server_public_key, &raw)
+        accept::open_held_schedule(None, &config.screen_id, &config.server_public_key, &raw)
             .and_then(HeldSchedule::new);
     match restored {
         Ok(h) => {
             tracing::info!(version = h.version, "schedule restored from the outbox");
-            Ok(Some(Arc::new(h)))
+            Ok(Some(h))
         }
         Err(e) => {
             tracing::warn!(reason = %e, "stored schedule no longer valid; waiting for a new one");

@@ -179,11 +179,13 @@ impl MainLoop {
 
     async fn on_schedule(&mut self, raw: &[u8]) {
         let held = self.held().map(|h| h.version);
+        let now = self.clock.now().unwrap_or_else(Utc::now);
         let doc = match accept_schedule(
             held,
             &self.config.screen_id,
             &self.config.server_public_key,
             raw,
+            now,
         ) {
             Ok(doc) => doc,
             Err(Reject::NotNewer { held, got }) if held == got => {
@@ -196,7 +198,7 @@ impl MainLoop {
             }
         };
         let held = match HeldSchedule::new(doc) {
-            Ok(h) => Arc::new(h),
+            Ok(h) => Arc::new(self.with_overlays(h, now).await),
             Err(e) => {
                 tracing::warn!(reason = %e, "ignoring schedule");
                 return;
@@ -272,6 +274,14 @@ impl MainLoop {
                 }
                 self.publish_status(true);
             }
+            CommandAction::EmergencyStart {
+                campaign,
+                creatives,
+            } => self.on_emergency_start(*campaign, creatives, now).await,
+            CommandAction::EmergencyEnd {
+                campaign_id,
+                ends_at,
+            } => self.on_emergency_end(campaign_id, ends_at, now).await,
         }
     }
 
@@ -363,7 +373,7 @@ impl MainLoop {
     }
 
     /// Publishes the retained status; without `always`, only if the presence changed.
-    fn publish_status(&mut self, always: bool) {
+    pub(crate) fn publish_status(&mut self, always: bool) {
         let facts = self.facts(true);
         let presence = Presence {
             schedule_version: facts.schedule_version,

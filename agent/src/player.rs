@@ -111,7 +111,7 @@ struct Walk {
     cursor: Option<i64>,
     /// No slot starting before this may be played (the end of the last one started).
     not_before: Option<DateTime<Utc>>,
-    /// The plan of the local day being played, with the schedule version it came from.
+    /// The plan of the local day being played, with the schedule revision it came from.
     day: Option<(u64, DayPlan)>,
 }
 
@@ -195,13 +195,13 @@ impl Player {
             let fresh = walk
                 .day
                 .as_ref()
-                .is_some_and(|(v, d)| *v == held.version && d.contains(cursor));
+                .is_some_and(|(r, d)| *r == held.revision && d.contains(cursor));
             if !fresh {
                 let h = held.clone();
                 let plan =
                     tokio::task::spawn_blocking(move || Planner::new(&h.schedule).plan_day(cursor))
                         .await?;
-                walk.day = Some((held.version, plan));
+                walk.day = Some((held.revision, plan));
             }
             let (_, day) = walk.day.as_ref().expect("planned above");
             match (cursor..day.end_slot()).find_map(|s| day.play(s)) {

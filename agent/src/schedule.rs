@@ -1,8 +1,11 @@
 //! The schedule the agent holds: the accepted document and its domain form, with what the
-//! rest of the agent asks of it (media it needs and when, offline runway). Which documents are
-//! accepted is `accept.rs`; planning is `playlists`'.
+//! rest of the agent asks of it (media it needs and when, offline runway). Which documents
+//! are accepted is `accept.rs`; planning is `playlists`'; emergency overlays merged into it
+//! are `emergency.rs`'s.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::ScheduleDoc;
@@ -10,22 +13,41 @@ use playlists::{Planner, ScreenSchedule};
 
 use crate::accept::Reject;
 
+/// Gives every built [`HeldSchedule`] its own revision.
+static REVISIONS: AtomicU64 = AtomicU64::new(1);
+
 /// The schedule the agent plays: the accepted document and its domain form.
 #[derive(Debug)]
 pub struct HeldSchedule {
     pub version: u64,
+    /// The accepted document with the active emergency overlays merged into its body, so
+    /// that planning, media fetching, eviction, readiness and runway all see them.
     pub doc: ScheduleDoc,
+    /// `doc.body` in domain form: what the planner plans with.
     pub schedule: ScreenSchedule,
+    /// The document exactly as the server signed it, before any overlay.
+    pub signed: Arc<ScheduleDoc>,
+    /// Differs between any two held schedules, also of one version (an overlay changes
+    /// what plays without a new version): what the player's cached day plan is keyed on.
+    pub revision: u64,
 }
 
 impl HeldSchedule {
     /// From a document that [`crate::accept::accept_schedule`] let through.
     pub fn new(doc: ScheduleDoc) -> Result<HeldSchedule, Reject> {
+        let signed = Arc::new(doc.clone());
+        HeldSchedule::overlaid(signed, doc)
+    }
+
+    /// `doc` is `signed` with overlays merged into its body; it is validated again.
+    pub fn overlaid(signed: Arc<ScheduleDoc>, doc: ScheduleDoc) -> Result<HeldSchedule, Reject> {
         let schedule = doc.body.to_schedule()?;
         Ok(HeldSchedule {
             version: doc.version,
             doc,
             schedule,
+            signed,
+            revision: REVISIONS.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -159,6 +181,7 @@ pub(crate) mod fixture {
             &screen(),
             version,
             "2023-12-17T00:00:00Z".parse().unwrap(),
+            "2100-01-01T00:00:00Z".parse().unwrap(),
             body,
         )
     }

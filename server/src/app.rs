@@ -1,12 +1,12 @@
 //! The running server: one MQTT connection (publishing schedules, ingesting proof of play,
-//! following presence), the ingest worker and the HTTP server, started from bound resources
-//! and stopped by a cancellation token.
+//! following presence), the ingest worker, the hourly schedule refresh and the HTTP server,
+//! started from bound resources and stopped by a cancellation token.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -15,8 +15,13 @@ use tokio_util::task::TaskTracker;
 use playlists::wire::pop::{PopAck, ACK_KIND};
 use playlists::wire::{signed::public_key_from_hex, Keypair, Status, Topics, MAX_SCHEDULE_BYTES};
 
+use crate::admin::AdminToken;
+use crate::clock::ServerClock;
 use crate::ledger::{Incoming, Ledger, Outcome};
 use crate::store::Store;
+
+/// How often published schedules are checked for nearing their expiry.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 
 /// State shared by the MQTT loop, the ingest worker and HTTP handlers.
 #[derive(Debug)]
@@ -26,6 +31,31 @@ pub struct Shared {
     pub key: Keypair,
     pub topics: Topics,
     pub fleet: Mutex<BTreeMap<String, Status>>,
+    /// The server's MQTT connection (publishing schedules and commands).
+    pub client: AsyncClient,
+    pub schedule_ttl: TimeDelta,
+    /// What "now" is for flights set by staff (emergencies).
+    pub clock: ServerClock,
+    pub admin: AdminToken,
+    /// Serialises emergency changes: check, store, publish.
+    pub emergencies: tokio::sync::Mutex<()>,
+}
+
+/// How the server runs, beside its bound resources.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub schedule_ttl: TimeDelta,
+    pub clock: ServerClock,
+}
+
+impl Default for Options {
+    /// A week's schedule TTL, the system clock.
+    fn default() -> Options {
+        Options {
+            schedule_ttl: TimeDelta::hours(168),
+            clock: ServerClock::System,
+        }
+    }
 }
 
 /// How to reach the broker.
@@ -65,7 +95,13 @@ pub async fn publish_schedules(
     all: bool,
 ) -> anyhow::Result<usize> {
     let catalogue = shared.store.catalogue()?;
-    let docs = crate::publisher::build_all(&shared.store, &catalogue, &shared.key, Utc::now())?;
+    let docs = crate::publisher::build_all(
+        &shared.store,
+        &catalogue,
+        &shared.key,
+        Utc::now(),
+        shared.schedule_ttl,
+    )?;
     let mut changed = 0;
     for d in docs {
         if d.changed || all {
@@ -91,7 +127,8 @@ pub fn mqtt_options(client_id: &str, target: &MqttTarget) -> MqttOptions {
     options
 }
 
-/// Starts the server's tasks. `listener` is the bound HTTP listener.
+/// Starts the server's tasks with the default [`Options`]. `listener` is the bound HTTP
+/// listener.
 pub async fn start(
     store: Store,
     target: MqttTarget,
@@ -99,19 +136,45 @@ pub async fn start(
     topics: Topics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Handle> {
+    start_with(
+        store,
+        target,
+        listener,
+        topics,
+        Options::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Starts the server's tasks. `listener` is the bound HTTP listener.
+pub async fn start_with(
+    store: Store,
+    target: MqttTarget,
+    listener: tokio::net::TcpListener,
+    topics: Topics,
+    options: Options,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Handle> {
     let key = crate::keys::server_key(store.dir())?;
+    let admin = AdminToken::load_or_create(store.dir())?;
+    tracing::info!(path = %admin.path().display(), "admin token for emergency takeovers");
     let ledger = Ledger::open(store.db())?;
+    let client_id = format!("signage-server-{}", std::process::id());
+    let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target), 1024);
     let shared = Arc::new(Shared {
         store,
         ledger,
         key,
         topics,
         fleet: Mutex::new(BTreeMap::new()),
+        client: client.clone(),
+        schedule_ttl: options.schedule_ttl,
+        clock: options.clock,
+        admin,
+        emergencies: tokio::sync::Mutex::new(()),
     });
     let tracker = TaskTracker::new();
-
-    let client_id = format!("signage-server-{}", std::process::id());
-    let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target), 1024);
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
 
     // MQTT driver: subscribes on every connect, routes incoming messages.
@@ -161,6 +224,29 @@ pub async fn start(
         let shared = shared.clone();
         let client = client.clone();
         tracker.spawn(ingest_worker(shared, client, ingest_rx));
+    }
+
+    // Hourly: re-sign documents nearing expiry (the first tick is the connect's publish).
+    {
+        let shared = shared.clone();
+        let client = client.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(REFRESH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match publish_schedules(&shared, &client, false).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(count = n, "schedules re-signed or changed"),
+                    Err(e) => tracing::error!(error = %e, "refreshing schedules failed"),
+                }
+            }
+        });
     }
 
     let http_addr = listener.local_addr()?;

@@ -17,6 +17,8 @@ pub struct Config {
     pub mqtt_url: Option<String>,
     pub topic_prefix: String,
     pub shared_subscription: bool,
+    /// How long a signed schedule document is accepted as new (see [`Config::schedule_ttl`]).
+    pub schedule_ttl_hours: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,9 +29,16 @@ struct Partial {
     mqtt_url: Option<String>,
     topic_prefix: Option<String>,
     shared_subscription: Option<bool>,
+    schedule_ttl_hours: Option<u32>,
 }
 
 impl Config {
+    /// A schedule's `expires_at` is its `issued_at` plus this; documents less than half of
+    /// it from expiry are re-signed with a new version (on start and hourly).
+    pub fn schedule_ttl(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::hours(i64::from(self.schedule_ttl_hours))
+    }
+
     pub fn defaults() -> Config {
         toml::from_str(DEFAULTS).expect("the shipped default config parses")
     }
@@ -70,6 +79,11 @@ impl Config {
             "topic_prefix {:?} is not a valid topic prefix",
             c.topic_prefix
         );
+        anyhow::ensure!(
+            c.schedule_ttl_hours >= 2,
+            "schedule_ttl_hours {} is too short: at least 2 (documents are refreshed hourly)",
+            c.schedule_ttl_hours
+        );
         Ok(c)
     }
 
@@ -89,6 +103,9 @@ impl Config {
         if let Some(v) = p.shared_subscription {
             self.shared_subscription = v;
         }
+        if let Some(v) = p.schedule_ttl_hours {
+            self.schedule_ttl_hours = v;
+        }
     }
 }
 
@@ -101,6 +118,7 @@ mod tests {
         let c = Config::defaults();
         assert_eq!(c.topic_prefix, "signage/v1");
         assert!(c.mqtt_url.is_none());
+        assert_eq!(c.schedule_ttl(), chrono::TimeDelta::days(7));
     }
 
     #[test]
@@ -116,6 +134,14 @@ mod tests {
         assert_eq!(c.http.port(), 9999);
         assert!(!c.shared_subscription);
         assert_eq!(c.mqtt_url.as_deref(), Some("mqtt://10.0.0.1:1884"));
+        std::fs::write(&f, "schedule_ttl_hours = 24\n").unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.schedule_ttl(), chrono::TimeDelta::hours(24));
+        std::fs::write(&f, "schedule_ttl_hours = 1\n").unwrap();
+        assert!(Config::load(Some(&f), None, None)
+            .unwrap_err()
+            .to_string()
+            .contains("too short"));
         std::fs::write(&f, "bogus = 1\n").unwrap();
         assert!(Config::load(Some(&f), None, None)
             .unwrap_err()

@@ -1,12 +1,16 @@
 //! `server`: the signage central scheduler. The store (redb) and its catalogue, scenario
 //! import, schedule documents and their publication over MQTT, proof-of-play ingest into the
-//! ledger, reports, HTTP (media, API, dashboard), and the fleet simulation. Scheduling rules
+//! ledger, reports, HTTP (media, API, dashboard), emergency takeovers, and the fleet
+//! simulation. Scheduling rules
 //! live in `playlists`; media decoding in `media`.
 
+pub mod admin;
 pub mod app;
 pub mod broker;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod emergency;
 pub mod http;
 pub mod import;
 pub mod keys;

@@ -1,21 +1,23 @@
-//! The server's redb store: imported scenarios (the catalogue), screens' public keys and
-//! the schedule versions last published. The ledger keeps its own tables in the same file
+//! The server's redb store: imported scenarios and emergency takeovers (together the
+//! catalogue), screens' public keys and the schedule versions last published. The ledger keeps its own tables in the same file
 //! (see `ledger`). Media bytes live beside it, content-addressed, in `media/`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use playlists::scenario::{Measurement, ScenarioFile};
+use playlists::scenario::{FileCampaign, FileTarget, FileWindow, Measurement, ScenarioFile};
 use playlists::{Catalogue, MediaKind, Sha256};
 
 const SCENARIOS: TableDefinition<&str, &[u8]> = TableDefinition::new("scenarios");
 const SCREEN_KEYS: TableDefinition<&str, &str> = TableDefinition::new("screen_keys");
 const PUBLISHED: TableDefinition<&str, &[u8]> = TableDefinition::new("published");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const EMERGENCIES: TableDefinition<&str, &[u8]> = TableDefinition::new("emergencies");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,11 +95,54 @@ impl StoredMeasurement {
     }
 }
 
-/// What was last published for a screen.
+/// What was last published for a screen. (Times are absent in stores written before
+/// schedules expired; such a document is re-signed with a new version once.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     pub version: u64,
     pub content_hash: String,
+    #[serde(default)]
+    pub issued_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An emergency takeover triggered by staff: a campaign of tier `emergency`, weight 1,
+/// every daypart, from when the server accepted it until it is ended (or `end`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEmergency {
+    pub id: String,
+    pub name: String,
+    pub creatives: Vec<String>,
+    /// Scenario targeting keys (`screens`, `venues`, `venue_types`, `districts`, `tags`).
+    pub target: serde_json::Value,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Set when staff ended it (then `end` is that time).
+    #[serde(default)]
+    pub ended: bool,
+}
+
+impl StoredEmergency {
+    /// The campaign as a scenario file would write it, validated with the rest.
+    pub fn file_campaign(&self) -> Result<FileCampaign, String> {
+        let target: FileTarget = serde_json::from_value(self.target.clone())
+            .map_err(|e| format!("emergency {:?} target: {e}", self.id))?;
+        Ok(FileCampaign {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            priority: "emergency".into(),
+            weight: 1,
+            flight: FileWindow {
+                start: self.start.to_rfc3339(),
+                end: self.end.to_rfc3339(),
+            },
+            dayparts: vec!["* * * * *".into()],
+            target,
+            creatives: self.creatives.clone(),
+            max_plays_per_hour: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +184,7 @@ impl Store {
         tx.open_table(SCREEN_KEYS)?;
         tx.open_table(PUBLISHED)?;
         tx.open_table(META)?;
+        tx.open_table(EMERGENCIES)?;
         tx.commit()?;
         Ok(Store {
             db: Arc::new(db),
@@ -211,8 +257,23 @@ impl Store {
         Ok(out)
     }
 
-    /// The catalogue: every stored scenario merged (by id, later names win), validated.
+    /// The catalogue: every stored scenario merged (by id, later names win) with the
+    /// stored emergencies, validated.
     pub fn catalogue(&self) -> Result<Catalogue, StoreError> {
+        let emergencies = self.emergencies()?;
+        self.catalogue_with(&emergencies)?
+            .map_err(|problem| StoreError::Corrupt {
+                name: "emergencies".into(),
+                problem,
+            })
+    }
+
+    /// The catalogue with `emergencies` in place of the stored ones; the inner error says
+    /// why they do not validate against the scenarios (an unknown creative, a bad target).
+    pub fn catalogue_with(
+        &self,
+        emergencies: &[StoredEmergency],
+    ) -> Result<Result<Catalogue, String>, StoreError> {
         let mut merged: Option<ScenarioFile> = None;
         let mut measured = HashMap::new();
         for (name, s) in self.scenarios()? {
@@ -243,14 +304,56 @@ impl Store {
                 }
             });
         }
-        let Some(file) = merged else {
-            return Ok(Catalogue::default());
+        let Some(mut file) = merged else {
+            return Ok(match emergencies.first() {
+                Some(e) => Err(format!("emergency {:?}: no scenario is imported", e.id)),
+                None => Ok(Catalogue::default()),
+            });
         };
         let scenario = file.build(&measured).map_err(|e| StoreError::Corrupt {
             name: file.name.clone(),
             problem: e.to_string(),
         })?;
-        Ok(scenario.catalogue)
+        if emergencies.is_empty() {
+            return Ok(Ok(scenario.catalogue));
+        }
+        for e in emergencies {
+            match e.file_campaign() {
+                Ok(c) => file.campaigns.push(c),
+                Err(problem) => return Ok(Err(problem)),
+            }
+        }
+        Ok(file
+            .build(&measured)
+            .map(|s| s.catalogue)
+            .map_err(|e| e.to_string()))
+    }
+
+    /// Every emergency takeover, active or ended, by id.
+    pub fn emergencies(&self) -> Result<Vec<StoredEmergency>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(EMERGENCIES)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push(
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                    name: format!("emergency {}", k.value()),
+                    problem: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Saves (or replaces) one emergency in one transaction.
+    pub fn put_emergency(&self, e: &StoredEmergency) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(e).expect("stored emergency serialises");
+        let tx = self.db.begin_write()?;
+        tx.open_table(EMERGENCIES)?
+            .insert(e.id.as_str(), bytes.as_slice())?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn set_screen_key(&self, screen: &str, public_hex: &str) -> Result<(), StoreError> {

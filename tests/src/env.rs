@@ -20,6 +20,11 @@ pub struct TestEnv {
 impl TestEnv {
     /// Starts the server on the broker at `mqtt_port`, or on a fresh embedded one.
     pub async fn spawn(mqtt_port: Option<u16>) -> TestEnv {
+        TestEnv::spawn_with(mqtt_port, app::Options::default()).await
+    }
+
+    /// [`spawn`](Self::spawn) with server options (a scaled clock, a schedule TTL).
+    pub async fn spawn_with(mqtt_port: Option<u16>, options: app::Options) -> TestEnv {
         let tmp = tempfile::tempdir().expect("tempdir");
         let port = match mqtt_port {
             Some(p) => p,
@@ -40,11 +45,12 @@ impl TestEnv {
             port,
             shared_subscription: mqtt_port.is_some(),
         };
-        let handle = app::start(
+        let handle = app::start_with(
             store.clone(),
             target,
             listener,
             Topics::default(),
+            options,
             shutdown.clone(),
         )
         .await
@@ -68,6 +74,19 @@ impl TestEnv {
             "signage/v1",
         )
         .expect("provision")
+    }
+
+    /// `http://127.0.0.1:PORT` of the server's HTTP API.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.handle.http_addr)
+    }
+
+    /// The admin token the server made in its data directory.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.store.dir().join(server::admin::FILE))
+            .expect("admin token")
+            .trim()
+            .to_owned()
     }
 
     /// The retained status the server last saw from `screen`.

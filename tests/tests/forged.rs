@@ -71,6 +71,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
         &schedule.screen.id,
         99,
         chrono::Utc::now(),
+        chrono::Utc::now() + chrono::Duration::days(7),
         ScheduleBody::from_schedule(&schedule),
     );
     let forged = Keypair::from_secret([42; 32]).seal(KIND, &doc);
@@ -115,6 +116,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
                 &playlists::ScreenId::parse(SCREEN).unwrap(),
                 1,
                 chrono::Utc::now(),
+                chrono::Utc::now() + chrono::Duration::days(7),
                 body,
             ),
         )

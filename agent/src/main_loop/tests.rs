@@ -296,6 +296,126 @@ async fn sim_clock_and_ready_messages() {
     );
 }
 
+/// A command for `screen`, signed by `key`, expiring in a minute.
+fn command_for(key: &Keypair, screen: &str, id: &str, action: CommandAction) -> Vec<u8> {
+    let now = Utc::now();
+    let cmd = Command {
+        v: 1,
+        screen_id: screen.into(),
+        id: id.into(),
+        issued_at: now,
+        expires_at: now + ChronoDuration::seconds(60),
+        action,
+    };
+    key.seal(COMMAND_KIND, &cmd)
+}
+
+#[tokio::test]
+async fn emergency_commands_overlay_the_held_schedule() {
+    let mut rig = Rig::new();
+    rig.ml.on_connected().await;
+    rig.ml
+        .on_message(SCHEDULE, &fixture::signed(1, &[b"a"]))
+        .await;
+    rig.sent();
+    rig.ml
+        .cache
+        .put(Sha256::of(b"alert").as_str(), b"alert", 0)
+        .unwrap();
+    let campaigns = |rig: &Rig| -> Vec<String> {
+        let held = rig.schedules.borrow().clone().unwrap();
+        held.schedule
+            .campaigns
+            .iter()
+            .map(|c| format!("{}..{}", c.id, c.flight.end().format("%Y")))
+            .collect()
+    };
+    let stored = |rig: &Rig| crate::emergency::Overlays::load(&rig.ml.outbox).unwrap();
+    let start = |priority: &str| {
+        let (campaign, creatives) = crate::emergency::alert(priority);
+        CommandAction::EmergencyStart {
+            campaign: Box::new(campaign),
+            creatives,
+        }
+    };
+    let server = fixture::server_key();
+
+    // Forged, misaddressed and non-emergency takeovers change nothing.
+    let forged = Keypair::from_secret([1; 32]);
+    for raw in [
+        command_for(&forged, "scr-1", "e1", start("emergency")),
+        command_for(&server, "scr-2", "e2", start("emergency")),
+        command_for(&server, "scr-1", "e3", start("high")),
+    ] {
+        rig.ml.on_message(COMMAND, &raw).await;
+    }
+    assert_eq!(campaigns(&rig), ["camp-1..2024"]);
+    assert!(stored(&rig).is_empty());
+    assert_eq!(rig.sent(), []);
+
+    // A genuine one is merged into the held schedule (same version) and persisted.
+    let genuine = command_for(&server, "scr-1", "e4", start("emergency"));
+    rig.ml.on_message(COMMAND, &genuine).await;
+    assert_eq!(campaigns(&rig), ["camp-1..2024", "alert..2123"]);
+    assert_eq!(rig.version(), Some(1));
+    assert_eq!(stored(&rig).started.len(), 1);
+    assert_eq!(rig.sent(), [Sent::Status(true, Some(1), false)]);
+
+    // Its end sets the flight end; replaying the start (same nonce) does not undo it.
+    // (Ends are in 2090: the rig's system clock prunes overlays ended two days ago.)
+    let end = CommandAction::EmergencyEnd {
+        campaign_id: "alert".into(),
+        ends_at: "2090-01-01T00:00:00Z".parse().unwrap(),
+    };
+    rig.ml
+        .on_message(COMMAND, &command_for(&server, "scr-1", "e5", end))
+        .await;
+    assert_eq!(campaigns(&rig), ["camp-1..2024", "alert..2090"]);
+    rig.sent();
+    let revision = rig.schedules.borrow().as_ref().unwrap().revision;
+    let stored_before = stored(&rig);
+    rig.ml.on_message(COMMAND, &genuine).await;
+    assert_eq!(
+        (rig.sent(), stored(&rig)),
+        (vec![], stored_before),
+        "a replayed start is ignored"
+    );
+    assert_eq!(rig.schedules.borrow().as_ref().unwrap().revision, revision);
+
+    // A schedule that carries the campaign (ended) supersedes the overlays.
+    let mut carried = fixture::doc(2, fixture::body(&[b"a"], 15));
+    let (mut campaign, creatives) = crate::emergency::alert("emergency");
+    campaign.flight_end = "2090-01-01T00:00:00Z".parse().unwrap();
+    carried.body.campaigns.push(campaign);
+    carried.body.creatives.extend(creatives);
+    rig.ml
+        .on_message(
+            SCHEDULE,
+            &server.seal(playlists::wire::schedule::KIND, &carried),
+        )
+        .await;
+    assert_eq!(rig.version(), Some(2));
+    assert_eq!(campaigns(&rig), ["camp-1..2024", "alert..2090"]);
+    assert!(stored(&rig).is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_schedule_is_not_taken_but_the_held_one_keeps_playing() {
+    let mut rig = Rig::new();
+    rig.ml
+        .on_message(SCHEDULE, &fixture::signed(1, &[b"a"]))
+        .await;
+    let mut stale = fixture::doc(2, fixture::body(&[b"a"], 15));
+    stale.expires_at = Utc::now() - ChronoDuration::seconds(1);
+    rig.ml
+        .on_message(
+            SCHEDULE,
+            &fixture::server_key().seal(playlists::wire::schedule::KIND, &stale),
+        )
+        .await;
+    assert_eq!(rig.version(), Some(1));
+}
+
 /// The fetcher's word that schedule `version` is fully cached for a day ahead.
 fn ready(version: u64) -> Coverage {
     Coverage {

@@ -261,6 +261,21 @@ impl Outbox {
         Ok(())
     }
 
+    /// The active emergency overlays (JSON, `emergency::Overlays`), if any were stored.
+    pub fn load_emergencies(&self) -> Result<Option<Vec<u8>>, OutboxError> {
+        let tx = self.db.begin_read()?;
+        let state = tx.open_table(STATE)?;
+        Ok(state.get("emergencies")?.map(|g| g.value().to_vec()))
+    }
+
+    /// Persists the active emergency overlays (always durably: they must survive SIGKILL).
+    pub fn store_emergencies(&self, raw: &[u8]) -> Result<(), OutboxError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(STATE)?.insert("emergencies", raw)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// One slot boundary in one transaction: completes the play in progress and/or writes
     /// the next one. Returns the seq given to `start`.
     pub fn boundary(

@@ -22,6 +22,10 @@ pub struct ScheduleDoc {
     /// Increases with every change of this screen's body.
     pub version: u64,
     pub issued_at: DateTime<Utc>,
+    /// After this instant an agent no longer accepts the document as new (the broker may
+    /// replay an old retained copy). A schedule an agent already holds keeps playing past
+    /// it: kiosks run offline for days. The server re-signs well before it.
+    pub expires_at: DateTime<Utc>,
     pub body: ScheduleBody,
 }
 
@@ -175,9 +179,6 @@ impl ScheduleBody {
 
     /// Back to the domain, validating everything as the scenario loader does.
     pub fn to_schedule(&self) -> Result<ScreenSchedule, WireError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| {
-            WireError::Malformed(format!("schedule {what}: {e}"))
-        };
         let screen = Screen {
             id: ScreenId::parse(&self.screen.id).map_err(|e| bad("screen.id", &e))?,
             venue: VenueId::parse(&self.venue.id).map_err(|e| bad("venue.id", &e))?,
@@ -206,76 +207,12 @@ impl ScheduleBody {
         let creatives = self
             .creatives
             .iter()
-            .map(|c| {
-                Ok(Creative {
-                    id: CreativeId::parse(&c.id).map_err(|e| bad("creative id", &e))?,
-                    kind: MediaKind::parse(&c.kind).ok_or_else(|| bad("creative kind", &c.kind))?,
-                    sha256: Sha256::parse(&c.sha256).map_err(|e| bad("creative sha256", &e))?,
-                    bytes: c.bytes,
-                    width: c.width,
-                    height: c.height,
-                    duration_seconds: c.duration_seconds,
-                    title: c.title.clone(),
-                })
-            })
+            .map(WireCreative::to_creative)
             .collect::<Result<Vec<_>, WireError>>()?;
         let campaigns = self
             .campaigns
             .iter()
-            .map(|c| {
-                let ids = |v: &Option<Vec<String>>| v.clone();
-                Ok(Campaign {
-                    id: CampaignId::parse(&c.id).map_err(|e| bad("campaign id", &e))?,
-                    name: c.name.clone(),
-                    priority: Priority::parse(&c.priority)
-                        .ok_or_else(|| bad("campaign priority", &c.priority))?,
-                    weight: c.weight.max(1),
-                    flight: Flight::new(c.flight_start, c.flight_end)
-                        .ok_or_else(|| bad("campaign flight", &c.id))?,
-                    dayparts: c
-                        .dayparts
-                        .iter()
-                        .map(|d| CronExpr::parse(d).map_err(|e| bad("campaign daypart", &e)))
-                        .collect::<Result<_, _>>()?,
-                    target: Target {
-                        screens: ids(&c.target.screens)
-                            .map(|v| {
-                                v.iter()
-                                    .map(|x| ScreenId::parse(x))
-                                    .collect::<Result<_, _>>()
-                            })
-                            .transpose()
-                            .map_err(|e| bad("target", &e))?,
-                        venues: ids(&c.target.venues)
-                            .map(|v| {
-                                v.iter()
-                                    .map(|x| VenueId::parse(x))
-                                    .collect::<Result<_, _>>()
-                            })
-                            .transpose()
-                            .map_err(|e| bad("target", &e))?,
-                        venue_types: c
-                            .target
-                            .venue_types
-                            .as_ref()
-                            .map(|v| {
-                                v.iter()
-                                    .map(|x| VenueType::from_id(*x))
-                                    .collect::<Result<_, _>>()
-                            })
-                            .transpose()
-                            .map_err(|e| bad("target", &e))?,
-                        districts: c.target.districts.clone(),
-                        tags: c.target.tags.clone(),
-                    },
-                    creatives: c
-                        .creatives
-                        .iter()
-                        .map(|x| CreativeId::parse(x).map_err(|e| bad("campaign creative", &e)))
-                        .collect::<Result<_, _>>()?,
-                    max_plays_per_hour: c.max_plays_per_hour,
-                })
-            })
+            .map(WireCampaign::to_campaign)
             .collect::<Result<Vec<_>, WireError>>()?;
         Ok(ScreenSchedule {
             screen,
@@ -286,11 +223,96 @@ impl ScheduleBody {
     }
 }
 
+fn bad(what: &str, e: &dyn std::fmt::Display) -> WireError {
+    WireError::Malformed(format!("schedule {what}: {e}"))
+}
+
+impl WireCreative {
+    /// Back to the domain, validating ids, kind and hash.
+    pub fn to_creative(&self) -> Result<Creative, WireError> {
+        Ok(Creative {
+            id: CreativeId::parse(&self.id).map_err(|e| bad("creative id", &e))?,
+            kind: MediaKind::parse(&self.kind).ok_or_else(|| bad("creative kind", &self.kind))?,
+            sha256: Sha256::parse(&self.sha256).map_err(|e| bad("creative sha256", &e))?,
+            bytes: self.bytes,
+            width: self.width,
+            height: self.height,
+            duration_seconds: self.duration_seconds,
+            title: self.title.clone(),
+        })
+    }
+}
+
+impl WireCampaign {
+    /// Back to the domain, validating everything as the scenario loader does.
+    pub fn to_campaign(&self) -> Result<Campaign, WireError> {
+        let c = self;
+        Ok(Campaign {
+            id: CampaignId::parse(&c.id).map_err(|e| bad("campaign id", &e))?,
+            name: c.name.clone(),
+            priority: Priority::parse(&c.priority)
+                .ok_or_else(|| bad("campaign priority", &c.priority))?,
+            weight: c.weight.max(1),
+            flight: Flight::new(c.flight_start, c.flight_end)
+                .ok_or_else(|| bad("campaign flight", &c.id))?,
+            dayparts: c
+                .dayparts
+                .iter()
+                .map(|d| CronExpr::parse(d).map_err(|e| bad("campaign daypart", &e)))
+                .collect::<Result<_, _>>()?,
+            target: Target {
+                screens: c
+                    .target
+                    .screens
+                    .as_ref()
+                    .map(|v| {
+                        v.iter()
+                            .map(|x| ScreenId::parse(x))
+                            .collect::<Result<_, _>>()
+                    })
+                    .transpose()
+                    .map_err(|e| bad("target", &e))?,
+                venues: c
+                    .target
+                    .venues
+                    .as_ref()
+                    .map(|v| {
+                        v.iter()
+                            .map(|x| VenueId::parse(x))
+                            .collect::<Result<_, _>>()
+                    })
+                    .transpose()
+                    .map_err(|e| bad("target", &e))?,
+                venue_types: c
+                    .target
+                    .venue_types
+                    .as_ref()
+                    .map(|v| {
+                        v.iter()
+                            .map(|x| VenueType::from_id(*x))
+                            .collect::<Result<_, _>>()
+                    })
+                    .transpose()
+                    .map_err(|e| bad("target", &e))?,
+                districts: c.target.districts.clone(),
+                tags: c.target.tags.clone(),
+            },
+            creatives: c
+                .creatives
+                .iter()
+                .map(|x| CreativeId::parse(x).map_err(|e| bad("campaign creative", &e)))
+                .collect::<Result<_, _>>()?,
+            max_plays_per_hour: c.max_plays_per_hour,
+        })
+    }
+}
+
 impl ScheduleDoc {
     pub fn new(
         screen: &ScreenId,
         version: u64,
         issued_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
         body: ScheduleBody,
     ) -> ScheduleDoc {
         ScheduleDoc {
@@ -298,6 +320,7 @@ impl ScheduleDoc {
             screen_id: screen.to_string(),
             version,
             issued_at,
+            expires_at,
             body,
         }
     }

@@ -162,18 +162,24 @@ pub(super) async fn serve(
         port,
         shared_subscription,
     };
-    let handle = crate::app::start(
+    let options = crate::app::Options {
+        schedule_ttl: config.schedule_ttl(),
+        ..crate::app::Options::default()
+    };
+    let handle = crate::app::start_with(
         store,
         target,
         listener,
         playlists::wire::Topics::new(&config.topic_prefix),
+        options,
         shutdown.clone(),
     )
     .await?;
     tracing::info!(http = %handle.http_addr, "signage server running");
     println!(
-        "signage server: http://{} (Ctrl-C to stop)",
-        handle.http_addr
+        "signage server: http://{} (Ctrl-C to stop)\nadmin token (for emergency takeovers): {}",
+        handle.http_addr,
+        handle.shared.admin.path().display()
     );
     shutdown.cancelled().await;
     handle.wait().await;

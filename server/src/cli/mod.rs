@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ledger::Dimension;
 
 mod commands;
+mod emergency;
 
 use crate::report::Window;
 use commands::{bench_plan, demo, serve, write_private};
@@ -66,10 +67,17 @@ enum Command {
         #[command(subcommand)]
         command: ScreensCommand,
     },
-    /// The planned plays over a window.
+    /// The planned plays over a window: of a scenario directory, or of a server's store
+    /// (its catalogue, with the emergencies staff started).
     Plan {
+        #[arg(
+            long,
+            required_unless_present = "data_dir",
+            conflicts_with = "data_dir"
+        )]
+        scenario: Option<PathBuf>,
         #[arg(long)]
-        scenario: PathBuf,
+        data_dir: Option<PathBuf>,
         #[arg(long, value_parser = parse_time)]
         from: DateTime<Utc>,
         #[arg(long, value_parser = parse_time)]
@@ -123,6 +131,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Emergency takeovers on a running server (its HTTP API).
+    Emergency {
+        #[command(subcommand)]
+        command: EmergencyCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -143,6 +156,48 @@ enum ScreensCommand {
         mqtt_url: String,
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         server_url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EmergencyCommand {
+    /// Starts a takeover now: its creatives play from each targeted screen's next slot.
+    Start {
+        /// The server's HTTP address, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// The server's admin token file (DATA_DIR/admin.token).
+        #[arg(long)]
+        token_file: PathBuf,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// A creative already in the catalogue (repeat for more).
+        #[arg(long = "creative", required = true)]
+        creatives: Vec<String>,
+        #[arg(long = "venue-type")]
+        venue_types: Vec<String>,
+        #[arg(long = "district")]
+        districts: Vec<String>,
+        #[arg(long = "screen")]
+        screens: Vec<String>,
+        /// When it ends by itself (default: when ended).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<DateTime<Utc>>,
+    },
+    /// Ends a takeover now: the next slot plays the normal rotation.
+    End {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        token_file: PathBuf,
+        id: String,
+    },
+    /// Every takeover, active or ended.
+    List {
+        #[arg(long)]
+        server: String,
     },
 }
 
@@ -332,6 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plan {
             scenario,
+            data_dir,
             from,
             to,
             screens,
@@ -339,8 +395,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => {
             anyhow::ensure!(from < to, "--from must be before --to");
-            let loaded = crate::import::load(&scenario)?;
-            let schedules = crate::plan::schedules(&loaded.scenario.catalogue, &screens)?;
+            let catalogue = match (scenario, data_dir) {
+                (Some(dir), _) => crate::import::load(&dir)?.scenario.catalogue,
+                (None, Some(dir)) => crate::store::Store::open(&dir)?.catalogue()?,
+                (None, None) => anyhow::bail!("give --scenario DIR or --data-dir DIR"),
+            };
+            let schedules = crate::plan::schedules(&catalogue, &screens)?;
             let format = match format {
                 PlanFormat::Csv => crate::plan::Format::Csv,
                 PlanFormat::Table => crate::plan::Format::Table,
@@ -449,6 +509,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
+        Command::Emergency { command } => runtime()?.block_on(async move {
+            match command {
+                EmergencyCommand::Start {
+                    server,
+                    token_file,
+                    id,
+                    name,
+                    creatives,
+                    venue_types,
+                    districts,
+                    screens,
+                    until,
+                } => {
+                    let target = emergency::TargetFlags {
+                        venue_types,
+                        districts,
+                        screens,
+                    };
+                    emergency::start(&server, &token_file, id, name, creatives, target, until).await
+                }
+                EmergencyCommand::End {
+                    server,
+                    token_file,
+                    id,
+                } => emergency::end(&server, &token_file, &id).await,
+                EmergencyCommand::List { server } => emergency::list(&server).await,
+            }
+        }),
         Command::Bench {
             command:
                 BenchCommand::Plan {

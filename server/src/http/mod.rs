@@ -1,5 +1,8 @@
-//! HTTP: health, media by hash, fleet status and reports as JSON, and the dashboard page.
-//! One error type maps to status codes; causes are logged, 500s stay opaque.
+//! HTTP: health, media by hash, fleet status and reports as JSON, and the dashboard page;
+//! emergency takeovers are `emergencies.rs`'s router, merged here. One error type maps to
+//! status codes; causes are logged, 500s stay opaque.
+
+mod emergencies;
 
 use std::sync::Arc;
 
@@ -19,6 +22,12 @@ pub enum HttpError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("unauthorised: {0}")]
+    Unauthorized(&'static str),
+    #[error("not found: {0}")]
+    Missing(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -28,6 +37,9 @@ impl IntoResponse for HttpError {
         let status = match &self {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HttpError::Missing(_) => StatusCode::NOT_FOUND,
+            HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -48,6 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/media/{sha256}", get(media))
         .route("/api/fleet", get(fleet))
         .route("/api/report/venues", get(venues))
+        .merge(emergencies::router())
         .with_state(shared)
 }
 
@@ -96,5 +109,5 @@ async fn venues(State(shared): State<Arc<Shared>>) -> Result<Json<serde_json::Va
 }
 
 async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("dashboard.html"))
+    Html(include_str!("../dashboard.html"))
 }

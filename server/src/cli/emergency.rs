@@ -1,0 +1,139 @@
+//! `signage emergency start|end|list`: staff trigger and end takeovers through a running
+//! server's HTTP API (the server stores, publishes and signs; this only asks). A refusal
+//! exits non-zero with the server's own message.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+
+use crate::emergency::{Listed, Outcome, StartRequest};
+
+/// Targeting as the scenario's keys, from repeated flags.
+#[derive(Debug, Default, Clone)]
+pub struct TargetFlags {
+    pub venue_types: Vec<String>,
+    pub districts: Vec<String>,
+    pub screens: Vec<String>,
+}
+
+impl TargetFlags {
+    fn to_json(&self) -> serde_json::Value {
+        let mut t = serde_json::Map::new();
+        for (key, values) in [
+            ("venue_types", &self.venue_types),
+            ("districts", &self.districts),
+            ("screens", &self.screens),
+        ] {
+            if !values.is_empty() {
+                t.insert(key.into(), serde_json::json!(values));
+            }
+        }
+        serde_json::Value::Object(t)
+    }
+}
+
+fn token(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("token file {}: {e}", file.display()))?;
+    Ok(text.trim().to_owned())
+}
+
+/// The server's answer as JSON, or its `error` message as the error.
+async fn answer(resp: reqwest::Response) -> anyhow::Result<serde_json::Value> {
+    let status = resp.status();
+    let text = resp.text().await?;
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        let message = json["error"].as_str().unwrap_or(text.as_str()).to_owned();
+        anyhow::bail!("server refused ({status}): {message}");
+    }
+    Ok(json)
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one argument per command-line flag"
+)]
+pub async fn start(
+    server: &str,
+    token_file: &Path,
+    id: String,
+    name: String,
+    creatives: Vec<String>,
+    target: TargetFlags,
+    until: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let req = StartRequest {
+        id,
+        name,
+        creatives,
+        target: target.to_json(),
+        until,
+    };
+    let resp = client()?
+        .post(format!("{}/api/emergencies", server.trim_end_matches('/')))
+        .bearer_auth(token(token_file)?)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&req)?)
+        .send()
+        .await?;
+    let outcome: Outcome = serde_json::from_value(answer(resp).await?)?;
+    println!(
+        "emergency {} started at {} (until {}): command sent to {} screen(s), {} schedule(s) republished",
+        outcome.emergency.id,
+        outcome.emergency.start.to_rfc3339(),
+        outcome.emergency.end.to_rfc3339(),
+        outcome.screens.len(),
+        outcome.schedules_changed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn end(server: &str, token_file: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    let resp = client()?
+        .post(format!(
+            "{}/api/emergencies/{id}/end",
+            server.trim_end_matches('/')
+        ))
+        .bearer_auth(token(token_file)?)
+        .send()
+        .await?;
+    let outcome: Outcome = serde_json::from_value(answer(resp).await?)?;
+    println!(
+        "emergency {} ended at {}: command sent to {} screen(s), {} schedule(s) republished",
+        outcome.emergency.id,
+        outcome.emergency.end.to_rfc3339(),
+        outcome.screens.len(),
+        outcome.schedules_changed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list(server: &str) -> anyhow::Result<ExitCode> {
+    let resp = client()?
+        .get(format!("{}/api/emergencies", server.trim_end_matches('/')))
+        .send()
+        .await?;
+    let rows: Vec<Listed> = serde_json::from_value(answer(resp).await?)?;
+    println!("id\tactive\tstart\tend\tcreatives\tname");
+    for r in rows {
+        let e = &r.emergency;
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            e.id,
+            r.active,
+            e.start.to_rfc3339(),
+            e.end.to_rfc3339(),
+            e.creatives.join(","),
+            e.name
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

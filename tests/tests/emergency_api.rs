@@ -1,0 +1,296 @@
+//! The emergency API over real HTTP (the in-process server on a bound port, its redb store
+//! holding the Beijing scenario): every kind of bad input gets a 4xx with a JSON error that
+//! names the problem and leaves the store (emergencies, catalogue, published schedule
+//! versions) exactly as it was; a good start and end change it; the `signage emergency`
+//! CLI prints what happened and exits non-zero with the server's message.
+
+use serde_json::{json, Value};
+use tests::TestEnv;
+
+const SCREEN: &str = "bj-metro-xidan-s1";
+
+/// Status and JSON body of a request.
+async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    (status, body)
+}
+
+/// What a refused request must leave alone.
+fn snapshot(env: &TestEnv) -> String {
+    let published: std::collections::BTreeMap<_, _> = env
+        .store
+        .published()
+        .expect("published")
+        .into_iter()
+        .collect();
+    format!(
+        "{:?}\n{:?}\n{:?}",
+        env.store.emergencies().expect("emergencies"),
+        env.store.catalogue().expect("catalogue").campaigns,
+        published
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let env = TestEnv::spawn(None).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/emergencies", env.http_url());
+    let token = env.admin_token();
+    let good = json!({
+        "id": "alert-test", "name": "Test alert",
+        "creatives": ["alert-epidemic-l"],
+        "target": {"screens": [SCREEN]},
+    });
+    let with = |patch: Value| {
+        let mut v = good.clone();
+        for (k, x) in patch.as_object().expect("object") {
+            v[k] = x.clone();
+        }
+        serde_json::to_vec(&v).expect("json")
+    };
+    // The first publication (on connecting to the broker) is part of the starting state.
+    let screens = env.store.catalogue().expect("catalogue").screens.len();
+    tests::agent_proc::wait_for(
+        "the server's first schedule publication",
+        std::time::Duration::from_secs(30),
+        || env.store.published().expect("published").len() == screens,
+        String::new,
+    )
+    .await;
+    let before = snapshot(&env);
+
+    let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            "no token",
+            http.post(&url).body(with(json!({}))),
+            401,
+            "missing Authorization",
+        ),
+        (
+            "wrong token",
+            http.post(&url)
+                .bearer_auth("00".repeat(32))
+                .body(with(json!({}))),
+            401,
+            "wrong admin token",
+        ),
+        (
+            "bad JSON",
+            http.post(&url).bearer_auth(&token).body("{\"id\": "),
+            400,
+            "emergency request: EOF",
+        ),
+        (
+            "unknown field",
+            http.post(&url)
+                .bearer_auth(&token)
+                .body(with(json!({"priority": "high"}))),
+            400,
+            "unknown field `priority`",
+        ),
+        (
+            "bad id",
+            http.post(&url)
+                .bearer_auth(&token)
+                .body(with(json!({"id": "no spaces please"}))),
+            400,
+            "id:",
+        ),
+        (
+            "unknown creative",
+            http.post(&url)
+                .bearer_auth(&token)
+                .body(with(json!({"creatives": ["alert-epidemic-l", "nope"]}))),
+            400,
+            "creative \"nope\" is not in the catalogue",
+        ),
+        (
+            "a portrait creative on a landscape screen",
+            http.post(&url).bearer_auth(&token).body(with(
+                json!({"creatives": ["alert-epidemic-l", "alert-epidemic-p"]}),
+            )),
+            400,
+            "creative \"alert-epidemic-p\" fits none of the 1 targeted screens",
+        ),
+        (
+            "a target that matches nothing",
+            http.post(&url)
+                .bearer_auth(&token)
+                .body(with(json!({"target": {"districts": ["atlantis"]}}))),
+            400,
+            "emergency \"alert-test\" targets no screen",
+        ),
+        (
+            "an unknown venue type",
+            http.post(&url).bearer_auth(&token).body(with(
+                json!({"target": {"venue_types": ["transit.teleporter"]}}),
+            )),
+            400,
+            "transit.teleporter",
+        ),
+        (
+            "an unknown targeting key",
+            http.post(&url)
+                .bearer_auth(&token)
+                .body(with(json!({"target": {"planets": ["mars"]}}))),
+            400,
+            "planets",
+        ),
+        (
+            "the id of a scenario campaign",
+            http.post(&url)
+                .bearer_auth(&token)
+                .body(with(json!({"id": "alert-epidemic-2023-12-20"}))),
+            409,
+            "id \"alert-epidemic-2023-12-20\" is already used",
+        ),
+        (
+            "until in the past",
+            http.post(&url)
+                .bearer_auth(&token)
+                .body(with(json!({"until": "2020-01-01T00:00:00Z"}))),
+            400,
+            "until 2020-01-01 00:00:00 UTC is not after now",
+        ),
+        (
+            "ending an unknown emergency",
+            http.post(format!("{url}/ghost/end")).bearer_auth(&token),
+            404,
+            "no emergency \"ghost\"",
+        ),
+        (
+            "ending without the token",
+            http.post(format!("{url}/ghost/end")),
+            401,
+            "missing Authorization",
+        ),
+    ];
+    for (what, req, status, needle) in cases {
+        let (got, body) = send(req).await;
+        let error = body["error"].as_str().unwrap_or_default();
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(
+            error.contains(needle),
+            "{what}: {error:?} should say {needle:?}"
+        );
+        assert!(snapshot(&env) == before, "{what} changed the store");
+    }
+
+    // A good request is stored, listed as active, and refused a second time.
+    let (status, body) = send(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["screens"], json!([SCREEN]));
+    let (_, list) = send(http.get(&url)).await;
+    assert_eq!(list[0]["id"], "alert-test");
+    assert_eq!(list[0]["active"], true);
+    let after_start = snapshot(&env);
+    assert!(after_start != before, "the start changed nothing");
+    let (status, body) = send(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
+    assert_eq!((status, body["error"].as_str().is_some()), (409, true));
+    assert!(
+        snapshot(&env) == after_start,
+        "a duplicate start changed the store"
+    );
+
+    // The CLI: a wrong token file fails with the server's message; list and end work.
+    let bad_token = env.tmp.path().join("wrong.token");
+    std::fs::write(&bad_token, "11".repeat(32)).expect("token file");
+    let good_token = env.store.dir().join(server::admin::FILE);
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(tests::signage_bin())
+            .args(args)
+            .output()
+            .expect("run signage");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let server_url = env.http_url();
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "emergency",
+            "end",
+            "--server",
+            &server_url,
+            "--token-file",
+            bad_token.to_str().unwrap(),
+            "alert-test",
+        ])
+    });
+    assert!(!ok);
+    assert!(
+        err.contains("401") && err.contains("wrong admin token"),
+        "{err}"
+    );
+    let (ok, out, _) =
+        tokio::task::block_in_place(|| cli(&["emergency", "list", "--server", &server_url]));
+    assert!(ok);
+    assert!(out.contains("alert-test\ttrue"), "{out}");
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "emergency",
+            "end",
+            "--server",
+            &server_url,
+            "--token-file",
+            good_token.to_str().unwrap(),
+            "alert-test",
+        ])
+    });
+    assert!(ok, "{err}");
+    assert!(out.contains("emergency alert-test ended at"), "{out}");
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "emergency",
+            "end",
+            "--server",
+            &server_url,
+            "--token-file",
+            good_token.to_str().unwrap(),
+            "alert-test",
+        ])
+    });
+    assert!(!ok);
+    assert!(
+        err.contains("409") && err.contains("already ended"),
+        "{err}"
+    );
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        cli(&[
+            "emergency",
+            "start",
+            "--server",
+            &server_url,
+            "--token-file",
+            good_token.to_str().unwrap(),
+            "--id",
+            "alert-cli",
+            "--name",
+            "CLI alert",
+            "--creative",
+            "alert-epidemic-l",
+            "--district",
+            "xicheng",
+            "--venue-type",
+            "transit.subway",
+        ])
+    });
+    assert!(ok, "{err}");
+    assert!(out.contains("emergency alert-cli started at"), "{out}");
+    let (_, list) = send(http.get(&url)).await;
+    let active: Vec<(&str, bool)> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e["active"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(active, [("alert-cli", true), ("alert-test", false)]);
+    env.stop().await;
+}
