@@ -2,7 +2,6 @@
 //! as hex in `DATA_DIR/admin.token` (mode 0600), made at the first start. Its path is
 //! logged, never its value; requests present it as `Authorization: Bearer <token>`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const FILE: &str = "admin.token";
@@ -56,15 +55,7 @@ impl AdminToken {
                 getrandom::getrandom(&mut bytes)
                     .map_err(|e| AdminTokenError::Random(e.to_string()))?;
                 let hex = hex::encode(bytes);
-                let tmp = dir.join(format!("{FILE}.tmp"));
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut f = options.open(&tmp).map_err(io)?;
-                f.write_all(hex.as_bytes()).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                std::fs::rename(&tmp, &path).map_err(io)?;
+                crate::keys::write_private(&path, hex.as_bytes()).map_err(io)?;
                 Ok(AdminToken { hex, path })
             }
             Err(e) => Err(io(e)),

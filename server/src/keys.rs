@@ -22,6 +22,21 @@ pub enum KeyError {
     Random(String),
 }
 
+/// Writes a secret file readable by its owner only (mode 0600 on Unix): a temporary file
+/// beside it, fsynced, then renamed, so a crash never leaves half a secret.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// A new key pair from the operating system's randomness.
 pub fn generate() -> Result<Keypair, KeyError> {
     let mut secret = [0u8; 32];
@@ -44,15 +59,7 @@ pub fn server_key(dir: &Path) -> Result<Keypair, KeyError> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = generate()?;
-            let tmp = dir.join(format!("{FILE}.tmp"));
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(&tmp).map_err(io)?;
-            f.write_all(key.secret_hex().as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            write_private(&path, key.secret_hex().as_bytes()).map_err(io)?;
             Ok(key)
         }
         Err(e) => Err(io(e)),

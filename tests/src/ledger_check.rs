@@ -10,8 +10,8 @@ use playlists::{Planner, ScreenId};
 use server::ledger::{Dimension, Ledger, Query};
 use server::store::Store;
 
-/// Every record of `screen` in the ledger, by seq, after checking them as the module says.
-pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRecord> {
+/// Every record of `screen` in the ledger, by seq.
+pub fn screen_plays(ledger: &Ledger, screen: &str) -> Vec<PlayRecord> {
     let q = Query {
         from: None,
         to: None,
@@ -27,6 +27,12 @@ pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRe
         })
         .expect("ledger plays");
     records.sort_by_key(|r| r.seq);
+    records
+}
+
+/// Every record of `screen` in the ledger, by seq, after checking them as the module says.
+pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRecord> {
+    let records = screen_plays(ledger, screen);
     assert!(!records.is_empty(), "no plays of {screen} in the ledger");
 
     // Seqs 1..=N, no gap, no repeat.

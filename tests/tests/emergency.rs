@@ -17,8 +17,8 @@ use playlists::{Planner, ScreenId};
 use serde_json::json;
 use server::app::Options;
 use server::clock::ServerClock;
-use server::ledger::{Dimension, Query};
 use tests::agent_proc::{scaled_args, wait_for, AgentProc};
+use tests::ledger_check::screen_plays;
 use tests::TestEnv;
 
 const SCREEN: &str = "bj-metro-xidan-s1";
@@ -54,23 +54,9 @@ async fn sleep_until(clock: &ServerClock, virtual_time: DateTime<Utc>) {
     tokio::time::sleep(Duration::from_millis((left as f64 / SPEED) as u64)).await;
 }
 
+/// The screen's plays in the ledger, by slot.
 fn ledger_plays(env: &TestEnv) -> Vec<PlayRecord> {
-    let q = Query {
-        from: None,
-        to: None,
-        dimension: Dimension::Screen,
-        venue: None,
-        screen: Some(SCREEN.to_owned()),
-    };
-    let mut out = Vec::new();
-    env.handle
-        .shared
-        .ledger
-        .plays(&q, &mut |r| {
-            out.push(r.clone());
-            Ok(())
-        })
-        .expect("ledger plays");
+    let mut out = screen_plays(&env.handle.shared.ledger, SCREEN);
     out.sort_by_key(|r| r.slot_start);
     out
 }

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::PlayRecord;
+
 use playlists::{Planner, ScreenId};
-use server::app::{self};
-use server::ledger::{Dimension, Query};
 use server::store::Store;
 use tests::agent_proc::{scaled_args, wait_for, AgentProc};
+use tests::ledger_check::screen_plays;
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -86,26 +85,6 @@ fn planned(store: &Store, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, String)> {
             )
         })
         .collect()
-}
-
-fn ledger_plays(handle: &app::Handle) -> Vec<PlayRecord> {
-    let q = Query {
-        from: None,
-        to: None,
-        dimension: Dimension::Screen,
-        venue: None,
-        screen: Some(SCREEN.to_owned()),
-    };
-    let mut records = Vec::new();
-    handle
-        .shared
-        .ledger
-        .plays(&q, &mut |r| {
-            records.push(r.clone());
-            Ok(())
-        })
-        .expect("ledger plays");
-    records
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,11 +189,17 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
         "the shown play in the ledger",
         Duration::from_secs(40),
         || {
-            ledger_plays(handle)
+            screen_plays(&handle.shared.ledger, SCREEN)
                 .iter()
                 .any(|r| r.slot_start == shown_slot && r.creative_id == shown)
         },
-        || format!("ledger {:?}\n{}", ledger_plays(handle), agent.log_tail()),
+        || {
+            format!(
+                "ledger {:?}\n{}",
+                screen_plays(&handle.shared.ledger, SCREEN),
+                agent.log_tail()
+            )
+        },
     )
     .await;
     assert!(
