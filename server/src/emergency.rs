@@ -29,6 +29,17 @@ pub const COMMAND_TTL: TimeDelta = TimeDelta::minutes(5);
 /// An emergency without `until` runs until it is ended; its stored end is this far ahead.
 pub const OPEN_END: TimeDelta = TimeDelta::days(36_500);
 
+/// `t` rounded up to a whole second. Slot boundaries are whole seconds, so a flight that
+/// starts or ends here takes the same slots as one at `t`, and the times read cleanly.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
+    if floor == t {
+        t
+    } else {
+        floor + TimeDelta::seconds(1)
+    }
+}
+
 /// Why a request changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum EmergencyError {
@@ -99,7 +110,7 @@ pub struct Listed {
 
 /// Every emergency, with whether it is active at the server's `now`.
 pub fn list(shared: &Shared) -> Result<Vec<Listed>, EmergencyError> {
-    let now = shared.clock.now();
+    let now = whole_second(shared.clock.now());
     Ok(shared
         .store
         .emergencies()?
@@ -114,7 +125,7 @@ pub fn list(shared: &Shared) -> Result<Vec<Listed>, EmergencyError> {
 /// Checks, stores and announces a new emergency.
 pub async fn start(shared: &Shared, req: StartRequest) -> Result<Outcome, EmergencyError> {
     let _one_at_a_time = shared.emergencies.lock().await;
-    let now = shared.clock.now();
+    let now = whole_second(shared.clock.now());
     CampaignId::parse(&req.id).map_err(|e| EmergencyError::Invalid(format!("id: {e}")))?;
     if req.name.trim().is_empty() {
         return Err(EmergencyError::Invalid("name is empty".into()));
@@ -185,7 +196,7 @@ pub async fn start(shared: &Shared, req: StartRequest) -> Result<Outcome, Emerge
 /// Ends an active emergency now.
 pub async fn end(shared: &Shared, id: &str) -> Result<Outcome, EmergencyError> {
     let _one_at_a_time = shared.emergencies.lock().await;
-    let now = shared.clock.now();
+    let now = whole_second(shared.clock.now());
     let mut stored = shared.store.emergencies()?;
     let Some(e) = stored.iter_mut().find(|e| e.id == id) else {
         return Err(EmergencyError::Unknown(id.to_owned()));
@@ -197,7 +208,7 @@ pub async fn end(shared: &Shared, id: &str) -> Result<Outcome, EmergencyError> {
         });
     }
     // Ended before it began (a clock step back): it never plays.
-    e.end = now.max(e.start + TimeDelta::microseconds(1));
+    e.end = now.max(e.start + TimeDelta::seconds(1));
     e.ended = true;
     let emergency = e.clone();
     let with = shared
@@ -343,4 +354,22 @@ async fn announce(
         screens,
         schedules_changed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flights_start_and_end_on_whole_seconds() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            whole_second(t("2026-11-22T07:58:34.492270405Z")),
+            t("2026-11-22T07:58:35Z")
+        );
+        assert_eq!(
+            whole_second(t("2026-11-22T07:58:34Z")),
+            t("2026-11-22T07:58:34Z")
+        );
+    }
 }

@@ -86,10 +86,10 @@ pub async fn start(
         .await?;
     let outcome: Outcome = serde_json::from_value(answer(resp).await?)?;
     println!(
-        "emergency {} started at {} (until {}): command sent to {} screen(s), {} schedule(s) republished",
+        "emergency {} started at {} (end: {}): command sent to {} screen(s), {} schedule(s) republished",
         outcome.emergency.id,
-        outcome.emergency.start.to_rfc3339(),
-        outcome.emergency.end.to_rfc3339(),
+        shown(outcome.emergency.start),
+        end_shown(&outcome.emergency),
         outcome.screens.len(),
         outcome.schedules_changed
     );
@@ -109,11 +109,24 @@ pub async fn end(server: &str, token_file: &Path, id: &str) -> anyhow::Result<Ex
     println!(
         "emergency {} ended at {}: command sent to {} screen(s), {} schedule(s) republished",
         outcome.emergency.id,
-        outcome.emergency.end.to_rfc3339(),
+        shown(outcome.emergency.end),
         outcome.screens.len(),
         outcome.schedules_changed
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn shown(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The end, or "open" for one that runs until it is ended.
+fn end_shown(e: &crate::store::StoredEmergency) -> String {
+    if e.end - e.start >= crate::emergency::OPEN_END {
+        "open".into()
+    } else {
+        shown(e.end)
+    }
 }
 
 pub async fn list(server: &str) -> anyhow::Result<ExitCode> {
@@ -129,8 +142,8 @@ pub async fn list(server: &str) -> anyhow::Result<ExitCode> {
             "{}\t{}\t{}\t{}\t{}\t{}",
             e.id,
             r.active,
-            e.start.to_rfc3339(),
-            e.end.to_rfc3339(),
+            shown(e.start),
+            end_shown(e),
             e.creatives.join(","),
             e.name
         );
