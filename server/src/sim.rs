@@ -58,6 +58,9 @@ pub struct SimOptions {
     pub screens: Vec<String>,
     /// An external broker (e.g. Mosquitto) instead of the embedded one.
     pub mqtt_url: Option<String>,
+    /// Where the server and agents talk on the broker (default `signage/v1`); a run of its
+    /// own on a shared broker keeps other runs' schedules and clock steps away.
+    pub topics: Topics,
 }
 
 impl SimOptions {
@@ -78,6 +81,7 @@ impl SimOptions {
             keep_running: false,
             screens: Vec::new(),
             mqtt_url: None,
+            topics: Topics::default(),
         }
     }
 }
@@ -153,7 +157,7 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
         port,
         shared_subscription: opts.mqtt_url.is_some(),
     };
-    let topics = Topics::default();
+    let topics = opts.topics.clone();
     let handle = app::start(
         store.clone(),
         target.clone(),

@@ -76,19 +76,27 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
+    /// Starts a broker on a free port. Another process may take that port between our
+    /// probe and Mosquitto's bind (another test's embedded broker, say), and a connect to
+    /// the port would then reach the wrong broker: so success is Mosquitto's own log saying
+    /// it runs, and a failed bind means a new port.
     pub fn start() -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let child = Self::spawn(dir.path(), port);
-        Mosquitto {
-            child,
-            port,
-            _dir: dir,
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            if let Some(child) = Self::spawn(dir.path(), port) {
+                return Mosquitto {
+                    child,
+                    port,
+                    _dir: dir,
+                };
+            }
         }
+        panic!("mosquitto did not start on any of ten free ports");
     }
 
     /// Kills the broker (clients see the connection drop; retained messages and sessions
@@ -98,42 +106,60 @@ impl Mosquitto {
         let _ = self.child.wait();
     }
 
-    /// Starts it again on the same port, after [`stop`](Self::stop).
+    /// Starts it again on the same port, after [`stop`](Self::stop). The port may linger
+    /// for a moment after a stop: retry until Mosquitto holds it.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Self::spawn(self._dir.path(), self.port);
+        for _ in 0..5 {
+            if let Some(child) = Self::spawn(self._dir.path(), self.port) {
+                self.child = child;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("mosquitto did not restart on {}", self.port);
     }
 
-    fn spawn(dir: &Path, port: u16) -> Child {
+    /// Starts Mosquitto on `port`; `None` when it exits (the port is taken) or does not
+    /// say it runs within five seconds.
+    fn spawn(dir: &Path, port: u16) -> Option<Child> {
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("mosquitto is not installed (scripts/setup.sh installs it)");
         let conf = dir.join("mosquitto.conf");
-        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_packet_size 4194304\n")).expect("conf");
-        // The port may linger for a moment after a stop: retry until it listens.
-        for _ in 0..5 {
-            let mut child = Command::new(bin)
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start mosquitto");
-            for _ in 0..100 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return child;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let log = dir.join(format!("mosquitto-{port}.log"));
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_packet_size 4194304\nlog_dest stderr\nlog_type all\n"
+            ),
+        )
+        .expect("conf");
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            // Mosquitto drops root for its own user, who may not write here: it logs to
+            // a file we opened for it.
+            .stderr(std::fs::File::create(&log).expect("mosquitto log"))
+            .spawn()
+            .expect("start mosquitto");
+        for _ in 0..100 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            std::thread::sleep(Duration::from_millis(200));
+            // Logged once every listener is bound.
+            let running = std::fs::read_to_string(&log).is_ok_and(|l| l.contains(" running"));
+            if running && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(child);
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("mosquitto did not listen on {port}");
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     pub fn url(&self) -> String {

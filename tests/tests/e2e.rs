@@ -31,6 +31,13 @@ async fn run_hour(mqtt_url: Option<String>) {
         tests::agent_bin(),
     );
     opts.screens = SCREENS.iter().map(|s| s.to_string()).collect();
+    // The two runs go in parallel: their own topics keep them apart even on one broker.
+    let run = if mqtt_url.is_some() {
+        "mosquitto"
+    } else {
+        "embedded"
+    };
+    opts.topics = playlists::wire::Topics::new(&format!("e2e-{run}/v1"));
     opts.mqtt_url = mqtt_url;
     let outcome = simulate(opts, CancellationToken::new())
         .await
