@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::schedule::{WireCampaign, WireCreative};
@@ -27,10 +26,6 @@ use crate::schedule::HeldSchedule;
 
 /// How long after its flight ended an overlay is still kept.
 pub const KEEP_ENDED: chrono::TimeDelta = chrono::TimeDelta::days(2);
-
-/// How long a start command waits for its media before merging anyway (the fetcher then
-/// keeps trying, and a slot whose creative is missing is recorded as `failed`).
-pub const FETCH_BEFORE_MERGE: Duration = Duration::from_secs(10);
 
 /// Why an emergency command changes nothing.
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +255,10 @@ impl MainLoop {
             tracing::warn!(reason = %e, "ignoring emergency command");
             return;
         }
-        self.fetch_first(&creatives).await;
+        // Stored and merged at once: the merge wakes the fetcher, which fetches what the
+        // horizon needs soonest first, so the emergency's creatives are the first download.
+        // Should a download miss the next slot boundary, that slot is recorded `failed`
+        // rather than showing ordinary content during an emergency.
         let changed = self
             .change_overlays(now, move |o| o.start(campaign, creatives))
             .await;
@@ -285,31 +283,6 @@ impl MainLoop {
             .await;
         if changed {
             tracing::warn!(campaign = %id, %ends_at, "emergency takeover ended");
-        }
-    }
-
-    /// Downloads the creatives the cache lacks, for at most [`FETCH_BEFORE_MERGE`].
-    async fn fetch_first(&self, creatives: &[WireCreative]) {
-        let fetcher = crate::fetch::Fetcher {
-            http: crate::fetch::http_client(),
-            server_url: self.config.server_url.clone(),
-            cache: self.cache.clone(),
-            schedules: self.schedules.subscribe(),
-            clock: self.clock.clone(),
-            horizon: chrono::Duration::hours(i64::from(self.config.prefetch_hours)),
-        };
-        let all = async {
-            for c in creatives {
-                if self.cache.contains(&c.sha256).unwrap_or(false) {
-                    continue;
-                }
-                if let Err(e) = fetcher.fetch_one(c).await {
-                    tracing::warn!(creative = %c.id, error = %e, "emergency media download failed; the fetcher retries");
-                }
-            }
-        };
-        if tokio::time::timeout(FETCH_BEFORE_MERGE, all).await.is_err() {
-            tracing::warn!("emergency media still downloading; merging the emergency now");
         }
     }
 

@@ -293,7 +293,7 @@ impl Fetcher {
         }
     }
 
-    pub(crate) async fn fetch_one(&self, c: &WireCreative) -> Result<(), FetchError> {
+    async fn fetch_one(&self, c: &WireCreative) -> Result<(), FetchError> {
         if !c.url.starts_with('/') || c.url.starts_with("//") {
             return Err(FetchError::BadUrl {
                 id: c.id.clone(),
