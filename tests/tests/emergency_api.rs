@@ -213,17 +213,20 @@ async fn bad_input_is_refused_and_changes_nothing() {
         )
     };
     let server_url = env.http_url();
-    let (ok, _, err) = tokio::task::block_in_place(|| {
-        cli(&[
-            "emergency",
-            "end",
-            "--server",
-            &server_url,
-            "--token-file",
-            bad_token.to_str().unwrap(),
-            "alert-test",
-        ])
-    });
+    let end_with = |token: &std::path::Path| {
+        tokio::task::block_in_place(|| {
+            cli(&[
+                "emergency",
+                "end",
+                "--server",
+                &server_url,
+                "--token-file",
+                token.to_str().unwrap(),
+                "alert-test",
+            ])
+        })
+    };
+    let (ok, _, err) = end_with(&bad_token);
     assert!(!ok);
     assert!(
         err.contains("401") && err.contains("wrong admin token"),
@@ -233,30 +236,10 @@ async fn bad_input_is_refused_and_changes_nothing() {
         tokio::task::block_in_place(|| cli(&["emergency", "list", "--server", &server_url]));
     assert!(ok);
     assert!(out.contains("alert-test\ttrue"), "{out}");
-    let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(&[
-            "emergency",
-            "end",
-            "--server",
-            &server_url,
-            "--token-file",
-            good_token.to_str().unwrap(),
-            "alert-test",
-        ])
-    });
+    let (ok, out, err) = end_with(&good_token);
     assert!(ok, "{err}");
     assert!(out.contains("emergency alert-test ended at"), "{out}");
-    let (ok, _, err) = tokio::task::block_in_place(|| {
-        cli(&[
-            "emergency",
-            "end",
-            "--server",
-            &server_url,
-            "--token-file",
-            good_token.to_str().unwrap(),
-            "alert-test",
-        ])
-    });
+    let (ok, _, err) = end_with(&good_token);
     assert!(!ok);
     assert!(
         err.contains("409") && err.contains("already ended"),

@@ -51,6 +51,21 @@ async fn answer(resp: reqwest::Response) -> anyhow::Result<serde_json::Value> {
     Ok(json)
 }
 
+/// `{server}/api/emergencies/{segments…}`, each segment percent-encoded (an id with `/` or
+/// `?` stays one id). `server` must be an `http://` or `https://` URL.
+fn endpoint(server: &str, segments: &[&str]) -> anyhow::Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(server)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| anyhow::anyhow!("--server {server:?} is not an http:// or https:// URL"))?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("--server {server:?} cannot take a path"))?
+        .pop_if_empty()
+        .extend(["api", "emergencies"])
+        .extend(segments);
+    Ok(url)
+}
+
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
@@ -78,7 +93,7 @@ pub async fn start(
         until,
     };
     let resp = client()?
-        .post(format!("{}/api/emergencies", server.trim_end_matches('/')))
+        .post(endpoint(server, &[])?)
         .bearer_auth(token(token_file)?)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&req)?)
@@ -97,11 +112,9 @@ pub async fn start(
 }
 
 pub async fn end(server: &str, token_file: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(!id.trim().is_empty(), "the emergency id is empty");
     let resp = client()?
-        .post(format!(
-            "{}/api/emergencies/{id}/end",
-            server.trim_end_matches('/')
-        ))
+        .post(endpoint(server, &[id, "end"])?)
         .bearer_auth(token(token_file)?)
         .send()
         .await?;
@@ -130,10 +143,7 @@ fn end_shown(e: &crate::store::StoredEmergency) -> String {
 }
 
 pub async fn list(server: &str) -> anyhow::Result<ExitCode> {
-    let resp = client()?
-        .get(format!("{}/api/emergencies", server.trim_end_matches('/')))
-        .send()
-        .await?;
+    let resp = client()?.get(endpoint(server, &[])?).send().await?;
     let rows: Vec<Listed> = serde_json::from_value(answer(resp).await?)?;
     println!("id\tactive\tstart\tend\tcreatives\tname");
     for r in rows {
@@ -149,4 +159,33 @@ pub async fn list(server: &str) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint;
+
+    #[test]
+    fn endpoints_are_checked_and_encoded() {
+        let at = |server: &str, segments: &[&str]| {
+            endpoint(server, segments)
+                .map(|u| u.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            at("http://127.0.0.1:8080", &[]).unwrap(),
+            "http://127.0.0.1:8080/api/emergencies"
+        );
+        assert_eq!(
+            at("http://h:1/base/", &["a/b?c", "end"]).unwrap(),
+            "http://h:1/base/api/emergencies/a%2Fb%3Fc/end"
+        );
+        for bad in ["not-a-url", "ftp://h/", "127.0.0.1:8080"] {
+            let err = at(bad, &[]).unwrap_err();
+            assert!(
+                err.contains("not an http:// or https:// URL"),
+                "{bad}: {err}"
+            );
+        }
+    }
 }
