@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// How many chunks are stored under `sha`.
+fn chunk_count(cache: &Cache, sha: &str) -> usize {
+    cache
+        .t()
+        .unwrap()
+        .chunks
+        .scan_prefix(chunk_prefix(sha).unwrap())
+        .count()
+}
+
 fn entry(sha: &str, bytes: u64, added: u64) -> Entry {
     Entry {
         sha256: sha.into(),
@@ -128,15 +138,7 @@ fn chunked_writes_and_reads() {
     assert_eq!(w.len(), big.len() as u64);
     w.finish().unwrap();
     assert_eq!(cache.get(&sha).unwrap().as_deref(), Some(&big[..]));
-    assert_eq!(
-        cache
-            .t()
-            .unwrap()
-            .chunks
-            .scan_prefix(chunk_prefix(&sha).unwrap())
-            .count(),
-        4
-    );
+    assert_eq!(chunk_count(&cache, &sha), 4);
     let mut streamed = Vec::new();
     assert!(cache
         .read_verified(&sha, |c| {
@@ -152,29 +154,13 @@ fn chunked_writes_and_reads() {
     w.write(&big).unwrap();
     assert!(matches!(w.finish(), Err(CacheError::Mismatch { .. })));
     assert!(!cache.contains(&other).unwrap());
-    assert_eq!(
-        cache
-            .t()
-            .unwrap()
-            .chunks
-            .scan_prefix(chunk_prefix(&other).unwrap())
-            .count(),
-        0
-    );
+    assert_eq!(chunk_count(&cache, &other), 0);
 
     // A download cut short: dropped unfinished, nothing left behind.
     let mut w = cache.writer(&other, 6).unwrap();
     w.write(&big[..CHUNK_BYTES * 2]).unwrap();
     drop(w);
-    assert_eq!(
-        cache
-            .t()
-            .unwrap()
-            .chunks
-            .scan_prefix(chunk_prefix(&other).unwrap())
-            .count(),
-        0
-    );
+    assert_eq!(chunk_count(&cache, &other), 0);
     assert_eq!(cache.t().unwrap().meta.get(other.as_bytes()).unwrap(), None);
     assert_eq!(
         cache.stats(),
@@ -232,15 +218,7 @@ fn pending_entry_is_cleaned_at_open() {
     assert_eq!(cache.stats(), CacheStats { bytes: 4, items: 1 });
     assert!(!cache.contains(&sha).unwrap());
     assert_eq!(cache.t().unwrap().meta.get(sha.as_bytes()).unwrap(), None);
-    assert_eq!(
-        cache
-            .t()
-            .unwrap()
-            .chunks
-            .scan_prefix(chunk_prefix(&sha).unwrap())
-            .count(),
-        0
-    );
+    assert_eq!(chunk_count(&cache, &sha), 0);
     assert_eq!(cache.get(&done).unwrap().as_deref(), Some(&b"done"[..]));
 }
 
