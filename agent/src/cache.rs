@@ -23,6 +23,8 @@ pub enum CacheError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("media cache {path} is locked by another user (another agent on this data dir?)")]
+    Locked { path: PathBuf },
     #[error("media cache is closed: it could not be reopened")]
     Closed,
     #[error("bytes do not match sha256 {expected} (got {got})")]
@@ -167,15 +169,46 @@ impl std::ops::Deref for TreesRef<'_> {
 }
 
 /// Every this many media bytes through sled, a long read or write reopens it (see
-/// [`Cache::relieve`]): sled 0.34
-/// only evicts from its page cache when an LRU shard sees 64 accesses, which a kiosk that
-/// reads each creative once never causes, so every page read would stay in memory.
+/// [`Cache::relieve`]): sled 0.34 only evicts from its page cache when an LRU shard sees 64
+/// accesses, which a kiosk that reads each creative once never causes, so every page read
+/// would stay in memory.
 pub const RELIEVE_AFTER_BYTES: u64 = 4 << 20;
 
+/// How long to wait for sled's lock on the cache: after [`Cache::relieve`] drops the old
+/// handles, sled's background threads let go of the file lock a moment later.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether sled failed only because another handle still holds its file lock.
+fn lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// Opens the sled database at `dir/cache.sled`, moving it aside when it cannot be opened.
+/// A held lock is not damage: it is waited for, and if it stays held the cache is left
+/// alone and the error says so.
 fn open_db(dir: &Path, now_unix: i64) -> Result<(sled::Db, Option<String>), CacheError> {
+    open_db_waiting(dir, now_unix, LOCK_WAIT)
+}
+
+fn open_db_waiting(
+    dir: &Path,
+    now_unix: i64,
+    lock_wait: std::time::Duration,
+) -> Result<(sled::Db, Option<String>), CacheError> {
     let path = dir.join("cache.sled");
-    match open_sled(&path) {
+    let deadline = std::time::Instant::now() + lock_wait;
+    let opened = loop {
+        match open_sled(&path) {
+            Err(e) if lock_busy(&e) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(CacheError::Locked { path });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other,
+        }
+    };
+    match opened {
         Ok(db) => Ok((db, None)),
         Err(e) => {
             let aside = dir.join(format!("cache.sled.broken-{now_unix}"));

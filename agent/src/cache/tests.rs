@@ -267,3 +267,42 @@ fn relieve_reopens_without_losing_anything() {
     assert_eq!(cache.stats().items, 2);
     assert!(cache.relieve(1).unwrap(), "the reads went through sled");
 }
+
+/// sled's file lock outlives the handles a moment (its background threads): a reopen
+/// waits for it instead of taking the healthy cache for broken and moving it aside. Here
+/// another handle holds the lock for a while during the reopen.
+#[test]
+fn relieve_waits_for_the_lock_and_keeps_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, _) = Cache::open(dir.path(), u64::MAX, 100).unwrap();
+    let sha = Sha256::of(b"kept").to_string();
+    cache.put(&sha, b"kept", 1).unwrap();
+    let lingering = cache.t().unwrap().meta.clone();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(lingering);
+    });
+    assert!(cache.relieve(1).unwrap());
+    holder.join().unwrap();
+    assert_eq!(cache.get(&sha).unwrap().as_deref(), Some(&b"kept"[..]));
+    assert!(!dir.path().read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("broken")));
+}
+
+/// A cache another process holds is reported as locked and left alone, never moved aside.
+#[test]
+fn a_lock_that_stays_held_is_an_error_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_first, _) = Cache::open(dir.path(), u64::MAX, 100).unwrap();
+    let got = open_db_waiting(dir.path(), 100, std::time::Duration::from_millis(200));
+    assert!(
+        matches!(got, Err(CacheError::Locked { .. })),
+        "{:?}",
+        got.err()
+    );
+    assert!(dir.path().join("cache.sled").exists());
+    assert!(!dir.path().join("cache.sled.broken-100").exists());
+}
