@@ -8,3 +8,5 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
+# The API against its own OpenAPI document (Schemathesis on a live server).
+scripts/api-fuzz.sh

@@ -14,7 +14,8 @@ use redb::{Database, TableDefinition};
 
 use playlists::wire::pop::{batch_hash, genesis_hash, BATCH_KIND};
 use playlists::wire::{Keypair, PlayRecord, PlayStatus, PopBatch, VERSION};
-use server::ledger::{Incoming, Ledger, Outcome};
+use server::store::redb::ledger::Ledger;
+use server::store::{Incoming, Outcome};
 
 const RECORDS: u64 = 200_000;
 const BATCH: u64 = 1_000;

@@ -11,7 +11,7 @@ use playlists::wire::pop::{batch_hash, genesis_hash, PopAck, ACK_KIND, BATCH_KIN
 use playlists::wire::{signed, Keypair, PlayRecord, PlayStatus, PopBatch, Topics};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use server::app::{self, MqttTarget};
-use server::store::Store;
+use server::store::OpenMode;
 use tokio_util::sync::CancellationToken;
 
 const SCREENS: u64 = 20;
@@ -46,13 +46,13 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn,rumqttd=warn"))
         .init();
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path())?;
+    let store = server::store::open(dir.path(), OpenMode::Create)?;
     let topics = Topics::default();
     let mut payloads = Vec::new();
     for s in 0..SCREENS {
         let screen = format!("bench-screen-{s}");
         let key = Keypair::from_secret([s as u8 + 1; 32]);
-        store.set_screen_key(&screen, &key.public_hex())?;
+        store.add_screen_key(&screen, &key.public_hex(), chrono::Utc::now())?;
         let mut prev = genesis_hash();
         for b in 0..BATCHES {
             let records = (1..=RECORDS)

@@ -1,6 +1,7 @@
-//! The admin token that authorises changes over HTTP (emergency takeovers): 32 random bytes
-//! as hex in `DATA_DIR/admin.token` (mode 0600), made at the first start. Its path is
-//! logged, never its value; requests present it as `Authorization: Bearer <token>`.
+//! The bootstrap admin's API token: 32 random bytes as hex in `DATA_DIR/admin.token` (mode
+//! 0600), made at the first start (`auth::bootstrap` registers its hash as the `admin`
+//! user). Its path is logged, never its value; requests present it as
+//! `Authorization: Bearer <token>`.
 
 use std::path::{Path, PathBuf};
 
@@ -64,6 +65,11 @@ impl AdminToken {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The token itself (to register its hash; never logged).
+    pub fn secret(&self) -> &str {
+        &self.hex
     }
 
     /// Whether an `Authorization` header value presents this token (compared in time

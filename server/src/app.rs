@@ -1,44 +1,54 @@
-//! The running server: one MQTT connection (publishing schedules, ingesting proof of play,
-//! following presence), the ingest worker, the hourly schedule refresh and the HTTP server,
-//! started from bound resources and stopped by a cancellation token.
+//! The running server: one MQTT connection driven by one loop that never waits on its own
+//! client (it routes proof of play and presence, and asks the publisher to resend on
+//! every connect), the publisher task (the only place schedules and commands are sent),
+//! the ingest worker, the hourly schedule refresh and the HTTP server, started from bound
+//! resources and stopped by a cancellation token.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use playlists::wire::pop::{PopAck, ACK_KIND};
 use playlists::wire::{signed::public_key_from_hex, Keypair, Status, Topics, MAX_SCHEDULE_BYTES};
 
-use crate::admin::AdminToken;
+use crate::catalogue::CatalogueService;
 use crate::clock::ServerClock;
-use crate::ledger::{Incoming, Ledger, Outcome};
-use crate::store::Store;
+use crate::store::{Incoming, LedgerStore, Outcome, SharedStore};
 
 /// How often published schedules are checked for nearing their expiry.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 
-/// State shared by the MQTT loop, the ingest worker and HTTP handlers.
+/// State shared by the MQTT loop, the publisher, the ingest worker and HTTP handlers.
 #[derive(Debug)]
 pub struct Shared {
-    pub store: Store,
-    pub ledger: Ledger,
+    pub store: SharedStore,
+    pub ledger: Arc<dyn LedgerStore>,
+    pub catalogue: CatalogueService,
     pub key: Keypair,
     pub topics: Topics,
     pub fleet: Mutex<BTreeMap<String, Status>>,
-    /// The server's MQTT connection (publishing schedules and commands).
-    pub client: AsyncClient,
+    pub publisher: Publisher,
     pub schedule_ttl: TimeDelta,
-    /// What "now" is for flights set by staff (emergencies).
+    /// What "now" is for flights set by staff (emergencies, archives).
     pub clock: ServerClock,
-    pub admin: AdminToken,
-    /// Serialises emergency changes: check, store, publish.
+    /// Serialises emergency changes: check, store, announce.
     pub emergencies: tokio::sync::Mutex<()>,
+    /// What provisioned agents are told to connect to.
+    pub agent_urls: AgentUrls,
+}
+
+/// The broker and HTTP addresses written into agent configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentUrls {
+    pub mqtt_url: String,
+    pub server_url: String,
 }
 
 /// How the server runs, beside its bound resources.
@@ -46,6 +56,8 @@ pub struct Shared {
 pub struct Options {
     pub schedule_ttl: TimeDelta,
     pub clock: ServerClock,
+    /// For provisioning; the broker and HTTP addresses the server itself uses by default.
+    pub agent_urls: Option<AgentUrls>,
 }
 
 impl Default for Options {
@@ -54,6 +66,7 @@ impl Default for Options {
         Options {
             schedule_ttl: TimeDelta::hours(168),
             clock: ServerClock::System,
+            agent_urls: None,
         }
     }
 }
@@ -67,6 +80,81 @@ pub struct MqttTarget {
     pub shared_subscription: bool,
 }
 
+/// What the publisher task is asked to send.
+#[derive(Debug)]
+enum Job {
+    /// Rebuild the documents of `screens` (all when `None`) and publish the changed ones,
+    /// or all of them when `resend`; `done` gets how many versions changed.
+    Schedules {
+        screens: Option<BTreeSet<String>>,
+        resend: bool,
+        /// When new versions count as planned (default: the scheduling clock's now).
+        in_force_from: Option<DateTime<Utc>>,
+        done: Option<oneshot::Sender<usize>>,
+    },
+    /// Signed commands by screen (QoS 1, not retained).
+    Commands(Vec<(String, Vec<u8>)>),
+}
+
+/// The handle to the publisher task: the one place that sends schedules and commands.
+/// Callers queue work (bounded); the MQTT driver only sets a flag, so it never waits.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Job>,
+    resend_all: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl Publisher {
+    /// Rebuilds and publishes the documents of `screens` (every screen when `None`);
+    /// returns how many got a new version once they are queued on the connection.
+    pub async fn schedules(&self, screens: Option<BTreeSet<String>>, resend: bool) -> usize {
+        self.send_schedules(screens, resend, None).await
+    }
+
+    /// As [`Publisher::schedules`] for a change that takes effect at `in_force_from` (an
+    /// emergency's start or end): new versions count as planned from then.
+    pub async fn schedules_from(
+        &self,
+        screens: Option<BTreeSet<String>>,
+        in_force_from: Option<DateTime<Utc>>,
+    ) -> usize {
+        self.send_schedules(screens, false, in_force_from).await
+    }
+
+    async fn send_schedules(
+        &self,
+        screens: Option<BTreeSet<String>>,
+        resend: bool,
+        in_force_from: Option<DateTime<Utc>>,
+    ) -> usize {
+        let (done, rx) = oneshot::channel();
+        let job = Job::Schedules {
+            screens,
+            resend,
+            in_force_from,
+            done: Some(done),
+        };
+        if self.tx.send(job).await.is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Queues signed commands, in order, before any later schedule.
+    pub async fn commands(&self, commands: Vec<(String, Vec<u8>)>) {
+        if !commands.is_empty() && self.tx.send(Job::Commands(commands)).await.is_err() {
+            tracing::warn!("publisher stopped; commands dropped");
+        }
+    }
+
+    /// Asks for every document to be sent again (after a connect). Never waits.
+    pub fn resend_everything(&self) {
+        self.resend_all.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
 /// A started server.
 #[derive(Debug)]
 pub struct Handle {
@@ -77,9 +165,10 @@ pub struct Handle {
 }
 
 impl Handle {
-    /// Builds every screen's schedule and publishes it retained; returns how many changed.
+    /// Builds every screen's schedule and publishes it retained (all of them when `all`,
+    /// else the changed ones); returns how many changed.
     pub async fn publish_schedules(&self, all: bool) -> anyhow::Result<usize> {
-        publish_schedules(&self.shared, &self.client, all).await
+        Ok(self.shared.publisher.schedules(None, all).await)
     }
 
     /// Waits for the server's tasks after the shutdown token was cancelled.
@@ -87,36 +176,6 @@ impl Handle {
         self.tracker.close();
         self.tracker.wait().await;
     }
-}
-
-pub async fn publish_schedules(
-    shared: &Shared,
-    client: &AsyncClient,
-    all: bool,
-) -> anyhow::Result<usize> {
-    let catalogue = shared.store.catalogue()?;
-    let docs = crate::publisher::build_all(
-        &shared.store,
-        &catalogue,
-        &shared.key,
-        Utc::now(),
-        shared.schedule_ttl,
-    )?;
-    let mut changed = 0;
-    for d in docs {
-        if d.changed || all {
-            changed += usize::from(d.changed);
-            client
-                .publish(
-                    shared.topics.schedule(&d.screen_id),
-                    QoS::AtLeastOnce,
-                    true,
-                    d.bytes,
-                )
-                .await?;
-        }
-    }
-    Ok(changed)
 }
 
 pub fn mqtt_options(client_id: &str, target: &MqttTarget) -> MqttOptions {
@@ -130,7 +189,7 @@ pub fn mqtt_options(client_id: &str, target: &MqttTarget) -> MqttOptions {
 /// Starts the server's tasks with the default [`Options`]. `listener` is the bound HTTP
 /// listener.
 pub async fn start(
-    store: Store,
+    store: SharedStore,
     target: MqttTarget,
     listener: tokio::net::TcpListener,
     topics: Topics,
@@ -149,7 +208,7 @@ pub async fn start(
 
 /// Starts the server's tasks. `listener` is the bound HTTP listener.
 pub async fn start_with(
-    store: Store,
+    store: SharedStore,
     target: MqttTarget,
     listener: tokio::net::TcpListener,
     topics: Topics,
@@ -157,27 +216,49 @@ pub async fn start_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Handle> {
     let key = crate::keys::server_key(store.dir())?;
-    let admin = AdminToken::load_or_create(store.dir())?;
-    tracing::info!(path = %admin.path().display(), "admin token for emergency takeovers");
-    let ledger = Ledger::open(store.db())?;
+    let admin = crate::auth::bootstrap(&*store)?;
+    if let Some(path) = admin {
+        tracing::info!(path = %path.display(), "admin token (all roles) for the API and CLI");
+    }
+    let http_addr = listener.local_addr()?;
+    let agent_urls = options.agent_urls.clone().unwrap_or_else(|| AgentUrls {
+        mqtt_url: format!("mqtt://{}:{}", target.host, target.port),
+        server_url: format!("http://{http_addr}"),
+    });
     let client_id = format!("signage-server-{}", std::process::id());
     let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target), 1024);
+    let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(64);
+    let publisher = Publisher {
+        tx: jobs_tx,
+        resend_all: Arc::new(AtomicBool::new(false)),
+        wake: Arc::new(Notify::new()),
+    };
     let shared = Arc::new(Shared {
+        ledger: store.ledger(),
+        catalogue: CatalogueService::new(store.clone()),
         store,
-        ledger,
         key,
         topics,
         fleet: Mutex::new(BTreeMap::new()),
-        client: client.clone(),
+        publisher: publisher.clone(),
         schedule_ttl: options.schedule_ttl,
         clock: options.clock,
-        admin,
         emergencies: tokio::sync::Mutex::new(()),
+        agent_urls,
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
 
-    // MQTT driver: subscribes on every connect, routes incoming messages.
+    tracker.spawn(publisher_task(
+        shared.clone(),
+        client.clone(),
+        jobs_rx,
+        publisher.clone(),
+        shutdown.clone(),
+    ));
+
+    // MQTT driver: subscribes on every connect, routes incoming messages. It never awaits
+    // the client it drives (the client's queue is drained only here).
     {
         let shared = shared.clone();
         let client = client.clone();
@@ -194,16 +275,15 @@ pub async fn start_with(
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         backoff = Duration::from_millis(200);
                         let t = &shared.topics;
-                        let _ = client
-                            .subscribe(t.pop_all(target.shared_subscription), QoS::AtLeastOnce)
-                            .await;
-                        let _ = client.subscribe(t.status_all(), QoS::AtLeastOnce).await;
-                        if let Err(e) = publish_schedules(&shared, &client, true).await {
-                            tracing::error!(error = %e, "publishing schedules failed");
+                        for topic in [t.pop_all(target.shared_subscription), t.status_all()] {
+                            if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
+                                tracing::error!(error = %e, "subscribing failed");
+                            }
                         }
+                        shared.publisher.resend_everything();
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        on_publish(&shared, &ingest_tx, &p.topic, p.payload.to_vec()).await
+                        on_publish(&shared, &ingest_tx, &p.topic, p.payload.to_vec())
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -229,7 +309,6 @@ pub async fn start_with(
     // Hourly: re-sign documents nearing expiry (the first tick is the connect's publish).
     {
         let shared = shared.clone();
-        let client = client.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let mut tick = tokio::time::interval(REFRESH_EVERY);
@@ -240,16 +319,14 @@ pub async fn start_with(
                     _ = shutdown.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                match publish_schedules(&shared, &client, false).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(count = n, "schedules re-signed or changed"),
-                    Err(e) => tracing::error!(error = %e, "refreshing schedules failed"),
+                match shared.publisher.schedules(None, false).await {
+                    0 => {}
+                    n => tracing::info!(count = n, "schedules re-signed or changed"),
                 }
             }
         });
     }
 
-    let http_addr = listener.local_addr()?;
     {
         let app = crate::http::router(shared.clone());
         let shutdown = shutdown.clone();
@@ -266,7 +343,7 @@ pub async fn start_with(
         let client = client.clone();
         tracker.spawn(async move {
             shutdown.cancelled().await;
-            let _ = client.disconnect().await;
+            let _ = client.try_disconnect();
         });
     }
     Ok(Handle {
@@ -277,23 +354,116 @@ pub async fn start_with(
     })
 }
 
-async fn on_publish(
-    shared: &Shared,
-    ingest: &mpsc::Sender<Incoming>,
-    topic: &str,
-    payload: Vec<u8>,
+/// Sends what it is asked to, in order: commands, then rebuilt schedules. Document
+/// building and signing run off the runtime; sends wait on the client's bounded queue,
+/// which the driver drains.
+async fn publisher_task(
+    shared: Arc<Shared>,
+    client: AsyncClient,
+    mut jobs: mpsc::Receiver<Job>,
+    publisher: Publisher,
+    shutdown: CancellationToken,
 ) {
+    loop {
+        let job = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => break,
+            },
+            _ = publisher.wake.notified() => {
+                if !publisher.resend_all.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
+                Job::Schedules { screens: None, resend: true, in_force_from: None, done: None }
+            }
+        };
+        match job {
+            Job::Commands(commands) => {
+                for (screen, bytes) in commands {
+                    let topic = shared.topics.command(&screen);
+                    if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, bytes).await {
+                        tracing::warn!(screen, error = %e, "command not queued");
+                    }
+                }
+            }
+            Job::Schedules {
+                screens,
+                resend,
+                in_force_from,
+                done,
+            } => {
+                let changed =
+                    publish_schedules(&shared, &client, screens, resend, in_force_from).await;
+                if let Some(done) = done {
+                    let _ = done.send(changed);
+                }
+            }
+        }
+    }
+}
+
+/// Builds, keeps and sends the documents of `screens`; returns how many changed.
+async fn publish_schedules(
+    shared: &Arc<Shared>,
+    client: &AsyncClient,
+    screens: Option<BTreeSet<String>>,
+    resend: bool,
+    in_force_from: Option<DateTime<Utc>>,
+) -> usize {
+    let s = shared.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let catalogue = s.catalogue.catalogue()?;
+        let docs = crate::publisher::build(
+            &*s.store,
+            &catalogue,
+            screens.as_ref(),
+            &s.key,
+            Utc::now(),
+            s.schedule_ttl,
+            in_force_from.unwrap_or_else(|| s.clock.now()),
+        )?;
+        anyhow::Ok(docs)
+    })
+    .await;
+    let docs = match built {
+        Ok(Ok(docs)) => docs,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "building schedules failed");
+            return 0;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "schedule task failed");
+            return 0;
+        }
+    };
+    let mut changed = 0;
+    for d in docs {
+        if d.changed || resend {
+            changed += usize::from(d.changed);
+            let topic = shared.topics.schedule(&d.screen_id);
+            if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, d.bytes).await {
+                tracing::warn!(screen = d.screen_id, error = %e, "schedule not queued");
+            }
+        }
+    }
+    changed
+}
+
+fn on_publish(shared: &Shared, ingest: &mpsc::Sender<Incoming>, topic: &str, payload: Vec<u8>) {
     let Some(screen) = shared.topics.screen_of(topic) else {
         return;
     };
     let screen = screen.to_owned();
     if topic.ends_with("/pop") {
-        let _ = ingest
-            .send(Incoming {
-                topic_screen: screen,
-                raw: payload,
-            })
-            .await;
+        // Never wait here: a full queue drops the batch, which the agent resends until
+        // it is acknowledged.
+        if let Err(e) = ingest.try_send(Incoming {
+            topic_screen: screen.clone(),
+            raw: payload,
+        }) {
+            tracing::warn!(screen, error = %e, "ingest queue full; batch left for resend");
+        }
     } else if topic.ends_with("/status") {
         if payload.len() > playlists::wire::MAX_SMALL_BYTES {
             tracing::warn!(screen, bytes = payload.len(), "oversized status ignored");
@@ -301,11 +471,9 @@ async fn on_publish(
         }
         match serde_json::from_slice::<Status>(&payload) {
             Ok(status) if status.screen_id == screen => {
-                shared
-                    .fleet
-                    .lock()
-                    .expect("fleet lock")
-                    .insert(screen, status);
+                if let Ok(mut fleet) = shared.fleet.lock() {
+                    fleet.insert(screen, status);
+                }
             }
             Ok(_) => tracing::warn!(screen, "status names another screen; ignored"),
             Err(e) => tracing::warn!(screen, error = %e, "malformed status ignored"),
@@ -324,7 +492,7 @@ async fn ingest_worker(shared: Arc<Shared>, client: AsyncClient, mut rx: mpsc::R
         }
         let shared2 = shared.clone();
         let outcomes = tokio::task::spawn_blocking(move || {
-            let keys = shared2.store.screen_keys().unwrap_or_default();
+            let keys = crate::store::current_keys(&*shared2.store).unwrap_or_default();
             let key_of = |screen: &str| keys.get(screen).and_then(|k| public_key_from_hex(k).ok());
             shared2.ledger.ingest(&batch, &key_of)
         })

@@ -6,21 +6,21 @@
 //! screen a signed command, so agents act at their next slot without waiting for the
 //! schedule; both reach the agent's same planner.
 //!
-//! Every check runs before anything is stored: a refused request changes nothing.
+//! Every check runs before anything is stored: a refused request changes nothing. The
+//! service returns what to send; the publisher sends it (no MQTT here).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rumqttc::QoS;
 use serde::{Deserialize, Serialize};
 
 use playlists::wire::schedule::ScheduleBody;
 use playlists::wire::status::COMMAND_KIND;
-use playlists::wire::{Command, CommandAction, MAX_SMALL_BYTES, VERSION};
+use playlists::wire::{Command, CommandAction, Keypair, MAX_SMALL_BYTES, VERSION};
 use playlists::{CampaignId, Catalogue, ScreenId};
 
-use crate::app::Shared;
-use crate::store::{StoreError, StoredEmergency};
+use crate::catalogue::{CatalogueError, CatalogueService};
+use crate::store::{Entity, StoreError, StoredEmergency};
 
 /// How long a start or end command is valid for: enough for a reconnecting agent to get
 /// it, short enough that a replayed copy is refused.
@@ -69,11 +69,13 @@ pub enum EmergencyError {
         max: usize,
     },
     #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// `POST /api/emergencies`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST /api/v1/emergencies`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     pub id: String,
@@ -81,6 +83,7 @@ pub struct StartRequest {
     pub creatives: Vec<String>,
     /// Scenario targeting keys; `{}` (or left out) is every screen.
     #[serde(default = "everything")]
+    #[schema(value_type = playlists::scenario::FileTarget)]
     pub target: serde_json::Value,
     #[serde(default)]
     pub until: Option<DateTime<Utc>>,
@@ -90,8 +93,17 @@ fn everything() -> serde_json::Value {
     serde_json::json!({})
 }
 
-/// What a start or end did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a start or end changed: the stored emergency, the signed command for each targeted
+/// screen (to send before the schedules), and the screens whose schedule may change.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub emergency: StoredEmergency,
+    pub commands: Vec<(String, Vec<u8>)>,
+    pub affected: BTreeSet<String>,
+}
+
+/// What a start or end did, as the API answers it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Outcome {
     pub emergency: StoredEmergency,
     /// Screens sent a command.
@@ -100,21 +112,24 @@ pub struct Outcome {
     pub schedules_changed: usize,
 }
 
-/// One row of `GET /api/emergencies`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One row of `GET /api/v1/emergencies`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Listed {
     #[serde(flatten)]
     pub emergency: StoredEmergency,
     pub active: bool,
 }
 
-/// Every emergency, with whether it is active at the server's `now`.
-pub fn list(shared: &Shared) -> Result<Vec<Listed>, EmergencyError> {
-    let now = whole_second(shared.clock.now());
-    Ok(shared
-        .store
-        .emergencies()?
-        .into_iter()
+/// Every emergency, with whether it is active at `now` (the scheduling clock).
+pub fn list(
+    catalogue: &CatalogueService,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, EmergencyError> {
+    let now = whole_second(now);
+    let (snapshot, _) = catalogue.current()?;
+    Ok(snapshot
+        .emergencies
+        .into_values()
         .map(|e| Listed {
             active: !e.ended && e.start <= now && now < e.end,
             emergency: e,
@@ -122,10 +137,18 @@ pub fn list(shared: &Shared) -> Result<Vec<Listed>, EmergencyError> {
         .collect())
 }
 
-/// Checks, stores and announces a new emergency.
-pub async fn start(shared: &Shared, req: StartRequest) -> Result<Outcome, EmergencyError> {
-    let _one_at_a_time = shared.emergencies.lock().await;
-    let now = whole_second(shared.clock.now());
+/// Who asks, and when (the scheduling clock), for a start or an end.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub catalogue: &'a CatalogueService,
+    pub key: &'a Keypair,
+    pub author: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Checks and stores a new emergency; returns the commands to send.
+pub fn start(r: Request<'_>, req: StartRequest) -> Result<Announcement, EmergencyError> {
+    let now = whole_second(r.now);
     CampaignId::parse(&req.id).map_err(|e| EmergencyError::Invalid(format!("id: {e}")))?;
     if req.name.trim().is_empty() {
         return Err(EmergencyError::Invalid("name is empty".into()));
@@ -137,21 +160,6 @@ pub async fn start(shared: &Shared, req: StartRequest) -> Result<Outcome, Emerge
         return Err(EmergencyError::Invalid(
             "target must be an object of scenario targeting keys".into(),
         ));
-    }
-    let mut stored = shared.store.emergencies()?;
-    let catalogue = shared.store.catalogue()?;
-    if stored.iter().any(|e| e.id == req.id)
-        || catalogue.campaigns.iter().any(|c| c.id.as_str() == req.id)
-    {
-        return Err(EmergencyError::Duplicate(req.id));
-    }
-    if let Some(c) = req.creatives.iter().find(|c| {
-        !catalogue
-            .creatives
-            .iter()
-            .any(|k| k.id.as_str() == c.as_str())
-    }) {
-        return Err(EmergencyError::UnknownCreative(c.clone()));
     }
     if let Some(until) = req.until.filter(|u| *u <= now) {
         return Err(EmergencyError::UntilPassed { until, now });
@@ -165,66 +173,90 @@ pub async fn start(shared: &Shared, req: StartRequest) -> Result<Outcome, Emerge
         end: req.until.unwrap_or(now + OPEN_END),
         ended: false,
     };
-    stored.push(emergency.clone());
-    let with = shared
-        .store
-        .catalogue_with(&stored)?
-        .map_err(EmergencyError::Invalid)?;
-    let targeted = targeted_screens(&with, &emergency)?;
-    let commands = sealed_commands(shared, &with, &targeted, &emergency.id, |body| {
-        let campaign = body
-            .campaigns
-            .iter()
-            .find(|c| c.id == emergency.id)?
-            .clone();
-        let creatives = body
-            .creatives
-            .iter()
-            .filter(|k| campaign.creatives.contains(&k.id))
-            .cloned()
-            .collect();
-        Some(CommandAction::EmergencyStart {
-            campaign: Box::new(campaign),
-            creatives,
-        })
+    let mut commands = BTreeMap::new();
+    let comment = format!("emergency {} started", emergency.id);
+    let applied = r.catalogue.change(r.author, &comment, r.now, |snapshot| {
+        if snapshot.emergencies.contains_key(&req.id) || snapshot.campaigns.contains_key(&req.id) {
+            return Err(EmergencyError::Duplicate(req.id.clone()));
+        }
+        if let Some(c) = emergency.creatives.iter().find(|c| {
+            snapshot
+                .creatives
+                .get(c.as_str())
+                .is_none_or(|k| k.retired_at.is_some())
+        }) {
+            return Err(EmergencyError::UnknownCreative(c.clone()));
+        }
+        snapshot.put(Entity::Emergency(emergency.clone()));
+        let with = crate::catalogue::build(snapshot)
+            .map_err(|e| EmergencyError::Invalid(e.to_string()))?;
+        let targeted = targeted_screens(&with, &emergency)?;
+        commands = sealed_commands(r.key, &with, &targeted, &emergency.id, |body| {
+            let campaign = body
+                .campaigns
+                .iter()
+                .find(|c| c.id == emergency.id)?
+                .clone();
+            let creatives = body
+                .creatives
+                .iter()
+                .filter(|k| campaign.creatives.contains(&k.id))
+                .cloned()
+                .collect();
+            Some(CommandAction::EmergencyStart {
+                campaign: Box::new(campaign),
+                creatives,
+            })
+        })?;
+        Ok(())
     })?;
-    shared.store.put_emergency(&emergency)?;
     tracing::warn!(id = %emergency.id, screens = commands.len(), "emergency takeover started");
-    announce(shared, emergency, commands).await
+    Ok(Announcement {
+        emergency,
+        commands: commands.into_iter().collect(),
+        affected: applied.affected,
+    })
 }
 
-/// Ends an active emergency now.
-pub async fn end(shared: &Shared, id: &str) -> Result<Outcome, EmergencyError> {
-    let _one_at_a_time = shared.emergencies.lock().await;
-    let now = whole_second(shared.clock.now());
-    let mut stored = shared.store.emergencies()?;
-    let Some(e) = stored.iter_mut().find(|e| e.id == id) else {
-        return Err(EmergencyError::Unknown(id.to_owned()));
-    };
-    if e.ended || e.end <= now {
-        return Err(EmergencyError::AlreadyEnded {
-            id: id.to_owned(),
-            at: e.end,
-        });
-    }
-    // Ended before it began (a clock step back): it never plays.
-    e.end = now.max(e.start + TimeDelta::seconds(1));
-    e.ended = true;
-    let emergency = e.clone();
-    let with = shared
-        .store
-        .catalogue_with(&stored)?
-        .map_err(EmergencyError::Invalid)?;
-    let targeted = targeted_screens(&with, &emergency)?;
-    let commands = sealed_commands(shared, &with, &targeted, &emergency.id, |_| {
-        Some(CommandAction::EmergencyEnd {
-            campaign_id: emergency.id.clone(),
-            ends_at: emergency.end,
-        })
+/// Ends an active emergency now; returns the commands to send.
+pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
+    let now = whole_second(r.now);
+    let mut commands = BTreeMap::new();
+    let mut ended = None;
+    let comment = format!("emergency {id} ended");
+    let applied = r.catalogue.change(r.author, &comment, r.now, |snapshot| {
+        let Some(e) = snapshot.emergencies.get_mut(id) else {
+            return Err(EmergencyError::Unknown(id.to_owned()));
+        };
+        if e.ended || e.end <= now {
+            return Err(EmergencyError::AlreadyEnded {
+                id: id.to_owned(),
+                at: e.end,
+            });
+        }
+        // Ended before it began (a clock step back): it never plays.
+        e.end = now.max(e.start + TimeDelta::seconds(1));
+        e.ended = true;
+        let emergency = e.clone();
+        let with = crate::catalogue::build(snapshot)
+            .map_err(|e| EmergencyError::Invalid(e.to_string()))?;
+        let targeted = targeted_screens(&with, &emergency)?;
+        commands = sealed_commands(r.key, &with, &targeted, &emergency.id, |_| {
+            Some(CommandAction::EmergencyEnd {
+                campaign_id: emergency.id.clone(),
+                ends_at: emergency.end,
+            })
+        })?;
+        ended = Some(emergency);
+        Ok(())
     })?;
-    shared.store.put_emergency(&emergency)?;
+    let emergency = ended.ok_or_else(|| EmergencyError::Unknown(id.to_owned()))?;
     tracing::warn!(id = %emergency.id, at = %emergency.end, "emergency takeover ended");
-    announce(shared, emergency, commands).await
+    Ok(Announcement {
+        emergency,
+        commands: commands.into_iter().collect(),
+        affected: applied.affected,
+    })
 }
 
 /// The screens the emergency targets on which at least one of its creatives fits; refuses
@@ -273,7 +305,7 @@ fn targeted_screens(
 /// One signed command per screen, built from that screen's schedule body (so the command
 /// carries exactly the campaign and creatives its schedule will), each within the limit.
 fn sealed_commands(
-    shared: &Shared,
+    key: &Keypair,
     catalogue: &Catalogue,
     screens: &[ScreenId],
     id: &str,
@@ -297,7 +329,7 @@ fn sealed_commands(
             expires_at: issued_at + COMMAND_TTL,
             action,
         };
-        let bytes = shared.key.seal(COMMAND_KIND, &cmd);
+        let bytes = key.seal(COMMAND_KIND, &cmd);
         if bytes.len() > MAX_SMALL_BYTES {
             return Err(EmergencyError::TooLarge {
                 screen: screen.to_string(),
@@ -316,44 +348,6 @@ fn nonce(id: &str) -> Result<String, EmergencyError> {
     getrandom::getrandom(&mut bytes)
         .map_err(|e| EmergencyError::Invalid(format!("no randomness for a nonce: {e}")))?;
     Ok(format!("{id}-{}", hex::encode(bytes)))
-}
-
-/// Publishes the commands (QoS 1, not retained) and the changed schedules. The change is
-/// stored already; a publishing failure is logged (agents get the schedule on reconnect).
-async fn announce(
-    shared: &Shared,
-    emergency: StoredEmergency,
-    commands: BTreeMap<String, Vec<u8>>,
-) -> Result<Outcome, EmergencyError> {
-    let mut screens = Vec::new();
-    for (screen, bytes) in commands {
-        match shared
-            .client
-            .publish(
-                shared.topics.command(&screen),
-                QoS::AtLeastOnce,
-                false,
-                bytes,
-            )
-            .await
-        {
-            Ok(()) => screens.push(screen),
-            Err(e) => tracing::warn!(screen, error = %e, "emergency command not queued"),
-        }
-    }
-    let schedules_changed = match crate::app::publish_schedules(shared, &shared.client, false).await
-    {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!(error = %e, "republishing schedules after an emergency failed");
-            0
-        }
-    };
-    Ok(Outcome {
-        emergency,
-        screens,
-        schedules_changed,
-    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,19 @@
-//! `signage import DIR`: read a scenario directory, measure every creative from its file,
-//! validate the whole scenario, and only then write it, all or nothing.
+//! `signage import DIR` and `POST /api/v1/import`: read a scenario (a directory, or its
+//! uploaded parts), measure every creative from its file, validate the whole scenario, and
+//! only then store it as one revision of the catalogue, all or nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use playlists::scenario::{self, Measurement, Scenario, ScenarioError, ScenarioFile};
 use playlists::{MediaKind, Sha256};
 
-use crate::store::{Store, StoreError, StoredMeasurement, StoredScenario};
+use chrono::{DateTime, Utc};
+
+use crate::catalogue::{CatalogueError, CatalogueService};
+use crate::store::{
+    scenario_entities, CampaignState, Entity, EntityKind, Snapshot, StoreError, StoredMeasurement,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -29,6 +35,10 @@ pub enum ImportError {
         file: String,
         problem: String,
     },
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Catalogue(CatalogueError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -54,29 +64,69 @@ pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
         path: path.clone(),
         source,
     })?;
-    let raw: serde_json::Value = serde_json::from_str(&text).expect("parsed once already");
-    let limits = media::Limits::default();
-    let mut files = Vec::new();
+    let mut files = HashMap::new();
     for (id, rel) in file.media_files() {
-        let rel_path = Path::new(&rel);
-        if rel_path.is_absolute()
-            || rel_path
-                .components()
-                .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            return Err(ImportError::Escape { id, file: rel });
-        }
+        let rel_path = safe_relative(&id, &rel)?;
         let data = std::fs::read(dir.join(rel_path)).map_err(|e| ImportError::Media {
             id: id.clone(),
             file: rel.clone(),
             problem: format!("cannot read: {e}"),
         })?;
-        files.push((id, rel, data));
+        files.insert(rel, data);
     }
+    load_parts(&path, &text, files)
+}
+
+/// A creative's file must stay inside the scenario directory.
+fn safe_relative<'a>(id: &str, rel: &'a str) -> Result<&'a Path, ImportError> {
+    let rel_path = Path::new(rel);
+    if rel_path.is_absolute()
+        || rel_path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return Err(ImportError::Escape {
+            id: id.to_owned(),
+            file: rel.to_owned(),
+        });
+    }
+    Ok(rel_path)
+}
+
+/// Validates a scenario given as its `scenario.json` text and its media files by relative
+/// path (as uploaded to `POST /api/v1/import`). `path` names the scenario in errors.
+pub fn load_parts(
+    path: &Path,
+    text: &str,
+    mut files: HashMap<String, Vec<u8>>,
+) -> Result<Loaded, ImportError> {
+    let file = scenario::parse(text).map_err(|source| ImportError::Scenario {
+        path: path.to_owned(),
+        source,
+    })?;
+    let raw: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let limits = media::Limits::default();
+    let mut media_files = Vec::new();
+    for (id, rel) in file.media_files() {
+        safe_relative(&id, &rel)?;
+        let data = match files.get(&rel) {
+            Some(d) => d.clone(),
+            None => {
+                return Err(ImportError::Media {
+                    id,
+                    file: rel,
+                    problem: "is missing".into(),
+                })
+            }
+        };
+        media_files.push((id, rel, data));
+    }
+    files.clear();
     // Decoding dominates: largest first, spread over the cores.
-    files.sort_by_key(|(_, _, data)| std::cmp::Reverse(data.len()));
-    let measured =
-        crate::par::map_on_cores(&files, |(id, rel, data)| measure(id, rel, data, &limits));
+    media_files.sort_by_key(|(_, _, data)| std::cmp::Reverse(data.len()));
+    let measured = crate::par::map_on_cores(&media_files, |(id, rel, data)| {
+        measure(id, rel, data, &limits)
+    });
     let mut measurements = HashMap::new();
     let mut media = Vec::new();
     for m in measured {
@@ -87,7 +137,7 @@ pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
     let scenario = file
         .build(&measurements)
         .map_err(|source| ImportError::Scenario {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })?;
     Ok(Loaded {
@@ -130,32 +180,104 @@ fn measure(
     Ok((id.to_owned(), measurement, sha256, data.to_vec()))
 }
 
-#[derive(Debug)]
+/// What an import did.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ImportSummary {
     pub name: String,
     pub venues: usize,
     pub screens: usize,
     pub creatives: usize,
     pub campaigns: usize,
-    pub changed: bool,
+    /// The revision it made; `None` when the catalogue already said the same.
+    pub revision: Option<u64>,
+    /// Entities absent from the scenario that were archived, decommissioned or retired.
+    pub archived: Vec<String>,
 }
 
-/// Validates `dir` completely, then stores its media and the scenario.
-pub fn import(store: &Store, dir: &Path) -> Result<ImportSummary, ImportError> {
-    let loaded = load(dir)?;
-    // The merged catalogue must still validate with this scenario in it.
-    for (sha, data) in &loaded.media {
-        store.put_media(sha, data)?;
+impl ImportSummary {
+    /// The line `signage import` prints.
+    pub fn line(&self) -> String {
+        format!(
+            "imported {:?}: {} venues, {} screens, {} creatives, {} campaigns{}{}",
+            self.name,
+            self.venues,
+            self.screens,
+            self.creatives,
+            self.campaigns,
+            match self.revision {
+                Some(n) => format!(" (revision {n})"),
+                None => " (unchanged)".into(),
+            },
+            if self.archived.is_empty() {
+                String::new()
+            } else {
+                format!("; archived {}", self.archived.join(", "))
+            }
+        )
     }
-    let stored = StoredScenario {
-        file: loaded.raw.clone(),
-        measurements: loaded
-            .measurements
-            .iter()
-            .map(|(k, m)| (k.clone(), StoredMeasurement::from_measurement(m)))
-            .collect(),
-    };
-    let changed = store.put_scenario(&loaded.file.name, &stored)?;
+}
+
+/// How an import is recorded.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub author: String,
+    pub at: DateTime<Utc>,
+    /// Archive campaigns, decommission screens and retire creatives that the scenario
+    /// leaves out, instead of refusing the import.
+    pub archive_missing: bool,
+}
+
+impl ImportOptions {
+    /// An import by the bootstrap admin, now, refusing to drop anything.
+    pub fn admin() -> ImportOptions {
+        ImportOptions {
+            author: "admin".into(),
+            at: Utc::now(),
+            archive_missing: false,
+        }
+    }
+}
+
+/// Reads and validates `dir` completely, then stores it as one revision.
+pub fn import(
+    catalogue: &CatalogueService,
+    dir: &Path,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let loaded = load(dir)?;
+    import_loaded(catalogue, &loaded, options)
+}
+
+/// Stores a validated scenario as one revision, all or nothing: its media first
+/// (content-addressed, so an unused file is harmless), then every entity, checked
+/// together with what the catalogue keeps.
+pub fn import_loaded(
+    catalogue: &CatalogueService,
+    loaded: &Loaded,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let measured: HashMap<String, StoredMeasurement> = loaded
+        .measurements
+        .iter()
+        .map(|(k, m)| (k.clone(), StoredMeasurement::from_measurement(m)))
+        .collect();
+    let entities = scenario_entities(&loaded.file, &measured).map_err(|problem| {
+        ImportError::Refused(format!("scenario {:?}: {problem}", loaded.file.name))
+    })?;
+    for (sha, data) in &loaded.media {
+        catalogue.store().put_media(sha, data)?;
+    }
+    let mut archived = Vec::new();
+    let comment = format!("import of scenario {:?}", loaded.file.name);
+    let applied = catalogue
+        .change(&options.author, &comment, options.at, |snapshot| {
+            archived = drop_missing(snapshot, &entities, options)?;
+            for e in entities.iter().cloned() {
+                snapshot.put(e);
+            }
+            Ok(())
+        })
+        .map_err(ImportError::Catalogue)?;
     let c = &loaded.scenario.catalogue;
     Ok(ImportSummary {
         name: loaded.file.name.clone(),
@@ -163,6 +285,64 @@ pub fn import(store: &Store, dir: &Path) -> Result<ImportSummary, ImportError> {
         screens: c.screens.len(),
         creatives: c.creatives.len(),
         campaigns: c.campaigns.len(),
-        changed,
+        revision: applied.revision.map(|r| r.number),
+        archived,
     })
+}
+
+/// Entities with history that the scenario leaves out: refused, or archived when asked.
+fn drop_missing(
+    snapshot: &mut Snapshot,
+    entities: &[Entity],
+    options: &ImportOptions,
+) -> Result<Vec<String>, CatalogueError> {
+    let present: HashSet<(EntityKind, &str)> =
+        entities.iter().map(|e| (e.kind(), e.id())).collect();
+    let at = options.at;
+    let mut missing = Vec::new();
+    for (id, s) in snapshot.screens.iter_mut() {
+        if s.decommissioned_at.is_none() && !present.contains(&(EntityKind::Screen, id.as_str())) {
+            missing.push(format!("screen {id}"));
+            s.decommissioned_at = Some(at);
+        }
+    }
+    for (id, c) in snapshot.campaigns.iter_mut() {
+        if c.state != CampaignState::Archived
+            && !present.contains(&(EntityKind::Campaign, id.as_str()))
+        {
+            missing.push(format!("campaign {id}"));
+            c.state = CampaignState::Archived;
+            c.archived_at = Some(at);
+        }
+    }
+    for (id, c) in snapshot.creatives.iter_mut() {
+        if c.retired_at.is_none() && !present.contains(&(EntityKind::Creative, id.as_str())) {
+            missing.push(format!("creative {id}"));
+            c.retired_at = Some(at);
+        }
+    }
+    if !missing.is_empty() && !options.archive_missing {
+        return Err(CatalogueError::Refused(format!(
+            "the scenario leaves out {} that the catalogue keeps with their history: {}; \
+             import with --archive-missing to archive them",
+            missing.len(),
+            summarise(&missing)
+        )));
+    }
+    Ok(missing)
+}
+
+/// The first few names of a long list, and how many more.
+fn summarise(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }

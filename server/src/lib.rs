@@ -6,11 +6,16 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod broker;
+pub mod catalogue;
+pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod emergency;
+pub mod forecast;
 pub mod http;
 pub mod import;
 pub mod keys;

@@ -7,10 +7,10 @@ use std::io::Write;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use playlists::Planner;
+use playlists::wire::ScheduleDoc;
+use playlists::{Planner, ScreenSchedule};
 
-use crate::ledger::{Dimension, Ledger, Query};
-use crate::store::Store;
+use crate::store::{Dimension, LedgerStore, Query, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -19,7 +19,13 @@ pub enum Format {
     Table,
 }
 
-/// The window a report covers; when absent, the last simulated or demo window.
+/// Why a report window is unusable (the caller's mistake).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WindowError(pub String);
+
+/// The window a report covers. Missing ends come from the last simulated or demo window
+/// when there was one, else the window is the 24 hours up to the next whole hour.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     pub from: Option<DateTime<Utc>>,
@@ -30,21 +36,28 @@ pub const WINDOW_META: &str = "report_window";
 
 impl Window {
     /// Fills missing ends from the stored default window.
-    pub fn resolve(&self, store: &Store) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    pub fn resolve(&self, store: &dyn Store) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
         let stored: Window = store
             .meta(WINDOW_META)?
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        match (self.from.or(stored.from), self.to.or(stored.to)) {
-            (Some(f), Some(t)) if f < t => Ok((f, t)),
-            (Some(_), Some(_)) => anyhow::bail!("--from must be before --to"),
-            _ => anyhow::bail!("no report window: give --from and --to (RFC 3339)"),
+        let to = self.to.or(stored.to).unwrap_or_else(|| {
+            let now = Utc::now().timestamp();
+            DateTime::from_timestamp(now.div_euclid(3_600) * 3_600 + 3_600, 0).unwrap_or_default()
+        });
+        let from = self
+            .from
+            .or(stored.from)
+            .unwrap_or(to - chrono::TimeDelta::hours(24));
+        if from >= to {
+            return Err(WindowError(format!("from ({from}) must be before to ({to})")).into());
         }
+        Ok((from, to))
     }
 }
 
 /// Planned against delivered for one venue, screen, campaign or creative.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReportRow {
     pub id: String,
     /// The venue's OpenOOH type (venue rows) or the screen's venue (screen rows).
@@ -65,33 +78,37 @@ fn dim_name(d: Dimension) -> &'static str {
     }
 }
 
-/// Planned plays per key of `dim` over `[from, to)`, optionally for one venue.
+/// Planned plays per key of `dim` over `[from, to)`, optionally for one venue: what the
+/// shared planner derives from the schedule documents that were in force (each version
+/// from when it took effect to the next version; a screen's first version from the
+/// beginning), so no later edit of the catalogue changes the planned figures of the past.
+/// A screen that was never published (a store from before documents were kept) is
+/// planned from the current catalogue.
 pub fn planned(
-    store: &Store,
+    store: &dyn Store,
     dim: Dimension,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     venue: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
-    let catalogue = store.catalogue()?;
+    let catalogue = crate::catalogue::build(&store.snapshot()?)?;
+    let server_key = crate::keys::server_key(store.dir())?.public();
     let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for v in &catalogue.venues {
         if dim == Dimension::Venue && venue.is_none_or(|x| x == v.id.as_str()) {
             out.insert(v.id.to_string(), (v.venue_type.to_string(), 0));
         }
     }
-    for screen in &catalogue.screens {
-        if venue.is_some_and(|x| x != screen.venue.as_str()) {
-            continue;
+    let mut count = |schedule: &ScreenSchedule, a: DateTime<Utc>, b: DateTime<Utc>| {
+        if venue.is_some_and(|x| x != schedule.venue.id.as_str()) || a >= b {
+            return;
         }
-        let Some(schedule) = catalogue.schedule_for(&screen.id) else {
-            continue;
-        };
         if dim == Dimension::Screen {
-            out.insert(screen.id.to_string(), (screen.venue.to_string(), 0));
+            out.entry(schedule.screen.id.to_string())
+                .or_insert_with(|| (schedule.venue.id.to_string(), 0));
         }
-        let planner = Planner::new(&schedule);
-        planner.for_each_day(from, to, |day, first, end| {
+        let planner = Planner::new(schedule);
+        planner.for_each_day(a, b, |day, first, end| {
             for p in day.plays().filter(|p| (first..end).contains(&p.slot)) {
                 let key = match dim {
                     Dimension::Venue => schedule.venue.id.to_string(),
@@ -102,14 +119,71 @@ pub fn planned(
                 out.entry(key).or_default().1 += 1;
             }
         });
+    };
+    let published = store.published()?;
+    let mut screens: Vec<&String> = published.keys().collect();
+    screens.sort();
+    for screen in screens {
+        for (schedule, a, b) in in_force(store, &server_key, screen, from, to)? {
+            count(&schedule, a, b);
+        }
+    }
+    for screen in &catalogue.screens {
+        if !published.contains_key(screen.id.as_str()) {
+            if let Some(schedule) = catalogue.schedule_for(&screen.id) {
+                count(&schedule, from, to);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A schedule and the part of a window it was in force for, `[start, end)`.
+pub type InForce = (ScreenSchedule, DateTime<Utc>, DateTime<Utc>);
+
+/// The schedules of `screen`'s issued documents with the part of `[from, to)` each was in
+/// force for. Each document's signature is checked with the server's key.
+pub fn in_force(
+    store: &dyn Store,
+    server_key: &ed25519_dalek::VerifyingKey,
+    screen: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<InForce>> {
+    let docs = store.issued(screen)?;
+    let mut out = Vec::new();
+    for (i, d) in docs.iter().enumerate() {
+        let start = if i == 0 {
+            from
+        } else {
+            d.in_force_from.max(from)
+        };
+        let end = docs
+            .get(i + 1)
+            .map_or(to, |next| next.in_force_from.min(to));
+        if start >= end {
+            continue;
+        }
+        let doc: ScheduleDoc = playlists::wire::signed::open(
+            d.signed.as_bytes(),
+            playlists::wire::schedule::KIND,
+            server_key,
+            playlists::wire::MAX_SCHEDULE_BYTES,
+        )
+        .map_err(|e| anyhow::anyhow!("document {screen} v{}: {e}", d.version))?;
+        let schedule = doc
+            .body
+            .to_schedule()
+            .map_err(|e| anyhow::anyhow!("document {screen} v{}: {e}", d.version))?;
+        out.push((schedule, start, end));
     }
     Ok(out)
 }
 
 /// Rows of a report over the window.
 pub fn rows(
-    store: &Store,
-    ledger: &Ledger,
+    store: &dyn Store,
+    ledger: &dyn LedgerStore,
     dim: Dimension,
     window: &Window,
     venue: Option<&str>,
@@ -149,7 +223,7 @@ pub fn rows(
 /// Delivered (complete, partial, failed) per key over `[from, to)`: whole hours from the
 /// rollups, and only the partial hours at either edge from raw records.
 fn delivered(
-    ledger: &Ledger,
+    ledger: &dyn LedgerStore,
     dim: Dimension,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -205,10 +279,30 @@ fn delivered(
     Ok(got)
 }
 
+/// A report as `signage report` and `GET /api/v1/reports/*` give it: the plays export
+/// when `dim` is `None`, else planned against delivered per key of `dim`.
+pub fn render(
+    store: &dyn Store,
+    dim: Option<Dimension>,
+    window: &Window,
+    venue: Option<&str>,
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let ledger = store.ledger();
+    match dim {
+        None => write_plays(store, &*ledger, window, venue, format, out).map(|_| ()),
+        Some(dim) => {
+            let rows = rows(store, &*ledger, dim, window, venue)?;
+            write_rows(dim, &rows, format, out)
+        }
+    }
+}
+
 /// Venue rows for the dashboard (stored window).
 pub fn venue_rows(
-    store: &Store,
-    ledger: &Ledger,
+    store: &dyn Store,
+    ledger: &dyn LedgerStore,
     window: &Window,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(rows(store, ledger, Dimension::Venue, window, None)?
@@ -296,8 +390,8 @@ pub const PLAYS_HEADER: &str = "play_id,screen_id,seq,venue_id,slot_start,campai
 
 /// The raw plays export, one row per play.
 pub fn write_plays(
-    store: &Store,
-    ledger: &Ledger,
+    store: &dyn Store,
+    ledger: &dyn LedgerStore,
     window: &Window,
     venue: Option<&str>,
     format: Format,

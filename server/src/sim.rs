@@ -23,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 use playlists::wire::Topics;
 
 use crate::app::{self, MqttTarget};
+use crate::catalogue::CatalogueService;
+use crate::import::ImportOptions;
 use crate::report::{Window, WINDOW_META};
-use crate::store::Store;
+use crate::store::{LedgerStore, OpenMode, SharedStore};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SimClock {
@@ -89,7 +91,7 @@ impl SimOptions {
 /// What a simulation produced, for the summary printers.
 #[derive(Debug)]
 pub struct SimOutcome {
-    pub store: Store,
+    pub store: SharedStore,
     pub ledger_equals_plan: bool,
     pub missing: u64,
     pub unexpected: u64,
@@ -117,19 +119,20 @@ pub fn agent_binary() -> anyhow::Result<PathBuf> {
 
 pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::Result<SimOutcome> {
     let started = Instant::now();
-    let store = Store::open(&opts.data_dir)?;
-    let ledger_check = crate::ledger::Ledger::open(store.db())?;
-    let held = ledger_check.counts()?.records;
+    let store = crate::store::open(&opts.data_dir, OpenMode::Create)?;
+    let held = store.ledger().counts()?.records;
     anyhow::ensure!(
         held == 0,
         "{} already holds {held} proof-of-play records; simulate into a fresh --data-dir",
         opts.data_dir.display()
     );
-    drop(ledger_check);
     let summary = {
-        let store = store.clone();
+        let catalogue = CatalogueService::new(store.clone());
         let dir = opts.scenario.clone();
-        tokio::task::spawn_blocking(move || crate::import::import(&store, &dir)).await??
+        tokio::task::spawn_blocking(move || {
+            crate::import::import(&catalogue, &dir, &ImportOptions::admin())
+        })
+        .await??
     };
     tracing::info!(
         scenario = summary.name,
@@ -168,7 +171,7 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
     .await?;
     let server_url = format!("http://{}", handle.http_addr);
 
-    let catalogue = store.catalogue()?;
+    let catalogue = handle.shared.catalogue.catalogue()?;
     let mut screens: Vec<String> = catalogue.screens.iter().map(|s| s.id.to_string()).collect();
     if !opts.screens.is_empty() {
         for s in &opts.screens {
@@ -181,9 +184,10 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
     for screen in &screens {
         let dir = agents_dir.join(screen);
         std::fs::create_dir_all(dir.join("data"))?;
-        let config =
-            crate::provision::provision(&store, screen, &broker_url, &server_url, topics.prefix())?;
-        std::fs::write(dir.join("agent.toml"), config)?;
+        let prepared =
+            crate::provision::prepare(&*store, screen, &broker_url, &server_url, topics.prefix())?;
+        std::fs::write(dir.join("agent.toml"), &prepared.config)?;
+        prepared.register(&*store, chrono::Utc::now())?;
         let log = std::fs::File::create(dir.join("agent.log"))?;
         let child = tokio::process::Command::new(&opts.agent_bin)
             .arg("--config")
@@ -455,14 +459,14 @@ async fn drive(
 
 /// (planned, delivered, missing, unexpected): the ledger against the plan, play by play.
 pub fn compare(
-    store: &Store,
-    ledger: &crate::ledger::Ledger,
+    store: &SharedStore,
+    ledger: &std::sync::Arc<dyn LedgerStore>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     screens: &[String],
 ) -> anyhow::Result<(u64, u64, u64, u64)> {
     use std::collections::HashSet;
-    let catalogue = store.catalogue()?;
+    let catalogue = crate::catalogue::build(&store.snapshot()?)?;
     let mut plan: HashSet<(String, i64, String, String)> = HashSet::new();
     for s in crate::plan::schedules(&catalogue, screens)? {
         let planner = playlists::Planner::new(&s);

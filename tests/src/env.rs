@@ -4,13 +4,15 @@
 
 use playlists::wire::{Status, Topics};
 use server::app::{self, MqttTarget};
-use server::store::Store;
+use server::catalogue::CatalogueService;
+use server::import::ImportOptions;
+use server::store::{OpenMode, SharedStore};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug)]
 pub struct TestEnv {
     pub tmp: tempfile::TempDir,
-    pub store: Store,
+    pub store: SharedStore,
     pub handle: app::Handle,
     pub shutdown: CancellationToken,
     /// `mqtt://127.0.0.1:PORT` of the broker in use.
@@ -34,8 +36,14 @@ impl TestEnv {
                 .addr
                 .port(),
         };
-        let store = Store::open(&tmp.path().join("server")).expect("store");
-        server::import::import(&store, &crate::beijing()).expect("import the Beijing scenario");
+        let store =
+            server::store::open(&tmp.path().join("server"), OpenMode::Create).expect("store");
+        server::import::import(
+            &CatalogueService::new(store.clone()),
+            &crate::beijing(),
+            &ImportOptions::admin(),
+        )
+        .expect("import the Beijing scenario");
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -66,14 +74,23 @@ impl TestEnv {
 
     /// The agent config (with a fresh registered key) for `screen`.
     pub fn provision(&self, screen: &str) -> String {
-        server::provision::provision(
-            &self.store,
+        let prepared = server::provision::prepare(
+            &*self.store,
             screen,
             &self.mqtt_url,
             &format!("http://{}", self.handle.http_addr),
             "signage/v1",
         )
-        .expect("provision")
+        .expect("provision");
+        prepared
+            .register(&*self.store, chrono::Utc::now())
+            .expect("register the key");
+        prepared.config
+    }
+
+    /// The live catalogue.
+    pub fn catalogue(&self) -> std::sync::Arc<playlists::Catalogue> {
+        self.handle.shared.catalogue.catalogue().expect("catalogue")
     }
 
     /// `http://127.0.0.1:PORT` of the server's HTTP API.

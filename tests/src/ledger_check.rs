@@ -7,11 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use playlists::wire::{PlayRecord, PlayStatus};
 use playlists::{Planner, ScreenId};
-use server::ledger::{Dimension, Ledger, Query};
-use server::store::Store;
+use server::store::{Dimension, LedgerStore, Query, Store};
 
 /// Every record of `screen` in the ledger, by seq.
-pub fn screen_plays(ledger: &Ledger, screen: &str) -> Vec<PlayRecord> {
+pub fn screen_plays(ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
     let q = Query {
         from: None,
         to: None,
@@ -31,7 +30,7 @@ pub fn screen_plays(ledger: &Ledger, screen: &str) -> Vec<PlayRecord> {
 }
 
 /// Every record of `screen` in the ledger, by seq, after checking them as the module says.
-pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRecord> {
+pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
     let records = screen_plays(ledger, screen);
     assert!(!records.is_empty(), "no plays of {screen} in the ledger");
 
@@ -68,7 +67,8 @@ pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRe
     }
 
     // Each play is the planner's play for its slot.
-    let catalogue = store.catalogue().expect("catalogue");
+    let catalogue =
+        server::catalogue::build(&store.snapshot().expect("snapshot")).expect("catalogue");
     let schedule = catalogue
         .schedule_for(&ScreenId::parse(screen).expect("screen id"))
         .expect("screen schedule");
@@ -103,7 +103,7 @@ pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRe
     }
 
     // The audit re-verifies signatures, the chain and every record.
-    let keys = store.screen_keys().expect("screen keys");
+    let keys = server::store::current_keys(store).expect("screen keys");
     let key_of = |s: &str| {
         keys.get(s)
             .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
@@ -120,20 +120,9 @@ pub fn checked_plays(store: &Store, ledger: &Ledger, screen: &str) -> Vec<PlayRe
 
 /// Records per stored batch of `screen` (batch_seq → count), read from the ledger's
 /// `pop_records` index (screen, seq) → (batch_seq, batch hash, index in the batch).
-pub fn records_per_batch(store: &Store, screen: &str) -> BTreeMap<u64, u64> {
-    use redb::ReadableDatabase;
-    const RECORDS: redb::TableDefinition<(&str, u64), (u64, &[u8; 32], u32)> =
-        redb::TableDefinition::new("pop_records");
-    let db = store.db();
-    let tx = db.begin_read().expect("read");
-    let table = tx.open_table(RECORDS).expect("pop_records");
-    let mut per = BTreeMap::new();
-    for row in table
-        .range((screen, 0u64)..=(screen, u64::MAX))
-        .expect("range")
-    {
-        let (_, v) = row.expect("row");
-        *per.entry(v.value().0).or_insert(0) += 1;
-    }
-    per
+pub fn records_per_batch(store: &dyn Store, screen: &str) -> BTreeMap<u64, u64> {
+    store
+        .ledger()
+        .batch_sizes(screen)
+        .expect("records per batch")
 }

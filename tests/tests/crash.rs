@@ -58,7 +58,7 @@ async fn sigkill_never_loses_or_repeats_a_play() {
     let drained = env.drain(SCREEN, &mut agent, night).await;
     let ledger = &handle.shared.ledger;
 
-    let records = tests::ledger_check::checked_plays(store, ledger, SCREEN);
+    let records = tests::ledger_check::checked_plays(&**store, &**ledger, SCREEN);
     let n = records.len() as u64;
     assert_eq!(n, drained);
     // A play cut short by a kill is what the outbox held while it ran: partial, ended as

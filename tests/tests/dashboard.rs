@@ -157,17 +157,22 @@ async fn start_driver(profile: &Path) -> (Driver, Session) {
     (driver, session)
 }
 
-/// The emergencies the server's API lists, as (id, active).
-async fn emergencies(base: &str) -> Vec<(String, bool)> {
+/// The emergencies started in this test, as the server's API lists them: (id, active).
+async fn emergencies(base: &str, token: &str) -> Vec<(String, bool)> {
     let list = json_of(
-        reqwest::get(format!("{base}/api/emergencies"))
+        reqwest::Client::new()
+            .get(format!("{base}/api/v1/emergencies"))
+            .bearer_auth(token)
+            .send()
             .await
-            .expect("GET /api/emergencies"),
+            .expect("GET /api/v1/emergencies"),
     )
     .await;
     list.as_array()
         .expect("a list")
         .iter()
+        // The scenario's own (long ended) epidemic alert is listed too.
+        .filter(|e| e["id"] != "alert-epidemic-2023-12-20")
         .map(|e| {
             (
                 e["id"].as_str().unwrap_or_default().to_owned(),
@@ -191,7 +196,10 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
     page.post("/url", json!({ "url": format!("{base}/") }))
         .await;
 
-    // The page loaded its data: no emergency yet.
+    // Signed in with a token, the page loads its data: no emergency yet.
+    let token = env.admin_token();
+    page.type_into("#token", &token).await;
+    page.click("h1").await;
     page.wait_js(
         "an empty emergencies table",
         "return document.querySelector('#emergencies tbody').textContent.includes('none active')",
@@ -200,6 +208,7 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
 
     // A wrong token: refused, named, nothing stored.
     page.type_into("#token", &"0".repeat(64)).await;
+    page.click("h1").await;
     page.type_into("input[name=id]", "dash-alert").await;
     page.type_into("input[name=name]", "Dashboard alert").await;
     page.type_into(
@@ -216,10 +225,11 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
          document.querySelector('#said').textContent.includes('token')",
     )
     .await;
-    assert!(emergencies(&base).await.is_empty());
+    assert!(emergencies(&base, &token).await.is_empty());
 
     // The right token: started, listed as open with an End button, active on the server.
-    page.type_into("#token", &env.admin_token()).await;
+    page.type_into("#token", &token).await;
+    page.click("h1").await;
     page.click("#start button").await;
     page.wait_js(
         "the start",
@@ -232,7 +242,10 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
          return !!b && b.closest('tr').textContent.includes('open')",
     )
     .await;
-    assert_eq!(emergencies(&base).await, [("dash-alert".to_owned(), true)]);
+    assert_eq!(
+        emergencies(&base, &token).await,
+        [("dash-alert".to_owned(), true)]
+    );
 
     // End: the row goes, the server says it is no longer active.
     page.click("button[data-end=\"dash-alert\"]").await;
@@ -241,7 +254,10 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
         "return document.querySelector('#emergencies tbody').textContent.includes('none active')",
     )
     .await;
-    assert_eq!(emergencies(&base).await, [("dash-alert".to_owned(), false)]);
+    assert_eq!(
+        emergencies(&base, &token).await,
+        [("dash-alert".to_owned(), false)]
+    );
     page.call(reqwest::Method::DELETE, "", json!({})).await;
     env.stop().await;
 }

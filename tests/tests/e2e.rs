@@ -51,8 +51,8 @@ async fn run_hour(mqtt_url: Option<String>) {
         outcome.missing, outcome.unexpected
     );
 
-    let ledger = server::ledger::Ledger::open(outcome.store.db()).unwrap();
-    let keys = outcome.store.screen_keys().unwrap();
+    let ledger = outcome.store.ledger();
+    let keys = server::store::current_keys(&*outcome.store).unwrap();
     let key_of = |s: &str| {
         keys.get(s)
             .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())

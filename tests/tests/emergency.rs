@@ -56,7 +56,7 @@ async fn sleep_until(clock: &ServerClock, virtual_time: DateTime<Utc>) {
 
 /// The screen's plays in the ledger, by slot.
 fn ledger_plays(env: &TestEnv) -> Vec<PlayRecord> {
-    let mut out = screen_plays(&env.handle.shared.ledger, SCREEN);
+    let mut out = screen_plays(&*env.handle.shared.ledger, SCREEN);
     out.sort_by_key(|r| r.slot_start);
     out
 }
@@ -91,7 +91,7 @@ async fn emergency_takes_over_from_the_next_slot_until_its_end() {
     // Start, a second into a slot: the rest of that slot stays normal.
     just_into_a_slot(&clock).await;
     let http = reqwest::Client::new();
-    let url = format!("{}/api/emergencies", env.http_url());
+    let url = format!("{}/api/v1/emergencies", env.http_url());
     let resp = http
         .post(&url)
         .bearer_auth(env.admin_token())
@@ -183,7 +183,7 @@ async fn emergency_takes_over_from_the_next_slot_until_its_end() {
     );
 
     // The ledger is the server's plan (which carries the ended emergency) over the window.
-    let catalogue = env.store.catalogue().expect("catalogue");
+    let catalogue = env.catalogue();
     let schedule = catalogue
         .schedule_for(&ScreenId::parse(SCREEN).expect("screen"))
         .expect("schedule");

@@ -29,8 +29,8 @@ fn snapshot(env: &TestEnv) -> String {
         .collect();
     format!(
         "{:?}\n{:?}\n{:?}",
-        env.store.emergencies().expect("emergencies"),
-        env.store.catalogue().expect("catalogue").campaigns,
+        env.store.snapshot().expect("snapshot").emergencies,
+        env.catalogue().campaigns,
         published
     )
 }
@@ -39,7 +39,7 @@ fn snapshot(env: &TestEnv) -> String {
 async fn bad_input_is_refused_and_changes_nothing() {
     let env = TestEnv::spawn(None).await;
     let http = reqwest::Client::new();
-    let url = format!("{}/api/emergencies", env.http_url());
+    let url = format!("{}/api/v1/emergencies", env.http_url());
     let token = env.admin_token();
     let good = json!({
         "id": "alert-test", "name": "Test alert",
@@ -54,7 +54,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         serde_json::to_vec(&v).expect("json")
     };
     // The first publication (on connecting to the broker) is part of the starting state.
-    let screens = env.store.catalogue().expect("catalogue").screens.len();
+    let screens = env.catalogue().screens.len();
     tests::agent_proc::wait_for(
         "the server's first schedule publication",
         std::time::Duration::from_secs(30),
@@ -77,13 +77,13 @@ async fn bad_input_is_refused_and_changes_nothing() {
                 .bearer_auth("00".repeat(32))
                 .body(with(json!({}))),
             401,
-            "wrong admin token",
+            "unknown or malformed API token",
         ),
         (
             "bad JSON",
             http.post(&url).bearer_auth(&token).body("{\"id\": "),
             400,
-            "emergency request: EOF",
+            "request body is not the expected JSON: EOF",
         ),
         (
             "unknown field",
@@ -172,7 +172,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     ];
     for (what, req, status, needle) in cases {
         let (got, body) = send(req).await;
-        let error = body["error"].as_str().unwrap_or_default();
+        let error = body["error"]["message"].as_str().unwrap_or_default();
         assert_eq!(got, status, "{what}: {body}");
         assert!(
             error.contains(needle),
@@ -185,13 +185,21 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let (status, body) = send(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["screens"], json!([SCREEN]));
-    let (_, list) = send(http.get(&url)).await;
-    assert_eq!(list[0]["id"], "alert-test");
-    assert_eq!(list[0]["active"], true);
+    let (_, list) = send(http.get(&url).bearer_auth(&token)).await;
+    let listed = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|e| e["id"] == "alert-test")
+        .unwrap_or_else(|| panic!("alert-test not listed: {list}"));
+    assert_eq!(listed["active"], true);
     let after_start = snapshot(&env);
     assert!(after_start != before, "the start changed nothing");
     let (status, body) = send(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
-    assert_eq!((status, body["error"].as_str().is_some()), (409, true));
+    assert_eq!(
+        (status, body["error"]["message"].as_str().is_some()),
+        (409, true)
+    );
     assert!(
         snapshot(&env) == after_start,
         "a duplicate start changed the store"
@@ -229,11 +237,19 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let (ok, _, err) = end_with(&bad_token);
     assert!(!ok);
     assert!(
-        err.contains("401") && err.contains("wrong admin token"),
+        err.contains("401") && err.contains("unknown or malformed API token"),
         "{err}"
     );
-    let (ok, out, _) =
-        tokio::task::block_in_place(|| cli(&["emergency", "list", "--server", &server_url]));
+    let (ok, out, _) = tokio::task::block_in_place(|| {
+        cli(&[
+            "emergency",
+            "list",
+            "--server",
+            &server_url,
+            "--token-file",
+            good_token.to_str().unwrap(),
+        ])
+    });
     assert!(ok);
     assert!(out.contains("alert-test\ttrue"), "{out}");
     let (ok, out, err) = end_with(&good_token);
@@ -267,13 +283,21 @@ async fn bad_input_is_refused_and_changes_nothing() {
     });
     assert!(ok, "{err}");
     assert!(out.contains("emergency alert-cli started at"), "{out}");
-    let (_, list) = send(http.get(&url)).await;
+    let (_, list) = send(http.get(&url).bearer_auth(&token)).await;
     let active: Vec<(&str, bool)> = list
         .as_array()
         .expect("list")
         .iter()
         .map(|e| (e["id"].as_str().unwrap(), e["active"].as_bool().unwrap()))
         .collect();
-    assert_eq!(active, [("alert-cli", true), ("alert-test", false)]);
+    // The scenario's own epidemic alert (an event of the imported file) ended long ago.
+    assert_eq!(
+        active,
+        [
+            ("alert-cli", true),
+            ("alert-epidemic-2023-12-20", false),
+            ("alert-test", false)
+        ]
+    );
     env.stop().await;
 }

@@ -60,7 +60,7 @@ async fn forged_and_replayed_schedules_are_ignored() {
     let (forger, mut events) = AsyncClient::new(options, 64);
     let forger_task = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let topic = Topics::default().schedule(SCREEN);
-    let catalogue = store.catalogue().unwrap();
+    let catalogue = env.catalogue();
     let mut schedule = catalogue
         .schedule_for(&playlists::ScreenId::parse(SCREEN).unwrap())
         .unwrap();
@@ -95,7 +95,12 @@ async fn forged_and_replayed_schedules_are_ignored() {
             .unwrap();
         c["weight"] = 2.into();
     });
-    server::import::import(store, &changed).unwrap();
+    server::import::import(
+        &handle.shared.catalogue,
+        &changed,
+        &server::import::ImportOptions::admin(),
+    )
+    .unwrap();
     assert!(handle.publish_schedules(false).await.unwrap() > 0);
     wait_for("the agent to apply schedule version 2", || {
         version(handle) == Some(2)

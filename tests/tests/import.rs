@@ -4,21 +4,17 @@
 use std::path::Path;
 use std::process::Command;
 
-use server::store::Store;
+use server::store::OpenMode;
 use tests::{copy_beijing, edit_scenario, signage_bin};
 
 /// A snapshot of everything an import could change.
 fn snapshot(data: &Path) -> (String, Vec<String>) {
-    let store = Store::open(data).expect("open store");
-    let scenarios = serde_json::to_string(
-        &store
-            .scenarios()
-            .expect("scenarios")
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    let store = server::store::open(data, OpenMode::Existing).expect("open store");
+    let scenarios = format!(
+        "{:?}\n{:?}",
+        store.snapshot().expect("snapshot"),
+        store.revisions(0, usize::MAX).expect("revisions")
+    );
     let mut media: Vec<String> = std::fs::read_dir(data.join("media"))
         .expect("media")
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -314,8 +310,8 @@ fn malformed_json_and_reimport_is_idempotent() {
     assert!(second.status.success());
     assert!(String::from_utf8_lossy(&second.stdout).contains("unchanged"));
     assert_eq!(snapshot(&data), before);
-    let s = Store::open(&data).unwrap();
-    let c = s.catalogue().unwrap();
+    let s = server::store::open(&data, OpenMode::Existing).unwrap();
+    let c = server::catalogue::build(&s.snapshot().unwrap()).unwrap();
     assert_eq!(
         (c.venues.len(), c.screens.len(), c.creatives.len()),
         (42, 67, 46)

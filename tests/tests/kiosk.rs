@@ -13,7 +13,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use playlists::{Planner, ScreenId};
-use server::store::Store;
 use tests::agent_proc::{scaled_args, wait_for, AgentProc};
 use tests::ledger_check::screen_plays;
 
@@ -67,8 +66,8 @@ fn attr<'a>(html: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The creative the planner plans for the slot at `at` and the next one, with their starts.
-fn planned(store: &Store, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, String)> {
-    let catalogue = store.catalogue().expect("catalogue");
+fn planned(env: &tests::TestEnv, at: DateTime<Utc>) -> Vec<(DateTime<Utc>, String)> {
+    let catalogue = env.catalogue();
     let schedule = catalogue
         .schedule_for(&ScreenId::parse(SCREEN).unwrap())
         .expect("schedule");
@@ -95,7 +94,7 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
          `scripts/setup.sh --with-browser` (or `apt-get install -y chromium chromium-driver`)."
     );
     let env = tests::TestEnv::spawn(None).await;
-    let (store, handle, tmp) = (&env.store, &env.handle, &env.tmp);
+    let (handle, tmp) = (&env.handle, &env.tmp);
     let config = env.provision(SCREEN);
 
     let mut agent = AgentProc::new(&tmp.path().join("agent"), &config);
@@ -132,7 +131,7 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
     );
     // Plays started before the media arrived failed; let one slot start with it cached.
     let first_slot_with_media = {
-        let plan = planned(store, virtual_now());
+        let plan = planned(&env, virtual_now());
         plan.get(1).map(|(at, _)| *at).expect("a play planned next")
     };
     let wait = (first_slot_with_media - virtual_now())
@@ -142,7 +141,7 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
 
     // The DOM: the planned creative of the slot at the dump's start (or the next one).
     let at = virtual_now();
-    let expect = planned(store, at);
+    let expect = planned(&env, at);
     let profile = tmp.path().join("chromium-dom");
     let dom = chromium(&profile, &url, &["--dump-dom".into()]).await;
     let shown = attr(&dom, "data-creative-id")
@@ -189,14 +188,14 @@ async fn chromium_shows_the_planned_creative_and_reports_it() {
         "the shown play in the ledger",
         Duration::from_secs(40),
         || {
-            screen_plays(&handle.shared.ledger, SCREEN)
+            screen_plays(&*handle.shared.ledger, SCREEN)
                 .iter()
                 .any(|r| r.slot_start == shown_slot && r.creative_id == shown)
         },
         || {
             format!(
                 "ledger {:?}\n{}",
-                screen_plays(&handle.shared.ledger, SCREEN),
+                screen_plays(&*handle.shared.ledger, SCREEN),
                 agent.log_tail()
             )
         },

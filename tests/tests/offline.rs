@@ -106,11 +106,11 @@ async fn seventy_two_hours_offline_lose_nothing() {
     let drained = env.drain(SCREEN, &mut agent, night).await;
 
     // Nothing lost, no gap, every play the planner's.
-    let records = tests::ledger_check::checked_plays(store, ledger, SCREEN);
+    let records = tests::ledger_check::checked_plays(&**store, &**ledger, SCREEN);
     assert_eq!(records.len() as u64, drained);
 
     // Every slot of the outage that plans a play was played.
-    let catalogue = store.catalogue().unwrap();
+    let catalogue = env.catalogue();
     let schedule = catalogue
         .schedule_for(&ScreenId::parse(SCREEN).unwrap())
         .unwrap();
@@ -141,7 +141,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
     );
 
     // The backlog went up in bounded batches.
-    let per_batch = tests::ledger_check::records_per_batch(store, SCREEN);
+    let per_batch = tests::ledger_check::records_per_batch(&**store, SCREEN);
     let largest = per_batch.values().copied().max().unwrap_or(0);
     eprintln!(
         "{} batches, largest {largest}: {per_batch:?}",

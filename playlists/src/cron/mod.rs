@@ -223,6 +223,21 @@ impl CronExpr {
         }
     }
 
+    /// Whether any minute of any year can match. `0 0 31 2 *` (February 31st) never does:
+    /// with one day field restricted, both must match, so the restricted days of month must
+    /// exist in one of the months (February has 29 in leap years). Every weekday falls on
+    /// every possible date in some year, so days of week never make an expression empty.
+    pub fn can_match(&self) -> bool {
+        if self.dom_restricted && self.dow_restricted {
+            return true;
+        }
+        const MAX_DAYS: [u32; 12] = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        (1..=12u32).any(|m| {
+            bit64(u64::from(self.months), m)
+                && (1..=MAX_DAYS[m as usize - 1]).any(|d| bit64(u64::from(self.days), d))
+        })
+    }
+
     /// True when every minute matches (lets the planner skip work).
     pub fn is_every_minute(&self) -> bool {
         let all_doms = self.days == ALL_DAYS;

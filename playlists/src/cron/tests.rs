@@ -556,3 +556,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn expressions_that_can_never_match_are_told_apart() {
+    for (expr, can) in [
+        ("0 0 31 2 *", false),
+        ("0 0 30,31 2 *", false),
+        ("0 0 31 4,6,9,11 *", false),
+        ("0 0 29 2 *", true),
+        ("0 0 31 2,3 *", true),
+        ("0 0 31 2 MON", true),
+        ("*/5 7-9 * * MON-FRI", true),
+        ("* * * * *", true),
+        ("0 12 */7 * SUN", true),
+    ] {
+        assert_eq!(CronExpr::parse(expr).unwrap().can_match(), can, "{expr}");
+    }
+}

@@ -222,6 +222,17 @@ impl ScenarioFile {
         let mut venues = Vec::new();
         let mut seen = HashSet::new();
         for v in &self.venues {
+            let tz = match &v.timezone {
+                None => tz,
+                Some(name) => name.parse().map_err(|_| {
+                    invalid(
+                        "venue",
+                        &v.id,
+                        "timezone",
+                        format_args!("{name:?} is not an IANA time zone"),
+                    )
+                })?,
+            };
             venues.push(build_venue(v, tz)?);
             if !seen.insert(v.id.clone()) {
                 return Err(ScenarioError::Duplicate {
@@ -231,12 +242,13 @@ impl ScenarioFile {
             }
         }
 
+        let venue_ids: HashSet<&VenueId> = venues.iter().map(|v| &v.id).collect();
         let mut screens = Vec::new();
         let mut seen = HashSet::new();
         for s in &self.screens {
             let venue =
                 VenueId::parse(&s.venue).map_err(|e| invalid("screen", &s.id, "venue", e))?;
-            if !venues.iter().any(|v| v.id == venue) {
+            if !venue_ids.contains(&venue) {
                 return Err(invalid(
                     "screen",
                     &s.id,
@@ -288,9 +300,14 @@ impl ScenarioFile {
             creatives.push(creative);
         }
 
+        let by_id: HashMap<&VenueId, &Venue> = venues.iter().map(|v| (&v.id, v)).collect();
         let mut campaigns = Vec::new();
         for c in &self.campaigns {
-            campaigns.push(build_campaign(c, &creatives)?);
+            let campaign = build_campaign(c, &creatives)?;
+            if campaign.priority != Priority::Emergency {
+                check_reach(&campaign, &by_id, &screens, &creatives)?;
+            }
+            campaigns.push(campaign);
         }
         campaigns.extend(self.emergencies(&creatives)?);
         let mut seen = HashSet::new();
@@ -378,6 +395,48 @@ impl ScenarioFile {
         }
         Ok(out)
     }
+}
+
+/// A campaign must be able to play somewhere: every daypart names minutes that exist, its
+/// target matches a screen, and one of its creatives fits one of those screens.
+fn check_reach(
+    c: &Campaign,
+    venues: &HashMap<&VenueId, &Venue>,
+    screens: &[Screen],
+    creatives: &[Creative],
+) -> Result<(), ScenarioError> {
+    let id = c.id.as_str();
+    if let Some(i) = c.dayparts.iter().position(|d| !d.can_match()) {
+        return Err(invalid(
+            "campaign",
+            id,
+            format!("dayparts[{i}]"),
+            format_args!("{:?} can never match: no such date", c.dayparts[i].as_str()),
+        ));
+    }
+    let targeted: Vec<&Screen> = screens
+        .iter()
+        .filter(|s| venues.get(&s.venue).is_some_and(|v| c.target.matches(s, v)))
+        .collect();
+    if targeted.is_empty() {
+        return Err(invalid("campaign", id, "target", "matches no screen"));
+    }
+    let fits = creatives
+        .iter()
+        .filter(|k| c.creatives.contains(&k.id))
+        .any(|k| targeted.iter().any(|s| k.fits(s)));
+    if !fits {
+        return Err(invalid(
+            "campaign",
+            id,
+            "creatives",
+            format_args!(
+                "none fits any of the {} targeted screens (aspect within 2 %, duration at most the slot)",
+                targeted.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn build_venue(v: &FileVenue, tz: Tz) -> Result<Venue, ScenarioError> {

@@ -13,10 +13,10 @@ use crate::report::{ReportRow, Window};
 
 /// Planned against delivered per venue over the simulated window.
 fn venue_rows(outcome: &crate::sim::SimOutcome) -> anyhow::Result<Vec<ReportRow>> {
-    let ledger = crate::ledger::Ledger::open(outcome.store.db())?;
+    let ledger = outcome.store.ledger();
     crate::report::rows(
-        &outcome.store,
-        &ledger,
+        &*outcome.store,
+        &*ledger,
         Dimension::Venue,
         &Window::default(),
         None,
@@ -70,12 +70,19 @@ pub(super) fn sim_verdict(outcome: &crate::sim::SimOutcome) -> ExitCode {
     }
 }
 
+/// Writes a private file (mode 0600) whole or not at all: a temporary file beside it,
+/// fsynced, then renamed over it.
 pub(super) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let err = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
+    let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())?;
+    let mut f = options.open(&tmp).map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
     Ok(())
 }
 
@@ -143,7 +150,7 @@ pub(super) async fn serve(
     http: Option<SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let config = crate::config::Config::load(config, mqtt_url, http)?;
-    let store = crate::store::Store::open(data_dir)?;
+    let store = crate::store::open(data_dir, crate::store::OpenMode::Create)?;
     let shutdown = shutdown_token();
     let (host, port) = match &config.mqtt_url {
         Some(url) => crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?,
@@ -177,9 +184,9 @@ pub(super) async fn serve(
     .await?;
     tracing::info!(http = %handle.http_addr, "signage server running");
     println!(
-        "signage server: http://{} (Ctrl-C to stop)\nadmin token (for emergency takeovers): {}",
+        "signage server: http://{} (Ctrl-C to stop)\nAPI token of the first admin (every role): {}",
         handle.http_addr,
-        handle.shared.admin.path().display()
+        handle.shared.store.dir().join(crate::admin::FILE).display()
     );
     shutdown.cancelled().await;
     handle.wait().await;

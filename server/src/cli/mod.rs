@@ -1,7 +1,6 @@
 //! The `signage` command line (design.md, "Command line": stable, scripted against).
 //! Each subcommand parses its arguments here and calls into the library.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,10 +9,10 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use crate::ledger::Dimension;
-
+mod client;
 mod commands;
 mod emergency;
+mod state;
 
 use crate::report::Window;
 use commands::{bench_plan, demo, serve, write_private};
@@ -56,45 +55,52 @@ enum Command {
         #[arg(long)]
         http: Option<SocketAddr>,
     },
-    /// Loads a scenario directory, all or nothing.
+    /// Loads a scenario directory as one revision of the catalogue, all or nothing.
     Import {
         dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Archive campaigns, decommission screens and retire creatives that the scenario
+        /// leaves out, instead of refusing the import.
         #[arg(long)]
-        data_dir: PathBuf,
+        archive_missing: bool,
     },
     /// Screens: provisioning.
     Screens {
         #[command(subcommand)]
         command: ScreensCommand,
     },
-    /// The planned plays over a window: of a scenario directory, or of a server's store
-    /// (its catalogue, with the emergencies staff started).
+    /// The planned plays over a window: of a scenario directory, or of the live catalogue
+    /// (with the emergencies operators started).
     Plan {
-        #[arg(
-            long,
-            required_unless_present = "data_dir",
-            conflicts_with = "data_dir"
-        )]
-        scenario: Option<PathBuf>,
+        /// A scenario directory instead of a store or server.
         #[arg(long)]
-        data_dir: Option<PathBuf>,
+        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
         #[arg(long, value_parser = parse_time)]
         from: DateTime<Utc>,
         #[arg(long, value_parser = parse_time)]
         to: DateTime<Utc>,
+        /// Only this screen (repeat for more).
         #[arg(long = "screen")]
         screens: Vec<String>,
         #[arg(long, value_enum, default_value_t = PlanFormat::Csv)]
         format: PlanFormat,
+        /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Why a slot plays what it plays.
     Explain {
+        /// A scenario directory instead of a store or server.
         #[arg(long)]
-        scenario: PathBuf,
+        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
         #[arg(long)]
         screen: String,
+        /// Any instant inside the slot (RFC 3339).
         #[arg(long, value_parser = parse_time)]
         at: DateTime<Utc>,
     },
@@ -108,6 +114,7 @@ enum Command {
         to: DateTime<Utc>,
         #[arg(long)]
         data_dir: PathBuf,
+        /// Virtual seconds per real second at most (default: as fast as the agents go).
         #[arg(long)]
         speed: Option<f64>,
     },
@@ -115,12 +122,17 @@ enum Command {
     Report {
         #[arg(value_enum)]
         what: ReportKind,
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Window start (RFC 3339); default: the last simulated window, else 24 hours
+        /// before --to.
         #[arg(long, value_parser = parse_time)]
         from: Option<DateTime<Utc>>,
+        /// Window end (RFC 3339); default: the last simulated window, else the next whole
+        /// hour.
         #[arg(long, value_parser = parse_time)]
         to: Option<DateTime<Utc>>,
+        /// Only this venue.
         #[arg(long)]
         venue: Option<String>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
@@ -131,7 +143,24 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Emergency takeovers on a running server (its HTTP API).
+    /// The change log: every revision of the catalogue and users, oldest first.
+    Changes {
+        #[command(flatten)]
+        target: Target,
+        /// Only changes of this kind of entity (venue, screen, creative, campaign,
+        /// emergency, user).
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only changes of this id.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Users and their API tokens.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Emergency takeovers (start and end on a running server).
     Emergency {
         #[command(subcommand)]
         command: EmergencyCommand,
@@ -143,19 +172,41 @@ enum Command {
     },
 }
 
+/// Where a command reads or changes the server's state: a running server through its
+/// API, or the store directly when no server holds it.
+#[derive(Debug, Clone, clap::Args)]
+struct Target {
+    /// A running server's URL, e.g. http://127.0.0.1:8080 (also SIGNAGE_SERVER).
+    #[arg(long, env = "SIGNAGE_SERVER")]
+    server: Option<String>,
+    /// A file holding your API token (the first admin's is DATA_DIR/admin.token; also
+    /// SIGNAGE_TOKEN_FILE).
+    #[arg(long, env = "SIGNAGE_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// The store's data directory, when no server holds it (wins over --server).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum ScreensCommand {
-    /// Writes the agent config (keys included) for a screen.
+    /// Makes a new key for a screen and writes the agent config (keys included); older
+    /// keys stay valid for the screen's past.
     Provision {
         id: String,
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Where to write the config (mode 0600).
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
-        mqtt_url: String,
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        server_url: String,
+        /// The broker URL agents use (default: the server's own, or mqtt://127.0.0.1:1883
+        /// with --data-dir).
+        #[arg(long)]
+        mqtt_url: Option<String>,
+        /// The HTTP URL agents download media from (default: the server's own, or
+        /// http://127.0.0.1:8080 with --data-dir).
+        #[arg(long)]
+        server_url: Option<String>,
     },
 }
 
@@ -163,12 +214,8 @@ enum ScreensCommand {
 enum EmergencyCommand {
     /// Starts a takeover now: its creatives play from each targeted screen's next slot.
     Start {
-        /// The server's HTTP address, e.g. http://127.0.0.1:8080.
-        #[arg(long)]
-        server: String,
-        /// The server's admin token file (DATA_DIR/admin.token).
-        #[arg(long)]
-        token_file: PathBuf,
+        #[command(flatten)]
+        target: Target,
         #[arg(long)]
         id: String,
         #[arg(long)]
@@ -176,10 +223,13 @@ enum EmergencyCommand {
         /// A creative already in the catalogue (repeat for more).
         #[arg(long = "creative", required = true)]
         creatives: Vec<String>,
+        /// Only venues of this OpenOOH type (repeat for more).
         #[arg(long = "venue-type")]
         venue_types: Vec<String>,
+        /// Only this district (repeat for more).
         #[arg(long = "district")]
         districts: Vec<String>,
+        /// Only this screen (repeat for more).
         #[arg(long = "screen")]
         screens: Vec<String>,
         /// When it ends by itself (default: when ended).
@@ -188,25 +238,38 @@ enum EmergencyCommand {
     },
     /// Ends a takeover now: the next slot plays the normal rotation.
     End {
-        #[arg(long)]
-        server: String,
-        #[arg(long)]
-        token_file: PathBuf,
+        #[command(flatten)]
+        target: Target,
         id: String,
     },
     /// Every takeover, active or ended.
     List {
-        #[arg(long)]
-        server: String,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Re-checks every signature and chain in the ledger.
+    /// Re-checks every signature and chain in the ledger, and every play against the
+    /// schedule document it names.
     Verify {
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Adds a user; its API token is printed once, alone on the last line. With
+    /// --data-dir it works before the first `serve`.
+    Add {
+        name: String,
+        /// admin, staff, approver, operator or auditor (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -354,40 +417,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             mqtt_url,
             http,
         } => runtime()?.block_on(serve(&data_dir, config.as_deref(), mqtt_url, http)),
-        Command::Import { dir, data_dir } => {
-            let store = crate::store::Store::open(&data_dir)?;
-            let s = crate::import::import(&store, &dir)?;
-            println!(
-                "imported {:?}: {} venues, {} screens, {} creatives, {} campaigns{}",
-                s.name,
-                s.venues,
-                s.screens,
-                s.creatives,
-                s.campaigns,
-                if s.changed { "" } else { " (unchanged)" }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Import {
+            dir,
+            target,
+            archive_missing,
+        } => state::import(&target.resolve_creating()?, &dir, archive_missing),
         Command::Screens {
             command:
                 ScreensCommand::Provision {
                     id,
-                    data_dir,
+                    target,
                     out,
                     mqtt_url,
                     server_url,
                 },
-        } => {
-            let store = crate::store::Store::open(&data_dir)?;
-            let text =
-                crate::provision::provision(&store, &id, &mqtt_url, &server_url, "signage/v1")?;
-            write_private(&out, &text)?;
-            println!("wrote {} for screen {id}", out.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        } => state::provision(&target.resolve()?, &id, &out, mqtt_url, server_url),
         Command::Plan {
             scenario,
-            data_dir,
+            target,
             from,
             to,
             screens,
@@ -395,46 +442,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
         } => {
             anyhow::ensure!(from < to, "--from must be before --to");
-            let catalogue = match (scenario, data_dir) {
-                (Some(dir), _) => crate::import::load(&dir)?.scenario.catalogue,
-                (None, Some(dir)) => crate::store::Store::open(&dir)?.catalogue()?,
-                (None, None) => anyhow::bail!("give --scenario DIR or --data-dir DIR"),
+            let source = match scenario {
+                Some(dir) => state::Source::Scenario(dir),
+                None => state::Source::State(target.resolve()?),
             };
-            let schedules = crate::plan::schedules(&catalogue, &screens)?;
-            let format = match format {
-                PlanFormat::Csv => crate::plan::Format::Csv,
-                PlanFormat::Table => crate::plan::Format::Table,
-            };
-            let mut sink: Box<dyn Write> = match out {
-                Some(p) => Box::new(std::io::BufWriter::with_capacity(
-                    1 << 20,
-                    std::fs::File::create(p)?,
-                )),
-                None => Box::new(std::io::BufWriter::with_capacity(
-                    1 << 20,
-                    std::io::stdout().lock(),
-                )),
-            };
-            crate::plan::write_plan(&schedules, from, to, format, &mut sink)?;
-            Ok(ExitCode::SUCCESS)
+            state::plan(&source, from, to, &screens, format, out.as_deref())
         }
         Command::Explain {
             scenario,
+            target,
             screen,
             at,
         } => {
-            let loaded = crate::import::load(&scenario)?;
-            let id = playlists::ScreenId::parse(&screen)?;
-            let schedule = loaded
-                .scenario
-                .catalogue
-                .full_schedule_for(&id)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("unknown screen {screen:?} in {}", scenario.display())
-                })?;
-            let slot = playlists::Planner::new(&schedule).slot_at(at);
-            print!("{}", playlists::explain::explain(&schedule, slot));
-            Ok(ExitCode::SUCCESS)
+            let source = match scenario {
+                Some(dir) => state::Source::Scenario(dir),
+                None => state::Source::State(target.resolve()?),
+            };
+            state::explain(&source, &screen, at)
         }
         Command::Simulate {
             scenario,
@@ -445,98 +469,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => runtime()?.block_on(commands::simulate(scenario, from, to, data_dir, speed)),
         Command::Report {
             what,
-            data_dir,
+            target,
             from,
             to,
             venue,
             format,
-        } => {
-            let store = crate::store::Store::open(&data_dir)?;
-            let ledger = crate::ledger::Ledger::open(store.db())?;
-            let window = Window { from, to };
-            let format = match format {
-                ReportFormat::Csv => crate::report::Format::Csv,
-                ReportFormat::Json => crate::report::Format::Json,
-                ReportFormat::Table => crate::report::Format::Table,
-            };
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let dim = match what {
-                ReportKind::Plays => {
-                    crate::report::write_plays(
-                        &store,
-                        &ledger,
-                        &window,
-                        venue.as_deref(),
-                        format,
-                        &mut out,
-                    )?;
-                    out.flush()?;
-                    return Ok(ExitCode::SUCCESS);
-                }
-                ReportKind::Venues => Dimension::Venue,
-                ReportKind::Screens => Dimension::Screen,
-                ReportKind::Campaigns => Dimension::Campaign,
-                ReportKind::Creatives => Dimension::Creative,
-            };
-            let rows = crate::report::rows(&store, &ledger, dim, &window, venue.as_deref())?;
-            crate::report::write_rows(dim, &rows, format, &mut out)?;
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => state::report(&target.resolve()?, what, Window { from, to }, venue, format),
         Command::Audit {
-            command: AuditCommand::Verify { data_dir },
-        } => {
-            let store = crate::store::Store::open(&data_dir)?;
-            let ledger = crate::ledger::Ledger::open(store.db())?;
-            let keys = store.screen_keys()?;
-            let key_of = |s: &str| {
-                keys.get(s)
-                    .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
-            };
-            let report = ledger.audit(&key_of)?;
-            println!(
-                "audited {} screens, {} batches, {} records",
-                report.screens, report.batches, report.records
-            );
-            for p in &report.problems {
-                println!("PROBLEM {p}");
-            }
-            if report.problems.is_empty() {
-                println!("ledger verified: every signature and chain is intact");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("{} problem(s) found", report.problems.len());
-                Ok(ExitCode::FAILURE)
-            }
+            command: AuditCommand::Verify { target },
+        } => state::audit(&target.resolve()?),
+        Command::Changes { target, entity, id } => {
+            let entity = entity
+                .map(|e| {
+                    serde_json::from_value::<crate::store::EntityKind>(serde_json::json!(e))
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "--entity {e:?} is not venue, screen, creative, campaign, emergency or user"
+                            )
+                        })
+                })
+                .transpose()?;
+            state::changes(&target.resolve()?, entity, id)
         }
-        Command::Emergency { command } => runtime()?.block_on(async move {
-            match command {
-                EmergencyCommand::Start {
-                    server,
-                    token_file,
-                    id,
+        Command::Users {
+            command:
+                UsersCommand::Add {
                     name,
-                    creatives,
+                    roles,
+                    target,
+                },
+        } => state::add_user(&target.resolve_creating()?, &name, &roles),
+        Command::Emergency { command } => match command {
+            EmergencyCommand::Start {
+                target,
+                id,
+                name,
+                creatives,
+                venue_types,
+                districts,
+                screens,
+                until,
+            } => {
+                let api = target.api_only("emergency start")?;
+                let flags = emergency::TargetFlags {
                     venue_types,
                     districts,
                     screens,
-                    until,
-                } => {
-                    let target = emergency::TargetFlags {
-                        venue_types,
-                        districts,
-                        screens,
-                    };
-                    emergency::start(&server, &token_file, id, name, creatives, target, until).await
-                }
-                EmergencyCommand::End {
-                    server,
-                    token_file,
-                    id,
-                } => emergency::end(&server, &token_file, &id).await,
-                EmergencyCommand::List { server } => emergency::list(&server).await,
+                };
+                runtime()?.block_on(emergency::start(&api, id, name, creatives, flags, until))
             }
-        }),
+            EmergencyCommand::End { target, id } => {
+                let api = target.api_only("emergency end")?;
+                runtime()?.block_on(emergency::end(&api, &id))
+            }
+            EmergencyCommand::List { target } => state::emergencies(&target.resolve()?),
+        },
         Command::Bench {
             command:
                 BenchCommand::Plan {
@@ -546,5 +533,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     runs,
                 },
         } => bench_plan(&scenario, from, to, runs),
+    }
+}
+
+impl Target {
+    /// The server's API, or the store: `--data-dir` wins; a read never creates a store.
+    fn resolve(&self) -> anyhow::Result<state::State> {
+        self.resolve_with(crate::store::OpenMode::Existing)
+    }
+
+    /// As [`Target::resolve`], creating the store when there is none (`users add`,
+    /// `import`).
+    fn resolve_creating(&self) -> anyhow::Result<state::State> {
+        self.resolve_with(crate::store::OpenMode::Create)
+    }
+
+    fn resolve_with(&self, mode: crate::store::OpenMode) -> anyhow::Result<state::State> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(state::State::Store(crate::store::open(dir, mode)?));
+        }
+        Ok(state::State::Api(self.api_only("this command")?))
+    }
+
+    /// The server's API; commands that act through the server alone (they send MQTT).
+    fn api_only(&self, what: &str) -> anyhow::Result<client::ApiClient> {
+        let Some(server) = &self.server else {
+            anyhow::bail!(
+                "{what} needs --server URL --token-file FILE (or SIGNAGE_SERVER and SIGNAGE_TOKEN_FILE){}",
+                if what == "this command" { ", or --data-dir DIR" } else { "" }
+            );
+        };
+        client::ApiClient::new(server, self.token_file.as_deref())
     }
 }

@@ -1,77 +1,110 @@
-//! `/api/emergencies`: list, start and end emergency takeovers. Changes need the admin
-//! token (`Authorization: Bearer …`); bodies are parsed here so that malformed JSON gets
-//! the same JSON error shape as every other refusal. The rules are `crate::emergency`'s.
+//! `/api/v1/emergencies`: list, start and end emergency takeovers. The rules are
+//! `crate::emergency`'s; this module authorises, runs them off the runtime and hands what
+//! they return to the publisher (commands first, then the changed schedules).
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::HttpError;
+use super::{blocking, ApiError, ApiJson, ApiPath, Caller, ErrorBody};
 use crate::app::Shared;
-use crate::emergency::{self, EmergencyError, Listed, Outcome, StartRequest};
+use crate::emergency::{self, Announcement, Listed, Outcome, StartRequest};
+use crate::store::Role;
 
-pub fn router() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/api/emergencies", get(list).post(start))
-        .route("/api/emergencies/{id}/end", post(end))
+pub fn router() -> OpenApiRouter<Arc<Shared>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, start))
+        .routes(routes!(end))
 }
 
-impl From<EmergencyError> for HttpError {
-    fn from(e: EmergencyError) -> HttpError {
-        match e {
-            EmergencyError::Store(cause) => HttpError::Internal(cause.into()),
-            EmergencyError::Unknown(_) => HttpError::Missing(e.to_string()),
-            EmergencyError::Duplicate(_) | EmergencyError::AlreadyEnded { .. } => {
-                HttpError::Conflict(e.to_string())
-            }
-            _ => HttpError::BadRequest(e.to_string()),
-        }
-    }
-}
+const OPERATE: &[Role] = &[Role::Operator, Role::Admin];
 
-fn authorise(shared: &Shared, headers: &HeaderMap) -> Result<(), HttpError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if given.is_none() {
-        return Err(HttpError::Unauthorized(
-            "missing Authorization: Bearer <admin token>",
-        ));
-    }
-    if !shared.admin.authorises(given) {
-        return Err(HttpError::Unauthorized("wrong admin token"));
-    }
-    Ok(())
-}
-
-async fn list(State(shared): State<Arc<Shared>>) -> Result<Json<Vec<Listed>>, HttpError> {
-    let rows = tokio::task::spawn_blocking(move || emergency::list(&shared))
-        .await
-        .map_err(|e| HttpError::Internal(e.into()))??;
+/// Every takeover, active or ended.
+#[utoipa::path(get, path = "/api/v1/emergencies",
+    responses((status = 200, body = Vec<Listed>), (status = 401, body = ErrorBody)))]
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+) -> Result<Json<Vec<Listed>>, ApiError> {
+    let rows =
+        blocking(move || Ok(emergency::list(&shared.catalogue, shared.clock.now())?)).await?;
     Ok(Json(rows))
 }
 
+/// Starts a takeover now: its creatives play from each targeted screen's next slot.
+#[utoipa::path(post, path = "/api/v1/emergencies", request_body = StartRequest,
+    responses((status = 201, body = Outcome), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn start(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Outcome>), HttpError> {
-    authorise(&shared, &headers)?;
-    let req: StartRequest = serde_json::from_slice(&body)
-        .map_err(|e| HttpError::BadRequest(format!("emergency request: {e}")))?;
-    let outcome = emergency::start(&shared, req).await?;
-    Ok((StatusCode::CREATED, Json(outcome)))
+    caller: Caller,
+    ApiJson(req): ApiJson<StartRequest>,
+) -> Result<(StatusCode, Json<Outcome>), ApiError> {
+    caller.require(OPERATE)?;
+    let _one_at_a_time = shared.emergencies.lock().await;
+    let s = shared.clone();
+    let author = caller.name().to_owned();
+    let a = blocking(move || {
+        let r = emergency::Request {
+            catalogue: &s.catalogue,
+            key: &s.key,
+            author: &author,
+            now: s.clock.now(),
+        };
+        Ok(emergency::start(r, req)?)
+    })
+    .await?;
+    let from = a.emergency.start;
+    Ok((StatusCode::CREATED, Json(announce(&shared, a, from).await)))
 }
 
+/// Ends a takeover now: the next slot plays the normal rotation.
+#[utoipa::path(post, path = "/api/v1/emergencies/{id}/end", params(("id" = String, Path)),
+    responses((status = 200, body = Outcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn end(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<Outcome>, HttpError> {
-    authorise(&shared, &headers)?;
-    Ok(Json(emergency::end(&shared, &id).await?))
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Outcome>, ApiError> {
+    caller.require(OPERATE)?;
+    let _one_at_a_time = shared.emergencies.lock().await;
+    let s = shared.clone();
+    let author = caller.name().to_owned();
+    let a = blocking(move || {
+        let r = emergency::Request {
+            catalogue: &s.catalogue,
+            key: &s.key,
+            author: &author,
+            now: s.clock.now(),
+        };
+        Ok(emergency::end(r, &id)?)
+    })
+    .await?;
+    let from = a.emergency.end;
+    Ok(Json(announce(&shared, a, from).await))
+}
+
+/// Sends the commands, then republishes the touched schedules, which count as planned
+/// from `in_force_from` (the takeover's start or end).
+async fn announce(
+    shared: &Shared,
+    a: Announcement,
+    in_force_from: chrono::DateTime<chrono::Utc>,
+) -> Outcome {
+    let screens: Vec<String> = a.commands.iter().map(|(s, _)| s.clone()).collect();
+    shared.publisher.commands(a.commands).await;
+    let schedules_changed = shared
+        .publisher
+        .schedules_from(Some(a.affected), Some(in_force_from))
+        .await;
+    Outcome {
+        emergency: a.emergency,
+        screens,
+        schedules_changed,
+    }
 }

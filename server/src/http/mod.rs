@@ -1,81 +1,220 @@
-//! HTTP: health, media by hash, fleet status and reports as JSON, and the dashboard page;
-//! emergency takeovers are `emergencies.rs`'s router, merged here. One error type maps to
-//! status codes; causes are logged, 500s stay opaque.
+//! HTTP: the API under `/api/v1` (each resource module owns its routes), health, media by
+//! hash and the dashboard page. This module merges the routers, documents them (the
+//! OpenAPI 3.1 document is generated from the handlers' annotations, so every route is in
+//! it) and answers unknown routes and methods in the API's error shape.
 
+mod admin;
+mod campaigns;
+mod creatives;
 mod emergencies;
+pub mod error;
+mod fleet;
+mod plans;
+mod reports;
+mod sites;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use playlists::Sha256;
 
 use crate::app::Shared;
+use crate::store::{Role, User};
+pub use admin::CreatedUser;
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+pub use plans::explain_text;
 
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("not found")]
-    NotFound,
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("unauthorised: {0}")]
-    Unauthorized(&'static str),
-    #[error("not found: {0}")]
-    Missing(String),
-    #[error("conflict: {0}")]
-    Conflict(String),
-    #[error("internal error")]
-    Internal(#[source] anyhow::Error),
-}
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "signage API",
+        description = "Campaigns, screens, creatives, plans, reports and emergencies of a signage server. Every route but /health and /media needs `Authorization: Bearer <token>`.",
+        version = "1"
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
 
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            HttpError::NotFound => StatusCode::NOT_FOUND,
-            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            HttpError::Missing(_) => StatusCode::NOT_FOUND,
-            HttpError::Conflict(_) => StatusCode::CONFLICT,
-            HttpError::Internal(cause) => {
-                tracing::error!(error = %cause, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
+/// The API's routes and their OpenAPI document.
+pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sites::router())
+        .merge(creatives::router())
+        .merge(campaigns::router())
+        .merge(plans::router())
+        .merge(reports::router())
+        .merge(fleet::router())
+        .merge(emergencies::router())
+        .merge(admin::router())
+        .routes(utoipa_axum::routes!(health))
+        .routes(utoipa_axum::routes!(media))
+        .split_for_parts()
+}
+
+/// The whole HTTP service.
 pub fn router(shared: Arc<Shared>) -> Router {
+    let (api, doc) = api();
+    let doc = Arc::new(doc);
     Router::new()
         .route("/", get(dashboard))
-        .route("/health", get(health))
-        .route("/media/{sha256}", get(media))
-        .route("/api/fleet", get(fleet))
-        .route("/api/report/venues", get(venues))
-        .merge(emergencies::router())
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json((*doc).clone()) }
+            }),
+        )
+        .merge(api)
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::wrong_method)
         .with_state(shared)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "ok": true }))
+/// The authenticated caller of an API route.
+#[derive(Debug, Clone)]
+pub struct Caller(pub User);
+
+impl Caller {
+    /// Refuses a caller holding none of `roles` (403 naming the role needed).
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        crate::auth::require(&self.0, roles).map_err(ApiError::from)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
 }
 
+impl FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Ok(Caller(crate::auth::authenticate(&*shared.store, header)?))
+    }
+}
+
+/// `limit` and `cursor` of a list.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// At most this many items (1-1000, default 100).
+    pub limit: Option<usize>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=1000) => Ok(n),
+            Some(n) => Err(ApiError::invalid_field(
+                "limit",
+                format!("limit {n} is not in 1..=1000"),
+            )),
+        }
+    }
+
+    /// One page of `items` (sorted by `key`), after the cursor.
+    pub fn page<T: Clone>(
+        &self,
+        items: &[T],
+        key: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, ApiError> {
+        let limit = self.limit()?;
+        let start = match &self.cursor {
+            None => 0,
+            Some(c) => items.partition_point(|x| key(x).as_str() <= c.as_str()),
+        };
+        let page: Vec<T> = items[start..].iter().take(limit).cloned().collect();
+        let next = if start + page.len() < items.len() {
+            page.last().map(&key)
+        } else {
+            None
+        };
+        Ok(Page { items: page, next })
+    }
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The cursor of the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// Runs blocking store work off the runtime.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Health {
+    ok: bool,
+}
+
+/// The server is up.
+#[utoipa::path(get, path = "/health", security(()), responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { ok: true })
+}
+
+/// A media file by its SHA-256 (what agents download).
+#[utoipa::path(
+    get,
+    path = "/media/{sha256}",
+    security(()),
+    params(("sha256" = String, Path, description = "64 lowercase hex digits")),
+    responses(
+        (status = 200, description = "the file", content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)
+    )
+)]
 async fn media(
     State(shared): State<Arc<Shared>>,
-    Path(sha256): Path<String>,
-) -> Result<Response, HttpError> {
-    let sha = Sha256::parse(&sha256).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+    ApiPath(sha256): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let sha =
+        Sha256::parse(&sha256).map_err(|e| ApiError::invalid_field("sha256", e.to_string()))?;
     let path = shared.store.media_path(&sha);
     match tokio::fs::read(&path).await {
         Ok(bytes) => Ok((
+            StatusCode::OK,
             [
                 (header::CONTENT_TYPE, "application/octet-stream"),
                 (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
@@ -83,31 +222,62 @@ async fn media(
             bytes,
         )
             .into_response()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(HttpError::NotFound),
-        Err(e) => Err(HttpError::Internal(e.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ApiError::not_found(format!("no media {sha256}")))
+        }
+        Err(e) => Err(ApiError::internal(e)),
     }
-}
-
-async fn fleet(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    let fleet = shared.fleet.lock().expect("fleet lock").clone();
-    Json(serde_json::to_value(fleet).unwrap_or_default())
-}
-
-async fn venues(State(shared): State<Arc<Shared>>) -> Result<Json<serde_json::Value>, HttpError> {
-    let shared = shared.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        crate::report::venue_rows(
-            &shared.store,
-            &shared.ledger,
-            &crate::report::Window::default(),
-        )
-    })
-    .await
-    .map_err(|e| HttpError::Internal(e.into()))?
-    .map_err(HttpError::Internal)?;
-    Ok(Json(serde_json::to_value(rows).unwrap_or_default()))
 }
 
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../dashboard.html"))
+}
+
+/// Commits a catalogue change by the caller (off the runtime), then has the publisher
+/// rebuild the documents of the screens it touches.
+pub async fn apply(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    comment: String,
+    edit: impl FnOnce(&mut crate::store::Snapshot) -> Result<(), ApiError> + Send + 'static,
+) -> Result<crate::catalogue::Applied, ApiError> {
+    let s = shared.clone();
+    let author = caller.name().to_owned();
+    let applied = blocking(move || {
+        let at = s.clock.now();
+        s.catalogue
+            .change(&author, &comment, at, |snapshot| {
+                edit(snapshot).map_err(Wrapped)
+            })
+            .map_err(|Wrapped(e)| e)
+    })
+    .await?;
+    if !applied.affected.is_empty() {
+        shared
+            .publisher
+            .schedules(Some(applied.affected.clone()), false)
+            .await;
+    }
+    Ok(applied)
+}
+
+/// An API error carried through the catalogue service.
+struct Wrapped(ApiError);
+
+impl From<crate::catalogue::CatalogueError> for Wrapped {
+    fn from(e: crate::catalogue::CatalogueError) -> Wrapped {
+        Wrapped(e.into())
+    }
+}
+
+/// Refuses a body whose `id` differs from the path's.
+pub fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
+    if path == body {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            "id",
+            format!("the body's id {body:?} is not the path's {path:?}"),
+        ))
+    }
 }

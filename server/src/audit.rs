@@ -1,0 +1,187 @@
+//! `signage audit verify` and `POST /api/v1/audit/verify`: the ledger's own audit (every
+//! signature and hash chain, every stored record against its batch), and then every play
+//! against the schedule document it names: the shared planner, run on that document,
+//! must pick the same campaign and creative for the record's slot. Emergency takeovers
+//! reach agents as commands merged into the document they hold, so a play of an emergency
+//! campaign is checked against the emergency itself (its creatives, its flight).
+
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use playlists::wire::{PlayRecord, ScheduleDoc};
+use playlists::{DayPlan, Planner, ScreenSchedule};
+
+use crate::store::{Query, Store, StoredEmergency};
+
+/// The audit's verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditVerdict {
+    pub screens: u64,
+    pub batches: u64,
+    pub records: u64,
+    /// Each problem found, described.
+    pub problems: Vec<String>,
+}
+
+impl AuditVerdict {
+    /// The lines `signage audit verify` prints.
+    pub fn lines(&self) -> String {
+        let mut out = format!(
+            "audited {} screens, {} batches, {} records\n",
+            self.screens, self.batches, self.records
+        );
+        for p in &self.problems {
+            out.push_str(&format!("PROBLEM {p}\n"));
+        }
+        if self.problems.is_empty() {
+            out.push_str("ledger verified: every signature and chain is intact, and every play is what its schedule document plans\n");
+        } else {
+            out.push_str(&format!("{} problem(s) found\n", self.problems.len()));
+        }
+        out
+    }
+}
+
+/// Audits everything the store holds.
+pub fn verify(store: &dyn Store) -> anyhow::Result<AuditVerdict> {
+    let keys = crate::store::current_keys(store)?;
+    let key_of = |s: &str| {
+        keys.get(s)
+            .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
+    };
+    let ledger = store.ledger();
+    let report = ledger.audit(&key_of)?;
+    let mut problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    let server_key = crate::keys::server_key(store.dir())?.public();
+    let emergencies = store.snapshot()?.emergencies;
+    let mut plans = Plans::new(store, &server_key);
+    let all = Query {
+        from: None,
+        to: None,
+        dimension: crate::store::Dimension::Venue,
+        venue: None,
+        screen: None,
+    };
+    ledger.plays(&all, &mut |r| {
+        if let Some(p) = check_play(&mut plans, &emergencies, r) {
+            problems.push(p);
+        }
+        Ok(())
+    })?;
+    Ok(AuditVerdict {
+        screens: report.screens,
+        batches: report.batches,
+        records: report.records,
+        problems,
+    })
+}
+
+/// The planner on each issued document, with the day plan last used.
+struct Plans<'a> {
+    store: &'a dyn Store,
+    key: &'a VerifyingKey,
+    docs: HashMap<(String, u64), Option<ScreenSchedule>>,
+    day: Option<((String, u64), DayPlan)>,
+}
+
+impl<'a> Plans<'a> {
+    fn new(store: &'a dyn Store, key: &'a VerifyingKey) -> Plans<'a> {
+        Plans {
+            store,
+            key,
+            docs: HashMap::new(),
+            day: None,
+        }
+    }
+
+    /// The schedule of `screen`'s document `version`, if the server issued it.
+    fn schedule(&mut self, screen: &str, version: u64) -> Option<&ScreenSchedule> {
+        let k = (screen.to_owned(), version);
+        if !self.docs.contains_key(&k) {
+            for d in self.store.issued(screen).unwrap_or_default() {
+                let schedule = playlists::wire::signed::open::<ScheduleDoc>(
+                    d.signed.as_bytes(),
+                    playlists::wire::schedule::KIND,
+                    self.key,
+                    playlists::wire::MAX_SCHEDULE_BYTES,
+                )
+                .ok()
+                .and_then(|doc| doc.body.to_schedule().ok());
+                self.docs.insert((screen.to_owned(), d.version), schedule);
+            }
+            self.docs.entry(k.clone()).or_insert(None);
+        }
+        self.docs.get(&k).and_then(Option::as_ref)
+    }
+
+    /// (campaign id, creative id) the document plans for the record's slot.
+    fn planned(&mut self, r: &PlayRecord) -> Result<Option<(String, String)>, String> {
+        let k = (r.screen_id.clone(), r.schedule_version);
+        let Some(schedule) = self.schedule(&r.screen_id, r.schedule_version).cloned() else {
+            return Err(format!(
+                "names schedule version {}, which the server never issued",
+                r.schedule_version
+            ));
+        };
+        let planner = Planner::new(&schedule);
+        let slot = planner.slot_at(r.slot_start);
+        let fresh = match &self.day {
+            Some((key, day)) => *key != k || !day.contains(slot),
+            None => true,
+        };
+        if fresh {
+            self.day = Some((k, planner.plan_day(slot)));
+        }
+        let Some((_, day)) = &self.day else {
+            return Ok(None);
+        };
+        Ok(day.play(slot).map(|p| {
+            (
+                schedule.campaigns[p.campaign].id.to_string(),
+                schedule.creatives[p.creative].id.to_string(),
+            )
+        }))
+    }
+}
+
+fn check_play(
+    plans: &mut Plans<'_>,
+    emergencies: &std::collections::BTreeMap<String, StoredEmergency>,
+    r: &PlayRecord,
+) -> Option<String> {
+    let at = format!(
+        "play {} (screen {} seq {}, slot {})",
+        r.play_id,
+        r.screen_id,
+        r.seq,
+        r.slot_start.to_rfc3339()
+    );
+    if let Some(e) = emergencies.get(&r.campaign_id) {
+        let inside = e.start <= r.slot_start && r.slot_start < e.end;
+        if !inside || !e.creatives.contains(&r.creative_id) {
+            return Some(format!(
+                "{at}: emergency {} did not plan creative {} then",
+                e.id, r.creative_id
+            ));
+        }
+        return None;
+    }
+    match plans.planned(r) {
+        Err(why) => Some(format!("{at}: {why}")),
+        Ok(None) => Some(format!(
+            "{at}: schedule version {} plans no play in that slot",
+            r.schedule_version
+        )),
+        Ok(Some((campaign, creative)))
+            if campaign != r.campaign_id || creative != r.creative_id =>
+        {
+            Some(format!(
+                "{at}: played {}/{}, schedule version {} plans {campaign}/{creative}",
+                r.campaign_id, r.creative_id, r.schedule_version
+            ))
+        }
+        Ok(Some(_)) => None,
+    }
+}

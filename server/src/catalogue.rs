@@ -1,0 +1,243 @@
+//! The catalogue service: the live catalogue built from the stored entities, and every
+//! change to it. A change is computed on a copy of the current [`Snapshot`], validated as a
+//! whole by [`build`] (the one validation that import, the API and emergencies share), then
+//! committed as one revision; it returns what changed, including the screens whose
+//! schedule it may touch, and leaves publishing to the caller. No MQTT, no HTTP.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+
+use playlists::catalogue::CatalogueIndex;
+use playlists::scenario::{FileWindow, ScenarioError, ScenarioFile, FORMAT};
+use playlists::Catalogue;
+
+use crate::store::{
+    CampaignState, Commit, Entity, EntityKind, Revision, SharedStore, Snapshot, StoreError,
+};
+
+/// Why a change was refused. Nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error(transparent)]
+    Invalid(#[from] ScenarioError),
+    #[error("no {entity} {id:?}")]
+    NotFound { entity: &'static str, id: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The catalogue the planner sees: venues, screens in service, creatives not retired, live
+/// campaigns and every emergency (as `emergency`-tier campaigns). Checks every rule of the
+/// scenario format plus reach (a campaign's dayparts can match, its target matches a
+/// screen, one of its creatives fits one of them).
+pub fn build(snapshot: &Snapshot) -> Result<Catalogue, ScenarioError> {
+    let mut measured = HashMap::new();
+    for c in snapshot
+        .creatives
+        .values()
+        .filter(|c| c.retired_at.is_none())
+    {
+        let m = c
+            .measurement
+            .to_measurement()
+            .ok_or_else(|| ScenarioError::Invalid {
+                entity: "creative",
+                id: c.spec.id.clone(),
+                field: "measurement".into(),
+                problem: "stored measurement is damaged".into(),
+            })?;
+        measured.insert(c.spec.id.clone(), m);
+    }
+    let mut campaigns: Vec<_> = snapshot
+        .campaigns
+        .values()
+        .filter(|c| c.state == CampaignState::Live)
+        .map(|c| c.spec.clone())
+        .collect();
+    for e in snapshot.emergencies.values() {
+        campaigns.push(
+            e.file_campaign()
+                .map_err(|problem| ScenarioError::Invalid {
+                    entity: "emergency",
+                    id: e.id.clone(),
+                    field: "target".into(),
+                    problem,
+                })?,
+        );
+    }
+    let file = ScenarioFile {
+        format: FORMAT.into(),
+        name: "catalogue".into(),
+        timezone: "UTC".into(),
+        window: FileWindow {
+            start: "1970-01-01T00:00:00Z".into(),
+            end: "2100-01-01T00:00:00Z".into(),
+        },
+        venues: snapshot.venues.values().map(|v| v.spec.clone()).collect(),
+        screens: snapshot
+            .screens
+            .values()
+            .filter(|s| s.decommissioned_at.is_none())
+            .map(|s| s.spec.clone())
+            .collect(),
+        creatives: snapshot
+            .creatives
+            .values()
+            .filter(|c| c.retired_at.is_none())
+            .map(|c| c.spec.clone())
+            .collect(),
+        campaigns,
+        events: Vec::new(),
+    };
+    Ok(file.build(&measured)?.catalogue)
+}
+
+/// What a committed change did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// `None` when the change left everything as it was.
+    pub revision: Option<Revision>,
+    pub catalogue: Arc<Catalogue>,
+    /// Screens whose schedule document may differ now.
+    pub affected: BTreeSet<String>,
+}
+
+/// The live catalogue and its changes. Cheap to share; changes are serialised.
+#[derive(Debug)]
+pub struct CatalogueService {
+    store: SharedStore,
+    write: Mutex<()>,
+    cached: RwLock<Option<(u64, Arc<Catalogue>)>>,
+}
+
+impl CatalogueService {
+    pub fn new(store: SharedStore) -> CatalogueService {
+        CatalogueService {
+            store,
+            write: Mutex::new(()),
+            cached: RwLock::new(None),
+        }
+    }
+
+    pub fn store(&self) -> &SharedStore {
+        &self.store
+    }
+
+    /// The current snapshot and its catalogue (built once per revision).
+    pub fn current(&self) -> Result<(Snapshot, Arc<Catalogue>), CatalogueError> {
+        let snapshot = self.store.snapshot()?;
+        if let Some((head, c)) = self.cached.read().ok().and_then(|g| g.clone()) {
+            if head == snapshot.head {
+                return Ok((snapshot, c));
+            }
+        }
+        let catalogue = Arc::new(build(&snapshot).map_err(|e| {
+            CatalogueError::Store(StoreError::Corrupt {
+                what: format!("catalogue at revision {}", snapshot.head),
+                problem: e.to_string(),
+            })
+        })?);
+        if let Ok(mut g) = self.cached.write() {
+            *g = Some((snapshot.head, catalogue.clone()));
+        }
+        Ok((snapshot, catalogue))
+    }
+
+    /// The current catalogue.
+    pub fn catalogue(&self) -> Result<Arc<Catalogue>, CatalogueError> {
+        Ok(self.current()?.1)
+    }
+
+    /// Applies `edit` to a copy of the current snapshot, validates the result, and commits
+    /// the entities that differ as one revision by `author`.
+    pub fn change<E: From<CatalogueError>>(
+        &self,
+        author: &str,
+        comment: &str,
+        at: DateTime<Utc>,
+        edit: impl FnOnce(&mut Snapshot) -> Result<(), E>,
+    ) -> Result<Applied, E> {
+        let _one_at_a_time = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let (before, old) = self.current()?;
+        let mut after = before.clone();
+        edit(&mut after)?;
+        let catalogue = Arc::new(build(&after).map_err(CatalogueError::from)?);
+        let entities = after.changed_since(&before);
+        if entities.is_empty() {
+            return Ok(Applied {
+                revision: None,
+                catalogue: old,
+                affected: BTreeSet::new(),
+            });
+        }
+        let affected = affected_screens(&old, &catalogue, &entities);
+        let revision = self
+            .store
+            .commit(Commit {
+                base: before.head,
+                author: author.to_owned(),
+                at,
+                comment: comment.to_owned(),
+                entities,
+            })
+            .map_err(CatalogueError::from)?;
+        if let (Some(r), Ok(mut g)) = (&revision, self.cached.write()) {
+            *g = Some((r.number, catalogue.clone()));
+        }
+        Ok(Applied {
+            revision,
+            catalogue,
+            affected,
+        })
+    }
+}
+
+/// The screens whose schedule document a change of `changed` may alter: the changed
+/// screens, the screens at changed venues, and every screen a changed campaign or
+/// emergency (or a campaign using a changed creative) targets, before or after.
+pub fn affected_screens(old: &Catalogue, new: &Catalogue, changed: &[Entity]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for catalogue in [old, new] {
+        let index = CatalogueIndex::new(catalogue);
+        for e in changed {
+            match e.kind() {
+                EntityKind::Screen => {
+                    out.insert(e.id().to_owned());
+                }
+                EntityKind::Venue => out.extend(
+                    catalogue
+                        .screens
+                        .iter()
+                        .filter(|s| s.venue.as_str() == e.id())
+                        .map(|s| s.id.to_string()),
+                ),
+                EntityKind::Campaign | EntityKind::Emergency | EntityKind::Creative => {
+                    for c in &catalogue.campaigns {
+                        let uses = c.id.as_str() == e.id()
+                            || (e.kind() == EntityKind::Creative
+                                && c.creatives.iter().any(|k| k.as_str() == e.id()));
+                        if uses {
+                            out.extend(index.targeted(c).map(|s| s.id.to_string()));
+                        }
+                    }
+                }
+                EntityKind::User => {}
+            }
+        }
+    }
+    out
+}
+
+/// Looks up an entity for a change, or says it is not there.
+pub fn existing(snapshot: &Snapshot, kind: EntityKind, id: &str) -> Result<Entity, CatalogueError> {
+    snapshot
+        .get(kind, id)
+        .ok_or_else(|| CatalogueError::NotFound {
+            entity: kind.as_str(),
+            id: id.to_owned(),
+        })
+}

@@ -1,0 +1,333 @@
+//! `/api/v1/creatives`: upload (multipart: a `file` part streamed to disk while hashed,
+//! and a `meta` JSON part), list, read, thumbnail and retire. An upload is probed with
+//! `media` off the runtime (fully decoded, so truncated or corrupt files and decompression
+//! bombs are refused with a 4xx) before anything is stored.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use sha2::{Digest, Sha256 as Sha};
+use tokio::io::AsyncWriteExt;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use playlists::scenario::FileCreative;
+use playlists::Sha256;
+
+use super::{apply, blocking, ApiError, ApiPath, ApiQuery, Caller, ErrorBody, Page, PageQuery};
+use crate::app::Shared;
+use crate::store::{CampaignState, CreativeEntity, Entity, Role, StoredMeasurement};
+
+/// The largest upload accepted (the media crate's own file limit is the same).
+pub const MAX_UPLOAD: usize = 256 * 1024 * 1024;
+
+pub fn router() -> OpenApiRouter<Arc<Shared>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_creatives, upload_creative))
+        .routes(routes!(get_creative))
+        .routes(routes!(thumbnail))
+        .routes(routes!(retire_creative))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024))
+}
+
+const EDIT: &[Role] = &[Role::Staff, Role::Admin];
+
+/// The `meta` part of an upload.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadMeta {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    /// Required for stills; for videos it defaults to the measured length.
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+    /// When given, the upload is refused unless the file has this SHA-256.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// The multipart form of an upload (for the OpenAPI document).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the multipart body; parsed by hand")]
+struct UploadForm {
+    /// JSON: `{"id", "title"?, "duration_seconds"?, "sha256"?}`.
+    meta: String,
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
+
+/// Every creative, retired ones included.
+#[utoipa::path(get, path = "/api/v1/creatives", params(PageQuery),
+    responses((status = 200, body = Page<CreativeEntity>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_creatives(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Json<Page<CreativeEntity>>, ApiError> {
+    let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
+    let items: Vec<CreativeEntity> = snapshot.creatives.into_values().collect();
+    Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
+}
+
+/// One creative.
+#[utoipa::path(get, path = "/api/v1/creatives/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_creative(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CreativeEntity>, ApiError> {
+    let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
+    snapshot
+        .creatives
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))
+}
+
+/// Uploads a creative: a `file` part and a `meta` JSON part.
+#[utoipa::path(post, path = "/api/v1/creatives",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = CreativeEntity), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn upload_creative(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    mut form: Multipart,
+) -> Result<(StatusCode, Json<CreativeEntity>), ApiError> {
+    caller.require(EDIT)?;
+    let upload_dir = shared.store.upload_dir();
+    let mut meta: Option<UploadMeta> = None;
+    let mut file: Option<(tempfile::TempPath, String, u64)> = None;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e)),
+        };
+        match field.name() {
+            Some("meta") => {
+                let text = field.text().await.map_err(multipart_error)?;
+                meta = Some(serde_json::from_str(&text).map_err(|e| {
+                    ApiError::invalid_field("meta", format!("meta is not the expected JSON: {e}"))
+                })?);
+            }
+            Some("file") => file = Some(receive(&upload_dir, field).await?),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unexpected part {:?}: send `file` and `meta`",
+                    other.unwrap_or("")
+                )))
+            }
+        }
+    }
+    let meta = meta.ok_or_else(|| ApiError::invalid_field("meta", "the `meta` part is missing"))?;
+    let (temp, sha256, bytes) =
+        file.ok_or_else(|| ApiError::invalid_field("file", "the `file` part is missing"))?;
+    if let Some(want) = &meta.sha256 {
+        if !want.eq_ignore_ascii_case(&sha256) {
+            return Err(ApiError::invalid_field(
+                "sha256",
+                format!("the file has sha256 {sha256}, meta says {want}"),
+            ));
+        }
+    }
+    playlists::CreativeId::parse(&meta.id)
+        .map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
+    let path = temp.to_path_buf();
+    let id = meta.id.clone();
+    let measured = blocking(move || {
+        media::probe_file(&path, &media::Limits::default())
+            .map_err(|e| ApiError::invalid_field("file", format!("creative {id:?}: {e}")))
+    })
+    .await?;
+    let kind = match measured.kind {
+        media::MediaKind::Image => playlists::MediaKind::Image,
+        media::MediaKind::Video => playlists::MediaKind::Video,
+    };
+    let duration_seconds = match (meta.duration_seconds, measured.duration_ms) {
+        (Some(d), _) => d,
+        (None, Some(ms)) => u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1),
+        (None, None) => {
+            return Err(ApiError::invalid_field(
+                "duration_seconds",
+                "a still needs duration_seconds (how long it plays in a slot)",
+            ))
+        }
+    };
+    let sha =
+        Sha256::parse(&measured.sha256).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let measurement = playlists::scenario::Measurement {
+        kind,
+        width: measured.width,
+        height: measured.height,
+        duration_ms: measured.duration_ms,
+        sha256: sha.clone(),
+        bytes,
+    };
+    let entity = CreativeEntity {
+        spec: FileCreative {
+            id: meta.id.clone(),
+            file: format!("media/{sha256}"),
+            kind: kind.as_str().to_owned(),
+            duration_seconds,
+            title: meta.title.clone(),
+            sha256: sha256.clone(),
+            bytes,
+        },
+        measurement: StoredMeasurement::from_measurement(&measurement),
+        retired_at: None,
+    };
+    let s = shared.clone();
+    let id = entity.spec.id.clone();
+    blocking(move || {
+        // Refuse a taken id before the file joins the media (the commit checks again).
+        if s.store.snapshot()?.creatives.contains_key(&id) {
+            return Err(ApiError::conflict(format!(
+                "creative {id:?} already exists"
+            )));
+        }
+        let kept = temp.keep().map_err(|e| ApiError::internal(e.error))?;
+        Ok(s.store.adopt_media(&sha, &kept)?)
+    })
+    .await?;
+    let e = entity.clone();
+    apply(
+        &shared,
+        &caller,
+        format!("creative {} uploaded", e.spec.id),
+        move |s| {
+            if s.creatives.contains_key(&e.spec.id) {
+                return Err(ApiError::conflict(format!(
+                    "creative {:?} already exists",
+                    e.spec.id
+                )));
+            }
+            s.put(Entity::Creative(e));
+            Ok(())
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(entity)))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!("upload over {MAX_UPLOAD} bytes"))
+    } else {
+        ApiError::invalid(format!("multipart body: {}", e.body_text()))
+    }
+}
+
+/// Streams a part to a temporary file in `dir`, hashing it; (file, sha256, bytes).
+async fn receive(
+    dir: &std::path::Path,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Result<(tempfile::TempPath, String, u64), ApiError> {
+    let temp = tempfile::NamedTempFile::new_in(dir).map_err(ApiError::internal)?;
+    let (std_file, path) = temp.into_parts();
+    let mut out = tokio::fs::File::from_std(std_file);
+    let mut hasher = Sha::new();
+    let mut bytes: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        bytes += chunk.len() as u64;
+        if bytes > MAX_UPLOAD as u64 {
+            return Err(ApiError::too_large(format!(
+                "upload over {MAX_UPLOAD} bytes"
+            )));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    out.sync_all().await.map_err(ApiError::internal)?;
+    if bytes == 0 {
+        return Err(ApiError::invalid_field("file", "the file is empty"));
+    }
+    Ok((path, hex::encode(hasher.finalize()), bytes))
+}
+
+/// A JPEG of at most 320 pixels a side (videos: the first frame).
+#[utoipa::path(get, path = "/api/v1/creatives/{id}/thumbnail", params(("id" = String, Path)),
+    responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn thumbnail(
+    State(shared): State<Arc<Shared>>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let jpeg = blocking(move || {
+        let snapshot = shared.store.snapshot()?;
+        let c = snapshot
+            .creatives
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))?;
+        let sha =
+            Sha256::parse(&c.spec.sha256).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+        let data = std::fs::read(shared.store.media_path(&sha)).map_err(ApiError::internal)?;
+        media::thumbnail(&data, 320, &media::Limits::default()).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        jpeg,
+    ))
+}
+
+/// Retires a creative: it leaves every schedule; its history stays. Refused while a live
+/// campaign uses it.
+#[utoipa::path(post, path = "/api/v1/creatives/{id}/retire", params(("id" = String, Path)),
+    responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn retire_creative(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CreativeEntity>, ApiError> {
+    caller.require(EDIT)?;
+    let at = shared.clock.now();
+    let i = id.clone();
+    apply(
+        &shared,
+        &caller,
+        format!("creative {id} retired"),
+        move |s| {
+            if let Some(c) = s
+                .campaigns
+                .values()
+                .find(|c| c.state == CampaignState::Live && c.spec.creatives.contains(&i))
+            {
+                return Err(ApiError::conflict(format!(
+                    "creative {i:?} is used by live campaign {:?}: archive it or edit it first",
+                    c.spec.id
+                )));
+            }
+            let Some(c) = s.creatives.get_mut(&i) else {
+                return Err(ApiError::not_found(format!("no creative {i:?}")));
+            };
+            if c.retired_at.is_some() {
+                return Err(ApiError::conflict(format!(
+                    "creative {i:?} is retired already"
+                )));
+            }
+            c.retired_at = Some(at);
+            Ok(())
+        },
+    )
+    .await?;
+    let snapshot = shared.store.snapshot()?;
+    snapshot
+        .creatives
+        .get(&id)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))
+}

@@ -1,0 +1,187 @@
+//! `/api/v1/plan`, `/api/v1/explain` and `/api/v1/forecast`: the shared planner over the
+//! live catalogue (emergencies included), as the CLI prints it, and what a draft campaign
+//! would deliver.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use playlists::scenario::FileCampaign;
+
+use super::{blocking, ApiError, ApiJson, ApiQuery, Caller, ErrorBody};
+use crate::app::Shared;
+use crate::forecast::Forecast;
+use crate::store::{CampaignEntity, CampaignState, Entity, Role};
+
+pub fn router() -> OpenApiRouter<Arc<Shared>> {
+    OpenApiRouter::new()
+        .routes(routes!(plan))
+        .routes(routes!(explain))
+        .routes(routes!(forecast))
+}
+
+const READ: &[Role] = &[
+    Role::Staff,
+    Role::Auditor,
+    Role::Approver,
+    Role::Operator,
+    Role::Admin,
+];
+
+/// The longest window one plan request covers.
+pub const MAX_PLAN_DAYS: i64 = 31;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PlanQuery {
+    /// Screen ids, comma-separated (default: every screen).
+    screen: Option<String>,
+    /// RFC 3339.
+    from: DateTime<Utc>,
+    /// RFC 3339, after `from`, at most 31 days later.
+    to: DateTime<Utc>,
+    /// `csv` (default) or `table`, as `signage plan` prints them.
+    format: Option<String>,
+}
+
+/// The planned plays (`screen_id,venue_id,slot_start,campaign_id,creative_id`).
+#[utoipa::path(get, path = "/api/v1/plan", params(PlanQuery),
+    responses((status = 200, description = "CSV or a text table", content_type = "text/csv", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn plan(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PlanQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(READ)?;
+    let format = match q.format.as_deref() {
+        None | Some("csv") => crate::plan::Format::Csv,
+        Some("table") => crate::plan::Format::Table,
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "format",
+                format!("{other:?} is not csv or table"),
+            ))
+        }
+    };
+    check_window(q.from, q.to, MAX_PLAN_DAYS)?;
+    let screens: Vec<String> = q
+        .screen
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let body = blocking(move || {
+        let catalogue = shared.catalogue.catalogue()?;
+        let schedules = crate::plan::schedules(&catalogue, &screens)
+            .map_err(|e| ApiError::invalid_field("screen", e.to_string()))?;
+        let mut out = Vec::new();
+        crate::plan::write_plan(&schedules, q.from, q.to, format, &mut out)
+            .map_err(ApiError::internal)?;
+        Ok(out)
+    })
+    .await?;
+    let content_type = match format {
+        crate::plan::Format::Csv => "text/csv; charset=utf-8",
+        crate::plan::Format::Table => "text/plain; charset=utf-8",
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], body))
+}
+
+/// Refuses an empty, reversed or too long window.
+pub fn check_window(from: DateTime<Utc>, to: DateTime<Utc>, max_days: i64) -> Result<(), ApiError> {
+    if from >= to {
+        return Err(ApiError::invalid_field("to", "to must be after from"));
+    }
+    if to - from > TimeDelta::days(max_days) {
+        return Err(ApiError::invalid_field(
+            "to",
+            format!("the window is longer than {max_days} days: ask for less"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ExplainQuery {
+    screen: String,
+    /// RFC 3339: the slot containing this instant.
+    at: DateTime<Utc>,
+}
+
+/// Why a slot plays what it plays (the planner's own trace), as `signage explain` prints it.
+#[utoipa::path(get, path = "/api/v1/explain", params(ExplainQuery),
+    responses((status = 200, description = "the explanation", content_type = "text/plain", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn explain(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ExplainQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(READ)?;
+    let text = blocking(move || {
+        let catalogue = shared.catalogue.catalogue()?;
+        explain_text(&catalogue, &q.screen, q.at)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text))
+}
+
+/// The explanation of the slot of `screen` at `at`.
+pub fn explain_text(
+    catalogue: &playlists::Catalogue,
+    screen: &str,
+    at: DateTime<Utc>,
+) -> Result<String, ApiError> {
+    let id = playlists::ScreenId::parse(screen)
+        .map_err(|e| ApiError::invalid_field("screen", e.to_string()))?;
+    let schedule = catalogue
+        .full_schedule_for(&id)
+        .ok_or_else(|| ApiError::not_found(format!("unknown screen {screen:?}")))?;
+    let slot = playlists::Planner::new(&schedule).slot_at(at);
+    Ok(playlists::explain::explain(&schedule, slot).to_string())
+}
+
+/// What a draft campaign would deliver over its flight (at most 31 days of it), per
+/// venue, district and campaign, with and without it, and which campaigns lose plays.
+/// Nothing is stored.
+#[utoipa::path(post, path = "/api/v1/forecast", request_body = FileCampaign,
+    responses((status = 200, body = Forecast), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn forecast(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiJson(spec): ApiJson<FileCampaign>,
+) -> Result<Json<Forecast>, ApiError> {
+    caller.require(&[Role::Staff, Role::Approver, Role::Admin])?;
+    let result = blocking(move || {
+        let (snapshot, without) = shared.catalogue.current()?;
+        let mut draft = snapshot.clone();
+        let id = spec.id.clone();
+        if draft.emergencies.contains_key(&id) {
+            return Err(ApiError::invalid_field(
+                "id",
+                format!("{id:?} is an emergency"),
+            ));
+        }
+        draft.put(Entity::Campaign(CampaignEntity {
+            spec,
+            state: CampaignState::Live,
+            archived_at: None,
+        }));
+        let with = crate::catalogue::build(&draft)?;
+        crate::forecast::forecast(&without, &with, &id)
+            .ok_or_else(|| ApiError::invalid(format!("campaign {id:?} did not build")))
+    })
+    .await?;
+    Ok(Json(result))
+}

@@ -1,0 +1,623 @@
+//! The store boundary: everything the server keeps, behind traits the domain uses, with
+//! typed errors. The domain (catalogue, publishing, ingest, reports, emergencies) never
+//! sees a database: it reads a [`Snapshot`] of the catalogue, commits a revision, records
+//! the schedule documents it issued, and reads keys, users and the ledger through the
+//! traits below. `redb/` is the embedded implementation (one file, one process); a
+//! PostgreSQL implementation can follow behind the same traits.
+//!
+//! Entities are stored as the scenario format writes them (`FileVenue`, `FileCampaign`, …)
+//! plus their lifecycle. Nothing with history is deleted: campaigns are archived, screens
+//! decommissioned, creatives retired. Every change is one [`Revision`] in an append-only
+//! change log, written in the same transaction as the change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use playlists::scenario::{
+    FileCampaign, FileCreative, FileScreen, FileTarget, FileVenue, FileWindow, Measurement,
+};
+use playlists::{MediaKind, Sha256};
+
+pub mod ledger;
+pub mod redb;
+
+pub use ledger::{
+    AuditProblem, AuditReport, Dimension, Incoming, LedgerCounts, LedgerError, LedgerStore,
+    Outcome, ProblemKind, Query, Row,
+};
+
+/// What went wrong in storage. Callers branch on the variant, never on the text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no store in {path} (run `signage serve` or `signage import` there first, or check the path)")]
+    Missing { path: PathBuf },
+    #[error("the store in {path} is held by a running server; use --server URL --token-file FILE")]
+    Held { path: PathBuf },
+    #[error("the catalogue changed meanwhile (revision {head}, expected {expected}); try again")]
+    Conflict { expected: u64, head: u64 },
+    #[error("{entity} {id:?} already exists")]
+    Exists { entity: &'static str, id: String },
+    #[error("stored {what} is damaged: {problem}")]
+    Corrupt { what: String, problem: String },
+    #[error("store file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+}
+
+/// How a command opens a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the store when there is none (`serve`, `import`, `users add`).
+    Create,
+    /// Refuse a directory without a store: a read never creates one.
+    Existing,
+}
+
+/// The kinds of entity the change log names.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Venue,
+    Screen,
+    Creative,
+    Campaign,
+    Emergency,
+    User,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Venue => "venue",
+            EntityKind::Screen => "screen",
+            EntityKind::Creative => "creative",
+            EntityKind::Campaign => "campaign",
+            EntityKind::Emergency => "emergency",
+            EntityKind::User => "user",
+        }
+    }
+}
+
+/// A venue, as in `scenario.json` (with its time zone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VenueEntity {
+    pub spec: FileVenue,
+}
+
+/// A screen; a decommissioned one keeps its history and gets no schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScreenEntity {
+    pub spec: FileScreen,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decommissioned_at: Option<DateTime<Utc>>,
+}
+
+/// A creative and what was measured of its file; a retired one is in no schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreativeEntity {
+    pub spec: FileCreative,
+    pub measurement: StoredMeasurement,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// Where a campaign is in its life. Only `Live` campaigns enter schedule documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignState {
+    Draft,
+    Live,
+    Archived,
+}
+
+impl CampaignState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignState::Draft => "draft",
+            CampaignState::Live => "live",
+            CampaignState::Archived => "archived",
+        }
+    }
+}
+
+/// A campaign as in `scenario.json`, and its state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CampaignEntity {
+    pub spec: FileCampaign,
+    pub state: CampaignState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+/// What was measured of a creative's file, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredMeasurement {
+    pub kind: String,
+    pub width: u32,
+    pub height: u32,
+    pub duration_ms: Option<u64>,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl StoredMeasurement {
+    pub fn from_measurement(m: &Measurement) -> StoredMeasurement {
+        StoredMeasurement {
+            kind: m.kind.as_str().to_owned(),
+            width: m.width,
+            height: m.height,
+            duration_ms: m.duration_ms,
+            sha256: m.sha256.to_string(),
+            bytes: m.bytes,
+        }
+    }
+
+    pub fn to_measurement(&self) -> Option<Measurement> {
+        Some(Measurement {
+            kind: MediaKind::parse(&self.kind)?,
+            width: self.width,
+            height: self.height,
+            duration_ms: self.duration_ms,
+            sha256: Sha256::parse(&self.sha256).ok()?,
+            bytes: self.bytes,
+        })
+    }
+}
+
+/// An emergency takeover: a campaign of tier `emergency`, weight 1, every daypart, from
+/// when the server accepted it until it is ended (or `end`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoredEmergency {
+    pub id: String,
+    pub name: String,
+    pub creatives: Vec<String>,
+    /// Scenario targeting keys (`screens`, `venues`, `venue_types`, `districts`, `tags`).
+    #[schema(value_type = playlists::scenario::FileTarget)]
+    pub target: serde_json::Value,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Set when staff ended it (then `end` is that time).
+    #[serde(default)]
+    pub ended: bool,
+}
+
+impl StoredEmergency {
+    /// The campaign as a scenario file would write it, validated with the rest.
+    pub fn file_campaign(&self) -> Result<FileCampaign, String> {
+        let target: FileTarget = serde_json::from_value(self.target.clone())
+            .map_err(|e| format!("emergency {:?} target: {e}", self.id))?;
+        Ok(FileCampaign {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            priority: "emergency".into(),
+            weight: 1,
+            flight: FileWindow {
+                start: self.start.to_rfc3339(),
+                end: self.end.to_rfc3339(),
+            },
+            dayparts: vec!["* * * * *".into()],
+            target,
+            creatives: self.creatives.clone(),
+            max_plays_per_hour: None,
+        })
+    }
+}
+
+/// One entity as a change writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entity {
+    Venue(VenueEntity),
+    Screen(ScreenEntity),
+    Creative(CreativeEntity),
+    Campaign(CampaignEntity),
+    Emergency(StoredEmergency),
+}
+
+impl Entity {
+    pub fn kind(&self) -> EntityKind {
+        match self {
+            Entity::Venue(_) => EntityKind::Venue,
+            Entity::Screen(_) => EntityKind::Screen,
+            Entity::Creative(_) => EntityKind::Creative,
+            Entity::Campaign(_) => EntityKind::Campaign,
+            Entity::Emergency(_) => EntityKind::Emergency,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Entity::Venue(v) => &v.spec.id,
+            Entity::Screen(s) => &s.spec.id,
+            Entity::Creative(c) => &c.spec.id,
+            Entity::Campaign(c) => &c.spec.id,
+            Entity::Emergency(e) => &e.id,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let v = match self {
+            Entity::Venue(x) => serde_json::to_value(x),
+            Entity::Screen(x) => serde_json::to_value(x),
+            Entity::Creative(x) => serde_json::to_value(x),
+            Entity::Campaign(x) => serde_json::to_value(x),
+            Entity::Emergency(x) => serde_json::to_value(x),
+        };
+        v.unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The whole catalogue at one revision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The last revision applied (0: none yet).
+    pub head: u64,
+    pub venues: BTreeMap<String, VenueEntity>,
+    pub screens: BTreeMap<String, ScreenEntity>,
+    pub creatives: BTreeMap<String, CreativeEntity>,
+    pub campaigns: BTreeMap<String, CampaignEntity>,
+    pub emergencies: BTreeMap<String, StoredEmergency>,
+}
+
+impl Snapshot {
+    /// The entity of `kind` and `id`, if any.
+    pub fn get(&self, kind: EntityKind, id: &str) -> Option<Entity> {
+        match kind {
+            EntityKind::Venue => self.venues.get(id).cloned().map(Entity::Venue),
+            EntityKind::Screen => self.screens.get(id).cloned().map(Entity::Screen),
+            EntityKind::Creative => self.creatives.get(id).cloned().map(Entity::Creative),
+            EntityKind::Campaign => self.campaigns.get(id).cloned().map(Entity::Campaign),
+            EntityKind::Emergency => self.emergencies.get(id).cloned().map(Entity::Emergency),
+            EntityKind::User => None,
+        }
+    }
+
+    /// Puts `entity` in place (insert or replace).
+    pub fn put(&mut self, entity: Entity) {
+        match entity {
+            Entity::Venue(x) => drop(self.venues.insert(x.spec.id.clone(), x)),
+            Entity::Screen(x) => drop(self.screens.insert(x.spec.id.clone(), x)),
+            Entity::Creative(x) => drop(self.creatives.insert(x.spec.id.clone(), x)),
+            Entity::Campaign(x) => drop(self.campaigns.insert(x.spec.id.clone(), x)),
+            Entity::Emergency(x) => drop(self.emergencies.insert(x.id.clone(), x)),
+        }
+    }
+
+    /// Every entity, in a stable order.
+    pub fn entities(&self) -> Vec<Entity> {
+        let mut out = Vec::new();
+        out.extend(self.venues.values().cloned().map(Entity::Venue));
+        out.extend(self.screens.values().cloned().map(Entity::Screen));
+        out.extend(self.creatives.values().cloned().map(Entity::Creative));
+        out.extend(self.campaigns.values().cloned().map(Entity::Campaign));
+        out.extend(self.emergencies.values().cloned().map(Entity::Emergency));
+        out
+    }
+
+    /// The entities of `self` that differ from (or are absent in) `base`.
+    pub fn changed_since(&self, base: &Snapshot) -> Vec<Entity> {
+        self.entities()
+            .into_iter()
+            .filter(|e| base.get(e.kind(), e.id()).as_ref() != Some(e))
+            .collect()
+    }
+}
+
+/// A change to commit: entities to insert or replace, as one revision.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The revision the change was computed from; the store refuses it if the head moved.
+    pub base: u64,
+    pub author: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+    pub entities: Vec<Entity>,
+}
+
+/// One entity's change in a revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChangeRecord {
+    pub entity: EntityKind,
+    pub id: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+}
+
+/// One entry of the append-only change log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Revision {
+    pub number: u64,
+    pub author: String,
+    pub at: DateTime<Utc>,
+    pub comment: String,
+    pub changes: Vec<ChangeRecord>,
+}
+
+/// The catalogue's entities and their change log.
+pub trait CatalogueStore {
+    /// Every entity at the current head.
+    fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// Writes the entities that differ from what is stored, and one revision naming them,
+    /// in one transaction. `Ok(None)` when nothing differs (no revision is written);
+    /// [`StoreError::Conflict`] when the head is no longer `commit.base`.
+    fn commit(&self, commit: Commit) -> Result<Option<Revision>, StoreError>;
+    /// Revisions numbered above `after`, oldest first, at most `limit`.
+    fn revisions(&self, after: u64, limit: usize) -> Result<Vec<Revision>, StoreError>;
+}
+
+/// What was last published for a screen. (Times are absent in stores written before
+/// schedules expired; such a document is re-signed with a new version once.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub version: u64,
+    pub content_hash: String,
+    #[serde(default)]
+    pub issued_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A signed schedule document as issued: kept forever, never changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedDocument {
+    pub screen_id: String,
+    pub version: u64,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When it starts to count as planned, on the server's scheduling clock (a screen's
+    /// first version counts from the beginning).
+    pub in_force_from: DateTime<Utc>,
+    pub content_hash: String,
+    /// The signed envelope, exactly as published.
+    pub signed: String,
+}
+
+/// Schedule documents: the latest per screen, and every one ever issued.
+pub trait DocumentStore {
+    fn published(&self) -> Result<HashMap<String, Published>, StoreError>;
+    /// Keeps `docs` and makes each its screen's latest, in one transaction.
+    fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError>;
+    /// Every document issued for `screen`, oldest version first.
+    fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError>;
+}
+
+/// A screen's public key and when it was valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScreenKey {
+    pub public_hex: String,
+    pub valid_from: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// Screens' keys, with their history.
+pub trait KeyStore {
+    /// Every screen's keys, oldest first; the last is current.
+    fn screen_keys(&self) -> Result<HashMap<String, Vec<ScreenKey>>, StoreError>;
+    /// Adds a key valid from `at`; the previous key's validity ends there.
+    fn add_screen_key(
+        &self,
+        screen: &str,
+        public_hex: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// What a user may do (design.md, "People and roles").
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Staff,
+    Approver,
+    Operator,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Staff,
+        Role::Approver,
+        Role::Operator,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Staff => "staff",
+            Role::Approver => "approver",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A user. The API token is kept only as its SHA-256 (a random 256-bit value needs no
+/// slow hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub token_sha256: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl User {
+    /// The user as the change log shows it: no token hash.
+    pub fn public(&self) -> serde_json::Value {
+        serde_json::json!({ "name": self.name, "roles": self.roles, "created_at": self.created_at })
+    }
+}
+
+/// Users and their tokens.
+pub trait UserStore {
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+    fn user_by_token(&self, token_sha256: &str) -> Result<Option<User>, StoreError>;
+    /// Adds a user and a revision naming it; [`StoreError::Exists`] for a taken name.
+    fn add_user(&self, user: &User, author: &str) -> Result<Revision, StoreError>;
+}
+
+/// Small settings (the last simulated report window, …).
+pub trait MetaStore {
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Media bytes, content-addressed, beside the store.
+pub trait MediaStore {
+    fn media_path(&self, sha256: &Sha256) -> PathBuf;
+    /// Writes `data` under its hash (temporary file, fsync, rename): idempotent.
+    fn put_media(&self, sha256: &Sha256, data: &[u8]) -> Result<(), StoreError>;
+    /// Moves a complete, fsynced file into place under its hash.
+    fn adopt_media(&self, sha256: &Sha256, file: &Path) -> Result<(), StoreError>;
+    /// A directory for uploads in progress, on the same file system as the media.
+    fn upload_dir(&self) -> PathBuf;
+}
+
+/// Everything the server stores.
+pub trait Store:
+    CatalogueStore + DocumentStore + KeyStore + UserStore + MetaStore + MediaStore + Send + Sync + Debug
+{
+    /// The proof-of-play ledger.
+    fn ledger(&self) -> Arc<dyn LedgerStore>;
+    /// The data directory (server key, admin token, media).
+    fn dir(&self) -> &Path;
+}
+
+/// The shared handle the domain holds.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the store in `dir` (the embedded redb store).
+pub fn open(dir: &Path, mode: OpenMode) -> Result<SharedStore, StoreError> {
+    Ok(Arc::new(redb::RedbStore::open(dir, mode)?))
+}
+
+/// Each screen's current key, for ingest.
+pub fn current_keys(store: &dyn KeyStore) -> Result<HashMap<String, String>, StoreError> {
+    Ok(store
+        .screen_keys()?
+        .into_iter()
+        .filter_map(|(screen, keys)| Some((screen, keys.last()?.public_hex.clone())))
+        .collect())
+}
+
+/// The entities a scenario file describes: venues (with the scenario's time zone when they
+/// name none), screens, creatives with what was measured of them, live campaigns, and its
+/// emergency events as emergencies. Checks only what the conversion needs (a measurement
+/// per creative, events that pair up); validation is the catalogue's.
+pub fn scenario_entities(
+    file: &playlists::scenario::ScenarioFile,
+    measured: &HashMap<String, StoredMeasurement>,
+) -> Result<Vec<Entity>, String> {
+    let mut out = Vec::new();
+    for v in &file.venues {
+        let mut spec = v.clone();
+        spec.timezone.get_or_insert_with(|| file.timezone.clone());
+        out.push(Entity::Venue(VenueEntity { spec }));
+    }
+    for s in &file.screens {
+        out.push(Entity::Screen(ScreenEntity {
+            spec: s.clone(),
+            decommissioned_at: None,
+        }));
+    }
+    for c in &file.creatives {
+        let measurement = measured
+            .get(&c.id)
+            .ok_or_else(|| format!("creative {:?}: its file was not measured", c.id))?;
+        out.push(Entity::Creative(CreativeEntity {
+            spec: c.clone(),
+            measurement: measurement.clone(),
+            retired_at: None,
+        }));
+    }
+    for c in &file.campaigns {
+        out.push(Entity::Campaign(CampaignEntity {
+            spec: c.clone(),
+            state: CampaignState::Live,
+            archived_at: None,
+        }));
+    }
+    let mut emergencies: BTreeMap<String, StoredEmergency> = BTreeMap::new();
+    for e in &file.events {
+        let at = DateTime::parse_from_rfc3339(&e.at)
+            .map_err(|err| format!("event {:?}: field \"at\": {err}", e.id))?
+            .with_timezone(&Utc);
+        match e.action.as_str() {
+            "emergency_start" => {
+                let target = serde_json::to_value(e.target.clone().unwrap_or_default())
+                    .unwrap_or_else(|_| serde_json::json!({}));
+                emergencies.insert(
+                    e.id.clone(),
+                    StoredEmergency {
+                        id: e.id.clone(),
+                        name: e.name.clone().unwrap_or_else(|| e.id.clone()),
+                        creatives: e.creatives.clone(),
+                        target,
+                        start: at,
+                        end: at + crate::emergency::OPEN_END,
+                        ended: false,
+                    },
+                );
+            }
+            "emergency_end" => {
+                let Some(em) = emergencies.get_mut(&e.id) else {
+                    return Err(format!(
+                        "event {:?}: emergency_end without an earlier emergency_start",
+                        e.id
+                    ));
+                };
+                em.end = at;
+                em.ended = true;
+            }
+            other => return Err(format!(
+                "event {:?}: field \"action\": {other:?} is not emergency_start or emergency_end",
+                e.id
+            )),
+        }
+    }
+    out.extend(emergencies.into_values().map(Entity::Emergency));
+    Ok(out)
+}
