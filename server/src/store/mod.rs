@@ -612,10 +612,12 @@ pub fn scenario_entities(
                 em.end = at;
                 em.ended = true;
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "event {:?}: field \"action\": {other:?} is not emergency_start or emergency_end",
                 e.id
-            )),
+            ))
+            }
         }
     }
     out.extend(emergencies.into_values().map(Entity::Emergency));
