@@ -3,11 +3,12 @@
 //! status codes; causes are logged, 500s stay opaque.
 
 mod emergencies;
+mod media_serve;
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -71,18 +72,12 @@ async fn health() -> Json<serde_json::Value> {
 async fn media(
     State(shared): State<Arc<Shared>>,
     Path(sha256): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, HttpError> {
     let sha = Sha256::parse(&sha256).map_err(|e| HttpError::BadRequest(e.to_string()))?;
     let path = shared.store.media_path(&sha);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok((
-            [
-                (header::CONTENT_TYPE, "application/octet-stream"),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            ],
-            bytes,
-        )
-            .into_response()),
+    match media_serve::serve(&path, &sha, &headers).await {
+        Ok(response) => Ok(response),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(HttpError::NotFound),
         Err(e) => Err(HttpError::Internal(e.into())),
     }
