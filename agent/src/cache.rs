@@ -56,11 +56,15 @@ struct Meta {
 }
 
 /// An entry is `Pending` while its chunks are written or removed; one found pending at
-/// start-up was cut off by a crash and its chunks are removed.
+/// start-up was cut off by a crash and its chunks are removed. A `Partial` entry is a
+/// download in progress or cut off (see [`Cache::resume`]): its run of whole chunks from
+/// index 0 is a prefix of the creative, kept across cuts and restarts so the download
+/// resumes from there; the whole hash is checked when it completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Complete = 0,
     Pending = 1,
+    Partial = 2,
 }
 
 impl Meta {
@@ -76,6 +80,7 @@ impl Meta {
         let state = match v.first()? {
             0 => State::Complete,
             1 => State::Pending,
+            2 => State::Partial,
             _ => return None,
         };
         let added = u64::from_be_bytes(v.get(1..9)?.try_into().ok()?);
@@ -287,7 +292,8 @@ impl Cache {
     }
 
     /// Counts the complete entries from the meta tree and finishes what a crash cut off:
-    /// pending (or unreadable) entries lose their chunks and their meta.
+    /// pending (or unreadable) entries lose their chunks and their meta; partial downloads
+    /// are kept to resume.
     fn reconcile(&self) -> Result<(), CacheError> {
         let mut stats = CacheStats::default();
         let mut unfinished = Vec::new();
@@ -298,6 +304,7 @@ impl Cache {
                     stats.bytes += m.bytes;
                     stats.items += 1;
                 }
+                Some(m) if m.state == State::Partial => {}
                 _ => unfinished.push(String::from_utf8_lossy(&k).into_owned()),
             }
         }
@@ -492,13 +499,31 @@ impl Cache {
         Ok(out)
     }
 
+    /// The hashes of partial downloads (see [`State::Partial`]).
+    pub fn partials(&self) -> Result<Vec<String>, CacheError> {
+        let mut out = Vec::new();
+        for row in self.t()?.meta.iter() {
+            let (k, v) = row?;
+            if Meta::decode(&v).is_some_and(|m| m.state == State::Partial) {
+                out.push(String::from_utf8_lossy(&k).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// Evicts until the cache fits its limit, sparing `needed` (see [`choose_evictions`]).
-    /// Returns the evicted hashes.
+    /// Partial downloads of creatives no longer `referenced` are dropped too. Returns the
+    /// evicted hashes (complete entries only).
     pub fn evict_to_fit(
         &self,
         needed: &HashSet<String>,
         referenced: &HashSet<String>,
     ) -> Result<Vec<String>, CacheError> {
+        for sha in self.partials()? {
+            if !referenced.contains(&sha) {
+                self.remove(&sha)?;
+            }
+        }
         let chosen = choose_evictions(&self.entries()?, needed, referenced, self.max_bytes);
         self.remove_all(&chosen)?;
         Ok(chosen)

@@ -2,7 +2,9 @@
 //! creatives the coming `horizon` (the prefetch window, a week by default) will show and
 //! when each is first needed; the fetcher downloads the missing ones in that order from
 //! `{server_url}{creative.url}` over plain HTTP, streaming each into the cache (size and
-//! SHA-256 checked), and retries failures with backoff. Then it fetches the schedule's other
+//! SHA-256 checked) and resuming cut downloads from the bytes held (`download.rs`). A
+//! creative whose download still fails waits on its own backoff (`failures.rs`) and is
+//! named in the status meanwhile, while the others go on. Then it fetches the schedule's other
 //! creatives while they fit, evicts what the horizon does not need when over the limit, and
 //! tells the main loop how far ahead every slot can be played from the cache (the runway).
 //! It looks again whenever the schedule changes and every [`RECHECK`], as the horizon
@@ -13,14 +15,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::WireCreative;
+use playlists::wire::{DownloadFailure, WireCreative};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
+use crate::backoff::{random_unit, Backoff};
 use crate::cache::{Cache, CacheError};
 use crate::clock::Clock;
 use crate::schedule::{playable_until, FirstUse, HeldSchedule};
+
+mod download;
+mod failures;
+
+pub use download::Retry;
+use failures::Failures;
 
 pub const RETRY_BASE: Duration = Duration::from_secs(1);
 pub const RETRY_CAP: Duration = Duration::from_secs(60);
@@ -36,6 +44,12 @@ pub enum FetchError {
         url: String,
         expected: u64,
         got: u64,
+    },
+    #[error("GET {url}: asked for the bytes from {held} on, got Content-Range {content_range:?}")]
+    BadRange {
+        url: String,
+        held: u64,
+        content_range: String,
     },
     #[error("creative {id}: url {url:?} is not a server path")]
     BadUrl { id: String, url: String },
@@ -54,6 +68,8 @@ pub struct Coverage {
     /// Every slot before this instant can be played from the cache (the runway's end);
     /// `None` while the clock has no time yet.
     pub playable_until: Option<DateTime<Utc>>,
+    /// Creatives whose download keeps failing, each waiting for its next try.
+    pub failures: Vec<DownloadFailure>,
 }
 
 /// The media the horizon needs, in order of first use, and the window it covers.
@@ -69,6 +85,7 @@ pub struct Fetcher {
     pub schedules: watch::Receiver<Option<Arc<HeldSchedule>>>,
     pub clock: Clock,
     pub horizon: chrono::Duration,
+    pub retry: Retry,
 }
 
 pub fn http_client() -> reqwest::Client {
@@ -87,16 +104,19 @@ impl Fetcher {
         shutdown: CancellationToken,
     ) {
         let mut schedules = self.schedules.clone();
+        let mut failures = Failures::new(self.retry.creative_base, self.retry.creative_cap);
         loop {
             let held = schedules.borrow_and_update().clone();
             if let Some(held) = held {
+                let referenced = held.referenced();
+                failures.retain(|sha| referenced.contains(sha));
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     changed = schedules.changed() => {
                         if changed.is_err() { return; }
                         continue;
                     }
-                    sent = self.look(&held, &events) => if !sent { return },
+                    sent = self.look(&held, &events, &mut failures) => if !sent { return },
                 }
             }
             // A simulated clock without a time yet will get one soon: look again then.
@@ -120,6 +140,7 @@ impl Fetcher {
         &self,
         held: &Arc<HeldSchedule>,
         events: &mpsc::Sender<E>,
+        failures: &mut Failures,
     ) -> bool {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
@@ -133,37 +154,72 @@ impl Fetcher {
                 }
             };
             if missing.is_empty() {
-                self.fill(held, &needs).await;
+                self.fill(held, &needs, failures).await;
                 self.evict(held, &needs).await;
                 self.relieve().await;
-                let coverage = self.coverage(held, &needs, true).await;
+                let coverage = self.coverage(held, &needs, true, failures).await;
                 return events.send(coverage.into()).await.is_ok();
             }
+            let now = tokio::time::Instant::now();
+            let due: Vec<&WireCreative> = missing
+                .iter()
+                .filter(|c| failures.due(&c.sha256, now))
+                .collect();
             tracing::info!(
                 version = held.version,
                 missing = missing.len(),
+                due = due.len(),
                 "downloading media, soonest needed first"
             );
+            let skipped = missing.len() - due.len();
             let mut failed = 0;
-            for creative in &missing {
-                if let Err(e) = self.fetch_one(creative).await {
-                    tracing::warn!(creative = %creative.id, error = %e, "media download failed");
+            for creative in due {
+                if !self.fetch_recording(creative, failures).await {
                     failed += 1;
                 }
             }
-            if failed > 0 {
-                self.relieve().await;
-                let coverage = self.coverage(held, &needs, false).await;
-                if events.send(coverage.into()).await.is_err() {
-                    return false;
-                }
-                let delay = backoff.next_delay();
-                tracing::info!(
-                    failed,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "retrying media downloads"
+            if failed == 0 && skipped == 0 {
+                continue; // all cached now: the next round sees it and fills
+            }
+            self.relieve().await;
+            let coverage = self.coverage(held, &needs, false, failures).await;
+            if events.send(coverage.into()).await.is_err() {
+                return false;
+            }
+            // Each failed creative waits for its own next try; a cache that cannot be
+            // read waits on the shared backoff.
+            let wake = failures
+                .next_due()
+                .unwrap_or_else(|| tokio::time::Instant::now() + backoff.next_delay());
+            tracing::info!(
+                failing = failures.report().len(),
+                retry_in_ms = wake
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_millis() as u64,
+                "retrying media downloads"
+            );
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+
+    /// Downloads `c` and records the outcome in `failures`; true when it is cached.
+    async fn fetch_recording(&self, c: &WireCreative, failures: &mut Failures) -> bool {
+        match self.fetch_one(c).await {
+            Ok(()) => {
+                failures.succeeded(&c.sha256);
+                true
+            }
+            Err((e, attempts)) => {
+                let at = failures.failed(
+                    &c.sha256,
+                    &c.id,
+                    attempts,
+                    e.to_string(),
+                    tokio::time::Instant::now(),
+                    random_unit(),
                 );
-                tokio::time::sleep(delay).await;
+                tracing::warn!(creative = %c.id, attempts, error = %e, retry_in_s = at.saturating_duration_since(tokio::time::Instant::now()).as_secs(), "media download failed");
+                false
             }
         }
     }
@@ -244,7 +300,7 @@ impl Fetcher {
 
     /// The schedule's creatives the horizon does not need yet: fetched while they fit under
     /// the cache limit, so a longer outage still finds them. Failures wait for the next look.
-    async fn fill(&self, held: &Arc<HeldSchedule>, needs: &Needs) {
+    async fn fill(&self, held: &Arc<HeldSchedule>, needs: &Needs, failures: &mut Failures) {
         let needed: HashSet<&str> = needs.uses.iter().map(|u| u.sha256.as_str()).collect();
         let mut later: Vec<&WireCreative> = Vec::new();
         for c in &held.doc.body.creatives {
@@ -264,13 +320,19 @@ impl Fetcher {
                 tracing::debug!(creative = %c.id, "not prefetching beyond the horizon: cache full");
                 continue;
             }
-            if let Err(e) = self.fetch_one(c).await {
-                tracing::debug!(creative = %c.id, error = %e, "prefetch beyond the horizon failed");
+            if failures.due(&c.sha256, tokio::time::Instant::now()) {
+                self.fetch_recording(c, failures).await;
             }
         }
     }
 
-    async fn coverage(&self, held: &Arc<HeldSchedule>, needs: &Needs, ready: bool) -> Coverage {
+    async fn coverage(
+        &self,
+        held: &Arc<HeldSchedule>,
+        needs: &Needs,
+        ready: bool,
+        failures: &Failures,
+    ) -> Coverage {
         let playable_until = match needs.window_end {
             Some(end) => {
                 let wanted = needs.uses.iter().map(|u| u.sha256.clone()).collect();
@@ -290,78 +352,8 @@ impl Fetcher {
             version: held.version,
             ready,
             playable_until,
+            failures: failures.report(),
         }
-    }
-
-    async fn fetch_one(&self, c: &WireCreative) -> Result<(), FetchError> {
-        if !c.url.starts_with('/') || c.url.starts_with("//") {
-            return Err(FetchError::BadUrl {
-                id: c.id.clone(),
-                url: c.url.clone(),
-            });
-        }
-        let url = format!("{}{}", self.server_url, c.url);
-        let http = |source| FetchError::Http {
-            url: url.clone(),
-            source,
-        };
-        let mut resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(http)?
-            .error_for_status()
-            .map_err(http)?;
-        let size = |got| FetchError::Size {
-            url: url.clone(),
-            expected: c.bytes,
-            got,
-        };
-        if let Some(len) = resp.content_length().filter(|l| *l != c.bytes) {
-            return Err(size(len));
-        }
-        // The body goes straight into the cache, chunk by chunk, through a blocking task
-        // that owns the writer; the channel is short, so memory stays a few chunks deep
-        // whatever the creative's size.
-        let (tx, mut rx) = mpsc::channel::<bytes::Bytes>(4);
-        let cache = self.cache.clone();
-        let sha = c.sha256.clone();
-        let now = chrono::Utc::now().timestamp().max(0) as u64;
-        let expected = c.bytes;
-        let store = tokio::task::spawn_blocking(move || {
-            let mut writer = cache.writer(&sha, now)?;
-            while let Some(chunk) = rx.blocking_recv() {
-                writer.write(&chunk)?;
-            }
-            // The sender stops early on an error; an entry of the wrong size is not kept.
-            if writer.len() != expected {
-                return Ok(false);
-            }
-            writer.finish().map(|()| true)
-        });
-        let mut received: u64 = 0;
-        let download = async {
-            while let Some(chunk) = resp.chunk().await.map_err(http)? {
-                received += chunk.len() as u64;
-                if received > c.bytes {
-                    return Err(size(received));
-                }
-                if tx.send(chunk).await.is_err() {
-                    break; // the writer failed; its error is reported below
-                }
-            }
-            Ok(())
-        }
-        .await;
-        drop(tx);
-        let stored = store.await??;
-        download?;
-        if !stored {
-            return Err(size(received));
-        }
-        tracing::debug!(creative = %c.id, bytes = c.bytes, "media cached");
-        Ok(())
     }
 
     /// After a pass that read or wrote media, lets the cache give sled's memory back.
@@ -394,5 +386,7 @@ impl Fetcher {
     }
 }
 
+#[cfg(test)]
+mod resume_tests;
 #[cfg(test)]
 mod tests;

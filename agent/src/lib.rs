@@ -221,6 +221,7 @@ pub async fn run(
         schedules: schedules_rx,
         clock: clock.clone(),
         horizon: chrono::Duration::hours(i64::from(config.prefetch_hours)),
+        retry: fetch::Retry::default(),
     };
     tracker.spawn(fetcher.run(events_tx.clone(), tasks_stop.clone()));
     tracker.close();
@@ -242,6 +243,7 @@ pub async fn run(
         connected: false,
         media_ready: false,
         playable_until: None,
+        download_failures: Vec::new(),
         published: None,
     };
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;

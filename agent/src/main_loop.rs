@@ -86,6 +86,8 @@ pub struct MainLoop {
     pub media_ready: bool,
     /// The runway's end: every slot before it plays from the cache.
     pub playable_until: Option<DateTime<Utc>>,
+    /// Creatives whose download keeps failing (the fetcher's last word).
+    pub download_failures: Vec<playlists::wire::DownloadFailure>,
     pub published: Option<Presence>,
 }
 
@@ -337,6 +339,7 @@ impl MainLoop {
         }
         self.media_ready = c.ready;
         self.playable_until = c.playable_until;
+        self.download_failures = c.failures;
         self.publish_status(false);
     }
 
@@ -369,6 +372,7 @@ impl MainLoop {
             now_playing: self.now_playing.borrow().clone(),
             notes: self.notes.clone(),
             at: now,
+            download_failures: self.download_failures.clone(),
         }
     }
 
@@ -378,6 +382,7 @@ impl MainLoop {
         let presence = Presence {
             schedule_version: facts.schedule_version,
             media_ready: facts.media_ready,
+            download_failures: facts.download_failures.len(),
         };
         if !self.connected || !(always || presence_changed(self.published.as_ref(), &presence)) {
             return;

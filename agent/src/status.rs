@@ -2,7 +2,7 @@
 //! Pure: the main loop gathers the facts and publishes.
 
 use chrono::{DateTime, Utc};
-use playlists::wire::{Status, VERSION};
+use playlists::wire::{DownloadFailure, Status, VERSION};
 
 use crate::cache::CacheStats;
 
@@ -22,6 +22,7 @@ pub struct Facts {
     pub now_playing: Option<String>,
     pub notes: Vec<String>,
     pub at: Option<DateTime<Utc>>,
+    pub download_failures: Vec<DownloadFailure>,
 }
 
 pub fn build_status(f: Facts) -> Status {
@@ -42,6 +43,7 @@ pub fn build_status(f: Facts) -> Status {
         now_playing: f.now_playing,
         notes: f.notes,
         at: f.at,
+        download_failures: f.download_failures,
     }
 }
 
@@ -50,6 +52,8 @@ pub fn build_status(f: Facts) -> Status {
 pub struct Presence {
     pub schedule_version: Option<u64>,
     pub media_ready: bool,
+    /// How many creatives fail to download.
+    pub download_failures: usize,
 }
 
 /// Whether a change from the last published presence needs a new status now.
@@ -97,6 +101,7 @@ mod tests {
         let p = |v: Option<u64>, ready: bool| Presence {
             schedule_version: v,
             media_ready: ready,
+            download_failures: 0,
         };
         assert!(presence_changed(None, &p(None, false)));
         assert!(!presence_changed(

@@ -36,6 +36,27 @@ pub enum MediaError {
         max_pixels: u64,
         max_dimension: u32,
     },
+    /// Decoding would take more memory than `Limits::max_alloc`; judged from
+    /// the header (size, colour type, frame count), before decoding.
+    #[error("decoding needs about {needed} bytes of memory, over the budget of {budget} bytes")]
+    OverMemoryBudget { needed: u64, budget: u64 },
+    /// An animated GIF or WebP with more frames than `Limits::max_frames`;
+    /// counted from the container before any frame is decoded.
+    #[error("the animation has {frames} frames, over the limit of {max}")]
+    TooManyFrames { frames: u64, max: u64 },
+    /// An animation whose frames times canvas pixels exceed
+    /// `Limits::max_animation_pixels`: too much work to composite.
+    #[error(
+        "{frames} frames of {width}x{height} are {pixels} pixels to decode, \
+         over the limit of {max_pixels}"
+    )]
+    AnimationTooLarge {
+        frames: u64,
+        width: u32,
+        height: u32,
+        pixels: u64,
+        max_pixels: u64,
+    },
     /// A recognised video container that does not demux or decode
     /// completely (truncated, damaged, or lying about its length).
     #[error("corrupt or truncated video: {0}")]

@@ -1,6 +1,8 @@
-//! Stills through `image`: read the dimensions from the header and refuse
-//! decompression bombs before any pixel buffer exists, then decode every
-//! frame to prove the file is whole; JPEG thumbnail encoding.
+//! Stills through `image`: read the header and refuse decompression bombs,
+//! decodes over the memory budget and animations over the frame and pixel
+//! budgets before any pixel buffer exists (frames are counted by walking the
+//! GIF blocks or WebP chunks), then decode every frame to prove the file is
+//! whole; JPEG thumbnail encoding.
 //!
 //! `image` decodes a truncated baseline JPEG without complaint (the missing
 //! part comes out grey), so JPEGs must also reach their end-of-image marker.
@@ -20,11 +22,20 @@ use crate::{Limits, MediaError};
 /// JPEG quality of thumbnails.
 const THUMBNAIL_QUALITY: u8 = 85;
 
-/// Worst case bytes per decoded pixel (RGBA, 16 bits per channel).
-const MAX_BYTES_PER_PIXEL: u64 = 8;
+/// Canvases an animation holds at once while decoding, each RGBA8: the
+/// decoder's previous (non-disposed) frame, the frame read and its composite
+/// (or WebP's own canvas), and the first frame this crate keeps.
+const ANIMATION_CANVASES: u64 = 5;
 
-/// Decoder bookkeeping allowed on top of the pixel buffer.
-const ALLOC_SLACK: u64 = 64 * 1024 * 1024;
+/// Decoding memory as a multiple of the output buffer, per still format: the
+/// JPEG decoder copies the file and holds the coefficient planes of a
+/// progressive image; lossy WebP decodes through YUV planes.
+fn still_factor(format: ImageFormat) -> u64 {
+    match format {
+        ImageFormat::Jpeg | ImageFormat::WebP => 2,
+        _ => 1,
+    }
+}
 
 /// Checks `data` (already sniffed as `format`) against `limits` and decodes
 /// all of it (every frame of an animation); returns its size and its (first)
@@ -34,19 +45,42 @@ pub(crate) fn decode(
     format: ImageFormat,
     limits: &Limits,
 ) -> Result<((u32, u32), DynamicImage), MediaError> {
-    let size = dimensions(data, format, limits)?;
-    let picture = match format {
-        ImageFormat::Gif => {
-            let decoder =
-                GifDecoder::new(Cursor::new(data)).map_err(|e| from_image(e, size, limits))?;
-            decode_frames(decoder, size, limits)?
+    if format == ImageFormat::Jpeg {
+        jpeg_reaches_end(data).map_err(MediaError::CorruptImage)?;
+    }
+    let mut decoder = header(data, format)?;
+    let size = decoder.dimensions();
+    limits.check_frame(size.0, size.1)?;
+    let frames = match format {
+        ImageFormat::Gif => Some(gif_frame_count(data)),
+        ImageFormat::WebP if is_animated_webp(data) => Some(webp_frame_count(data)),
+        _ => None,
+    };
+    let canvas_bytes = u64::from(size.0) * u64::from(size.1) * 4;
+    let picture = match frames {
+        Some(frames) => {
+            limits.check_animation(frames, size)?;
+            let needed = canvas_bytes.saturating_mul(ANIMATION_CANVASES);
+            limits.check_alloc(needed)?;
+            drop(decoder);
+            if format == ImageFormat::Gif {
+                let decoder = GifDecoder::new(Cursor::new(data))
+                    .map_err(|e| from_image(e, needed, limits))?;
+                decode_frames(decoder, needed, limits)?
+            } else {
+                let decoder = WebPDecoder::new(Cursor::new(data))
+                    .map_err(|e| from_image(e, needed, limits))?;
+                decode_frames(decoder, needed, limits)?
+            }
         }
-        ImageFormat::WebP if is_animated_webp(data) => {
-            let decoder =
-                WebPDecoder::new(Cursor::new(data)).map_err(|e| from_image(e, size, limits))?;
-            decode_frames(decoder, size, limits)?
+        None => {
+            let needed = decoder.total_bytes().saturating_mul(still_factor(format));
+            limits.check_alloc(needed)?;
+            decoder
+                .set_limits(decode_limits(limits))
+                .map_err(|e| from_image(e, needed, limits))?;
+            DynamicImage::from_decoder(decoder).map_err(|e| from_image(e, needed, limits))?
         }
-        _ => decode_single(data, format, size, limits)?,
     };
     Ok((size, picture))
 }
@@ -70,49 +104,29 @@ pub(crate) fn encode_thumbnail(
     Ok(jpeg)
 }
 
-/// Reads width and height from the header alone and refuses sizes over the
-/// limits; no pixel buffer is allocated yet.
-fn dimensions(data: &[u8], format: ImageFormat, limits: &Limits) -> Result<(u32, u32), MediaError> {
+/// A decoder that has read the header alone (size, colour type); no pixel
+/// buffer exists yet. Without limits, so that an oversized file still tells
+/// its size and the refusal can name it.
+fn header(data: &[u8], format: ImageFormat) -> Result<impl ImageDecoder + '_, MediaError> {
     let mut reader = ImageReader::with_format(Cursor::new(data), format);
-    // Side limits would make the decoder fail without telling the size.
-    let mut header_limits = decode_limits(limits);
-    header_limits.max_image_width = None;
-    header_limits.max_image_height = None;
-    reader.limits(header_limits);
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| MediaError::CorruptImage(format!("unreadable header: {e}")))?;
-    limits.check_frame(width, height)?;
-    Ok((width, height))
-}
-
-/// Decodes a single-frame image completely.
-fn decode_single(
-    data: &[u8],
-    format: ImageFormat,
-    size: (u32, u32),
-    limits: &Limits,
-) -> Result<DynamicImage, MediaError> {
-    if format == ImageFormat::Jpeg {
-        jpeg_reaches_end(data).map_err(MediaError::CorruptImage)?;
-    }
-    let mut reader = ImageReader::with_format(Cursor::new(data), format);
-    reader.limits(decode_limits(limits));
-    reader.decode().map_err(|e| from_image(e, size, limits))
+    reader.no_limits();
+    reader
+        .into_decoder()
+        .map_err(|e| MediaError::CorruptImage(format!("unreadable header: {e}")))
 }
 
 /// Decodes every frame of an animation; returns the first.
 fn decode_frames<'a>(
     mut decoder: impl AnimationDecoder<'a> + ImageDecoder,
-    size: (u32, u32),
+    needed: u64,
     limits: &Limits,
 ) -> Result<DynamicImage, MediaError> {
     decoder
         .set_limits(decode_limits(limits))
-        .map_err(|e| from_image(e, size, limits))?;
+        .map_err(|e| from_image(e, needed, limits))?;
     let mut first = None;
     for frame in decoder.into_frames() {
-        let frame = frame.map_err(|e| from_image(e, size, limits))?;
+        let frame = frame.map_err(|e| from_image(e, needed, limits))?;
         if first.is_none() {
             first = Some(DynamicImage::ImageRgba8(frame.into_buffer()));
         }
@@ -120,31 +134,89 @@ fn decode_frames<'a>(
     first.ok_or_else(|| MediaError::CorruptImage("the animation has no frames".into()))
 }
 
-/// `image` limits matching ours, for the decoding pass.
+/// `image` limits matching ours, for the decoding pass: a backstop behind the
+/// checks made from the header.
 fn decode_limits(limits: &Limits) -> image::Limits {
     let mut decode = image::Limits::default();
     decode.max_image_width = Some(limits.max_dimension);
     decode.max_image_height = Some(limits.max_dimension);
-    decode.max_alloc = Some(
-        limits
-            .max_pixels
-            .saturating_mul(MAX_BYTES_PER_PIXEL)
-            .saturating_add(ALLOC_SLACK),
-    );
+    decode.max_alloc = Some(limits.max_alloc);
     decode
 }
 
-fn from_image(error: ImageError, (width, height): (u32, u32), limits: &Limits) -> MediaError {
+/// Maps a decoding error; `needed` is the memory the header promised, named
+/// if `image`'s own allocation limit trips anyway (a GIF frame larger than
+/// its canvas, say).
+fn from_image(error: ImageError, needed: u64, limits: &Limits) -> MediaError {
     match error {
-        ImageError::Limits(_) => MediaError::DecompressionBomb {
-            width,
-            height,
-            max_pixels: limits.max_pixels,
-            max_dimension: limits.max_dimension,
+        ImageError::Limits(_) => MediaError::OverMemoryBudget {
+            needed: needed.max(limits.max_alloc.saturating_add(1)),
+            budget: limits.max_alloc,
         },
         ImageError::Unsupported(e) => MediaError::Unsupported(e.to_string()),
         e => MediaError::CorruptImage(e.to_string()),
     }
+}
+
+/// Image descriptors in a GIF, counted by walking its block structure
+/// without decompressing anything. The count stops where the structure
+/// does (trailer, truncation, garbage); decoding judges the rest.
+fn gif_frame_count(data: &[u8]) -> u64 {
+    /// Length of a colour table announced by `flags`, if any.
+    fn table(flags: u8) -> usize {
+        if flags & 0x80 != 0 {
+            3 << ((flags & 7) + 1)
+        } else {
+            0
+        }
+    }
+    /// Index past a chain of data sub-blocks starting at `at`.
+    fn skip_sub_blocks(data: &[u8], mut at: usize) -> Option<usize> {
+        loop {
+            let n = usize::from(*data.get(at)?);
+            at += 1 + n;
+            if n == 0 {
+                return Some(at);
+            }
+        }
+    }
+    let Some(&flags) = data.get(10) else {
+        return 0;
+    };
+    // Header (6), logical screen descriptor (7), global colour table.
+    let mut at = Some(13 + table(flags));
+    let mut frames = 0;
+    while let Some(here) = at {
+        at = match data.get(here) {
+            // Image descriptor (10), local colour table, LZW code size, data.
+            Some(0x2c) => {
+                frames += 1;
+                data.get(here + 9)
+                    .and_then(|&f| skip_sub_blocks(data, here + 10 + table(f) + 1))
+            }
+            // Extension: label, then sub-blocks.
+            Some(0x21) => skip_sub_blocks(data, here + 2),
+            _ => None,
+        };
+    }
+    frames
+}
+
+/// `ANMF` chunks of an animated WebP, counted by walking its RIFF chunks.
+fn webp_frame_count(data: &[u8]) -> u64 {
+    let mut at = 12; // RIFF, size, WEBP
+    let mut frames = 0;
+    while let (Some(fourcc), Some(size)) = (data.get(at..at + 4), data.get(at + 4..at + 8)) {
+        if fourcc == b"ANMF" {
+            frames += 1;
+        }
+        let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        at = at
+            .saturating_add(8)
+            .saturating_add(size)
+            .saturating_add(size & 1);
+    }
+    frames
 }
 
 /// Whether a WebP file has the animation flag in its VP8X header.
@@ -256,6 +328,42 @@ mod tests {
             b"\xff\xd8\xff\xe0\x00\x01",
             Err("segment length 1 at byte 4"),
         );
+    }
+
+    #[test]
+    fn counts_frames_without_decoding() {
+        // Header, screen 1x1 with a 2-colour table, an extension, two frames
+        // (the second with a 2-colour local table), trailer.
+        let mut gif = b"GIF89a\x01\0\x01\0\x80\0\0".to_vec();
+        gif.extend_from_slice(&[0; 6]);
+        gif.extend_from_slice(b"\x21\xf9\x04\0\x0a\0\0\0");
+        gif.extend_from_slice(b"\x2c\0\0\0\0\x01\0\x01\0\0\x02\x02\x44\x01\0");
+        gif.extend_from_slice(b"\x2c\0\0\0\0\x01\0\x01\0\x80");
+        gif.extend_from_slice(&[0; 6]);
+        gif.extend_from_slice(b"\x02\x02\x44\x01\0\x3b");
+        assert_eq!(gif_frame_count(&gif), 2);
+        assert_eq!(gif_frame_count(&gif[..gif.len() - 8]), 2); // cut in the data
+        assert_eq!(gif_frame_count(&gif[..30]), 1);
+        assert_eq!(gif_frame_count(b"GIF89a"), 0);
+
+        let chunk = |fourcc: &[u8], body: &[u8]| {
+            let mut c = fourcc.to_vec();
+            c.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            c.extend_from_slice(body);
+            if body.len() % 2 == 1 {
+                c.push(0);
+            }
+            c
+        };
+        let mut webp = b"RIFF\0\0\0\0WEBP".to_vec();
+        webp.extend(chunk(b"VP8X", &[2, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+        webp.extend(chunk(b"ANIM", &[0; 6]));
+        for _ in 0..3 {
+            webp.extend(chunk(b"ANMF", &[0; 17]));
+        }
+        assert_eq!(webp_frame_count(&webp), 3);
+        assert_eq!(webp_frame_count(&webp[..webp.len() - 1]), 3);
+        assert_eq!(webp_frame_count(&webp[..webp.len() - 30]), 2);
     }
 
     #[test]

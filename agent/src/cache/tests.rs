@@ -306,3 +306,61 @@ fn a_lock_that_stays_held_is_an_error_not_damage() {
     assert!(dir.path().join("cache.sled").exists());
     assert!(!dir.path().join("cache.sled.broken-100").exists());
 }
+
+#[test]
+fn a_cut_download_keeps_its_whole_chunks_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3 * CHUNK_BYTES + 1000)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let sha = Sha256::of(&data).to_string();
+    {
+        let (cache, _) = Cache::open(dir.path(), 1 << 20, 0).unwrap();
+        let mut w = cache.resume(&sha, 7).unwrap();
+        assert_eq!(w.len(), 0);
+        w.write(&data[..2 * CHUNK_BYTES + 10]).unwrap();
+        drop(w); // cut: the tail of 10 bytes is lost, the two whole chunks stay
+        assert_eq!(cache.held(&sha).unwrap(), 2 * CHUNK_BYTES as u64);
+        assert_eq!(cache.partials().unwrap(), std::slice::from_ref(&sha));
+        assert!(!cache.contains(&sha).unwrap());
+        assert_eq!(cache.stats(), CacheStats::default());
+        cache.flush().unwrap();
+    }
+    let (cache, _) = Cache::open(dir.path(), 1 << 20, 0).unwrap();
+    assert_eq!(cache.held(&sha).unwrap(), 2 * CHUNK_BYTES as u64);
+    let mut w = cache.resume(&sha, 8).unwrap();
+    assert_eq!(w.len(), 2 * CHUNK_BYTES as u64);
+    w.write(&data[2 * CHUNK_BYTES..]).unwrap();
+    w.finish().unwrap();
+    assert_eq!(cache.get(&sha).unwrap(), Some(data.clone()));
+    assert!(cache.partials().unwrap().is_empty());
+    assert_eq!(cache.stats().items, 1);
+
+    // A wrong prefix fails the whole hash and is dropped; so is a restart's old prefix.
+    let other: Vec<u8> = (0..2 * CHUNK_BYTES).map(|i| (i % 7) as u8).collect();
+    let other_sha = Sha256::of(&other).to_string();
+    let mut w = cache.resume(&other_sha, 9).unwrap();
+    w.write(&data[..CHUNK_BYTES]).unwrap();
+    drop(w);
+    let mut w = cache.resume(&other_sha, 9).unwrap();
+    w.write(&other[CHUNK_BYTES..]).unwrap();
+    assert!(matches!(w.finish(), Err(CacheError::Mismatch { .. })));
+    assert_eq!(chunk_count(&cache, &other_sha), 0);
+    assert!(cache.partials().unwrap().is_empty());
+    let mut w = cache.resume(&other_sha, 9).unwrap();
+    w.write(&data[..CHUNK_BYTES]).unwrap();
+    w.restart().unwrap();
+    w.write(&other).unwrap();
+    w.finish().unwrap();
+    assert!(cache.verify(&other_sha).unwrap());
+
+    // A partial download of a creative no longer referenced goes at eviction.
+    let mut w = cache.resume(&Sha256::of(b"gone").to_string(), 9).unwrap();
+    w.write(&[0; CHUNK_BYTES]).unwrap();
+    drop(w);
+    assert_eq!(cache.partials().unwrap().len(), 1);
+    cache
+        .evict_to_fit(&HashSet::new(), &set(&[&sha, &other_sha]))
+        .unwrap();
+    assert!(cache.partials().unwrap().is_empty());
+}

@@ -1,5 +1,6 @@
 //! Storing one creative: chunk by chunk while hashing, marked complete only when the hash
-//! matches.
+//! matches. A resumable writer ([`Cache::resume`]) keeps what it wrote when it is dropped
+//! unfinished, as a partial entry whose whole chunks a later download continues from.
 
 use std::sync::atomic::Ordering;
 
@@ -35,6 +36,79 @@ impl Cache {
             len: 0,
             added: now_unix,
             finished: false,
+            keep: false,
+        })
+    }
+
+    /// How many bytes of `sha256` a partial entry holds: its run of whole chunks from index
+    /// 0 (what [`Cache::resume`] continues from); 0 for any other entry or none. Reads
+    /// the chunks' keys and sizes, hashes nothing.
+    pub fn held(&self, sha256: &str) -> Result<u64, CacheError> {
+        let partial = self.meta_of(sha256)?.filter(|m| m.state == State::Partial);
+        let (Some(_), Some(prefix)) = (partial, chunk_prefix(sha256)) else {
+            return Ok(0);
+        };
+        let mut whole: u32 = 0;
+        for row in self.t()?.chunks.scan_prefix(prefix) {
+            let (k, v) = row?;
+            if k.get(32..) != Some(&whole.to_be_bytes()[..]) || v.len() != CHUNK_BYTES {
+                break;
+            }
+            whole += 1;
+        }
+        Ok(u64::from(whole) * CHUNK_BYTES as u64)
+    }
+
+    /// A resumable writer for the creative `sha256`: continues a partial entry from its run
+    /// of whole chunks (re-hashed here, chunk by chunk; whatever follows a gap or a short
+    /// chunk is removed), or starts one. [`CacheWriter::len`] says how many bytes it holds:
+    /// the offset to download from. Dropped unfinished it keeps what it wrote, so a cut
+    /// download loses at most one chunk; a hash mismatch at [`CacheWriter::finish`] or
+    /// [`CacheWriter::discard`] removes it. A complete entry under that hash is replaced.
+    pub fn resume(&self, sha256: &str, now_unix: u64) -> Result<CacheWriter<'_>, CacheError> {
+        let partial = self.meta_of(sha256)?.filter(|m| m.state == State::Partial);
+        let Some(meta) = partial else {
+            let mut w = self.writer(sha256, now_unix)?;
+            w.keep = true;
+            w.mark(State::Partial)?;
+            return Ok(w);
+        };
+        let prefix = chunk_prefix(sha256).ok_or_else(|| CacheError::Mismatch {
+            expected: sha256.to_owned(),
+            got: "a key that is not a SHA-256 hex digest".into(),
+        })?;
+        let trees = self.t()?;
+        let mut hasher = sha2::Sha256::new();
+        let mut whole: u32 = 0;
+        let mut stale = Vec::new();
+        for row in trees.chunks.scan_prefix(prefix) {
+            let (k, v) = row?;
+            let in_run = stale.is_empty()
+                && k.get(32..) == Some(&whole.to_be_bytes()[..])
+                && v.len() == CHUNK_BYTES;
+            if in_run {
+                hasher.update(&v);
+                self.touched.fetch_add(v.len() as u64, Ordering::Relaxed);
+                whole += 1;
+            } else {
+                stale.push(k);
+            }
+        }
+        for k in stale {
+            trees.chunks.remove(k)?;
+        }
+        Ok(CacheWriter {
+            trees,
+            cache: self,
+            sha256: sha256.to_owned(),
+            prefix,
+            hasher,
+            buf: Vec::with_capacity(CHUNK_BYTES),
+            next_index: whole,
+            len: u64::from(whole) * CHUNK_BYTES as u64,
+            added: meta.added,
+            finished: false,
+            keep: true,
         })
     }
 }
@@ -54,6 +128,8 @@ pub struct CacheWriter<'a> {
     len: u64,
     added: u64,
     finished: bool,
+    /// Dropped unfinished, keep the whole chunks as a partial entry (a resumable writer).
+    keep: bool,
 }
 
 impl CacheWriter<'_> {
@@ -68,6 +144,34 @@ impl CacheWriter<'_> {
                 self.flush_chunk()?;
             }
         }
+        Ok(())
+    }
+
+    /// Forgets everything written and starts again from byte 0 (the server sent the whole
+    /// file where a range was asked for).
+    pub fn restart(&mut self) -> Result<(), CacheError> {
+        self.cache.remove_chunks(&self.sha256)?;
+        self.hasher = sha2::Sha256::new();
+        self.buf.clear();
+        self.next_index = 0;
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Drops the entry and what was written (the bytes are known to be wrong).
+    pub fn discard(mut self) {
+        self.keep = false;
+    }
+
+    fn mark(&self, state: State) -> Result<(), CacheError> {
+        let meta = Meta {
+            state,
+            added: self.added,
+            bytes: self.len,
+        };
+        self.trees
+            .meta
+            .insert(self.sha256.as_bytes(), &meta.encode()[..])?;
         Ok(())
     }
 
@@ -96,6 +200,7 @@ impl CacheWriter<'_> {
     pub fn finish(mut self) -> Result<(), CacheError> {
         let got = hex::encode(std::mem::take(&mut self.hasher).finalize());
         if got != self.sha256 {
+            self.keep = false;
             return Err(CacheError::Mismatch {
                 expected: self.sha256.clone(),
                 got,
@@ -124,6 +229,13 @@ impl CacheWriter<'_> {
 
 impl Drop for CacheWriter<'_> {
     fn drop(&mut self) {
+        if !self.finished && self.keep {
+            // The whole chunks stay; the tail in `buf` is fetched again.
+            if let Err(e) = self.mark(State::Partial) {
+                tracing::warn!(sha256 = %self.sha256, error = %e, "cannot keep a cut download");
+            }
+            return;
+        }
         if !self.finished {
             if let Err(e) = self.cache.remove(&self.sha256) {
                 tracing::warn!(sha256 = %self.sha256, error = %e, "cannot remove an unfinished media entry; the next start will");

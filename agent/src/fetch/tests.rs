@@ -45,7 +45,7 @@ async fn serve(routes: Vec<(String, Vec<u8>)>) -> String {
 }
 
 /// A clock that reads `at` (a scaled clock crawling from it).
-fn clock_at(at: &str) -> Clock {
+pub(super) fn clock_at(at: &str) -> Clock {
     let scale = crate::clock::Scaled::new(
         at.parse().unwrap(),
         chrono::Utc::now().timestamp_millis(),
@@ -55,7 +55,7 @@ fn clock_at(at: &str) -> Clock {
     Clock::scaled(scale)
 }
 
-fn fetcher(
+pub(super) fn fetcher(
     server_url: String,
     dir: &std::path::Path,
     held: Option<HeldSchedule>,
@@ -72,9 +72,21 @@ fn fetcher(
             schedules: rx,
             clock: clock_at("2023-12-31T23:00:00Z"),
             horizon: chrono::Duration::minutes(horizon_minutes),
+            retry: quick_retry(),
         },
         tx,
     )
+}
+
+/// Retries a few milliseconds apart, so tests of failures do not wait.
+pub(super) fn quick_retry() -> Retry {
+    Retry {
+        attempts: 3,
+        attempt_base: Duration::from_millis(5),
+        attempt_cap: Duration::from_millis(20),
+        creative_base: Duration::from_secs(60),
+        creative_cap: Duration::from_secs(600),
+    }
 }
 
 fn routes(held: &HeldSchedule, bodies: &[&[u8]]) -> Vec<(String, Vec<u8>)> {
@@ -103,7 +115,7 @@ async fn downloads_checks_and_caches() {
     let (f, _tx) = fetcher(url, dir.path(), None, 1 << 20, 60);
     f.fetch_one(&creatives[0]).await.unwrap();
     assert!(f.cache.contains(&Sha256::of(good).to_string()).unwrap());
-    let err = f.fetch_one(&creatives[1]).await.unwrap_err();
+    let err = f.fetch_one(&creatives[1]).await.unwrap_err().0;
     assert!(
         matches!(err, FetchError::Cache(CacheError::Mismatch { .. })),
         "{err}"
@@ -113,7 +125,7 @@ async fn downloads_checks_and_caches() {
         ..creatives[0].clone()
     };
     assert!(matches!(
-        f.fetch_one(&short).await.unwrap_err(),
+        f.fetch_one(&short).await.unwrap_err().0,
         FetchError::Size { got: 3, .. }
     ));
     let missing = WireCreative {
@@ -121,7 +133,7 @@ async fn downloads_checks_and_caches() {
         ..creatives[0].clone()
     };
     assert!(matches!(
-        f.fetch_one(&missing).await.unwrap_err(),
+        f.fetch_one(&missing).await.unwrap_err().0,
         FetchError::Http { .. }
     ));
     let absolute = WireCreative {
@@ -129,7 +141,7 @@ async fn downloads_checks_and_caches() {
         ..creatives[0].clone()
     };
     assert!(matches!(
-        f.fetch_one(&absolute).await.unwrap_err(),
+        f.fetch_one(&absolute).await.unwrap_err().0,
         FetchError::BadUrl { .. }
     ));
     let held = Arc::new(held);
@@ -201,7 +213,8 @@ async fn horizon_first_and_runway() {
     );
     let held = Arc::new(held);
     let (events, mut rx) = mpsc::channel::<Coverage>(4);
-    assert!(f.look(&held, &events).await);
+    let mut failures = Failures::new(RETRY_BASE, RETRY_CAP);
+    assert!(f.look(&held, &events, &mut failures).await);
     let got = rx.recv().await.unwrap();
     assert!(got.ready);
     assert_eq!(
@@ -218,7 +231,9 @@ async fn horizon_first_and_runway() {
     let (f, _tx) = fetcher(url, dir.path(), None, 2000, 60);
     let needs = f.needs(&held).await;
     assert_eq!(needs.uses.last().unwrap().sha256, shas[2]);
-    let got = f.coverage(&held, &needs, false).await;
+    let got = f
+        .coverage(&held, &needs, false, &Failures::new(RETRY_BASE, RETRY_CAP))
+        .await;
     assert_eq!(
         got.playable_until,
         Some("2023-12-31T23:30:00Z".parse().unwrap())

@@ -64,6 +64,7 @@ impl Rig {
             connected: false,
             media_ready: false,
             playable_until: None,
+            download_failures: Vec::new(),
             published: None,
         };
         Rig {
@@ -422,5 +423,6 @@ fn ready(version: u64) -> Coverage {
         version,
         ready: true,
         playable_until: Some(chrono::Utc::now() + chrono::Duration::hours(24)),
+        failures: Vec::new(),
     }
 }

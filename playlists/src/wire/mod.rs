@@ -10,7 +10,7 @@ pub mod status;
 pub use pop::{PlayRecord, PlayStatus, PopAck, PopBatch};
 pub use schedule::{ScheduleDoc, WireCreative};
 pub use signed::{Keypair, SignedEnvelope, WireError};
-pub use status::{Command, CommandAction, Status};
+pub use status::{Command, CommandAction, DownloadFailure, Status};
 
 /// The current wire version, the `"v"` of every payload.
 pub const VERSION: u32 = 1;

@@ -43,6 +43,20 @@ pub struct Status {
     pub notes: Vec<String>,
     #[serde(default)]
     pub at: Option<DateTime<Utc>>,
+    /// Creatives whose download keeps failing (each retried later, with backoff).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub download_failures: Vec<DownloadFailure>,
+}
+
+/// A creative the agent could not download, as its status reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadFailure {
+    pub creative: String,
+    pub sha256: String,
+    /// Failed downloads in a row (each of several resumed attempts).
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ mod creatives;
 mod emergencies;
 pub mod error;
 mod fleet;
+mod media_serve;
 mod plans;
 mod reports;
 mod sites;
@@ -16,9 +17,9 @@ mod sites;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -200,28 +201,24 @@ async fn health() -> Json<Health> {
     security(()),
     params(("sha256" = String, Path, description = "64 lowercase hex digits")),
     responses(
-        (status = 200, description = "the file", content_type = "application/octet-stream"),
+        (status = 200, description = "the file (its sniffed type), streamed", content_type = "application/octet-stream"),
+        (status = 206, description = "the requested byte range", content_type = "application/octet-stream"),
+        (status = 304, description = "unchanged (If-None-Match)"),
         (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)
+        (status = 404, body = ErrorBody),
+        (status = 416, description = "the range cannot be satisfied")
     )
 )]
 async fn media(
     State(shared): State<Arc<Shared>>,
     ApiPath(sha256): ApiPath<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let sha =
         Sha256::parse(&sha256).map_err(|e| ApiError::invalid_field("sha256", e.to_string()))?;
     let path = shared.store.media_path(&sha);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok((
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/octet-stream"),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            ],
-            bytes,
-        )
-            .into_response()),
+    match media_serve::serve(&path, &sha, &headers).await {
+        Ok(response) => Ok(response),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(ApiError::not_found(format!("no media {sha256}")))
         }
