@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod emergency;
+pub mod generate;
 pub mod http;
 pub mod import;
 pub mod keys;
