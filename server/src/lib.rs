@@ -16,6 +16,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod ledger;
+pub mod logging;
 pub mod par;
 pub mod plan;
 pub mod provision;

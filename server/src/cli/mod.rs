@@ -27,6 +27,9 @@ use commands::{bench_plan, demo, serve, write_private};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (coloured only on a terminal) or as JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: crate::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,15 +275,8 @@ pub fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        // rumqttd reports every client disconnect as an error; keep it quiet unless asked.
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("{default_level},rumqttd=off"))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // rumqttd reports every client disconnect as an error; keep it quiet unless asked.
+    crate::logging::init(cli.log_format, &format!("{default_level},rumqttd=off"));
     match run(cli) {
         Ok(code) => code,
         // A reader that stopped early (`| head`) is not an error of ours.
