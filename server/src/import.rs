@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use playlists::scenario::{self, Measurement, Scenario, ScenarioError, ScenarioFile};
 use playlists::{MediaKind, Sha256};
+use rayon::prelude::*;
 
 use crate::store::{Store, StoreError, StoredMeasurement, StoredScenario};
 
@@ -75,8 +76,10 @@ pub fn load(dir: &Path) -> Result<Loaded, ImportError> {
     }
     // Decoding dominates: largest first, spread over the cores.
     files.sort_by_key(|(_, _, data)| std::cmp::Reverse(data.len()));
-    let measured =
-        crate::par::map_on_cores(&files, |(id, rel, data)| measure(id, rel, data, &limits));
+    let measured: Vec<_> = files
+        .par_iter()
+        .map(|(id, rel, data)| measure(id, rel, data, &limits))
+        .collect();
     let mut measurements = HashMap::new();
     let mut media = Vec::new();
     for m in measured {

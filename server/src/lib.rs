@@ -17,7 +17,6 @@ pub mod import;
 pub mod keys;
 pub mod ledger;
 pub mod logging;
-pub mod par;
 pub mod plan;
 pub mod provision;
 pub mod publisher;
