@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod emergency;
 pub mod fetch;
+pub mod logging;
 pub mod main_loop;
 pub mod memory;
 pub mod mqtt;

@@ -42,6 +42,9 @@ struct Cli {
     /// written to DATA_DIR/web.addr).
     #[arg(long, default_value_t = agent::DEFAULT_WEB_ADDR)]
     web_addr: std::net::SocketAddr,
+    /// Log lines as text (coloured only on a terminal) or as JSON lines.
+    #[arg(long, value_enum, default_value_t)]
+    log_format: agent::logging::LogFormat,
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,13 +67,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn start(cli: Cli) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    agent::logging::init(cli.log_format, "info");
     let config = AgentConfig::load(&cli.config)?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use playlists::scenario::{self, Measurement, Scenario, ScenarioError, ScenarioFile};
 use playlists::{MediaKind, Sha256};
+use rayon::prelude::*;
 
 use chrono::{DateTime, Utc};
 
@@ -124,9 +125,10 @@ pub fn load_parts(
     files.clear();
     // Decoding dominates: largest first, spread over the cores.
     media_files.sort_by_key(|(_, _, data)| std::cmp::Reverse(data.len()));
-    let measured = crate::par::map_on_cores(&media_files, |(id, rel, data)| {
-        measure(id, rel, data, &limits)
-    });
+    let measured: Vec<_> = media_files
+        .par_iter()
+        .map(|(id, rel, data)| measure(id, rel, data, &limits))
+        .collect();
     let mut measurements = HashMap::new();
     let mut media = Vec::new();
     for m in measured {

@@ -1,5 +1,5 @@
 //! Planned plays over a window, as CSV or a table: the same planner the agents play with,
-//! run per screen on all cores, written in screen then time order.
+//! run per screen on all cores (rayon), written in screen then time order.
 
 use std::io::Write;
 
@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use playlists::timefmt::push_utc;
 use playlists::{Catalogue, Planner, ScreenId, ScreenSchedule};
+use rayon::prelude::*;
 
 pub const CSV_HEADER: &str = "screen_id,venue_id,slot_start,campaign_id,creative_id\n";
 
@@ -77,10 +78,7 @@ pub fn write_plan(
     format: Format,
     out: &mut dyn Write,
 ) -> std::io::Result<u64> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .max(1);
+    let threads = rayon::current_num_threads();
     let mut total = 0;
     if format == Format::Csv {
         out.write_all(CSV_HEADER.as_bytes())?;
@@ -92,7 +90,7 @@ pub fn write_plan(
         )?;
     }
     for group in schedules.chunks(threads * 2) {
-        let parts = crate::par::map_on_cores(group, |s| screen_csv(s, from, to));
+        let parts: Vec<_> = group.par_iter().map(|s| screen_csv(s, from, to)).collect();
         for (bytes, rows) in parts {
             total += rows;
             match format {

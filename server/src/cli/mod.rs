@@ -26,6 +26,9 @@ use commands::{bench_plan, demo, serve, write_private};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (coloured only on a terminal) or as JSON lines.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: crate::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +168,11 @@ enum Command {
         #[command(subcommand)]
         command: EmergencyCommand,
     },
+    /// Scenario tools.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -274,6 +282,29 @@ enum UsersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ScenarioCommand {
+    /// Writes a city-sized scenario: the Beijing scenario's venues, screens, campaigns and
+    /// media, plus generated venues and screens across the 16 districts (deterministic
+    /// from the seed).
+    Generate {
+        /// Venues in all (at least the base scenario's 42).
+        #[arg(long)]
+        venues: usize,
+        /// Screens in all (at least one per venue).
+        #[arg(long)]
+        screens: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A new or empty directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// The base scenario (default: the Beijing one shipped here).
+        #[arg(long)]
+        base: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Plans a scenario's window to /dev/null as CSV and prints slots per second.
     Plan {
@@ -335,15 +366,8 @@ pub fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        // rumqttd reports every client disconnect as an error; keep it quiet unless asked.
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(format!("{default_level},rumqttd=off"))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // rumqttd reports every client disconnect as an error; keep it quiet unless asked.
+    crate::logging::init(cli.log_format, &format!("{default_level},rumqttd=off"));
     match run(cli) {
         Ok(code) => code,
         // A reader that stopped early (`| head`) is not an error of ours.
@@ -524,6 +548,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             EmergencyCommand::List { target } => state::emergencies(&target.resolve()?),
         },
+        Command::Scenario {
+            command:
+                ScenarioCommand::Generate {
+                    venues,
+                    screens,
+                    seed,
+                    out,
+                    base,
+                },
+        } => {
+            let base = base.unwrap_or_else(default_scenario);
+            let opts = crate::generate::GenerateOptions {
+                venues,
+                screens,
+                seed,
+            };
+            let s = crate::generate::generate(&base, &out, &opts)?;
+            println!(
+                "wrote {}: {} venues, {} screens ({} in districts, {} on trains), {} creatives, {} campaigns",
+                out.display(),
+                s.venues,
+                s.screens,
+                s.screens - s.moving_screens,
+                s.moving_screens,
+                s.creatives,
+                s.campaigns
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             command:
                 BenchCommand::Plan {
