@@ -27,10 +27,16 @@ server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 base="http://127.0.0.1:$http_port"
-for _ in $(seq 1 100); do
-  curl -fsS "$base/health" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+python3 - "$base/health" <<'WAIT'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit("the server did not answer /health")
+WAIT
 token=$(cat "$work/store/admin.token")
 status=0
 st run "$base/api/v1/openapi.json" \

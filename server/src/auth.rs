@@ -38,15 +38,22 @@ pub fn new_token() -> Result<String, String> {
     Ok(hex::encode(bytes))
 }
 
-/// Makes the `admin` user from `DATA_DIR/admin.token` when the store has no users yet;
+/// Makes the `admin` user from `DATA_DIR/admin.token` when no user holds the admin role
+/// (a fresh store, or one where `users add` made only others before the first start);
 /// returns the token file's path when it did.
 pub fn bootstrap(store: &dyn Store) -> anyhow::Result<Option<PathBuf>> {
-    if !store.users()?.is_empty() {
+    let users = store.users()?;
+    if users.iter().any(|u| u.roles.contains(&Role::Admin)) {
         return Ok(None);
     }
+    let name = if users.iter().any(|u| u.name == "admin") {
+        "bootstrap-admin"
+    } else {
+        "admin"
+    };
     let token = AdminToken::load_or_create(store.dir())?;
     let user = User {
-        name: "admin".into(),
+        name: name.into(),
         roles: Role::ALL.to_vec(),
         token_sha256: token_hash(token.secret()),
         created_at: Utc::now(),

@@ -190,6 +190,8 @@ pub struct ImportSummary {
     pub screens: usize,
     pub creatives: usize,
     pub campaigns: usize,
+    /// Emergency takeovers among the scenario's events.
+    pub emergencies: usize,
     /// The revision it made; `None` when the catalogue already said the same.
     pub revision: Option<u64>,
     /// Entities absent from the scenario that were archived, decommissioned or retired.
@@ -200,12 +202,13 @@ impl ImportSummary {
     /// The line `signage import` prints.
     pub fn line(&self) -> String {
         format!(
-            "imported {:?}: {} venues, {} screens, {} creatives, {} campaigns{}{}",
+            "imported {:?}: {} venues, {} screens, {} creatives, {} campaigns, {} emergencies{}{}",
             self.name,
             self.venues,
             self.screens,
             self.creatives,
             self.campaigns,
+            self.emergencies,
             match self.revision {
                 Some(n) => format!(" (revision {n})"),
                 None => " (unchanged)".into(),
@@ -286,7 +289,13 @@ pub fn import_loaded(
         venues: c.venues.len(),
         screens: c.screens.len(),
         creatives: c.creatives.len(),
-        campaigns: c.campaigns.len(),
+        campaigns: loaded.file.campaigns.len(),
+        emergencies: loaded
+            .file
+            .events
+            .iter()
+            .filter(|e| e.action == "emergency_start")
+            .count(),
         revision: applied.revision.map(|r| r.number),
         archived,
     })

@@ -34,6 +34,9 @@ pub struct Window {
 
 pub const WINDOW_META: &str = "report_window";
 
+/// The longest window one report covers (planned plays are derived slot by slot).
+pub const MAX_WINDOW_DAYS: i64 = 366;
+
 impl Window {
     /// Fills missing ends from the stored default window.
     pub fn resolve(&self, store: &dyn Store) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
@@ -51,6 +54,12 @@ impl Window {
             .unwrap_or(to - chrono::TimeDelta::hours(24));
         if from >= to {
             return Err(WindowError(format!("from ({from}) must be before to ({to})")).into());
+        }
+        if to - from > chrono::TimeDelta::days(MAX_WINDOW_DAYS) {
+            return Err(WindowError(format!(
+                "the window from {from} to {to} is longer than {MAX_WINDOW_DAYS} days: ask for less"
+            ))
+            .into());
         }
         Ok((from, to))
     }

@@ -61,7 +61,16 @@ async fn seventy_two_hours_offline_lose_nothing() {
     // The broker goes away for 72 virtual hours.
     mosquitto.stop();
     let down = virtual_now();
-    let before = ledger.counts().unwrap();
+    // Batches received before the stop may still be on their way into the ledger.
+    let mut before = ledger.counts().unwrap();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = ledger.counts().unwrap();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     tokio::time::sleep(Duration::from_secs_f64(
         (OUTAGE_HOURS * 3600) as f64 / SPEED,
     ))

@@ -58,6 +58,19 @@ impl ApiClient {
         }
     }
 
+    /// Refuses early, with the server's own words, when the token's user lacks `role`.
+    pub async fn require(&self, role: crate::store::Role) -> anyhow::Result<()> {
+        let me: crate::http::UserView = self.get(&["whoami"], &[]).await?;
+        let user = crate::store::User {
+            name: me.name,
+            roles: me.roles,
+            token_sha256: String::new(),
+            created_at: me.created_at,
+        };
+        crate::auth::require(&user, &[role])
+            .map_err(|e| anyhow::anyhow!("server refused (403 Forbidden): {e}"))
+    }
+
     pub async fn get_text(
         &self,
         segments: &[&str],

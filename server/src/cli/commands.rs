@@ -183,11 +183,17 @@ pub(super) async fn serve(
     )
     .await?;
     tracing::info!(http = %handle.http_addr, "signage server running");
+    let token_file = handle.shared.store.dir().join(crate::admin::FILE);
     println!(
-        "signage server: http://{} (Ctrl-C to stop)\nAPI token of the first admin (every role): {}",
-        handle.http_addr,
-        handle.shared.store.dir().join(crate::admin::FILE).display()
+        "signage server: http://{} (Ctrl-C to stop)",
+        handle.http_addr
     );
+    if token_file.exists() {
+        println!(
+            "API token of the first admin (every role): {}",
+            token_file.display()
+        );
+    }
     shutdown.cancelled().await;
     handle.wait().await;
     Ok(ExitCode::SUCCESS)

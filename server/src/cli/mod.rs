@@ -393,7 +393,12 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// A closed standard output (`| head`), not a closed connection to a server (which can
+/// refuse an upload before reading it: that stays an error).
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    if e.chain().any(|c| c.is::<reqwest::Error>()) {
+        return false;
+    }
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             || matches!(c.downcast_ref::<crate::ledger::LedgerError>(), Some(crate::ledger::LedgerError::Io(m)) if m.contains("os error 32"))

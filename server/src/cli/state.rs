@@ -46,12 +46,19 @@ pub fn import(state: &State, dir: &Path, archive_missing: bool) -> anyhow::Resul
             crate::import::import(&catalogue, dir, &options)?
         }
         State::Api(api) => {
+            // The server refuses an upload it may not take before reading it, which the
+            // client only sees as a closed connection: ask first.
+            runtime()?.block_on(api.require(Role::Admin))?;
             let path = dir.join("scenario.json");
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
             let file = playlists::scenario::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let mut form = reqwest::multipart::Form::new().text("scenario", text);
+            // Part names are relative paths: sent as they are (`media/x.jpg`), not
+            // percent-encoded into the `name*` form the server does not read.
+            let mut form = reqwest::multipart::Form::new()
+                .percent_encode_noop()
+                .text("scenario", text);
             for (_, rel) in file.media_files() {
                 let data = std::fs::read(dir.join(&rel)).map_err(|e| {
                     anyhow::anyhow!("cannot read {}: {e}", dir.join(&rel).display())

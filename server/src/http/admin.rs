@@ -22,6 +22,7 @@ pub const MAX_IMPORT: usize = 1024 * 1024 * 1024;
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
         .routes(routes!(list_users, add_user))
+        .routes(routes!(whoami))
         .routes(routes!(import))
         .layer(DefaultBodyLimit::max(MAX_IMPORT))
 }
@@ -46,6 +47,18 @@ pub struct NewUser {
 pub struct CreatedUser {
     pub user: UserView,
     pub token: String,
+}
+
+/// The caller: its name and roles (any valid token).
+#[utoipa::path(get, path = "/api/v1/whoami",
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+async fn whoami(caller: Caller) -> Json<UserView> {
+    let u = caller.0;
+    Json(UserView {
+        name: u.name,
+        roles: u.roles,
+        created_at: u.created_at,
+    })
 }
 
 /// Every user.

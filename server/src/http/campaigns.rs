@@ -78,7 +78,7 @@ async fn create_campaign(
 }
 
 /// One campaign.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", params(("id" = String, Path, example = "rm2023-annual")),
     responses((status = 200, body = CampaignEntity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_campaign(
     State(shared): State<Arc<Shared>>,
@@ -95,7 +95,7 @@ async fn get_campaign(
 }
 
 /// Replaces a campaign's rules (an archived one cannot change).
-#[utoipa::path(put, path = "/api/v1/campaigns/{id}", params(("id" = String, Path)), request_body = FileCampaign,
+#[utoipa::path(put, path = "/api/v1/campaigns/{id}", params(("id" = String, Path, example = "rm2023-annual")), request_body = FileCampaign,
     responses((status = 200, body = CampaignEntity), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn put_campaign(
@@ -128,7 +128,7 @@ async fn put_campaign(
 
 /// Archives a campaign: it plays nowhere from its screens' next document on; what it
 /// played stays in the ledger and the change log.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/archive", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/archive", params(("id" = String, Path, example = "rm2023-annual")),
     responses((status = 200, body = CampaignEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn archive_campaign(

@@ -75,7 +75,7 @@ async fn list_creatives(
 }
 
 /// One creative.
-#[utoipa::path(get, path = "/api/v1/creatives/{id}", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/creatives/{id}", params(("id" = String, Path, example = "rm2023-w51-1")),
     responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_creative(
     State(shared): State<Arc<Shared>>,
@@ -253,7 +253,7 @@ async fn receive(
 }
 
 /// A JPEG of at most 320 pixels a side (videos: the first frame).
-#[utoipa::path(get, path = "/api/v1/creatives/{id}/thumbnail", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/creatives/{id}/thumbnail", params(("id" = String, Path, example = "rm2023-w51-1")),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn thumbnail(
@@ -284,7 +284,7 @@ async fn thumbnail(
 
 /// Retires a creative: it leaves every schedule; its history stays. Refused while a live
 /// campaign uses it.
-#[utoipa::path(post, path = "/api/v1/creatives/{id}/retire", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/creatives/{id}/retire", params(("id" = String, Path, example = "rm2023-w51-1")),
     responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn retire_creative(

@@ -63,7 +63,7 @@ async fn start(
 }
 
 /// Ends a takeover now: the next slot plays the normal rotation.
-#[utoipa::path(post, path = "/api/v1/emergencies/{id}/end", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/emergencies/{id}/end", params(("id" = String, Path, example = "alert-epidemic-2023-12-20")),
     responses((status = 200, body = Outcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn end(

@@ -31,7 +31,7 @@ use playlists::Sha256;
 
 use crate::app::Shared;
 use crate::store::{Role, User};
-pub use admin::CreatedUser;
+pub use admin::{CreatedUser, UserView};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 pub use plans::explain_text;
 

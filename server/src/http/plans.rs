@@ -42,10 +42,13 @@ pub const MAX_PLAN_DAYS: i64 = 31;
 #[into_params(parameter_in = Query)]
 struct PlanQuery {
     /// Screen ids, comma-separated (default: every screen).
+    #[param(example = "bj-metro-xidan-s1")]
     screen: Option<String>,
     /// RFC 3339.
+    #[param(example = "2023-12-20T08:00:00+08:00")]
     from: DateTime<Utc>,
     /// RFC 3339, after `from`, at most 31 days later.
+    #[param(example = "2023-12-20T09:00:00+08:00")]
     to: DateTime<Utc>,
     /// `csv` (default) or `table`, as `signage plan` prints them.
     format: Option<String>,
@@ -113,8 +116,10 @@ pub fn check_window(from: DateTime<Utc>, to: DateTime<Utc>, max_days: i64) -> Re
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ExplainQuery {
+    #[param(example = "bj-metro-xidan-s1")]
     screen: String,
     /// RFC 3339: the slot containing this instant.
+    #[param(example = "2023-12-20T09:30:00+08:00")]
     at: DateTime<Utc>,
 }
 

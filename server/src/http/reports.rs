@@ -28,12 +28,29 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
 
 const AUDIT: &[Role] = &[Role::Auditor, Role::Admin];
 
+/// Which report.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(
+    dead_code,
+    reason = "documents the path parameter, which is parsed by hand for its error"
+)]
+enum ReportKind {
+    Plays,
+    Venues,
+    Screens,
+    Campaigns,
+    Creatives,
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ReportQuery {
     /// RFC 3339. Missing ends: the last simulated window, else the 24 hours up to the
     /// next whole hour.
+    #[param(example = "2023-12-20T06:00:00+08:00")]
     from: Option<DateTime<Utc>>,
+    #[param(example = "2023-12-20T12:00:00+08:00")]
     to: Option<DateTime<Utc>>,
     /// Only this venue.
     venue: Option<String>,
@@ -44,9 +61,9 @@ struct ReportQuery {
 /// Planned against delivered per venue, screen, campaign or creative (`plays`: one row per
 /// play, the export).
 #[utoipa::path(get, path = "/api/v1/reports/{kind}",
-    params(("kind" = String, Path, description = "plays, venues, screens, campaigns or creatives"), ReportQuery),
-    responses((status = 200, description = "the report", content(
-            (Vec<crate::report::ReportRow> = "application/json"), (String = "text/csv"), (String = "text/plain"))),
+    params(("kind" = inline(ReportKind), Path), ReportQuery),
+    responses((status = 200, description = "the report: for `plays` one object per play with the export's columns, else one per venue, screen, campaign or creative (`venue_id`, `screen_id`, … with `planned`, `delivered`, `partial`, `failed`, `compliance_pct`)", content(
+            (Vec<serde_json::Value> = "application/json"), (String = "text/csv"), (String = "text/plain"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn report(
     State(shared): State<Arc<Shared>>,

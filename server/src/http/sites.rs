@@ -64,7 +64,7 @@ async fn create_venue(
 }
 
 /// One venue.
-#[utoipa::path(get, path = "/api/v1/venues/{id}", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/venues/{id}", params(("id" = String, Path, example = "bj-metro-xidan")),
     responses((status = 200, body = VenueEntity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_venue(
     State(shared): State<Arc<Shared>>,
@@ -81,7 +81,7 @@ async fn get_venue(
 }
 
 /// Replaces a venue.
-#[utoipa::path(put, path = "/api/v1/venues/{id}", params(("id" = String, Path)), request_body = FileVenue,
+#[utoipa::path(put, path = "/api/v1/venues/{id}", params(("id" = String, Path, example = "bj-metro-xidan")), request_body = FileVenue,
     responses((status = 200, body = VenueEntity), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn put_venue(
@@ -163,7 +163,7 @@ async fn create_screen(
 }
 
 /// One screen.
-#[utoipa::path(get, path = "/api/v1/screens/{id}", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/screens/{id}", params(("id" = String, Path, example = "bj-metro-xidan-s1")),
     responses((status = 200, body = ScreenEntity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_screen(
     State(shared): State<Arc<Shared>>,
@@ -180,7 +180,7 @@ async fn get_screen(
 }
 
 /// Replaces a screen (a decommissioned one stays decommissioned).
-#[utoipa::path(put, path = "/api/v1/screens/{id}", params(("id" = String, Path)), request_body = FileScreen,
+#[utoipa::path(put, path = "/api/v1/screens/{id}", params(("id" = String, Path, example = "bj-metro-xidan-s1")), request_body = FileScreen,
     responses((status = 200, body = ScreenEntity), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn put_screen(
@@ -232,7 +232,7 @@ async fn put_screen_entity(
 }
 
 /// Takes a screen out of service: it gets no schedule from now on; its history stays.
-#[utoipa::path(post, path = "/api/v1/screens/{id}/decommission", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/screens/{id}/decommission", params(("id" = String, Path, example = "bj-metro-xidan-s1")),
     responses((status = 200, body = ScreenEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn decommission_screen(
@@ -284,7 +284,7 @@ struct ProvisionQuery {
 /// A new key for the screen and the agent's config (TOML, with the private key: store it
 /// safely). Older keys stay registered with their validity, so past proof of play still
 /// verifies.
-#[utoipa::path(post, path = "/api/v1/screens/{id}/provision", params(("id" = String, Path), ProvisionQuery),
+#[utoipa::path(post, path = "/api/v1/screens/{id}/provision", params(("id" = String, Path, example = "bj-metro-xidan-s1"), ProvisionQuery),
     responses((status = 200, description = "the agent config", content_type = "application/toml", body = String),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn provision_screen(

@@ -67,3 +67,7 @@ pub(super) fn scenarios_to_entities(store: &RedbStore) -> Result<(), StoreError>
     tracing::info!(entities = entities.len(), "store migrated to entities");
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "migrate_tests.rs"]
+mod tests;
