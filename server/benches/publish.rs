@@ -107,14 +107,14 @@ fn main() -> anyhow::Result<()> {
         })?;
         Ok((applied.affected.len(), t.elapsed().as_secs_f64()))
     };
-    let (touched, change_s) = edit("bench-daxing", "daxing")?;
+    let (touched, change_s) = edit("bench-xicheng", "xicheng")?;
     let affected = {
         let cat = catalogue.catalogue()?;
         cat.screens
             .iter()
             .filter(|s| {
                 cat.venue(&s.venue)
-                    .is_some_and(|v| v.district.as_deref() == Some("daxing"))
+                    .is_some_and(|v| v.district.as_deref() == Some("xicheng"))
             })
             .map(|s| s.id.to_string())
             .collect::<std::collections::BTreeSet<_>>()
@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "  one-district edit: catalogue change {change_s:.2} s ({touched} screens touched); {built} documents rebuilt, {changed} new versions: {s:.2} s"
     );
-    let (_, full_change_s) = edit("bench-haidian", "haidian")?;
+    let (_, full_change_s) = edit("bench-dongcheng", "dongcheng")?;
     let (built, changed, full_s) = build(None)?;
     println!(
         "  the same edit with a full rebuild: catalogue change {full_change_s:.2} s; {built} documents rebuilt, {changed} new versions: {full_s:.2} s ({:.0}x the targeted rebuild)",

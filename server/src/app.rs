@@ -42,6 +42,10 @@ pub struct Shared {
     pub emergencies: tokio::sync::Mutex<()>,
     /// What provisioned agents are told to connect to.
     pub agent_urls: AgentUrls,
+    /// Whether the MQTT connection is up (for `/ready`).
+    pub broker_connected: AtomicBool,
+    /// Proof-of-play batches waiting for the ingest worker (for `/ready`).
+    pub ingest_queue: std::sync::atomic::AtomicUsize,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -245,6 +249,8 @@ pub async fn start_with(
         clock: options.clock,
         emergencies: tokio::sync::Mutex::new(()),
         agent_urls,
+        broker_connected: AtomicBool::new(false),
+        ingest_queue: std::sync::atomic::AtomicUsize::new(0),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
@@ -273,6 +279,7 @@ pub async fn start_with(
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        shared.broker_connected.store(true, Ordering::SeqCst);
                         backoff = Duration::from_millis(200);
                         let t = &shared.topics;
                         for topic in [t.pop_all(target.shared_subscription), t.status_all()] {
@@ -287,6 +294,7 @@ pub async fn start_with(
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        shared.broker_connected.store(false, Ordering::SeqCst);
                         tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
                         tokio::select! {
                             _ = shutdown.cancelled() => break,
@@ -458,11 +466,16 @@ fn on_publish(shared: &Shared, ingest: &mpsc::Sender<Incoming>, topic: &str, pay
     if topic.ends_with("/pop") {
         // Never wait here: a full queue drops the batch, which the agent resends until
         // it is acknowledged.
-        if let Err(e) = ingest.try_send(Incoming {
+        match ingest.try_send(Incoming {
             topic_screen: screen.clone(),
             raw: payload,
         }) {
-            tracing::warn!(screen, error = %e, "ingest queue full; batch left for resend");
+            Ok(()) => {
+                shared.ingest_queue.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => {
+                tracing::warn!(screen, error = %e, "ingest queue full; batch left for resend")
+            }
         }
     } else if topic.ends_with("/status") {
         if payload.len() > playlists::wire::MAX_SMALL_BYTES {
@@ -490,6 +503,7 @@ async fn ingest_worker(shared: Arc<Shared>, client: AsyncClient, mut rx: mpsc::R
                 Err(_) => break,
             }
         }
+        shared.ingest_queue.fetch_sub(batch.len(), Ordering::SeqCst);
         let shared2 = shared.clone();
         let outcomes = tokio::task::spawn_blocking(move || {
             let keys = crate::store::current_keys(&*shared2.store).unwrap_or_default();

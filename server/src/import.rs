@@ -202,13 +202,14 @@ impl ImportSummary {
     /// The line `signage import` prints.
     pub fn line(&self) -> String {
         format!(
-            "imported {:?}: {} venues, {} screens, {} creatives, {} campaigns, {} emergencies{}{}",
+            "imported {:?}: {} venues, {} screens, {} creatives, {} campaigns, {} emergenc{}{}{}",
             self.name,
             self.venues,
             self.screens,
             self.creatives,
             self.campaigns,
             self.emergencies,
+            if self.emergencies == 1 { "y" } else { "ies" },
             match self.revision {
                 Some(n) => format!(" (revision {n})"),
                 None => " (unchanged)".into(),

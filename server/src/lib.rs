@@ -1,8 +1,8 @@
-//! `server`: the signage central scheduler. The store (redb) and its catalogue, scenario
-//! import, schedule documents and their publication over MQTT, proof-of-play ingest into the
-//! ledger, reports, HTTP (media, API, dashboard), emergency takeovers, and the fleet
-//! simulation. Scheduling rules
-//! live in `playlists`; media decoding in `media`.
+//! `server`: the signage central scheduler, a live multi-user service. The store boundary
+//! (`store`: traits, with redb behind them), the domain services (catalogue, import,
+//! publishing, reports, audit, forecast, emergencies), the MQTT side (`app`: publisher task,
+//! ingest worker), HTTP (`http`: API v1, media, dashboard), the CLI and the fleet
+//! simulation. Scheduling rules live in `playlists`; media decoding in `media`.
 
 pub mod admin;
 pub mod app;

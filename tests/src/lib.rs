@@ -173,3 +173,42 @@ impl Drop for Mosquitto {
         let _ = self.child.wait();
     }
 }
+
+/// Status and JSON body of an HTTP request (panics on a body that is not JSON).
+pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
+    (status, body)
+}
+
+/// Runs the real `signage` binary: (success, stdout, stderr).
+pub fn signage(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(signage_bin())
+        .args(args)
+        .output()
+        .expect("run signage");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CRC-32 of PNG chunks, for tests that forge PNG headers.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

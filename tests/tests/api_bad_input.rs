@@ -26,15 +26,6 @@ fn snapshot(env: &TestEnv) -> String {
     )
 }
 
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
-    (status, body)
-}
-
 fn beijing_media(name: &str) -> Vec<u8> {
     std::fs::read(tests::beijing().join("media").join(name)).expect("beijing media")
 }
@@ -62,24 +53,9 @@ fn png_bomb() -> Vec<u8> {
     // the header sniff, so rewrite it too.
     png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
     png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-    let crc = crc32(&png[12..29]);
+    let crc = tests::crc32(&png[12..29]);
     png[29..33].copy_from_slice(&crc.to_be_bytes());
     png
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,6 +73,11 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
     )
     .await;
     let before = snapshot(&env);
+
+    // Ready: the broker is connected, the store answers, ingest keeps up.
+    let (status, ready) = tests::send_json(http.get(format!("{}/ready", env.http_url()))).await;
+    assert_eq!((status, &ready["ready"]), (200, &json!(true)), "{ready}");
+    assert_eq!(ready["broker"]["detail"], "connected", "{ready}");
 
     let still = beijing_media("rm2023-w51-1.jpg");
     let truncated = still[..still.len() / 2].to_vec();
@@ -181,7 +162,7 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
             400, None, "from"),
     ];
     for (what, req, status, field, needle) in cases {
-        let (got, body) = send(req).await;
+        let (got, body) = tests::send_json(req).await;
         assert_eq!(got, status, "{what}: {body}");
         let error = &body["error"];
         let message = error["message"].as_str().unwrap_or_default();
@@ -199,15 +180,16 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
     // A good upload and campaign: stored, one revision each, and published only to the
     // screens of the district they target.
     let published_before = env.store.published().expect("published");
-    let (status, body) = send(http.post(&creatives).bearer_auth(&token).multipart(upload(
-        Some(json!({"id": "test-still", "title": "A test still", "duration_seconds": 10})),
-        Some(still.clone()),
-    )))
-    .await;
+    let (status, body) =
+        tests::send_json(http.post(&creatives).bearer_auth(&token).multipart(upload(
+            Some(json!({"id": "test-still", "title": "A test still", "duration_seconds": 10})),
+            Some(still.clone()),
+        )))
+        .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["spec"]["sha256"], json!(media::sha256_hex(&still)));
     assert_eq!(body["measurement"]["width"], json!(1920));
-    let (status, body) = send(
+    let (status, body) = tests::send_json(
         http.post(&campaigns)
             .bearer_auth(&token)
             .json(&campaign(json!({"creatives": ["test-still"]}))),

@@ -9,16 +9,6 @@ use tests::TestEnv;
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 
-/// Status and JSON body of a request.
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text:?}"));
-    (status, body)
-}
-
 /// What a refused request must leave alone.
 fn snapshot(env: &TestEnv) -> String {
     let published: std::collections::BTreeMap<_, _> = env
@@ -171,7 +161,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         ),
     ];
     for (what, req, status, needle) in cases {
-        let (got, body) = send(req).await;
+        let (got, body) = tests::send_json(req).await;
         let error = body["error"]["message"].as_str().unwrap_or_default();
         assert_eq!(got, status, "{what}: {body}");
         assert!(
@@ -182,10 +172,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
     }
 
     // A good request is stored, listed as active, and refused a second time.
-    let (status, body) = send(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
+    let (status, body) =
+        tests::send_json(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["screens"], json!([SCREEN]));
-    let (_, list) = send(http.get(&url).bearer_auth(&token)).await;
+    let (_, list) = tests::send_json(http.get(&url).bearer_auth(&token)).await;
     let listed = list
         .as_array()
         .expect("a list")
@@ -195,7 +186,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(listed["active"], true);
     let after_start = snapshot(&env);
     assert!(after_start != before, "the start changed nothing");
-    let (status, body) = send(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
+    let (status, body) =
+        tests::send_json(http.post(&url).bearer_auth(&token).body(with(json!({})))).await;
     assert_eq!(
         (status, body["error"]["message"].as_str().is_some()),
         (409, true)
@@ -209,17 +201,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let bad_token = env.tmp.path().join("wrong.token");
     std::fs::write(&bad_token, "11".repeat(32)).expect("token file");
     let good_token = env.store.dir().join(server::admin::FILE);
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(tests::signage_bin())
-            .args(args)
-            .output()
-            .expect("run signage");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let cli = tests::signage;
     let server_url = env.http_url();
     let end_with = |token: &std::path::Path| {
         tokio::task::block_in_place(|| {
@@ -283,7 +265,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     });
     assert!(ok, "{err}");
     assert!(out.contains("emergency alert-cli started at"), "{out}");
-    let (_, list) = send(http.get(&url).bearer_auth(&token)).await;
+    let (_, list) = tests::send_json(http.get(&url).bearer_auth(&token)).await;
     let active: Vec<(&str, bool)> = list
         .as_array()
         .expect("list")

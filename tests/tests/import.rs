@@ -249,7 +249,7 @@ fn decompression_bomb() {
             png.extend_from_slice(&ihdr);
             let mut crc_input = b"IHDR".to_vec();
             crc_input.extend_from_slice(&ihdr);
-            png.extend_from_slice(&crc32(&crc_input).to_be_bytes());
+            png.extend_from_slice(&tests::crc32(&crc_input).to_be_bytes());
             for (kind, data) in [
                 (&b"IDAT"[..], &b"\x78\x9c\x03\x00\x00\x00\x00\x01"[..]),
                 (&b"IEND"[..], &b""[..]),
@@ -257,27 +257,12 @@ fn decompression_bomb() {
                 png.extend_from_slice(&(data.len() as u32).to_be_bytes());
                 let chunk = [kind, data].concat();
                 png.extend_from_slice(&chunk);
-                png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+                png.extend_from_slice(&tests::crc32(&chunk).to_be_bytes());
             }
             replace_media(d, "rm2023-w51-4", "media/rm2023-w51-4.jpg", &png);
         },
         &["creative \"rm2023-w51-4\"", "100000"],
     );
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[test]

@@ -87,18 +87,6 @@ async fn watch_schedules(mqtt_url: &str) -> (AsyncClient, Arc<Mutex<BTreeMap<Str
     (client, seen)
 }
 
-fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(tests::signage_bin())
-        .args(args)
-        .output()
-        .expect("run signage");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_and_auditors_work_on_a_running_server() {
     let anchor_ms = Utc::now().timestamp_millis();
@@ -312,7 +300,7 @@ async fn staff_and_auditors_work_on_a_running_server() {
     let from = (start - TimeDelta::hours(1)).to_rfc3339();
     let to = (start + TimeDelta::hours(2)).to_rfc3339();
     let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(&[
+        tests::signage(&[
             "report",
             "screens",
             "--server",
@@ -341,7 +329,7 @@ async fn staff_and_auditors_work_on_a_running_server() {
         assert!(delivered(screen) > 0, "{screen} delivered nothing: {out}");
     }
     let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(&[
+        tests::signage(&[
             "audit",
             "verify",
             "--server",
@@ -353,7 +341,7 @@ async fn staff_and_auditors_work_on_a_running_server() {
     assert!(ok, "audit: {out}{err}");
     assert!(out.contains("ledger verified"), "{out}");
     let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(&[
+        tests::signage(&[
             "changes",
             "--server",
             &server_url,

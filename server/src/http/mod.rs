@@ -17,8 +17,8 @@ mod sites;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -72,6 +72,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(emergencies::router())
         .merge(admin::router())
         .routes(utoipa_axum::routes!(health))
+        .routes(utoipa_axum::routes!(ready))
         .routes(utoipa_axum::routes!(media))
         .split_for_parts()
 }
@@ -194,6 +195,74 @@ async fn health() -> Json<Health> {
     Json(Health { ok: true })
 }
 
+/// Whether the server can do its work, with the reason for each verdict.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Readiness {
+    ready: bool,
+    broker: Check,
+    store: Check,
+    ingest: Check,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Check {
+    ok: bool,
+    detail: String,
+}
+
+/// The ingest queue length above which the server says it is not keeping up.
+const INGEST_BEHIND: usize = 2048;
+
+/// Ready: the broker connection is up, the store answers, ingest keeps up (503 otherwise,
+/// with the reasons).
+#[utoipa::path(get, path = "/ready", security(()),
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Readiness>) {
+    use std::sync::atomic::Ordering;
+    let connected = shared.broker_connected.load(Ordering::SeqCst);
+    let queued = shared.ingest_queue.load(Ordering::SeqCst);
+    let s = shared.clone();
+    let store = match tokio::task::spawn_blocking(move || s.store.snapshot().map(|x| x.head)).await
+    {
+        Ok(Ok(head)) => Check {
+            ok: true,
+            detail: format!("catalogue at revision {head}"),
+        },
+        Ok(Err(e)) => Check {
+            ok: false,
+            detail: e.to_string(),
+        },
+        Err(e) => Check {
+            ok: false,
+            detail: e.to_string(),
+        },
+    };
+    let r = Readiness {
+        broker: Check {
+            ok: connected,
+            detail: if connected {
+                "connected"
+            } else {
+                "not connected"
+            }
+            .into(),
+        },
+        ingest: Check {
+            ok: queued < INGEST_BEHIND,
+            detail: format!("{queued} batches waiting"),
+        },
+        ready: false,
+        store,
+    };
+    let ready = r.broker.ok && r.store.ok && r.ingest.ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness { ready, ..r }))
+}
+
 /// A media file by its SHA-256 (what agents download).
 #[utoipa::path(
     get,
@@ -276,5 +345,57 @@ pub fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
             "id",
             format!("the body's id {body:?} is not the path's {path:?}"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// design.md's route table, each path with its methods, is in the generated document.
+    #[test]
+    fn the_openapi_document_lists_every_route_of_the_design() {
+        let doc = serde_json::to_value(super::api().1).expect("openapi json");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, methods) in [
+            ("/api/v1/venues", &["get", "post"][..]),
+            ("/api/v1/venues/{id}", &["get", "put"]),
+            ("/api/v1/screens", &["get", "post"]),
+            ("/api/v1/screens/{id}", &["get", "put"]),
+            ("/api/v1/screens/{id}/provision", &["post"]),
+            ("/api/v1/creatives", &["get", "post"]),
+            ("/api/v1/creatives/{id}", &["get"]),
+            ("/api/v1/creatives/{id}/thumbnail", &["get"]),
+            ("/api/v1/campaigns", &["get", "post"]),
+            ("/api/v1/campaigns/{id}", &["get", "put"]),
+            ("/api/v1/campaigns/{id}/archive", &["post"]),
+            ("/api/v1/import", &["post"]),
+            ("/api/v1/plan", &["get"]),
+            ("/api/v1/explain", &["get"]),
+            ("/api/v1/forecast", &["post"]),
+            ("/api/v1/reports/{kind}", &["get"]),
+            ("/api/v1/audit/verify", &["post"]),
+            ("/api/v1/fleet", &["get"]),
+            ("/api/v1/changes", &["get"]),
+            ("/api/v1/emergencies", &["get", "post"]),
+            ("/api/v1/emergencies/{id}/end", &["post"]),
+            ("/health", &["get"]),
+            ("/ready", &["get"]),
+            ("/media/{sha256}", &["get"]),
+        ] {
+            let item = paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} is not in the document"));
+            for m in methods {
+                assert!(item.get(*m).is_some(), "{m} {path} is not in the document");
+            }
+        }
+        // Every operation needs the bearer token except the open ones.
+        let open = ["/health", "/ready", "/media/{sha256}"];
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                let public = op["security"] == serde_json::json!([{}]);
+                assert_eq!(public, open.contains(&path.as_str()), "{method} {path}");
+            }
+        }
     }
 }
