@@ -92,7 +92,7 @@ fn dim_name(d: Dimension) -> &'static str {
 /// from when it took effect to the next version; a screen's first version from the
 /// beginning), so no later edit of the catalogue changes the planned figures of the past.
 /// A screen that was never published (a store from before documents were kept) is
-/// planned from the current catalogue.
+/// planned from the current catalogue; a decommissioned one up to its decommissioning.
 pub fn planned(
     store: &dyn Store,
     dim: Dimension,
@@ -100,7 +100,8 @@ pub fn planned(
     to: DateTime<Utc>,
     venue: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
-    let catalogue = crate::catalogue::build(&store.snapshot()?)?;
+    let snapshot = store.snapshot()?;
+    let catalogue = crate::catalogue::build(&snapshot)?;
     let server_key = crate::keys::server_key(store.dir())?.public();
     let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for v in &catalogue.venues {
@@ -133,6 +134,12 @@ pub fn planned(
     let mut screens: Vec<&String> = published.keys().collect();
     screens.sort();
     for screen in screens {
+        // A decommissioned screen is planned nothing from then on.
+        let to = snapshot
+            .screens
+            .get(screen.as_str())
+            .and_then(|s| s.decommissioned_at)
+            .map_or(to, |t| t.min(to));
         for (schedule, a, b) in in_force(store, &server_key, screen, from, to)? {
             count(&schedule, a, b);
         }
