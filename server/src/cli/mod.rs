@@ -593,34 +593,3 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => bench_plan(&scenario, from, to, runs),
     }
 }
-
-impl Target {
-    /// The server's API, or the store: `--data-dir` wins; a read never creates a store.
-    fn resolve(&self) -> anyhow::Result<state::State> {
-        self.resolve_with(crate::store::OpenMode::Existing)
-    }
-
-    /// As [`Target::resolve`], creating the store when there is none (`users add`,
-    /// `import`).
-    fn resolve_creating(&self) -> anyhow::Result<state::State> {
-        self.resolve_with(crate::store::OpenMode::Create)
-    }
-
-    fn resolve_with(&self, mode: crate::store::OpenMode) -> anyhow::Result<state::State> {
-        if let Some(dir) = &self.data_dir {
-            return Ok(state::State::Store(crate::store::open(dir, mode)?));
-        }
-        Ok(state::State::Api(self.api_only("this command")?))
-    }
-
-    /// The server's API; commands that act through the server alone (they send MQTT).
-    fn api_only(&self, what: &str) -> anyhow::Result<client::ApiClient> {
-        let Some(server) = &self.server else {
-            anyhow::bail!(
-                "{what} needs --server URL --token-file FILE (or SIGNAGE_SERVER and SIGNAGE_TOKEN_FILE){}",
-                if what == "this command" { ", or --data-dir DIR" } else { "" }
-            );
-        };
-        client::ApiClient::new(server, self.token_file.as_deref())
-    }
-}

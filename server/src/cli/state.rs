@@ -32,6 +32,37 @@ pub enum Source {
     State(State),
 }
 
+impl super::Target {
+    /// The server's API, or the store: `--data-dir` wins; a read never creates a store.
+    pub(super) fn resolve(&self) -> anyhow::Result<State> {
+        self.resolve_with(crate::store::OpenMode::Existing)
+    }
+
+    /// As [`Target::resolve`], creating the store when there is none (`users add`,
+    /// `import`).
+    pub(super) fn resolve_creating(&self) -> anyhow::Result<State> {
+        self.resolve_with(crate::store::OpenMode::Create)
+    }
+
+    pub(super) fn resolve_with(&self, mode: crate::store::OpenMode) -> anyhow::Result<State> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(State::Store(crate::store::open(dir, mode)?));
+        }
+        Ok(State::Api(self.api_only("this command")?))
+    }
+
+    /// The server's API; commands that act through the server alone (they send MQTT).
+    pub(super) fn api_only(&self, what: &str) -> anyhow::Result<ApiClient> {
+        let Some(server) = &self.server else {
+            anyhow::bail!(
+                "{what} needs --server URL --token-file FILE (or SIGNAGE_SERVER and SIGNAGE_TOKEN_FILE){}",
+                if what == "this command" { ", or --data-dir DIR" } else { "" }
+            );
+        };
+        ApiClient::new(server, self.token_file.as_deref())
+    }
+}
+
 /// Who changes a store directly: the machine's operator, as the bootstrap admin.
 const LOCAL_AUTHOR: &str = "admin";
 
