@@ -44,22 +44,8 @@ async fn start(
     caller: Caller,
     ApiJson(req): ApiJson<StartRequest>,
 ) -> Result<(StatusCode, Json<Outcome>), ApiError> {
-    caller.require(OPERATE)?;
-    let _one_at_a_time = shared.emergencies.lock().await;
-    let s = shared.clone();
-    let author = caller.name().to_owned();
-    let a = blocking(move || {
-        let r = emergency::Request {
-            catalogue: &s.catalogue,
-            key: &s.key,
-            author: &author,
-            now: s.clock.now(),
-        };
-        Ok(emergency::start(r, req)?)
-    })
-    .await?;
-    let from = a.emergency.start;
-    Ok((StatusCode::CREATED, Json(announce(&shared, a, from).await)))
+    let outcome = change(&shared, &caller, |r| emergency::start(r, req), |e| e.start).await?;
+    Ok((StatusCode::CREATED, Json(outcome)))
 }
 
 /// Ends a takeover now: the next slot plays the normal rotation.
@@ -71,22 +57,35 @@ async fn end(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Outcome>, ApiError> {
+    let outcome = change(&shared, &caller, move |r| emergency::end(r, &id), |e| e.end).await?;
+    Ok(Json(outcome))
+}
+
+/// Runs a start or an end (one at a time, off the runtime) as the caller, then announces
+/// it; new documents count as planned from the time `effective` picks.
+async fn change(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    run: impl FnOnce(emergency::Request<'_>) -> Result<Announcement, emergency::EmergencyError>
+        + Send
+        + 'static,
+    effective: fn(&crate::store::StoredEmergency) -> chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, ApiError> {
     caller.require(OPERATE)?;
     let _one_at_a_time = shared.emergencies.lock().await;
     let s = shared.clone();
     let author = caller.name().to_owned();
     let a = blocking(move || {
-        let r = emergency::Request {
+        Ok(run(emergency::Request {
             catalogue: &s.catalogue,
             key: &s.key,
             author: &author,
             now: s.clock.now(),
-        };
-        Ok(emergency::end(r, &id)?)
+        })?)
     })
     .await?;
-    let from = a.emergency.end;
-    Ok(Json(announce(&shared, a, from).await))
+    let from = effective(&a.emergency);
+    Ok(announce(shared, a, from).await)
 }
 
 /// Sends the commands, then republishes the touched schedules, which count as planned
