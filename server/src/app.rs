@@ -46,6 +46,11 @@ pub struct Shared {
     pub broker_connected: AtomicBool,
     /// Proof-of-play batches waiting for the ingest worker (for `/ready`).
     pub ingest_queue: std::sync::atomic::AtomicUsize,
+    /// Whether HTTP is served over TLS: session cookies are then `Secure` and responses
+    /// carry `Strict-Transport-Security`. Set by whoever terminates TLS.
+    pub https: AtomicBool,
+    /// Failed dashboard logins per name.
+    pub logins: crate::session::Limiter,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -251,6 +256,8 @@ pub async fn start_with(
         agent_urls,
         broker_connected: AtomicBool::new(false),
         ingest_queue: std::sync::atomic::AtomicUsize::new(0),
+        https: AtomicBool::new(false),
+        logins: crate::session::Limiter::default(),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);

@@ -1,7 +1,8 @@
 //! Users, API tokens and roles (design.md, "People and roles"). A token is 32 random
 //! bytes as 64 hex digits, shown once; the store keeps only its SHA-256. The first start
 //! of a server makes the `admin` user (every role) whose token is `DATA_DIR/admin.token`
-//! (mode 0600), so an operator can reach the API and add the other users.
+//! (mode 0600), so an operator can reach the API and add the other users. Passwords (for
+//! the dashboard's login, `session.rs`) are argon2id PHC strings with a random salt.
 
 use std::path::PathBuf;
 
@@ -14,10 +15,14 @@ use crate::store::{Role, Store, StoreError, User};
 /// Why a request was not authorised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing Authorization: Bearer <token>")]
+    #[error("missing Authorization: Bearer <token> (or log in to the dashboard)")]
     Missing,
     #[error("unknown or malformed API token")]
     Invalid,
+    #[error("the session has ended or is unknown; log in again")]
+    SessionEnded,
+    #[error("{user}: a change through a dashboard session needs the X-CSRF-Token header that GET /api/v1/session gives; it was {problem}")]
+    Csrf { user: String, problem: &'static str },
     #[error("this needs the role {needed}; {user} has {has}")]
     Forbidden {
         needed: String,
@@ -57,6 +62,7 @@ pub fn bootstrap(store: &dyn Store) -> anyhow::Result<Option<PathBuf>> {
         roles: Role::ALL.to_vec(),
         token_sha256: token_hash(token.secret()),
         created_at: Utc::now(),
+        password_phc: None,
     };
     match store.add_user(&user, "bootstrap") {
         Ok(_) | Err(StoreError::Exists { .. }) => Ok(Some(token.path().to_owned())),
@@ -64,19 +70,78 @@ pub fn bootstrap(store: &dyn Store) -> anyhow::Result<Option<PathBuf>> {
     }
 }
 
-/// Adds a user with a new token; returns the token (to show once).
+/// Whether `name` is a valid user name (1-64 letters, digits, '.', '_' or '-').
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The shortest and longest password taken (characters, bytes).
+pub const PASSWORD_MIN_CHARS: usize = 10;
+pub const PASSWORD_MAX_BYTES: usize = 1024;
+
+/// The argon2id PHC string of `password` (a random 128-bit salt; the crate's default
+/// parameters, 19 MiB and two passes). Refuses a password too short or too long.
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    if password.chars().count() < PASSWORD_MIN_CHARS {
+        return Err(UserError::Password(format!(
+            "a password needs at least {PASSWORD_MIN_CHARS} characters"
+        )));
+    }
+    if password.len() > PASSWORD_MAX_BYTES {
+        return Err(UserError::Password(format!(
+            "a password may have at most {PASSWORD_MAX_BYTES} bytes"
+        )));
+    }
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt)
+        .map_err(|e| UserError::Invalid(format!("no randomness: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| UserError::Invalid(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Invalid(format!("cannot hash the password: {e}")))
+}
+
+/// Whether `password` matches the PHC string `phc` (a malformed PHC string matches nothing).
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    if password.len() > PASSWORD_MAX_BYTES {
+        return false;
+    }
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// Sets `name`'s password (and ends its sessions).
+pub fn set_password(
+    store: &dyn Store,
+    name: &str,
+    password: &str,
+    author: &str,
+) -> Result<(), UserError> {
+    let phc = hash_password(password)?;
+    store.set_password(name, &phc, author, Utc::now())?;
+    Ok(())
+}
+
+/// Adds a user with a new token (and a password, when given); returns the token (to show
+/// once).
 pub fn add_user(
     store: &dyn Store,
     name: &str,
     roles: &[Role],
+    password: Option<&str>,
     author: &str,
 ) -> Result<(User, String), UserError> {
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !valid {
+    if !valid_name(name) {
         return Err(UserError::Invalid(format!(
             "user name {name:?} must be 1-64 letters, digits, '.', '_' or '-'"
         )));
@@ -88,11 +153,13 @@ pub fn add_user(
     roles.sort();
     roles.dedup();
     let token = new_token().map_err(UserError::Invalid)?;
+    let password_phc = password.map(hash_password).transpose()?;
     let user = User {
         name: name.to_owned(),
         roles,
         token_sha256: token_hash(&token),
         created_at: Utc::now(),
+        password_phc,
     };
     store.add_user(&user, author)?;
     Ok((user, token))
@@ -102,6 +169,8 @@ pub fn add_user(
 pub enum UserError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Password(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -164,7 +233,7 @@ mod tests {
         let admin = authenticate(&*store, Some(&format!("Bearer {admin_token}"))).unwrap();
         assert_eq!(admin.roles, Role::ALL.to_vec());
 
-        let (ann, token) = add_user(&*store, "ann", &[Role::Auditor], "admin").unwrap();
+        let (ann, token) = add_user(&*store, "ann", &[Role::Auditor], None, "admin").unwrap();
         assert_ne!(ann.token_sha256, token, "only the hash is kept");
         let got = authenticate(&*store, Some(&format!("Bearer {token}"))).unwrap();
         assert_eq!(got.name, "ann");
@@ -180,10 +249,10 @@ mod tests {
         let other = "ab".repeat(32);
         assert!(authenticate(&*store, Some(&format!("Bearer {other}"))).is_err());
         assert!(matches!(
-            add_user(&*store, "ann", &[Role::Staff], "admin"),
+            add_user(&*store, "ann", &[Role::Staff], None, "admin"),
             Err(UserError::Store(StoreError::Exists { .. }))
         ));
-        assert!(add_user(&*store, "bad name", &[Role::Staff], "admin").is_err());
+        assert!(add_user(&*store, "bad name", &[Role::Staff], None, "admin").is_err());
         let log = store.revisions(0, 10).unwrap();
         assert_eq!(log.len(), 2);
         assert!(!serde_json::to_string(&log)

@@ -1,5 +1,6 @@
 //! The change log, read a page at a time (`GET /api/v1/changes`, `signage changes`):
-//! revisions oldest first, optionally only those touching one kind of entity or one id.
+//! revisions oldest first (with the event entries: logins, refusals), optionally only those
+//! touching one kind of entity or one id.
 
 use crate::store::{CatalogueStore, EntityKind, Revision, StoreError};
 
@@ -21,10 +22,11 @@ pub fn page(
         };
         cursor = last.number;
         for r in chunk {
-            let wanted = r
-                .changes
-                .iter()
-                .any(|c| entity.is_none_or(|k| c.entity == k) && id.is_none_or(|i| c.id == i));
+            // Event entries change no entity: they are in the unfiltered log only.
+            let wanted = (entity.is_none() && id.is_none())
+                || r.changes
+                    .iter()
+                    .any(|c| entity.is_none_or(|k| c.entity == k) && id.is_none_or(|i| c.id == i));
             if wanted {
                 items.push(r);
                 if items.len() == limit {
@@ -42,8 +44,12 @@ pub fn page(
 
 /// A revision as `signage changes` prints it, one line per entity changed.
 pub fn lines(r: &Revision) -> String {
+    let event = r
+        .event
+        .map(|e| format!("[{}] ", e.as_str()))
+        .unwrap_or_default();
     let mut out = format!(
-        "revision {} by {} at {}: {}\n",
+        "revision {} by {} at {}: {event}{}\n",
         r.number,
         r.author,
         r.at.to_rfc3339(),

@@ -1,6 +1,6 @@
 //! `server`: the signage central scheduler, a live multi-user service. The store boundary
 //! (`store`: traits, with redb behind them), the domain services (catalogue, import,
-//! publishing, reports, audit, forecast, emergencies), the MQTT side (`app`: publisher task,
+//! publishing, reports, audit, forecast, emergencies, users and dashboard sessions), the MQTT side (`app`: publisher task,
 //! ingest worker), HTTP (`http`: API v1, media, dashboard), the CLI and the fleet
 //! simulation. Scheduling rules live in `playlists`; media decoding in `media`.
 
@@ -26,5 +26,6 @@ pub mod plan;
 pub mod provision;
 pub mod publisher;
 pub mod report;
+pub mod session;
 pub mod sim;
 pub mod store;

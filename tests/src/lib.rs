@@ -1,10 +1,12 @@
 //! Shared helpers of the end-to-end tests: scenario copies to break, the built binaries,
 //! a Mosquitto broker started on a free port (and restarted on it), an agent process on
-//! the scaled clock, and the ledger checks of the crash and offline tests.
+//! the scaled clock, the ledger checks of the crash and offline tests, and headless Chromium
+//! over WebDriver for the dashboard's tests.
 
 pub mod agent_proc;
 pub mod env;
 pub mod ledger_check;
+pub mod webdriver;
 
 pub use env::TestEnv;
 

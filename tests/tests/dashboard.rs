@@ -1,160 +1,18 @@
 //! The operator's dashboard in a real browser: Debian's Chromium driven by chromedriver over
 //! the WebDriver protocol, against a real server (embedded broker, redb store with the
-//! Beijing scenario, HTTP). Campaign staff start an emergency from the page's form (refused with a wrong admin token, accepted with the right one) and end
-//! it with its End button, and the server's API shows each change.
-
-use std::path::Path;
-use std::time::Duration;
+//! Beijing scenario, HTTP). An operator logs in with a password (a wrong one is refused on
+//! the page), starts an emergency from the page's form and ends it with its End button,
+//! and the server's API shows each change; logging out returns to the login form.
 
 use serde_json::{json, Value};
-use tests::TestEnv;
+use tests::{send_json, webdriver, TestEnv};
 
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// The key under which WebDriver returns an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const PASSWORD: &str = "otto's long password";
 
 /// A response body as JSON (`Null` when it is not JSON).
 async fn json_of(resp: reqwest::Response) -> Value {
     let bytes = resp.bytes().await.expect("response body");
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-}
-
-/// A chromedriver process, killed on drop.
-struct Driver(std::process::Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One WebDriver session.
-struct Session {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Session {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("webdriver request");
-        let status = resp.status();
-        let value = json_of(resp).await;
-        assert!(status.is_success(), "webdriver {path}: {status} {value}");
-        value["value"].clone()
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.call(reqwest::Method::POST, path, body).await
-    }
-
-    /// Runs `script` in the page and returns its value.
-    async fn js(&self, script: &str) -> Value {
-        self.post("/execute/sync", json!({"script": script, "args": []}))
-            .await
-    }
-
-    async fn element(&self, css: &str) -> String {
-        let found = self
-            .post("/element", json!({"using": "css selector", "value": css}))
-            .await;
-        found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_owned()
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.post(&format!("/element/{id}/clear"), json!({})).await;
-        self.post(&format!("/element/{id}/value"), json!({ "text": text }))
-            .await;
-    }
-
-    async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.post(&format!("/element/{id}/click"), json!({})).await;
-    }
-
-    /// Waits until `script` returns true in the page.
-    async fn wait_js(&self, what: &str, script: &str) {
-        for _ in 0..150 {
-            if self.js(script).await == Value::Bool(true) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let page = self
-            .js("return document.body.innerText.slice(0, 2000)")
-            .await;
-        panic!(
-            "timed out waiting for {what}; the page reads:\n{}",
-            page.as_str().unwrap_or_default()
-        );
-    }
-}
-
-async fn start_driver(profile: &Path) -> (Driver, Session) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let driver = Driver(
-        std::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    let http = reqwest::Client::new();
-    let root = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(r) = http.get(format!("{root}/status")).send().await {
-            let v = json_of(r).await;
-            if v["value"]["ready"] == Value::Bool(true) {
-                ready = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "chromedriver did not become ready on {port}");
-    let caps = json!({"capabilities": {"alwaysMatch": {
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", format!("--user-data-dir={}", profile.display())],
-        },
-    }}});
-    let created = json_of(
-        http.post(format!("{root}/session"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(caps.to_string())
-            .send()
-            .await
-            .expect("new session"),
-    )
-    .await;
-    let id = created["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no WebDriver session: {created}"));
-    let session = Session {
-        http,
-        base: format!("{root}/session/{id}"),
-    };
-    (driver, session)
 }
 
 /// The emergencies started in this test, as the server's API lists them: (id, active).
@@ -184,33 +42,55 @@ async fn emergencies(base: &str, token: &str) -> Vec<(String, bool)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_start_and_end_an_emergency_from_the_dashboard() {
-    for bin in [CHROMEDRIVER, CHROMIUM] {
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} is missing: install it with `scripts/setup.sh --with-browser`"
-        );
-    }
     let env = TestEnv::spawn(None).await;
     let base = format!("http://{}", env.handle.http_addr);
-    let (_driver, page) = start_driver(&env.tmp.path().join("chromium-dashboard")).await;
-    page.post("/url", json!({ "url": format!("{base}/") }))
-        .await;
-
-    // Signed in with a token, the page loads its data: no emergency yet.
     let token = env.admin_token();
-    page.type_into("#token", &token).await;
-    page.click("h1").await;
+    let (status, body) = send_json(
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/users"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "otto", "roles": ["operator", "auditor"], "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (_driver, page) = webdriver::start(&env.tmp.path().join("chromium-dashboard")).await;
+    page.goto(&format!("{base}/")).await;
+
+    // A wrong password: refused, named, still the login form.
+    page.wait_js(
+        "the login form",
+        "return !document.querySelector('#login').hidden",
+    )
+    .await;
+    page.type_into("#login input[name=name]", "otto").await;
+    page.type_into("#login input[name=password]", "not the password")
+        .await;
+    page.click("#login button").await;
+    page.wait_js(
+        "the refusal",
+        "return document.querySelector('#login-said').textContent.includes('wrong name or password') && \
+         document.querySelector('#app').hidden",
+    )
+    .await;
+
+    // Logged in, the page loads its data: no emergency yet. No token in the page's storage.
+    page.log_in("otto", PASSWORD).await;
     page.wait_js(
         "an empty emergencies table",
         "return document.querySelector('#emergencies tbody').textContent.includes('none active')",
     )
     .await;
+    assert_eq!(
+        page.js("return sessionStorage.length + localStorage.length + document.cookie.length")
+            .await,
+        json!(0),
+        "nothing in JS storage; the session cookie is HttpOnly"
+    );
 
-    // A wrong token: refused, named, nothing stored.
-    page.type_into("#token", &"0".repeat(64)).await;
-    page.click("h1").await;
+    // Started from the form, listed as open with an End button, active on the server.
     page.type_into("input[name=id]", "dash-alert").await;
-    page.type_into("input[name=name]", "Dashboard alert").await;
+    page.type_into("#start input[name=name]", "Dashboard alert")
+        .await;
     page.type_into(
         "input[name=creatives]",
         "alert-epidemic-l, alert-epidemic-p",
@@ -218,18 +98,6 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
     .await;
     page.type_into("input[name=target]", r#"{"districts": ["dongcheng"]}"#)
         .await;
-    page.click("#start button").await;
-    page.wait_js(
-        "the refusal",
-        "return document.querySelector('#said').textContent.startsWith('refused:') && \
-         document.querySelector('#said').textContent.includes('token')",
-    )
-    .await;
-    assert!(emergencies(&base, &token).await.is_empty());
-
-    // The right token: started, listed as open with an End button, active on the server.
-    page.type_into("#token", &token).await;
-    page.click("h1").await;
     page.click("#start button").await;
     page.wait_js(
         "the start",
@@ -246,6 +114,7 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
         emergencies(&base, &token).await,
         [("dash-alert".to_owned(), true)]
     );
+    page.screenshot("dashboard-emergency").await;
 
     // End: the row goes, the server says it is no longer active.
     page.click("button[data-end=\"dash-alert\"]").await;
@@ -258,6 +127,20 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
         emergencies(&base, &token).await,
         [("dash-alert".to_owned(), false)]
     );
-    page.call(reqwest::Method::DELETE, "", json!({})).await;
+
+    // Log out: the login form again, and a reload stays logged out.
+    page.click("#logout").await;
+    page.wait_js(
+        "the login form after logout",
+        "return !document.querySelector('#login').hidden && document.querySelector('#app').hidden",
+    )
+    .await;
+    page.goto(&format!("{base}/")).await;
+    page.wait_js(
+        "the login form after a reload",
+        "return !document.querySelector('#login').hidden",
+    )
+    .await;
+    page.close().await;
     env.stop().await;
 }

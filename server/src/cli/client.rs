@@ -66,6 +66,7 @@ impl ApiClient {
             roles: me.roles,
             token_sha256: String::new(),
             created_at: me.created_at,
+            password_phc: None,
         };
         crate::auth::require(&user, &[role])
             .map_err(|e| anyhow::anyhow!("server refused (403 Forbidden): {e}"))
@@ -102,6 +103,19 @@ impl ApiClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(serde_json::to_vec(b)?);
         }
+        text(self.authorised(req).send().await?).await
+    }
+
+    pub async fn put_text(
+        &self,
+        segments: &[&str],
+        body: &serde_json::Value,
+    ) -> anyhow::Result<String> {
+        let req = self
+            .http
+            .put(self.url(segments))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body)?);
         text(self.authorised(req).send().await?).await
     }
 

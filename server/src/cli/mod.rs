@@ -276,6 +276,18 @@ enum UsersCommand {
         /// admin, staff, approver, operator or auditor (repeat for several).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
+        /// A file holding the user's dashboard password (one line; at least 10 characters).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Sets a user's dashboard password (and ends the user's sessions).
+    Passwd {
+        name: String,
+        /// A file holding the new password (one line; at least 10 characters).
+        #[arg(long)]
+        password_file: PathBuf,
         #[command(flatten)]
         target: Target,
     },
@@ -525,9 +537,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 UsersCommand::Add {
                     name,
                     roles,
+                    password_file,
                     target,
                 },
-        } => state::add_user(&target.resolve_creating()?, &name, &roles),
+        } => {
+            let password = password_file
+                .as_deref()
+                .map(state::read_password)
+                .transpose()?;
+            state::add_user(
+                &target.resolve_creating()?,
+                &name,
+                &roles,
+                password.as_deref(),
+            )
+        }
+        Command::Users {
+            command:
+                UsersCommand::Passwd {
+                    name,
+                    password_file,
+                    target,
+                },
+        } => {
+            let password = state::read_password(&password_file)?;
+            state::set_password(&target.resolve()?, &name, &password)
+        }
         Command::Emergency { command } => match command {
             EmergencyCommand::Start {
                 target,

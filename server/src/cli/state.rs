@@ -313,7 +313,37 @@ pub fn changes(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn add_user(state: &State, name: &str, roles: &[String]) -> anyhow::Result<ExitCode> {
+/// The password in `file`: its first line, without the line end.
+pub fn read_password(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("password file {}: {e}", file.display()))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        anyhow::bail!("password file {} is empty", file.display());
+    }
+    Ok(line.to_owned())
+}
+
+pub fn set_password(state: &State, name: &str, password: &str) -> anyhow::Result<ExitCode> {
+    match state {
+        State::Store(store) => {
+            crate::auth::set_password(&**store, name, password, LOCAL_AUTHOR)?;
+        }
+        State::Api(api) => {
+            let body = serde_json::json!({ "password": password });
+            runtime()?.block_on(api.put_text(&["users", name, "password"], &body))?;
+        }
+    }
+    println!("password of user {name} set; its dashboard sessions have ended");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn add_user(
+    state: &State,
+    name: &str,
+    roles: &[String],
+    password: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let roles: Vec<Role> = roles
         .iter()
         .map(|r| {
@@ -324,11 +354,15 @@ pub fn add_user(state: &State, name: &str, roles: &[String]) -> anyhow::Result<E
         .collect::<anyhow::Result<_>>()?;
     let (shown_roles, token) = match state {
         State::Store(store) => {
-            let (user, token) = crate::auth::add_user(&**store, name, &roles, LOCAL_AUTHOR)?;
+            let (user, token) =
+                crate::auth::add_user(&**store, name, &roles, password, LOCAL_AUTHOR)?;
             (user.roles, token)
         }
         State::Api(api) => {
-            let body = serde_json::json!({ "name": name, "roles": roles });
+            let mut body = serde_json::json!({ "name": name, "roles": roles });
+            if let Some(p) = password {
+                body["password"] = serde_json::json!(p);
+            }
             let created: crate::http::CreatedUser =
                 runtime()?.block_on(api.post(&["users"], Some(&body)))?;
             (created.user.roles, created.token)

@@ -1,5 +1,6 @@
-//! `/api/v1/users` (admin: people and their tokens) and `/api/v1/import` (admin: a whole
-//! scenario as one revision, all or nothing).
+//! `/api/v1/users` (admin: people, their tokens and dashboard passwords; a user may change
+//! their own password) and `/api/v1/import` (admin: a whole scenario as one revision, all or
+//! nothing).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{blocking, ApiError, ApiJson, ApiQuery, Caller, ErrorBody};
+use super::{blocking, ApiError, ApiJson, ApiPath, ApiQuery, Caller, ErrorBody};
 use crate::app::Shared;
 use crate::import::{ImportOptions, ImportSummary};
 use crate::store::Role;
@@ -22,6 +23,7 @@ pub const MAX_IMPORT: usize = 1024 * 1024 * 1024;
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
         .routes(routes!(list_users, add_user))
+        .routes(routes!(set_password))
         .routes(routes!(whoami))
         .routes(routes!(import))
         .layer(DefaultBodyLimit::max(MAX_IMPORT))
@@ -35,11 +37,48 @@ pub struct UserView {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub name: String,
     pub roles: Vec<Role>,
+    /// A dashboard password (at least 10 characters); without one the user has only the
+    /// API token.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new dashboard password. Users changing their own (without the admin role) give the
+/// current one too, when they have one.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+    #[serde(default)]
+    pub current_password: Option<String>,
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPassword").finish_non_exhaustive()
+    }
+}
+
+fn user_error(e: crate::auth::UserError) -> ApiError {
+    match e {
+        crate::auth::UserError::Invalid(m) => ApiError::invalid_field("name", m),
+        crate::auth::UserError::Password(m) => ApiError::invalid_field("password", m),
+        crate::auth::UserError::Store(s) => s.into(),
+    }
 }
 
 /// A new user and its API token, shown this once.
@@ -94,10 +133,14 @@ async fn add_user(
     caller.require(&[Role::Admin])?;
     let author = caller.name().to_owned();
     let (user, token) = blocking(move || {
-        crate::auth::add_user(&*shared.store, &new.name, &new.roles, &author).map_err(|e| match e {
-            crate::auth::UserError::Invalid(m) => ApiError::invalid_field("name", m),
-            crate::auth::UserError::Store(s) => s.into(),
-        })
+        crate::auth::add_user(
+            &*shared.store,
+            &new.name,
+            &new.roles,
+            new.password.as_deref(),
+            &author,
+        )
+        .map_err(user_error)
     })
     .await?;
     Ok((
@@ -111,6 +154,50 @@ async fn add_user(
             token,
         }),
     ))
+}
+
+/// Sets a user's dashboard password and ends their sessions: an admin for anyone, or users
+/// for themselves (with their current password when they have one).
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", request_body = NewPassword,
+    params(("name" = String, Path, description = "the user")),
+    responses((status = 204, description = "set"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn set_password(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> Result<StatusCode, ApiError> {
+    let admin = caller.0.roles.contains(&Role::Admin);
+    if !admin && caller.name() != name {
+        caller.require(&[Role::Admin])?;
+    }
+    let author = caller.name().to_owned();
+    let needs_current = !admin && caller.0.password_phc.is_some();
+    let current_phc = caller.0.password_phc.clone();
+    blocking(move || {
+        if needs_current {
+            let now = chrono::Utc::now();
+            shared.logins.check(&name, now).map_err(|secs| {
+                ApiError::too_many(format!("too many wrong passwords; try again in {secs} s"))
+            })?;
+            let given = body.current_password.as_deref().unwrap_or("");
+            let ok = current_phc
+                .as_deref()
+                .is_some_and(|phc| crate::auth::verify_password(given, phc));
+            if !ok {
+                shared.logins.failed(&name, now);
+                return Err(ApiError::invalid_field(
+                    "current_password",
+                    "give your current password (current_password) to change it",
+                ));
+            }
+        }
+        crate::auth::set_password(&*shared.store, &name, &body.password, &author)
+            .map_err(user_error)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -44,6 +44,17 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     cause: Option<anyhow::Error>,
+    /// The user refused a privileged action (a missing role or CSRF token): the response
+    /// carries a [`Refusal`] so that the change log records it.
+    refused: Option<String>,
+}
+
+/// Attached to the response of a refused privileged action (403); `http/mod.rs` records it
+/// in the change log with the request's method and path.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub user: String,
+    pub message: String,
 }
 
 impl ApiError {
@@ -54,7 +65,24 @@ impl ApiError {
             message: message.into(),
             field: None,
             cause: None,
+            refused: None,
         }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn too_many(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+    }
+
+    pub fn unsupported_media(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            message,
+        )
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
@@ -103,6 +131,10 @@ impl IntoResponse for ApiError {
         if let Some(cause) = &self.cause {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
+        let refusal = self.refused.map(|user| Refusal {
+            user,
+            message: self.message.clone(),
+        });
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -110,17 +142,23 @@ impl IntoResponse for ApiError {
                 field: self.field,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(r) = refusal {
+            response.extensions_mut().insert(r);
+        }
+        response
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> ApiError {
-        match e {
-            AuthError::Forbidden { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+        match &e {
+            AuthError::Forbidden { user, .. } | AuthError::Csrf { user, .. } => {
+                let mut api = ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string());
+                api.refused = Some(user.clone());
+                api
             }
-            _ => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
+            _ => ApiError::unauthorized(e.to_string()),
         }
     }
 }
@@ -140,6 +178,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } | StoreError::Exists { .. } => {
                 ApiError::conflict(e.to_string())
             }
+            StoreError::NotFound { .. } => ApiError::not_found(e.to_string()),
             other => ApiError::internal(other),
         }
     }

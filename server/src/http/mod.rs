@@ -1,7 +1,10 @@
 //! HTTP: the API under `/api/v1` (each resource module owns its routes), health, media by
 //! hash and the dashboard page. This module merges the routers, documents them (the
 //! OpenAPI 3.1 document is generated from the handlers' annotations, so every route is in
-//! it) and answers unknown routes and methods in the API's error shape.
+//! it), answers unknown routes and methods in the API's error shape, authenticates callers
+//! (an API token, or a dashboard session whose state changes carry its CSRF token), records
+//! refused privileged actions in the change log, and puts the security headers (a strict
+//! Content-Security-Policy among them) on every response.
 
 mod admin;
 mod campaigns;
@@ -12,38 +15,41 @@ mod fleet;
 mod media_serve;
 mod plans;
 mod reports;
+pub mod session;
 mod sites;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, Response};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use playlists::Sha256;
 
 use crate::app::Shared;
-use crate::store::{Role, User};
+use crate::store::{EventKind, Role, User};
 pub use admin::{CreatedUser, UserView};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 pub use plans::explain_text;
+pub use session::SessionView;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "signage API",
-        description = "Campaigns, screens, creatives, plans, reports and emergencies of a signage server. Every route but /health and /media needs `Authorization: Bearer <token>`.",
+        description = "Campaigns, screens, creatives, plans, reports and emergencies of a signage server. Every route but /health, /ready, /media and the login needs `Authorization: Bearer <token>` or a dashboard session cookie (whose state changes carry `X-CSRF-Token`).",
         version = "1"
     ),
     modifiers(&BearerAuth),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("session" = [])),
     components(schemas(ErrorBody))
 )]
 struct ApiDoc;
@@ -56,6 +62,10 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::session::COOKIE))),
         );
     }
 }
@@ -71,6 +81,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(fleet::router())
         .merge(emergencies::router())
         .merge(admin::router())
+        .merge(session::router())
         .routes(utoipa_axum::routes!(health))
         .routes(utoipa_axum::routes!(ready))
         .routes(utoipa_axum::routes!(media))
@@ -83,6 +94,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let doc = Arc::new(doc);
     Router::new()
         .route("/", get(dashboard))
+        .route("/dashboard.js", get(dashboard_js))
+        .route("/dashboard.css", get(dashboard_css))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -93,9 +106,75 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(api)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            record_refusals,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            security_headers,
+        ))
         .with_state(shared)
 }
 
+/// The dashboard's Content-Security-Policy: nothing but the server's own scripts, styles
+/// and images (and `data:` images); no inline script or style, no plugins, no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/// Puts the security headers on every response: the CSP, no sniffing, no referrer, no
+/// framing, `no-store` on API answers, and HSTS when served over HTTPS.
+async fn security_headers(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if shared.https.load(std::sync::atomic::Ordering::SeqCst) {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
+/// Records every refused privileged action (a 403 for a missing role or CSRF token) in
+/// the change log, authored by the caller, naming the method and path.
+async fn record_refusals(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(200).collect();
+    let response = next.run(req).await;
+    if let Some(r) = response.extensions().get::<error::Refusal>().cloned() {
+        let s = shared.clone();
+        let comment = format!("refused {method} {path}: {}", r.message);
+        tracing::warn!(user = %r.user, %method, %path, "refused: {}", r.message);
+        let recorded = tokio::task::spawn_blocking(move || {
+            s.store
+                .record_event(EventKind::Refused, &r.user, chrono::Utc::now(), &comment)
+        })
+        .await;
+        match recorded {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot record a refusal"),
+            Err(e) => tracing::error!(error = %e, "cannot record a refusal"),
+        }
+    }
+    response
+}
 /// The authenticated caller of an API route.
 #[derive(Debug, Clone)]
 pub struct Caller(pub User);
@@ -111,18 +190,43 @@ impl Caller {
     }
 }
 
+/// The header a session's state changes carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 impl FromRequestParts<Arc<Shared>> for Caller {
     type Rejection = ApiError;
 
+    /// An `Authorization: Bearer` token (scripts, the CLI: no CSRF token needed, since no
+    /// browser sends it by itself), or else the dashboard's session cookie, whose every
+    /// request other than GET and HEAD must carry the session's `X-CSRF-Token`.
     async fn from_request_parts(
         parts: &mut Parts,
         shared: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
+        let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        Ok(Caller(crate::auth::authenticate(&*shared.store, header)?))
+        if bearer.is_some() || session::cookie_value(&parts.headers).is_none() {
+            return Ok(Caller(crate::auth::authenticate(&*shared.store, bearer)?));
+        }
+        let (user, s, _) = session::from_cookie(shared, &parts.headers).await?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let given = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            let problem = match given {
+                None => Some("missing"),
+                Some(g) if !crate::session::csrf_matches(&s, g) => Some("wrong"),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                return Err(crate::auth::AuthError::Csrf {
+                    user: user.name,
+                    problem,
+                }
+                .into());
+            }
+        }
+        Ok(Caller(user))
     }
 }
 
@@ -299,6 +403,22 @@ async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../dashboard.html"))
 }
 
+async fn dashboard_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../dashboard.js"),
+    )
+        .into_response()
+}
+
+async fn dashboard_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../dashboard.css"),
+    )
+        .into_response()
+}
+
 /// Commits a catalogue change by the caller (off the runtime), then has the publisher
 /// rebuild the documents of the screens it touches.
 pub async fn apply(
@@ -381,6 +501,8 @@ mod tests {
             ("/health", &["get"]),
             ("/ready", &["get"]),
             ("/media/{sha256}", &["get"]),
+            ("/api/v1/session", &["get", "post", "delete"]),
+            ("/api/v1/users/{name}/password", &["put"]),
         ] {
             let item = paths
                 .get(path)
@@ -389,12 +511,18 @@ mod tests {
                 assert!(item.get(*m).is_some(), "{m} {path} is not in the document");
             }
         }
-        // Every operation needs the bearer token except the open ones.
-        let open = ["/health", "/ready", "/media/{sha256}"];
+        // Every operation needs a token or a session except the open ones.
+        let open = [
+            ("get", "/health"),
+            ("get", "/ready"),
+            ("get", "/media/{sha256}"),
+            ("post", "/api/v1/session"),
+        ];
         for (path, item) in paths {
             for (method, op) in item.as_object().expect("path item") {
                 let public = op["security"] == serde_json::json!([{}]);
-                assert_eq!(public, open.contains(&path.as_str()), "{method} {path}");
+                let want = open.contains(&(method.as_str(), path.as_str()));
+                assert_eq!(public, want, "{method} {path}");
             }
         }
     }

@@ -43,6 +43,8 @@ pub enum StoreError {
     Held { path: PathBuf },
     #[error("the catalogue changed meanwhile (revision {head}, expected {expected}); try again")]
     Conflict { expected: u64, head: u64 },
+    #[error("no {entity} {id:?}")]
+    NotFound { entity: &'static str, id: String },
     #[error("{entity} {id:?} already exists")]
     Exists { entity: &'static str, id: String },
     #[error("stored {what} is damaged: {problem}")]
@@ -190,6 +192,58 @@ pub struct Revision {
     pub at: DateTime<Utc>,
     pub comment: String,
     pub changes: Vec<ChangeRecord>,
+    /// Set on entries that record an event rather than a change (a login, a refusal):
+    /// these change no entity (`changes` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventKind>,
+}
+
+/// What an event entry of the change log records.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A user logged in to the dashboard (the author).
+    Login,
+    /// A login was refused (the author is the name tried, when it is a valid user name).
+    LoginFailed,
+    /// A user logged out.
+    Logout,
+    /// A request was refused for a missing role or CSRF token (the author is the caller).
+    Refused,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Login => "login",
+            EventKind::LoginFailed => "login-failed",
+            EventKind::Logout => "logout",
+            EventKind::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        [
+            EventKind::Login,
+            EventKind::LoginFailed,
+            EventKind::Logout,
+            EventKind::Refused,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
 }
 
 /// The catalogue's entities and their change log.
@@ -202,6 +256,15 @@ pub trait CatalogueStore {
     fn commit(&self, commit: Commit) -> Result<Option<Revision>, StoreError>;
     /// Revisions numbered above `after`, oldest first, at most `limit`.
     fn revisions(&self, after: u64, limit: usize) -> Result<Vec<Revision>, StoreError>;
+    /// Appends an event entry (no entity changes) to the change log. Events do not move the
+    /// catalogue's head: a commit computed before one still applies.
+    fn record_event(
+        &self,
+        kind: EventKind,
+        author: &str,
+        at: DateTime<Utc>,
+        comment: &str,
+    ) -> Result<Revision, StoreError>;
 }
 
 /// What was last published for a screen. (Times are absent in stores written before
@@ -310,28 +373,78 @@ impl Role {
 }
 
 /// A user. The API token is kept only as its SHA-256 (a random 256-bit value needs no
-/// slow hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// slow hash); the dashboard password, when set, as an argon2id PHC string.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: String,
     pub roles: Vec<Role>,
     pub token_sha256: String,
     pub created_at: DateTime<Utc>,
+    /// Absent in stores written before passwords, and for users who use only a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_phc: Option<String>,
+}
+
+impl Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .field("created_at", &self.created_at)
+            .field("has_password", &self.password_phc.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl User {
-    /// The user as the change log shows it: no token hash.
+    /// The user as the change log shows it: no token or password hash.
     pub fn public(&self) -> serde_json::Value {
-        serde_json::json!({ "name": self.name, "roles": self.roles, "created_at": self.created_at })
+        serde_json::json!({
+            "name": self.name,
+            "roles": self.roles,
+            "created_at": self.created_at,
+            "has_password": self.password_phc.is_some(),
+        })
     }
 }
 
 /// Users and their tokens.
 pub trait UserStore {
     fn users(&self) -> Result<Vec<User>, StoreError>;
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
     fn user_by_token(&self, token_sha256: &str) -> Result<Option<User>, StoreError>;
     /// Adds a user and a revision naming it; [`StoreError::Exists`] for a taken name.
     fn add_user(&self, user: &User, author: &str) -> Result<Revision, StoreError>;
+    /// Sets `name`'s password (a PHC string) and ends its sessions, with a revision naming
+    /// the user (never the hash); [`StoreError::NotFound`] for an unknown user.
+    fn set_password(
+        &self,
+        name: &str,
+        password_phc: &str,
+        author: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Revision, StoreError>;
+}
+
+/// A dashboard session. Stored under the SHA-256 of its id (the cookie's value), so the
+/// store never holds a usable cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: String,
+    /// The synchronizer token every state change through this session carries as
+    /// `X-CSRF-Token`.
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Dashboard sessions (they survive a restart of the server).
+pub trait SessionStore {
+    fn put_session(&self, id_sha256: &str, session: &Session) -> Result<(), StoreError>;
+    fn session(&self, id_sha256: &str) -> Result<Option<Session>, StoreError>;
+    fn delete_session(&self, id_sha256: &str) -> Result<(), StoreError>;
+    /// Deletes sessions last seen before `idle_before`; returns how many.
+    fn purge_sessions(&self, idle_before: DateTime<Utc>) -> Result<usize, StoreError>;
 }
 
 /// Small settings (the last simulated report window, …).
@@ -353,7 +466,16 @@ pub trait MediaStore {
 
 /// Everything the server stores.
 pub trait Store:
-    CatalogueStore + DocumentStore + KeyStore + UserStore + MetaStore + MediaStore + Send + Sync + Debug
+    CatalogueStore
+    + DocumentStore
+    + KeyStore
+    + UserStore
+    + SessionStore
+    + MetaStore
+    + MediaStore
+    + Send
+    + Sync
+    + Debug
 {
     /// The proof-of-play ledger.
     fn ledger(&self) -> Arc<dyn LedgerStore>;

@@ -62,6 +62,7 @@ pub(super) fn scenarios_to_entities(store: &RedbStore) -> Result<(), StoreError>
                 after: Some(e.to_json()),
             })
             .collect(),
+        event: None,
     };
     store.write_migrated(&entities, &revision)?;
     tracing::info!(entities = entities.len(), "store migrated to entities");

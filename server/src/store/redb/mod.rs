@@ -11,8 +11,13 @@
 //! | `screen_keys`  | screen id                | JSON list of [`ScreenKey`] (a bare hex key in old stores) |
 //! | `users`        | user name                | the [`User`] as JSON                          |
 //! | `user_tokens`  | token SHA-256 (hex)      | user name                                     |
+//! | `sessions`     | session id SHA-256 (hex) | the [`Session`] as JSON                       |
 //! | `meta`         | key                      | bytes                                         |
 //! | `pop_*`        | see `ledger/`            |                                               |
+//!
+//! The change log also holds event entries (logins, refusals) that change no entity; the
+//! catalogue's head is therefore kept apart (`meta` key `catalogue_head`, the last revision
+//! that changed the catalogue), so that an event never makes a pending commit conflict.
 //!
 //! Stores written before entities existed kept whole scenario files in `scenarios`: they
 //! are migrated into entities (one revision by `migration`) when opened.
@@ -31,9 +36,9 @@ use serde::de::DeserializeOwned;
 use playlists::Sha256;
 
 use super::{
-    CatalogueStore, Commit, DocumentStore, Entity, EntityKind, IssuedDocument, KeyStore,
-    LedgerStore, MediaStore, MetaStore, OpenMode, Published, Revision, ScreenKey, Snapshot, Store,
-    StoreError, User, UserStore,
+    CatalogueStore, Commit, DocumentStore, Entity, EntityKind, EventKind, IssuedDocument, KeyStore,
+    LedgerStore, MediaStore, MetaStore, OpenMode, Published, Revision, ScreenKey, Session,
+    SessionStore, Snapshot, Store, StoreError, User, UserStore,
 };
 use crate::store::ChangeRecord;
 
@@ -52,6 +57,9 @@ const SCREEN_KEYS: TableDefinition<&str, &str> = TableDefinition::new("screen_ke
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const USER_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("user_tokens");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// The `meta` key of the catalogue's head (u64, big-endian).
+const CATALOGUE_HEAD: &str = "catalogue_head";
 /// The pre-entity format: whole scenarios by name (read only, for migration).
 const SCENARIOS: TableDefinition<&str, &[u8]> = TableDefinition::new("scenarios");
 
@@ -171,6 +179,7 @@ impl RedbStore {
             PUBLISHED,
             USERS,
             META,
+            SESSIONS,
         ] {
             tx.open_table(t)?;
         }
@@ -178,6 +187,11 @@ impl RedbStore {
         tx.open_table(DOCUMENTS)?;
         tx.open_table(SCREEN_KEYS)?;
         tx.open_table(USER_TOKENS)?;
+        // Stores written before event entries: every revision so far counted as the head.
+        if tx.open_table(META)?.get(CATALOGUE_HEAD)?.is_none() {
+            let last = Self::last_number(&tx)?;
+            Self::set_catalogue_head(&tx, last)?;
+        }
         tx.commit()?;
         let ledger = Arc::new(ledger::Ledger::open(db.clone())?);
         let store = RedbStore {
@@ -205,10 +219,27 @@ impl RedbStore {
         Ok(out)
     }
 
-    fn head(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    /// The number of the last entry of the change log (0: none).
+    fn last_number(tx: &WriteTransaction) -> Result<u64, StoreError> {
         let t = tx.open_table(REVISIONS)?;
         let last = t.last()?.map(|(k, _)| k.value());
         Ok(last.unwrap_or(0))
+    }
+
+    /// The last revision that changed the catalogue.
+    fn head(tx: &WriteTransaction) -> Result<u64, StoreError> {
+        let t = tx.open_table(META)?;
+        let v = t.get(CATALOGUE_HEAD)?.map(|v| v.value().to_vec());
+        match v {
+            Some(bytes) => decode_head(&bytes),
+            None => Self::last_number(tx),
+        }
+    }
+
+    fn set_catalogue_head(tx: &WriteTransaction, head: u64) -> Result<(), StoreError> {
+        tx.open_table(META)?
+            .insert(CATALOGUE_HEAD, head.to_be_bytes().as_slice())?;
+        Ok(())
     }
 
     fn read_all<T: DeserializeOwned>(
@@ -236,11 +267,14 @@ impl RedbStore {
 impl CatalogueStore for RedbStore {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let tx = self.db.begin_read()?;
-        let head = tx
-            .open_table(REVISIONS)?
-            .last()?
-            .map(|(k, _)| k.value())
-            .unwrap_or(0);
+        let head = match tx.open_table(META)?.get(CATALOGUE_HEAD)? {
+            Some(v) => decode_head(v.value())?,
+            None => tx
+                .open_table(REVISIONS)?
+                .last()?
+                .map(|(k, _)| k.value())
+                .unwrap_or(0),
+        };
         Ok(Snapshot {
             head,
             venues: Self::read_all(&tx, EntityKind::Venue)?,
@@ -290,13 +324,15 @@ impl CatalogueStore for RedbStore {
             return Ok(None);
         }
         let revision = Revision {
-            number: head + 1,
+            number: Self::last_number(&tx)? + 1,
             author: commit.author,
             at: commit.at,
             comment: commit.comment,
             changes,
+            event: None,
         };
         Self::append_revision(&tx, &revision)?;
+        Self::set_catalogue_head(&tx, revision.number)?;
         tx.commit()?;
         Ok(Some(revision))
     }
@@ -312,6 +348,35 @@ impl CatalogueStore for RedbStore {
         }
         Ok(out)
     }
+
+    fn record_event(
+        &self,
+        kind: EventKind,
+        author: &str,
+        at: DateTime<Utc>,
+        comment: &str,
+    ) -> Result<Revision, StoreError> {
+        let tx = self.db.begin_write()?;
+        let revision = Revision {
+            number: Self::last_number(&tx)? + 1,
+            author: author.to_owned(),
+            at,
+            comment: comment.to_owned(),
+            changes: Vec::new(),
+            event: Some(kind),
+        };
+        Self::append_revision(&tx, &revision)?;
+        tx.commit()?;
+        Ok(revision)
+    }
+}
+
+fn decode_head(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        what: "the catalogue head".into(),
+        problem: format!("{} bytes, not 8", bytes.len()),
+    })?;
+    Ok(u64::from_be_bytes(arr))
 }
 
 impl DocumentStore for RedbStore {
@@ -443,9 +508,73 @@ impl UserStore for RedbStore {
         Ok(Some(decode(|| format!("user {name:?}"), v.value())?))
     }
 
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let users = tx.open_table(USERS)?;
+        let Some(v) = users.get(name)? else {
+            return Ok(None);
+        };
+        Ok(Some(decode(|| format!("user {name:?}"), v.value())?))
+    }
+
+    fn set_password(
+        &self,
+        name: &str,
+        password_phc: &str,
+        author: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Revision, StoreError> {
+        let tx = self.db.begin_write()?;
+        let number = Self::last_number(&tx)? + 1;
+        let user = {
+            let mut users = tx.open_table(USERS)?;
+            let Some(v) = users.get(name)?.map(|v| v.value().to_vec()) else {
+                return Err(StoreError::NotFound {
+                    entity: "user",
+                    id: name.to_owned(),
+                });
+            };
+            let mut user: User = decode(|| format!("user {name:?}"), &v)?;
+            user.password_phc = Some(password_phc.to_owned());
+            users.insert(name, encode(&user).as_slice())?;
+            user
+        };
+        {
+            let mut sessions = tx.open_table(SESSIONS)?;
+            let mut theirs = Vec::new();
+            for row in sessions.iter()? {
+                let (k, v) = row?;
+                // A session that cannot be read is dropped with the others.
+                let of = serde_json::from_slice::<Session>(v.value()).map(|s| s.user);
+                if of.as_deref().map_or(true, |u| u == name) {
+                    theirs.push(k.value().to_owned());
+                }
+            }
+            for k in theirs {
+                sessions.remove(k.as_str())?;
+            }
+        }
+        let revision = Revision {
+            number,
+            author: author.to_owned(),
+            at,
+            comment: format!("password of user {name} set"),
+            changes: vec![ChangeRecord {
+                entity: EntityKind::User,
+                id: name.to_owned(),
+                before: None,
+                after: Some(user.public()),
+            }],
+            event: None,
+        };
+        Self::append_revision(&tx, &revision)?;
+        tx.commit()?;
+        Ok(revision)
+    }
+
     fn add_user(&self, user: &User, author: &str) -> Result<Revision, StoreError> {
         let tx = self.db.begin_write()?;
-        let head = Self::head(&tx)?;
+        let head = Self::last_number(&tx)?;
         {
             let mut users = tx.open_table(USERS)?;
             if users.get(user.name.as_str())?.is_some() {
@@ -469,10 +598,58 @@ impl UserStore for RedbStore {
                 before: None,
                 after: Some(user.public()),
             }],
+            event: None,
         };
         Self::append_revision(&tx, &revision)?;
         tx.commit()?;
         Ok(revision)
+    }
+}
+
+impl SessionStore for RedbStore {
+    fn put_session(&self, id_sha256: &str, session: &Session) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(SESSIONS)?
+            .insert(id_sha256, encode(session).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn session(&self, id_sha256: &str) -> Result<Option<Session>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SESSIONS)?;
+        let Some(v) = t.get(id_sha256)? else {
+            return Ok(None);
+        };
+        Ok(Some(decode(|| "a session".to_owned(), v.value())?))
+    }
+
+    fn delete_session(&self, id_sha256: &str) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(SESSIONS)?.remove(id_sha256)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn purge_sessions(&self, idle_before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut gone = Vec::new();
+        {
+            let mut t = tx.open_table(SESSIONS)?;
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let stale = serde_json::from_slice::<Session>(v.value())
+                    .map_or(true, |s| s.last_seen < idle_before);
+                if stale {
+                    gone.push(k.value().to_owned());
+                }
+            }
+            for k in &gone {
+                t.remove(k.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(gone.len())
     }
 }
 
@@ -554,6 +731,7 @@ impl RedbStore {
                 .insert(e.id(), encode(&e.to_json()).as_slice())?;
         }
         Self::append_revision(&tx, revision)?;
+        Self::set_catalogue_head(&tx, revision.number)?;
         tx.delete_table(SCENARIOS)?;
         tx.commit()?;
         Ok(())
