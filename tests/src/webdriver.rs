@@ -38,14 +38,14 @@ pub struct Session {
 
 impl Session {
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("webdriver request");
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        // A GET carries no body (chromedriver refuses one).
+        if !body.is_null() {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let resp = req.send().await.expect("webdriver request");
         let status = resp.status();
         let value = json_of(resp).await;
         assert!(status.is_success(), "webdriver {path}: {status} {value}");

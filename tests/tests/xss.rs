@@ -57,7 +57,7 @@ async fn rename(http: &reqwest::Client, base: &str, token: &str, path: &str, nam
     assert_eq!(status, 200, "PUT {path}: {body}");
 }
 
-fn status(screen: &str, text: &str) -> Vec<u8> {
+fn forged_status(screen: &str, text: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "v": 1, "screen_id": screen, "online": true, "schedule_version": 1,
         "agent_version": text, "player": text, "now_playing": text, "notes": [text],
@@ -132,13 +132,13 @@ async fn payloads_from_every_source_never_run_in_the_dashboard() {
     let topic_ok = publish_anonymously(
         port,
         &format!("signage/v1/screens/{evil}/status"),
-        status(evil, IMG),
+        forged_status(evil, IMG),
     )
     .await;
     let real_ok = publish_anonymously(
         port,
         &format!("signage/v1/screens/{real}/status"),
-        status(&real, SCRIPT),
+        forged_status(&real, SCRIPT),
     )
     .await;
     if real_ok {
