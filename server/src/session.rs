@@ -285,6 +285,7 @@ mod tests {
         )
         .unwrap();
         auth::add_user(&*store, "tok", &[Role::Operator], None, "admin").unwrap();
+        let head = store.snapshot().unwrap().head;
         let l = Limiter::default();
         for (name, pw) in [
             ("ann", "wrong password!"),
@@ -323,8 +324,18 @@ mod tests {
                 (Some(EventKind::Login), "ann"),
             ]
         );
-        // Events do not move the catalogue's head.
-        assert_eq!(store.snapshot().unwrap().head, 0);
+        // Events do not move the catalogue's head: a change computed before them applies.
+        assert_eq!(head, 2, "each user added is a revision");
+        assert_eq!(store.snapshot().unwrap().head, head);
+        assert_eq!(log.last().map(|r| r.number), Some(7));
+        let commit = crate::store::Commit {
+            base: head,
+            author: "admin".into(),
+            at: at(6),
+            comment: "nothing".into(),
+            entities: Vec::new(),
+        };
+        assert!(store.commit(commit).is_ok());
 
         // Used within a minute: last_seen stays; later: moves.
         let (_, s) = authenticate(&*store, &new.id, at(30)).unwrap();

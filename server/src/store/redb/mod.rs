@@ -16,8 +16,8 @@
 //! | `pop_*`        | see `ledger/`            |                                               |
 //!
 //! The change log also holds event entries (logins, refusals) that change no entity; the
-//! catalogue's head is therefore kept apart (`meta` key `catalogue_head`, the last revision
-//! that changed the catalogue), so that an event never makes a pending commit conflict.
+//! catalogue's head is therefore kept apart (`meta` key `catalogue_head`: the last entry
+//! that is not an event), so that an event never makes a pending commit conflict.
 //!
 //! Stores written before entities existed kept whole scenario files in `scenarios`: they
 //! are migrated into entities (one revision by `migration`) when opened.
@@ -189,7 +189,7 @@ impl RedbStore {
         tx.open_table(USER_TOKENS)?;
         // Stores written before event entries: every revision so far counted as the head.
         if tx.open_table(META)?.get(CATALOGUE_HEAD)?.is_none() {
-            let last = Self::last_number(&tx)?;
+            let last = Self::head(&tx)?;
             Self::set_catalogue_head(&tx, last)?;
         }
         tx.commit()?;
@@ -220,19 +220,19 @@ impl RedbStore {
     }
 
     /// The number of the last entry of the change log (0: none).
-    fn last_number(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    fn head(tx: &WriteTransaction) -> Result<u64, StoreError> {
         let t = tx.open_table(REVISIONS)?;
         let last = t.last()?.map(|(k, _)| k.value());
         Ok(last.unwrap_or(0))
     }
 
     /// The last revision that changed the catalogue.
-    fn head(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    fn catalogue_head(tx: &WriteTransaction) -> Result<u64, StoreError> {
         let t = tx.open_table(META)?;
         let v = t.get(CATALOGUE_HEAD)?.map(|v| v.value().to_vec());
         match v {
             Some(bytes) => decode_head(&bytes),
-            None => Self::last_number(tx),
+            None => Self::head(tx),
         }
     }
 
@@ -257,9 +257,14 @@ impl RedbStore {
         Ok(out)
     }
 
+    /// Appends an entry to the change log; every entry but an event moves the catalogue's
+    /// head (as every revision did before events existed).
     fn append_revision(tx: &WriteTransaction, revision: &Revision) -> Result<(), StoreError> {
         tx.open_table(REVISIONS)?
             .insert(revision.number, encode(revision).as_slice())?;
+        if revision.event.is_none() {
+            Self::set_catalogue_head(tx, revision.number)?;
+        }
         Ok(())
     }
 }
@@ -287,7 +292,7 @@ impl CatalogueStore for RedbStore {
 
     fn commit(&self, commit: Commit) -> Result<Option<Revision>, StoreError> {
         let tx = self.db.begin_write()?;
-        let head = Self::head(&tx)?;
+        let head = Self::catalogue_head(&tx)?;
         if head != commit.base {
             return Err(StoreError::Conflict {
                 expected: commit.base,
@@ -324,7 +329,7 @@ impl CatalogueStore for RedbStore {
             return Ok(None);
         }
         let revision = Revision {
-            number: Self::last_number(&tx)? + 1,
+            number: Self::head(&tx)? + 1,
             author: commit.author,
             at: commit.at,
             comment: commit.comment,
@@ -332,7 +337,6 @@ impl CatalogueStore for RedbStore {
             event: None,
         };
         Self::append_revision(&tx, &revision)?;
-        Self::set_catalogue_head(&tx, revision.number)?;
         tx.commit()?;
         Ok(Some(revision))
     }
@@ -358,7 +362,7 @@ impl CatalogueStore for RedbStore {
     ) -> Result<Revision, StoreError> {
         let tx = self.db.begin_write()?;
         let revision = Revision {
-            number: Self::last_number(&tx)? + 1,
+            number: Self::head(&tx)? + 1,
             author: author.to_owned(),
             at,
             comment: comment.to_owned(),
@@ -525,7 +529,7 @@ impl UserStore for RedbStore {
         at: DateTime<Utc>,
     ) -> Result<Revision, StoreError> {
         let tx = self.db.begin_write()?;
-        let number = Self::last_number(&tx)? + 1;
+        let number = Self::head(&tx)? + 1;
         let user = {
             let mut users = tx.open_table(USERS)?;
             let Some(v) = users.get(name)?.map(|v| v.value().to_vec()) else {
@@ -574,7 +578,7 @@ impl UserStore for RedbStore {
 
     fn add_user(&self, user: &User, author: &str) -> Result<Revision, StoreError> {
         let tx = self.db.begin_write()?;
-        let head = Self::last_number(&tx)?;
+        let head = Self::head(&tx)?;
         {
             let mut users = tx.open_table(USERS)?;
             if users.get(user.name.as_str())?.is_some() {
@@ -731,7 +735,6 @@ impl RedbStore {
                 .insert(e.id(), encode(&e.to_json()).as_slice())?;
         }
         Self::append_revision(&tx, revision)?;
-        Self::set_catalogue_head(&tx, revision.number)?;
         tx.delete_table(SCENARIOS)?;
         tx.commit()?;
         Ok(())
