@@ -549,3 +549,76 @@ async fn the_cli_sets_passwords_on_a_store_and_over_the_api() {
     assert!(server::auth::verify_password("ed's other password", &phc));
     assert!(!server::auth::verify_password("long enough password", &phc));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_slowed_per_name_and_logged() {
+    let env = TestEnv::spawn(None).await;
+    let base = env.http_url();
+    let http = reqwest::Client::new();
+    for name in ["lena", "max"] {
+        let (status, body) = send_json(
+            http.post(format!("{base}/api/v1/users"))
+                .bearer_auth(env.admin_token())
+                .json(&json!({"name": name, "roles": ["auditor"], "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let login = |name: &str, password: &str| {
+        http.post(format!("{base}/api/v1/session"))
+            .json(&json!({"name": name, "password": password}))
+            .send()
+    };
+    // Wrong passwords until the server makes the name wait (the wait doubles with each
+    // failure, so requests soon come faster than it, however slow the machine).
+    let mut refused = 0;
+    let mut wait = None;
+    for _ in 0..30 {
+        let resp = login("lena", "a wrong password").await.expect("login");
+        match resp.status().as_u16() {
+            401 => refused += 1,
+            429 => {
+                let secs: u64 = resp.headers()["retry-after"]
+                    .to_str()
+                    .expect("retry-after")
+                    .parse()
+                    .expect("seconds");
+                if secs >= 2 {
+                    wait = Some(secs);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    let wait = wait.expect("the name was made to wait");
+    assert!(refused >= 3, "three failures are free: {refused}");
+    // While it waits, even the right password is not checked; another name is not slowed.
+    let resp = login("lena", PASSWORD).await.expect("login");
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get(reqwest::header::SET_COOKIE).is_none());
+    assert_eq!(login("max", PASSWORD).await.expect("login").status(), 200);
+    // After the wait, the right password logs in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait + 60);
+    loop {
+        let status = login("lena", PASSWORD).await.expect("login").status();
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused after the wait"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Each checked failure is in the change log (the ones refused unchecked are not).
+    let failed = events(&env)
+        .await
+        .into_iter()
+        .filter(|(e, a, _)| e == "login-failed" && a == "lena")
+        .count();
+    assert_eq!(failed, refused);
+    env.stop().await;
+}
