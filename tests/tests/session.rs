@@ -408,6 +408,8 @@ async fn login_csrf_logout_and_the_change_log() {
             want("login", "olga"),
             want("logout", "olga"),
             want("login", "olga"),
+            // The wrong current password given to change it.
+            want("login-failed", "olga"),
             // The old password after the change.
             want("login-failed", "olga"),
             want("login", "olga"),

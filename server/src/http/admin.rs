@@ -187,6 +187,12 @@ async fn set_password(
                 .is_some_and(|phc| crate::auth::verify_password(given, phc));
             if !ok {
                 shared.logins.failed(&name, now);
+                shared.store.record_event(
+                    crate::store::EventKind::LoginFailed,
+                    &name,
+                    now,
+                    "password change refused: wrong current password",
+                )?;
                 return Err(ApiError::invalid_field(
                     "current_password",
                     "give your current password (current_password) to change it",
