@@ -46,6 +46,8 @@ pub struct Shared {
     pub broker_connected: AtomicBool,
     /// Proof-of-play batches waiting for the ingest worker (for `/ready`).
     pub ingest_queue: std::sync::atomic::AtomicUsize,
+    /// Whether staff's campaigns and creatives wait for a second person's approval.
+    pub approval: crate::approval::ApprovalMode,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -62,6 +64,8 @@ pub struct Options {
     pub clock: ServerClock,
     /// For provisioning; the broker and HTTP addresses the server itself uses by default.
     pub agent_urls: Option<AgentUrls>,
+    /// Four-eyes approval (the default) or none.
+    pub approval: crate::approval::ApprovalMode,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             schedule_ttl: TimeDelta::hours(168),
             clock: ServerClock::System,
             agent_urls: None,
+            approval: crate::approval::ApprovalMode::default(),
         }
     }
 }
@@ -251,6 +256,7 @@ pub async fn start_with(
         agent_urls,
         broker_connected: AtomicBool::new(false),
         ingest_queue: std::sync::atomic::AtomicUsize::new(0),
+        approval: options.approval,
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);

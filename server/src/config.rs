@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::approval::ApprovalMode;
+
 const DEFAULTS: &str = include_str!("default-config.toml");
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -19,6 +21,9 @@ pub struct Config {
     pub shared_subscription: bool,
     /// How long a signed schedule document is accepted as new (see [`Config::schedule_ttl`]).
     pub schedule_ttl_hours: u32,
+    /// `"four-eyes"`: staff's campaigns and creatives wait for a second person's approval;
+    /// `"off"`: they are live at once.
+    pub approval: ApprovalMode,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +35,7 @@ struct Partial {
     topic_prefix: Option<String>,
     shared_subscription: Option<bool>,
     schedule_ttl_hours: Option<u32>,
+    approval: Option<ApprovalMode>,
 }
 
 impl Config {
@@ -106,6 +112,9 @@ impl Config {
         if let Some(v) = p.schedule_ttl_hours {
             self.schedule_ttl_hours = v;
         }
+        if let Some(v) = p.approval {
+            self.approval = v;
+        }
     }
 }
 
@@ -119,6 +128,7 @@ mod tests {
         assert_eq!(c.topic_prefix, "signage/v1");
         assert!(c.mqtt_url.is_none());
         assert_eq!(c.schedule_ttl(), chrono::TimeDelta::days(7));
+        assert_eq!(c.approval, ApprovalMode::FourEyes);
     }
 
     #[test]
@@ -142,6 +152,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("too short"));
+        std::fs::write(&f, "approval = \"off\"\n").unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.approval, ApprovalMode::Off);
+        std::fs::write(&f, "approval = \"two-eyes\"\n").unwrap();
+        let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
+        assert!(e.contains("four-eyes") && e.contains("approval"), "{e}");
         std::fs::write(&f, "bogus = 1\n").unwrap();
         assert!(Config::load(Some(&f), None, None)
             .unwrap_err()

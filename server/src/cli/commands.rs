@@ -171,6 +171,7 @@ pub(super) async fn serve(
     };
     let options = crate::app::Options {
         schedule_ttl: config.schedule_ttl(),
+        approval: config.approval,
         ..crate::app::Options::default()
     };
     let handle = crate::app::start_with(

@@ -179,6 +179,19 @@ impl From<EmergencyError> for ApiError {
     }
 }
 
+impl From<crate::approval::ApprovalError> for ApiError {
+    fn from(e: crate::approval::ApprovalError) -> ApiError {
+        use crate::approval::ApprovalError;
+        match e {
+            ApprovalError::OwnSubmission { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            ApprovalError::NoReason { .. } => ApiError::invalid_field("reason", e.to_string()),
+            _ => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
 impl From<ImportError> for ApiError {
     fn from(e: ImportError) -> ApiError {
         match e {

@@ -18,7 +18,7 @@ use playlists::scenario::FileCampaign;
 use super::{blocking, ApiError, ApiJson, ApiQuery, Caller, ErrorBody};
 use crate::app::Shared;
 use crate::forecast::Forecast;
-use crate::store::{CampaignEntity, CampaignState, Entity, Role};
+use crate::store::{Entity, Role};
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
@@ -178,11 +178,14 @@ async fn forecast(
                 format!("{id:?} is an emergency"),
             ));
         }
-        draft.put(Entity::Campaign(CampaignEntity {
-            spec,
-            state: CampaignState::Live,
-            archived_at: None,
-        }));
+        // Forecast as if approved: the rules as they would play.
+        let by = crate::approval::Actor {
+            name: "forecast",
+            at: chrono::Utc::now(),
+        };
+        draft.put(Entity::Campaign(crate::approval::new_campaign(
+            spec, true, by,
+        )));
         let with = crate::catalogue::build(&draft)?;
         crate::forecast::forecast(&without, &with, &id)
             .ok_or_else(|| ApiError::invalid(format!("campaign {id:?} did not build")))
