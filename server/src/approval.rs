@@ -182,12 +182,12 @@ fn creative_name(c: &CreativeEntity) -> String {
     format!("creative {:?}", c.spec.id)
 }
 
-fn approved_version(spec: &FileCampaign, by: Actor<'_>) -> ApprovedCampaign {
-    ApprovedCampaign {
+fn approved_version(spec: &FileCampaign, by: Actor<'_>) -> Box<ApprovedCampaign> {
+    Box::new(ApprovedCampaign {
         spec: spec.clone(),
         approved_by: Some(by.name.to_owned()),
         approved_at: Some(by.at),
-    }
+    })
 }
 
 /// A new campaign: live at once when `at_once` (approval off, an admin's import), else a

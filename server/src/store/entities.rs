@@ -160,7 +160,7 @@ pub struct CampaignEntity {
     pub approval: Approval,
     /// The version that plays (kept after archiving: it is what played).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved: Option<ApprovedCampaign>,
+    pub approved: Option<Box<ApprovedCampaign>>,
 }
 
 impl CampaignEntity {
@@ -184,7 +184,7 @@ struct StoredCampaign {
     #[serde(default)]
     approval: Option<Approval>,
     #[serde(default)]
-    approved: Option<ApprovedCampaign>,
+    approved: Option<Box<ApprovedCampaign>>,
 }
 
 impl From<StoredCampaign> for CampaignEntity {
@@ -194,11 +194,11 @@ impl From<StoredCampaign> for CampaignEntity {
             None if s.state == CampaignState::Draft => (Approval::draft(), None),
             None => (
                 Approval::before_approval(),
-                Some(ApprovedCampaign {
+                Some(Box::new(ApprovedCampaign {
                     spec: s.spec.clone(),
                     approved_by: None,
                     approved_at: None,
-                }),
+                })),
             ),
         };
         CampaignEntity {
@@ -366,11 +366,11 @@ pub fn scenario_entities(
             state: CampaignState::Live,
             archived_at: None,
             approval: Approval::before_approval(),
-            approved: Some(ApprovedCampaign {
+            approved: Some(Box::new(ApprovedCampaign {
                 spec: c.clone(),
                 approved_by: None,
                 approved_at: None,
-            }),
+            })),
         }));
     }
     let mut emergencies: BTreeMap<String, StoredEmergency> = BTreeMap::new();
