@@ -37,9 +37,10 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(reject_campaign))
 }
 
-const EDIT: &[Role] = &[Role::Staff, Role::Admin];
-/// Who reads campaigns: those who make them and those who review them.
-pub(super) const READ: &[Role] = &[Role::Staff, Role::Approver, Role::Admin];
+/// Who makes campaigns and creatives (as drafts under four-eyes approval).
+pub(super) const EDIT: &[Role] = &[Role::Staff];
+/// Who reads them: those who make them and those who review them.
+pub(super) const READ: &[Role] = &[Role::Staff, Role::Approver];
 /// Who approves or rejects.
 pub(super) const REVIEW: &[Role] = &[Role::Approver];
 

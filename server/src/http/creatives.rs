@@ -20,11 +20,11 @@ use utoipa_axum::routes;
 use playlists::scenario::FileCreative;
 use playlists::Sha256;
 
-use super::campaigns::{at_once, Rejection, READ, REVIEW};
+use super::campaigns::{at_once, Rejection, EDIT, READ, REVIEW};
 use super::{apply, blocking, ApiError, ApiPath, ApiQuery, Caller, ErrorBody, Page, PageQuery};
 use crate::app::Shared;
 use crate::approval::{self, Action};
-use crate::store::{CampaignState, CreativeEntity, Entity, Role, StoredMeasurement};
+use crate::store::{CampaignState, CreativeEntity, Entity, StoredMeasurement};
 
 /// The largest upload accepted (the media crate's own file limit is the same).
 pub const MAX_UPLOAD: usize = 256 * 1024 * 1024;
@@ -40,8 +40,6 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(reject_creative))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024))
 }
-
-const EDIT: &[Role] = &[Role::Staff, Role::Admin];
 
 /// The `meta` part of an upload.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -21,15 +21,16 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(end))
 }
 
-const OPERATE: &[Role] = &[Role::Operator, Role::Admin];
+const OPERATE: &[Role] = &[Role::Operator];
 
 /// Every takeover, active or ended.
 #[utoipa::path(get, path = "/api/v1/emergencies",
-    responses((status = 200, body = Vec<Listed>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Listed>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(
     State(shared): State<Arc<Shared>>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<Vec<Listed>>, ApiError> {
+    caller.require(OPERATE)?;
     let rows =
         blocking(move || Ok(emergency::list(&shared.catalogue, shared.clock.now())?)).await?;
     Ok(Json(rows))
