@@ -37,11 +37,12 @@ pub enum CatalogueError {
 /// campaigns). Checks every rule of the scenario format plus reach (a campaign's dayparts
 /// can match, its target matches a screen, one of its creatives fits one of them).
 pub fn build(snapshot: &Snapshot) -> Result<Catalogue, ScenarioError> {
+    // An unknown creative stays, for the build to name it.
     let approved = |id: &String| {
         snapshot
             .creatives
             .get(id)
-            .is_some_and(|k| k.approval.status == ApprovalStatus::Approved)
+            .is_none_or(|k| k.approval.status == ApprovalStatus::Approved)
     };
     let campaigns = snapshot
         .campaigns

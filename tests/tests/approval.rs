@@ -218,6 +218,16 @@ async fn people(env: &TestEnv, roles: &[(&'static str, &[&str])]) -> Api {
     Api { http, base, tokens }
 }
 
+/// A campaign naming a creative nobody uploaded is refused, draft or live.
+async fn unknown_creative_refused(api: &Api) {
+    let mut c = campaign(1);
+    c["id"] = json!("approval-unknown");
+    c["creatives"] = json!(["nope"]);
+    let (status, body) = api.post("sam", "campaigns", Some(c)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("nope"), "{body}");
+}
+
 fn message(body: &Value) -> String {
     body["error"]["message"]
         .as_str()
@@ -270,6 +280,7 @@ async fn nothing_plays_until_a_second_person_approves_it() {
     assert!(body.get("approved").is_none(), "{body}");
     assert_eq!(versions(&env), published_before);
     assert!(!api.planned(&inside).await, "a draft is planned");
+    unknown_creative_refused(&api).await;
 
     // Submitting: only a draft; approving: only an approver, never one's own submission.
     let (status, body) = api.post("ann", "campaigns/nope/submit", None).await;
@@ -457,6 +468,7 @@ async fn with_approval_off_staff_changes_are_live_at_once() {
     let api = people(&env, &[("sam", &["staff"])]).await;
     let (_watcher, docs) = watch_documents(&env).await;
     let xicheng = xicheng_screens(&env);
+    unknown_creative_refused(&api).await;
     let (status, body) = upload(&api, "sam").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["approval"]["status"], "approved");
