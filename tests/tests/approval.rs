@@ -9,7 +9,8 @@
 //!   targets, and in the plan;
 //! - an edit of the live campaign is a new draft while the documents keep the approved
 //!   version, until that draft is approved;
-//! - every transition is one revision by its author;
+//! - every transition is one revision by its author; `signage creatives|campaigns
+//!   submit|approve|reject --server` do the same as the API;
 //! - with `approval = "off"`, staff's campaign is live at once, as before.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -328,14 +329,27 @@ async fn nothing_plays_until_a_second_person_approves_it() {
         .await;
     assert_eq!(status, 409, "{body}");
     assert!(message(&body).contains(CREATIVE), "{body}");
-    let (status, body) = api
-        .post("sam", &format!("creatives/{CREATIVE}/submit"), None)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = api
-        .post("bob", &format!("creatives/{CREATIVE}/approve"), None)
-        .await;
-    assert_eq!(status, 200, "{body}");
+    // The creative's review over the command line (`signage creatives ... --server`).
+    let cli = |who: &str, args: &[&str]| {
+        let file = env.tmp.path().join(format!("{who}.token"));
+        std::fs::write(&file, &api.tokens[who]).expect("token file");
+        let url = env.http_url();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", url.as_str(), "--token-file"]);
+        all.push(file.to_str().expect("path"));
+        tests::signage(&all)
+    };
+    let (ok, out, err) = cli("sam", &["creatives", "approve", CREATIVE]);
+    assert!(!ok && err.contains("approver"), "{out}{err}");
+    let (ok, out, err) = cli("sam", &["creatives", "submit", CREATIVE]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), format!("creative {CREATIVE}: submitted by sam"));
+    let (ok, out, err) = cli("bob", &["creatives", "reject", CREATIVE]);
+    assert!(!ok && err.contains("--reason"), "{out}{err}");
+    let (ok, out, err) = cli("bob", &["creatives", "approve", CREATIVE]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), format!("creative {CREATIVE}: approved by bob"));
+    let (_, body) = api.get("sam", &format!("creatives/{CREATIVE}")).await;
     assert_eq!(body["approval"]["status"], "approved");
     assert_eq!(body["approval"]["decided_by"], "bob");
 
@@ -407,14 +421,16 @@ async fn nothing_plays_until_a_second_person_approves_it() {
     assert_eq!(versions(&env), published_live);
     assert_eq!(carried(&docs), expected);
     assert!(api.planned(&inside).await);
-    let (status, _) = api
-        .post("sam", &format!("campaigns/{CAMPAIGN}/submit"), None)
-        .await;
-    assert_eq!(status, 200);
-    let (status, body) = api
-        .post("ann", &format!("campaigns/{CAMPAIGN}/approve"), None)
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (ok, out, err) = cli("sam", &["campaigns", "submit", CAMPAIGN]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cli(
+        "sam",
+        &["campaigns", "reject", CAMPAIGN, "--reason", "mine"],
+    );
+    assert!(!ok && err.contains("403"), "{out}{err}");
+    let (ok, out, err) = cli("ann", &["campaigns", "approve", CAMPAIGN]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), format!("campaign {CAMPAIGN}: approved by ann"));
     documents_settled(&env, &docs).await;
     let expected: BTreeMap<String, u32> = xicheng.iter().map(|s| (s.clone(), 5)).collect();
     assert_eq!(carried(&docs), expected);
