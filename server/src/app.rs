@@ -48,6 +48,8 @@ pub struct Shared {
     pub ingest_queue: std::sync::atomic::AtomicUsize,
     /// Whether staff's campaigns and creatives wait for a second person's approval.
     pub approval: crate::approval::ApprovalMode,
+    /// How long a second operator has to confirm an emergency; `None`: none needed.
+    pub emergency_confirm: Option<TimeDelta>,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -66,6 +68,8 @@ pub struct Options {
     pub agent_urls: Option<AgentUrls>,
     /// Four-eyes approval (the default) or none.
     pub approval: crate::approval::ApprovalMode,
+    /// A second operator confirms an emergency within this; `None` (the default): no one.
+    pub emergency_confirm: Option<TimeDelta>,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
             clock: ServerClock::System,
             agent_urls: None,
             approval: crate::approval::ApprovalMode::default(),
+            emergency_confirm: None,
         }
     }
 }
@@ -257,6 +262,7 @@ pub async fn start_with(
         broker_connected: AtomicBool::new(false),
         ingest_queue: std::sync::atomic::AtomicUsize::new(0),
         approval: options.approval,
+        emergency_confirm: options.emergency_confirm,
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);

@@ -81,7 +81,8 @@ pub fn check_drafts(snapshot: &Snapshot) -> Result<(), ScenarioError> {
     build_with(snapshot, campaigns).map(drop)
 }
 
-/// The catalogue of `snapshot` with these campaigns (and every emergency).
+/// The catalogue of `snapshot` with these campaigns (and every emergency but those waiting
+/// for a second operator).
 fn build_with(
     snapshot: &Snapshot,
     mut campaigns: Vec<FileCampaign>,
@@ -103,7 +104,11 @@ fn build_with(
             })?;
         measured.insert(c.spec.id.clone(), m);
     }
-    for e in snapshot.emergencies.values() {
+    for e in snapshot
+        .emergencies
+        .values()
+        .filter(|e| e.pending.is_none())
+    {
         campaigns.push(
             e.file_campaign()
                 .map_err(|problem| ScenarioError::Invalid {

@@ -24,6 +24,18 @@ pub struct Config {
     /// `"four-eyes"`: staff's campaigns and creatives wait for a second person's approval;
     /// `"off"`: they are live at once.
     pub approval: ApprovalMode,
+    /// `"two-person"`: a started emergency waits for a second operator's confirmation
+    /// (within `emergency_confirm_minutes`) before it plays; `"off"`: it plays at once.
+    pub emergency_confirm: EmergencyConfirm,
+    pub emergency_confirm_minutes: u32,
+}
+
+/// Whether an emergency needs a second operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmergencyConfirm {
+    Off,
+    TwoPerson,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +48,8 @@ struct Partial {
     shared_subscription: Option<bool>,
     schedule_ttl_hours: Option<u32>,
     approval: Option<ApprovalMode>,
+    emergency_confirm: Option<EmergencyConfirm>,
+    emergency_confirm_minutes: Option<u32>,
 }
 
 impl Config {
@@ -43,6 +57,12 @@ impl Config {
     /// it from expiry are re-signed with a new version (on start and hourly).
     pub fn schedule_ttl(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::hours(i64::from(self.schedule_ttl_hours))
+    }
+
+    /// How long a second operator has to confirm an emergency; `None` when none is asked.
+    pub fn emergency_confirm(&self) -> Option<chrono::TimeDelta> {
+        (self.emergency_confirm == EmergencyConfirm::TwoPerson)
+            .then(|| chrono::TimeDelta::minutes(i64::from(self.emergency_confirm_minutes)))
     }
 
     pub fn defaults() -> Config {
@@ -86,6 +106,11 @@ impl Config {
             c.topic_prefix
         );
         anyhow::ensure!(
+            c.emergency_confirm_minutes >= 1,
+            "emergency_confirm_minutes {} is too short: at least 1",
+            c.emergency_confirm_minutes
+        );
+        anyhow::ensure!(
             c.schedule_ttl_hours >= 2,
             "schedule_ttl_hours {} is too short: at least 2 (documents are refreshed hourly)",
             c.schedule_ttl_hours
@@ -115,6 +140,12 @@ impl Config {
         if let Some(v) = p.approval {
             self.approval = v;
         }
+        if let Some(v) = p.emergency_confirm {
+            self.emergency_confirm = v;
+        }
+        if let Some(v) = p.emergency_confirm_minutes {
+            self.emergency_confirm_minutes = v;
+        }
     }
 }
 
@@ -129,6 +160,7 @@ mod tests {
         assert!(c.mqtt_url.is_none());
         assert_eq!(c.schedule_ttl(), chrono::TimeDelta::days(7));
         assert_eq!(c.approval, ApprovalMode::FourEyes);
+        assert_eq!(c.emergency_confirm(), None);
     }
 
     #[test]
@@ -155,6 +187,16 @@ mod tests {
         std::fs::write(&f, "approval = \"off\"\n").unwrap();
         let c = Config::load(Some(&f), None, None).unwrap();
         assert_eq!(c.approval, ApprovalMode::Off);
+        std::fs::write(&f, "emergency_confirm = \"two-person\"\n").unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.emergency_confirm(), Some(chrono::TimeDelta::minutes(10)));
+        std::fs::write(
+            &f,
+            "emergency_confirm = \"two-person\"\nemergency_confirm_minutes = 3\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.emergency_confirm(), Some(chrono::TimeDelta::minutes(3)));
         std::fs::write(&f, "approval = \"two-eyes\"\n").unwrap();
         let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
         assert!(e.contains("four-eyes") && e.contains("approval"), "{e}");

@@ -11,7 +11,9 @@
 //!   version, until that draft is approved;
 //! - every transition is one revision by its author; `signage creatives|campaigns
 //!   submit|approve|reject --server` do the same as the API;
-//! - with `approval = "off"`, staff's campaign is live at once, as before.
+//! - with `approval = "off"`, staff's campaign is live at once, as before;
+//! - with `emergency_confirm = "two-person"`, an emergency is announced only once a second
+//!   operator confirms it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -502,5 +504,76 @@ async fn with_approval_off_staff_changes_are_live_at_once() {
         .await;
     assert_eq!(status, 409, "{body}");
     assert!(message(&body).contains("is approved"), "{body}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_waits_for_a_second_operator() {
+    let env = TestEnv::spawn_with(
+        None,
+        Options {
+            emergency_confirm: Some(chrono::TimeDelta::minutes(10)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let api = people(&env, &[("olga", &["operator"]), ("otto", &["operator"])]).await;
+    let (_watcher, docs) = watch_documents(&env).await;
+    documents_settled(&env, &docs).await;
+    let before = versions(&env);
+    let id = "drill-xicheng";
+    let carried = || -> BTreeSet<String> {
+        docs.lock()
+            .expect("documents")
+            .iter()
+            .filter(|(_, d)| d.body.campaigns.iter().any(|c| c.id == id))
+            .map(|(s, _)| s.clone())
+            .collect()
+    };
+    let (status, body) = api
+        .post(
+            "olga",
+            "emergencies",
+            Some(
+                json!({"id": id, "name": "Drill", "creatives": ["alert-epidemic-l"],
+                "target": {"districts": ["xicheng"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["emergency"]["pending"]["started_by"], "olga");
+    assert_eq!(body["screens"], json!([]), "announced before confirmation");
+    assert_eq!(versions(&env), before);
+    let (_, listed) = api.get("olga", "emergencies").await;
+    let row = listed
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == id).cloned())
+        .expect("listed");
+    assert_eq!(row["active"], false);
+
+    let (status, body) = api
+        .post("olga", &format!("emergencies/{id}/confirm"), None)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(message(&body).contains("second operator"), "{body}");
+    assert!(carried().is_empty());
+    let (status, body) = api
+        .post("otto", &format!("emergencies/{id}/confirm"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["emergency"].get("pending").is_none(), "{body}");
+    let screens: BTreeSet<String> = body["screens"]
+        .as_array()
+        .expect("screens")
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(screens, xicheng_screens(&env));
+    documents_settled(&env, &docs).await;
+    assert_eq!(carried(), xicheng_screens(&env));
+    let (status, body) = api
+        .post("otto", &format!("emergencies/{id}/confirm"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
     env.stop().await;
 }

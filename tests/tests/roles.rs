@@ -13,6 +13,7 @@
 //! - retiring a creative and decommissioning a screen belong with their resource's role;
 //! - users are the admin's ("admin (users, screens and keys, settings)");
 //! - `whoami` is any signed-in user's, with or without roles;
+//! - confirming an emergency (two-person confirmation) is the operator's, as starting it;
 //! - `/health`, `/ready` and `/media/{sha256}` are open (agents download without tokens).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -79,6 +80,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("get", "/api/v1/emergencies", &[OPERATOR]),
     ("post", "/api/v1/emergencies", &[OPERATOR]),
     ("post", "/api/v1/emergencies/{id}/end", &[OPERATOR]),
+    ("post", "/api/v1/emergencies/{id}/confirm", &[OPERATOR]),
     ("get", "/api/v1/users", &[ADMIN]),
     ("post", "/api/v1/users", &[ADMIN]),
     ("get", "/api/v1/whoami", &[ANY]),

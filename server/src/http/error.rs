@@ -171,8 +171,12 @@ impl From<EmergencyError> for ApiError {
             EmergencyError::Store(cause) => cause.into(),
             EmergencyError::Catalogue(c) => c.into(),
             EmergencyError::Unknown(_) => ApiError::not_found(e.to_string()),
-            EmergencyError::Duplicate(_) | EmergencyError::AlreadyEnded { .. } => {
-                ApiError::conflict(e.to_string())
+            EmergencyError::Duplicate(_)
+            | EmergencyError::AlreadyEnded { .. }
+            | EmergencyError::NotPending(_)
+            | EmergencyError::ConfirmExpired { .. } => ApiError::conflict(e.to_string()),
+            EmergencyError::OwnStart { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
             _ => ApiError::invalid(e.to_string()),
         }

@@ -261,6 +261,19 @@ pub struct StoredEmergency {
     /// Set when staff ended it (then `end` is that time).
     #[serde(default)]
     pub ended: bool,
+    /// Set while it waits for a second operator's confirmation (`emergency_confirm =
+    /// "two-person"`): it plays nowhere and nothing is announced until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingConfirmation>,
+}
+
+/// Who started an emergency that waits for a second operator, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PendingConfirmation {
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    /// After this, it can no longer be confirmed (start it again).
+    pub confirm_by: DateTime<Utc>,
 }
 
 impl StoredEmergency {
@@ -392,6 +405,7 @@ pub fn scenario_entities(
                         start: at,
                         end: at + crate::emergency::OPEN_END,
                         ended: false,
+                        pending: None,
                     },
                 );
             }

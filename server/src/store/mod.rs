@@ -26,7 +26,8 @@ pub mod redb;
 
 pub use entities::{
     scenario_entities, Approval, ApprovalStatus, ApprovedCampaign, CampaignEntity, CampaignState,
-    CreativeEntity, Entity, ScreenEntity, StoredEmergency, StoredMeasurement, VenueEntity,
+    CreativeEntity, Entity, PendingConfirmation, ScreenEntity, StoredEmergency, StoredMeasurement,
+    VenueEntity,
 };
 
 pub use ledger::{
