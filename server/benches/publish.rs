@@ -16,7 +16,7 @@ use chrono::{TimeDelta, Utc};
 use playlists::wire::Keypair;
 use server::catalogue::CatalogueService;
 use server::import::ImportOptions;
-use server::store::{CampaignEntity, CampaignState, Entity, OpenMode};
+use server::store::{Entity, OpenMode};
 
 fn main() -> anyhow::Result<()> {
     let target: usize = std::env::var("PUBLISH_SCREENS")
@@ -98,11 +98,13 @@ fn main() -> anyhow::Result<()> {
             "creatives": ["rm2023-w51-1"]
         }))?;
         let applied = catalogue.change("bench", "bench edit", Utc::now(), |s| {
-            s.put(Entity::Campaign(CampaignEntity {
-                spec,
-                state: CampaignState::Live,
-                archived_at: None,
-            }));
+            let by = server::approval::Actor {
+                name: "bench",
+                at: Utc::now(),
+            };
+            s.put(Entity::Campaign(server::approval::new_campaign(
+                spec, true, by,
+            )));
             Ok::<(), server::catalogue::CatalogueError>(())
         })?;
         Ok((applied.affected.len(), t.elapsed().as_secs_f64()))

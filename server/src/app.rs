@@ -51,6 +51,10 @@ pub struct Shared {
     pub https: AtomicBool,
     /// Failed dashboard logins per name.
     pub logins: crate::session::Limiter,
+    /// Whether staff's campaigns and creatives wait for a second person's approval.
+    pub approval: crate::approval::ApprovalMode,
+    /// How long a second operator has to confirm an emergency; `None`: none needed.
+    pub emergency_confirm: Option<TimeDelta>,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -67,6 +71,10 @@ pub struct Options {
     pub clock: ServerClock,
     /// For provisioning; the broker and HTTP addresses the server itself uses by default.
     pub agent_urls: Option<AgentUrls>,
+    /// Four-eyes approval (the default) or none.
+    pub approval: crate::approval::ApprovalMode,
+    /// A second operator confirms an emergency within this; `None` (the default): no one.
+    pub emergency_confirm: Option<TimeDelta>,
 }
 
 impl Default for Options {
@@ -76,6 +84,8 @@ impl Default for Options {
             schedule_ttl: TimeDelta::hours(168),
             clock: ServerClock::System,
             agent_urls: None,
+            approval: crate::approval::ApprovalMode::default(),
+            emergency_confirm: None,
         }
     }
 }
@@ -258,6 +268,8 @@ pub async fn start_with(
         ingest_queue: std::sync::atomic::AtomicUsize::new(0),
         https: AtomicBool::new(false),
         logins: crate::session::Limiter::default(),
+        approval: options.approval,
+        emergency_confirm: options.emergency_confirm,
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);

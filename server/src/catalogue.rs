@@ -1,6 +1,6 @@
 //! The catalogue service: the live catalogue built from the stored entities, and every
 //! change to it. A change is computed on a copy of the current [`Snapshot`], validated as a
-//! whole by [`build`] (the one validation that import, the API and emergencies share), then
+//! whole by [`build`] and [`check_drafts`] (the one validation that import, the API and emergencies share), then
 //! committed as one revision; it returns what changed, including the screens whose
 //! schedule it may touch, and leaves publishing to the caller. No MQTT, no HTTP.
 
@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 
 use playlists::catalogue::CatalogueIndex;
-use playlists::scenario::{FileWindow, ScenarioError, ScenarioFile, FORMAT};
+use playlists::scenario::{FileCampaign, FileWindow, ScenarioError, ScenarioFile, FORMAT};
 use playlists::Catalogue;
 
 use crate::store::{
-    CampaignState, Commit, Entity, EntityKind, Revision, SharedStore, Snapshot, StoreError,
+    ApprovalStatus, CampaignState, Commit, Entity, EntityKind, Revision, SharedStore, Snapshot,
+    StoreError,
 };
 
 /// Why a change was refused. Nothing was stored.
@@ -30,11 +31,62 @@ pub enum CatalogueError {
     Store(#[from] StoreError),
 }
 
-/// The catalogue the planner sees: venues, screens in service, creatives not retired, live
-/// campaigns and every emergency (as `emergency`-tier campaigns). Checks every rule of the
-/// scenario format plus reach (a campaign's dayparts can match, its target matches a
-/// screen, one of its creatives fits one of them).
+/// The catalogue the planner sees, and so the schedule documents: venues, screens in
+/// service, creatives not retired, the approved version of every campaign that is not
+/// archived (with its approved creatives only) and every emergency (as `emergency`-tier
+/// campaigns). Checks every rule of the scenario format plus reach (a campaign's dayparts
+/// can match, its target matches a screen, one of its creatives fits one of them).
 pub fn build(snapshot: &Snapshot) -> Result<Catalogue, ScenarioError> {
+    // An unknown creative stays, for the build to name it.
+    let approved = |id: &String| {
+        snapshot
+            .creatives
+            .get(id)
+            .is_none_or(|k| k.approval.status == ApprovalStatus::Approved)
+    };
+    let campaigns = snapshot
+        .campaigns
+        .values()
+        .filter_map(|c| c.live_spec())
+        .filter_map(|spec| {
+            let mut spec = spec.clone();
+            spec.creatives.retain(approved);
+            (!spec.creatives.is_empty()).then_some(spec)
+        })
+        .collect();
+    build_with(snapshot, campaigns)
+}
+
+/// Checks the working version of every campaign that is not archived (drafts included)
+/// by the same rules as [`build`]; a draft is refused for what would refuse it live.
+pub fn check_drafts(snapshot: &Snapshot) -> Result<(), ScenarioError> {
+    let settled = snapshot
+        .campaigns
+        .values()
+        .all(|c| c.state == CampaignState::Archived || c.live_spec() == Some(&c.spec))
+        && snapshot
+            .creatives
+            .values()
+            .all(|k| k.approval.status == ApprovalStatus::Approved);
+    if settled {
+        // The working versions are the live ones: `build` checks them.
+        return Ok(());
+    }
+    let campaigns = snapshot
+        .campaigns
+        .values()
+        .filter(|c| c.state != CampaignState::Archived)
+        .map(|c| c.spec.clone())
+        .collect();
+    build_with(snapshot, campaigns).map(drop)
+}
+
+/// The catalogue of `snapshot` with these campaigns (and every emergency but those waiting
+/// for a second operator).
+fn build_with(
+    snapshot: &Snapshot,
+    mut campaigns: Vec<FileCampaign>,
+) -> Result<Catalogue, ScenarioError> {
     let mut measured = HashMap::new();
     for c in snapshot
         .creatives
@@ -52,13 +104,11 @@ pub fn build(snapshot: &Snapshot) -> Result<Catalogue, ScenarioError> {
             })?;
         measured.insert(c.spec.id.clone(), m);
     }
-    let mut campaigns: Vec<_> = snapshot
-        .campaigns
+    for e in snapshot
+        .emergencies
         .values()
-        .filter(|c| c.state == CampaignState::Live)
-        .map(|c| c.spec.clone())
-        .collect();
-    for e in snapshot.emergencies.values() {
+        .filter(|e| e.pending.is_none())
+    {
         campaigns.push(
             e.file_campaign()
                 .map_err(|problem| ScenarioError::Invalid {
@@ -165,6 +215,7 @@ impl CatalogueService {
         let (before, old) = self.current()?;
         let mut after = before.clone();
         edit(&mut after)?;
+        check_drafts(&after).map_err(CatalogueError::from)?;
         let catalogue = Arc::new(build(&after).map_err(CatalogueError::from)?);
         let entities = after.changed_since(&before);
         if entities.is_empty() {

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::approval::ApprovalMode;
+
 const DEFAULTS: &str = include_str!("default-config.toml");
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -19,6 +21,21 @@ pub struct Config {
     pub shared_subscription: bool,
     /// How long a signed schedule document is accepted as new (see [`Config::schedule_ttl`]).
     pub schedule_ttl_hours: u32,
+    /// `"four-eyes"`: staff's campaigns and creatives wait for a second person's approval;
+    /// `"off"`: they are live at once.
+    pub approval: ApprovalMode,
+    /// `"two-person"`: a started emergency waits for a second operator's confirmation
+    /// (within `emergency_confirm_minutes`) before it plays; `"off"`: it plays at once.
+    pub emergency_confirm: EmergencyConfirm,
+    pub emergency_confirm_minutes: u32,
+}
+
+/// Whether an emergency needs a second operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmergencyConfirm {
+    Off,
+    TwoPerson,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +47,9 @@ struct Partial {
     topic_prefix: Option<String>,
     shared_subscription: Option<bool>,
     schedule_ttl_hours: Option<u32>,
+    approval: Option<ApprovalMode>,
+    emergency_confirm: Option<EmergencyConfirm>,
+    emergency_confirm_minutes: Option<u32>,
 }
 
 impl Config {
@@ -37,6 +57,12 @@ impl Config {
     /// it from expiry are re-signed with a new version (on start and hourly).
     pub fn schedule_ttl(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::hours(i64::from(self.schedule_ttl_hours))
+    }
+
+    /// How long a second operator has to confirm an emergency; `None` when none is asked.
+    pub fn emergency_confirm(&self) -> Option<chrono::TimeDelta> {
+        (self.emergency_confirm == EmergencyConfirm::TwoPerson)
+            .then(|| chrono::TimeDelta::minutes(i64::from(self.emergency_confirm_minutes)))
     }
 
     pub fn defaults() -> Config {
@@ -80,6 +106,11 @@ impl Config {
             c.topic_prefix
         );
         anyhow::ensure!(
+            c.emergency_confirm_minutes >= 1,
+            "emergency_confirm_minutes {} is too short: at least 1",
+            c.emergency_confirm_minutes
+        );
+        anyhow::ensure!(
             c.schedule_ttl_hours >= 2,
             "schedule_ttl_hours {} is too short: at least 2 (documents are refreshed hourly)",
             c.schedule_ttl_hours
@@ -106,6 +137,15 @@ impl Config {
         if let Some(v) = p.schedule_ttl_hours {
             self.schedule_ttl_hours = v;
         }
+        if let Some(v) = p.approval {
+            self.approval = v;
+        }
+        if let Some(v) = p.emergency_confirm {
+            self.emergency_confirm = v;
+        }
+        if let Some(v) = p.emergency_confirm_minutes {
+            self.emergency_confirm_minutes = v;
+        }
     }
 }
 
@@ -119,6 +159,8 @@ mod tests {
         assert_eq!(c.topic_prefix, "signage/v1");
         assert!(c.mqtt_url.is_none());
         assert_eq!(c.schedule_ttl(), chrono::TimeDelta::days(7));
+        assert_eq!(c.approval, ApprovalMode::FourEyes);
+        assert_eq!(c.emergency_confirm(), None);
     }
 
     #[test]
@@ -142,6 +184,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("too short"));
+        std::fs::write(&f, "approval = \"off\"\n").unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.approval, ApprovalMode::Off);
+        std::fs::write(&f, "emergency_confirm = \"two-person\"\n").unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.emergency_confirm(), Some(chrono::TimeDelta::minutes(10)));
+        std::fs::write(
+            &f,
+            "emergency_confirm = \"two-person\"\nemergency_confirm_minutes = 3\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.emergency_confirm(), Some(chrono::TimeDelta::minutes(3)));
+        std::fs::write(&f, "approval = \"two-eyes\"\n").unwrap();
+        let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
+        assert!(e.contains("four-eyes") && e.contains("approval"), "{e}");
         std::fs::write(&f, "bogus = 1\n").unwrap();
         assert!(Config::load(Some(&f), None, None)
             .unwrap_err()

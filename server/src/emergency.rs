@@ -6,6 +6,10 @@
 //! screen a signed command, so agents act at their next slot without waiting for the
 //! schedule; both reach the agent's same planner.
 //!
+//! With `emergency_confirm = "two-person"` a started emergency is stored `pending`: it plays
+//! nowhere and nothing is announced until a second, different operator confirms it within
+//! the set time; its flight starts at the confirmation.
+//!
 //! Every check runs before anything is stored: a refused request changes nothing. The
 //! service returns what to send; the publisher sends it (no MQTT here).
 
@@ -20,7 +24,7 @@ use playlists::wire::{Command, CommandAction, Keypair, MAX_SMALL_BYTES, VERSION}
 use playlists::{CampaignId, Catalogue, ScreenId};
 
 use crate::catalogue::{CatalogueError, CatalogueService};
-use crate::store::{Entity, StoreError, StoredEmergency};
+use crate::store::{Entity, PendingConfirmation, StoreError, StoredEmergency};
 
 /// How long a start or end command is valid for: enough for a reconnecting agent to get
 /// it, short enough that a replayed copy is refused.
@@ -51,6 +55,12 @@ pub enum EmergencyError {
     Unknown(String),
     #[error("emergency {id:?} already ended at {at}")]
     AlreadyEnded { id: String, at: DateTime<Utc> },
+    #[error("{who} started emergency {id:?} and cannot confirm it: a second operator must")]
+    OwnStart { id: String, who: String },
+    #[error("emergency {0:?} is not waiting for confirmation")]
+    NotPending(String),
+    #[error("emergency {id:?} could be confirmed until {at}, no longer: start it again")]
+    ConfirmExpired { id: String, at: DateTime<Utc> },
     #[error("creative {0:?} is not in the catalogue")]
     UnknownCreative(String),
     #[error("emergency {0:?} targets no screen")]
@@ -131,7 +141,7 @@ pub fn list(
         .emergencies
         .into_values()
         .map(|e| Listed {
-            active: !e.ended && e.start <= now && now < e.end,
+            active: e.pending.is_none() && !e.ended && e.start <= now && now < e.end,
             emergency: e,
         })
         .collect())
@@ -144,6 +154,8 @@ pub struct Request<'a> {
     pub key: &'a Keypair,
     pub author: &'a str,
     pub now: DateTime<Utc>,
+    /// How long a second operator has to confirm a start; `None`: no confirmation.
+    pub confirm_within: Option<TimeDelta>,
 }
 
 /// Checks and stores a new emergency; returns the commands to send.
@@ -172,9 +184,21 @@ pub fn start(r: Request<'_>, req: StartRequest) -> Result<Announcement, Emergenc
         start: now,
         end: req.until.unwrap_or(now + OPEN_END),
         ended: false,
+        pending: r.confirm_within.map(|within| PendingConfirmation {
+            started_by: r.author.to_owned(),
+            started_at: now,
+            confirm_by: now + within,
+        }),
     };
     let mut commands = BTreeMap::new();
-    let comment = format!("emergency {} started", emergency.id);
+    let comment = if emergency.pending.is_some() {
+        format!(
+            "emergency {} started, waiting for a second operator",
+            emergency.id
+        )
+    } else {
+        format!("emergency {} started", emergency.id)
+    };
     let applied = r.catalogue.change(r.author, &comment, r.now, |snapshot| {
         if snapshot.emergencies.contains_key(&req.id) || snapshot.campaigns.contains_key(&req.id) {
             return Err(EmergencyError::Duplicate(req.id.clone()));
@@ -187,30 +211,97 @@ pub fn start(r: Request<'_>, req: StartRequest) -> Result<Announcement, Emergenc
         }) {
             return Err(EmergencyError::UnknownCreative(c.clone()));
         }
+        // Checked as it will play, pending or not.
+        let mut playing = snapshot.clone();
+        playing.put(Entity::Emergency(StoredEmergency {
+            pending: None,
+            ..emergency.clone()
+        }));
+        let signed = start_commands(r.key, &playing, &emergency)?;
         snapshot.put(Entity::Emergency(emergency.clone()));
-        let with = crate::catalogue::build(snapshot)
-            .map_err(|e| EmergencyError::Invalid(e.to_string()))?;
-        let targeted = targeted_screens(&with, &emergency)?;
-        commands = sealed_commands(r.key, &with, &targeted, &emergency.id, |body| {
-            let campaign = body
-                .campaigns
-                .iter()
-                .find(|c| c.id == emergency.id)?
-                .clone();
-            let creatives = body
-                .creatives
-                .iter()
-                .filter(|k| campaign.creatives.contains(&k.id))
-                .cloned()
-                .collect();
-            Some(CommandAction::EmergencyStart {
-                campaign: Box::new(campaign),
-                creatives,
-            })
-        })?;
+        if emergency.pending.is_none() {
+            commands = signed;
+        }
         Ok(())
     })?;
-    tracing::warn!(id = %emergency.id, screens = commands.len(), "emergency takeover started");
+    tracing::warn!(id = %emergency.id, screens = commands.len(), pending = emergency.pending.is_some(),
+        "emergency takeover started");
+    Ok(Announcement {
+        emergency,
+        commands: commands.into_iter().collect(),
+        affected: applied.affected,
+    })
+}
+
+/// The start command for each screen the emergency (in `snapshot`) targets.
+fn start_commands(
+    key: &Keypair,
+    snapshot: &crate::store::Snapshot,
+    emergency: &StoredEmergency,
+) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
+    let with =
+        crate::catalogue::build(snapshot).map_err(|e| EmergencyError::Invalid(e.to_string()))?;
+    let targeted = targeted_screens(&with, emergency)?;
+    sealed_commands(key, &with, &targeted, &emergency.id, |body| {
+        let campaign = body
+            .campaigns
+            .iter()
+            .find(|c| c.id == emergency.id)?
+            .clone();
+        let creatives = body
+            .creatives
+            .iter()
+            .filter(|k| campaign.creatives.contains(&k.id))
+            .cloned()
+            .collect();
+        Some(CommandAction::EmergencyStart {
+            campaign: Box::new(campaign),
+            creatives,
+        })
+    })
+}
+
+/// A second operator confirms a pending emergency: it starts now (its flight begins at
+/// the confirmation) and is announced; returns the commands to send.
+pub fn confirm(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
+    let now = whole_second(r.now);
+    let mut commands = BTreeMap::new();
+    let mut confirmed = None;
+    let comment = format!("emergency {id} confirmed");
+    let applied = r.catalogue.change(r.author, &comment, r.now, |snapshot| {
+        let Some(e) = snapshot.emergencies.get(id).cloned() else {
+            return Err(EmergencyError::Unknown(id.to_owned()));
+        };
+        let Some(pending) = e.pending.clone().filter(|_| !e.ended) else {
+            return Err(EmergencyError::NotPending(id.to_owned()));
+        };
+        if pending.started_by == r.author {
+            return Err(EmergencyError::OwnStart {
+                id: id.to_owned(),
+                who: r.author.to_owned(),
+            });
+        }
+        if now > pending.confirm_by {
+            return Err(EmergencyError::ConfirmExpired {
+                id: id.to_owned(),
+                at: pending.confirm_by,
+            });
+        }
+        if e.end <= now {
+            return Err(EmergencyError::UntilPassed { until: e.end, now });
+        }
+        let emergency = StoredEmergency {
+            start: now,
+            pending: None,
+            ..e
+        };
+        snapshot.put(Entity::Emergency(emergency.clone()));
+        commands = start_commands(r.key, snapshot, &emergency)?;
+        confirmed = Some(emergency);
+        Ok(())
+    })?;
+    let emergency = confirmed.ok_or_else(|| EmergencyError::Unknown(id.to_owned()))?;
+    tracing::warn!(id = %emergency.id, screens = commands.len(), "emergency takeover confirmed");
     Ok(Announcement {
         emergency,
         commands: commands.into_iter().collect(),
@@ -238,6 +329,11 @@ pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
         e.end = now.max(e.start + TimeDelta::seconds(1));
         e.ended = true;
         let emergency = e.clone();
+        if emergency.pending.is_some() {
+            // Never confirmed: it never played, so there is nothing to announce.
+            ended = Some(emergency);
+            return Ok(());
+        }
         let with = crate::catalogue::build(snapshot)
             .map_err(|e| EmergencyError::Invalid(e.to_string()))?;
         let targeted = targeted_screens(&with, &emergency)?;
@@ -353,6 +449,81 @@ fn nonce(id: &str) -> Result<String, EmergencyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two-person confirmation: the starter cannot confirm; a second operator can, within
+    /// the window only; until then nothing plays and nothing is announced.
+    #[test]
+    fn a_second_operator_confirms_in_time_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
+        let catalogue = CatalogueService::new(store);
+        let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/beijing-role-models");
+        crate::import::import(
+            &catalogue,
+            &scenario,
+            &crate::import::ImportOptions::admin(),
+        )
+        .unwrap();
+        let key = Keypair::from_secret([1; 32]);
+        let t0: DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
+        let minutes = TimeDelta::minutes;
+        let r = |who: &'static str, now| Request {
+            catalogue: &catalogue,
+            key: &key,
+            author: who,
+            now,
+            confirm_within: Some(minutes(10)),
+        };
+        let req = |id: &str| StartRequest {
+            id: id.into(),
+            name: "drill".into(),
+            creatives: vec!["alert-epidemic-l".into()],
+            target: serde_json::json!({ "districts": ["xicheng"] }),
+            until: None,
+        };
+        let plays = |id: &str| {
+            catalogue
+                .catalogue()
+                .unwrap()
+                .campaigns
+                .iter()
+                .any(|c| c.id.as_str() == id)
+        };
+
+        let a = start(r("olga", t0), req("drill-1")).unwrap();
+        assert!(a.commands.is_empty() && a.affected.is_empty(), "{a:?}");
+        assert_eq!(
+            a.emergency.pending.as_ref().unwrap().confirm_by,
+            t0 + minutes(10)
+        );
+        assert!(!plays("drill-1"));
+        let own = confirm(r("olga", t0 + minutes(1)), "drill-1").unwrap_err();
+        assert_eq!(
+            own.to_string(),
+            "olga started emergency \"drill-1\" and cannot confirm it: a second operator must"
+        );
+        let c = confirm(r("otto", t0 + minutes(5)), "drill-1").unwrap();
+        assert!(!c.commands.is_empty() && !c.affected.is_empty());
+        assert_eq!(c.emergency.start, t0 + minutes(5));
+        assert!(c.emergency.pending.is_none());
+        assert!(plays("drill-1"));
+        assert!(matches!(
+            confirm(r("otto", t0 + minutes(6)), "drill-1"),
+            Err(EmergencyError::NotPending(_))
+        ));
+
+        start(r("olga", t0), req("drill-2")).unwrap();
+        let late = confirm(r("otto", t0 + minutes(11)), "drill-2").unwrap_err();
+        assert!(
+            matches!(late, EmergencyError::ConfirmExpired { .. }),
+            "{late}"
+        );
+        assert!(!plays("drill-2"));
+        let ended = end(r("olga", t0 + minutes(12)), "drill-2").unwrap();
+        assert!(ended.commands.is_empty() && ended.affected.is_empty());
+        assert!(ended.emergency.ended);
+    }
 
     #[test]
     fn flights_start_and_end_on_whole_seconds() {

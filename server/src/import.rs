@@ -231,6 +231,9 @@ pub struct ImportOptions {
     /// Archive campaigns, decommission screens and retire creatives that the scenario
     /// leaves out, instead of refusing the import.
     pub archive_missing: bool,
+    /// Campaigns and creatives are approved at once (an admin's import, or approval off);
+    /// otherwise they arrive as drafts, beside the approved versions they may have.
+    pub at_once: bool,
 }
 
 impl ImportOptions {
@@ -240,6 +243,7 @@ impl ImportOptions {
             author: "admin".into(),
             at: Utc::now(),
             archive_missing: false,
+            at_once: true,
         }
     }
 }
@@ -278,7 +282,26 @@ pub fn import_loaded(
     let applied = catalogue
         .change(&options.author, &comment, options.at, |snapshot| {
             archived = drop_missing(snapshot, &entities, options)?;
+            let by = crate::approval::Actor {
+                name: &options.author,
+                at: options.at,
+            };
             for e in entities.iter().cloned() {
+                let e = match e {
+                    Entity::Campaign(c) => Entity::Campaign(crate::approval::import_campaign(
+                        snapshot.campaigns.get(&c.spec.id),
+                        c.spec,
+                        options.at_once,
+                        by,
+                    )),
+                    Entity::Creative(c) => Entity::Creative(crate::approval::import_creative(
+                        snapshot.creatives.get(&c.spec.id),
+                        c,
+                        options.at_once,
+                        by,
+                    )),
+                    other => other,
+                };
                 snapshot.put(e);
             }
             Ok(())

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod broker;

@@ -60,7 +60,15 @@ fn png_bomb() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
-    let env = TestEnv::spawn(None).await;
+    // Not about approval (tests/tests/approval.rs is): changes are live at once.
+    let env = TestEnv::spawn_with(
+        None,
+        server::app::Options {
+            approval: server::approval::ApprovalMode::Off,
+            ..server::app::Options::default()
+        },
+    )
+    .await;
     let http = reqwest::Client::new();
     let base = format!("{}/api/v1", env.http_url());
     let token = env.admin_token();

@@ -102,6 +102,8 @@ async fn staff_and_auditors_work_on_a_running_server() {
         None,
         Options {
             clock,
+            // Not about approval (tests/tests/approval.rs is): staff's changes are live.
+            approval: server::approval::ApprovalMode::Off,
             ..Options::default()
         },
     )

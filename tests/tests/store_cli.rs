@@ -355,7 +355,7 @@ fn users_can_be_added_before_the_first_serve() {
     std::fs::write(&bob, token).unwrap();
     let server = Server::start(&data);
     let as_bob = ["--server", server.url.as_str(), "--token-file", s(&bob)];
-    ok(&at(&["report", "venues", "--format", "csv"], &as_bob));
+    ok(&at(&["plan", "--from", FROM, "--to", TO], &as_bob));
     fails(
         &at(&["users", "add", "eve", "--role", "staff"], &as_bob),
         &["403", "needs the role admin", "bob has staff"],

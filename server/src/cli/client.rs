@@ -58,8 +58,8 @@ impl ApiClient {
         }
     }
 
-    /// Refuses early, with the server's own words, when the token's user lacks `role`.
-    pub async fn require(&self, role: crate::store::Role) -> anyhow::Result<()> {
+    /// Refuses early, with the server's own words, when the token's user holds none of `roles`.
+    pub async fn require(&self, roles: &[crate::store::Role]) -> anyhow::Result<()> {
         let me: crate::http::UserView = self.get(&["whoami"], &[]).await?;
         let user = crate::store::User {
             name: me.name,
@@ -68,7 +68,7 @@ impl ApiClient {
             created_at: me.created_at,
             password_phc: None,
         };
-        crate::auth::require(&user, &[role])
+        crate::auth::require(&user, roles)
             .map_err(|e| anyhow::anyhow!("server refused (403 Forbidden): {e}"))
     }
 

@@ -171,6 +171,8 @@ pub(super) async fn serve(
     };
     let options = crate::app::Options {
         schedule_ttl: config.schedule_ttl(),
+        approval: config.approval,
+        emergency_confirm: config.emergency_confirm(),
         ..crate::app::Options::default()
     };
     let handle = crate::app::start_with(

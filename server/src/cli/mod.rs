@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 mod client;
 mod commands;
 mod emergency;
+mod review;
 mod state;
 
 use crate::report::Window;
@@ -163,6 +164,16 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Campaigns' review: submit, approve or reject (on a running server).
+    Campaigns {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
+    /// Creatives' review: submit, approve or reject (on a running server).
+    Creatives {
+        #[command(subcommand)]
+        command: ReviewCommand,
+    },
     /// Emergency takeovers (start and end on a running server).
     Emergency {
         #[command(subcommand)]
@@ -216,6 +227,44 @@ enum ScreensCommand {
         #[arg(long)]
         server_url: Option<String>,
     },
+}
+
+/// The four-eyes review of a campaign or creative (design.md, "Approval").
+#[derive(Debug, Subcommand)]
+enum ReviewCommand {
+    /// Submits a draft for approval (staff).
+    Submit {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Approves a submitted version (an approver who did not submit it); it plays.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Rejects a submitted version with a reason (an approver who did not submit it).
+    Reject {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+        /// Why; shown with the campaign or creative.
+        #[arg(long, required = true)]
+        reason: String,
+    },
+}
+
+impl ReviewCommand {
+    fn run(self, what: review::Reviewed) -> anyhow::Result<ExitCode> {
+        let (id, target, action, reason) = match self {
+            ReviewCommand::Submit { id, target } => (id, target, "submit", None),
+            ReviewCommand::Approve { id, target } => (id, target, "approve", None),
+            ReviewCommand::Reject { id, target, reason } => (id, target, "reject", Some(reason)),
+        };
+        let api = target.api_only(&format!("{} {action}", what.plural()))?;
+        runtime()?.block_on(review::review(&api, what, &id, action, reason))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -563,6 +612,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let password = state::read_password(&password_file)?;
             state::set_password(&target.resolve()?, &name, &password)
         }
+        Command::Campaigns { command } => command.run(review::Reviewed::Campaign),
+        Command::Creatives { command } => command.run(review::Reviewed::Creative),
         Command::Emergency { command } => match command {
             EmergencyCommand::Start {
                 target,

@@ -1,6 +1,7 @@
 //! `/api/v1/users` (admin: people, their tokens and dashboard passwords; a user may change
-//! their own password) and `/api/v1/import` (admin: a whole scenario as one revision, all or
-//! nothing).
+//! their own password) and `/api/v1/import` (admin or staff: a whole scenario as one revision,
+//! all or nothing; live at once when an admin imports it, drafts under four-eyes approval when
+//! staff do).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -226,7 +227,8 @@ struct ImportForm {
 }
 
 /// Imports a scenario (`scenario` part: scenario.json; every other part a media file named
-/// by its path in the scenario) as one revision, all or nothing.
+/// by its path in the scenario) as one revision, all or nothing. An admin's import is live
+/// at once; under four-eyes approval, staff's campaigns and creatives arrive as drafts.
 #[utoipa::path(post, path = "/api/v1/import", params(ImportQuery),
     request_body(content = ImportForm, content_type = "multipart/form-data"),
     responses((status = 200, body = ImportSummary), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -237,7 +239,9 @@ async fn import(
     ApiQuery(q): ApiQuery<ImportQuery>,
     mut form: Multipart,
 ) -> Result<Json<ImportSummary>, ApiError> {
-    caller.require(&[Role::Admin])?;
+    // An admin's import is live at once; staff's arrives as drafts (design.md, "Approval").
+    caller.require(&[Role::Admin, Role::Staff])?;
+    let at_once = caller.0.roles.contains(&Role::Admin) || super::campaigns::at_once(&shared);
     let mut scenario = None;
     let mut files = HashMap::new();
     loop {
@@ -270,6 +274,7 @@ async fn import(
         author: caller.name().to_owned(),
         at: shared.clock.now(),
         archive_missing: q.archive_missing.unwrap_or(false),
+        at_once,
     };
     let s = shared.clone();
     let summary = blocking(move || {

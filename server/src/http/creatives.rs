@@ -1,7 +1,9 @@
 //! `/api/v1/creatives`: upload (multipart: a `file` part streamed to disk while hashed,
 //! and a `meta` JSON part), list, read, thumbnail and retire. An upload is probed with
 //! `media` off the runtime (fully decoded, so truncated or corrupt files and decompression
-//! bombs are refused with a 4xx) before anything is stored.
+//! bombs are refused with a 4xx) before anything is stored. Under four-eyes approval an
+//! upload is a draft, submitted and then approved or rejected by an approver who did not
+//! submit it (`/submit`, `/approve`, `/reject`); only an approved creative plays.
 
 use std::sync::Arc;
 
@@ -18,9 +20,11 @@ use utoipa_axum::routes;
 use playlists::scenario::FileCreative;
 use playlists::Sha256;
 
+use super::campaigns::{at_once, Rejection, EDIT, READ, REVIEW};
 use super::{apply, blocking, ApiError, ApiPath, ApiQuery, Caller, ErrorBody, Page, PageQuery};
 use crate::app::Shared;
-use crate::store::{CampaignState, CreativeEntity, Entity, Role, StoredMeasurement};
+use crate::approval::{self, Action};
+use crate::store::{CampaignState, CreativeEntity, Entity, StoredMeasurement};
 
 /// The largest upload accepted (the media crate's own file limit is the same).
 pub const MAX_UPLOAD: usize = 256 * 1024 * 1024;
@@ -31,10 +35,11 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(get_creative))
         .routes(routes!(thumbnail))
         .routes(routes!(retire_creative))
+        .routes(routes!(submit_creative))
+        .routes(routes!(approve_creative))
+        .routes(routes!(reject_creative))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024))
 }
-
-const EDIT: &[Role] = &[Role::Staff, Role::Admin];
 
 /// The `meta` part of an upload.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -63,12 +68,14 @@ struct UploadForm {
 
 /// Every creative, retired ones included.
 #[utoipa::path(get, path = "/api/v1/creatives", params(PageQuery),
-    responses((status = 200, body = Page<CreativeEntity>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Page<CreativeEntity>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 async fn list_creatives(
     State(shared): State<Arc<Shared>>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<Json<Page<CreativeEntity>>, ApiError> {
+    caller.require(READ)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
     let items: Vec<CreativeEntity> = snapshot.creatives.into_values().collect();
     Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
@@ -76,12 +83,14 @@ async fn list_creatives(
 
 /// One creative.
 #[utoipa::path(get, path = "/api/v1/creatives/{id}", params(("id" = String, Path, example = "rm2023-w51-1")),
-    responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn get_creative(
     State(shared): State<Arc<Shared>>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<CreativeEntity>, ApiError> {
+    caller.require(READ)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
     snapshot
         .creatives
@@ -183,6 +192,13 @@ async fn upload_creative(
         },
         measurement: StoredMeasurement::from_measurement(&measurement),
         retired_at: None,
+        approval: approval::new_creative(
+            at_once(&shared),
+            approval::Actor {
+                name: caller.name(),
+                at: shared.clock.now(),
+            },
+        ),
     };
     let s = shared.clone();
     let id = entity.spec.id.clone();
@@ -255,12 +271,13 @@ async fn receive(
 /// A JPEG of at most 320 pixels a side (videos: the first frame).
 #[utoipa::path(get, path = "/api/v1/creatives/{id}/thumbnail", params(("id" = String, Path, example = "rm2023-w51-1")),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn thumbnail(
     State(shared): State<Arc<Shared>>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.require(READ)?;
     let jpeg = blocking(move || {
         let snapshot = shared.store.snapshot()?;
         let c = snapshot
@@ -282,8 +299,8 @@ async fn thumbnail(
     ))
 }
 
-/// Retires a creative: it leaves every schedule; its history stays. Refused while a live
-/// campaign uses it.
+/// Retires a creative: it leaves every schedule; its history stays. Refused while a
+/// campaign that is not archived uses it (in its approved version or its draft).
 #[utoipa::path(post, path = "/api/v1/creatives/{id}/retire", params(("id" = String, Path, example = "rm2023-w51-1")),
     responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -300,13 +317,15 @@ async fn retire_creative(
         &caller,
         format!("creative {id} retired"),
         move |s| {
-            if let Some(c) = s
-                .campaigns
-                .values()
-                .find(|c| c.state == CampaignState::Live && c.spec.creatives.contains(&i))
-            {
+            let uses = |c: &crate::store::CampaignEntity| {
+                c.state != CampaignState::Archived
+                    && (c.spec.creatives.contains(&i)
+                        || c.live_spec().is_some_and(|l| l.creatives.contains(&i)))
+            };
+            if let Some(c) = s.campaigns.values().find(|c| uses(c)) {
                 return Err(ApiError::conflict(format!(
-                    "creative {i:?} is used by live campaign {:?}: archive it or edit it first",
+                    "creative {i:?} is used by {} campaign {:?}: archive it or edit it first",
+                    c.state.as_str(),
                     c.spec.id
                 )));
             }
@@ -330,4 +349,73 @@ async fn retire_creative(
         .cloned()
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))
+}
+
+/// Submits an uploaded creative for approval (staff).
+#[utoipa::path(post, path = "/api/v1/creatives/{id}/submit", params(("id" = String, Path, example = "rm2023-w51-1")),
+    responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn submit_creative(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CreativeEntity>, ApiError> {
+    caller.require(EDIT)?;
+    review(shared, caller, id, Action::Submit, None).await
+}
+
+/// Approves a submitted creative (an approver who did not submit it): campaigns may then
+/// play it once they are approved.
+#[utoipa::path(post, path = "/api/v1/creatives/{id}/approve", params(("id" = String, Path, example = "rm2023-w51-1")),
+    responses((status = 200, body = CreativeEntity), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn approve_creative(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CreativeEntity>, ApiError> {
+    caller.require(REVIEW)?;
+    review(shared, caller, id, Action::Approve, None).await
+}
+
+/// Rejects a submitted creative with a reason (an approver who did not submit it).
+#[utoipa::path(post, path = "/api/v1/creatives/{id}/reject", params(("id" = String, Path, example = "rm2023-w51-1")),
+    request_body = Rejection,
+    responses((status = 200, body = CreativeEntity), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn reject_creative(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    super::ApiJson(body): super::ApiJson<Rejection>,
+) -> Result<Json<CreativeEntity>, ApiError> {
+    caller.require(REVIEW)?;
+    review(shared, caller, id, Action::Reject, Some(body.reason)).await
+}
+
+/// One transition of a creative's review, as one revision.
+async fn review(
+    shared: Arc<Shared>,
+    caller: Caller,
+    id: String,
+    action: Action,
+    reason: Option<String>,
+) -> Result<Json<CreativeEntity>, ApiError> {
+    let comment = match (action, &reason) {
+        (Action::Submit, _) => format!("creative {id} submitted for approval"),
+        (Action::Reject, Some(r)) => format!("creative {id} rejected: {}", r.trim()),
+        _ => format!("creative {id} {}", action.past()),
+    };
+    let i = id.clone();
+    let name = caller.name().to_owned();
+    let at = shared.clock.now();
+    apply(&shared, &caller, comment, move |s| {
+        let Some(c) = s.creatives.get_mut(&i) else {
+            return Err(ApiError::not_found(format!("no creative {i:?}")));
+        };
+        let by = approval::Actor { name: &name, at };
+        Ok(approval::creative_action(c, action, reason.as_deref(), by)?)
+    })
+    .await?;
+    get_creative(State(shared), caller, ApiPath(id)).await
 }

@@ -1,4 +1,5 @@
-//! `/api/v1/emergencies`: list, start and end emergency takeovers. The rules are
+//! `/api/v1/emergencies`: list, start, confirm (a second operator, when the config asks
+//! for one) and end emergency takeovers. The rules are
 //! `crate::emergency`'s; this module authorises, runs them off the runtime and hands what
 //! they return to the publisher (commands first, then the changed schedules).
 
@@ -19,17 +20,19 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
         .routes(routes!(list, start))
         .routes(routes!(end))
+        .routes(routes!(confirm))
 }
 
-const OPERATE: &[Role] = &[Role::Operator, Role::Admin];
+const OPERATE: &[Role] = &[Role::Operator];
 
 /// Every takeover, active or ended.
 #[utoipa::path(get, path = "/api/v1/emergencies",
-    responses((status = 200, body = Vec<Listed>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Listed>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list(
     State(shared): State<Arc<Shared>>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<Vec<Listed>>, ApiError> {
+    caller.require(OPERATE)?;
     let rows =
         blocking(move || Ok(emergency::list(&shared.catalogue, shared.clock.now())?)).await?;
     Ok(Json(rows))
@@ -61,6 +64,26 @@ async fn end(
     Ok(Json(outcome))
 }
 
+/// Confirms a takeover another operator started (with `emergency_confirm = "two-person"`):
+/// it starts now and is announced to its screens.
+#[utoipa::path(post, path = "/api/v1/emergencies/{id}/confirm", params(("id" = String, Path, example = "alert-epidemic-2023-12-20")),
+    responses((status = 200, body = Outcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn confirm(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Outcome>, ApiError> {
+    let outcome = change(
+        &shared,
+        &caller,
+        move |r| emergency::confirm(r, &id),
+        |e| e.start,
+    )
+    .await?;
+    Ok(Json(outcome))
+}
+
 /// Runs a start or an end (one at a time, off the runtime) as the caller, then announces
 /// it; new documents count as planned from the time `effective` picks.
 async fn change(
@@ -81,6 +104,7 @@ async fn change(
             key: &s.key,
             author: &author,
             now: s.clock.now(),
+            confirm_within: s.emergency_confirm,
         })?)
     })
     .await?;

@@ -210,10 +210,27 @@ impl From<EmergencyError> for ApiError {
             EmergencyError::Store(cause) => cause.into(),
             EmergencyError::Catalogue(c) => c.into(),
             EmergencyError::Unknown(_) => ApiError::not_found(e.to_string()),
-            EmergencyError::Duplicate(_) | EmergencyError::AlreadyEnded { .. } => {
-                ApiError::conflict(e.to_string())
+            EmergencyError::Duplicate(_)
+            | EmergencyError::AlreadyEnded { .. }
+            | EmergencyError::NotPending(_)
+            | EmergencyError::ConfirmExpired { .. } => ApiError::conflict(e.to_string()),
+            EmergencyError::OwnStart { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
             _ => ApiError::invalid(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::approval::ApprovalError> for ApiError {
+    fn from(e: crate::approval::ApprovalError) -> ApiError {
+        use crate::approval::ApprovalError;
+        match e {
+            ApprovalError::OwnSubmission { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            ApprovalError::NoReason { .. } => ApiError::invalid_field("reason", e.to_string()),
+            _ => ApiError::conflict(e.to_string()),
         }
     }
 }

@@ -54,7 +54,7 @@ async fn fleet(
     caller: Caller,
     ApiQuery(q): ApiQuery<FleetQuery>,
 ) -> Result<Json<Page<FleetRow>>, ApiError> {
-    caller.require(&[Role::Operator, Role::Auditor, Role::Admin, Role::Staff])?;
+    caller.require(&[Role::Operator, Role::Auditor])?;
     if let Some(s) = q.status.as_deref() {
         if !["online", "offline", "unknown"].contains(&s) {
             return Err(ApiError::invalid_field(

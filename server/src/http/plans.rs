@@ -18,7 +18,7 @@ use playlists::scenario::FileCampaign;
 use super::{blocking, ApiError, ApiJson, ApiQuery, Caller, ErrorBody};
 use crate::app::Shared;
 use crate::forecast::Forecast;
-use crate::store::{CampaignEntity, CampaignState, Entity, Role};
+use crate::store::{Entity, Role};
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
@@ -27,13 +27,8 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(forecast))
 }
 
-const READ: &[Role] = &[
-    Role::Staff,
-    Role::Auditor,
-    Role::Approver,
-    Role::Operator,
-    Role::Admin,
-];
+/// Who previews plans: staff, and auditors checking them (design.md, "HTTP API").
+const READ: &[Role] = &[Role::Staff, Role::Auditor];
 
 /// The longest window one plan request covers.
 pub const MAX_PLAN_DAYS: i64 = 31;
@@ -167,7 +162,7 @@ async fn forecast(
     caller: Caller,
     ApiJson(spec): ApiJson<FileCampaign>,
 ) -> Result<Json<Forecast>, ApiError> {
-    caller.require(&[Role::Staff, Role::Approver, Role::Admin])?;
+    caller.require(&[Role::Staff])?;
     let result = blocking(move || {
         let (snapshot, without) = shared.catalogue.current()?;
         let mut draft = snapshot.clone();
@@ -178,11 +173,14 @@ async fn forecast(
                 format!("{id:?} is an emergency"),
             ));
         }
-        draft.put(Entity::Campaign(CampaignEntity {
-            spec,
-            state: CampaignState::Live,
-            archived_at: None,
-        }));
+        // Forecast as if approved: the rules as they would play.
+        let by = crate::approval::Actor {
+            name: "forecast",
+            at: chrono::Utc::now(),
+        };
+        draft.put(Entity::Campaign(crate::approval::new_campaign(
+            spec, true, by,
+        )));
         let with = crate::catalogue::build(&draft)?;
         crate::forecast::forecast(&without, &with, &id)
             .ok_or_else(|| ApiError::invalid(format!("campaign {id:?} did not build")))

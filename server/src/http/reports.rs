@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(changes))
 }
 
-const AUDIT: &[Role] = &[Role::Auditor, Role::Admin];
+const AUDIT: &[Role] = &[Role::Auditor];
 
 /// Which report.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -71,7 +71,7 @@ async fn report(
     ApiPath(kind): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller.require(&[Role::Auditor, Role::Admin, Role::Staff, Role::Operator])?;
+    caller.require(AUDIT)?;
     let (format, content_type) = match q.format.as_deref() {
         None | Some("json") => (Format::Json, "application/json"),
         Some("csv") => (Format::Csv, "text/csv; charset=utf-8"),
@@ -157,13 +157,7 @@ async fn changes(
     caller: Caller,
     ApiQuery(q): ApiQuery<ChangesQuery>,
 ) -> Result<Json<Page<Revision>>, ApiError> {
-    caller.require(&[
-        Role::Auditor,
-        Role::Admin,
-        Role::Approver,
-        Role::Staff,
-        Role::Operator,
-    ])?;
+    caller.require(AUDIT)?;
     let limit = super::PageQuery {
         limit: q.limit,
         cursor: None,

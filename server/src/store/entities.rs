@@ -28,22 +28,113 @@ pub struct ScreenEntity {
     pub decommissioned_at: Option<DateTime<Utc>>,
 }
 
-/// A creative and what was measured of its file; a retired one is in no schedule.
+/// A creative and what was measured of its file; a retired one is in no schedule. Only an
+/// approved creative plays in a campaign (creatives are never edited, so the approved
+/// one is the one stored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreativeEntity {
     pub spec: FileCreative,
     pub measurement: StoredMeasurement,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<DateTime<Utc>>,
+    /// Its review; absent in stores written before approval existed: approved.
+    #[serde(default = "Approval::before_approval")]
+    pub approval: Approval,
 }
 
-/// Where a campaign is in its life. Only `Live` campaigns enter schedule documents.
+/// Where a campaign is in its life: `Draft` until a version of it is approved, `Live`
+/// while an approved version plays (its working `spec` may be a newer draft), `Archived`
+/// once it plays nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignState {
     Draft,
     Live,
     Archived,
+}
+
+/// Where the working version of a campaign or creative is in its review (design.md,
+/// "Approval").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    Draft,
+    Submitted,
+    Approved,
+    Rejected,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Draft => "draft",
+            ApprovalStatus::Submitted => "submitted",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// The review of a working version: its status, who submitted it and when, and who
+/// approved or rejected it, when, and why (a rejection).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Approval {
+    pub status: ApprovalStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// Who approved or rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Why it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Approval {
+    /// A new working version, not yet submitted.
+    pub fn draft() -> Approval {
+        Approval {
+            status: ApprovalStatus::Draft,
+            submitted_by: None,
+            submitted_at: None,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+        }
+    }
+
+    /// Approved at once by `who` (approval off, or an admin's import).
+    pub fn approved_by(who: &str, at: DateTime<Utc>) -> Approval {
+        Approval {
+            status: ApprovalStatus::Approved,
+            decided_by: Some(who.to_owned()),
+            decided_at: Some(at),
+            ..Approval::draft()
+        }
+    }
+
+    /// What a store written before approval existed holds: approved, by nobody named.
+    pub fn before_approval() -> Approval {
+        Approval {
+            status: ApprovalStatus::Approved,
+            ..Approval::draft()
+        }
+    }
+}
+
+/// The approved version of a campaign: what plays while a newer draft is reviewed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApprovedCampaign {
+    pub spec: FileCampaign,
+    /// Absent for a campaign stored before approval existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<DateTime<Utc>>,
 }
 
 impl CampaignState {
@@ -56,13 +147,68 @@ impl CampaignState {
     }
 }
 
-/// A campaign as in `scenario.json`, and its state.
+/// A campaign: its working version (`spec`, as in `scenario.json`) and that version's
+/// review, the approved version that plays (if any), and its state. Only the approved
+/// version of a campaign that is not archived enters schedule documents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(from = "StoredCampaign")]
 pub struct CampaignEntity {
     pub spec: FileCampaign,
     pub state: CampaignState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived_at: Option<DateTime<Utc>>,
+    pub approval: Approval,
+    /// The version that plays (kept after archiving: it is what played).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Box<ApprovedCampaign>>,
+}
+
+impl CampaignEntity {
+    /// The version that enters schedule documents: the approved one, unless archived.
+    pub fn live_spec(&self) -> Option<&FileCampaign> {
+        match self.state {
+            CampaignState::Archived => None,
+            _ => self.approved.as_ref().map(|a| &a.spec),
+        }
+    }
+}
+
+/// A campaign as stored, before or after approval existed: one written before has no
+/// `approval`, and every campaign that was not a draft then was live, so approved.
+#[derive(Deserialize)]
+struct StoredCampaign {
+    spec: FileCampaign,
+    state: CampaignState,
+    #[serde(default)]
+    archived_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    approval: Option<Approval>,
+    #[serde(default)]
+    approved: Option<Box<ApprovedCampaign>>,
+}
+
+impl From<StoredCampaign> for CampaignEntity {
+    fn from(s: StoredCampaign) -> CampaignEntity {
+        let (approval, approved) = match s.approval {
+            Some(a) => (a, s.approved),
+            None if s.state == CampaignState::Draft => (Approval::draft(), None),
+            None => (
+                Approval::before_approval(),
+                Some(Box::new(ApprovedCampaign {
+                    spec: s.spec.clone(),
+                    approved_by: None,
+                    approved_at: None,
+                })),
+            ),
+        };
+        CampaignEntity {
+            spec: s.spec,
+            state: s.state,
+            archived_at: s.archived_at,
+            approval,
+            approved,
+        }
+    }
 }
 
 /// What was measured of a creative's file, as stored.
@@ -115,6 +261,19 @@ pub struct StoredEmergency {
     /// Set when staff ended it (then `end` is that time).
     #[serde(default)]
     pub ended: bool,
+    /// Set while it waits for a second operator's confirmation (`emergency_confirm =
+    /// "two-person"`): it plays nowhere and nothing is announced until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingConfirmation>,
+}
+
+/// Who started an emergency that waits for a second operator, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PendingConfirmation {
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    /// After this, it can no longer be confirmed (start it again).
+    pub confirm_by: DateTime<Utc>,
 }
 
 impl StoredEmergency {
@@ -183,7 +342,8 @@ impl Entity {
 }
 
 /// The entities a scenario file describes: venues (with the scenario's time zone when they
-/// name none), screens, creatives with what was measured of them, live campaigns, and its
+/// name none), screens, creatives with what was measured of them, live campaigns (approved,
+/// by nobody named: an import decides who and whether, see `crate::approval`), and its
 /// emergency events as emergencies. Checks only what the conversion needs (a measurement
 /// per creative, events that pair up); validation is the catalogue's.
 pub fn scenario_entities(
@@ -210,6 +370,7 @@ pub fn scenario_entities(
             spec: c.clone(),
             measurement: measurement.clone(),
             retired_at: None,
+            approval: Approval::before_approval(),
         }));
     }
     for c in &file.campaigns {
@@ -217,6 +378,12 @@ pub fn scenario_entities(
             spec: c.clone(),
             state: CampaignState::Live,
             archived_at: None,
+            approval: Approval::before_approval(),
+            approved: Some(Box::new(ApprovedCampaign {
+                spec: c.clone(),
+                approved_by: None,
+                approved_at: None,
+            })),
         }));
     }
     let mut emergencies: BTreeMap<String, StoredEmergency> = BTreeMap::new();
@@ -238,6 +405,7 @@ pub fn scenario_entities(
                         start: at,
                         end: at + crate::emergency::OPEN_END,
                         ended: false,
+                        pending: None,
                     },
                 );
             }

@@ -25,8 +25,9 @@ pub mod ledger;
 pub mod redb;
 
 pub use entities::{
-    scenario_entities, CampaignEntity, CampaignState, CreativeEntity, Entity, ScreenEntity,
-    StoredEmergency, StoredMeasurement, VenueEntity,
+    scenario_entities, Approval, ApprovalStatus, ApprovedCampaign, CampaignEntity, CampaignState,
+    CreativeEntity, Entity, PendingConfirmation, ScreenEntity, StoredEmergency, StoredMeasurement,
+    VenueEntity,
 };
 
 pub use ledger::{

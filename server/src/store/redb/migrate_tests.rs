@@ -75,6 +75,7 @@ fn drill() -> StoredEmergency {
         start: at("2023-12-19T10:00:00+08:00"),
         end: at("2023-12-19T10:30:00+08:00"),
         ended: true,
+        pending: None,
     }
 }
 
