@@ -119,7 +119,14 @@ fn check_history(store: &server::store::SharedStore, from: DateTime<Utc>, to: Da
             Utc::now(),
             |s| {
                 let c = s.campaigns.get_mut("rm2023-annual").expect("campaign");
-                c.spec.weight = 9;
+                let mut spec = c.spec.clone();
+                spec.weight = 9;
+                // Approved at once: the edit is what plays from now on.
+                let by = server::approval::Actor {
+                    name: "staff-test",
+                    at: Utc::now(),
+                };
+                server::approval::edit_campaign(c, spec, true, by).expect("an edit");
                 Ok::<(), server::catalogue::CatalogueError>(())
             },
         )
