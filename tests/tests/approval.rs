@@ -452,10 +452,20 @@ async fn nothing_plays_until_a_second_person_approves_it() {
         })
         .filter(|(_, c)| c.contains(CAMPAIGN) || c.contains(CREATIVE))
         .collect();
+    let staff_only = "this needs the role approver; sam has staff";
     let want: Vec<(String, String)> = [
         ("sam", format!("creative {CREATIVE} uploaded")),
         ("sam", format!("campaign {CAMPAIGN} created")),
+        // Refusals of privileged actions are in the log too, with who was refused.
+        (
+            "sam",
+            format!("refused POST /api/v1/campaigns/{CAMPAIGN}/approve: {staff_only}"),
+        ),
         ("bob", format!("campaign {CAMPAIGN} submitted for approval")),
+        (
+            "sam",
+            format!("refused POST /api/v1/creatives/{CREATIVE}/approve: {staff_only}"),
+        ),
         ("sam", format!("creative {CREATIVE} submitted for approval")),
         ("bob", format!("creative {CREATIVE} approved")),
         ("ann", format!("campaign {CAMPAIGN} rejected: {reason}")),
@@ -464,6 +474,10 @@ async fn nothing_plays_until_a_second_person_approves_it() {
         ("bob", format!("campaign {CAMPAIGN} approved")),
         ("sam", format!("campaign {CAMPAIGN} changed")),
         ("sam", format!("campaign {CAMPAIGN} submitted for approval")),
+        (
+            "sam",
+            format!("refused POST /api/v1/campaigns/{CAMPAIGN}/reject: {staff_only}"),
+        ),
         ("ann", format!("campaign {CAMPAIGN} approved")),
     ]
     .into_iter()
