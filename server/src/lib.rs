@@ -28,3 +28,4 @@ pub mod publisher;
 pub mod report;
 pub mod sim;
 pub mod store;
+pub mod tls;
