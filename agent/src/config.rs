@@ -67,6 +67,12 @@ struct RawConfig {
     topic_prefix: String,
     server_public_key: String,
     screen_secret_key: String,
+    /// A PEM file whose certificates alone are trusted for `mqtts://` and `https://`.
+    #[serde(default)]
+    ca_file: Option<String>,
+    /// The same, inline (what `signage screens provision` writes for a self-signed server).
+    #[serde(default)]
+    server_ca_pem: Option<String>,
     #[serde(default)]
     cache: RawCache,
 }
@@ -89,6 +95,11 @@ pub struct AgentConfig {
     pub screen_id: ScreenId,
     pub mqtt_host: String,
     pub mqtt_port: u16,
+    /// With `mqtts://`, the TLS client configuration (trusting `ca_pem` or the system).
+    pub mqtt_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Certificates (PEM) trusted alone for `mqtts://` and `https://`, instead of the
+    /// system's roots.
+    pub ca_pem: Option<String>,
     /// `http://host:port`, no trailing slash; media are at `{server_url}{creative.url}`.
     pub server_url: String,
     /// Topic prefix such as `signage/v1`, no trailing slash.
@@ -115,7 +126,7 @@ impl AgentConfig {
     pub fn from_toml_str(text: &str) -> Result<AgentConfig, ConfigError> {
         let raw: RawConfig = toml::from_str(text)?;
         let screen_id = ScreenId::parse(&raw.screen_id).map_err(|e| field("screen_id", e))?;
-        let (mqtt_host, mqtt_port) =
+        let (mqtt_host, mqtt_port, mqtt_tls) =
             parse_mqtt_url(&raw.mqtt_url).map_err(|e| field("mqtt_url", e))?;
         let server_url = parse_http_url(&raw.server_url).map_err(|e| field("server_url", e))?;
         let topic_prefix = raw.topic_prefix.trim_end_matches('/').to_owned();
@@ -129,6 +140,24 @@ impl AgentConfig {
             .map_err(|e| field("server_public_key", e))?;
         let screen_key = Keypair::from_secret_hex(&raw.screen_secret_key)
             .map_err(|_| field("screen_secret_key", "a secret key is 64 hex digits"))?;
+        let ca_pem = match (raw.ca_file, raw.server_ca_pem) {
+            (Some(_), Some(_)) => {
+                return Err(field("ca_file", "give ca_file or server_ca_pem, not both"))
+            }
+            (Some(path), None) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| field("ca_file", format!("cannot read {path}: {e}")))?,
+            ),
+            (None, pem) => pem,
+        };
+        if let Some(pem) = &ca_pem {
+            crate::tls::parse_pem_certs(pem).map_err(|e| field("ca_file", e))?;
+        }
+        let mqtt_tls = if mqtt_tls {
+            Some(crate::tls::client_config(ca_pem.as_deref()).map_err(|e| field("mqtt_url", e))?)
+        } else {
+            None
+        };
         let cache_max_bytes = raw.cache.max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES);
         if cache_max_bytes == 0 {
             return Err(field("cache.max_bytes", "must be positive"));
@@ -144,6 +173,8 @@ impl AgentConfig {
             screen_id,
             mqtt_host,
             mqtt_port,
+            mqtt_tls,
+            ca_pem,
             server_url,
             topic_prefix,
             server_public_key,
@@ -154,31 +185,44 @@ impl AgentConfig {
     }
 }
 
-/// `mqtt://host:port` or `tcp://host:port` (port defaults to 1883): plain TCP only.
-fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| {
-            format!("{url:?} must start with mqtt:// or tcp:// (TLS is not supported)")
-        })?;
+/// `mqtt://host:port` or `tcp://host:port` (port defaults to 1883), or `mqtts://host:port`
+/// (TLS, port defaults to 8883); whether it is TLS.
+fn parse_mqtt_url(url: &str) -> Result<(String, u16, bool), String> {
+    let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtts://") {
+        (rest, true)
+    } else {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .ok_or_else(|| format!("{url:?} must start with mqtt://, tcp:// or mqtts://"))?;
+        (rest, false)
+    };
     let authority = rest.trim_end_matches('/');
     if authority.contains(['/', '@', '?']) {
         return Err(format!("{url:?} must be just mqtt://host:port"));
     }
-    split_host_port(authority, 1883).map_err(|e| format!("{url:?}: {e}"))
+    let (host, port) = split_host_port(authority, if tls { 8883 } else { 1883 })
+        .map_err(|e| format!("{url:?}: {e}"))?;
+    Ok((host, port, tls))
 }
 
-/// `http://host[:port]`, without a path; returned without a trailing slash.
+/// `http://host[:port]` or `https://host[:port]`, without a path; returned without a
+/// trailing slash.
 fn parse_http_url(url: &str) -> Result<String, String> {
     let trimmed = url.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url:?} must start with http:// (TLS is not supported)"))?;
+    let (rest, default_port) = match trimmed.strip_prefix("https://") {
+        Some(rest) => (rest, 443),
+        None => (
+            trimmed
+                .strip_prefix("http://")
+                .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?,
+            80,
+        ),
+    };
     if rest.contains(['/', '@', '?']) {
-        return Err(format!("{url:?} must be just http://host:port"));
+        return Err(format!("{url:?} must be just http(s)://host:port"));
     }
-    split_host_port(rest, 80).map_err(|e| format!("{url:?}: {e}"))?;
+    split_host_port(rest, default_port).map_err(|e| format!("{url:?}: {e}"))?;
     Ok(trimmed.to_owned())
 }
 
@@ -278,7 +322,19 @@ max_bytes = 1048576
         );
         check(
             &valid().replace("mqtt://127.0.0.1:1883", "mqtts://h:8883"),
+            Ok(()),
+        );
+        check(
+            &valid().replace("mqtt://127.0.0.1:1883", "ws://h:8883"),
             Err("mqtt_url"),
+        );
+        check(
+            &valid().replace("[cache]", "server_ca_pem = \"not pem\"\n[cache]"),
+            Err("ca_file"),
+        );
+        check(
+            &valid().replace("[cache]", "ca_file = \"/nonexistent/ca.pem\"\n[cache]"),
+            Err("cannot read /nonexistent/ca.pem"),
         );
         check(
             &valid().replace("mqtt://127.0.0.1:1883", "mqtt://h:99999"),
@@ -286,6 +342,10 @@ max_bytes = 1048576
         );
         check(
             &valid().replace("http://127.0.0.1:8080/", "https://h"),
+            Ok(()),
+        );
+        check(
+            &valid().replace("http://127.0.0.1:8080/", "ftp://h"),
             Err("server_url"),
         );
         check(
@@ -313,11 +373,15 @@ max_bytes = 1048576
     fn mqtt_urls() {
         assert_eq!(
             parse_mqtt_url("mqtt://broker").unwrap(),
-            ("broker".into(), 1883)
+            ("broker".into(), 1883, false)
         );
         assert_eq!(
             parse_mqtt_url("tcp://[::1]:1884").unwrap(),
-            ("::1".into(), 1884)
+            ("::1".into(), 1884, false)
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtts://broker").unwrap(),
+            ("broker".into(), 8883, true)
         );
         assert!(parse_mqtt_url("mqtt://:1883").is_err());
         assert!(parse_mqtt_url("mqtt://h:1/x").is_err());

@@ -88,12 +88,9 @@ pub struct Fetcher {
     pub retry: Retry,
 }
 
+/// The media client without a pinned CA (tests, plain HTTP); see [`crate::tls::http_client`].
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(300))
-        .build()
-        .expect("a plain HTTP client builds")
+    crate::tls::http_client(None).expect("an HTTP client without a pinned CA builds")
 }
 
 impl Fetcher {

@@ -27,6 +27,7 @@ pub mod player;
 pub mod schedule;
 pub mod sim;
 pub mod status;
+pub mod tls;
 pub mod uploader;
 pub mod web;
 
@@ -216,7 +217,8 @@ pub async fn run(
         uploader.run(uploader_rx, events_tx.clone(), tasks_stop.clone()),
     );
     let fetcher = fetch::Fetcher {
-        http: fetch::http_client(),
+        http: tls::http_client(config.ca_pem.as_deref())
+            .map_err(|e| anyhow::anyhow!("media client: {e}"))?,
         server_url: config.server_url.clone(),
         cache: cache.clone(),
         schedules: schedules_rx,

@@ -58,8 +58,16 @@ pub fn options(config: &AgentConfig, topics: &Topics, will: Vec<u8>) -> MqttOpti
 
 /// The client handle and its event loop (not yet connected), with Nagle off: the sim
 /// clock's lock step is a ping-pong of small messages.
+/// With `mqtts://` the connection is TLS, trusting the config's pinned CA (or the system's
+/// roots).
 pub fn client(config: &AgentConfig, topics: &Topics, will: Vec<u8>) -> (AsyncClient, EventLoop) {
-    let (client, mut eventloop) = AsyncClient::new(options(config, topics, will), REQUEST_CAPACITY);
+    let mut options = options(config, topics, will);
+    if let Some(tls) = &config.mqtt_tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
     let mut net = NetworkOptions::new();
     net.set_tcp_nodelay(true);
     net.set_connection_timeout(10);

@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         host: broker.addr.ip().to_string(),
         port: broker.addr.port(),
         shared_subscription: false,
+        tls: None,
     };
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

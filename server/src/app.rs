@@ -47,7 +47,7 @@ pub struct Shared {
     /// Proof-of-play batches waiting for the ingest worker (for `/ready`).
     pub ingest_queue: std::sync::atomic::AtomicUsize,
     /// Whether HTTP is served over TLS: session cookies are then `Secure` and responses
-    /// carry `Strict-Transport-Security`. Set by whoever terminates TLS.
+    /// carry `Strict-Transport-Security`. True when `serve` terminates TLS.
     pub https: AtomicBool,
     /// Failed dashboard logins per name.
     pub logins: crate::session::Limiter,
@@ -62,6 +62,9 @@ pub struct Shared {
 pub struct AgentUrls {
     pub mqtt_url: String,
     pub server_url: String,
+    /// The CA (PEM) agents pin for `https://` and `mqtts://` (`server_ca_pem` in their
+    /// config); `None` when they trust their system's roots.
+    pub server_ca_pem: Option<String>,
 }
 
 /// How the server runs, beside its bound resources.
@@ -75,10 +78,12 @@ pub struct Options {
     pub approval: crate::approval::ApprovalMode,
     /// A second operator confirms an emergency within this; `None` (the default): no one.
     pub emergency_confirm: Option<TimeDelta>,
+    /// HTTPS on the HTTP listener, or plain HTTP when `None`.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Default for Options {
-    /// A week's schedule TTL, the system clock.
+    /// A week's schedule TTL, the system clock, plain HTTP.
     fn default() -> Options {
         Options {
             schedule_ttl: TimeDelta::hours(168),
@@ -86,6 +91,7 @@ impl Default for Options {
             agent_urls: None,
             approval: crate::approval::ApprovalMode::default(),
             emergency_confirm: None,
+            tls: None,
         }
     }
 }
@@ -97,6 +103,8 @@ pub struct MqttTarget {
     pub port: u16,
     /// Subscribe to proof of play through `$share/…` so replicas split ingest.
     pub shared_subscription: bool,
+    /// `mqtts://`: TLS with this client configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What the publisher task is asked to send.
@@ -202,6 +210,11 @@ pub fn mqtt_options(client_id: &str, target: &MqttTarget) -> MqttOptions {
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(MAX_SCHEDULE_BYTES + 8192, MAX_SCHEDULE_BYTES + 8192);
     options.set_clean_session(true);
+    if let Some(tls) = &target.tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
     options
 }
 
@@ -240,9 +253,20 @@ pub async fn start_with(
         tracing::info!(path = %path.display(), "admin token (all roles) for the API and CLI");
     }
     let http_addr = listener.local_addr()?;
+    let https = options.tls.is_some();
     let agent_urls = options.agent_urls.clone().unwrap_or_else(|| AgentUrls {
-        mqtt_url: format!("mqtt://{}:{}", target.host, target.port),
-        server_url: format!("http://{http_addr}"),
+        mqtt_url: format!(
+            "{}://{}:{}",
+            if target.tls.is_some() {
+                "mqtts"
+            } else {
+                "mqtt"
+            },
+            target.host,
+            target.port
+        ),
+        server_url: format!("{}://{http_addr}", if https { "https" } else { "http" }),
+        server_ca_pem: options.tls.as_ref().and_then(|t| t.pin_pem.clone()),
     });
     let client_id = format!("signage-server-{}", std::process::id());
     let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target), 1024);
@@ -266,7 +290,7 @@ pub async fn start_with(
         agent_urls,
         broker_connected: AtomicBool::new(false),
         ingest_queue: std::sync::atomic::AtomicUsize::new(0),
-        https: AtomicBool::new(false),
+        https: AtomicBool::new(https),
         logins: crate::session::Limiter::default(),
         approval: options.approval,
         emergency_confirm: options.emergency_confirm,
@@ -356,15 +380,38 @@ pub async fn start_with(
 
     {
         let app = crate::http::router(shared.clone());
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
+        let stop = shutdown.clone();
+        match &options.tls {
+            Some(tls) => {
+                let listener =
+                    crate::tls::TlsListener::new(listener, tls.config.clone(), shutdown.clone())?;
+                tracker.spawn(async move {
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "HTTPS server failed");
+                    }
+                });
             }
-        });
+            None => {
+                if !http_addr.ip().is_loopback() {
+                    tracing::warn!(
+                        addr = %http_addr,
+                        "serving plain HTTP on a non-loopback address: tokens and passwords \
+                         cross the network in clear (set tls = \"self-signed\" or a certificate)"
+                    );
+                }
+                tracker.spawn(async move {
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "HTTP server failed");
+                    }
+                });
+            }
+        }
     }
     {
         let client = client.clone();

@@ -115,12 +115,18 @@ pub async fn wait_ready(addr: SocketAddr) -> Result<(), BrokerError> {
     Err(BrokerError::NotReady(addr))
 }
 
-/// Host and port of an `mqtt://host:port` URL (port 1883 when absent).
+/// Host and port of an `mqtt://host:port` URL (port 1883 when absent) or an
+/// `mqtts://host:port` one (TLS, port 8883 when absent; see [`is_tls_url`]).
 pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| format!("MQTT URL {url:?} must start with mqtt://"))?;
+    let (rest, default_port) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (rest, 8883),
+        None => (
+            url.strip_prefix("mqtt://")
+                .or_else(|| url.strip_prefix("tcp://"))
+                .ok_or_else(|| format!("MQTT URL {url:?} must start with mqtt:// or mqtts://"))?,
+            1883,
+        ),
+    };
     let rest = rest.trim_end_matches('/');
     match rest.rsplit_once(':') {
         Some((host, port)) => Ok((
@@ -128,7 +134,12 @@ pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
             port.parse()
                 .map_err(|_| format!("MQTT URL {url:?} has a bad port"))?,
         )),
-        None if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
+        None if !rest.is_empty() => Ok((rest.to_owned(), default_port)),
         None => Err(format!("MQTT URL {url:?} has no host")),
     }
+}
+
+/// Whether an MQTT URL asks for TLS (`mqtts://`).
+pub fn is_tls_url(url: &str) -> bool {
+    url.starts_with("mqtts://")
 }

@@ -2,11 +2,12 @@
 //! file, then the environment, then command-line flags.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::approval::ApprovalMode;
+use crate::tls::TlsMode;
 
 const DEFAULTS: &str = include_str!("default-config.toml");
 
@@ -28,6 +29,16 @@ pub struct Config {
     /// (within `emergency_confirm_minutes`) before it plays; `"off"`: it plays at once.
     pub emergency_confirm: EmergencyConfirm,
     pub emergency_confirm_minutes: u32,
+    /// HTTPS on the HTTP address, or plain HTTP.
+    pub tls: TlsMode,
+    /// Host names or addresses a generated certificate is valid for, beside localhost,
+    /// the loopback addresses and the HTTP address.
+    #[serde(default)]
+    pub tls_names: Vec<String>,
+    /// A PEM file whose certificates alone are trusted for an `mqtts://` broker (default:
+    /// the system's roots).
+    #[serde(default)]
+    pub mqtt_ca_file: Option<PathBuf>,
 }
 
 /// Whether an emergency needs a second operator.
@@ -50,6 +61,18 @@ struct Partial {
     approval: Option<ApprovalMode>,
     emergency_confirm: Option<EmergencyConfirm>,
     emergency_confirm_minutes: Option<u32>,
+    tls: Option<TlsMode>,
+    tls_names: Option<Vec<String>>,
+    mqtt_ca_file: Option<PathBuf>,
+}
+
+/// What the command line says, over the file and the environment.
+#[derive(Debug, Default)]
+pub struct Flags {
+    pub mqtt_url: Option<String>,
+    pub http: Option<SocketAddr>,
+    pub tls: Option<TlsMode>,
+    pub mqtt_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -74,6 +97,17 @@ impl Config {
         mqtt_url: Option<String>,
         http: Option<SocketAddr>,
     ) -> anyhow::Result<Config> {
+        Config::load_with(
+            file,
+            Flags {
+                mqtt_url,
+                http,
+                ..Flags::default()
+            },
+        )
+    }
+
+    pub fn load_with(file: Option<&Path>, flags: Flags) -> anyhow::Result<Config> {
         let mut c = Config::defaults();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
@@ -93,8 +127,10 @@ impl Config {
         };
         c.apply(env);
         c.apply(Partial {
-            mqtt_url,
-            http,
+            mqtt_url: flags.mqtt_url,
+            http: flags.http,
+            tls: flags.tls,
+            mqtt_ca_file: flags.mqtt_ca_file,
             ..Partial::default()
         });
         if let Some(url) = &c.mqtt_url {
@@ -145,6 +181,15 @@ impl Config {
         }
         if let Some(v) = p.emergency_confirm_minutes {
             self.emergency_confirm_minutes = v;
+        }
+        if let Some(v) = p.tls {
+            self.tls = v;
+        }
+        if let Some(v) = p.tls_names {
+            self.tls_names = v;
+        }
+        if p.mqtt_ca_file.is_some() {
+            self.mqtt_ca_file = p.mqtt_ca_file;
         }
     }
 }
@@ -206,5 +251,43 @@ mod tests {
             .to_string()
             .contains("bogus"));
         assert!(Config::load(None, Some("http://x".into()), None).is_err());
+    }
+
+    #[test]
+    fn tls_settings() {
+        assert_eq!(Config::defaults().tls, TlsMode::Off);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load(Some(&f), None, None).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            load("tls = \"self-signed\"\n").unwrap().tls,
+            TlsMode::SelfSigned
+        );
+        assert_eq!(
+            load("[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n")
+                .unwrap()
+                .tls,
+            TlsMode::Files {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into(),
+                ca: None,
+            }
+        );
+        assert!(load("tls = \"on\"\n").unwrap_err().contains("tls"));
+        assert!(load("[tls]\ncert = \"/c.pem\"\n")
+            .unwrap_err()
+            .contains("tls"));
+        let flags = Flags {
+            tls: Some(TlsMode::Off),
+            ..Flags::default()
+        };
+        std::fs::write(&f, "tls = \"self-signed\"\n").unwrap();
+        assert_eq!(
+            Config::load_with(Some(&f), flags).unwrap().tls,
+            TlsMode::Off
+        );
     }
 }

@@ -30,3 +30,4 @@ pub mod report;
 pub mod session;
 pub mod sim;
 pub mod store;
+pub mod tls;

@@ -19,6 +19,13 @@ pub struct Provisioned {
 }
 
 impl Provisioned {
+    /// Pins `ca_pem` in the config (`server_ca_pem`): the agent trusts it alone for
+    /// `https://` and `mqtts://`.
+    pub fn pin_ca(&mut self, ca_pem: &str) {
+        let pem = toml::Value::String(ca_pem.to_owned()).to_string();
+        self.config.push_str(&format!("server_ca_pem = {pem}\n"));
+    }
+
     /// Registers the new key, valid from `at`.
     pub fn register(&self, store: &dyn KeyStore, at: DateTime<Utc>) -> Result<(), StoreError> {
         store.add_screen_key(&self.screen, &self.public_hex, at)

@@ -159,6 +159,7 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
         host,
         port,
         shared_subscription: opts.mqtt_url.is_some(),
+        tls: None,
     };
     let topics = opts.topics.clone();
     let handle = app::start(

@@ -52,6 +52,7 @@ impl TestEnv {
             host: "127.0.0.1".into(),
             port,
             shared_subscription: mqtt_port.is_some(),
+            tls: None,
         };
         let handle = app::start_with(
             store.clone(),

@@ -36,6 +36,8 @@ impl Rig {
             screen_id: fixture::screen(),
             mqtt_host: "127.0.0.1".into(),
             mqtt_port: 1,
+            mqtt_tls: None,
+            ca_pem: None,
             server_url: "http://127.0.0.1:1".into(),
             topic_prefix: "signage/v1".into(),
             server_public_key: fixture::server_key().public(),

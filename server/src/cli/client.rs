@@ -16,8 +16,12 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// `server` must be an `http://` or `https://` URL; the token, when given, is read
-    /// from `token_file`.
-    pub fn new(server: &str, token_file: Option<&Path>) -> anyhow::Result<ApiClient> {
+    /// from `token_file`; with `ca_file`, its certificates alone are trusted for HTTPS.
+    pub fn new(
+        server: &str,
+        token_file: Option<&Path>,
+        ca_file: Option<&Path>,
+    ) -> anyhow::Result<ApiClient> {
         let base = reqwest::Url::parse(server)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
@@ -36,9 +40,18 @@ impl ApiClient {
                     .to_owned(),
             ),
         };
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(300))
-            .build()?;
+        let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(300));
+        if let Some(file) = ca_file {
+            let pem = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("CA file {}: {e}", file.display()))?;
+            let certs = crate::tls::parse_certs(&pem)
+                .map_err(|e| anyhow::anyhow!("CA file {}: {e}", file.display()))?;
+            http = http.tls_built_in_root_certs(false);
+            for cert in certs {
+                http = http.add_root_certificate(reqwest::Certificate::from_der(&cert)?);
+            }
+        }
+        let http = http.build()?;
         Ok(ApiClient { base, token, http })
     }
 
@@ -169,7 +182,7 @@ mod tests {
     #[test]
     fn urls_are_checked_and_encoded() {
         let at = |server: &str, segments: &[&str]| {
-            ApiClient::new(server, None)
+            ApiClient::new(server, None, None)
                 .map(|c| c.url(segments).to_string())
                 .map_err(|e| e.to_string())
         };

@@ -1,7 +1,6 @@
 //! The bodies of the long-running and composite commands: simulate, demo, serve, bench.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -146,20 +145,45 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 pub(super) async fn serve(
     data_dir: &Path,
     config: Option<&Path>,
-    mqtt_url: Option<String>,
-    http: Option<SocketAddr>,
+    flags: crate::config::Flags,
 ) -> anyhow::Result<ExitCode> {
-    let config = crate::config::Config::load(config, mqtt_url, http)?;
+    let config = crate::config::Config::load_with(config, flags)?;
     let store = crate::store::open(data_dir, crate::store::OpenMode::Create)?;
     let shutdown = shutdown_token();
-    let (host, port) = match &config.mqtt_url {
-        Some(url) => crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?,
+    let (host, port, mqtt_tls) = match &config.mqtt_url {
+        Some(url) => {
+            let (host, port) =
+                crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?;
+            let tls = if crate::broker::is_tls_url(url) {
+                let pem = match &config.mqtt_ca_file {
+                    Some(f) => Some(
+                        std::fs::read_to_string(f)
+                            .map_err(|e| anyhow::anyhow!("mqtt_ca_file {}: {e}", f.display()))?,
+                    ),
+                    None => None,
+                };
+                Some(crate::tls::client_config(pem.as_deref()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "mqtts:// trust ({}): {e}",
+                        match &config.mqtt_ca_file {
+                            Some(f) => f.display().to_string(),
+                            None => "system roots".into(),
+                        }
+                    )
+                })?)
+            } else {
+                None
+            };
+            (host, port, tls)
+        }
         None => {
             let broker = crate::broker::start(Some(config.embedded_broker)).await?;
             tracing::info!(addr = %broker.addr, "embedded MQTT broker running");
-            (broker.addr.ip().to_string(), broker.addr.port())
+            (broker.addr.ip().to_string(), broker.addr.port(), None)
         }
     };
+    let names = crate::tls::certificate_names(config.http, &config.tls_names);
+    let tls = crate::tls::server_tls(&config.tls, store.dir(), &names)?;
     let listener = tokio::net::TcpListener::bind(config.http).await?;
     // rumqttd 0.20's shared subscriptions reorder and drop messages under load: the
     // embedded broker serves one server, so it subscribes plainly.
@@ -168,11 +192,14 @@ pub(super) async fn serve(
         host,
         port,
         shared_subscription,
+        tls: mqtt_tls,
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let options = crate::app::Options {
         schedule_ttl: config.schedule_ttl(),
         approval: config.approval,
         emergency_confirm: config.emergency_confirm(),
+        tls,
         ..crate::app::Options::default()
     };
     let handle = crate::app::start_with(
@@ -184,12 +211,24 @@ pub(super) async fn serve(
         shutdown.clone(),
     )
     .await?;
-    tracing::info!(http = %handle.http_addr, "signage server running");
+    tracing::info!(http = %handle.http_addr, scheme, "signage server running");
     let token_file = handle.shared.store.dir().join(crate::admin::FILE);
     println!(
-        "signage server: http://{} (Ctrl-C to stop)",
+        "signage server: {scheme}://{} (Ctrl-C to stop)",
         handle.http_addr
     );
+    if scheme == "https" && matches!(config.tls, crate::tls::TlsMode::SelfSigned) {
+        println!(
+            "CA to pin (--ca-file, agents' server_ca_pem): {}",
+            handle
+                .shared
+                .store
+                .dir()
+                .join(crate::tls::DIR)
+                .join(crate::tls::CA_FILE)
+                .display()
+        );
+    }
     if token_file.exists() {
         println!(
             "API token of the first admin (every role): {}",

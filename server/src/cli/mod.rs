@@ -58,6 +58,8 @@ enum Command {
         mqtt_url: Option<String>,
         #[arg(long)]
         http: Option<SocketAddr>,
+        #[command(flatten)]
+        tls: TlsFlags,
     },
     /// Loads a scenario directory as one revision of the catalogue, all or nothing.
     Import {
@@ -205,6 +207,45 @@ struct Target {
     /// The store's data directory, when no server holds it (wins over --server).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// For an https:// server: trust the certificates in this PEM file alone, e.g. a
+    /// self-signed server's DATA_DIR/tls/ca.pem (also SIGNAGE_CA_FILE).
+    #[arg(long, env = "SIGNAGE_CA_FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+/// `serve`'s transport security, over the config file's.
+#[derive(Debug, Clone, clap::Args)]
+struct TlsFlags {
+    /// HTTPS: `self-signed` (a CA and certificate generated into DATA_DIR/tls/ on first use
+    /// and reused) or `off` (plain HTTP).
+    #[arg(long, value_parser = crate::tls::TlsMode::parse, conflicts_with = "tls_cert")]
+    tls: Option<crate::tls::TlsMode>,
+    /// HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signed --tls-cert, for provisioned agents to pin (default: they
+    /// trust their system's roots).
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// For an mqtts:// broker: trust the certificates in this PEM file alone.
+    #[arg(long)]
+    mqtt_ca_file: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    fn mode(&self) -> Option<crate::tls::TlsMode> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsMode::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: self.tls_ca.clone(),
+            }),
+            _ => self.tls.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,7 +547,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             mqtt_url,
             http,
-        } => runtime()?.block_on(serve(&data_dir, config.as_deref(), mqtt_url, http)),
+            tls,
+        } => {
+            let flags = crate::config::Flags {
+                mqtt_url,
+                http,
+                tls: tls.mode(),
+                mqtt_ca_file: tls.mqtt_ca_file,
+            };
+            runtime()?.block_on(serve(&data_dir, config.as_deref(), flags))
+        }
         Command::Import {
             dir,
             target,

@@ -59,7 +59,7 @@ impl super::Target {
                 if what == "this command" { ", or --data-dir DIR" } else { "" }
             );
         };
-        ApiClient::new(server, self.token_file.as_deref())
+        ApiClient::new(server, self.token_file.as_deref(), self.ca_file.as_deref())
     }
 }
 
@@ -116,13 +116,24 @@ pub fn provision(
 ) -> anyhow::Result<ExitCode> {
     match state {
         State::Store(store) => {
-            let prepared = crate::provision::prepare(
+            let mqtt_url = mqtt_url.as_deref().unwrap_or("mqtt://127.0.0.1:1883");
+            let server_url = server_url.as_deref().unwrap_or("http://127.0.0.1:8080");
+            let mut prepared = crate::provision::prepare(
                 &**store,
                 id,
-                mqtt_url.as_deref().unwrap_or("mqtt://127.0.0.1:1883"),
-                server_url.as_deref().unwrap_or("http://127.0.0.1:8080"),
+                mqtt_url,
+                server_url,
                 &crate::config::Config::defaults().topic_prefix,
             )?;
+            // A server with a generated certificate: its agents pin the generated CA.
+            let ca = store.dir().join(crate::tls::DIR).join(crate::tls::CA_FILE);
+            if (server_url.starts_with("https://") || crate::broker::is_tls_url(mqtt_url))
+                && ca.exists()
+            {
+                let pem = std::fs::read_to_string(&ca)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", ca.display()))?;
+                prepared.pin_ca(&pem);
+            }
             // The key is registered only once the config holding it is safely written.
             write_private(out, &prepared.config)?;
             prepared.register(&**store, Utc::now())?;

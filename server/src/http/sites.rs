@@ -324,9 +324,12 @@ async fn provision_screen(
                 "screen {id:?} is decommissioned"
             )));
         }
-        let prov =
+        let mut prov =
             crate::provision::prepare(&*s.store, &id, &mqtt_url, &server_url, s.topics.prefix())
                 .map_err(ApiError::internal)?;
+        if let Some(pem) = &s.agent_urls.server_ca_pem {
+            prov.pin_ca(pem);
+        }
         prov.register(&*s.store, s.clock.now())
             .map_err(ApiError::from)?;
         Ok(prov.config)

@@ -42,6 +42,7 @@ use super::{
 };
 use crate::store::ChangeRecord;
 
+mod guard;
 pub mod ledger;
 mod migrate;
 mod users;
@@ -156,8 +157,20 @@ fn open_redb(path: &Path, dir: &Path, mode: OpenMode) -> Result<Database, StoreE
 }
 
 impl RedbStore {
-    /// Opens the store in `dir`; with [`OpenMode::Create`] creates it when absent.
+    /// Opens the store in `dir`; with [`OpenMode::Create`] creates it when absent. A
+    /// damaged file is [`StoreError::Corrupt`] naming it, never a panic.
     pub fn open(dir: &Path, mode: OpenMode) -> Result<RedbStore, StoreError> {
+        let file = dir.join(FILE);
+        guard::guard(
+            || RedbStore::open_unguarded(dir, mode),
+            |problem| StoreError::Corrupt {
+                what: format!("store file {}", file.display()),
+                problem,
+            },
+        )
+    }
+
+    fn open_unguarded(dir: &Path, mode: OpenMode) -> Result<RedbStore, StoreError> {
         if mode == OpenMode::Existing && !dir.join(FILE).exists() {
             return Err(StoreError::Missing {
                 path: dir.to_owned(),
@@ -270,8 +283,43 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// Runs a read, a panic of redb's on damaged data becoming [`StoreError::Corrupt`]
+    /// naming the file.
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        guard::guard(f, |problem| StoreError::Corrupt {
+            what: format!("store file {}", self.dir.join(FILE).display()),
+            problem,
+        })
+    }
+}
+
 impl CatalogueStore for RedbStore {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.guarded(|| self.snapshot_unguarded())
+    }
+
+    fn commit(&self, commit: Commit) -> Result<Option<Revision>, StoreError> {
+        self.guarded(|| self.commit_unguarded(commit))
+    }
+
+    fn revisions(&self, after: u64, limit: usize) -> Result<Vec<Revision>, StoreError> {
+        self.guarded(|| self.revisions_unguarded(after, limit))
+    }
+
+    fn record_event(
+        &self,
+        kind: EventKind,
+        author: &str,
+        at: DateTime<Utc>,
+        comment: &str,
+    ) -> Result<Revision, StoreError> {
+        self.guarded(|| self.record_event_unguarded(kind, author, at, comment))
+    }
+}
+
+impl RedbStore {
+    fn snapshot_unguarded(&self) -> Result<Snapshot, StoreError> {
         let tx = self.db.begin_read()?;
         let head = match tx.open_table(META)?.get(CATALOGUE_HEAD)? {
             Some(v) => decode_head(v.value())?,
@@ -291,7 +339,7 @@ impl CatalogueStore for RedbStore {
         })
     }
 
-    fn commit(&self, commit: Commit) -> Result<Option<Revision>, StoreError> {
+    fn commit_unguarded(&self, commit: Commit) -> Result<Option<Revision>, StoreError> {
         let tx = self.db.begin_write()?;
         let head = Self::catalogue_head(&tx)?;
         if head != commit.base {
@@ -342,7 +390,7 @@ impl CatalogueStore for RedbStore {
         Ok(Some(revision))
     }
 
-    fn revisions(&self, after: u64, limit: usize) -> Result<Vec<Revision>, StoreError> {
+    fn revisions_unguarded(&self, after: u64, limit: usize) -> Result<Vec<Revision>, StoreError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(REVISIONS)?;
         let mut out = Vec::new();
@@ -354,7 +402,7 @@ impl CatalogueStore for RedbStore {
         Ok(out)
     }
 
-    fn record_event(
+    fn record_event_unguarded(
         &self,
         kind: EventKind,
         author: &str,

@@ -50,13 +50,18 @@ pub(super) fn envelope(stored: &[u8]) -> Option<Cow<'_, [u8]>> {
     unpack(stored, MAX_POP_BYTES)
 }
 
-/// The records of a stored batch, if it is intact; `buf` is scratch space.
-fn records_of(stored: &[u8], buf: &mut Vec<u8>) -> Option<Vec<PlayRecord>> {
+/// The records of a stored batch, if it is intact: its signed payload still hashes to
+/// `hash` (the hash it was stored under), so a damaged byte never reaches an export as a
+/// record; `buf` is scratch space.
+fn records_of(stored: &[u8], hash: &HashBytes, buf: &mut Vec<u8>) -> Option<Vec<PlayRecord>> {
     let raw = match unpack_into(stored, MAX_POP_BYTES, buf)? {
         Unpacked::Raw(raw) => raw,
         Unpacked::InBuffer => buf.as_slice(),
     };
     let payload = payload_of(raw)?;
+    if playlists::wire::pop::batch_hash(&payload).as_str() != hex::encode(hash) {
+        return None;
+    }
     serde_json::from_str::<PopBatch>(&payload)
         .ok()
         .map(|b| b.records)
@@ -108,7 +113,7 @@ impl<'t> Reader<'t> {
         let records = self.batch(screen, batch_seq, hash)?;
         let Some(records) = records else {
             return Ok(Err(format!(
-                "its batch {batch_seq} with hash {} is not stored or does not parse",
+                "its batch {batch_seq} with hash {} is not stored, does not parse or does not match its hash",
                 hex::encode(hash)
             )));
         };
@@ -139,7 +144,7 @@ impl<'t> Reader<'t> {
             Some(at) => at,
             None => {
                 let records = match self.batches.get((screen, batch_seq, hash))? {
-                    Some(stored) => records_of(stored.value(), &mut self.buf),
+                    Some(stored) => records_of(stored.value(), hash, &mut self.buf),
                     None => None,
                 };
                 if self.cache.len() == CACHED_BATCHES {

@@ -267,42 +267,49 @@ pub struct LedgerCounts {
     pub last_batch_seq: BTreeMap<String, u64>,
 }
 
+/// Runs a ledger call, a panic of redb's on damaged data becoming [`LedgerError::Corrupt`].
+fn guarded<T>(f: impl FnOnce() -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+    super::guard::guard(f, LedgerError::Corrupt)
+}
+
 impl super::super::LedgerStore for Ledger {
     fn ingest(
         &self,
         batches: &[Incoming],
         key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
     ) -> Result<Vec<Outcome>, LedgerError> {
-        Ledger::ingest(self, batches, key_of)
+        guarded(|| Ledger::ingest(self, batches, key_of))
     }
     fn delivered(&self, q: &Query) -> Result<Vec<Row>, LedgerError> {
-        Ledger::delivered(self, q)
+        guarded(|| Ledger::delivered(self, q))
     }
     fn plays(
         &self,
         q: &Query,
         f: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<u64, LedgerError> {
-        Ledger::plays(self, q, f)
+        guarded(|| Ledger::plays(self, q, f))
     }
     fn audit(
         &self,
         key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
     ) -> Result<AuditReport, LedgerError> {
-        Ledger::audit(self, key_of)
+        guarded(|| Ledger::audit(self, key_of))
     }
     fn counts(&self) -> Result<LedgerCounts, LedgerError> {
-        Ledger::counts(self)
+        guarded(|| Ledger::counts(self))
     }
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(RECORDS)?;
-        let mut per = BTreeMap::new();
-        for row in table.range((screen, 0u64)..=(screen, u64::MAX))? {
-            let (_, v) = row?;
-            *per.entry(v.value().0).or_insert(0) += 1;
-        }
-        Ok(per)
+        guarded(|| {
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(RECORDS)?;
+            let mut per = BTreeMap::new();
+            for row in table.range((screen, 0u64)..=(screen, u64::MAX))? {
+                let (_, v) = row?;
+                *per.entry(v.value().0).or_insert(0) += 1;
+            }
+            Ok(per)
+        })
     }
 }
 
