@@ -90,6 +90,7 @@ fn signed_calls() -> (Vec<Vec<Incoming>>, Vec<(String, Keypair)>) {
             let batch = PopBatch {
                 v: VERSION,
                 screen_id: screen.clone(),
+                epoch: String::new(),
                 batch_seq: b + 1,
                 prev_hash: prev[i].clone(),
                 records,

@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             let batch = PopBatch {
                 v: 1,
                 screen_id: screen.clone(),
+                epoch: String::new(),
                 batch_seq: b + 1,
                 prev_hash: prev.clone(),
                 records,
