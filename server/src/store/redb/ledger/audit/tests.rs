@@ -482,7 +482,9 @@ fn batches_verify_with_the_key_that_signed_them() {
 
     let report = l.audit(&ring).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    let signers: Vec<(&str, Vec<(VerifyingKey, u64, u64)>)> = report
+    /// Runs of batches per key: (key, first batch, last batch).
+    type Runs = Vec<(VerifyingKey, u64, u64)>;
+    let signers: Vec<(&str, Runs)> = report
         .chains
         .iter()
         .map(|c| {
