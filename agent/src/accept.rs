@@ -328,6 +328,7 @@ mod tests {
             v: 1,
             screen_id: screen.into(),
             batches: vec![AckedBatch {
+                epoch: String::new(),
                 batch_seq: 1,
                 hash: "h".into(),
             }],

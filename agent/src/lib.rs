@@ -108,6 +108,14 @@ pub async fn run(
         let durability = opts.durability;
         tokio::task::spawn_blocking(move || Outbox::open(&dir, durability)).await??
     };
+    if let Some((aside, why)) = &recovery.moved_aside {
+        tracing::error!(
+            moved_to = %aside.display(),
+            why,
+            epoch = outbox.epoch(),
+            "the outbox was damaged and moved aside; playing on with a fresh outbox in a new epoch"
+        );
+    }
     if !recovery.partial.is_empty() {
         tracing::warn!(seqs = ?recovery.partial, "plays interrupted by a crash recorded as partial");
     }

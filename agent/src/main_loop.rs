@@ -368,6 +368,7 @@ impl MainLoop {
             },
             outbox_backlog: book.backlog(),
             last_seq: book.last_seq(),
+            epoch: self.outbox.epoch().to_owned(),
             clock_synced: self.clock.synced(),
             now_playing: self.now_playing.borrow().clone(),
             notes: self.notes.clone(),

@@ -296,6 +296,7 @@ impl Player {
             let record = PlayRecord {
                 play_id: String::new(),
                 screen_id: self.screen_id.clone(),
+                epoch: String::new(),
                 seq: 0,
                 venue_id: held.schedule.venue.id.to_string(),
                 campaign_id: campaign.id.to_string(),

@@ -18,6 +18,8 @@ pub struct Facts {
     pub runway_hours: f64,
     pub outbox_backlog: u64,
     pub last_seq: u64,
+    /// The outbox epoch `last_seq` counts in.
+    pub epoch: String,
     pub clock_synced: bool,
     pub now_playing: Option<String>,
     pub notes: Vec<String>,
@@ -39,6 +41,7 @@ pub fn build_status(f: Facts) -> Status {
         runway_hours: f.runway_hours,
         outbox_backlog: f.outbox_backlog,
         last_seq: f.last_seq,
+        epoch: f.epoch,
         clock_synced: f.clock_synced,
         now_playing: f.now_playing,
         notes: f.notes,

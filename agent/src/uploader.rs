@@ -158,9 +158,9 @@ impl Uploader {
                 }
                 UploaderMsg::Ack(ack) => {
                     for acked in ack.batches {
-                        let hash = acked.hash.clone();
+                        let (epoch, hash) = (acked.epoch.clone(), acked.hash.clone());
                         match self
-                            .blocking(move |o| o.ack(acked.batch_seq, &hash))
+                            .blocking(move |o| o.ack(&epoch, acked.batch_seq, &hash))
                             .await?
                         {
                             AckOutcome::Deleted => {
@@ -270,6 +270,7 @@ mod tests {
             record: playlists::wire::PlayRecord {
                 play_id: String::new(),
                 screen_id: "scr-1".into(),
+                epoch: String::new(),
                 seq: 0,
                 venue_id: "ven-1".into(),
                 campaign_id: "camp-1".into(),
@@ -343,21 +344,27 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(published(&mut eventloop), vec![batch.bytes.clone()]);
 
-        // A wrong hash changes nothing; the right one deletes the batch and its records.
-        let ack = |hash: &str| PopAck {
+        // A wrong hash or another epoch changes nothing; the right one deletes the batch
+        // and its records.
+        let ack = |epoch: &str, hash: &str| PopAck {
             v: 1,
             screen_id: "scr-1".into(),
             batches: vec![playlists::wire::pop::AckedBatch {
+                epoch: epoch.into(),
                 batch_seq: 1,
                 hash: hash.into(),
             }],
         };
-        tx.send(UploaderMsg::Ack(ack(&"0".repeat(64))))
+        let epoch = outbox.epoch().to_owned();
+        tx.send(UploaderMsg::Ack(ack(&epoch, &"0".repeat(64))))
+            .await
+            .unwrap();
+        tx.send(UploaderMsg::Ack(ack("", &batch.info.hash)))
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(outbox.book().backlog(), 3);
-        tx.send(UploaderMsg::Ack(ack(&batch.info.hash)))
+        tx.send(UploaderMsg::Ack(ack(&epoch, &batch.info.hash)))
             .await
             .unwrap();
         assert_eq!(

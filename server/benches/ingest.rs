@@ -72,6 +72,7 @@ fn signed_calls() -> (Vec<Vec<Incoming>>, Vec<(String, Keypair)>) {
                     PlayRecord {
                         play_id: format!("{screen}-{seq}"),
                         screen_id: screen.clone(),
+                        epoch: String::new(),
                         seq,
                         venue_id: format!("bench-venue-{i}"),
                         campaign_id: format!("campaign-{}", seq % 7),
@@ -90,6 +91,7 @@ fn signed_calls() -> (Vec<Vec<Incoming>>, Vec<(String, Keypair)>) {
             let batch = PopBatch {
                 v: VERSION,
                 screen_id: screen.clone(),
+                epoch: String::new(),
                 batch_seq: b + 1,
                 prev_hash: prev[i].clone(),
                 records,
@@ -115,7 +117,7 @@ fn ledger_ingest(path: &std::path::Path) -> (f64, u64) {
         .iter()
         .map(|(s, k)| (s.clone(), k.public()))
         .collect();
-    let key_of = |s: &str| keys.get(s).copied();
+    let key_of = |s: &str| keys.get(s).copied().into_iter().collect();
     let ledger =
         Ledger::open(Arc::new(Database::create(path).expect("create redb"))).expect("open ledger");
     let started = Instant::now();

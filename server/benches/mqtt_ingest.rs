@@ -25,6 +25,7 @@ fn record(screen: &str, seq: u64) -> PlayRecord {
     PlayRecord {
         play_id: format!("{screen}-{seq}"),
         screen_id: screen.to_owned(),
+        epoch: String::new(),
         seq,
         venue_id: "bench-venue".into(),
         campaign_id: "bench-campaign".into(),
@@ -61,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             let batch = PopBatch {
                 v: 1,
                 screen_id: screen.clone(),
+                epoch: String::new(),
                 batch_seq: b + 1,
                 prev_hash: prev.clone(),
                 records,

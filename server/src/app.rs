@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use playlists::wire::pop::{PopAck, ACK_KIND};
-use playlists::wire::{signed::public_key_from_hex, Keypair, Status, Topics, MAX_SCHEDULE_BYTES};
+use playlists::wire::{Keypair, Status, Topics, MAX_SCHEDULE_BYTES};
 
 use crate::catalogue::CatalogueService;
 use crate::clock::ServerClock;
@@ -572,8 +572,8 @@ async fn ingest_worker(shared: Arc<Shared>, client: AsyncClient, mut rx: mpsc::R
         shared.ingest_queue.fetch_sub(batch.len(), Ordering::SeqCst);
         let shared2 = shared.clone();
         let outcomes = tokio::task::spawn_blocking(move || {
-            let keys = crate::store::current_keys(&*shared2.store).unwrap_or_default();
-            let key_of = |screen: &str| keys.get(screen).and_then(|k| public_key_from_hex(k).ok());
+            let keys = crate::store::key_rings(&*shared2.store).unwrap_or_default();
+            let key_of = |screen: &str| keys.get(screen).cloned().unwrap_or_default();
             shared2.ledger.ingest(&batch, &key_of)
         })
         .await;

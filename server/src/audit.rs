@@ -4,6 +4,10 @@
 //! must pick the same campaign and creative for the record's slot. Emergency takeovers
 //! reach agents as commands merged into the document they hold, so a play of an emergency
 //! campaign is checked against the emergency itself (its creatives, its flight).
+//!
+//! Each batch is verified with the screen key that signed it (keys rotate at
+//! re-provisioning and keep their validity intervals), and the verdict names every epoch
+//! of every screen with the keys that signed its batches, and every key rotation.
 
 use std::collections::HashMap;
 
@@ -13,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use playlists::wire::{PlayRecord, ScheduleDoc};
 use playlists::{DayPlan, Planner, ScreenSchedule};
 
-use crate::store::{Query, Store, StoredEmergency};
+use crate::store::{epoch_name, ChainSummary, Query, ScreenKey, Store, StoredEmergency};
 
 /// The audit's verdict.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -23,6 +27,12 @@ pub struct AuditVerdict {
     pub records: u64,
     /// Each problem found, described.
     pub problems: Vec<String>,
+    /// Each screen's epochs (one hash chain each): batches, records, and which keys signed.
+    #[serde(default)]
+    pub epochs: Vec<String>,
+    /// Each screen whose key was rotated: its keys with their validity.
+    #[serde(default)]
+    pub key_rotations: Vec<String>,
 }
 
 impl AuditVerdict {
@@ -32,6 +42,12 @@ impl AuditVerdict {
             "audited {} screens, {} batches, {} records\n",
             self.screens, self.batches, self.records
         );
+        for e in &self.epochs {
+            out.push_str(&format!("EPOCH {e}\n"));
+        }
+        for k in &self.key_rotations {
+            out.push_str(&format!("KEYS {k}\n"));
+        }
         for p in &self.problems {
             out.push_str(&format!("PROBLEM {p}\n"));
         }
@@ -46,13 +62,23 @@ impl AuditVerdict {
 
 /// Audits everything the store holds.
 pub fn verify(store: &dyn Store) -> anyhow::Result<AuditVerdict> {
-    let keys = crate::store::current_keys(store)?;
-    let key_of = |s: &str| {
-        keys.get(s)
-            .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
-    };
+    let rings = crate::store::key_rings(store)?;
+    let key_of = |s: &str| rings.get(s).cloned().unwrap_or_default();
     let ledger = store.ledger();
     let report = ledger.audit(&key_of)?;
+    let history = store.screen_keys()?;
+    let epochs = report
+        .chains
+        .iter()
+        .map(|c| describe_chain(c, history.get(&c.screen_id).map(Vec::as_slice)))
+        .collect();
+    let key_rotations = history
+        .iter()
+        .filter(|(_, keys)| keys.len() > 1)
+        .map(|(screen, keys)| describe_keys(screen, keys))
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
+        .collect();
     let mut problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     let server_key = crate::keys::server_key(store.dir())?.public();
     let emergencies = store.snapshot()?.emergencies;
@@ -75,7 +101,71 @@ pub fn verify(store: &dyn Store) -> anyhow::Result<AuditVerdict> {
         batches: report.batches,
         records: report.records,
         problems,
+        epochs,
+        key_rotations,
     })
+}
+
+/// A key as the verdict names it: its first 16 hex digits.
+fn short(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
+}
+
+/// `screen s1 epoch 3fa2…: batches 1..=12, 340 records, signed by key 1a2b… (batches 1..=5), …`
+fn describe_chain(c: &ChainSummary, history: Option<&[ScreenKey]>) -> String {
+    let signers: Vec<String> = c
+        .signers
+        .iter()
+        .map(|s| {
+            let hex = hex::encode(s.key.as_bytes());
+            let which = match history.and_then(|h| h.iter().position(|k| k.public_hex == hex)) {
+                Some(i) => format!(" (key {} of {})", i + 1, history.map_or(0, <[_]>::len)),
+                None => String::new(),
+            };
+            format!(
+                "key {}{which} signed batches {}..={}",
+                short(&hex),
+                s.first_batch,
+                s.last_batch
+            )
+        })
+        .collect();
+    format!(
+        "screen {} {}: {} batches up to batch {}, {} records; {}",
+        c.screen_id,
+        epoch_name(&c.epoch),
+        c.batches,
+        c.last_batch_seq,
+        c.records,
+        if signers.is_empty() {
+            "no batch verifies with a key of the screen".to_owned()
+        } else {
+            signers.join(", ")
+        }
+    )
+}
+
+/// `screen s1: 3 keys, 2 rotations: key 1a2b… valid 2026-…..2026-…; …`
+fn describe_keys(screen: &str, keys: &[ScreenKey]) -> String {
+    let each: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let until = k
+                .valid_until
+                .map_or_else(|| "now (current)".to_owned(), |t| t.to_rfc3339());
+            format!(
+                "key {} valid from {} until {until}",
+                short(&k.public_hex),
+                k.valid_from.to_rfc3339()
+            )
+        })
+        .collect();
+    format!(
+        "screen {screen}: {} keys, {} rotations: {}",
+        keys.len(),
+        keys.len() - 1,
+        each.join("; ")
+    )
 }
 
 /// The planner on each issued document, with the day plan last used.
@@ -152,9 +242,10 @@ fn check_play(
     r: &PlayRecord,
 ) -> Option<String> {
     let at = format!(
-        "play {} (screen {} seq {}, slot {})",
+        "play {} (screen {} {} seq {}, slot {})",
         r.play_id,
         r.screen_id,
+        epoch_name(&r.epoch),
         r.seq,
         r.slot_start.to_rfc3339()
     );

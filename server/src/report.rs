@@ -402,7 +402,9 @@ pub fn write_rows(
     Ok(())
 }
 
-pub const PLAYS_HEADER: &str = "play_id,screen_id,seq,venue_id,slot_start,campaign_id,creative_id,creative_sha256,schedule_version,started_at,ended_at,duration_ms,status,clock_synced";
+/// The plays export's columns. `epoch` (appended: earlier columns keep their places) is the
+/// outbox epoch `seq` counts in; empty for the legacy epoch.
+pub const PLAYS_HEADER: &str = "play_id,screen_id,seq,venue_id,slot_start,campaign_id,creative_id,creative_sha256,schedule_version,started_at,ended_at,duration_ms,status,clock_synced,epoch";
 
 /// The raw plays export, one row per play.
 pub fn write_plays(
@@ -439,7 +441,7 @@ pub fn write_plays(
         let res = match format {
             Format::Csv => writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.play_id,
                 r.screen_id,
                 r.seq,
@@ -454,7 +456,8 @@ pub fn write_plays(
                 t(r.ended_at),
                 r.duration_ms,
                 r.status.as_str(),
-                r.clock_synced
+                r.clock_synced,
+                r.epoch
             ),
             Format::Json => {
                 let sep = if first { "" } else { "," };

@@ -66,7 +66,24 @@ pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) 
         assert!(r.clock_synced, "play {} without a synced clock", r.seq);
     }
 
-    // Each play is the planner's play for its slot.
+    check_plan(store, screen, &records);
+
+    // The audit re-verifies signatures, the chain and every record.
+    let keys = server::store::key_rings(store).expect("screen keys");
+    let key_of = |s: &str| keys.get(s).cloned().unwrap_or_default();
+    let audit = ledger.audit(&key_of).expect("audit");
+    assert!(
+        audit.problems.is_empty(),
+        "audit problems: {:?}",
+        audit.problems
+    );
+    assert_eq!(audit.records, records.len() as u64);
+    records
+}
+
+/// Each of `records` (of `screen`, by slot) is on the slot grid and is the planner's play
+/// for its slot.
+pub fn check_plan(store: &dyn Store, screen: &str, records: &[PlayRecord]) {
     let catalogue =
         server::catalogue::build(&store.snapshot().expect("snapshot")).expect("catalogue");
     let schedule = catalogue
@@ -80,7 +97,7 @@ pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) 
         .into_iter()
         .map(|p| (p.slot, p))
         .collect();
-    for r in &records {
+    for r in records {
         let slot = planner.slot_at(r.slot_start);
         assert_eq!(
             planner.slot_start(slot),
@@ -101,25 +118,10 @@ pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) 
             r.slot_start
         );
     }
-
-    // The audit re-verifies signatures, the chain and every record.
-    let keys = server::store::current_keys(store).expect("screen keys");
-    let key_of = |s: &str| {
-        keys.get(s)
-            .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
-    };
-    let audit = ledger.audit(&key_of).expect("audit");
-    assert!(
-        audit.problems.is_empty(),
-        "audit problems: {:?}",
-        audit.problems
-    );
-    assert_eq!(audit.records, records.len() as u64);
-    records
 }
 
 /// Records per stored batch of `screen` (batch_seq → count), read from the ledger's
-/// `pop_records` index (screen, seq) → (batch_seq, batch hash, index in the batch).
+/// index of its latest epoch.
 pub fn records_per_batch(store: &dyn Store, screen: &str) -> BTreeMap<u64, u64> {
     store
         .ledger()

@@ -52,11 +52,8 @@ async fn run_hour(mqtt_url: Option<String>) {
     );
 
     let ledger = outcome.store.ledger();
-    let keys = server::store::current_keys(&*outcome.store).unwrap();
-    let key_of = |s: &str| {
-        keys.get(s)
-            .and_then(|k| playlists::wire::signed::public_key_from_hex(k).ok())
-    };
+    let keys = server::store::key_rings(&*outcome.store).unwrap();
+    let key_of = |s: &str| keys.get(s).cloned().unwrap_or_default();
     let audit = ledger.audit(&key_of).unwrap();
     assert!(
         audit.problems.is_empty(),

@@ -149,10 +149,13 @@ impl Clock {
         }
     }
 
-    /// Whether this clock is believed to be right. The system clock is trusted (NTP is the
-    /// operating system's job); the sim and scaled clocks are right by definition.
+    /// Whether this clock is believed to be right: for the system clock the kernel's own
+    /// verdict ([`kernel_synced`]); the sim and scaled clocks are right by definition.
     pub fn synced(&self) -> bool {
-        true
+        match self {
+            Clock::System(_) => kernel_synced(),
+            Clock::Sim(_) | Clock::Scaled(_) => true,
+        }
     }
 
     pub fn as_sim(&self) -> Option<&SimHandle> {
@@ -411,3 +414,32 @@ impl Drop for WaitGuard<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether the kernel believes the system clock synchronised (an NTP daemon disciplines
+/// it): `adjtimex` in read-only mode (`modes = 0`). Unsynchronised when the call fails.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "adjtimex(2) has no safe wrapper")]
+pub fn kernel_synced() -> bool {
+    // SAFETY: a zeroed `timex` is a valid argument; with `modes = 0` the call only reads the
+    // kernel's clock state into it.
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    t.modes = 0;
+    let state = unsafe { libc::adjtimex(&mut t) };
+    synced_from_timex(state, t.status)
+}
+
+/// Elsewhere the operating system's clock is trusted.
+#[cfg(not(target_os = "linux"))]
+pub fn kernel_synced() -> bool {
+    true
+}
+
+/// The verdict from `adjtimex`'s return value and the `status` it filled in:
+/// unsynchronised on an error (-1), on `TIME_ERROR` (5), or with `STA_UNSYNC` set.
+pub fn synced_from_timex(state: i32, status: i32) -> bool {
+    /// `TIME_ERROR`: the clock is not synchronised.
+    const TIME_ERROR: i32 = 5;
+    /// `STA_UNSYNC` in `status`.
+    const STA_UNSYNC: i32 = 0x0040;
+    state >= 0 && state != TIME_ERROR && status & STA_UNSYNC == 0
+}

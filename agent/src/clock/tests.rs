@@ -237,3 +237,32 @@ async fn system_clock_sleeps_until_a_wall_time() {
     assert!(Utc::now() >= target);
     assert!(clock.now().is_some());
 }
+
+#[test]
+fn kernel_verdict_from_the_timex_result() {
+    // TIME_OK 0, TIME_INS 1, TIME_ERROR 5; STA_PLL 0x1, STA_UNSYNC 0x40 (adjtimex(2)).
+    let check = |state: i32, status: i32, expect: bool| {
+        assert_eq!(
+            synced_from_timex(state, status),
+            expect,
+            "{state} {status:#x}"
+        );
+    };
+    check(0, 0, true);
+    check(1, 0x1, true);
+    check(0, 0x40, false);
+    check(0, 0x41, false);
+    check(5, 0, false);
+    check(5, 0x1, false);
+    check(-1, 0, false);
+    #[cfg(target_os = "linux")]
+    {
+        assert_eq!(libc::TIME_ERROR, 5);
+        assert_eq!(libc::STA_UNSYNC, 0x40);
+    }
+}
+
+#[test]
+fn only_the_system_clock_asks_the_kernel() {
+    assert_eq!(Clock::system().synced(), kernel_synced());
+}

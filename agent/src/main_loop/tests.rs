@@ -239,6 +239,7 @@ async fn commands_and_acks() {
         v: 1,
         screen_id: screen.into(),
         batches: vec![AckedBatch {
+            epoch: String::new(),
             batch_seq: 4,
             hash: "h".into(),
         }],

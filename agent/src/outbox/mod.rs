@@ -6,12 +6,20 @@
 //! call them off the runtime.
 //!
 //! Tables:
-//! - `state` (`&str` → bytes): `schedule` (the accepted signed document), `next_seq`,
-//!   `next_batch_seq` (u64 big-endian), `chain_head` (hex), `command_ids` (JSON list).
+//! - `state` (`&str` → bytes): `epoch` (hex, made with the file), `schedule` (the
+//!   accepted signed document), `next_seq`, `next_batch_seq` (u64 big-endian),
+//!   `chain_head` (hex), `command_ids` (JSON list).
 //! - `plays` (seq → one tag byte + `PlayRecord` JSON): tag `P` in progress (the JSON is
 //!   then already a valid `partial` record of duration 0, which is what a crash leaves),
 //!   `F` finished, `B` in the batch in flight.
 //! - `batches` (batch_seq → (first seq, last seq, sealed envelope bytes)).
+//!
+//! Epochs: every outbox file gets a random 128-bit epoch when it is created, and its
+//! seqs and batch chain count within it; a wiped or replaced outbox is a new file, so a
+//! new epoch, and the server never confuses its records with the old ones. A file made
+//! before epochs existed has none: it keeps the legacy (empty) epoch. A file that cannot be
+//! opened or read back is moved aside (`outbox.redb.damaged-<UTC time>`, kept for
+//! forensics) and a fresh one is made: the screen keeps playing.
 
 mod book;
 #[cfg(test)]
@@ -19,11 +27,11 @@ mod tests;
 
 pub use book::{should_form_batch, Book, InFlight, BATCH_AFTER, BATCH_AT_RECORDS};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use playlists::wire::pop::{batch_hash, BATCH_KIND};
+use playlists::wire::pop::{batch_hash, play_id, BATCH_KIND};
 use playlists::wire::{
     Keypair, PlayRecord, PlayStatus, PopBatch, SignedEnvelope, MAX_POP_BYTES, VERSION,
 };
@@ -61,6 +69,27 @@ pub enum OutboxError {
     },
     #[error("outbox is inconsistent: {0}")]
     Corrupt(String),
+    #[error("outbox: moving the damaged {path} aside: {source}")]
+    MoveAside {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("outbox: making an epoch: {0}")]
+    Epoch(String),
+}
+
+impl OutboxError {
+    /// Whether this says the file itself is damaged (then it is moved aside), rather than
+    /// that it is in use or cannot be made.
+    fn is_damage(&self) -> bool {
+        !matches!(
+            self,
+            OutboxError::Database(redb::DatabaseError::DatabaseAlreadyOpen)
+                | OutboxError::Create { .. }
+                | OutboxError::MoveAside { .. }
+                | OutboxError::Epoch(_)
+        )
+    }
 }
 
 /// How commits reach the disk (the CLI's `--durability`).
@@ -113,10 +142,15 @@ pub enum AckOutcome {
 pub struct Recovery {
     /// Plays that were in progress at a crash, now `partial`.
     pub partial: Vec<u64>,
+    /// The damaged outbox was moved to this path (and why it was judged damaged); the
+    /// outbox now open is a fresh one in a new epoch.
+    pub moved_aside: Option<(PathBuf, String)>,
 }
 
 pub struct Outbox {
     db: Database,
+    /// This file's epoch (empty: the legacy epoch).
+    epoch: String,
     durability: redb::Durability,
     book: Mutex<Book>,
 }
@@ -149,25 +183,38 @@ fn envelope_hash(bytes: &[u8]) -> Result<String, OutboxError> {
 }
 
 impl Outbox {
-    /// Opens `dir/outbox.redb`, creating it atomically (temp name, then rename) when absent,
-    /// and turns any play left in progress by a crash into a final `partial` record.
+    /// Opens `dir/outbox.redb`, creating it atomically (temp name, then rename) in a new
+    /// epoch when absent, and turns any play left in progress by a crash into a final
+    /// `partial` record. A damaged file (it does not open, or its contents do not read
+    /// back) is renamed aside and a fresh outbox made in its place; [`Recovery`] says so.
     pub fn open(dir: &Path, durability: Durability) -> Result<(Outbox, Recovery), OutboxError> {
         let path = dir.join("outbox.redb");
-        if !path.exists() {
-            create_atomically(dir, &path)?;
-        }
-        let db = Database::open(&path)?;
-        let durability = match durability {
-            Durability::Immediate => redb::Durability::Immediate,
-            Durability::Relaxed => redb::Durability::None,
+        let err = match open_at(dir, &path, durability) {
+            Ok(opened) => return Ok(opened),
+            Err(e) if e.is_damage() => e,
+            Err(e) => return Err(e),
         };
-        let outbox = Outbox {
-            db,
-            durability,
-            book: Mutex::new(Book::default()),
-        };
-        let recovery = outbox.recover()?;
+        let aside = dir.join(format!(
+            "outbox.redb.damaged-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
+        ));
+        std::fs::rename(&path, &aside).map_err(|source| OutboxError::MoveAside {
+            path: path.display().to_string(),
+            source,
+        })?;
+        tracing::error!(
+            error = %err,
+            moved_to = %aside.display(),
+            "the outbox is damaged: moved aside for forensics; starting a fresh outbox in a new epoch"
+        );
+        let (outbox, mut recovery) = open_at(dir, &path, durability)?;
+        recovery.moved_aside = Some((aside, err.to_string()));
         Ok((outbox, recovery))
+    }
+
+    /// This outbox's epoch (empty: the legacy epoch of a file made before epochs).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     fn lock(&self) -> MutexGuard<'_, Book> {
@@ -180,14 +227,27 @@ impl Outbox {
         Ok(tx)
     }
 
-    fn recover(&self) -> Result<Recovery, OutboxError> {
-        let mut book = self.lock();
+    fn recover(&mut self) -> Result<Recovery, OutboxError> {
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
         let mut recovery = Recovery::default();
+        let mut new_epoch_needed = false;
         let tx = self.db.begin_write()?;
         {
             let state = tx.open_table(STATE)?;
             let mut plays = tx.open_table(PLAYS)?;
             let batches = tx.open_table(BATCHES)?;
+            let epoch = state.get("epoch")?.map(|g| g.value().to_vec());
+            let numbered = state.get("next_seq")?.is_some();
+            match epoch {
+                Some(epoch) => {
+                    self.epoch = String::from_utf8(epoch)
+                        .map_err(|_| OutboxError::Corrupt("the epoch is not text".into()))?;
+                }
+                // Made before epochs and used: the legacy epoch. Never used (or a file
+                // that came back empty): a new epoch, written below.
+                None if numbered || plays.len()? > 0 => {}
+                None => new_epoch_needed = true,
+            }
             let mut b = Book {
                 next_seq: read_u64(state.get("next_seq")?.as_ref().map(|g| g.value()), 1),
                 next_batch_seq: read_u64(
@@ -237,6 +297,11 @@ impl Outbox {
                 }
             }
             *book = b;
+        }
+        if new_epoch_needed {
+            self.epoch = new_epoch()?;
+            tx.open_table(STATE)?
+                .insert("epoch", self.epoch.as_bytes())?;
         }
         tx.commit()?;
         Ok(recovery)
@@ -311,7 +376,8 @@ impl Outbox {
             if let Some(mut new) = start {
                 let seq = book.next_seq;
                 new.record.seq = seq;
-                new.record.play_id = format!("{}-{seq}", new.record.screen_id);
+                new.record.epoch = self.epoch.clone();
+                new.record.play_id = play_id(&new.record.screen_id, &self.epoch, seq);
                 let tag = if new.in_progress {
                     // What a crash leaves: a partial play that ended as it began.
                     new.record.ended_at = new.record.started_at;
@@ -356,6 +422,7 @@ impl Outbox {
             let batch = PopBatch {
                 v: VERSION,
                 screen_id: screen_id.to_owned(),
+                epoch: self.epoch.clone(),
                 batch_seq: book.next_batch_seq,
                 prev_hash: book.chain_head.clone(),
                 records: records[..count].to_vec(),
@@ -437,11 +504,11 @@ impl Outbox {
         Ok(Some(StoredBatch { info, bytes }))
     }
 
-    /// Applies an acknowledgement of (`batch_seq`, `hash`), already verified as the
-    /// server's: deletes the batch and its records if it is the one in flight.
-    pub fn ack(&self, batch_seq: u64, hash: &str) -> Result<AckOutcome, OutboxError> {
+    /// Applies an acknowledgement of (`epoch`, `batch_seq`, `hash`), already verified as
+    /// the server's: deletes the batch and its records if it is the one in flight.
+    pub fn ack(&self, epoch: &str, batch_seq: u64, hash: &str) -> Result<AckOutcome, OutboxError> {
         let mut book = self.lock();
-        if !book.matches_ack(batch_seq, hash) {
+        if epoch != self.epoch || !book.matches_ack(batch_seq, hash) {
             return Ok(AckOutcome::Ignored);
         }
         let Some(info) = book.in_flight.clone() else {
@@ -508,8 +575,51 @@ impl Outbox {
     }
 }
 
-/// Creates an empty outbox with its tables at a temporary name, then renames it into place,
-/// so a crash never leaves a half-made `outbox.redb`.
+/// [`Outbox::open`] without the repair: a panic inside redb on a damaged file is an error.
+fn open_at(
+    dir: &Path,
+    path: &Path,
+    durability: Durability,
+) -> Result<(Outbox, Recovery), OutboxError> {
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if !path.exists() {
+            create_atomically(dir, path)?;
+        }
+        let db = Database::open(path)?;
+        let durability = match durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::Relaxed => redb::Durability::None,
+        };
+        let mut outbox = Outbox {
+            db,
+            epoch: String::new(),
+            durability,
+            book: Mutex::new(Book::default()),
+        };
+        let recovery = outbox.recover()?;
+        Ok((outbox, recovery))
+    }));
+    attempt.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        Err(OutboxError::Corrupt(format!(
+            "reading the file failed: {what}"
+        )))
+    })
+}
+
+/// A new random epoch: 128 bits, hex.
+fn new_epoch() -> Result<String, OutboxError> {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).map_err(|e| OutboxError::Epoch(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Creates an empty outbox with its tables and a new epoch at a temporary name, then renames
+/// it into place, so a crash never leaves a half-made `outbox.redb`.
 fn create_atomically(dir: &Path, path: &Path) -> Result<(), OutboxError> {
     let io = |source| OutboxError::Create {
         path: path.display().to_string(),
@@ -521,7 +631,8 @@ fn create_atomically(dir: &Path, path: &Path) -> Result<(), OutboxError> {
     {
         let db = Database::create(&tmp)?;
         let tx = db.begin_write()?;
-        tx.open_table(STATE)?;
+        tx.open_table(STATE)?
+            .insert("epoch", new_epoch()?.as_bytes())?;
         tx.open_table(PLAYS)?;
         tx.open_table(BATCHES)?;
         tx.commit()?;

@@ -2,6 +2,7 @@
 
 use super::*;
 use playlists::wire::pop::{genesis_hash, MAX_BATCH_RECORDS};
+
 use playlists::wire::signed::open_envelope;
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -12,6 +13,7 @@ fn record(slot_start: &str) -> PlayRecord {
     PlayRecord {
         play_id: String::new(),
         screen_id: "scr-1".into(),
+        epoch: String::new(),
         seq: 0,
         venue_id: "ven-1".into(),
         campaign_id: "camp-1".into(),
@@ -97,8 +99,14 @@ fn start_and_complete_in_one_transaction_per_boundary() {
     let first = &rows[0].1;
     assert_eq!(
         (first.play_id.as_str(), first.seq, first.status),
-        ("scr-1-1", 1, PlayStatus::Complete)
+        (
+            play_id("scr-1", outbox.epoch(), 1).as_str(),
+            1,
+            PlayStatus::Complete
+        )
     );
+    assert_eq!(first.epoch, outbox.epoch());
+    assert_eq!(outbox.epoch().len(), 32);
     assert_eq!(
         (first.ended_at, first.duration_ms),
         (t("2023-12-18T08:00:15Z"), 15_000)
@@ -156,7 +164,7 @@ fn crash_leaves_a_partial_record_never_lost_or_reused() {
         (third.status, third.duration_ms, third.ended_at),
         (PlayStatus::Partial, 0, third.started_at)
     );
-    assert_eq!(third.play_id, "scr-1-3");
+    assert_eq!(third.play_id, play_id("scr-1", outbox.epoch(), 3));
     let book = outbox.book();
     assert_eq!(
         (book.ready(), book.in_progress, book.next_seq),
@@ -194,6 +202,8 @@ fn batches_chain_are_signed_and_acks_delete() {
     let env = open_envelope(&b1.bytes, BATCH_KIND, &key.public(), MAX_POP_BYTES).unwrap();
     assert_eq!(batch_hash(&env.payload).to_string(), b1.info.hash);
     let batch: PopBatch = serde_json::from_str(&env.payload).unwrap();
+    let epoch = outbox.epoch().to_owned();
+    assert_eq!(batch.epoch, epoch);
     assert_eq!(
         (
             batch.batch_seq,
@@ -217,12 +227,29 @@ fn batches_chain_are_signed_and_acks_delete() {
     assert_eq!(tags(&outbox), "BBBFF");
 
     // Forged or stale acks change nothing.
-    assert_eq!(outbox.ack(1, &"f".repeat(64)).unwrap(), AckOutcome::Ignored);
-    assert_eq!(outbox.ack(2, &b1.info.hash).unwrap(), AckOutcome::Ignored);
+    assert_eq!(
+        outbox.ack(&epoch, 1, &"f".repeat(64)).unwrap(),
+        AckOutcome::Ignored
+    );
+    assert_eq!(
+        outbox.ack(&epoch, 2, &b1.info.hash).unwrap(),
+        AckOutcome::Ignored
+    );
     assert_eq!(tags(&outbox), "BBBFF");
-    assert_eq!(outbox.ack(1, &b1.info.hash).unwrap(), AckOutcome::Deleted);
+    // An ack naming another epoch is not for this outbox.
+    assert_eq!(
+        outbox.ack("", 1, &b1.info.hash).unwrap(),
+        AckOutcome::Ignored
+    );
+    assert_eq!(
+        outbox.ack(&epoch, 1, &b1.info.hash).unwrap(),
+        AckOutcome::Deleted
+    );
     assert_eq!(tags(&outbox), "FF");
-    assert_eq!(outbox.ack(1, &b1.info.hash).unwrap(), AckOutcome::Ignored);
+    assert_eq!(
+        outbox.ack(&epoch, 1, &b1.info.hash).unwrap(),
+        AckOutcome::Ignored
+    );
     assert_eq!(outbox.in_flight().unwrap(), None);
 
     let b2 = outbox
@@ -240,7 +267,10 @@ fn batches_chain_are_signed_and_acks_delete() {
         [4, 5]
     );
     assert_eq!(batch.records[1].status, PlayStatus::Partial);
-    assert_eq!(outbox.ack(2, &b2.info.hash).unwrap(), AckOutcome::Deleted);
+    assert_eq!(
+        outbox.ack(&epoch, 2, &b2.info.hash).unwrap(),
+        AckOutcome::Deleted
+    );
     let book = outbox.book();
     assert_eq!(
         (
@@ -280,4 +310,110 @@ fn schedule_and_command_nonces_persist() {
         .remember_command(&format!("x{}", COMMAND_IDS_KEPT - 1))
         .unwrap());
     assert!(outbox.remember_command("c1").unwrap());
+}
+
+#[test]
+fn a_new_outbox_is_a_new_epoch_and_keeps_it() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (first, _) = Outbox::open(a.path(), Durability::Immediate).unwrap();
+    let epoch = first.epoch().to_owned();
+    assert!(epoch.len() == 32 && epoch.chars().all(|c| c.is_ascii_hexdigit()));
+    play(&first, 2, false);
+    drop(first);
+    let (again, _) = Outbox::open(a.path(), Durability::Immediate).unwrap();
+    assert_eq!(again.epoch(), epoch);
+    assert_eq!(again.book().next_seq, 3);
+    // A wiped outbox (a fresh file) is another epoch, numbering from 1 again.
+    drop(again);
+    std::fs::remove_file(a.path().join("outbox.redb")).unwrap();
+    let (wiped, _) = Outbox::open(a.path(), Durability::Immediate).unwrap();
+    assert_ne!(wiped.epoch(), epoch);
+    assert_eq!(wiped.book().next_seq, 1);
+    let (other, _) = Outbox::open(b.path(), Durability::Immediate).unwrap();
+    assert_ne!(other.epoch(), wiped.epoch());
+}
+
+#[test]
+fn an_outbox_from_before_epochs_keeps_the_legacy_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+        play(&outbox, 2, false);
+        let key = Keypair::from_secret([3; 32]);
+        let b = outbox.form_batch("scr-1", &key, 10).unwrap().unwrap();
+        let epoch = outbox.epoch().to_owned();
+        assert_eq!(
+            outbox.ack(&epoch, 1, &b.info.hash).unwrap(),
+            AckOutcome::Deleted
+        );
+        // What a file from before epochs looks like: no epoch, used.
+        let tx = outbox.db.begin_write().unwrap();
+        tx.open_table(STATE).unwrap().remove("epoch").unwrap();
+        tx.commit().unwrap();
+    }
+    let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+    assert_eq!(outbox.epoch(), "");
+    play(&outbox, 1, false);
+    let (_, r) = outbox.dump().unwrap().pop().unwrap();
+    assert_eq!((r.play_id.as_str(), r.epoch.as_str()), ("scr-1-3", ""));
+    let key = Keypair::from_secret([3; 32]);
+    let b = outbox.form_batch("scr-1", &key, 10).unwrap().unwrap();
+    let env = open_envelope(&b.bytes, BATCH_KIND, &key.public(), MAX_POP_BYTES).unwrap();
+    assert!(!env.payload.contains("epoch"), "{}", env.payload);
+}
+
+#[test]
+fn a_damaged_outbox_is_moved_aside_and_a_new_epoch_starts() {
+    for garbage in [b"not a database at all".repeat(1_000), vec![0xff; 4096]] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let old_epoch = {
+            let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+            play(&outbox, 3, false);
+            outbox.epoch().to_owned()
+        };
+        std::fs::write(&path, &garbage).unwrap();
+        let (outbox, recovery) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+        let (aside, why) = recovery.moved_aside.expect("moved aside");
+        assert!(!why.is_empty());
+        // The damaged file is kept, byte for byte, beside the fresh one.
+        assert_eq!(std::fs::read(&aside).unwrap(), garbage);
+        let name = aside.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("outbox.redb.damaged-"), "{name}");
+        assert_ne!(outbox.epoch(), old_epoch);
+        assert_eq!(outbox.book().next_seq, 1);
+        play(&outbox, 1, false);
+        assert_eq!(tags(&outbox), "F");
+        drop(outbox);
+        // The fresh outbox opens cleanly next time.
+        let (_, recovery) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+        assert_eq!(recovery.moved_aside, None);
+    }
+}
+
+#[test]
+fn an_emptied_outbox_file_is_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let old_epoch = {
+        let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+        play(&outbox, 3, false);
+        outbox.epoch().to_owned()
+    };
+    std::fs::write(&path, b"").unwrap();
+    let (outbox, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+    assert_ne!(outbox.epoch(), old_epoch);
+    assert_eq!(outbox.epoch().len(), 32);
+    assert_eq!(outbox.book().next_seq, 1);
+}
+
+#[test]
+fn an_outbox_in_use_is_not_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, _) = Outbox::open(dir.path(), Durability::Immediate).unwrap();
+    let err = Outbox::open(dir.path(), Durability::Immediate)
+        .err()
+        .expect("in use");
+    assert!(!err.is_damage(), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }

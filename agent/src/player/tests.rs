@@ -181,7 +181,7 @@ async fn plays_what_the_planner_plans_and_reports_ready_after_each_boundary() {
         assert_eq!(*tag, 'F');
         assert_eq!(
             (r.seq, r.play_id.clone()),
-            (i as u64 + 1, format!("scr-1-{}", i + 1))
+            (i as u64 + 1, format!("scr-1-{}-{}", r.epoch, i + 1))
         );
         assert_eq!(
             (

@@ -34,6 +34,9 @@ impl PlayStatus {
 pub struct PlayRecord {
     pub play_id: String,
     pub screen_id: String,
+    /// The outbox epoch that numbered this record (see [`PopBatch::epoch`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     pub seq: u64,
     pub venue_id: String,
     pub campaign_id: String,
@@ -48,15 +51,22 @@ pub struct PlayRecord {
     pub clock_synced: bool,
 }
 
-/// Records of one screen, `seq`-ordered, chained to the previous batch by hash.
+/// Records of one screen and epoch, `seq`-ordered, chained to the previous batch of the
+/// epoch by hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PopBatch {
     pub v: u32,
     pub screen_id: String,
-    /// 1 for the screen's first batch, then +1.
+    /// The agent's outbox epoch: made (random hex) when the outbox is created, so a wiped
+    /// or replaced outbox starts a new chain instead of reusing seqs. A record is
+    /// identified by `(screen_id, epoch, seq)`. Empty (and then left out of the JSON) for
+    /// outboxes made before epochs existed: the legacy epoch.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    /// 1 for the epoch's first batch, then +1.
     pub batch_seq: u64,
-    /// Hash of the previous batch's payload; 64 zeros for the first.
+    /// Hash of the previous batch's payload in this epoch; 64 zeros for the first.
     pub prev_hash: String,
     pub records: Vec<PlayRecord>,
 }
@@ -68,6 +78,15 @@ pub fn batch_hash(payload: &str) -> Sha256 {
 
 pub fn genesis_hash() -> String {
     "0".repeat(64)
+}
+
+/// A record's `play_id`: unique across screens and epochs.
+pub fn play_id(screen_id: &str, epoch: &str, seq: u64) -> String {
+    if epoch.is_empty() {
+        format!("{screen_id}-{seq}")
+    } else {
+        format!("{screen_id}-{epoch}-{seq}")
+    }
 }
 
 /// Acknowledgement of durable batches, signed by the server.
@@ -83,6 +102,9 @@ pub struct PopAck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AckedBatch {
+    /// The epoch of the acknowledged batch (empty: the legacy epoch).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     pub batch_seq: u64,
     pub hash: String,
 }

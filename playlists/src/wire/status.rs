@@ -35,6 +35,9 @@ pub struct Status {
     /// The last `seq` written.
     #[serde(default)]
     pub last_seq: u64,
+    /// The outbox epoch `last_seq` counts in (empty: the legacy epoch).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     #[serde(default)]
     pub clock_synced: bool,
     #[serde(default)]

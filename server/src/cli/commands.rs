@@ -71,6 +71,20 @@ pub(super) fn sim_verdict(outcome: &crate::sim::SimOutcome) -> ExitCode {
 
 /// Writes a private file (mode 0600) whole or not at all: a temporary file beside it,
 /// fsynced, then renamed over it.
+/// Fails, naming `path`, unless a file can be created beside it (where
+/// [`write_private`] writes first); leaves nothing behind.
+pub(super) fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
 pub(super) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let err = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
     let tmp = path.with_extension("tmp");

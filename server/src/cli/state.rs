@@ -146,6 +146,10 @@ pub fn provision(
             if let Some(u) = server_url {
                 query.push(("server_url", u));
             }
+            // The server registers the new key when it hands out the config: make sure the
+            // config can be written before asking for it, so an unwritable --out leaves the
+            // current key as it is.
+            super::commands::check_writable(out)?;
             let text =
                 runtime()?.block_on(api.post_text(&["screens", id, "provision"], &query, None))?;
             write_private(out, &text)?;

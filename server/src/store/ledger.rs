@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use ed25519_dalek::VerifyingKey;
-
 use playlists::wire::PlayRecord;
 
 pub use super::redb::ledger::{
-    AuditProblem, AuditReport, Dimension, Incoming, LedgerCounts, LedgerError, Outcome,
-    ProblemKind, Query, Row,
+    epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
+    LedgerError, Outcome, ProblemKind, Query, Row, Signer,
 };
 
 /// Proof-of-play storage. Every call blocks (a durable commit is an fsync): async callers
@@ -18,26 +16,24 @@ pub use super::redb::ledger::{
 pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     /// Verifies and stores `batches` in one durable transaction, rollups included, and says
     /// what became of each (same order). An `Err` means nothing was stored and nothing may
-    /// be acknowledged. `key_of(screen_id)` is the screen's registered key.
-    fn ingest(
-        &self,
-        batches: &[Incoming],
-        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
-    ) -> Result<Vec<Outcome>, LedgerError>;
+    /// be acknowledged. `key_of(screen_id)` is the screen's registered keys, newest first;
+    /// a batch is accepted when one of them verifies it.
+    fn ingest(&self, batches: &[Incoming], key_of: KeysOf<'_>)
+        -> Result<Vec<Outcome>, LedgerError>;
     /// Plays per key of `q.dimension` from the rollups, sorted by key.
     fn delivered(&self, q: &Query) -> Result<Vec<Row>, LedgerError>;
-    /// Calls `f` with every stored record matching `q`, by screen then seq; returns how many.
+    /// Calls `f` with every stored record matching `q`, by screen, epoch and seq; returns
+    /// how many.
     fn plays(
         &self,
         q: &Query,
         f: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<u64, LedgerError>;
-    /// Re-verifies everything stored against `key_of`.
-    fn audit(
-        &self,
-        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
-    ) -> Result<AuditReport, LedgerError>;
+    /// Re-verifies everything stored against `key_of` (newest first): each batch with the
+    /// key that signed it, and says which keys signed each epoch.
+    fn audit(&self, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError>;
     fn counts(&self) -> Result<LedgerCounts, LedgerError>;
-    /// How many of `screen`'s records each stored batch holds (batch_seq to count).
+    /// How many of `screen`'s records each stored batch of its latest epoch holds
+    /// (batch_seq to count).
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError>;
 }

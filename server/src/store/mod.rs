@@ -31,8 +31,8 @@ pub use entities::{
 };
 
 pub use ledger::{
-    AuditProblem, AuditReport, Dimension, Incoming, LedgerCounts, LedgerError, LedgerStore,
-    Outcome, ProblemKind, Query, Row,
+    epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
+    LedgerError, LedgerStore, Outcome, ProblemKind, Query, Row, Signer,
 };
 
 /// What went wrong in storage. Callers branch on the variant, never on the text.
@@ -492,7 +492,26 @@ pub fn open(dir: &Path, mode: OpenMode) -> Result<SharedStore, StoreError> {
     Ok(Arc::new(redb::RedbStore::open(dir, mode)?))
 }
 
-/// Each screen's current key, for ingest.
+/// Each screen's keys, newest (current) first, parsed: what ingest and the audit verify
+/// proof-of-play batches with. A key that does not parse is left out.
+pub fn key_rings(
+    store: &dyn KeyStore,
+) -> Result<HashMap<String, Vec<ed25519_dalek::VerifyingKey>>, StoreError> {
+    Ok(store
+        .screen_keys()?
+        .into_iter()
+        .map(|(screen, keys)| {
+            let ring = keys
+                .iter()
+                .rev()
+                .filter_map(|k| playlists::wire::signed::public_key_from_hex(&k.public_hex).ok())
+                .collect();
+            (screen, ring)
+        })
+        .collect())
+}
+
+/// Each screen's current key.
 pub fn current_keys(store: &dyn KeyStore) -> Result<HashMap<String, String>, StoreError> {
     Ok(store
         .screen_keys()?

@@ -1,4 +1,4 @@
-//! The raw export: every stored play record matching a query, by screen then seq, for
+//! The raw export: every stored play record matching a query, by screen, epoch and seq, for
 //! `report plays` and the simulation's play-by-play check. Formatting is the caller's.
 //!
 //! Records are read from the signed batches that stored them (see `pop_records`), a batch
@@ -11,7 +11,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 use playlists::wire::{PlayRecord, PopBatch, SignedEnvelope, MAX_POP_BYTES};
 
 use super::pack::{unpack, unpack_into, Unpacked};
-use super::{HashBytes, LedgerError, Query, RecordRef, BATCHES, RECORDS};
+use super::{BatchKey, HashBytes, LedgerError, Query, RecordRef, BATCHES, RECORDS};
 
 /// Calls `f` with each record whose `slot_start` is in `[q.from, q.to)` and whose venue and
 /// screen match `q`'s filters; returns how many. One read transaction: a consistent view.
@@ -25,16 +25,19 @@ pub(super) fn plays(
     let batches = tx.open_table(BATCHES)?;
     let mut reader = Reader::new(&batches);
     let rows = match q.screen.as_deref() {
-        Some(s) => table.range((s, 0)..=(s, u64::MAX))?,
+        Some(s) => table.range((s, "", 0)..)?,
         None => table.iter()?,
     };
     let mut n = 0;
     for row in rows {
         let (key, value) = row?;
-        let (screen, seq) = key.value();
+        let (screen, epoch, seq) = key.value();
+        if q.screen.as_deref().is_some_and(|s| s != screen) {
+            break;
+        }
         let r = reader
-            .record(screen, seq, value.value())?
-            .map_err(|why| LedgerError::Corrupt(format!("record {screen}/{seq}: {why}")))?;
+            .record(screen, epoch, seq, value.value())?
+            .map_err(|why| LedgerError::Corrupt(format!("record {screen}/{epoch}/{seq}: {why}")))?;
         let in_window =
             q.from.is_none_or(|t| r.slot_start >= t) && q.to.is_none_or(|t| r.slot_start < t);
         if in_window && q.venue.as_deref().is_none_or(|v| r.venue_id == v) {
@@ -74,26 +77,26 @@ pub(super) fn payload_of(raw: &[u8]) -> Option<String> {
         .map(|env| env.payload)
 }
 
-pub(super) type BatchTable = ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static [u8]>;
+pub(super) type BatchTable = ReadOnlyTable<BatchKey<'static>, &'static [u8]>;
 
-/// A stored batch: `(screen, batch_seq, hash)`.
-type BatchKey = (String, u64, HashBytes);
+/// A stored batch: `(screen, epoch, batch_seq, hash)`.
+type OwnedBatchKey = (String, String, u64, HashBytes);
 
 /// Batches parsed to read the records stored by reference.
 const CACHED_BATCHES: usize = 4;
 
 /// Reads stored records through their references, parsing each stored batch once while it
 /// is among the last few used (records of a screen mostly come batch by batch).
-pub(super) struct Reader<'t> {
-    batches: &'t BatchTable,
+pub(super) struct Reader<'t, T = BatchTable> {
+    batches: &'t T,
     /// Most recently used last. `None`: the batch is not stored or does not parse.
-    cache: Vec<(BatchKey, Option<Vec<PlayRecord>>)>,
+    cache: Vec<(OwnedBatchKey, Option<Vec<PlayRecord>>)>,
     /// Scratch space to unpack envelopes in.
     buf: Vec<u8>,
 }
 
-impl<'t> Reader<'t> {
-    pub fn new(batches: &'t BatchTable) -> Reader<'t> {
+impl<'t, T: ReadableTable<BatchKey<'static>, &'static [u8]>> Reader<'t, T> {
+    pub fn new(batches: &'t T) -> Reader<'t, T> {
         Reader {
             batches,
             cache: Vec::with_capacity(CACHED_BATCHES),
@@ -101,16 +104,17 @@ impl<'t> Reader<'t> {
         }
     }
 
-    /// Record `seq` of `screen`, stored as `at`; `Err` says why it cannot be read (the
-    /// reference is damaged or its batch is gone).
+    /// Record `seq` of `screen`'s `epoch`, stored as `at`; `Err` says why it cannot be read
+    /// (the reference is damaged or its batch is gone).
     pub fn record(
         &mut self,
         screen: &str,
+        epoch: &str,
         seq: u64,
         at: RecordRef<'_>,
     ) -> Result<Result<&PlayRecord, String>, LedgerError> {
         let (batch_seq, hash, index) = at;
-        let records = self.batch(screen, batch_seq, hash)?;
+        let records = self.batch(screen, epoch, batch_seq, hash)?;
         let Some(records) = records else {
             return Ok(Err(format!(
                 "its batch {batch_seq} with hash {} is not stored, does not parse or does not match its hash",
@@ -118,7 +122,7 @@ impl<'t> Reader<'t> {
             )));
         };
         Ok(match records.get(index as usize) {
-            Some(r) if r.seq == seq && r.screen_id == screen => Ok(r),
+            Some(r) if r.seq == seq && r.screen_id == screen && r.epoch == epoch => Ok(r),
             Some(r) => Err(format!(
                 "record {index} of batch {batch_seq} is seq {} of screen {:?}",
                 r.seq, r.screen_id
@@ -133,25 +137,27 @@ impl<'t> Reader<'t> {
     fn batch(
         &mut self,
         screen: &str,
+        epoch: &str,
         batch_seq: u64,
         hash: &HashBytes,
     ) -> Result<Option<&Vec<PlayRecord>>, LedgerError> {
-        let hit = self
-            .cache
-            .iter()
-            .rposition(|((s, b, h), _)| s == screen && *b == batch_seq && h == hash);
+        let hit = self.cache.iter().rposition(|((s, e, b, h), _)| {
+            s == screen && e == epoch && *b == batch_seq && h == hash
+        });
         let at = match hit {
             Some(at) => at,
             None => {
-                let records = match self.batches.get((screen, batch_seq, hash))? {
+                let records = match self.batches.get((screen, epoch, batch_seq, hash))? {
                     Some(stored) => records_of(stored.value(), hash, &mut self.buf),
                     None => None,
                 };
                 if self.cache.len() == CACHED_BATCHES {
                     self.cache.remove(0);
                 }
-                self.cache
-                    .push(((screen.to_owned(), batch_seq, *hash), records));
+                self.cache.push((
+                    (screen.to_owned(), epoch.to_owned(), batch_seq, *hash),
+                    records,
+                ));
                 self.cache.len() - 1
             }
         };
@@ -245,10 +251,10 @@ mod tests {
         {
             let mut t = tx.open_table(RECORDS).unwrap();
             let (batch_seq, hash) = {
-                let g = t.get(("s2", 2)).unwrap().unwrap();
+                let g = t.get(("s2", "", 2)).unwrap().unwrap();
                 (g.value().0, *g.value().1)
             };
-            t.insert(("s2", 2), (batch_seq, &hash, 0)).unwrap();
+            t.insert(("s2", "", 2), (batch_seq, &hash, 0)).unwrap();
         }
         tx.commit().unwrap();
         let err = l
@@ -256,7 +262,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "ledger data is damaged: record s2/2: record 0 of batch 1 is seq 1 of screen \"s2\""
+            "ledger data is damaged: record s2//2: record 0 of batch 1 is seq 1 of screen \"s2\""
         );
     }
 }

@@ -11,16 +11,28 @@
 //! - [`export`]: the raw records, for `report plays`.
 //! - [`audit`]: re-verifies signatures, the chain and every stored record.
 //!
+//! # Epochs
+//!
+//! A record is identified by `(screen, epoch, seq)`: each agent outbox has its own epoch
+//! (a wiped or replaced kiosk starts a new one) and each epoch is its own hash chain from
+//! batch 1 and the genesis hash. The epoch `""` is the legacy one: batches of agents from
+//! before epochs, and every row of a ledger written before them (migrated into it when the
+//! ledger opens, see [`migrate`]). A batch that reuses a seq of its epoch with other
+//! content is refused (never acknowledged): the server never acknowledges a record it did
+//! not store. A batch that breaks its epoch's chain without such a conflict is stored, and
+//! the anomaly kept for the audit.
+//!
 //! # Tables
 //!
-//! | table           | key                                         | value                                  |
-//! |-----------------|---------------------------------------------|----------------------------------------|
-//! | `pop_batches`   | (screen, batch_seq, batch hash)             | the signed envelope as received, packed|
-//! | `pop_records`   | (screen, seq)                               | (batch_seq, batch hash, index)         |
-//! | `pop_heads`     | screen                                      | (batch_seq, batch hash, last seq)      |
-//! | `pop_gaps`      | (screen, first missing seq)                 | last missing seq                       |
-//! | `pop_anomalies` | (screen, batch_seq, batch hash)             | what was wrong with the chain at ingest|
-//! | `pop_rollups`   | (dimension, venue?, screen?, key, hour)     | (complete, partial, failed)            |
+//! | table                 | key                                         | value                                  |
+//! |-----------------------|---------------------------------------------|----------------------------------------|
+//! | `pop_epoch_batches`   | (screen, epoch, batch_seq, batch hash)      | the signed envelope as received, packed|
+//! | `pop_epoch_records`   | (screen, epoch, seq)                        | (batch_seq, batch hash, index)         |
+//! | `pop_epoch_heads`     | (screen, epoch)                             | (batch_seq, batch hash, last seq)      |
+//! | `pop_epoch_gaps`      | (screen, epoch, first missing seq)          | last missing seq                       |
+//! | `pop_epoch_anomalies` | (screen, epoch, batch_seq, batch hash)      | what was wrong with the chain at ingest|
+//! | `pop_latest_epoch`    | screen                                      | the epoch its latest stored batch is in|
+//! | `pop_rollups`         | (dimension, venue?, screen?, key, hour)     | (complete, partial, failed)            |
 //!
 //! Envelopes are packed (`pack.rs`): compressed, and unpacked to the exact bytes received.
 //! Batch hashes are the 32 raw bytes of [`batch_hash`](playlists::wire::pop::batch_hash).
@@ -43,6 +55,7 @@ use playlists::wire::PlayRecord;
 mod audit;
 mod export;
 mod ingest;
+mod migrate;
 mod pack;
 mod rollup;
 #[cfg(test)]
@@ -52,18 +65,23 @@ mod view;
 /// A batch hash as stored: the raw SHA-256 digest.
 pub(crate) type HashBytes = [u8; 32];
 
-pub(crate) const BATCHES: TableDefinition<(&str, u64, &HashBytes), &[u8]> =
-    TableDefinition::new("pop_batches");
+/// A stored batch: `(screen, epoch, batch_seq, batch hash)`.
+pub(crate) type BatchKey<'a> = (&'a str, &'a str, u64, &'a HashBytes);
+
+pub(crate) const BATCHES: TableDefinition<BatchKey<'static>, &[u8]> =
+    TableDefinition::new("pop_epoch_batches");
 /// Where a stored record is: `(batch_seq, batch hash, index in the batch's records)`.
 pub(crate) type RecordRef<'a> = (u64, &'a HashBytes, u32);
 
-pub(crate) const RECORDS: TableDefinition<(&str, u64), RecordRef<'static>> =
-    TableDefinition::new("pop_records");
-pub(crate) const HEADS: TableDefinition<&str, (u64, &HashBytes, u64)> =
-    TableDefinition::new("pop_heads");
-pub(crate) const GAPS: TableDefinition<(&str, u64), u64> = TableDefinition::new("pop_gaps");
-pub(crate) const ANOMALIES: TableDefinition<(&str, u64, &HashBytes), &str> =
-    TableDefinition::new("pop_anomalies");
+pub(crate) const RECORDS: TableDefinition<(&str, &str, u64), RecordRef<'static>> =
+    TableDefinition::new("pop_epoch_records");
+pub(crate) const HEADS: TableDefinition<(&str, &str), (u64, &HashBytes, u64)> =
+    TableDefinition::new("pop_epoch_heads");
+pub(crate) const GAPS: TableDefinition<(&str, &str, u64), u64> =
+    TableDefinition::new("pop_epoch_gaps");
+pub(crate) const ANOMALIES: TableDefinition<BatchKey<'static>, &str> =
+    TableDefinition::new("pop_epoch_anomalies");
+pub(crate) const LATEST: TableDefinition<&str, &str> = TableDefinition::new("pop_latest_epoch");
 pub(crate) const ROLLUPS: TableDefinition<rollup::RollupKey, (u64, u64, u64)> =
     TableDefinition::new("pop_rollups");
 
@@ -214,7 +232,47 @@ pub struct AuditReport {
     pub batches: u64,
     pub records: u64,
     pub problems: Vec<AuditProblem>,
+    /// Every chain audited: one per screen and epoch, by screen then epoch.
+    pub chains: Vec<ChainSummary>,
 }
+
+/// One screen's epoch as the audit found it, with the keys that signed its batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSummary {
+    pub screen_id: String,
+    /// Empty: the legacy epoch.
+    pub epoch: String,
+    pub batches: u64,
+    /// The highest batch_seq stored.
+    pub last_batch_seq: u64,
+    /// Records its batches carry.
+    pub records: u64,
+    /// The screen's keys (index into the list given to `audit`, newest first) that signed
+    /// its batches, each with the first and last batch_seq it signed, in batch order.
+    pub signers: Vec<Signer>,
+}
+
+/// A run of batches signed by one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signer {
+    pub key: VerifyingKey,
+    pub first_batch: u64,
+    pub last_batch: u64,
+}
+
+/// How an epoch is named in messages.
+pub fn epoch_name(epoch: &str) -> String {
+    if epoch.is_empty() {
+        "legacy epoch".to_owned()
+    } else {
+        format!("epoch {epoch}")
+    }
+}
+
+/// A screen's registered keys, newest (current) first: what `ingest` and `audit` verify
+/// batches with. A batch is accepted when one of them verifies it, so batches signed
+/// before a re-provisioning (by the kiosk that was replaced, or sent late) still count.
+pub type KeysOf<'a> = &'a dyn Fn(&str) -> Vec<VerifyingKey>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditProblem {
@@ -231,7 +289,7 @@ impl fmt::Display for AuditProblem {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemKind {
-    /// A stored batch does not verify with the screen's current key (or it has none).
+    /// A stored batch verifies with none of the screen's keys (or it has none).
     BadSignature,
     /// A batch does not follow the one before it, or its stored hash does not match.
     ChainBreak,
@@ -241,7 +299,7 @@ pub enum ProblemKind {
     Gap,
     /// A record inside a stored batch is not in the ledger.
     MissingRecord,
-    /// A batch reused seqs already held with different content (the first record was kept).
+    /// Seqs of one epoch held with different content in two batches (the first was kept).
     SeqConflict,
 }
 
@@ -258,13 +316,19 @@ impl fmt::Display for ProblemKind {
     }
 }
 
-/// Sizes and, per screen, the highest seq held.
+/// Sizes and, per screen, where its latest epoch (the one its latest batch was in) stands.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LedgerCounts {
     pub records: u64,
     pub batches: u64,
+    /// The highest seq held in each screen's latest epoch.
     pub last_seq: BTreeMap<String, u64>,
+    /// The head batch_seq of each screen's latest epoch.
     pub last_batch_seq: BTreeMap<String, u64>,
+    /// Each screen's latest epoch.
+    pub epoch: BTreeMap<String, String>,
+    /// Every (screen, epoch) chain: (head batch_seq, highest seq).
+    pub chains: BTreeMap<(String, String), (u64, u64)>,
 }
 
 /// Runs a ledger call, a panic of redb's on damaged data becoming [`LedgerError::Corrupt`].
@@ -276,7 +340,7 @@ impl super::super::LedgerStore for Ledger {
     fn ingest(
         &self,
         batches: &[Incoming],
-        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
+        key_of: KeysOf<'_>,
     ) -> Result<Vec<Outcome>, LedgerError> {
         guarded(|| Ledger::ingest(self, batches, key_of))
     }
@@ -290,10 +354,7 @@ impl super::super::LedgerStore for Ledger {
     ) -> Result<u64, LedgerError> {
         guarded(|| Ledger::plays(self, q, f))
     }
-    fn audit(
-        &self,
-        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
-    ) -> Result<AuditReport, LedgerError> {
+    fn audit(&self, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError> {
         guarded(|| Ledger::audit(self, key_of))
     }
     fn counts(&self) -> Result<LedgerCounts, LedgerError> {
@@ -302,9 +363,18 @@ impl super::super::LedgerStore for Ledger {
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
         guarded(|| {
             let tx = self.db.begin_read()?;
+            let Some(epoch) = tx
+                .open_table(LATEST)?
+                .get(screen)?
+                .map(|g| g.value().to_owned())
+            else {
+                return Ok(BTreeMap::new());
+            };
             let table = tx.open_table(RECORDS)?;
             let mut per = BTreeMap::new();
-            for row in table.range((screen, 0u64)..=(screen, u64::MAX))? {
+            for row in
+                table.range((screen, epoch.as_str(), 0u64)..=(screen, epoch.as_str(), u64::MAX))?
+            {
                 let (_, v) = row?;
                 *per.entry(v.value().0).or_insert(0) += 1;
             }
@@ -314,7 +384,8 @@ impl super::super::LedgerStore for Ledger {
 }
 
 impl Ledger {
-    /// Opens the ledger in the server's database, creating its tables.
+    /// Opens the ledger in the server's database, creating its tables, and moves a ledger
+    /// written before epochs into the legacy epoch (one write transaction: all or nothing).
     pub fn open(db: Arc<Database>) -> Result<Ledger, LedgerError> {
         let tx = db.begin_write()?;
         tx.open_table(BATCHES)?;
@@ -322,18 +393,20 @@ impl Ledger {
         tx.open_table(HEADS)?;
         tx.open_table(GAPS)?;
         tx.open_table(ANOMALIES)?;
+        tx.open_table(LATEST)?;
         tx.open_table(ROLLUPS)?;
+        migrate::to_epochs(&tx)?;
         tx.commit()?;
         Ok(Ledger { db })
     }
 
     /// Verifies and stores `batches` in one durable write transaction, rollups included, and
     /// says what became of each (same order). An `Err` means nothing was stored and nothing
-    /// may be acknowledged. `key_of(screen_id)` is the screen's registered key.
+    /// may be acknowledged. `key_of(screen_id)` is the screen's registered keys.
     pub fn ingest(
         &self,
         batches: &[Incoming],
-        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
+        key_of: KeysOf<'_>,
     ) -> Result<Vec<Outcome>, LedgerError> {
         ingest::ingest(&self.db, batches, key_of)
     }
@@ -353,11 +426,8 @@ impl Ledger {
         export::plays(&self.db, q, f)
     }
 
-    /// Re-verifies everything stored against `key_of`, the screens' current keys.
-    pub fn audit(
-        &self,
-        key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
-    ) -> Result<AuditReport, LedgerError> {
+    /// Re-verifies everything stored against `key_of`, each screen's keys newest first.
+    pub fn audit(&self, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError> {
         audit::audit(&self.db, key_of)
     }
 
@@ -369,12 +439,23 @@ impl Ledger {
             ..LedgerCounts::default()
         };
         for row in tx.open_table(HEADS)?.iter()? {
-            let (screen, head) = row?;
+            let (key, head) = row?;
+            let (screen, epoch) = key.value();
             let (batch_seq, _, last_seq) = head.value();
-            counts.last_seq.insert(screen.value().to_owned(), last_seq);
             counts
-                .last_batch_seq
-                .insert(screen.value().to_owned(), batch_seq);
+                .chains
+                .insert((screen.to_owned(), epoch.to_owned()), (batch_seq, last_seq));
+        }
+        for row in tx.open_table(LATEST)?.iter()? {
+            let (screen, epoch) = row?;
+            let (screen, epoch) = (screen.value().to_owned(), epoch.value().to_owned());
+            if let Some(&(batch_seq, last_seq)) =
+                counts.chains.get(&(screen.clone(), epoch.clone()))
+            {
+                counts.last_seq.insert(screen.clone(), last_seq);
+                counts.last_batch_seq.insert(screen.clone(), batch_seq);
+            }
+            counts.epoch.insert(screen, epoch);
         }
         Ok(counts)
     }

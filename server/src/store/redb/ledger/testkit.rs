@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ed25519_dalek::VerifyingKey;
 
-use playlists::wire::pop::{batch_hash, genesis_hash, BATCH_KIND};
+use playlists::wire::pop::{batch_hash, genesis_hash, play_id, BATCH_KIND};
 use playlists::wire::{Keypair, PlayRecord, PlayStatus, PopBatch, VERSION};
 
 use super::{Dimension, Ledger, Query};
@@ -19,13 +19,17 @@ pub(crate) fn ledger() -> (tempfile::TempDir, Ledger) {
     (dir, ledger)
 }
 
-/// The registered keys of `agents`, as `ingest` and `audit` want them.
-pub(crate) fn key_ring(agents: &[&Agent]) -> impl Fn(&str) -> Option<VerifyingKey> {
-    let keys: HashMap<String, VerifyingKey> = agents
-        .iter()
-        .map(|a| (a.screen.clone(), a.key.public()))
-        .collect();
-    move |screen| keys.get(screen).copied()
+/// The registered keys of `agents`, as `ingest` and `audit` want them: each screen's keys
+/// newest first (an agent listed twice has had its key rotated: the later is newer).
+pub(crate) fn key_ring(agents: &[&Agent]) -> impl Fn(&str) -> Vec<VerifyingKey> + use<> {
+    let mut keys: HashMap<String, Vec<VerifyingKey>> = HashMap::new();
+    for a in agents {
+        let ring = keys.entry(a.screen.clone()).or_default();
+        if !ring.contains(&a.key.public()) {
+            ring.insert(0, a.key.public());
+        }
+    }
+    move |screen| keys.get(screen).cloned().unwrap_or_default()
 }
 
 /// An unfiltered query over all time.
@@ -50,6 +54,8 @@ pub(crate) struct Agent {
     pub screen: String,
     pub venue: String,
     pub key: Keypair,
+    /// The outbox epoch (empty: legacy).
+    pub epoch: String,
     batch_seq: u64,
     prev_hash: String,
     seq: u64,
@@ -62,10 +68,24 @@ impl Agent {
             screen: screen.to_owned(),
             venue: venue.to_owned(),
             key: Keypair::from_secret([n; 32]),
+            epoch: String::new(),
             batch_seq: 0,
             prev_hash: genesis_hash(),
             seq: 0,
         }
+    }
+
+    /// The same screen after its outbox was wiped: a new epoch, counting from 1 again.
+    pub fn new_epoch(&mut self, epoch: &str) {
+        self.epoch = epoch.to_owned();
+        self.batch_seq = 0;
+        self.prev_hash = genesis_hash();
+        self.seq = 0;
+    }
+
+    /// The same agent signing with the key made from `[n; 32]` (re-provisioned).
+    pub fn rekey(&mut self, n: u8) {
+        self.key = Keypair::from_secret([n; 32]);
     }
 
     /// The next play, with the next seq.
@@ -77,8 +97,9 @@ impl Agent {
     ) -> PlayRecord {
         self.seq += 1;
         PlayRecord {
-            play_id: format!("{}-{}", self.screen, self.seq),
+            play_id: play_id(&self.screen, &self.epoch, self.seq),
             screen_id: self.screen.clone(),
+            epoch: self.epoch.clone(),
             seq: self.seq,
             venue_id: self.venue.clone(),
             campaign_id: campaign.to_owned(),
@@ -109,6 +130,7 @@ impl Agent {
         PopBatch {
             v: VERSION,
             screen_id: self.screen.clone(),
+            epoch: self.epoch.clone(),
             batch_seq: self.batch_seq + 1,
             prev_hash: self.prev_hash.clone(),
             records,

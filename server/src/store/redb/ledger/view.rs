@@ -26,6 +26,8 @@ pub(super) struct PopBatch<'a> {
     pub v: u32,
     #[serde(borrow)]
     pub screen_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub epoch: Cow<'a, str>,
     pub batch_seq: u64,
     #[serde(borrow)]
     pub prev_hash: Cow<'a, str>,
@@ -39,10 +41,11 @@ pub(super) struct PopBatch<'a> {
 #[serde(deny_unknown_fields)]
 pub(super) struct PlayRecord<'a> {
     #[serde(borrow)]
-    #[allow(dead_code)]
     pub play_id: Cow<'a, str>,
     #[serde(borrow)]
     pub screen_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub epoch: Cow<'a, str>,
     pub seq: u64,
     #[serde(borrow)]
     pub venue_id: Cow<'a, str>,
@@ -51,20 +54,35 @@ pub(super) struct PlayRecord<'a> {
     #[serde(borrow)]
     pub creative_id: Cow<'a, str>,
     #[serde(borrow)]
-    #[allow(dead_code)]
     pub creative_sha256: Cow<'a, str>,
-    #[allow(dead_code)]
     pub schedule_version: u64,
     pub slot_start: DateTime<Utc>,
-    #[allow(dead_code)]
     pub started_at: DateTime<Utc>,
-    #[allow(dead_code)]
     pub ended_at: DateTime<Utc>,
-    #[allow(dead_code)]
     pub duration_ms: u64,
     pub status: PlayStatus,
-    #[allow(dead_code)]
     pub clock_synced: bool,
+}
+
+impl PlayRecord<'_> {
+    /// Whether this is `r`, field for field.
+    pub fn same_as(&self, r: &playlists::wire::PlayRecord) -> bool {
+        self.play_id == r.play_id
+            && self.screen_id == r.screen_id
+            && self.epoch == r.epoch
+            && self.seq == r.seq
+            && self.venue_id == r.venue_id
+            && self.campaign_id == r.campaign_id
+            && self.creative_id == r.creative_id
+            && self.creative_sha256 == r.creative_sha256
+            && self.schedule_version == r.schedule_version
+            && self.slot_start == r.slot_start
+            && self.started_at == r.started_at
+            && self.ended_at == r.ended_at
+            && self.duration_ms == r.duration_ms
+            && self.status == r.status
+            && self.clock_synced == r.clock_synced
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +96,7 @@ mod tests {
             wire::PlayRecord {
                 play_id: self.play_id.to_string(),
                 screen_id: self.screen_id.to_string(),
+                epoch: self.epoch.to_string(),
                 seq: self.seq,
                 venue_id: self.venue_id.to_string(),
                 campaign_id: self.campaign_id.to_string(),
@@ -107,6 +126,8 @@ mod tests {
                 let records: Vec<wire::PlayRecord> =
                     v.records.iter().map(|r| r.to_record()).collect();
                 assert_eq!(w.records, records);
+                assert_eq!(w.epoch, v.epoch);
+                assert!(v.records.iter().zip(&w.records).all(|(v, w)| v.same_as(w)));
             }
             (Err(w), Err(v)) => assert_eq!(w.to_string(), v.to_string(), "{json}"),
             (w, v) => panic!("{json}: wire {w:?}, view {v:?}"),

@@ -1,10 +1,14 @@
 //! The audit: proves from the signed batches alone that no stored record was altered,
 //! inserted or dropped, and lists what cannot be proven.
 //!
-//! Per screen, for every stored batch in `batch_seq` order: the envelope must verify with
-//! the screen's *current* key; its payload must hash to the hash it is stored under; it must
-//! link to a stored predecessor (`batch_seq - 1` with hash `prev_hash`, or the genesis hash
-//! for the first batch) and have no sibling of the same `batch_seq`; each record it carries
+//! Per screen and epoch (each epoch is its own chain), for every stored batch in
+//! `batch_seq` order: the envelope must verify with one of the screen's keys (the one that
+//! signed it: keys rotate at re-provisioning and each keeps its history, so the past stays
+//! provable; which key signed which batches is reported in [`ChainSummary`]); its payload
+//! must hash to the hash it is stored under and name this screen, epoch and batch_seq; it
+//! must link to a stored predecessor of its epoch (`batch_seq - 1` with hash `prev_hash`, or
+//! the genesis hash for the first batch) and have no sibling of the same `batch_seq`; each
+//! record it carries
 //! must be stored and, where this batch is the one that stored it, referenced at its place in
 //! the batch (a record's bytes are only ever the signed ones: a batch whose payload no longer
 //! hashes to what it was stored under taints the records it stored). Then every stored record
@@ -25,8 +29,8 @@ use playlists::wire::PopBatch;
 
 use super::export::{envelope, payload_of, BatchTable, Reader};
 use super::{
-    hash_bytes, AuditProblem, AuditReport, HashBytes, LedgerError, ProblemKind, RecordRef,
-    ANOMALIES, BATCHES, GAPS, HEADS, RECORDS,
+    epoch_name, hash_bytes, AuditProblem, AuditReport, BatchKey, ChainSummary, HashBytes, KeysOf,
+    LedgerError, ProblemKind, RecordRef, Signer, ANOMALIES, BATCHES, GAPS, HEADS, RECORDS,
 };
 
 const NO_HASH: HashBytes = [0; 32];
@@ -34,16 +38,16 @@ const MAX_HASH: HashBytes = [0xff; 32];
 
 struct Tables {
     batches: BatchTable,
-    records: ReadOnlyTable<(&'static str, u64), RecordRef<'static>>,
-    heads: ReadOnlyTable<&'static str, (u64, &'static HashBytes, u64)>,
-    gaps: ReadOnlyTable<(&'static str, u64), u64>,
-    anomalies: ReadOnlyTable<(&'static str, u64, &'static HashBytes), &'static str>,
+    records: ReadOnlyTable<(&'static str, &'static str, u64), RecordRef<'static>>,
+    heads: ReadOnlyTable<(&'static str, &'static str), (u64, &'static HashBytes, u64)>,
+    gaps: ReadOnlyTable<(&'static str, &'static str, u64), u64>,
+    anomalies: ReadOnlyTable<BatchKey<'static>, &'static str>,
 }
 
-pub(super) fn audit(
-    db: &Database,
-    key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
-) -> Result<AuditReport, LedgerError> {
+/// A screen's epoch.
+type Chain = (String, String);
+
+pub(super) fn audit(db: &Database, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError> {
     let tx = db.begin_read()?;
     let t = Tables {
         batches: tx.open_table(BATCHES)?,
@@ -52,74 +56,108 @@ pub(super) fn audit(
         gaps: tx.open_table(GAPS)?,
         anomalies: tx.open_table(ANOMALIES)?,
     };
-    let screens = batch_screens(&t)?;
+    let chains = batch_chains(&t)?;
     let mut problems = Vec::new();
-    for screen in &screens {
+    let mut summaries = Vec::new();
+    let mut keys: Option<(String, Vec<VerifyingKey>)> = None;
+    for (screen, epoch) in &chains {
+        if keys.as_ref().is_none_or(|(s, _)| s != screen) {
+            let ring = key_of(screen);
+            if ring.is_empty() {
+                problems.push(AuditProblem {
+                    screen_id: screen.clone(),
+                    kind: ProblemKind::BadSignature,
+                    detail: "the screen has no registered key: its signatures cannot be checked"
+                        .into(),
+                });
+            }
+            keys = Some((screen.clone(), ring));
+        }
+        let ring = keys.as_ref().map(|(_, k)| k.as_slice()).unwrap_or_default();
         let mut s = ScreenAudit {
             t: &t,
             screen,
-            key: key_of(screen),
+            epoch,
+            keys: ring,
             problems: &mut problems,
             owned: Vec::new(),
             reader: Reader::new(&t.batches),
+            summary: ChainSummary {
+                screen_id: screen.clone(),
+                epoch: epoch.clone(),
+                batches: 0,
+                last_batch_seq: 0,
+                records: 0,
+                signers: Vec::new(),
+            },
         };
         s.run()?;
+        summaries.push(s.summary);
     }
-    // Records of a screen that has no batch at all.
-    for screen in record_screens(&t)?.difference(&screens) {
-        let n = t
-            .records
-            .range((screen.as_str(), 0)..=(screen.as_str(), u64::MAX))?
-            .count();
-        let detail = format!("{n} records are stored but no batch of this screen is");
+    // Records of a chain that has no batch at all.
+    for (screen, epoch) in record_chains(&t)?.difference(&chains) {
+        let (s, e) = (screen.as_str(), epoch.as_str());
+        let n = t.records.range((s, e, 0)..=(s, e, u64::MAX))?.count();
+        let detail = if epoch.is_empty() {
+            format!("{n} records are stored but no batch of this screen is")
+        } else {
+            format!(
+                "{}: {n} records are stored but no batch of this epoch is",
+                epoch_name(epoch)
+            )
+        };
         problems.push(AuditProblem {
             screen_id: screen.clone(),
             kind: ProblemKind::RecordTampered,
             detail,
         });
     }
+    let screens: BTreeSet<&str> = chains.iter().map(|(s, _)| s.as_str()).collect();
     Ok(AuditReport {
         screens: screens.len() as u64,
         batches: t.batches.len()?,
         records: t.records.len()?,
         problems,
+        chains: summaries,
     })
 }
 
-/// Every screen with a stored batch: one seek per screen.
-fn batch_screens(t: &Tables) -> Result<BTreeSet<String>, LedgerError> {
+/// Every (screen, epoch) with a stored batch: one seek per chain.
+fn batch_chains(t: &Tables) -> Result<BTreeSet<Chain>, LedgerError> {
     let mut out = BTreeSet::new();
-    let mut next = t.batches.first()?.map(|(k, _)| k.value().0.to_owned());
-    while let Some(screen) = next {
-        let past = (screen.as_str(), u64::MAX, &MAX_HASH);
+    let own = |k: BatchKey<'_>| (k.0.to_owned(), k.1.to_owned());
+    let mut next = t.batches.first()?.map(|(k, _)| own(k.value()));
+    while let Some((screen, epoch)) = next {
+        let past = (screen.as_str(), epoch.as_str(), u64::MAX, &MAX_HASH);
         next = match t
             .batches
             .range((Bound::Excluded(past), Bound::Unbounded))?
             .next()
         {
-            Some(row) => Some(row?.0.value().0.to_owned()),
+            Some(row) => Some(own(row?.0.value())),
             None => None,
         };
-        out.insert(screen);
+        out.insert((screen, epoch));
     }
     Ok(out)
 }
 
-/// Every screen with a stored record: one seek per screen.
-fn record_screens(t: &Tables) -> Result<BTreeSet<String>, LedgerError> {
+/// Every (screen, epoch) with a stored record: one seek per chain.
+fn record_chains(t: &Tables) -> Result<BTreeSet<Chain>, LedgerError> {
     let mut out = BTreeSet::new();
-    let mut next = t.records.first()?.map(|(k, _)| k.value().0.to_owned());
-    while let Some(screen) = next {
-        let past = (screen.as_str(), u64::MAX);
+    let own = |k: (&str, &str, u64)| (k.0.to_owned(), k.1.to_owned());
+    let mut next = t.records.first()?.map(|(k, _)| own(k.value()));
+    while let Some((screen, epoch)) = next {
+        let past = (screen.as_str(), epoch.as_str(), u64::MAX);
         next = match t
             .records
             .range((Bound::Excluded(past), Bound::Unbounded))?
             .next()
         {
-            Some(row) => Some(row?.0.value().0.to_owned()),
+            Some(row) => Some(own(row?.0.value())),
             None => None,
         };
-        out.insert(screen);
+        out.insert((screen, epoch));
     }
     Ok(out)
 }
@@ -127,8 +165,11 @@ fn record_screens(t: &Tables) -> Result<BTreeSet<String>, LedgerError> {
 struct ScreenAudit<'a> {
     t: &'a Tables,
     screen: &'a str,
-    key: Option<VerifyingKey>,
+    epoch: &'a str,
+    /// The screen's keys, newest first.
+    keys: &'a [VerifyingKey],
     problems: &'a mut Vec<AuditProblem>,
+    summary: ChainSummary,
     /// Seqs of the stored records that their own batch carries, as found.
     owned: Vec<u64>,
     /// Records held from other batches, to compare with the ones a batch carries.
@@ -136,7 +177,13 @@ struct ScreenAudit<'a> {
 }
 
 impl ScreenAudit<'_> {
+    /// A problem of this chain (details of a non-legacy epoch name it).
     fn problem(&mut self, kind: ProblemKind, detail: String) {
+        let detail = if self.epoch.is_empty() {
+            detail
+        } else {
+            format!("{}: {detail}", epoch_name(self.epoch))
+        };
         self.problems.push(AuditProblem {
             screen_id: self.screen.to_owned(),
             kind,
@@ -144,32 +191,40 @@ impl ScreenAudit<'_> {
         });
     }
 
-    fn run(&mut self) -> Result<(), LedgerError> {
-        let screen = self.screen;
-        if self.key.is_none() {
-            self.problem(
-                ProblemKind::BadSignature,
-                "the screen has no registered key: its signatures cannot be checked".into(),
-            );
+    /// Notes that `key` signed batch `batch_seq`.
+    fn signed_by(&mut self, key: VerifyingKey, batch_seq: u64) {
+        match self.summary.signers.last_mut() {
+            Some(run) if run.key == key => run.last_batch = batch_seq,
+            _ => self.summary.signers.push(Signer {
+                key,
+                first_batch: batch_seq,
+                last_batch: batch_seq,
+            }),
         }
+    }
+
+    fn run(&mut self) -> Result<(), LedgerError> {
+        let (screen, epoch) = (self.screen, self.epoch);
         let mut notes: HashMap<(u64, HashBytes), String> = HashMap::new();
         for row in self
             .t
             .anomalies
-            .range((screen, 0, &NO_HASH)..=(screen, u64::MAX, &MAX_HASH))?
+            .range((screen, epoch, 0, &NO_HASH)..=(screen, epoch, u64::MAX, &MAX_HASH))?
         {
             let (k, v) = row?;
-            let (_, batch_seq, hash) = k.value();
+            let (_, _, batch_seq, hash) = k.value();
             notes.insert((batch_seq, *hash), v.value().to_owned());
         }
         let mut previous: Option<u64> = None;
         for row in self
             .t
             .batches
-            .range((screen, 0, &NO_HASH)..=(screen, u64::MAX, &MAX_HASH))?
+            .range((screen, epoch, 0, &NO_HASH)..=(screen, epoch, u64::MAX, &MAX_HASH))?
         {
             let (k, v) = row?;
-            let (_, batch_seq, hash) = k.value();
+            let (_, _, batch_seq, hash) = k.value();
+            self.summary.batches += 1;
+            self.summary.last_batch_seq = batch_seq;
             if previous == Some(batch_seq) {
                 self.problem(
                     ProblemKind::ChainBreak,
@@ -207,17 +262,38 @@ impl ScreenAudit<'_> {
             return Ok(());
         };
         let raw = &*raw;
-        let payload = match self
-            .key
-            .as_ref()
-            .map(|k| open_envelope(raw, BATCH_KIND, k, usize::MAX))
-        {
-            Some(Ok(env)) => Some(env.payload),
-            Some(Err(e)) => {
-                self.problem(ProblemKind::BadSignature, format!("batch {batch_seq}: {e}"));
+        // The key that signed it: the first of the screen's keys, newest first, to verify it.
+        let mut first_error = None;
+        let mut signed = None;
+        for k in self.keys {
+            match open_envelope(raw, BATCH_KIND, k, usize::MAX) {
+                Ok(env) => {
+                    signed = Some((*k, env.payload));
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let payload = match (signed, first_error) {
+            (Some((key, payload)), _) => {
+                self.signed_by(key, batch_seq);
+                Some(payload)
+            }
+            (None, Some(e)) => {
+                let detail = if self.keys.len() > 1 {
+                    format!(
+                        "batch {batch_seq}: none of the screen's {} keys verifies it: {e}",
+                        self.keys.len()
+                    )
+                } else {
+                    format!("batch {batch_seq}: {e}")
+                };
+                self.problem(ProblemKind::BadSignature, detail);
                 payload_of(raw)
             }
-            None => payload_of(raw),
+            (None, None) => payload_of(raw),
         };
         let Some((payload, batch)) =
             payload.and_then(|p| serde_json::from_str::<PopBatch>(&p).ok().map(|b| (p, b)))
@@ -237,10 +313,15 @@ impl ScreenAudit<'_> {
                 hex::encode(hash)
             ));
         }
-        if batch.screen_id != self.screen || batch.batch_seq != batch_seq {
+        if batch.screen_id != self.screen
+            || batch.batch_seq != batch_seq
+            || batch.epoch != self.epoch
+        {
             broken.push(format!(
-                "its payload is batch {} of screen {:?}",
-                batch.batch_seq, batch.screen_id
+                "its payload is batch {} of screen {:?}, {}",
+                batch.batch_seq,
+                batch.screen_id,
+                epoch_name(&batch.epoch)
             ));
         }
         if let Some(why) = self.link(&batch)? {
@@ -271,7 +352,11 @@ impl ScreenAudit<'_> {
         }
         let prev = batch.batch_seq - 1;
         let stored = match hash_bytes(&batch.prev_hash) {
-            Some(h) => self.t.batches.get((self.screen, prev, &h))?.is_some(),
+            Some(h) => self
+                .t
+                .batches
+                .get((self.screen, self.epoch, prev, &h))?
+                .is_some(),
             None => false,
         };
         Ok((!stored).then(|| {
@@ -293,8 +378,9 @@ impl ScreenAudit<'_> {
     ) -> Result<(), LedgerError> {
         let mut conflicts: Vec<u64> = Vec::new();
         let mut own: Vec<u64> = Vec::new();
+        self.summary.records += batch.records.len() as u64;
         for (i, r) in batch.records.iter().enumerate() {
-            let Some(stored) = self.t.records.get((self.screen, r.seq))? else {
+            let Some(stored) = self.t.records.get((self.screen, self.epoch, r.seq))? else {
                 self.problem(
                     ProblemKind::MissingRecord,
                     format!("seq {} of batch {batch_seq} is not stored", r.seq),
@@ -307,7 +393,10 @@ impl ScreenAudit<'_> {
                 if index as usize != i {
                     self.problem(ProblemKind::RecordTampered, format!("seq {}: the stored record differs from the one signed in batch {batch_seq}", r.seq));
                 }
-            } else if let Ok(held) = self.reader.record(self.screen, r.seq, stored.value())? {
+            } else if let Ok(held) =
+                self.reader
+                    .record(self.screen, self.epoch, r.seq, stored.value())?
+            {
                 if held != r {
                     conflicts.push(r.seq);
                 }
@@ -335,13 +424,14 @@ impl ScreenAudit<'_> {
         owned.sort_unstable();
         let mut i = 0;
         let mut found = Vec::new();
+        let (screen, epoch) = (self.screen, self.epoch);
         for row in self
             .t
             .records
-            .range((self.screen, 0)..=(self.screen, u64::MAX))?
+            .range((screen, epoch, 0)..=(screen, epoch, u64::MAX))?
         {
             let (k, v) = row?;
-            let seq = k.value().1;
+            let seq = k.value().2;
             while i < owned.len() && owned[i] < seq {
                 i += 1;
             }
@@ -354,7 +444,7 @@ impl ScreenAudit<'_> {
             let detail = if self
                 .t
                 .batches
-                .get((self.screen, batch_seq, &hash))?
+                .get((self.screen, self.epoch, batch_seq, &hash))?
                 .is_some()
             {
                 format!(
@@ -373,7 +463,7 @@ impl ScreenAudit<'_> {
 
     /// The head must name a stored batch, or the newest batches could vanish unnoticed.
     fn head(&mut self) -> Result<(), LedgerError> {
-        let head = self.t.heads.get(self.screen)?.map(|g| {
+        let head = self.t.heads.get((self.screen, self.epoch))?.map(|g| {
             let (batch_seq, hash, _) = g.value();
             (batch_seq, *hash)
         });
@@ -383,7 +473,7 @@ impl ScreenAudit<'_> {
                 if self
                     .t
                     .batches
-                    .get((self.screen, batch_seq, &hash))?
+                    .get((self.screen, self.epoch, batch_seq, &hash))?
                     .is_none() =>
             {
                 format!(
@@ -400,17 +490,18 @@ impl ScreenAudit<'_> {
     /// Gaps recorded at ingest whose seqs are still (partly) missing.
     fn gaps(&mut self) -> Result<(), LedgerError> {
         let mut found = Vec::new();
+        let (screen, epoch) = (self.screen, self.epoch);
         for row in self
             .t
             .gaps
-            .range((self.screen, 0)..=(self.screen, u64::MAX))?
+            .range((screen, epoch, 0)..=(screen, epoch, u64::MAX))?
         {
             let (k, v) = row?;
-            let (from, to) = (k.value().1, v.value());
+            let (from, to) = (k.value().2, v.value());
             let held = self
                 .t
                 .records
-                .range((self.screen, from)..=(self.screen, to))?
+                .range((screen, epoch, from)..=(screen, epoch, to))?
                 .count() as u64;
             let len = to.saturating_sub(from) + 1;
             let missing = len.saturating_sub(held);

@@ -1,7 +1,7 @@
 //! Tests of the audit: a clean ledger, then one kind of damage at a time.
 use super::super::pack::{pack, unpack};
 use super::super::testkit::{key_ring, ledger, Agent};
-use super::super::{Incoming, Ledger};
+use super::super::{Incoming, Ledger, Outcome};
 use super::*;
 
 fn send(l: &Ledger, a: &Agent, raws: &[Vec<u8>]) {
@@ -62,12 +62,12 @@ fn flip_record_byte(l: &Ledger, seq: u64, at: usize, mask: u8) {
     write(l, |tx| {
         let mut t = tx.open_table(RECORDS).unwrap();
         let mut bytes = {
-            let g = t.get(("s1", seq)).unwrap().unwrap();
+            let g = t.get(("s1", "", seq)).unwrap().unwrap();
             ref_bytes(g.value())
         };
         bytes[at] ^= mask;
         t.insert(
-            ("s1", seq),
+            ("s1", "", seq),
             <RecordRef<'static> as redb::Value>::from_bytes(&bytes),
         )
         .unwrap();
@@ -81,7 +81,7 @@ fn a_flipped_byte_in_a_stored_record_is_reported() {
     let len = {
         let tx = l.db.begin_read().unwrap();
         let t = tx.open_table(RECORDS).unwrap();
-        let g = t.get(("s1", 2)).unwrap().unwrap();
+        let g = t.get(("s1", "", 2)).unwrap().unwrap();
         assert_eq!(g.value().2, 1);
         ref_bytes(g.value()).len()
     };
@@ -123,7 +123,7 @@ fn a_reference_to_another_version_of_the_batch_is_reported() {
     let (_dir, l, a) = two_batches();
     write(&l, |tx| {
         let mut t = tx.open_table(RECORDS).unwrap();
-        t.insert(("s1", 5), (2, &[7; 32], 1)).unwrap();
+        t.insert(("s1", "", 5), (2, &[7; 32], 1)).unwrap();
     });
     check(
         &l,
@@ -143,14 +143,14 @@ fn missing_inserted_and_moved_records_are_reported() {
     let (_dir, l, a) = two_batches();
     write(&l, |tx| {
         let mut t = tx.open_table(RECORDS).unwrap();
-        t.remove(("s1", 4)).unwrap();
+        t.remove(("s1", "", 4)).unwrap();
         let (batch_seq, hash, index) = {
-            let g = t.get(("s1", 1)).unwrap().unwrap();
+            let g = t.get(("s1", "", 1)).unwrap().unwrap();
             let (b, h, i) = g.value();
             (b, *h, i)
         };
-        t.insert(("s1", 9), (batch_seq, &hash, index)).unwrap();
-        t.insert(("s9", 1), (batch_seq, &hash, index)).unwrap();
+        t.insert(("s1", "", 9), (batch_seq, &hash, index)).unwrap();
+        t.insert(("s9", "", 1), (batch_seq, &hash, index)).unwrap();
     });
     let found: Vec<String> = l
         .audit(&key_ring(&[&a]))
@@ -261,13 +261,13 @@ fn tampered_batches_and_heads_are_reported() {
         let mut t = tx.open_table(BATCHES).unwrap();
         let (key, mut raw) = {
             let (k, v) = t.last().unwrap().unwrap();
-            let (s, b, h) = k.value();
+            let (s, _, b, h) = k.value();
             let raw = unpack(v.value(), usize::MAX).unwrap().into_owned();
             ((s.to_owned(), b, *h), raw)
         };
         let at = raw.windows(2).position(|w| w == b"c1").unwrap() + 1;
         raw[at] = b'2';
-        t.insert((key.0.as_str(), key.1, &key.2), pack(&raw).as_slice())
+        t.insert((key.0.as_str(), "", key.1, &key.2), pack(&raw).as_slice())
             .unwrap();
     });
     let report = l.audit(&key_ring(&[&a])).unwrap();
@@ -294,10 +294,10 @@ fn tampered_batches_and_heads_are_reported() {
         let mut t = tx.open_table(BATCHES).unwrap();
         let key = {
             let (k, _) = t.last().unwrap().unwrap();
-            let (s, b, h) = k.value();
+            let (s, _, b, h) = k.value();
             (s.to_owned(), b, *h)
         };
-        t.remove((key.0.as_str(), key.1, &key.2)).unwrap();
+        t.remove((key.0.as_str(), "", key.1, &key.2)).unwrap();
     });
     let report = l.audit(&key_ring(&[&a])).unwrap();
     let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
@@ -323,14 +323,15 @@ fn a_flipped_byte_in_a_stored_envelope_is_reported() {
         let tx = l.db.begin_read().unwrap();
         let t = tx.open_table(BATCHES).unwrap();
         let (k, v) = t.last().unwrap().unwrap();
-        let (s, b, h) = k.value();
+        let (s, _, b, h) = k.value();
         ((s.to_owned(), b, *h), v.value().to_vec())
     };
     assert_eq!(stored[0], super::super::pack::ZSTD);
     let put = |bytes: &[u8]| {
         write(&l, |tx| {
             let mut t = tx.open_table(BATCHES).unwrap();
-            t.insert((key.0.as_str(), key.1, &key.2), bytes).unwrap();
+            t.insert((key.0.as_str(), "", key.1, &key.2), bytes)
+                .unwrap();
         })
     };
     // Every byte of the stored value: batch 2 (or the records it stored) is reported, unless
@@ -365,18 +366,165 @@ fn a_flipped_byte_in_a_stored_envelope_is_reported() {
 }
 
 #[test]
-fn an_agent_that_restarts_its_chain_is_reported() {
+fn an_agent_that_restarts_its_chain_in_its_epoch_is_refused() {
     let (_dir, l, a) = two_batches();
     let mut reborn = Agent::new(1, "s1", "v1");
-    let r = reborn.plays(1, "c9", "k9"); // seq 1 again, other content
+    let r = reborn.plays(1, "c9", "k9"); // seq 1 of the same epoch again, other content
     let raw = reborn.batch(r);
-    send(&l, &reborn, &[raw]);
+    let out = l
+        .ingest(
+            &[Incoming {
+                topic_screen: "s1".into(),
+                raw,
+            }],
+            &key_ring(&[&reborn]),
+        )
+        .unwrap();
+    assert!(
+        matches!(&out[0], Outcome::Rejected { reason, .. } if reason.starts_with("seq 1 of legacy epoch is already held with other content, from batch 1")),
+        "{out:?}"
+    );
+    // Nothing of it was stored: the audit is clean and the head has not moved.
+    check(&l, &a, &[]);
+    assert_eq!(l.counts().unwrap().last_batch_seq["s1"], 2);
+}
+
+#[test]
+fn each_epoch_is_its_own_chain() {
+    let (_dir, l, mut a) = two_batches();
+    // The kiosk's outbox is wiped: a new epoch, counting from seq 1 and batch 1 again.
+    a.new_epoch("e2");
+    let (r1, r2) = (a.plays(2, "c2", "k2"), a.plays(1, "c2", "k2"));
+    let raws = [a.batch(r1), a.batch(r2)];
+    send(&l, &a, &raws);
+    let report = check(&l, &a, &[]);
+    assert_eq!((report.batches, report.records), (4, 8));
+    let chains: Vec<(&str, u64, u64, u64)> = report
+        .chains
+        .iter()
+        .map(|c| (c.epoch.as_str(), c.batches, c.last_batch_seq, c.records))
+        .collect();
+    assert_eq!(chains, [("", 2, 2, 5), ("e2", 2, 2, 3)]);
+    let counts = l.counts().unwrap();
+    assert_eq!(
+        (counts.epoch["s1"].as_str(), counts.last_seq["s1"]),
+        ("e2", 3)
+    );
+    // A break inside the new epoch is reported with the epoch's name.
+    let r4 = a.plays(1, "c2", "k2");
+    let _lost = a.batch(r4);
+    let r5 = a.plays(1, "c2", "k2");
+    let b5 = a.batch(r5);
+    send(&l, &a, &[b5]);
+    let report = l.audit(&key_ring(&[&a])).unwrap();
+    let got: Vec<(ProblemKind, &str)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.detail.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, ProblemKind::ChainBreak);
+    assert!(
+        got[0]
+            .1
+            .starts_with("epoch e2: batch 4: its predecessor, batch 3 with hash"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[1],
+        (
+            ProblemKind::Gap,
+            "epoch e2: seqs 4..=4 were skipped: 1 of 1 still missing"
+        )
+    );
+}
+
+#[test]
+fn batches_verify_with_the_key_that_signed_them() {
+    let (_dir, l, mut a) = two_batches();
+    let old = Agent::new(1, "s1", "v1");
+    // Re-provisioned: the agent signs with a new key; the screen has both, newest first.
+    a.rekey(2);
+    let r3 = a.plays(1, "c1", "k1");
+    let b3 = a.batch(r3);
+    let ring = key_ring(&[&old, &a]);
+    let out = l
+        .ingest(
+            &[Incoming {
+                topic_screen: "s1".into(),
+                raw: b3,
+            }],
+            &ring,
+        )
+        .unwrap();
+    assert!(
+        matches!(out[0], Outcome::Stored { records: 1, .. }),
+        "{out:?}"
+    );
+    // A late batch of the replaced kiosk, signed with the old key, still counts.
+    let mut late = Agent::new(1, "s1", "v1");
+    late.new_epoch("old-kiosk");
+    let r = late.plays(1, "c1", "k1");
+    let raw = late.batch(r);
+    let out = l
+        .ingest(
+            &[Incoming {
+                topic_screen: "s1".into(),
+                raw,
+            }],
+            &ring,
+        )
+        .unwrap();
+    assert!(
+        matches!(out[0], Outcome::Stored { records: 1, .. }),
+        "{out:?}"
+    );
+
+    let report = l.audit(&ring).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    /// Runs of batches per key: (key, first batch, last batch).
+    type Runs = Vec<(VerifyingKey, u64, u64)>;
+    let signers: Vec<(&str, Runs)> = report
+        .chains
+        .iter()
+        .map(|c| {
+            let runs = c
+                .signers
+                .iter()
+                .map(|s| (s.key, s.first_batch, s.last_batch))
+                .collect();
+            (c.epoch.as_str(), runs)
+        })
+        .collect();
+    let (k1, k2) = (old.key.public(), a.key.public());
+    assert_eq!(
+        signers,
+        [
+            ("", vec![(k1, 1, 2), (k2, 3, 3)]),
+            ("old-kiosk", vec![(k1, 1, 1)])
+        ]
+    );
+
+    // With only the new key registered, the old batches fail, naming the batch.
     let report = l.audit(&key_ring(&[&a])).unwrap();
     let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
-    assert!(
-        kinds.contains(&ProblemKind::SeqConflict) && kinds.contains(&ProblemKind::ChainBreak),
+    assert_eq!(
+        kinds,
+        [ProblemKind::BadSignature; 3],
         "{:?}",
         report.problems
     );
-    assert_eq!(l.counts().unwrap().last_batch_seq["s1"], 1);
+    // And a key the screen never had verifies nothing.
+    let stranger = Agent::new(9, "s1", "v1");
+    let r = stranger.batch_unchained(vec![]);
+    let out = l
+        .ingest(
+            &[Incoming {
+                topic_screen: "s1".into(),
+                raw: r,
+            }],
+            &ring,
+        )
+        .unwrap();
+    assert!(matches!(out[0], Outcome::Rejected { .. }), "{out:?}");
 }

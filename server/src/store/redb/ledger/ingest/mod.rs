@@ -5,10 +5,14 @@
 //!
 //! Checking is pure and happens before the write transaction opens, spread over a few
 //! threads when several batches arrive together (verifying and parsing a batch costs about
-//! as much as storing it). A batch that does not follow the screen's chain is still stored
-//! (its signature proves where it came from) and the anomaly is kept for the audit: an agent
-//! must never wedge on a batch we refuse to ack. Acknowledging is the caller's, after
-//! `ingest` returns.
+//! as much as storing it). A batch verifies with any of the screen's keys, newest first, so
+//! a batch signed before a re-provisioning still counts.
+//!
+//! Each `(screen, epoch)` is its own chain. A batch that does not follow its epoch's chain
+//! is still stored (its signature proves where it came from) and the anomaly is kept for
+//! the audit. A batch carrying a seq its epoch already holds with *other* content is
+//! refused and not stored: acknowledging it would tell the agent to delete records the
+//! ledger does not hold. Acknowledging is the caller's, after `ingest` returns.
 
 use std::ops::Bound;
 
@@ -19,12 +23,13 @@ use playlists::wire::pop::{batch_hash, genesis_hash, AckedBatch, BATCH_KIND, MAX
 use playlists::wire::signed::open_envelope;
 use playlists::wire::{MAX_POP_BYTES, VERSION};
 
+use super::export::Reader;
 use super::pack::pack;
 use super::rollup::Tally;
 use super::view::BatchView;
 use super::{
-    hash_bytes, HashBytes, Incoming, LedgerError, Outcome, RecordRef, ANOMALIES, BATCHES, GAPS,
-    HEADS, RECORDS,
+    epoch_name, hash_bytes, BatchKey, HashBytes, Incoming, KeysOf, LedgerError, Outcome, RecordRef,
+    ANOMALIES, BATCHES, GAPS, HEADS, LATEST, RECORDS,
 };
 
 /// Most threads one ingest call checks batches on.
@@ -50,12 +55,11 @@ struct Checked<'a> {
 pub(super) fn ingest(
     db: &Database,
     incoming: &[Incoming],
-    key_of: &dyn Fn(&str) -> Option<VerifyingKey>,
+    key_of: KeysOf<'_>,
 ) -> Result<Vec<Outcome>, LedgerError> {
-    let keys: Vec<Option<VerifyingKey>> =
-        incoming.iter().map(|i| key_of(&i.topic_screen)).collect();
+    let keys: Vec<Vec<VerifyingKey>> = incoming.iter().map(|i| key_of(&i.topic_screen)).collect();
     let opened: Vec<Result<Opened, String>> =
-        par_map(incoming.len(), |n| open(&incoming[n], keys[n].as_ref()));
+        par_map(incoming.len(), |n| open(&incoming[n], &keys[n]));
     let checked: Vec<Result<Checked<'_>, String>> = par_map(incoming.len(), |n| match &opened[n] {
         Ok(o) => check(&incoming[n], o),
         Err(reason) => Err(reason.clone()),
@@ -119,16 +123,25 @@ fn rejected(i: &Incoming, reason: String) -> Outcome {
     }
 }
 
-/// Size, key and signature. The error is the reason, in words.
-fn open(i: &Incoming, key: Option<&VerifyingKey>) -> Result<Opened, String> {
+/// Size, key and signature: the first of `keys` (newest first) that verifies it. The error
+/// is the reason, in words (the current key's).
+fn open(i: &Incoming, keys: &[VerifyingKey]) -> Result<Opened, String> {
     if i.raw.len() > MAX_POP_BYTES {
         return Err(format!(
             "batch of {} bytes exceeds the {MAX_POP_BYTES}-byte limit",
             i.raw.len()
         ));
     }
-    let key = key.ok_or_else(|| format!("unknown screen {:?}", i.topic_screen))?;
-    let env = open_envelope(&i.raw, BATCH_KIND, key, MAX_POP_BYTES).map_err(|e| e.to_string())?;
+    let (current, older) = keys
+        .split_first()
+        .ok_or_else(|| format!("unknown screen {:?}", i.topic_screen))?;
+    let env = match open_envelope(&i.raw, BATCH_KIND, current, MAX_POP_BYTES) {
+        Ok(env) => env,
+        Err(e) => older
+            .iter()
+            .find_map(|k| open_envelope(&i.raw, BATCH_KIND, k, MAX_POP_BYTES).ok())
+            .ok_or_else(|| e.to_string())?,
+    };
     let hash_hex = batch_hash(&env.payload).to_string();
     let hash = hash_bytes(&hash_hex).expect("a SHA-256 is 64 hex digits");
     Ok(Opened {
@@ -169,6 +182,14 @@ fn check<'a>(i: &Incoming, o: &'a Opened) -> Result<Checked<'a>, String> {
                 r.seq, r.screen_id, batch.screen_id
             ));
         }
+        if r.epoch != batch.epoch {
+            return Err(format!(
+                "record seq {} is of {}, not of the batch's {}",
+                r.seq,
+                epoch_name(&r.epoch),
+                epoch_name(&batch.epoch)
+            ));
+        }
         if let Some(p) = prev.filter(|p| r.seq <= *p) {
             return Err(format!(
                 "record seqs must strictly increase: {} follows {p}",
@@ -185,7 +206,7 @@ fn check<'a>(i: &Incoming, o: &'a Opened) -> Result<Checked<'a>, String> {
     })
 }
 
-/// A screen's chain head: its latest batch and the highest seq held.
+/// An epoch's chain head: its latest batch and the highest seq held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Head {
     pub batch_seq: u64,
@@ -213,19 +234,19 @@ fn chain_anomaly(head: Option<&Head>, batch_seq: u64, prev_hash: &str) -> Option
     }
 }
 
-/// Whether batch `batch_seq` naming `prev_hash` becomes the head: it is further along, or it
-/// starts a new chain (an agent that lost its state starts again from batch 1).
-fn moves_head(head: Option<&Head>, batch_seq: u64, prev_hash: &str) -> bool {
-    head.is_none_or(|h| batch_seq > h.batch_seq || (batch_seq == 1 && prev_hash == genesis_hash()))
+/// Whether batch `batch_seq` becomes its epoch's head: it is further along.
+fn moves_head(head: Option<&Head>, batch_seq: u64) -> bool {
+    head.is_none_or(|h| batch_seq > h.batch_seq)
 }
 
 /// The ledger tables of one write transaction.
 struct Writer<'tx> {
-    batches: Table<'tx, (&'static str, u64, &'static HashBytes), &'static [u8]>,
-    records: Table<'tx, (&'static str, u64), RecordRef<'static>>,
-    heads: Table<'tx, &'static str, (u64, &'static HashBytes, u64)>,
-    gaps: Table<'tx, (&'static str, u64), u64>,
-    anomalies: Table<'tx, (&'static str, u64, &'static HashBytes), &'static str>,
+    batches: Table<'tx, BatchKey<'static>, &'static [u8]>,
+    records: Table<'tx, (&'static str, &'static str, u64), RecordRef<'static>>,
+    heads: Table<'tx, (&'static str, &'static str), (u64, &'static HashBytes, u64)>,
+    gaps: Table<'tx, (&'static str, &'static str, u64), u64>,
+    anomalies: Table<'tx, BatchKey<'static>, &'static str>,
+    latest: Table<'tx, &'static str, &'static str>,
 }
 
 impl<'tx> Writer<'tx> {
@@ -236,11 +257,12 @@ impl<'tx> Writer<'tx> {
             heads: tx.open_table(HEADS)?,
             gaps: tx.open_table(GAPS)?,
             anomalies: tx.open_table(ANOMALIES)?,
+            latest: tx.open_table(LATEST)?,
         })
     }
 
-    fn head(&self, screen: &str) -> Result<Option<Head>, LedgerError> {
-        Ok(self.heads.get(screen)?.map(|g| {
+    fn head(&self, screen: &str, epoch: &str) -> Result<Option<Head>, LedgerError> {
+        Ok(self.heads.get((screen, epoch))?.map(|g| {
             let (batch_seq, hash, last_seq) = g.value();
             Head {
                 batch_seq,
@@ -253,16 +275,52 @@ impl<'tx> Writer<'tx> {
     /// Notes the seqs between `last_seq` and `seq`, if any, as a gap.
     fn skipped(
         &mut self,
-        screen: &str,
+        chain: (&str, &str),
         gaps: &mut Vec<(u64, u64)>,
         last_seq: u64,
         seq: u64,
     ) -> Result<(), LedgerError> {
         if seq > last_seq + 1 {
             gaps.push((last_seq + 1, seq - 1));
-            self.gaps.insert((screen, last_seq + 1), seq - 1)?;
+            self.gaps
+                .insert((chain.0, chain.1, last_seq + 1), seq - 1)?;
         }
         Ok(())
+    }
+
+    /// Which of the first `n` records of `b` are already held, the same: `Err` names the
+    /// first one held with other content (or that cannot be read back).
+    fn held(&self, b: &BatchView<'_>, n: usize) -> Result<Result<Vec<bool>, String>, LedgerError> {
+        let (screen, epoch): (&str, &str) = (&b.screen_id, &b.epoch);
+        let mut reader = Reader::new(&self.batches);
+        let mut held = Vec::with_capacity(n);
+        for r in &b.records[..n] {
+            let at = match self.records.get((screen, epoch, r.seq))? {
+                Some(g) => {
+                    let (batch_seq, hash, index) = g.value();
+                    (batch_seq, *hash, index)
+                }
+                None => {
+                    held.push(false);
+                    continue;
+                }
+            };
+            let conflict = match reader.record(screen, epoch, r.seq, (at.0, &at.1, at.2))? {
+                Ok(stored) if r.same_as(stored) => {
+                    held.push(true);
+                    continue;
+                }
+                Ok(_) => "already held with other content".to_owned(),
+                Err(why) => format!("held but unreadable ({why})"),
+            };
+            return Ok(Err(format!(
+                "seq {} of {} is {conflict}, from batch {}: a batch that conflicts with stored records is not stored",
+                r.seq,
+                epoch_name(epoch),
+                at.0
+            )));
+        }
+        Ok(Ok(held))
     }
 
     /// Stores `c`, adding the records it stored to `tally`; `all` counts all of them.
@@ -274,36 +332,32 @@ impl<'tx> Writer<'tx> {
     ) -> Result<Outcome, LedgerError> {
         let b = &c.batch;
         let screen: &str = &b.screen_id;
+        let epoch: &str = &b.epoch;
+        let chain = (screen, epoch);
         let ack = AckedBatch {
+            epoch: epoch.to_owned(),
             batch_seq: b.batch_seq,
             hash: c.hash_hex.to_owned(),
         };
-        let batch_key = (screen, b.batch_seq, c.hash);
+        let batch_key = (screen, epoch, b.batch_seq, c.hash);
         if self.batches.get(batch_key)?.is_some() {
             return Ok(Outcome::Duplicate {
                 screen_id: screen.to_owned(),
                 ack,
             });
         }
-        let head = self.head(screen)?;
-        if let Some(detail) = chain_anomaly(head.as_ref(), b.batch_seq, &b.prev_hash) {
-            tracing::warn!(
-                screen,
-                batch_seq = b.batch_seq,
-                detail,
-                "proof-of-play chain anomaly; stored anyway"
-            );
-            self.anomalies.insert(batch_key, detail.as_str())?;
-        }
-        self.batches.insert(batch_key, c.stored)?;
-
+        let head = self.head(screen, epoch)?;
         let mut last_seq = head.map_or(0, |h| h.last_seq);
         // Only a seq at or below the head can already be held; the rest are appended past
-        // the screen's last record through one cursor, unless something is stored there
+        // the epoch's last record through one cursor, unless something is stored there
         // (which the head says cannot be: then every record is looked up).
-        let past_head = (Bound::Excluded((screen, last_seq)), Bound::Unbounded);
-        let beyond = match self.records.range::<(&str, u64)>(past_head)?.next() {
-            Some(row) => row?.0.value().0 == screen,
+        let past_head = (Bound::Excluded((screen, epoch, last_seq)), Bound::Unbounded);
+        let beyond = match self.records.range::<(&str, &str, u64)>(past_head)?.next() {
+            Some(row) => {
+                let (k, _) = row?;
+                let (s, e, _) = k.value();
+                s == screen && e == epoch
+            }
             None => false,
         };
         let fresh_from = if beyond {
@@ -311,33 +365,60 @@ impl<'tx> Writer<'tx> {
         } else {
             b.records.partition_point(|r| r.seq <= last_seq)
         };
+        let held = match self.held(b, fresh_from)? {
+            Ok(held) => held,
+            Err(reason) => {
+                tracing::warn!(
+                    screen,
+                    epoch,
+                    batch_seq = b.batch_seq,
+                    reason,
+                    "proof-of-play batch refused: not stored, not acknowledged"
+                );
+                return Ok(Outcome::Rejected {
+                    screen_id: screen.to_owned(),
+                    reason,
+                });
+            }
+        };
+        if let Some(detail) = chain_anomaly(head.as_ref(), b.batch_seq, &b.prev_hash) {
+            tracing::warn!(
+                screen,
+                epoch,
+                batch_seq = b.batch_seq,
+                detail,
+                "proof-of-play chain anomaly within an epoch; stored, noted for the audit"
+            );
+            self.anomalies.insert(batch_key, detail.as_str())?;
+        }
+        self.batches.insert(batch_key, c.stored)?;
+
         let mut stored = 0;
         let mut gaps = Vec::new();
         for (i, r) in b.records.iter().enumerate().take(fresh_from) {
-            let fresh = r.seq > last_seq;
-            if !fresh && self.records.get((screen, r.seq))?.is_some() {
+            if held[i] {
                 continue;
             }
-            if fresh {
-                self.skipped(screen, &mut gaps, last_seq, r.seq)?;
+            if r.seq > last_seq {
+                self.skipped(chain, &mut gaps, last_seq, r.seq)?;
                 last_seq = r.seq;
             }
             self.records
-                .insert((screen, r.seq), (b.batch_seq, c.hash, index(i)))?;
+                .insert((screen, epoch, r.seq), (b.batch_seq, c.hash, index(i)))?;
             tally.add(r);
             stored += 1;
         }
         if fresh_from < b.records.len() {
             let mut cursor = self
                 .records
-                .lower_bound_mut(Bound::Excluded((screen, last_seq)))?;
+                .lower_bound_mut(Bound::Excluded((screen, epoch, last_seq)))?;
             for (i, r) in b.records.iter().enumerate().skip(fresh_from) {
                 if r.seq > last_seq + 1 {
                     gaps.push((last_seq + 1, r.seq - 1));
-                    self.gaps.insert((screen, last_seq + 1), r.seq - 1)?;
+                    self.gaps.insert((screen, epoch, last_seq + 1), r.seq - 1)?;
                 }
                 last_seq = r.seq;
-                cursor.insert_before((screen, r.seq), (b.batch_seq, c.hash, index(i)))?;
+                cursor.insert_before((screen, epoch, r.seq), (b.batch_seq, c.hash, index(i)))?;
                 if fresh_from > 0 {
                     tally.add(r);
                 }
@@ -351,16 +432,18 @@ impl<'tx> Writer<'tx> {
         if !gaps.is_empty() {
             tracing::warn!(
                 screen,
+                epoch,
                 batch_seq = b.batch_seq,
                 ?gaps,
                 "proof-of-play seqs skipped"
             );
         }
         let (batch_seq, hash) = match head {
-            Some(h) if !moves_head(Some(&h), b.batch_seq, &b.prev_hash) => (h.batch_seq, h.hash),
+            Some(h) if !moves_head(Some(&h), b.batch_seq) => (h.batch_seq, h.hash),
             _ => (b.batch_seq, *c.hash),
         };
-        self.heads.insert(screen, (batch_seq, &hash, last_seq))?;
+        self.heads.insert(chain, (batch_seq, &hash, last_seq))?;
+        self.latest.insert(screen, epoch)?;
         Ok(Outcome::Stored {
             screen_id: screen.to_owned(),
             ack,

@@ -276,3 +276,69 @@ fn statuses_reach_the_rollups() {
         (1, 1, 1)
     );
 }
+
+#[test]
+fn a_batch_that_conflicts_with_held_records_is_never_acknowledged() {
+    let (_dir, l) = ledger();
+    let mut a = Agent::new(1, "s1", "v1");
+    let recs = a.plays(3, "c1", "k1"); // seqs 1..=3
+    let first = a.batch(recs.clone());
+    let keys = key_ring(&[&a]);
+    l.ingest(&[incoming("s1", &first)], &keys).unwrap();
+    // Seqs 3 (held, but altered) and 4 (new): nothing of it may be stored or acknowledged.
+    let mut altered = recs[2].clone();
+    altered.creative_id = "k2".into();
+    let mut recs2 = vec![altered];
+    recs2.extend(a.plays(1, "c1", "k1"));
+    let second = a.batch_unchained(recs2);
+    let out = l.ingest(&[incoming("s1", &second)], &keys).unwrap();
+    match &out[..] {
+        [o @ Outcome::Rejected { reason, .. }] => {
+            assert_eq!(o.ack(), None);
+            assert_eq!(
+                reason,
+                "seq 3 of legacy epoch is already held with other content, from batch 1: a batch that conflicts with stored records is not stored"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let counts = l.counts().unwrap();
+    assert_eq!(
+        (counts.records, counts.batches, counts.last_seq["s1"]),
+        (3, 1, 3)
+    );
+    // The same seqs in another epoch are other records: stored, acknowledged in that epoch.
+    let mut b = Agent::new(1, "s1", "v1");
+    b.new_epoch("e2");
+    let recs = b.plays(3, "c1", "k1");
+    let raw = b.batch(recs);
+    let out = l.ingest(&[incoming("s1", &raw)], &keys).unwrap();
+    match &out[..] {
+        [Outcome::Stored {
+            ack, records: 3, ..
+        }] => {
+            assert_eq!((ack.epoch.as_str(), ack.batch_seq), ("e2", 1));
+        }
+        other => panic!("{other:?}"),
+    }
+    let counts = l.counts().unwrap();
+    assert_eq!(
+        (
+            counts.records,
+            counts.epoch["s1"].as_str(),
+            counts.last_seq["s1"]
+        ),
+        (6, "e2", 3)
+    );
+    // A record of another epoch inside a batch is refused.
+    let mut c = Agent::new(1, "s1", "v1");
+    c.new_epoch("e3");
+    let mut recs = c.plays(1, "c1", "k1");
+    recs[0].epoch = "e2".into();
+    let raw = c.batch(recs);
+    check_rejected(
+        &c,
+        &raw,
+        "record seq 1 is of epoch e2, not of the batch's epoch e3",
+    );
+}
