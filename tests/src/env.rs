@@ -28,16 +28,19 @@ impl TestEnv {
     /// [`spawn`](Self::spawn) with server options (a scaled clock, a schedule TTL).
     pub async fn spawn_with(mqtt_port: Option<u16>, options: app::Options) -> TestEnv {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let port = match mqtt_port {
-            Some(p) => p,
-            None => server::broker::start(None)
-                .await
-                .expect("embedded broker")
-                .addr
-                .port(),
-        };
         let store =
             server::store::open(&tmp.path().join("server"), OpenMode::Create).expect("store");
+        let port = match mqtt_port {
+            Some(p) => p,
+            None => {
+                let logins = server::broker::Logins::of(&store).expect("broker logins");
+                server::broker::start(None, logins)
+                    .await
+                    .expect("embedded broker")
+                    .addr
+                    .port()
+            }
+        };
         server::import::import(
             &CatalogueService::new(store.clone()),
             &crate::beijing(),

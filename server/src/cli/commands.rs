@@ -155,7 +155,8 @@ pub(super) async fn serve(
     let (host, port) = match &config.mqtt_url {
         Some(url) => crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?,
         None => {
-            let broker = crate::broker::start(Some(config.embedded_broker)).await?;
+            let logins = crate::broker::Logins::of(&store)?;
+            let broker = crate::broker::start(Some(config.embedded_broker), logins).await?;
             tracing::info!(addr = %broker.addr, "embedded MQTT broker running");
             (broker.addr.ip().to_string(), broker.addr.port())
         }
