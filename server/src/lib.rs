@@ -24,6 +24,7 @@ pub mod import;
 pub mod keys;
 pub mod ledger;
 pub mod logging;
+pub mod mosquitto;
 pub mod plan;
 pub mod provision;
 pub mod publisher;

@@ -4,6 +4,7 @@
 //! it) and answers unknown routes and methods in the API's error shape.
 
 mod admin;
+mod broker;
 mod campaigns;
 mod creatives;
 mod emergencies;
@@ -69,6 +70,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(plans::router())
         .merge(reports::router())
         .merge(fleet::router())
+        .merge(broker::router())
         .merge(emergencies::router())
         .merge(admin::router())
         .routes(utoipa_axum::routes!(health))
