@@ -24,8 +24,10 @@ use crate::store::BrokerLoginStore;
 /// so whatever a broker delivers never breaks the server's connection: anything larger is
 /// the broker's refusal.
 pub const MAX_PACKET_BYTES: usize = playlists::wire::MAX_SCHEDULE_BYTES + 16 * 1024;
-/// The server's own client limit, in and out: above [`MAX_PACKET_BYTES`].
-pub const CLIENT_MAX_PACKET_BYTES: usize = MAX_PACKET_BYTES + 16 * 1024;
+/// The server's own client limit, in and out: well above [`MAX_PACKET_BYTES`] (16 MiB), so
+/// a broker configured by hand with a larger limit (up to this) still never breaks the
+/// server's connection with a retained message it redelivers on every reconnect.
+pub const CLIENT_MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
 
 /// Who the embedded broker lets in: the server's own clients and provisioned screens.
 #[derive(Clone)]
