@@ -109,6 +109,14 @@ impl TestEnv {
             .to_owned()
     }
 
+    /// The broker login of the server's own clients (user name, secret): what a test's
+    /// watcher uses on a broker that authenticates.
+    pub fn server_login(&self) -> (String, String) {
+        let secret =
+            server::broker_auth::server_secret(self.store.dir()).expect("server broker secret");
+        (server::broker_auth::SERVER_USER.to_owned(), secret)
+    }
+
     /// The retained status the server last saw from `screen`.
     pub fn status(&self, screen: &str) -> Option<Status> {
         self.handle

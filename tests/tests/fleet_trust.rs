@@ -377,8 +377,12 @@ async fn retained_schedules_heal(env: &TestEnv, port: u16, writer: (&str, &str, 
 }
 
 fn server_login(env: &TestEnv) -> (&'static str, &'static str) {
-    let secret = server::broker_auth::server_secret(env.store.dir()).expect("server secret");
-    (SERVER_USER, Box::leak(secret.into_boxed_str()))
+    let (user, secret) = env.server_login();
+    // Leaked: a few bytes per test, for a login borrowed as `&str` everywhere.
+    (
+        Box::leak(user.into_boxed_str()),
+        Box::leak(secret.into_boxed_str()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
