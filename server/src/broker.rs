@@ -12,11 +12,11 @@
 //! (signatures, topic = signer) are the defence; Mosquitto adds an ACL (`mosquitto.rs`).
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::broker_auth::{PasswordHash, ServerLogin, SERVER_USER};
-use crate::store::BrokerLoginStore;
+use crate::store::Store;
 
 /// The largest MQTT packet a broker we configure accepts (rumqttd's `max_payload_size`,
 /// Mosquitto's `max_packet_size`): a full-size schedule with room for its topic and
@@ -30,10 +30,12 @@ pub const MAX_PACKET_BYTES: usize = playlists::wire::MAX_SCHEDULE_BYTES + 16 * 1
 pub const CLIENT_MAX_PACKET_BYTES: usize = 16 * 1024 * 1024;
 
 /// Who the embedded broker lets in: the server's own clients and provisioned screens.
+/// The store is held weakly: rumqttd runs until the process exits and must not keep a
+/// store open after its server is gone (screens are refused then).
 #[derive(Clone)]
 pub struct Logins {
     pub server: ServerLogin,
-    pub screens: Arc<dyn BrokerLoginStore + Send + Sync>,
+    pub screens: Weak<dyn Store>,
 }
 
 impl std::fmt::Debug for Logins {
@@ -48,7 +50,7 @@ impl Logins {
         Ok(Logins {
             server: ServerLogin::load(store.dir())
                 .map_err(|e| BrokerError::Config(e.to_string()))?,
-            screens: store.clone(),
+            screens: Arc::downgrade(store),
         })
     }
 
@@ -58,7 +60,8 @@ impl Logins {
         let (client, who) = (client_id.clone(), user.clone());
         let decided = tokio::task::spawn_blocking(move || {
             crate::broker_auth::decide(&logins.server, &client, &who, &password, |screen| {
-                match logins.screens.broker_login(screen) {
+                let store = logins.screens.upgrade()?;
+                match store.broker_login(screen) {
                     Ok(Some(text)) => PasswordHash::parse(&text)
                         .map_err(|e| {
                             tracing::error!(
