@@ -288,6 +288,97 @@ async fn oversized_message_leaves_the_server_ingesting(env: &TestEnv, port: u16,
     bye(client, events).await;
 }
 
+/// A proof-of-play batch of one record, for `screen`, sealed by `key`.
+fn pop_batch(key: &Keypair, screen: &str) -> Vec<u8> {
+    use playlists::wire::pop::{genesis_hash, BATCH_KIND};
+    use playlists::wire::{PlayRecord, PlayStatus, PopBatch};
+    let slot = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let record = PlayRecord {
+        play_id: format!("{screen}-1"),
+        screen_id: screen.to_owned(),
+        seq: 1,
+        venue_id: "test-venue".into(),
+        campaign_id: "test-campaign".into(),
+        creative_id: "test-creative".into(),
+        creative_sha256: "ab".repeat(32),
+        schedule_version: 1,
+        slot_start: slot,
+        started_at: slot,
+        ended_at: slot + chrono::Duration::seconds(15),
+        duration_ms: 15_000,
+        status: PlayStatus::Complete,
+        clock_synced: true,
+    };
+    let batch = PopBatch {
+        v: 1,
+        screen_id: screen.to_owned(),
+        batch_seq: 1,
+        prev_hash: genesis_hash(),
+        records: vec![record],
+    };
+    key.seal(BATCH_KIND, &batch)
+}
+
+/// After the flood: a batch signed by A on B's topic never reaches the ledger; A's own
+/// batch, sent after it, is stored and acknowledged.
+async fn pop_is_acknowledged_after_the_flood(env: &TestEnv, port: u16, a: &Screen, b: &Screen) {
+    let topics = Topics::default();
+    let (client, mut events) = connect(port, a.id, Some((a.id, &a.password)))
+        .await
+        .expect("A logs in");
+    client
+        .subscribe(topics.pop_ack(a.id), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        if let Ok(Event::Incoming(Packet::SubAck(_))) = events.poll().await {
+            break;
+        }
+    }
+    publish(
+        &client,
+        &mut events,
+        topics.pop(b.id),
+        false,
+        pop_batch(&a.key, b.id),
+    )
+    .await;
+    publish(
+        &client,
+        &mut events,
+        topics.pop(a.id),
+        false,
+        pop_batch(&a.key, a.id),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "A's batch was never acknowledged"
+        );
+        if let Ok(Ok(Event::Incoming(Packet::Publish(p)))) =
+            tokio::time::timeout(Duration::from_secs(30), events.poll()).await
+        {
+            if p.topic == topics.pop_ack(a.id) {
+                break;
+            }
+        }
+    }
+    let counts = env.handle.shared.ledger.counts().expect("ledger counts");
+    assert_eq!(
+        counts.last_seq.get(a.id),
+        Some(&1),
+        "A's batch is in the ledger"
+    );
+    assert_eq!(
+        counts.last_seq.get(b.id),
+        None,
+        "A's batch on B's topic reached the ledger"
+    );
+    bye(client, events).await;
+}
+
 /// The schedule bytes the server published last for `screen`.
 fn current_schedule(env: &TestEnv, screen: &str) -> (u64, Vec<u8>) {
     let issued = env.store.issued(screen).expect("issued documents");
@@ -440,6 +531,7 @@ async fn embedded_broker_authenticates_every_connection() {
     );
 
     oversized_message_leaves_the_server_ingesting(&env, port, &a).await;
+    pop_is_acknowledged_after_the_flood(&env, port, &a, &b_again).await;
     retained_schedules_heal(&env, port, (A, A, &a.password.clone()), &a).await;
     env.stop().await;
 }
@@ -598,6 +690,7 @@ async fn mosquitto_with_the_generated_config() {
 
     statuses_are_judged(&env, port, &a, &b).await;
     oversized_message_leaves_the_server_ingesting(&env, port, &a).await;
+    pop_is_acknowledged_after_the_flood(&env, port, &a, &b).await;
     // Only the server may write schedules under the ACL; the attacker here holds its login.
     let (user, secret) = server_login(&env);
     retained_schedules_heal(&env, port, ("signage-server-attacker", user, secret), &a).await;
