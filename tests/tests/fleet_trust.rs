@@ -696,3 +696,67 @@ async fn mosquitto_with_the_generated_config() {
     retained_schedules_heal(&env, port, ("signage-server-attacker", user, secret), &a).await;
     env.stop().await;
 }
+
+/// `--data-dir`: the files come from the store itself, and a directory without a store is
+/// refused (nothing is created there).
+#[test]
+fn mosquitto_config_from_a_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let password = {
+        let store = server::store::open(&data, server::store::OpenMode::Create).unwrap();
+        server::import::import(
+            &server::catalogue::CatalogueService::new(store.clone()),
+            &tests::beijing(),
+            &server::import::ImportOptions::admin(),
+        )
+        .unwrap();
+        let p =
+            server::provision::prepare(&*store, A, "mqtt://h:1883", "http://h:8080", "signage/v1")
+                .unwrap();
+        p.register(&*store, chrono::Utc::now()).unwrap();
+        let config = AgentConfig::from_toml_str(&p.config).unwrap();
+        config.mqtt_password.unwrap().expose().clone()
+    };
+    let out = tmp.path().join("broker");
+    let run = |args: &[&str]| {
+        std::process::Command::new(tests::signage_bin())
+            .args(["broker", "mosquitto-config"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let passwd = std::fs::read_to_string(out.join("passwd")).unwrap();
+    let line = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{A}:")))
+        .unwrap_or_else(|| panic!("no line for {A}: {passwd}"));
+    let hash = server::broker_auth::PasswordHash::parse(line).unwrap();
+    assert!(hash.verify(&password));
+    assert!(passwd.starts_with("signage-server:$7$"), "{passwd}");
+    let conf = std::fs::read_to_string(out.join("mosquitto.conf")).unwrap();
+    assert!(conf.contains("listener 1883\n"), "{conf}");
+
+    let missing = tmp.path().join("typo");
+    let refused = run(&[
+        "--data-dir",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("no store"), "{err}");
+    assert!(!missing.join("signage.redb").exists());
+}
