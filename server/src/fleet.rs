@@ -3,6 +3,12 @@
 //! decommissioned screens, unsigned, badly signed, malformed and older statuses are dropped
 //! with a logged reason ([`judge`], pure); a screen leaves the fleet when it leaves the
 //! catalogue. The HTTP fleet view reads `Shared::fleet`.
+//!
+//! Order ([`Seen`]): a later session wins; within a session a status is new when its `seq`
+//! is above every one seen, and the Last Will counts once. So a replayed status or will is
+//! dropped, while a live agent whose will the broker sent early (rumqttd does so when a
+//! connection with the same client id is cleaned up after the agent took over) shows
+//! online again with its next status.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,7 +18,7 @@ use ed25519_dalek::VerifyingKey;
 use tokio::sync::mpsc;
 
 use playlists::wire::signed::public_key_from_hex;
-use playlists::wire::{open_status, Status, WireError};
+use playlists::wire::{open_status, Status, WireError, LAST_WILL_SEQ};
 
 use crate::app::Shared;
 
@@ -29,8 +35,50 @@ pub enum Dropped {
     NoKey,
     #[error("{0}")]
     Invalid(WireError),
-    #[error("older than the status held (session {held_session}, seq {held_seq})")]
-    Stale { held_session: u64, held_seq: u64 },
+    #[error("not newer than what was seen (session {session}, seq {high})")]
+    Stale { session: u64, high: u64 },
+}
+
+/// What was seen of a screen's latest session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub session: u64,
+    /// The highest `seq` of a status (not the will) in the session.
+    pub high: u64,
+    /// Whether the session's Last Will was seen.
+    pub will: bool,
+}
+
+impl Seen {
+    /// Whether `status` is newer than everything seen.
+    pub fn is_new(&self, status: &Status) -> bool {
+        match status.session.cmp(&self.session) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal if status.seq == LAST_WILL_SEQ => !self.will,
+            std::cmp::Ordering::Equal => status.seq > self.high,
+        }
+    }
+
+    /// What is seen once `status` (new) is taken.
+    pub fn after(seen: Option<Seen>, status: &Status) -> Seen {
+        let base = match seen {
+            Some(s) if s.session == status.session => s,
+            _ => Seen {
+                session: status.session,
+                high: 0,
+                will: false,
+            },
+        };
+        if status.seq == LAST_WILL_SEQ {
+            Seen { will: true, ..base }
+        } else {
+            Seen {
+                high: status.seq,
+                ..base
+            }
+        }
+    }
 }
 
 /// Decides one status of `screen` (the topic's): the status to keep, or why not.
@@ -39,27 +87,29 @@ pub fn judge(
     raw: &[u8],
     in_service: bool,
     key: Option<&VerifyingKey>,
-    held: Option<&Status>,
+    seen: Option<&Seen>,
 ) -> Result<Status, Dropped> {
     if !in_service {
         return Err(Dropped::UnknownScreen);
     }
     let key = key.ok_or(Dropped::NoKey)?;
     let status = open_status(raw, screen, key).map_err(Dropped::Invalid)?;
-    match held {
-        Some(h) if h.order() >= status.order() => Err(Dropped::Stale {
-            held_session: h.session,
-            held_seq: h.seq,
+    match seen {
+        Some(s) if !s.is_new(&status) => Err(Dropped::Stale {
+            session: s.session,
+            high: s.high,
         }),
         _ => Ok(status),
     }
 }
 
-/// Screens' current public keys, read from the store on demand.
+/// Screens' current public keys, read from the store on demand, and what was seen of
+/// each screen's statuses.
 #[derive(Debug, Default)]
 struct Keys {
     keys: HashMap<String, VerifyingKey>,
     loaded: Option<Instant>,
+    seen: HashMap<String, Seen>,
 }
 
 impl Keys {
@@ -88,21 +138,15 @@ impl Keys {
         raw: &[u8],
         in_service: bool,
     ) -> Result<Status, Dropped> {
-        let held = |shared: &Shared| {
-            shared
-                .fleet
-                .lock()
-                .ok()
-                .and_then(|f| f.get(screen).cloned())
-        };
+        let seen = self.seen.get(screen).copied();
         let first = judge(
             screen,
             raw,
             in_service,
             self.keys.get(screen),
-            held(shared).as_ref(),
+            seen.as_ref(),
         );
-        match first {
+        let judged = match first {
             Err(Dropped::NoKey | Dropped::Invalid(WireError::BadSignature)) => {
                 self.reload(shared);
                 judge(
@@ -110,11 +154,16 @@ impl Keys {
                     raw,
                     in_service,
                     self.keys.get(screen),
-                    held(shared).as_ref(),
+                    seen.as_ref(),
                 )
             }
             other => other,
+        };
+        if let Ok(status) = &judged {
+            self.seen
+                .insert(screen.to_owned(), Seen::after(seen, status));
         }
+        judged
     }
 }
 
@@ -172,12 +221,14 @@ fn take_statuses(shared: &Shared, keys: &mut Keys, batch: Vec<(String, Vec<u8>)>
     if let Ok(mut fleet) = shared.fleet.lock() {
         fleet.retain(|screen, _| in_service.contains(screen.as_str()));
     }
+    keys.seen
+        .retain(|screen, _| in_service.contains(screen.as_str()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use playlists::wire::{Keypair, LAST_WILL_SEQ, STATUS_KIND};
+    use playlists::wire::{Keypair, STATUS_KIND};
 
     fn status(session: u64, seq: u64, online: bool) -> Status {
         Status {
@@ -221,33 +272,37 @@ mod tests {
             judge("scr-1", b"\xff garbage", true, Some(&pk), None),
             Err(Dropped::Invalid(WireError::Malformed(_)))
         ));
-        // Order: the same or an older status is stale; the session's will outranks its
-        // statuses; a new session outranks the old will.
+        // Order: the same or an older status is stale; the session's will counts once;
+        // a status after the will (the agent still alive) and a new session are new.
+        let seen = Seen::after(None, &s);
+        let judged =
+            |st: &Status, seen: &Seen| judge("scr-1", &sealed(st), true, Some(&pk), Some(seen));
+        assert!(judged(&s, &seen).is_err());
+        assert!(judged(&status(10, 2, true), &seen).is_err());
+        assert!(judged(&status(9, 50, true), &seen).is_err());
         let will = status(10, LAST_WILL_SEQ, false);
-        assert!(judge("scr-1", &raw, true, Some(&pk), Some(&s)).is_err());
-        assert!(judge(
-            "scr-1",
-            &sealed(&status(10, 2, true)),
-            true,
-            Some(&pk),
-            Some(&s)
-        )
-        .is_err());
+        assert_eq!(judged(&will, &seen), Ok(will.clone()));
+        let after_will = Seen::after(Some(seen), &will);
         assert_eq!(
-            judge("scr-1", &sealed(&will), true, Some(&pk), Some(&s)),
-            Ok(will.clone())
-        );
-        let next = status(11, 1, true);
-        assert_eq!(
-            judge("scr-1", &sealed(&next), true, Some(&pk), Some(&will)),
-            Ok(next.clone())
-        );
-        assert_eq!(
-            judge("scr-1", &sealed(&will), true, Some(&pk), Some(&next)),
+            judged(&will, &after_will),
             Err(Dropped::Stale {
-                held_session: 11,
-                held_seq: 1
+                session: 10,
+                high: 3
             })
+        );
+        assert!(judged(&s, &after_will).is_err(), "a replay after the will");
+        let alive = status(10, 4, true);
+        assert_eq!(judged(&alive, &after_will), Ok(alive.clone()));
+        let next = status(11, 1, true);
+        assert_eq!(judged(&next, &after_will), Ok(next.clone()));
+        let in_next = Seen::after(Some(after_will), &next);
+        assert_eq!(
+            (in_next.session, in_next.high, in_next.will),
+            (11, 1, false)
+        );
+        assert!(
+            judged(&will, &in_next).is_err(),
+            "an old will after a new session"
         );
     }
 }
