@@ -74,6 +74,8 @@ struct RawConfig {
     #[serde(default)]
     server_ca_pem: Option<String>,
     #[serde(default)]
+    mqtt_password: Option<String>,
+    #[serde(default)]
     cache: RawCache,
 }
 
@@ -106,8 +108,11 @@ pub struct AgentConfig {
     pub topic_prefix: String,
     /// Pinned key that signs schedules, commands and acks.
     pub server_public_key: VerifyingKey,
-    /// This screen's key, which signs proof-of-play batches.
+    /// This screen's key, which signs proof-of-play batches and statuses.
     pub screen_key: Secret<Keypair>,
+    /// The broker password made at provisioning (user name = screen id). Configs written
+    /// before brokers authenticated have none: the agent then logs in without one.
+    pub mqtt_password: Option<Secret<String>>,
     pub cache_max_bytes: u64,
     /// The horizon: media planned within it are fetched first and never evicted; the
     /// runway is measured up to it.
@@ -158,6 +163,15 @@ impl AgentConfig {
         } else {
             None
         };
+        let mqtt_password = match raw.mqtt_password {
+            Some(p) if p.is_empty() || p.chars().any(char::is_control) => {
+                return Err(field(
+                    "mqtt_password",
+                    "must be non-empty, without control characters",
+                ))
+            }
+            p => p.map(Secret::new),
+        };
         let cache_max_bytes = raw.cache.max_bytes.unwrap_or(DEFAULT_CACHE_MAX_BYTES);
         if cache_max_bytes == 0 {
             return Err(field("cache.max_bytes", "must be positive"));
@@ -179,6 +193,7 @@ impl AgentConfig {
             topic_prefix,
             server_public_key,
             screen_key: Secret::new(screen_key),
+            mqtt_password,
             cache_max_bytes,
             prefetch_hours,
         })
@@ -252,6 +267,7 @@ mod tests {
 
     const SERVER: &str = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
     const SECRET: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+    const PASSWORD: &str = "4d2c9f0e8b7a6d5c4b3a29180f0e0d0c0b0a09080706050403020100ffeeddcc";
 
     fn valid() -> String {
         format!(
@@ -262,6 +278,7 @@ server_url = "http://127.0.0.1:8080/"
 topic_prefix = "signage/v1"
 server_public_key = "{SERVER}"
 screen_secret_key = "{SECRET}"
+mqtt_password = "{PASSWORD}"
 [cache]
 max_bytes = 1048576
 "#
@@ -288,8 +305,13 @@ max_bytes = 1048576
         assert_eq!(c.topic_prefix, "signage/v1");
         assert_eq!(c.cache_max_bytes, 1 << 20);
         assert_eq!(hex::encode(c.server_public_key.to_bytes()), SERVER);
+        assert_eq!(
+            c.mqtt_password.as_ref().map(|p| p.expose().as_str()),
+            Some(PASSWORD)
+        );
         let debug = format!("{c:?}");
         assert!(!debug.contains(SECRET), "secret leaked in {debug}");
+        assert!(!debug.contains(PASSWORD), "password leaked in {debug}");
         assert!(debug.contains("[redacted]"));
     }
 
@@ -302,11 +324,19 @@ max_bytes = 1048576
         assert_eq!(c.cache_max_bytes, DEFAULT_CACHE_MAX_BYTES);
         assert_eq!(c.prefetch_hours, DEFAULT_PREFETCH_HOURS);
         assert_eq!(c.topic_prefix, "signage/v1");
+        // A config from before brokers authenticated: no password.
+        let old = valid().replace(&format!("mqtt_password = \"{PASSWORD}\"\n"), "");
+        assert!(AgentConfig::from_toml_str(&old)
+            .unwrap()
+            .mqtt_password
+            .is_none());
     }
 
     #[test]
     fn rejects_bad_files() {
         check(&valid(), Ok(()));
+        check(&valid().replace(PASSWORD, ""), Err("mqtt_password"));
+        check(&valid().replace(PASSWORD, "a\tb"), Err("mqtt_password"));
         check(
             &valid().replace("screen_id = \"bj-metro-xidan-s1\"\n", ""),
             Err("missing field `screen_id`"),

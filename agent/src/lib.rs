@@ -153,8 +153,8 @@ pub async fn run(
         clock_synced: clock.synced(),
         ..status::Facts::default()
     });
-    let will = serde_json::to_vec(&offline).expect("status serialises");
-    let (client, eventloop) = mqtt::client(&config, &topics, will);
+    let statuses = status::StatusSigner::new(config.screen_key.expose().clone());
+    let (client, eventloop) = mqtt::client(&config, &topics, statuses.will(offline.clone()));
 
     let (events_tx, events_rx) = mpsc::channel::<Event>(256);
     let held = match (held, clock.now()) {
@@ -183,7 +183,27 @@ pub async fn run(
     let net_stop = CancellationToken::new();
     let tracker = TaskTracker::new();
 
-    let net = tokio::spawn(mqtt::drive(eventloop, events_tx.clone(), net_stop.clone()));
+    // Each reconnect is a new status session with a freshly signed will.
+    let renew_will = {
+        let statuses = statuses.clone();
+        let topic = topics.status(&screen);
+        move |options: &mut rumqttc::MqttOptions| {
+            statuses.new_session(Utc::now().timestamp_millis().max(0) as u64);
+            let will = statuses.will(offline.clone());
+            options.set_last_will(rumqttc::LastWill::new(
+                topic.clone(),
+                will,
+                rumqttc::QoS::AtLeastOnce,
+                true,
+            ));
+        }
+    };
+    let net = tokio::spawn(mqtt::drive(
+        eventloop,
+        events_tx.clone(),
+        net_stop.clone(),
+        renew_will,
+    ));
     let web_link = web_listener.map(|listener| {
         let link = web::Link::default();
         let router = web::router(link.clone(), cache.clone(), clock.clone());
@@ -256,6 +276,7 @@ pub async fn run(
         playable_until: None,
         download_failures: Vec::new(),
         published: None,
+        statuses,
     };
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;
 

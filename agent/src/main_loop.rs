@@ -22,7 +22,7 @@ use crate::mqtt::{subscriptions, NetEvent};
 use crate::outbox::Outbox;
 use crate::schedule::HeldSchedule;
 use crate::sim::{ready_topic, SimClock, SimReady};
-use crate::status::{build_status, presence_changed, Facts, Presence};
+use crate::status::{build_status, presence_changed, Facts, Presence, StatusSigner};
 use crate::uploader::{UploadEvent, UploaderMsg};
 
 /// Status is republished at least this often (real time).
@@ -89,6 +89,8 @@ pub struct MainLoop {
     /// Creatives whose download keeps failing (the fetcher's last word).
     pub download_failures: Vec<playlists::wire::DownloadFailure>,
     pub published: Option<Presence>,
+    /// Seals statuses with the screen's key (its session shared with the MQTT driver).
+    pub statuses: StatusSigner,
 }
 
 impl MainLoop {
@@ -388,7 +390,7 @@ impl MainLoop {
         if !self.connected || !(always || presence_changed(self.published.as_ref(), &presence)) {
             return;
         }
-        let payload = serde_json::to_vec(&build_status(facts)).expect("status serialises");
+        let payload = self.statuses.seal(build_status(facts));
         match self.client.try_publish(
             self.topics.status(self.screen()),
             QoS::AtLeastOnce,
@@ -406,8 +408,7 @@ impl MainLoop {
         if !self.connected {
             return false;
         }
-        let payload =
-            serde_json::to_vec(&build_status(self.facts(false))).expect("status serialises");
+        let payload = self.statuses.seal(build_status(self.facts(false)));
         if let Err(e) = self.client.try_publish(
             self.topics.status(self.screen()),
             QoS::AtLeastOnce,

@@ -39,7 +39,8 @@ pub enum NetEvent {
 pub fn options(config: &AgentConfig, topics: &Topics, will: Vec<u8>) -> MqttOptions {
     let id = config.screen_id.as_str();
     let mut o = MqttOptions::new(id, &config.mqtt_host, config.mqtt_port);
-    o.set_credentials(id, "");
+    let password = config.mqtt_password.as_ref().map(|p| p.expose().as_str());
+    o.set_credentials(id, password.unwrap_or_default());
     o.set_keep_alive(KEEP_ALIVE);
     o.set_clean_session(true);
     // Room for more than the largest valid schedule, so an oversized one reaches the
@@ -92,12 +93,14 @@ pub fn subscriptions(topics: &Topics, screen: &str, sim: bool) -> Vec<SubscribeF
 }
 
 /// Polls the event loop until it has sent a DISCONNECT or `stop` is cancelled. Errors
-/// (broker down, connection lost) are reported, waited out with backoff, and polled again.
+/// (broker down, connection lost) are reported, waited out with backoff, and polled again;
+/// before each reconnect `renew_will` updates the options (a Last Will signed anew).
 /// Events the main loop can no longer take are dropped.
 pub async fn drive<E: From<NetEvent>>(
     mut eventloop: EventLoop,
     events: mpsc::Sender<E>,
     stop: CancellationToken,
+    mut renew_will: impl FnMut(&mut MqttOptions),
 ) {
     let mut backoff = Backoff::new(RECONNECT_BASE, RECONNECT_CAP);
     loop {
@@ -132,6 +135,7 @@ pub async fn drive<E: From<NetEvent>>(
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
+                renew_will(&mut eventloop.mqtt_options);
                 continue;
             }
         };

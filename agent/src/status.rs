@@ -1,8 +1,12 @@
-//! The retained presence message: what goes into it and when it is worth publishing again.
-//! Pure: the main loop gathers the facts and publishes.
+//! The retained presence message: what goes into it, when it is worth publishing again,
+//! and its seal (the screen's key, in session order). The main loop gathers the facts and
+//! publishes; the MQTT driver re-signs the Last Will at every connect.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::{DownloadFailure, Status, VERSION};
+use playlists::wire::{DownloadFailure, Keypair, Status, LAST_WILL_SEQ, STATUS_KIND, VERSION};
 
 use crate::cache::CacheStats;
 
@@ -47,6 +51,61 @@ pub fn build_status(f: Facts) -> Status {
         notes: f.notes,
         at: f.at,
         download_failures: f.download_failures,
+        session: 0,
+        seq: 0,
+    }
+}
+
+/// Seals statuses with the screen's key in order: each connection is a new session (its
+/// connect time in milliseconds, always above the last), each status the next `seq`, and
+/// the Last Will, signed when the connection is made, the session's last word
+/// ([`LAST_WILL_SEQ`]). The server keeps the latest by that order, so a replayed will or
+/// status never overwrites a newer one. Clones share the session.
+#[derive(Debug, Clone)]
+pub struct StatusSigner {
+    key: Keypair,
+    session: Arc<AtomicU64>,
+    seq: Arc<AtomicU64>,
+}
+
+impl StatusSigner {
+    /// A signer whose first session starts now.
+    pub fn new(key: Keypair) -> StatusSigner {
+        let signer = StatusSigner {
+            key,
+            session: Arc::new(AtomicU64::new(0)),
+            seq: Arc::new(AtomicU64::new(0)),
+        };
+        signer.new_session(Utc::now().timestamp_millis().max(0) as u64);
+        signer
+    }
+
+    /// Starts the session of a new connection at `now_ms` (or just after the last one, if
+    /// the clock went back); returns it.
+    pub fn new_session(&self, now_ms: u64) -> u64 {
+        let prev = self.session.load(Ordering::SeqCst);
+        let session = now_ms.max(prev + 1);
+        self.session.store(session, Ordering::SeqCst);
+        session
+    }
+
+    pub fn session(&self) -> u64 {
+        self.session.load(Ordering::SeqCst)
+    }
+
+    /// The next status of the current session, sealed.
+    pub fn seal(&self, mut status: Status) -> Vec<u8> {
+        status.session = self.session();
+        status.seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        self.key.seal(STATUS_KIND, &status)
+    }
+
+    /// The Last Will of the current session, sealed: `offline` as the session's end.
+    pub fn will(&self, mut offline: Status) -> Vec<u8> {
+        offline.online = false;
+        offline.session = self.session();
+        offline.seq = LAST_WILL_SEQ;
+        self.key.seal(STATUS_KIND, &offline)
     }
 }
 
@@ -97,6 +156,36 @@ mod tests {
             (json["outbox_backlog"].as_u64(), json["last_seq"].as_u64()),
             (Some(3), Some(9))
         );
+    }
+
+    #[test]
+    fn statuses_are_sealed_in_session_order() {
+        let key = Keypair::from_secret([9; 32]);
+        let signer = StatusSigner::new(key.clone());
+        let open = |raw: &[u8]| playlists::wire::open_status(raw, "scr-1", &key.public()).unwrap();
+        let status = || {
+            build_status(Facts {
+                screen_id: "scr-1".into(),
+                online: true,
+                ..Facts::default()
+            })
+        };
+        let first = open(&signer.seal(status()));
+        let second = open(&signer.seal(status()));
+        let will = open(&signer.will(status()));
+        assert!(first.order() < second.order() && second.order() < will.order());
+        assert!(!will.online);
+        // A new connection: everything after it outranks the old will, even when the
+        // clock went back.
+        signer.new_session(0);
+        let third = open(&signer.seal(status()));
+        assert!(
+            third.order() > will.order(),
+            "{:?} {:?}",
+            third.order(),
+            will.order()
+        );
+        assert_eq!(third.session, first.session + 1);
     }
 
     #[test]

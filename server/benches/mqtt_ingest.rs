@@ -74,7 +74,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let server_key = server::keys::server_key(dir.path())?.public();
 
-    let broker = server::broker::start(None).await?;
+    let logins = server::broker::Logins::of(&store)?;
+    let login = logins.server.clone();
+    let broker = server::broker::start(None, logins).await?;
     let target = MqttTarget {
         host: broker.addr.ip().to_string(),
         port: broker.addr.port(),
@@ -92,7 +94,10 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
+    // One client plays every agent, so it logs in as the server (the only user the broker
+    // lets publish for any screen).
     let mut options = MqttOptions::new("bench-agents", target.host.clone(), target.port);
+    options.set_credentials(server::broker_auth::SERVER_USER, login.secret.clone());
     options.set_max_packet_size(4 << 20, 4 << 20);
     options.set_inflight(200);
     let (client, mut events) = AsyncClient::new(options, 1_000);

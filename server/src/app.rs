@@ -1,10 +1,12 @@
 //! The running server: one MQTT connection driven by one loop that never waits on its own
-//! client (it routes proof of play and presence, and asks the publisher to resend on
-//! every connect), the publisher task (the only place schedules and commands are sent),
-//! the ingest worker, the hourly schedule refresh and the HTTP server, started from bound
-//! resources and stopped by a cancellation token.
+//! client (it routes proof of play, presence and the schedules the broker retains, and
+//! asks the publisher to resend on every connect), the publisher task (the only place
+//! schedules and commands are sent), the ingest and status workers, the healer (resends a
+//! screen's current schedule when the broker retains anything else), the hourly schedule
+//! refresh and the HTTP server, started from bound resources and stopped by a
+//! cancellation token. The connection logs in as the server (`broker_auth`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,14 +18,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use playlists::wire::pop::{PopAck, ACK_KIND};
-use playlists::wire::{Keypair, Status, Topics, MAX_SCHEDULE_BYTES};
+use playlists::wire::{Keypair, Status, Topics};
 
+use crate::broker_auth::{ServerLogin, SERVER_USER};
 use crate::catalogue::CatalogueService;
 use crate::clock::ServerClock;
 use crate::store::{Incoming, LedgerStore, Outcome, SharedStore};
 
 /// How often published schedules are checked for nearing their expiry.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(3600);
+/// How long the healer gathers screens whose retained schedule is wrong before resending.
+pub const HEAL_DEBOUNCE: Duration = Duration::from_millis(500);
 
 /// State shared by the MQTT loop, the publisher, the ingest worker and HTTP handlers.
 #[derive(Debug)]
@@ -55,6 +60,9 @@ pub struct Shared {
     pub approval: crate::approval::ApprovalMode,
     /// How long a second operator has to confirm an emergency; `None`: none needed.
     pub emergency_confirm: Option<TimeDelta>,
+    /// SHA-256 of the schedule bytes last published per screen: what the broker should
+    /// retain on its schedule topic.
+    pub schedule_hashes: Mutex<HashMap<String, [u8; 32]>>,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -123,6 +131,13 @@ enum Job {
     Commands(Vec<(String, Vec<u8>)>),
 }
 
+/// Screens whose retained schedule is not the current document, gathered for the healer.
+#[derive(Debug, Default)]
+struct Heal {
+    screens: Mutex<BTreeSet<String>>,
+    wake: Notify,
+}
+
 /// The handle to the publisher task: the one place that sends schedules and commands.
 /// Callers queue work (bounded); the MQTT driver only sets a flag, so it never waits.
 #[derive(Debug, Clone)]
@@ -130,6 +145,7 @@ pub struct Publisher {
     tx: mpsc::Sender<Job>,
     resend_all: Arc<AtomicBool>,
     wake: Arc<Notify>,
+    heal: Arc<Heal>,
 }
 
 impl Publisher {
@@ -180,6 +196,15 @@ impl Publisher {
         self.resend_all.store(true, Ordering::SeqCst);
         self.wake.notify_one();
     }
+
+    /// Asks for `screen`'s current document to be sent again soon (the broker retains
+    /// something else). Never waits; requests within [`HEAL_DEBOUNCE`] go out together.
+    pub fn heal(&self, screen: &str) {
+        if let Ok(mut set) = self.heal.screens.lock() {
+            set.insert(screen.to_owned());
+        }
+        self.heal.wake.notify_one();
+    }
 }
 
 /// A started server.
@@ -205,10 +230,16 @@ impl Handle {
     }
 }
 
-pub fn mqtt_options(client_id: &str, target: &MqttTarget) -> MqttOptions {
+/// The options of the server's own MQTT clients: they log in as [`SERVER_USER`], and
+/// accept larger packets than any broker we configure passes on
+/// ([`crate::broker::MAX_PACKET_BYTES`]), so an oversized message is the broker's refusal
+/// and never breaks this connection.
+pub fn mqtt_options(client_id: &str, target: &MqttTarget, login: &ServerLogin) -> MqttOptions {
     let mut options = MqttOptions::new(client_id, target.host.clone(), target.port);
     options.set_keep_alive(Duration::from_secs(30));
-    options.set_max_packet_size(MAX_SCHEDULE_BYTES + 8192, MAX_SCHEDULE_BYTES + 8192);
+    options.set_credentials(SERVER_USER, login.secret.clone());
+    let max = crate::broker::CLIENT_MAX_PACKET_BYTES;
+    options.set_max_packet_size(max, max);
     options.set_clean_session(true);
     if let Some(tls) = &target.tls {
         options.set_transport(rumqttc::Transport::tls_with_config(
@@ -268,13 +299,15 @@ pub async fn start_with(
         server_url: format!("{}://{http_addr}", if https { "https" } else { "http" }),
         server_ca_pem: options.tls.as_ref().and_then(|t| t.pin_pem.clone()),
     });
-    let client_id = format!("signage-server-{}", std::process::id());
-    let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target), 1024);
+    let login = ServerLogin::load(store.dir())?;
+    let client_id = format!("{SERVER_USER}-{}", std::process::id());
+    let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target, &login), 1024);
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(64);
     let publisher = Publisher {
         tx: jobs_tx,
         resend_all: Arc::new(AtomicBool::new(false)),
         wake: Arc::new(Notify::new()),
+        heal: Arc::new(Heal::default()),
     };
     let shared = Arc::new(Shared {
         ledger: store.ledger(),
@@ -294,9 +327,17 @@ pub async fn start_with(
         logins: crate::session::Limiter::default(),
         approval: options.approval,
         emergency_confirm: options.emergency_confirm,
+        schedule_hashes: Mutex::new(HashMap::new()),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
+    let (status_tx, status_rx) = mpsc::channel::<(String, Vec<u8>)>(4096);
+    let routes = Routes {
+        ingest: ingest_tx,
+        statuses: status_tx,
+    };
+    tracker.spawn(crate::fleet::status_worker(shared.clone(), status_rx));
+    tracker.spawn(healer(publisher.clone(), shutdown.clone()));
 
     tracker.spawn(publisher_task(
         shared.clone(),
@@ -325,7 +366,12 @@ pub async fn start_with(
                         shared.broker_connected.store(true, Ordering::SeqCst);
                         backoff = Duration::from_millis(200);
                         let t = &shared.topics;
-                        for topic in [t.pop_all(target.shared_subscription), t.status_all()] {
+                        let topics = [
+                            t.pop_all(target.shared_subscription),
+                            t.status_all(),
+                            t.schedule_all(),
+                        ];
+                        for topic in topics {
                             if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
                                 tracing::error!(error = %e, "subscribing failed");
                             }
@@ -333,7 +379,7 @@ pub async fn start_with(
                         shared.publisher.resend_everything();
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        on_publish(&shared, &ingest_tx, &p.topic, p.payload.to_vec())
+                        on_publish(&shared, &routes, &p.topic, p.payload.to_vec())
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -516,6 +562,10 @@ async fn publish_schedules(
         if d.changed || resend {
             changed += usize::from(d.changed);
             let topic = shared.topics.schedule(&d.screen_id);
+            // Known before the echo can come back from the broker.
+            if let Ok(mut hashes) = shared.schedule_hashes.lock() {
+                hashes.insert(d.screen_id.clone(), sha256(&d.bytes));
+            }
             if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, d.bytes).await {
                 tracing::warn!(screen = d.screen_id, error = %e, "schedule not queued");
             }
@@ -524,7 +574,19 @@ async fn publish_schedules(
     changed
 }
 
-fn on_publish(shared: &Shared, ingest: &mpsc::Sender<Incoming>, topic: &str, payload: Vec<u8>) {
+/// Where the driver hands messages on, without waiting.
+struct Routes {
+    ingest: mpsc::Sender<Incoming>,
+    statuses: mpsc::Sender<(String, Vec<u8>)>,
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// Routes one incoming message; never waits (full queues drop, with a log).
+fn on_publish(shared: &Shared, routes: &Routes, topic: &str, payload: Vec<u8>) {
     let Some(screen) = shared.topics.screen_of(topic) else {
         return;
     };
@@ -532,7 +594,7 @@ fn on_publish(shared: &Shared, ingest: &mpsc::Sender<Incoming>, topic: &str, pay
     if topic.ends_with("/pop") {
         // Never wait here: a full queue drops the batch, which the agent resends until
         // it is acknowledged.
-        match ingest.try_send(Incoming {
+        match routes.ingest.try_send(Incoming {
             topic_screen: screen.clone(),
             raw: payload,
         }) {
@@ -545,17 +607,67 @@ fn on_publish(shared: &Shared, ingest: &mpsc::Sender<Incoming>, topic: &str, pay
         }
     } else if topic.ends_with("/status") {
         if payload.len() > playlists::wire::MAX_SMALL_BYTES {
-            tracing::warn!(screen, bytes = payload.len(), "oversized status ignored");
+            tracing::warn!(screen, bytes = payload.len(), "oversized status dropped");
             return;
         }
-        match serde_json::from_slice::<Status>(&payload) {
-            Ok(status) if status.screen_id == screen => {
-                if let Ok(mut fleet) = shared.fleet.lock() {
-                    fleet.insert(screen, status);
-                }
-            }
-            Ok(_) => tracing::warn!(screen, "status names another screen; ignored"),
-            Err(e) => tracing::warn!(screen, error = %e, "malformed status ignored"),
+        if let Err(e) = routes.statuses.try_send((screen.clone(), payload)) {
+            tracing::warn!(screen, error = %e, "status queue full; status dropped");
+        }
+    } else if topic == shared.topics.schedule(&screen) {
+        on_retained_schedule(shared, &screen, &payload);
+    }
+}
+
+/// What the broker holds (or just passed on) for `screen`'s schedule: when it is not the
+/// exact bytes last published (garbage, empty, another or an older signed version), the
+/// healer sends the current document again. Our own publish echoes back equal, so this
+/// never loops; a screen with nothing published yet is left to the publisher.
+fn on_retained_schedule(shared: &Shared, screen: &str, payload: &[u8]) {
+    let current = shared
+        .schedule_hashes
+        .lock()
+        .ok()
+        .and_then(|h| h.get(screen).copied());
+    let Some(current) = current else {
+        return;
+    };
+    if current != sha256(payload) {
+        tracing::warn!(
+            screen,
+            bytes = payload.len(),
+            "the broker holds another schedule than the current one; republishing"
+        );
+        shared.publisher.heal(screen);
+    }
+}
+
+/// Gathers heal requests for [`HEAL_DEBOUNCE`], then queues one resend of those screens'
+/// current documents on the publisher.
+async fn healer(publisher: Publisher, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = publisher.heal.wake.notified() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(HEAL_DEBOUNCE) => {}
+        }
+        let screens = match publisher.heal.screens.lock() {
+            Ok(mut set) => std::mem::take(&mut *set),
+            Err(_) => break,
+        };
+        if screens.is_empty() {
+            continue;
+        }
+        let job = Job::Schedules {
+            screens: Some(screens),
+            resend: true,
+            in_force_from: None,
+            done: None,
+        };
+        if publisher.tx.send(job).await.is_err() {
+            break;
         }
     }
 }

@@ -147,7 +147,9 @@ pub async fn simulate(opts: SimOptions, shutdown: CancellationToken) -> anyhow::
 
     let broker_url = match &opts.mqtt_url {
         Some(url) => url.clone(),
-        None => crate::broker::start(None).await?.url(),
+        None => crate::broker::start(None, crate::broker::Logins::of(&store)?)
+            .await?
+            .url(),
     };
     let (host, port) =
         crate::broker::parse_mqtt_url(&broker_url).map_err(|e| anyhow::anyhow!(e))?;
@@ -267,7 +269,11 @@ async fn drive(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<HashMap<String, u64>> {
     let (client, mut events) = AsyncClient::new(
-        app::mqtt_options(&format!("signage-sim-{}", std::process::id()), target),
+        app::mqtt_options(
+            &format!("signage-server-sim-{}", std::process::id()),
+            target,
+            &crate::broker_auth::ServerLogin::load(handle.shared.store.dir())?,
+        ),
         4096,
     );
     let (tx, mut ready_rx) = mpsc::unbounded_channel::<SimReady>();

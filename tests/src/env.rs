@@ -28,16 +28,19 @@ impl TestEnv {
     /// [`spawn`](Self::spawn) with server options (a scaled clock, a schedule TTL).
     pub async fn spawn_with(mqtt_port: Option<u16>, options: app::Options) -> TestEnv {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let port = match mqtt_port {
-            Some(p) => p,
-            None => server::broker::start(None)
-                .await
-                .expect("embedded broker")
-                .addr
-                .port(),
-        };
         let store =
             server::store::open(&tmp.path().join("server"), OpenMode::Create).expect("store");
+        let port = match mqtt_port {
+            Some(p) => p,
+            None => {
+                let logins = server::broker::Logins::of(&store).expect("broker logins");
+                server::broker::start(None, logins)
+                    .await
+                    .expect("embedded broker")
+                    .addr
+                    .port()
+            }
+        };
         server::import::import(
             &CatalogueService::new(store.clone()),
             &crate::beijing(),
@@ -105,6 +108,14 @@ impl TestEnv {
             .expect("admin token")
             .trim()
             .to_owned()
+    }
+
+    /// The broker login of the server's own clients (user name, secret): what a test's
+    /// watcher uses on a broker that authenticates.
+    pub fn server_login(&self) -> (String, String) {
+        let secret =
+            server::broker_auth::server_secret(self.store.dir()).expect("server broker secret");
+        (server::broker_auth::SERVER_USER.to_owned(), secret)
     }
 
     /// The retained status the server last saw from `screen`.

@@ -101,6 +101,28 @@ impl Mosquitto {
         panic!("mosquitto did not start on any of ten free ports");
     }
 
+    /// Starts Mosquitto on `port` with the configuration `conf_text` (as `signage broker
+    /// mosquitto-config` writes it), logging to a file we read, and as root when we are
+    /// root (the generated password file is readable by its owner only).
+    pub fn start_config(conf_text: &str, port: u16) -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let conf = format!(
+            "{conf_text}log_dest stderr\nlog_type all\n{}",
+            if root { "user root\n" } else { "" }
+        );
+        let child = Self::spawn_conf(dir.path(), &conf, port)
+            .unwrap_or_else(|| panic!("mosquitto did not start with:\n{conf}"));
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
     /// Kills the broker (clients see the connection drop; retained messages and sessions
     /// are gone, as `persistence false` says) and waits until the port is closed.
     pub fn stop(&mut self) {
@@ -125,20 +147,22 @@ impl Mosquitto {
     /// Starts Mosquitto on `port`; `None` when it exits (the port is taken) or does not
     /// say it runs within five seconds.
     fn spawn(dir: &Path, port: u16) -> Option<Child> {
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_packet_size 4194304\nlog_dest stderr\nlog_type all\n"
+        );
+        Self::spawn_conf(dir, &conf, port)
+    }
+
+    /// Starts Mosquitto with `conf_text` (which must listen on `port` and log to stderr).
+    fn spawn_conf(dir: &Path, conf_text: &str, port: u16) -> Option<Child> {
         let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("mosquitto is not installed (scripts/setup.sh installs it)");
         let conf = dir.join("mosquitto.conf");
         let log = dir.join(format!("mosquitto-{port}.log"));
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_packet_size 4194304\nlog_dest stderr\nlog_type all\n"
-            ),
-        )
-        .expect("conf");
+        std::fs::write(&conf, conf_text).expect("conf");
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&conf)

@@ -58,7 +58,10 @@ async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
 }
 
 /// Counts live (not retained) schedule messages per screen.
-async fn watch_schedules(mqtt_url: &str) -> (AsyncClient, Arc<Mutex<BTreeMap<String, u32>>>) {
+async fn watch_schedules(
+    mqtt_url: &str,
+    (user, secret): (String, String),
+) -> (AsyncClient, Arc<Mutex<BTreeMap<String, u32>>>) {
     let port: u16 = mqtt_url
         .rsplit(':')
         .next()
@@ -66,6 +69,7 @@ async fn watch_schedules(mqtt_url: &str) -> (AsyncClient, Arc<Mutex<BTreeMap<Str
         .expect("port");
     let mut options = MqttOptions::new("live-test-watcher", "127.0.0.1", port);
     options.set_max_packet_size(16 << 20, 16 << 20);
+    options.set_credentials(user, secret);
     let (client, mut events) = AsyncClient::new(options, 64);
     client
         .subscribe("signage/v1/screens/+/schedule", QoS::AtLeastOnce)
@@ -136,7 +140,7 @@ async fn staff_and_auditors_work_on_a_running_server() {
     let auditor_file = env.tmp.path().join("ada.token");
     std::fs::write(&auditor_file, &tokens["ada"]).expect("token file");
     // Staff upload a creative and create a campaign for Xicheng.
-    let (_watcher, live) = watch_schedules(&env.mqtt_url).await;
+    let (_watcher, live) = watch_schedules(&env.mqtt_url, env.server_login()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let versions_before = env.store.published().expect("published");
     let still = fresh_still();

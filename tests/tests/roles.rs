@@ -11,7 +11,8 @@
 //! - staff may import: their import "arrives as drafts" (design.md, "Approval");
 //! - approving and rejecting is the approver's, submitting and archiving staff's;
 //! - retiring a creative and decommissioning a screen belong with their resource's role;
-//! - users are the admin's ("admin (users, screens and keys, settings)");
+//! - users are the admin's ("admin (users, screens and keys, settings)"), and so is the
+//!   broker's configuration, which carries every screen's password hash;
 //! - `whoami` is any signed-in user's, with or without roles;
 //! - a user's password is the admin's to set (or the user's own: here another user's);
 //! - logging in is open; reading or ending a session needs the session's cookie, so no
@@ -89,6 +90,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("get", "/api/v1/users", &[ADMIN]),
     ("post", "/api/v1/users", &[ADMIN]),
     ("get", "/api/v1/whoami", &[ANY]),
+    ("get", "/api/v1/broker/mosquitto", &[ADMIN]),
     ("put", "/api/v1/users/{name}/password", &[ADMIN]),
     ("post", "/api/v1/session", &[OPEN]),
     ("get", "/api/v1/session", &[SESSION]),

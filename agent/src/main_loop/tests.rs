@@ -42,6 +42,7 @@ impl Rig {
             topic_prefix: "signage/v1".into(),
             server_public_key: fixture::server_key().public(),
             screen_key: Secret::new(Keypair::from_secret([5; 32])),
+            mqtt_password: None,
             cache_max_bytes: 1 << 20,
             prefetch_hours: 24,
         });
@@ -68,6 +69,7 @@ impl Rig {
             playable_until: None,
             download_failures: Vec::new(),
             published: None,
+            statuses: crate::status::StatusSigner::new(Keypair::from_secret([5; 32])),
         };
         Rig {
             _dir: dir,
@@ -90,7 +92,10 @@ impl Rig {
                 }
                 Request::Publish(p) if p.topic == "signage/v1/screens/scr-1/status" => {
                     assert!(p.retain);
-                    let s: Status = serde_json::from_slice(&p.payload).unwrap();
+                    // Sealed with the screen's key (the rig's [5; 32]).
+                    let key = Keypair::from_secret([5; 32]).public();
+                    let s: Status =
+                        playlists::wire::open_status(&p.payload, "scr-1", &key).unwrap();
                     Sent::Status(s.online, s.schedule_version, s.media_ready)
                 }
                 Request::Publish(p) => Sent::Other(p.topic),

@@ -10,7 +10,9 @@ pub mod status;
 pub use pop::{PlayRecord, PlayStatus, PopAck, PopBatch};
 pub use schedule::{ScheduleDoc, WireCreative};
 pub use signed::{Keypair, SignedEnvelope, WireError};
-pub use status::{Command, CommandAction, DownloadFailure, Status};
+pub use status::{
+    open_status, Command, CommandAction, DownloadFailure, Status, LAST_WILL_SEQ, STATUS_KIND,
+};
 
 /// The current wire version, the `"v"` of every payload.
 pub const VERSION: u32 = 1;
@@ -58,6 +60,10 @@ impl Topics {
         } else {
             t
         }
+    }
+    /// Every screen's schedule topic (the server watches what the broker retains there).
+    pub fn schedule_all(&self) -> String {
+        format!("{}/screens/+/schedule", self.prefix)
     }
     pub fn status_all(&self) -> String {
         format!("{}/screens/+/status", self.prefix)

@@ -1,18 +1,36 @@
-//! Presence and health (agent to server, retained) and signed commands (server to agent).
+//! Presence and health (agent to server, retained, signed by the screen's key) and signed
+//! commands (server to agent).
 
 use chrono::{DateTime, Utc};
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{WireCampaign, WireCreative};
+use super::signed::{open, WireError};
+use super::MAX_SMALL_BYTES;
 
 pub const COMMAND_KIND: &str = "command";
+/// The envelope kind of a status, signed by the screen's own key.
+pub const STATUS_KIND: &str = "status";
+/// The `seq` of the Last Will: signed at connect time, it is the last word of its session.
+pub const LAST_WILL_SEQ: u64 = u64::MAX;
 
-/// The retained status of a screen. The Last Will is the same shape with `online: false`.
+/// The retained status of a screen, sealed with the screen's key. The Last Will is the
+/// same shape with `online: false`, signed when the connection is made. A receiver keeps
+/// the status with the greatest [`Status::order`] and ignores older ones, so a replayed
+/// old message (a will included) never overwrites a newer state.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Status {
     pub v: u32,
     pub screen_id: String,
     pub online: bool,
+    /// When the connection this status belongs to was made (milliseconds since the Unix
+    /// epoch, strictly increasing across the agent's connections).
+    #[serde(default)]
+    pub session: u64,
+    /// The status's place within its session ([`LAST_WILL_SEQ`] for the will).
+    #[serde(default)]
+    pub seq: u64,
     #[serde(default)]
     pub schedule_version: Option<u64>,
     #[serde(default)]
@@ -49,6 +67,29 @@ pub struct Status {
     /// Creatives whose download keeps failing (each retried later, with backoff).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub download_failures: Vec<DownloadFailure>,
+}
+
+impl Status {
+    /// Where this status falls in its screen's sequence: later sessions first, then seq.
+    pub fn order(&self) -> (u64, u64) {
+        (self.session, self.seq)
+    }
+}
+
+/// Opens a sealed status with `screen`'s key: size, signature, shape, and that it names
+/// `screen` (the topic's screen).
+pub fn open_status(raw: &[u8], screen: &str, key: &VerifyingKey) -> Result<Status, WireError> {
+    let status: Status = open(raw, STATUS_KIND, key, MAX_SMALL_BYTES)?;
+    if status.v != super::VERSION {
+        return Err(WireError::Version(status.v));
+    }
+    if status.screen_id != screen {
+        return Err(WireError::Malformed(format!(
+            "status of {:?} on the topic of {screen:?}",
+            status.screen_id
+        )));
+    }
+    Ok(status)
 }
 
 /// A creative the agent could not download, as its status reports it.
@@ -146,6 +187,62 @@ mod tests {
                 creatives,
             },
         }
+    }
+
+    #[test]
+    fn statuses_open_only_with_their_screens_key_and_topic() {
+        let key = Keypair::from_secret([3; 32]);
+        let status = Status {
+            v: 1,
+            screen_id: "scr-1".into(),
+            online: true,
+            session: 5,
+            seq: 2,
+            ..Status::default()
+        };
+        let sealed = key.seal(STATUS_KIND, &status);
+        assert_eq!(
+            open_status(&sealed, "scr-1", &key.public()),
+            Ok(status.clone())
+        );
+        let other = Keypair::from_secret([4; 32]);
+        assert_eq!(
+            open_status(&sealed, "scr-1", &other.public()),
+            Err(WireError::BadSignature)
+        );
+        assert!(matches!(
+            open_status(&sealed, "scr-2", &key.public()),
+            Err(WireError::Malformed(m)) if m.contains("scr-2")
+        ));
+        let unsigned = serde_json::to_vec(&status).unwrap();
+        assert!(matches!(
+            open_status(&unsigned, "scr-1", &key.public()),
+            Err(WireError::Malformed(_))
+        ));
+        let as_command = key.seal(COMMAND_KIND, &status);
+        assert!(matches!(
+            open_status(&as_command, "scr-1", &key.public()),
+            Err(WireError::Kind { .. })
+        ));
+        let big = Status {
+            notes: vec!["x".repeat(MAX_SMALL_BYTES)],
+            ..status.clone()
+        };
+        assert!(matches!(
+            open_status(&key.seal(STATUS_KIND, &big), "scr-1", &key.public()),
+            Err(WireError::TooLarge { .. })
+        ));
+        let will = Status {
+            online: false,
+            seq: LAST_WILL_SEQ,
+            ..status.clone()
+        };
+        let next_session = Status {
+            session: 6,
+            seq: 1,
+            ..status
+        };
+        assert!(will.order() < next_session.order());
     }
 
     #[test]

@@ -191,7 +191,8 @@ pub(super) async fn serve(
             (host, port, tls)
         }
         None => {
-            let broker = crate::broker::start(Some(config.embedded_broker)).await?;
+            let logins = crate::broker::Logins::of(&store)?;
+            let broker = crate::broker::start(Some(config.embedded_broker), logins).await?;
             tracing::info!(addr = %broker.addr, "embedded MQTT broker running");
             (broker.addr.ip().to_string(), broker.addr.port(), None)
         }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+mod broker;
 mod client;
 mod commands;
 mod emergency;
@@ -161,6 +162,11 @@ enum Command {
         #[arg(long)]
         id: Option<String>,
     },
+    /// The MQTT broker: a Mosquitto configuration for the fleet.
+    Broker {
+        #[command(subcommand)]
+        command: BrokerCommand,
+    },
     /// Users and their API tokens.
     Users {
         #[command(subcommand)]
@@ -306,6 +312,22 @@ impl ReviewCommand {
         let api = target.api_only(&format!("{} {action}", what.plural()))?;
         runtime()?.block_on(review::review(&api, what, &id, action, reason))
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum BrokerCommand {
+    /// Writes mosquitto.conf, passwd (the server and every provisioned screen in service)
+    /// and acl (each screen only its own topics) into --out.
+    MosquittoConfig {
+        #[command(flatten)]
+        target: Target,
+        /// The directory to write the three files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The port Mosquitto listens on.
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -631,6 +653,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .transpose()?;
             state::changes(&target.resolve()?, entity, id)
         }
+        Command::Broker {
+            command: BrokerCommand::MosquittoConfig { target, out, port },
+        } => broker::mosquitto_config(&target.resolve()?, &out, port),
         Command::Users {
             command:
                 UsersCommand::Add {

@@ -7,6 +7,7 @@
 //! headers (a strict Content-Security-Policy among them) on every response.
 
 mod admin;
+mod broker;
 mod campaigns;
 mod creatives;
 mod emergencies;
@@ -78,6 +79,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(plans::router())
         .merge(reports::router())
         .merge(fleet::router())
+        .merge(broker::router())
         .merge(emergencies::router())
         .merge(admin::router())
         .merge(session::router())

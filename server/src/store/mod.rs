@@ -326,6 +326,25 @@ pub trait KeyStore {
     ) -> Result<(), StoreError>;
 }
 
+/// Screens' broker passwords, kept only as hashes in Mosquitto's `$7$` format (see
+/// `broker_auth`), registered together with the screen's key at provisioning.
+pub trait BrokerLoginStore {
+    /// Adds a key valid from `at` (as [`KeyStore::add_screen_key`]) and makes
+    /// `broker_hash` the screen's broker password hash, in one transaction.
+    fn add_screen_credentials(
+        &self,
+        screen: &str,
+        public_hex: &str,
+        broker_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The broker password hash of `screen` when it is a known screen in service (not
+    /// decommissioned) that was provisioned with one.
+    fn broker_login(&self, screen: &str) -> Result<Option<String>, StoreError>;
+    /// Every screen in service with a broker password hash, by screen id.
+    fn broker_logins(&self) -> Result<BTreeMap<String, String>, StoreError>;
+}
+
 /// What a user may do (design.md, "People and roles").
 #[derive(
     Debug,
@@ -470,6 +489,7 @@ pub trait Store:
     CatalogueStore
     + DocumentStore
     + KeyStore
+    + BrokerLoginStore
     + UserStore
     + SessionStore
     + MetaStore

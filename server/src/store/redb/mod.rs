@@ -9,6 +9,7 @@
 //! | `published`    | screen id                | the latest [`Published`] as JSON              |
 //! | `documents`    | (screen id, version)     | the [`IssuedDocument`] as JSON                |
 //! | `screen_keys`  | screen id                | JSON list of [`ScreenKey`] (a bare hex key in old stores) |
+//! | `broker_logins`| screen id                | broker password hash (`$7$…`, Mosquitto's format) |
 //! | `users`        | user name                | the [`User`] as JSON                          |
 //! | `user_tokens`  | token SHA-256 (hex)      | user name                                     |
 //! | `sessions`     | session id SHA-256 (hex) | the [`Session`] as JSON                       |
@@ -22,7 +23,7 @@
 //! Stores written before entities existed kept whole scenario files in `scenarios`: they
 //! are migrated into entities (one revision by `migration`) when opened.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,9 +37,9 @@ use serde::de::DeserializeOwned;
 use playlists::Sha256;
 
 use super::{
-    CatalogueStore, Commit, DocumentStore, Entity, EntityKind, EventKind, IssuedDocument, KeyStore,
-    LedgerStore, MediaStore, MetaStore, OpenMode, Published, Revision, ScreenKey, Snapshot, Store,
-    StoreError,
+    BrokerLoginStore, CatalogueStore, Commit, DocumentStore, Entity, EntityKind, EventKind,
+    IssuedDocument, KeyStore, LedgerStore, MediaStore, MetaStore, OpenMode, Published, Revision,
+    ScreenEntity, ScreenKey, Snapshot, Store, StoreError,
 };
 use crate::store::ChangeRecord;
 
@@ -56,6 +57,7 @@ const REVISIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("revisions")
 const PUBLISHED: TableDefinition<&str, &[u8]> = TableDefinition::new("published");
 const DOCUMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("documents");
 const SCREEN_KEYS: TableDefinition<&str, &str> = TableDefinition::new("screen_keys");
+const BROKER_LOGINS: TableDefinition<&str, &str> = TableDefinition::new("broker_logins");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const USER_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("user_tokens");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -200,6 +202,7 @@ impl RedbStore {
         tx.open_table(REVISIONS)?;
         tx.open_table(DOCUMENTS)?;
         tx.open_table(SCREEN_KEYS)?;
+        tx.open_table(BROKER_LOGINS)?;
         tx.open_table(USER_TOKENS)?;
         // Stores written before event entries: every revision so far counted as the head.
         if tx.open_table(META)?.get(CATALOGUE_HEAD)?.is_none() {
@@ -515,25 +518,91 @@ impl KeyStore for RedbStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(SCREEN_KEYS)?;
-            let mut keys = match t.get(screen)? {
-                Some(v) => parse_keys(screen, v.value())?,
-                None => Vec::new(),
-            };
-            if let Some(last) = keys.last_mut() {
-                last.valid_until.get_or_insert(at);
-            }
-            keys.push(ScreenKey {
-                public_hex: public_hex.to_owned(),
-                valid_from: at,
-                valid_until: None,
-            });
-            let text = serde_json::to_string(&keys).unwrap_or_default();
-            t.insert(screen, text.as_str())?;
-        }
+        push_key(&tx, screen, public_hex, at)?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// Appends a key to a screen's list, ending the previous one's validity at `at`.
+fn push_key(
+    tx: &WriteTransaction,
+    screen: &str,
+    public_hex: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut t = tx.open_table(SCREEN_KEYS)?;
+    let mut keys = match t.get(screen)? {
+        Some(v) => parse_keys(screen, v.value())?,
+        None => Vec::new(),
+    };
+    if let Some(last) = keys.last_mut() {
+        last.valid_until.get_or_insert(at);
+    }
+    keys.push(ScreenKey {
+        public_hex: public_hex.to_owned(),
+        valid_from: at,
+        valid_until: None,
+    });
+    let text = serde_json::to_string(&keys).unwrap_or_default();
+    t.insert(screen, text.as_str())?;
+    Ok(())
+}
+
+impl RedbStore {
+    /// Whether `screen` is stored and not decommissioned.
+    fn in_service(
+        screens: &impl ReadableTable<&'static str, &'static [u8]>,
+        screen: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(v) = screens.get(screen)? else {
+            return Ok(false);
+        };
+        let entity: ScreenEntity = decode(|| format!("screen {screen:?}"), v.value())?;
+        Ok(entity.decommissioned_at.is_none())
+    }
+}
+
+impl BrokerLoginStore for RedbStore {
+    fn add_screen_credentials(
+        &self,
+        screen: &str,
+        public_hex: &str,
+        broker_hash: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        push_key(&tx, screen, public_hex, at)?;
+        tx.open_table(BROKER_LOGINS)?.insert(screen, broker_hash)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn broker_login(&self, screen: &str) -> Result<Option<String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let Some(hash) = tx
+            .open_table(BROKER_LOGINS)?
+            .get(screen)?
+            .map(|v| v.value().to_owned())
+        else {
+            return Ok(None);
+        };
+        let screens = tx.open_table(SCREENS)?;
+        Ok(Self::in_service(&screens, screen)?.then_some(hash))
+    }
+
+    fn broker_logins(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let screens = tx.open_table(SCREENS)?;
+        let mut out = BTreeMap::new();
+        for row in tx.open_table(BROKER_LOGINS)?.iter()? {
+            let (k, v) = row?;
+            let screen = k.value();
+            if Self::in_service(&screens, screen)? {
+                out.insert(screen.to_owned(), v.value().to_owned());
+            }
+        }
+        Ok(out)
     }
 }
 
