@@ -212,15 +212,34 @@ pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, serde_json::Value)
 
 /// Runs the real `signage` binary: (success, stdout, stderr).
 pub fn signage(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(signage_bin())
-        .args(args)
-        .output()
-        .expect("run signage");
+    let out = signage_output(args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `signage args…` with no target, token or CA taken from the environment.
+pub fn signage_output(args: &[&str]) -> std::process::Output {
+    Command::new(signage_bin())
+        .args(args)
+        .env_remove("SIGNAGE_SERVER")
+        .env_remove("SIGNAGE_TOKEN_FILE")
+        .env_remove("SIGNAGE_CA_FILE")
+        .output()
+        .expect("run signage")
+}
+
+/// Runs a `signage` command that must succeed; its standard output.
+pub fn signage_ok(args: &[&str]) -> String {
+    let out = signage_output(args);
+    assert!(
+        out.status.success(),
+        "signage {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 /// The CRC-32 of PNG chunks, for tests that forge PNG headers.

@@ -427,6 +427,20 @@ async fn the_cli_sets_passwords_on_a_store_and_over_the_api() {
     std::fs::write(&token_file, env.admin_token()).expect("token file");
     let pw_file = dir.join("pw");
     std::fs::write(&pw_file, "ann's first password\n").expect("pw");
+    // `signage users passwd NAME` with the password in `pw_file`, over the API.
+    let passwd = |name: &str| {
+        tests::signage(&[
+            "users",
+            "passwd",
+            name,
+            "--password-file",
+            pw_file.to_str().expect("utf-8"),
+            "--server",
+            &base,
+            "--token-file",
+            token_file.to_str().expect("utf-8"),
+        ])
+    };
     let (ok, out, err) = tests::signage(&[
         "users",
         "add",
@@ -453,17 +467,7 @@ async fn the_cli_sets_passwords_on_a_store_and_over_the_api() {
     );
 
     std::fs::write(&pw_file, "ann's second password\n").expect("pw");
-    let (ok, out, err) = tests::signage(&[
-        "users",
-        "passwd",
-        "ann",
-        "--password-file",
-        pw_file.to_str().expect("utf-8"),
-        "--server",
-        &base,
-        "--token-file",
-        token_file.to_str().expect("utf-8"),
-    ]);
+    let (ok, out, err) = passwd("ann");
     assert!(ok, "{out}{err}");
     assert_eq!(
         login("ann's first password").await.expect("login").status(),
@@ -479,30 +483,10 @@ async fn the_cli_sets_passwords_on_a_store_and_over_the_api() {
 
     // A password too short, and an unknown user: clear errors, exit non-zero.
     std::fs::write(&pw_file, "short\n").expect("pw");
-    let (ok, _, err) = tests::signage(&[
-        "users",
-        "passwd",
-        "ann",
-        "--password-file",
-        pw_file.to_str().expect("utf-8"),
-        "--server",
-        &base,
-        "--token-file",
-        token_file.to_str().expect("utf-8"),
-    ]);
+    let (ok, _, err) = passwd("ann");
     assert!(!ok && err.contains("at least 10 characters"), "{err}");
     std::fs::write(&pw_file, "long enough password\n").expect("pw");
-    let (ok, _, err) = tests::signage(&[
-        "users",
-        "passwd",
-        "nobody",
-        "--password-file",
-        pw_file.to_str().expect("utf-8"),
-        "--server",
-        &base,
-        "--token-file",
-        token_file.to_str().expect("utf-8"),
-    ]);
+    let (ok, _, err) = passwd("nobody");
     assert!(!ok && err.contains("nobody"), "{err}");
     env.stop().await;
 

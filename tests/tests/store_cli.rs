@@ -6,10 +6,10 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{beijing, signage_bin};
+use tests::{beijing, signage_bin, signage_ok as ok, signage_output as signage};
 
 const FROM: &str = "2023-12-20T06:00:00+08:00";
 const TO: &str = "2023-12-20T07:00:00+08:00";
@@ -17,27 +17,6 @@ const SCREEN: &str = "bj-metro-tiananmen-east-s1";
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
-}
-
-/// Runs `signage args…`, with no target taken from the environment.
-fn signage(args: &[&str]) -> Output {
-    Command::new(signage_bin())
-        .args(args)
-        .env_remove("SIGNAGE_SERVER")
-        .env_remove("SIGNAGE_TOKEN_FILE")
-        .output()
-        .expect("run signage")
-}
-
-/// Runs a command that must succeed; its standard output.
-fn ok(args: &[&str]) -> String {
-    let out = signage(args);
-    assert!(
-        out.status.success(),
-        "signage {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 /// Runs a command that must fail saying each of `expect` on standard error.

@@ -6,11 +6,11 @@
 //! speak `mqtts://` and the agent applies its schedule.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::agent_proc::AgentProc;
-use tests::{beijing, signage_bin};
+use tests::{beijing, signage_bin, signage_ok as ok, signage_output as signage};
 
 const FROM: &str = "2023-12-20T06:00:00+08:00";
 const TO: &str = "2023-12-20T07:00:00+08:00";
@@ -18,27 +18,6 @@ const SCREEN: &str = "bj-metro-tiananmen-east-s1";
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
-}
-
-/// Runs `signage args…` with no target or CA taken from the environment.
-fn signage(args: &[&str]) -> Output {
-    Command::new(signage_bin())
-        .args(args)
-        .env_remove("SIGNAGE_SERVER")
-        .env_remove("SIGNAGE_TOKEN_FILE")
-        .env_remove("SIGNAGE_CA_FILE")
-        .output()
-        .expect("run signage")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = signage(args);
-    assert!(
-        out.status.success(),
-        "signage {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 fn free_port() -> u16 {
