@@ -44,6 +44,9 @@ async fn watch_documents(env: &TestEnv) -> (AsyncClient, Documents) {
         .expect("port");
     let mut options = MqttOptions::new("approval-test-watcher", "127.0.0.1", port);
     options.set_max_packet_size(16 << 20, 16 << 20);
+    // The embedded broker authenticates every client: log in as the server does.
+    let (user, secret) = env.server_login();
+    options.set_credentials(user, secret);
     let (client, mut events) = AsyncClient::new(options, 256);
     client
         .subscribe("signage/v1/screens/+/schedule", QoS::AtLeastOnce)
