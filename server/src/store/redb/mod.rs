@@ -437,51 +437,57 @@ fn decode_head(bytes: &[u8]) -> Result<u64, StoreError> {
 
 impl DocumentStore for RedbStore {
     fn published(&self) -> Result<HashMap<String, Published>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(PUBLISHED)?;
-        let mut out = HashMap::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let screen = k.value().to_owned();
-            let p = decode(|| format!("published document of {screen}"), v.value())?;
-            out.insert(screen, p);
-        }
-        Ok(out)
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(PUBLISHED)?;
+            let mut out = HashMap::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let screen = k.value().to_owned();
+                let p = decode(|| format!("published document of {screen}"), v.value())?;
+                out.insert(screen, p);
+            }
+            Ok(out)
+        })
     }
 
     fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError> {
-        if docs.is_empty() {
-            return Ok(());
-        }
-        let tx = self.db.begin_write()?;
-        {
-            let mut published = tx.open_table(PUBLISHED)?;
-            let mut documents = tx.open_table(DOCUMENTS)?;
-            for d in docs {
-                let p = Published {
-                    version: d.version,
-                    content_hash: d.content_hash.clone(),
-                    issued_at: Some(d.issued_at),
-                    expires_at: Some(d.expires_at),
-                };
-                published.insert(d.screen_id.as_str(), encode(&p).as_slice())?;
-                documents.insert((d.screen_id.as_str(), d.version), encode(d).as_slice())?;
+        self.guarded(|| {
+            if docs.is_empty() {
+                return Ok(());
             }
-        }
-        tx.commit()?;
-        Ok(())
+            let tx = self.db.begin_write()?;
+            {
+                let mut published = tx.open_table(PUBLISHED)?;
+                let mut documents = tx.open_table(DOCUMENTS)?;
+                for d in docs {
+                    let p = Published {
+                        version: d.version,
+                        content_hash: d.content_hash.clone(),
+                        issued_at: Some(d.issued_at),
+                        expires_at: Some(d.expires_at),
+                    };
+                    published.insert(d.screen_id.as_str(), encode(&p).as_slice())?;
+                    documents.insert((d.screen_id.as_str(), d.version), encode(d).as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(DOCUMENTS)?;
-        let mut out = Vec::new();
-        for row in t.range((screen, 0)..=(screen, u64::MAX))? {
-            let (k, v) = row?;
-            let (s, version) = k.value();
-            out.push(decode(|| format!("document {s} v{version}"), v.value())?);
-        }
-        Ok(out)
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(DOCUMENTS)?;
+            let mut out = Vec::new();
+            for row in t.range((screen, 0)..=(screen, u64::MAX))? {
+                let (k, v) = row?;
+                let (s, version) = k.value();
+                out.push(decode(|| format!("document {s} v{version}"), v.value())?);
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -499,16 +505,18 @@ fn parse_keys(screen: &str, text: &str) -> Result<Vec<ScreenKey>, StoreError> {
 
 impl KeyStore for RedbStore {
     fn screen_keys(&self) -> Result<HashMap<String, Vec<ScreenKey>>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(SCREEN_KEYS)?;
-        let mut out = HashMap::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let screen = k.value().to_owned();
-            let keys = parse_keys(&screen, v.value())?;
-            out.insert(screen, keys);
-        }
-        Ok(out)
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(SCREEN_KEYS)?;
+            let mut out = HashMap::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let screen = k.value().to_owned();
+                let keys = parse_keys(&screen, v.value())?;
+                out.insert(screen, keys);
+            }
+            Ok(out)
+        })
     }
 
     fn add_screen_key(
@@ -517,10 +525,12 @@ impl KeyStore for RedbStore {
         public_hex: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        push_key(&tx, screen, public_hex, at)?;
-        tx.commit()?;
-        Ok(())
+        self.guarded(|| {
+            let tx = self.db.begin_write()?;
+            push_key(&tx, screen, public_hex, at)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -571,53 +581,63 @@ impl BrokerLoginStore for RedbStore {
         broker_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        push_key(&tx, screen, public_hex, at)?;
-        tx.open_table(BROKER_LOGINS)?.insert(screen, broker_hash)?;
-        tx.commit()?;
-        Ok(())
+        self.guarded(|| {
+            let tx = self.db.begin_write()?;
+            push_key(&tx, screen, public_hex, at)?;
+            tx.open_table(BROKER_LOGINS)?.insert(screen, broker_hash)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn broker_login(&self, screen: &str) -> Result<Option<String>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let Some(hash) = tx
-            .open_table(BROKER_LOGINS)?
-            .get(screen)?
-            .map(|v| v.value().to_owned())
-        else {
-            return Ok(None);
-        };
-        let screens = tx.open_table(SCREENS)?;
-        Ok(Self::in_service(&screens, screen)?.then_some(hash))
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let Some(hash) = tx
+                .open_table(BROKER_LOGINS)?
+                .get(screen)?
+                .map(|v| v.value().to_owned())
+            else {
+                return Ok(None);
+            };
+            let screens = tx.open_table(SCREENS)?;
+            Ok(Self::in_service(&screens, screen)?.then_some(hash))
+        })
     }
 
     fn broker_logins(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let screens = tx.open_table(SCREENS)?;
-        let mut out = BTreeMap::new();
-        for row in tx.open_table(BROKER_LOGINS)?.iter()? {
-            let (k, v) = row?;
-            let screen = k.value();
-            if Self::in_service(&screens, screen)? {
-                out.insert(screen.to_owned(), v.value().to_owned());
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let screens = tx.open_table(SCREENS)?;
+            let mut out = BTreeMap::new();
+            for row in tx.open_table(BROKER_LOGINS)?.iter()? {
+                let (k, v) = row?;
+                let screen = k.value();
+                if Self::in_service(&screens, screen)? {
+                    out.insert(screen.to_owned(), v.value().to_owned());
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
 impl MetaStore for RedbStore {
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(META)?;
-        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(META)?;
+            Ok(t.get(key)?.map(|v| v.value().to_vec()))
+        })
     }
 
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        tx.open_table(META)?.insert(key, value)?;
-        tx.commit()?;
-        Ok(())
+        self.guarded(|| {
+            let tx = self.db.begin_write()?;
+            tx.open_table(META)?.insert(key, value)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -672,8 +692,10 @@ impl Store for RedbStore {
 impl RedbStore {
     /// Whether nothing was ever committed (a fresh store).
     pub fn is_empty(&self) -> Result<bool, StoreError> {
-        let tx = self.db.begin_read()?;
-        Ok(tx.open_table(REVISIONS)?.len()? == 0)
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            Ok(tx.open_table(REVISIONS)?.len()? == 0)
+        })
     }
 
     /// Writes `entities` and `revision` as they are (migration only).
