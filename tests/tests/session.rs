@@ -191,19 +191,51 @@ async fn login_csrf_logout_and_the_change_log() {
         !html.contains("<script>") && !html.contains("<style"),
         "no inline script or style"
     );
-    let js = http
-        .get(format!("{base}/dashboard.js"))
+    // Every module the page loads: served as JavaScript, none parses text as HTML, none
+    // keeps anything in web storage but the language preference.
+    let app = http
+        .get(format!("{base}/ui/app.js"))
         .send()
         .await
-        .expect("js");
+        .expect("app.js");
     assert_eq!(
-        js.headers()["content-type"],
+        app.headers()["content-type"],
         "text/javascript; charset=utf-8"
     );
-    let js = js.text().await.expect("js");
-    assert!(
-        !js.contains("innerHTML") && !js.contains("sessionStorage") && !js.contains("localStorage")
-    );
+    let app = app.text().await.expect("app.js");
+    let modules: Vec<&str> = app
+        .lines()
+        .filter_map(|l| l.strip_prefix("import "))
+        .filter_map(|l| l.split('\'').nth(1))
+        .collect();
+    assert!(modules.len() >= 4, "app.js imports its pages: {modules:?}");
+    for m in modules {
+        let name = m.trim_start_matches("./");
+        let js = http
+            .get(format!("{base}/ui/{name}"))
+            .send()
+            .await
+            .expect("module")
+            .text()
+            .await
+            .expect("module text");
+        for bad in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "sessionStorage",
+        ] {
+            assert!(!js.contains(bad), "{name} uses {bad}");
+        }
+        for (i, _) in js.match_indices("localStorage.") {
+            assert!(
+                js[i..].contains("('signage.lang'") && js[i..i + 40].contains("'signage.lang'"),
+                "{name} keeps something but the language in localStorage"
+            );
+        }
+    }
 
     // A state change through the session without the CSRF token, or with a wrong one:
     // 403, nothing stored.

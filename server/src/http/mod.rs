@@ -19,12 +19,13 @@ mod plans;
 mod reports;
 pub mod session;
 mod sites;
+mod web;
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -94,9 +95,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let (api, doc) = api();
     let doc = Arc::new(doc);
     Router::new()
-        .route("/", get(dashboard))
-        .route("/dashboard.js", get(dashboard_js))
-        .route("/dashboard.css", get(dashboard_css))
+        .route("/", get(web::page))
+        .route("/ui/{name}", get(web::asset))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -285,26 +285,6 @@ async fn media(
         }
         Err(e) => Err(ApiError::internal(e)),
     }
-}
-
-async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("../dashboard.html"))
-}
-
-async fn dashboard_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("../dashboard.js"),
-    )
-        .into_response()
-}
-
-async fn dashboard_css() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../dashboard.css"),
-    )
-        .into_response()
 }
 
 /// Commits a catalogue change by the caller (off the runtime), then has the publisher

@@ -1,0 +1,4 @@
+// Filled by the auditor pages.
+import {register} from './core.js';
+
+void register;

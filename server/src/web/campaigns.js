@@ -1,0 +1,4 @@
+// Filled by the campaigns pages.
+import {register} from './core.js';
+
+void register;

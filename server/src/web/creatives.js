@@ -1,0 +1,4 @@
+// Filled by the creatives pages.
+import {register} from './core.js';
+
+void register;
