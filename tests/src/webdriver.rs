@@ -144,6 +144,40 @@ impl Session {
         path
     }
 
+    /// Sets the browser window's outer size (1280x720 for a laptop, 1024x768 for a tablet).
+    pub async fn window(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height}))
+            .await;
+    }
+
+    /// Runs axe-core (vendored in `tests/assets/axe.min.js`, MPL-2.0) on the page as it is
+    /// now and returns its serious and critical violations as "rule: help (targets)"
+    /// lines; an empty list is a page without them.
+    pub async fn axe(&self) -> Vec<String> {
+        const AXE: &str = include_str!("../assets/axe.min.js");
+        // Injected through WebDriver (which the page's CSP does not govern), then run.
+        self.js(&format!("{AXE}\n;window.__axe = axe; return true"))
+            .await;
+        let result = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                json!({"script": "const done = arguments[arguments.length - 1]; \
+                    window.__axe.run(document, {resultTypes: ['violations']}) \
+                      .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                        .map(v => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')})`))) \
+                      .catch(e => done(['axe failed: ' + e]));",
+                    "args": []}),
+            )
+            .await;
+        result
+            .as_array()
+            .expect("axe's violations")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// Ends the browser session.
     pub async fn close(&self) {
         self.call(reqwest::Method::DELETE, "", json!({})).await;

@@ -87,6 +87,18 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
         json!(0),
         "nothing in JS storage but the language; the session cookie is HttpOnly"
     );
+    let violations = page.axe().await;
+    assert!(violations.is_empty(), "accessibility: {violations:#?}");
+    // The check itself sees a violation: a button without a name.
+    page.js("document.body.append(document.createElement('button')); return true")
+        .await;
+    let seen = page.axe().await;
+    assert!(
+        seen.iter().any(|v| v.starts_with("button-name")),
+        "axe missed a nameless button: {seen:?}"
+    );
+    page.js("document.body.lastChild.remove(); return true")
+        .await;
 
     // Started from the form, listed as open with an End button, active on the server.
     page.type_into("input[name=id]", "dash-alert").await;
