@@ -165,6 +165,44 @@ pub fn add_user(
     Ok((user, token))
 }
 
+/// The people of a demo, one per role: (name, role).
+pub const DEMO_PEOPLE: &[(&str, Role)] = &[
+    ("sam", Role::Staff),
+    ("ada", Role::Approver),
+    ("otto", Role::Operator),
+    ("audrey", Role::Auditor),
+];
+
+/// Gives a demo server its people: one user per role of [`DEMO_PEOPLE`] and a password for
+/// the admin, each a new random password. People already there are left as they are (their
+/// passwords are not known); returns (name, roles, password) of those given one.
+pub fn demo_people(store: &dyn Store) -> Result<Vec<(String, String, String)>, UserError> {
+    let password = || {
+        new_token()
+            .map(|t| t[..20].to_owned())
+            .map_err(UserError::Invalid)
+    };
+    let mut made = Vec::new();
+    let users = store.users()?;
+    for (name, role) in DEMO_PEOPLE {
+        if users.iter().any(|u| u.name == *name) {
+            continue;
+        }
+        let p = password()?;
+        add_user(store, name, &[*role], Some(&p), "demo")?;
+        made.push((name.to_string(), role.as_str().to_owned(), p));
+    }
+    if let Some(admin) = users
+        .iter()
+        .find(|u| u.name == "admin" && u.password_phc.is_none())
+    {
+        let p = password()?;
+        set_password(store, &admin.name, &p, "demo")?;
+        made.push((admin.name.clone(), "admin".to_owned(), p));
+    }
+    Ok(made)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error("{0}")]
@@ -222,6 +260,24 @@ pub fn require(user: &User, roles: &[Role]) -> Result<(), AuthError> {
 mod tests {
     use super::*;
     use crate::store::{open, OpenMode};
+
+    #[test]
+    fn the_demo_gets_one_person_per_role_whose_passwords_work_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), OpenMode::Create).unwrap();
+        bootstrap(&*store).unwrap();
+        let made = demo_people(&*store).unwrap();
+        let names: Vec<&str> = made.iter().map(|m| m.0.as_str()).collect();
+        assert_eq!(names, ["sam", "ada", "otto", "audrey", "admin"]);
+        for (name, role, password) in &made {
+            let user = store.user(name).unwrap().expect("stored");
+            assert!(user.roles.iter().any(|r| r.as_str() == role), "{name}");
+            let phc = user.password_phc.expect("a password");
+            assert!(verify_password(password, &phc), "{name}'s password");
+            assert!(!verify_password("not it at all", &phc));
+        }
+        assert!(demo_people(&*store).unwrap().is_empty(), "kept as they are");
+    }
 
     #[test]
     fn tokens_are_checked_by_hash_and_roles_named_when_missing() {

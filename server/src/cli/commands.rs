@@ -85,7 +85,7 @@ pub(super) fn check_writable(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let err = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();

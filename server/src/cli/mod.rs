@@ -17,7 +17,8 @@ mod review;
 mod state;
 
 use crate::report::Window;
-use commands::{bench_plan, demo, serve, write_private};
+pub(crate) use commands::write_private;
+use commands::{bench_plan, demo, serve};
 
 #[derive(Debug, Parser)]
 #[command(
