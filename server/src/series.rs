@@ -1,0 +1,279 @@
+//! Planned against delivered over time: a window cut into hours or days of an IANA zone
+//! (buckets follow the zone's own hours and midnights, so a `+05:30` zone or a DST change
+//! gets the buckets its people see), each counting the plays planned (the schedule
+//! documents in force, as `report` derives them) and delivered (complete records in the
+//! ledger, by `slot_start`) inside a [`Filter`]. The bucketing is a pure function.
+
+use chrono::{DateTime, Duration, NaiveTime, Offset, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use playlists::wire::PlayStatus;
+
+use crate::drill::{Filter, Places};
+use crate::report::Window;
+use crate::store::Store;
+
+/// How long a bucket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Hour,
+    Day,
+}
+
+/// One bucket: `[start, end)` with its counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Point {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub planned: u64,
+    pub delivered: u64,
+}
+
+/// The series and what it covers.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Series {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// `hour` or `day`.
+    pub bucket: String,
+    /// The IANA zone the buckets follow.
+    pub zone: String,
+    pub buckets: Vec<Point>,
+    /// Sums over every bucket: the report's totals for the same window and filter.
+    pub planned: u64,
+    pub delivered: u64,
+}
+
+/// Where the next bucket of `zone` after `t` starts (the next local hour or midnight).
+fn next_boundary(t: DateTime<Utc>, zone: Tz, bucket: Bucket) -> DateTime<Utc> {
+    let local = t.with_timezone(&zone);
+    match bucket {
+        Bucket::Hour => {
+            // The local hour holding `t` started at its local time with zero minutes, at
+            // the offset in force at `t`; the next one starts an hour later.
+            let naive = local.naive_local();
+            let start = naive
+                .date()
+                .and_time(NaiveTime::from_hms_opt(naive.hour(), 0, 0).unwrap_or(NaiveTime::MIN));
+            let offset = Duration::seconds(i64::from(local.offset().fix().local_minus_utc()));
+            (start - offset).and_utc() + Duration::hours(1)
+        }
+        Bucket::Day => {
+            let mut date = local.date_naive();
+            loop {
+                date = date.succ_opt().unwrap_or(date);
+                // The first instant of the next local day (midnight, or the end of a gap).
+                let mut at = date.and_time(NaiveTime::MIN);
+                for _ in 0..4 {
+                    if let Some(x) = zone.from_local_datetime(&at).earliest() {
+                        let x = x.with_timezone(&Utc);
+                        if x > t {
+                            return x;
+                        }
+                        break;
+                    }
+                    at += Duration::minutes(30);
+                }
+            }
+        }
+    }
+}
+
+/// The buckets `[start, end)` covering `[from, to)`, cut at `zone`'s local hours or
+/// midnights; the first and last are clipped to the window.
+pub fn buckets(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    zone: Tz,
+    bucket: Bucket,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let mut a = from;
+    while a < to {
+        let b = next_boundary(a, zone, bucket).min(to);
+        out.push((a, b));
+        a = b;
+    }
+    out
+}
+
+/// The index of the bucket holding `t`, if any.
+pub fn bucket_of(buckets: &[(DateTime<Utc>, DateTime<Utc>)], t: DateTime<Utc>) -> Option<usize> {
+    let i = buckets.partition_point(|(_, end)| *end <= t);
+    buckets.get(i).filter(|(start, _)| *start <= t).map(|_| i)
+}
+
+/// Planned against delivered per bucket over the window inside `filter`.
+pub fn series(
+    store: &dyn Store,
+    window: &Window,
+    zone: Tz,
+    bucket: Bucket,
+    filter: &Filter,
+) -> anyhow::Result<Series> {
+    let (from, to) = window.resolve(store)?;
+    let cuts = buckets(from, to, zone, bucket);
+    let mut points: Vec<Point> = cuts
+        .iter()
+        .map(|&(start, end)| Point {
+            start,
+            end,
+            planned: 0,
+            delivered: 0,
+        })
+        .collect();
+    let keep = |s: &playlists::ScreenSchedule| filter.keeps_schedule(s);
+    crate::report::each_planned(store, from, to, &keep, &mut |schedule, play| {
+        let Some(p) = play else { return };
+        if filter
+            .campaign
+            .as_deref()
+            .is_some_and(|c| c != schedule.campaigns[p.campaign].id.as_str())
+        {
+            return;
+        }
+        let at = DateTime::from_timestamp(p.slot * i64::from(schedule.screen.slot_seconds), 0)
+            .unwrap_or_default();
+        if let Some(i) = bucket_of(&cuts, at) {
+            points[i].planned += 1;
+        }
+    })?;
+    let places = Places::of(&store.snapshot()?);
+    store.ledger().plays(&filter.query(from, to), &mut |r| {
+        if r.status == PlayStatus::Complete && filter.keeps_record(&places, r) {
+            if let Some(i) = bucket_of(&cuts, r.slot_start) {
+                points[i].delivered += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(Series {
+        from,
+        to,
+        bucket: match bucket {
+            Bucket::Hour => "hour",
+            Bucket::Day => "day",
+        }
+        .into(),
+        zone: zone.name().into(),
+        planned: points.iter().map(|p| p.planned).sum(),
+        delivered: points.iter().map(|p| p.delivered).sum(),
+        buckets: points,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Each bucket as local start and end in `zone`.
+    fn check(from: &str, to: &str, zone: Tz, bucket: Bucket, expect: &[(&str, &str)]) {
+        let got: Vec<(String, String)> = buckets(at(from), at(to), zone, bucket)
+            .into_iter()
+            .map(|(a, b)| {
+                let f = |t: DateTime<Utc>| t.with_timezone(&zone).format("%m-%d %H:%M").to_string();
+                (f(a), f(b))
+            })
+            .collect();
+        let expect: Vec<(String, String)> = expect
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn days_cut_at_the_zones_midnight_across_a_day_boundary() {
+        // 20:30 in Beijing on the 20th to 04:00 on the 22nd: three local days, clipped.
+        check(
+            "2023-12-20T20:30:00+08:00",
+            "2023-12-22T04:00:00+08:00",
+            chrono_tz::Asia::Shanghai,
+            Bucket::Day,
+            &[
+                ("12-20 20:30", "12-21 00:00"),
+                ("12-21 00:00", "12-22 00:00"),
+                ("12-22 00:00", "12-22 04:00"),
+            ],
+        );
+        // The same window in UTC days: the boundary falls at 08:00 Beijing time.
+        let utc = buckets(
+            at("2023-12-20T20:30:00+08:00"),
+            at("2023-12-22T04:00:00+08:00"),
+            chrono_tz::UTC,
+            Bucket::Day,
+        );
+        assert_eq!(utc[0].1, at("2023-12-21T00:00:00Z"));
+        assert_eq!(utc.len(), 2);
+    }
+
+    #[test]
+    fn hours_follow_the_zone_and_its_half_hour_offset() {
+        check(
+            "2023-12-20T22:15:00+08:00",
+            "2023-12-21T01:00:00+08:00",
+            chrono_tz::Asia::Shanghai,
+            Bucket::Hour,
+            &[
+                ("12-20 22:15", "12-20 23:00"),
+                ("12-20 23:00", "12-21 00:00"),
+                ("12-21 00:00", "12-21 01:00"),
+            ],
+        );
+        // Kolkata is +05:30: its hours start at half past in UTC.
+        let k = buckets(
+            at("2023-12-20T18:00:00Z"),
+            at("2023-12-20T20:00:00Z"),
+            chrono_tz::Asia::Kolkata,
+            Bucket::Hour,
+        );
+        assert_eq!(
+            k,
+            vec![
+                (at("2023-12-20T18:00:00Z"), at("2023-12-20T18:30:00Z")),
+                (at("2023-12-20T18:30:00Z"), at("2023-12-20T19:30:00Z")),
+                (at("2023-12-20T19:30:00Z"), at("2023-12-20T20:00:00Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dst_day_is_23_hours_long() {
+        let b = buckets(
+            at("2024-03-10T00:00:00-05:00"),
+            at("2024-03-11T00:00:00-04:00"),
+            chrono_tz::America::New_York,
+            Bucket::Hour,
+        );
+        assert_eq!(b.len(), 23);
+        let d = buckets(
+            at("2024-03-10T00:00:00-05:00"),
+            at("2024-03-12T00:00:00-04:00"),
+            chrono_tz::America::New_York,
+            Bucket::Day,
+        );
+        assert_eq!(d[0].1, at("2024-03-11T00:00:00-04:00"));
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn instants_fall_in_the_bucket_that_holds_them() {
+        let cuts = buckets(
+            at("2023-12-20T20:30:00+08:00"),
+            at("2023-12-22T04:00:00+08:00"),
+            chrono_tz::Asia::Shanghai,
+            Bucket::Day,
+        );
+        assert_eq!(bucket_of(&cuts, at("2023-12-20T20:30:00+08:00")), Some(0));
+        assert_eq!(bucket_of(&cuts, at("2023-12-20T23:59:59+08:00")), Some(0));
+        assert_eq!(bucket_of(&cuts, at("2023-12-21T00:00:00+08:00")), Some(1));
+        assert_eq!(bucket_of(&cuts, at("2023-12-22T03:59:59+08:00")), Some(2));
+        assert_eq!(bucket_of(&cuts, at("2023-12-22T04:00:00+08:00")), None);
+        assert_eq!(bucket_of(&cuts, at("2023-12-20T20:29:59+08:00")), None);
+    }
+}
