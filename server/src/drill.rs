@@ -332,3 +332,145 @@ pub fn render(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redb::ledger::testkit::{at, key_ring, ledger, Agent};
+    use crate::store::redb::ledger::{Incoming, Ledger};
+
+    /// Venues v1 (district d1: screens s1, s2) and v2 (d2: s3); campaigns c1 everywhere,
+    /// c2 at v1; one partial play. The plays of 09:00 to 12:59.
+    fn fleet() -> (tempfile::TempDir, Ledger, Places) {
+        let (dir, l) = ledger();
+        let mut s1 = Agent::new(1, "s1", "v1");
+        let mut s2 = Agent::new(2, "s2", "v1");
+        let mut s3 = Agent::new(3, "s3", "v2");
+        let b1 = vec![
+            s1.play("c1", "k1", at(9, 0)),
+            s1.play("c2", "k2", at(9, 30)),
+            PlayRecord {
+                status: PlayStatus::Partial,
+                ..s1.play("c1", "k1", at(10, 59))
+            },
+        ];
+        let b2 = vec![s2.play("c2", "k2", at(10, 15))];
+        let b3 = vec![
+            s3.play("c1", "k1", at(10, 5)),
+            s3.play("c1", "k1", at(12, 0)),
+        ];
+        let incoming = [
+            ("s1", s1.batch(b1)),
+            ("s2", s2.batch(b2)),
+            ("s3", s3.batch(b3)),
+        ]
+        .map(|(s, raw)| Incoming {
+            topic_screen: s.into(),
+            raw,
+        });
+        l.ingest(&incoming, &key_ring(&[&s1, &s2, &s3])).unwrap();
+        let places = Places {
+            district: [("v1", "d1"), ("v2", "d2")]
+                .map(|(v, d)| (v.to_owned(), d.to_owned()))
+                .into(),
+            venue: [("s1", "v1"), ("s2", "v1"), ("s3", "v2")]
+                .map(|(s, v)| (s.to_owned(), v.to_owned()))
+                .into(),
+        };
+        (dir, l, places)
+    }
+
+    /// Delivered per key as `(key, complete, partial)`.
+    fn check(l: &Ledger, places: &Places, by: By, filter: Filter, expect: &[(&str, u64, u64)]) {
+        let got: Vec<(String, u64, u64)> = delivered(l, places, by, at(9, 0), at(13, 0), &filter)
+            .unwrap()
+            .into_iter()
+            .map(|(k, (c, p, _))| (k, c, p))
+            .collect();
+        let expect: Vec<(String, u64, u64)> = expect
+            .iter()
+            .map(|(k, c, p)| (k.to_string(), *c, *p))
+            .collect();
+        assert_eq!(got, expect, "{by:?} {filter:?}");
+    }
+
+    fn only(district: Option<&str>, screen: Option<&str>, campaign: Option<&str>) -> Filter {
+        Filter {
+            district: district.map(str::to_owned),
+            venue: None,
+            screen: screen.map(str::to_owned),
+            campaign: campaign.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn districts_from_the_rollups_and_from_the_records_agree() {
+        let (_dir, l, places) = fleet();
+        // Rollups (no filter) per district.
+        check(
+            &l,
+            &places,
+            By::District,
+            Filter::default(),
+            &[("d1", 3, 1), ("d2", 2, 0)],
+        );
+        // Records (a district filter) per district, venue and screen.
+        check(
+            &l,
+            &places,
+            By::District,
+            only(Some("d1"), None, None),
+            &[("d1", 3, 1)],
+        );
+        check(
+            &l,
+            &places,
+            By::Dim(Dimension::Venue),
+            only(Some("d2"), None, None),
+            &[("v2", 2, 0)],
+        );
+        check(
+            &l,
+            &places,
+            By::Dim(Dimension::Screen),
+            only(Some("d1"), None, None),
+            &[("s1", 2, 1), ("s2", 1, 0)],
+        );
+    }
+
+    #[test]
+    fn a_campaign_filter_counts_only_its_plays() {
+        let (_dir, l, places) = fleet();
+        check(
+            &l,
+            &places,
+            By::District,
+            only(None, None, Some("c2")),
+            &[("d1", 2, 0)],
+        );
+        check(
+            &l,
+            &places,
+            By::Dim(Dimension::Screen),
+            only(None, Some("s1"), Some("c1")),
+            &[("s1", 1, 1)],
+        );
+        // A screen filter alone stays on the rollups.
+        check(
+            &l,
+            &places,
+            By::Dim(Dimension::Campaign),
+            only(None, Some("s1"), None),
+            &[("c1", 1, 1), ("c2", 1, 0)],
+        );
+    }
+
+    #[test]
+    fn a_venue_without_a_district_is_named_none() {
+        let places = Places::default();
+        assert_eq!(places.district_of("anywhere"), NO_DISTRICT);
+        let f = only(Some(NO_DISTRICT), None, None);
+        assert!(f.keeps_venue(&places, "anywhere"));
+        assert!(!only(Some("d1"), None, None).keeps_venue(&places, "anywhere"));
+    }
+}

@@ -238,6 +238,55 @@ async fn an_auditor_checks_reports_changes_and_the_audit_in_the_browser() {
         (sum(&series, "planned"), sum(&series, "delivered")),
         (planned, delivered)
     );
+    // The same totals from buckets off the hour (Kolkata is +05:30) and, for one
+    // campaign, the campaign report's row: both come from one pass over the records.
+    let kolkata = get(
+        &base,
+        &token,
+        "/api/v1/reports/series",
+        &[
+            span[0],
+            span[1],
+            ("bucket", "hour"),
+            ("zone", "Asia/Kolkata"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (sum(&kolkata, "planned"), sum(&kolkata, "delivered")),
+        (planned, delivered)
+    );
+    let campaigns = get(
+        &base,
+        &token,
+        "/api/v1/reports/campaigns",
+        &[span[0], span[1], ("format", "json")],
+    )
+    .await;
+    let busiest = campaigns
+        .as_array()
+        .expect("campaign rows")
+        .iter()
+        .max_by_key(|r| r["delivered"].as_u64())
+        .expect("a campaign")
+        .clone();
+    let one = get(
+        &base,
+        &token,
+        "/api/v1/reports/series",
+        &[
+            span[0],
+            span[1],
+            ("bucket", "day"),
+            ("campaign", busiest["campaign_id"].as_str().expect("id")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (json!(sum(&one, "planned")), json!(sum(&one, "delivered"))),
+        (busiest["planned"].clone(), busiest["delivered"].clone()),
+        "{busiest}"
+    );
     for chart in ["chart-hour", "chart-day"] {
         let bars = page
             .js(&format!(

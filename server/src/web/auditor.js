@@ -27,7 +27,7 @@ addStrings({
     'Entity kind': 'Entity kind', 'every kind': 'every kind', number: '#', author: 'Author', at: 'Time', entities: 'Changed',
     comment: 'Comment', More: 'More', 'show diff': 'Show changes', 'hide diff': 'Hide changes', field: 'Field', before: 'Before', after: 'After',
     'no changes': 'No change recorded for this kind yet.', 'no field changes': 'no field changed', event: 'event: {kind}',
-    created: 'created', deleted: 'deleted', 'end of log': 'That is the whole log.',
+    created: 'created', deleted: 'deleted', 'end of log': 'That is the whole log.', 'n of kind': '{n} × {kind}',
     // audit
     'Last audit': 'Last audit', 'Run the audit': 'Run the audit now', 'never run': 'The audit has never been run on this server.',
     running: 'Auditing every signature, chain and play…', intact: 'intact', problems: '{n} problem(s) found',
@@ -53,7 +53,7 @@ addStrings({
     'Entity kind': '对象类型', 'every kind': '全部类型', number: '序号', author: '作者', at: '时间', entities: '变更对象',
     comment: '说明', More: '更多', 'show diff': '显示变更', 'hide diff': '隐藏变更', field: '字段', before: '之前', after: '之后',
     'no changes': '该类型尚无变更记录。', 'no field changes': '无字段变化', event: '事件：{kind}',
-    created: '新建', deleted: '删除', 'end of log': '日志已全部显示。',
+    created: '新建', deleted: '删除', 'end of log': '日志已全部显示。', 'n of kind': '{kind} × {n}',
     'Last audit': '最近一次审计', 'Run the audit': '立即审计', 'never run': '本服务器尚未运行过审计。',
     running: '正在核验所有签名、哈希链与播放记录…', intact: '完好', problems: '发现 {n} 个问题',
     'audit when': '{by} 于 {at} 运行', verdict: '结论', 'audit lines': '审计输出',
@@ -373,6 +373,14 @@ function diffOf(change) {
       : el('p', {text: t('no field changes')}));
 }
 
+/** What a revision changed: each entity when few, else a count per kind. */
+function changedText(list) {
+  if (list.length <= 4) return list.map(c => `${c.entity} ${c.id}`).join(', ');
+  const per = {};
+  for (const c of list) per[c.entity] = (per[c.entity] || 0) + 1;
+  return Object.entries(per).map(([k, n]) => t('n of kind', {n, kind: k})).join(', ');
+}
+
 async function changes(main, params, query) {
   main.append(el('h1', {text: t('Changes')}));
   const entity = query.get('entity') || '';
@@ -402,7 +410,7 @@ async function changes(main, params, query) {
         });
         tbody.append(el('tr', {dataset: {id: r.number}},
           el('td', {className: 'n', text: r.number}), el('td', {text: fmtTime(r.at)}), el('td', {text: r.author}),
-          el('td', {text: r.changes.map(c => `${c.entity} ${c.id}`).join(', ')}),
+          el('td', {text: changedText(r.changes)}),
           el('td', {text: r.event ? `${t('event', {kind: r.event})} ${r.comment}`.trim() : r.comment}),
           el('td', {}, toggle)), diffRow);
       }
