@@ -77,7 +77,16 @@ async function names() {
   return namesCache;
 }
 
-const districtName = d => (d === '(none)' ? t('no district') : d);
+// Beijing's districts by name (ids are their pinyin); other ids show as they are.
+const DISTRICTS = {dongcheng: '东城区', xicheng: '西城区', chaoyang: '朝阳区', haidian: '海淀区', fengtai: '丰台区', shijingshan: '石景山区',
+  mentougou: '门头沟区', fangshan: '房山区', tongzhou: '通州区', shunyi: '顺义区', changping: '昌平区', daxing: '大兴区', huairou: '怀柔区',
+  pinggu: '平谷区', miyun: '密云区', yanqing: '延庆区'};
+
+function districtName(d) {
+  if (d === '(none)') return t('no district');
+  if (!DISTRICTS[d]) return d;
+  return lang.current === 'zh' ? DISTRICTS[d] : `${d[0].toUpperCase()}${d.slice(1)}`;
+}
 
 /** The display name of a row's key at a level. */
 function labelOf(n, by, id) {
@@ -144,7 +153,7 @@ export function toCsv(head, rows) {
 
 // ---- charts ------------------------------------------------------------------------------
 
-const CH = {w: 960, h: 240, left: 56, right: 12, top: 28, bottom: 40};
+const CH = {w: 640, h: 220, left: 52, right: 10, top: 28, bottom: 36};
 
 /** A bar chart of planned and delivered per bucket, with axes, legend, a <title> per bar,
  * and each bucket's figures on its group (data-start, data-planned, data-delivered). */
@@ -155,7 +164,7 @@ function chart(id, title, series, zone, bucket) {
   const plotW = CH.w - CH.left - CH.right;
   const plotH = CH.h - CH.top - CH.bottom;
   const step = plotW / n;
-  const barW = Math.max(1, step * 0.4);
+  const barW = Math.min(36, Math.max(1, step * 0.4));
   const y = v => CH.top + plotH - (plotH * v) / max;
   const titleId = `${id}-title`;
   const g = svg('svg', {id, viewBox: `0 0 ${CH.w} ${CH.h}`, role: 'img', 'aria-labelledby': titleId, class: 'chart', preserveAspectRatio: 'xMinYMin meet'},
@@ -168,7 +177,7 @@ function chart(id, title, series, zone, bucket) {
   }
   g.append(svg('line', {x1: CH.left, x2: CH.left, y1: CH.top, y2: CH.top + plotH, class: 'axis'}),
     svg('line', {x1: CH.left, x2: CH.w - CH.right, y1: CH.top + plotH, y2: CH.top + plotH, class: 'axis'}));
-  const every = Math.ceil(n / 12);
+  const every = Math.ceil(n / 8);
   series.buckets.forEach((b, i) => {
     const x = CH.left + i * step + step * 0.1;
     const when = fmtTime(b.start, zone);
@@ -182,8 +191,8 @@ function chart(id, title, series, zone, bucket) {
   // legend
   g.append(svg('rect', {x: CH.left, y: 6, width: 12, height: 12, class: 'bar planned'}),
     svg('text', {x: CH.left + 16, y: 16, class: 'legend', text: t('planned')}),
-    svg('rect', {x: CH.left + 110, y: 6, width: 12, height: 12, class: 'bar delivered'}),
-    svg('text', {x: CH.left + 126, y: 16, class: 'legend', text: t('delivered')}),
+    svg('rect', {x: CH.left + 100, y: 6, width: 12, height: 12, class: 'bar delivered'}),
+    svg('text', {x: CH.left + 116, y: 16, class: 'legend', text: t('delivered')}),
     svg('text', {x: CH.w - CH.right, y: CH.h - 6, class: 'tick', 'text-anchor': 'end', text: zone}));
   const alt = el('details', {className: 'chart-table'}, el('summary', {text: t('chart table')}),
     el('table', {id: `${id}-table`},
@@ -265,7 +274,7 @@ async function reports(main, params, query) {
   const exportBox = el('p', {className: 'exports'});
   const tableBox = el('div', {className: 'scroll'});
   const charts = el('div', {className: 'charts'});
-  main.append(exportBox, tableBox, charts);
+  main.append(charts, exportBox, tableBox);
 
   let head;
   let body;
@@ -319,6 +328,7 @@ async function reports(main, params, query) {
     tableBox.append(tbl);
     charts.append(chart('chart-hour', t('Per hour'), hour, zone, 'hour'), chart('chart-day', t('Per day'), day, zone, 'day'));
     status.textContent = '';
+    status.hidden = true;
   } catch (e) {
     say(e.field ? formSaid : status, e);
     return undefined;
@@ -470,4 +480,3 @@ register({path: 'reports', title: 'Reports', roles: ['auditor'], menu: true, ren
 register({path: 'changes', title: 'Changes', roles: ['auditor'], menu: true, render: changes});
 register({path: 'audit', title: 'Audit', roles: ['auditor'], menu: true, render: audit});
 
-void lang;
