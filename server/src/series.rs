@@ -45,37 +45,45 @@ pub struct Series {
     pub delivered: u64,
 }
 
-/// Where the next bucket of `zone` after `t` starts (the next local hour or midnight).
-fn next_boundary(t: DateTime<Utc>, zone: Tz, bucket: Bucket) -> DateTime<Utc> {
-    let local = t.with_timezone(&zone);
+/// Where the next bucket of `zone` after `t` starts (the next local hour or midnight);
+/// `None` past the end of time.
+fn next_boundary(t: DateTime<Utc>, zone: Tz, bucket: Bucket) -> Option<DateTime<Utc>> {
+    let offset = Duration::seconds(i64::from(
+        t.with_timezone(&zone).offset().fix().local_minus_utc(),
+    ));
+    // `t`'s local time (checked: near the end of time it may not exist).
+    let naive = t.naive_utc().checked_add_signed(offset)?;
     match bucket {
         Bucket::Hour => {
             // The local hour holding `t` started at its local time with zero minutes, at
             // the offset in force at `t`; the next one starts an hour later.
-            let naive = local.naive_local();
             let start = naive
                 .date()
                 .and_time(NaiveTime::from_hms_opt(naive.hour(), 0, 0).unwrap_or(NaiveTime::MIN));
-            let offset = Duration::seconds(i64::from(local.offset().fix().local_minus_utc()));
-            (start - offset).and_utc() + Duration::hours(1)
+            start
+                .checked_sub_signed(offset)?
+                .and_utc()
+                .checked_add_signed(Duration::hours(1))
         }
         Bucket::Day => {
-            let mut date = local.date_naive();
-            loop {
-                date = date.succ_opt().unwrap_or(date);
-                // The first instant of the next local day (midnight, or the end of a gap).
+            // The first instant of a later local day: its midnight, or the end of a gap
+            // that swallowed it.
+            let mut date = naive.date();
+            for _ in 0..3 {
+                date = date.succ_opt()?;
                 let mut at = date.and_time(NaiveTime::MIN);
-                for _ in 0..4 {
+                for _ in 0..6 {
                     if let Some(x) = zone.from_local_datetime(&at).earliest() {
                         let x = x.with_timezone(&Utc);
                         if x > t {
-                            return x;
+                            return Some(x);
                         }
                         break;
                     }
-                    at += Duration::minutes(30);
+                    at = at.checked_add_signed(Duration::minutes(30))?;
                 }
             }
+            t.checked_add_signed(Duration::days(1))
         }
     }
 }
@@ -91,7 +99,9 @@ pub fn buckets(
     let mut out = Vec::new();
     let mut a = from;
     while a < to {
-        let b = next_boundary(a, zone, bucket).min(to);
+        let b = next_boundary(a, zone, bucket)
+            .filter(|b| *b > a)
+            .map_or(to, |b| b.min(to));
         out.push((a, b));
         a = b;
     }
@@ -273,6 +283,17 @@ mod tests {
         );
         assert_eq!(d[0].1, at("2024-03-11T00:00:00-04:00"));
         assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn the_end_of_time_ends_the_last_bucket() {
+        let to = DateTime::<Utc>::MAX_UTC;
+        let from = to - Duration::hours(30);
+        for bucket in [Bucket::Hour, Bucket::Day] {
+            let b = buckets(from, to, chrono_tz::Pacific::Kiritimati, bucket);
+            assert_eq!(b.last().map(|x| x.1), Some(to));
+            assert_eq!(b.first().map(|x| x.0), Some(from));
+        }
     }
 
     #[test]
