@@ -63,10 +63,14 @@ fn n(s: &str) -> u64 {
     s.parse().unwrap_or_else(|_| panic!("{s:?} is not a count"))
 }
 
-/// Keeps a 1280x720 copy of the screenshot for the README.
+/// A 1280x720 screenshot in target/screenshots; with `SIGNAGE_DOCS_SCREENSHOTS` set, also
+/// the README's copy in docs/screenshots (a plain run leaves the source tree alone).
 async fn keep(page: &webdriver::Session, name: &str) {
     page.window(1280, 720).await;
     let shot = page.screenshot(name).await;
+    if std::env::var_os("SIGNAGE_DOCS_SCREENSHOTS").is_none() {
+        return;
+    }
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&docs).expect("docs/screenshots");
     std::fs::copy(&shot, docs.join(format!("{name}.png"))).expect("copy the screenshot");
