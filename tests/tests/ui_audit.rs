@@ -4,8 +4,9 @@
 //! fills a store, and a server is started on it. An auditor logs in; every figure the
 //! pages show is checked against the API for the same window: the venue report, the
 //! drill-down to one screen's plays, the hourly chart against the series endpoint and the
-//! report's totals, the CSV export against the rows shown, the change log's import, and
-//! the audit run from the page against `GET /api/v1/audit/last`.
+//! report's totals, the CSV export against the rows shown, the change log's import (its
+//! field diff, paging with "More", the kind filter), and the audit run from the page
+//! against `GET /api/v1/audit/last`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -441,6 +442,35 @@ async fn an_auditor_checks_reports_changes_and_the_audit_in_the_browser() {
     .await;
     axe_clean(&page, "the change log").await;
     keep(&page, "changes").await;
+    // Two at a time: "More" adds the next page; a kind narrows the log.
+    page.goto(&format!("{base}/#/changes?limit=2")).await;
+    page.wait_js(
+        "the first page of two",
+        "return document.querySelectorAll('#changes tbody tr[data-id]').length === 2 && \
+         !document.querySelector('#changes-more').hidden",
+    )
+    .await;
+    page.click("#changes-more").await;
+    page.wait_js(
+        "the next page",
+        "return document.querySelectorAll('#changes tbody tr[data-id]').length > 2",
+    )
+    .await;
+    let numbers = page
+        .js("return [...document.querySelectorAll('#changes tbody tr[data-id]')].map(r => Number(r.dataset.id))")
+        .await;
+    let numbers: Vec<u64> = serde_json::from_value(numbers).expect("numbers");
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    page.goto(&format!("{base}/#/changes?entity=user")).await;
+    page.wait_js(
+        "the users' changes",
+        "return [...document.querySelectorAll('#changes tbody tr[data-id]')].some(r => r.textContent.includes('user audrey'))",
+    )
+    .await;
+    let kinds = page
+        .js("return [...document.querySelectorAll('#changes tbody tr[data-id]')].every(r => r.children[3].textContent.startsWith('user'))")
+        .await;
+    assert_eq!(kinds, json!(true));
 
     // The audit: never run, then run from the page: intact, and the API agrees.
     let (status, _) = send_json(

@@ -394,9 +394,10 @@ function changedText(list) {
 async function changes(main, params, query) {
   main.append(el('h1', {text: t('Changes')}));
   const entity = query.get('entity') || '';
+  const limit = Math.min(1000, Math.max(1, Number(query.get('limit')) || 50));
   const sel = el('select', {name: 'entity'}, el('option', {value: '', text: t('every kind')}),
     ['venue', 'screen', 'creative', 'campaign', 'emergency', 'user'].map(k => el('option', {value: k, text: k, selected: k === entity})));
-  sel.addEventListener('change', () => { location.hash = `#/changes${qs({entity: sel.value})}`; });
+  sel.addEventListener('change', () => { location.hash = `#/changes${qs({entity: sel.value, limit: query.get('limit')})}`; });
   main.append(el('form', {id: 'changes-filter'}, field(t('Entity kind'), sel)));
   const said = el('p', {id: 'changes-said', className: 'said', role: 'status', text: t('loading')});
   const tbody = el('tbody');
@@ -408,7 +409,7 @@ async function changes(main, params, query) {
   async function load() {
     more.disabled = true;
     try {
-      const page = await api(`/changes${qs({entity, limit: 50, cursor})}`);
+      const page = await api(`/changes${qs({entity, limit, cursor})}`);
       for (const r of page.items) {
         const diffRow = el('tr', {className: 'diff-row', hidden: true}, el('td', {colspan: 6}, r.changes.map(diffOf)));
         const toggle = el('button', {type: 'button', className: 'toggle', 'aria-expanded': 'false', text: t('show diff'), disabled: !r.changes.length});
