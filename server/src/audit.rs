@@ -60,6 +60,49 @@ impl AuditVerdict {
     }
 }
 
+/// The meta key of the last verdict.
+pub const LAST_META: &str = "audit_last";
+
+/// The last verdict as `GET /api/v1/audit/last` serves it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LastAudit {
+    /// When the audit ran.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who ran it.
+    pub by: String,
+    /// `true` when no problem was found.
+    pub intact: bool,
+    pub verdict: AuditVerdict,
+    /// What `signage audit verify` prints for this verdict.
+    pub lines: String,
+}
+
+/// Keeps `verdict` as the last audit (meta in the store).
+pub fn store_last(
+    store: &dyn Store,
+    by: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    verdict: &AuditVerdict,
+) -> anyhow::Result<()> {
+    let last = LastAudit {
+        at,
+        by: by.to_owned(),
+        intact: verdict.problems.is_empty(),
+        verdict: verdict.clone(),
+        lines: verdict.lines(),
+    };
+    store.set_meta(LAST_META, &serde_json::to_vec(&last)?)?;
+    Ok(())
+}
+
+/// The last audit kept by [`store_last`], if any.
+pub fn last(store: &dyn Store) -> anyhow::Result<Option<LastAudit>> {
+    Ok(match store.meta(LAST_META)? {
+        Some(b) => Some(serde_json::from_slice(&b)?),
+        None => None,
+    })
+}
+
 /// Audits everything the store holds.
 pub fn verify(store: &dyn Store) -> anyhow::Result<AuditVerdict> {
     let rings = crate::store::key_rings(store)?;

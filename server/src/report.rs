@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use playlists::wire::ScheduleDoc;
-use playlists::{Planner, ScreenSchedule};
+use playlists::{Planner, Play, ScreenSchedule};
 
 use crate::store::{Dimension, LedgerStore, Query, Store};
 
@@ -100,33 +100,54 @@ pub fn planned(
     to: DateTime<Utc>,
     venue: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
-    let snapshot = store.snapshot()?;
-    let catalogue = crate::catalogue::build(&snapshot)?;
-    let server_key = crate::keys::server_key(store.dir())?.public();
+    let catalogue = crate::catalogue::build(&store.snapshot()?)?;
     let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for v in &catalogue.venues {
         if dim == Dimension::Venue && venue.is_none_or(|x| x == v.id.as_str()) {
             out.insert(v.id.to_string(), (v.venue_type.to_string(), 0));
         }
     }
-    let mut count = |schedule: &ScreenSchedule, a: DateTime<Utc>, b: DateTime<Utc>| {
-        if venue.is_some_and(|x| x != schedule.venue.id.as_str()) || a >= b {
-            return;
-        }
+    let keep = |s: &ScreenSchedule| venue.is_none_or(|x| x == s.venue.id.as_str());
+    each_planned(store, from, to, &keep, &mut |schedule, play| {
         if dim == Dimension::Screen {
             out.entry(schedule.screen.id.to_string())
                 .or_insert_with(|| (schedule.venue.id.to_string(), 0));
         }
+        if let Some(p) = play {
+            let key = match dim {
+                Dimension::Venue => schedule.venue.id.to_string(),
+                Dimension::Screen => schedule.screen.id.to_string(),
+                Dimension::Campaign => schedule.campaigns[p.campaign].id.to_string(),
+                Dimension::Creative => schedule.creatives[p.creative].id.to_string(),
+            };
+            out.entry(key).or_default().1 += 1;
+        }
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with every play planned over `[from, to)` on the screens whose schedules
+/// `keep` accepts (as [`planned`] counts them), and once with `None` for each schedule
+/// in force over part of the window (so a screen planned nothing still shows).
+pub fn each_planned(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: &dyn Fn(&ScreenSchedule) -> bool,
+    f: &mut dyn FnMut(&ScreenSchedule, Option<&Play>),
+) -> anyhow::Result<()> {
+    let snapshot = store.snapshot()?;
+    let catalogue = crate::catalogue::build(&snapshot)?;
+    let server_key = crate::keys::server_key(store.dir())?.public();
+    let mut count = |schedule: &ScreenSchedule, a: DateTime<Utc>, b: DateTime<Utc>| {
+        if !keep(schedule) || a >= b {
+            return;
+        }
+        f(schedule, None);
         let planner = Planner::new(schedule);
         planner.for_each_day(a, b, |day, first, end| {
             for p in day.plays().filter(|p| (first..end).contains(&p.slot)) {
-                let key = match dim {
-                    Dimension::Venue => schedule.venue.id.to_string(),
-                    Dimension::Screen => schedule.screen.id.to_string(),
-                    Dimension::Campaign => schedule.campaigns[p.campaign].id.to_string(),
-                    Dimension::Creative => schedule.creatives[p.creative].id.to_string(),
-                };
-                out.entry(key).or_default().1 += 1;
+                f(schedule, Some(&p));
             }
         });
     };
@@ -151,7 +172,7 @@ pub fn planned(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A schedule and the part of a window it was in force for, `[start, end)`.
@@ -206,7 +227,7 @@ pub fn rows(
 ) -> anyhow::Result<Vec<ReportRow>> {
     let (from, to) = window.resolve(store)?;
     let mut planned = planned(store, dim, from, to, venue)?;
-    let got = delivered(ledger, dim, from, to, venue)?;
+    let got = delivered(ledger, dim, from, to, venue, None)?;
     for key in got.keys() {
         planned.entry(key.clone()).or_default();
     }
@@ -214,15 +235,7 @@ pub fn rows(
         .into_iter()
         .map(|(id, (detail, planned))| {
             let (delivered, partial, failed) = got.get(&id).copied().unwrap_or_default();
-            let compliance_pct = if planned == 0 {
-                if delivered == 0 {
-                    100.0
-                } else {
-                    0.0
-                }
-            } else {
-                100.0 * delivered as f64 / planned as f64
-            };
+            let compliance_pct = compliance(planned, delivered);
             ReportRow {
                 id,
                 detail,
@@ -236,14 +249,29 @@ pub fn rows(
         .collect())
 }
 
+/// Delivered as a percentage of planned: 100 when nothing was planned nor delivered, 0
+/// when plays were delivered that nothing planned.
+pub fn compliance(planned: u64, delivered: u64) -> f64 {
+    if planned == 0 {
+        if delivered == 0 {
+            100.0
+        } else {
+            0.0
+        }
+    } else {
+        100.0 * delivered as f64 / planned as f64
+    }
+}
+
 /// Delivered (complete, partial, failed) per key over `[from, to)`: whole hours from the
 /// rollups, and only the partial hours at either edge from raw records.
-fn delivered(
+pub(crate) fn delivered(
     ledger: &dyn LedgerStore,
     dim: Dimension,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     venue: Option<&str>,
+    screen: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, (u64, u64, u64)>> {
     let hour = |t: DateTime<Utc>, up: bool| {
         let s = t.timestamp();
@@ -259,7 +287,7 @@ fn delivered(
             to: Some(inner_to),
             dimension: dim,
             venue: venue.map(str::to_owned),
-            screen: None,
+            screen: screen.map(str::to_owned),
         };
         for r in ledger.delivered(&q)? {
             got.insert(r.key, (r.complete, r.partial, r.failed));
@@ -274,7 +302,7 @@ fn delivered(
             to: Some(b),
             dimension: dim,
             venue: venue.map(str::to_owned),
-            screen: None,
+            screen: screen.map(str::to_owned),
         };
         ledger.plays(&q, &mut |r| {
             let key = match dim {
@@ -339,7 +367,6 @@ pub fn write_rows(
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let name = dim_name(dim);
     let detail = if dim == Dimension::Venue {
         "venue_type"
     } else if dim == Dimension::Screen {
@@ -347,6 +374,17 @@ pub fn write_rows(
     } else {
         "detail"
     };
+    write_rows_named(dim_name(dim), detail, rows, format, out)
+}
+
+/// Prints a summary report whose key column is `{name}_id` and detail column `detail`.
+pub fn write_rows_named(
+    name: &str,
+    detail: &str,
+    rows: &[ReportRow],
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match format {
         Format::Csv => {
             writeln!(
@@ -415,6 +453,25 @@ pub fn write_plays(
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
+    write_plays_where(store, ledger, window, venue, None, &|_| true, format, out)
+}
+
+/// The plays export of one venue or screen (when given), only the records `keep` accepts;
+/// returns how many were written.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the export's filters, each optional"
+)]
+pub fn write_plays_where(
+    store: &dyn Store,
+    ledger: &dyn LedgerStore,
+    window: &Window,
+    venue: Option<&str>,
+    screen: Option<&str>,
+    keep: &dyn Fn(&playlists::wire::PlayRecord) -> bool,
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     let (from, to) = window
         .resolve(store)
         .map(|(f, t)| (Some(f), Some(t)))
@@ -424,9 +481,10 @@ pub fn write_plays(
         to,
         dimension: Dimension::Screen,
         venue: venue.map(str::to_owned),
-        screen: None,
+        screen: screen.map(str::to_owned),
     };
     let mut first = true;
+    let mut written = 0;
     match format {
         Format::Csv => writeln!(out, "{PLAYS_HEADER}")?,
         Format::Json => write!(out, "[")?,
@@ -436,7 +494,11 @@ pub fn write_plays(
             "screen_id", "slot_start", "campaign_id", "creative_id"
         )?,
     }
-    let n = ledger.plays(&q, &mut |r| {
+    ledger.plays(&q, &mut |r| {
+        if !keep(r) {
+            return Ok(());
+        }
+        written += 1;
         let t = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let res = match format {
             Format::Csv => writeln!(
@@ -484,5 +546,5 @@ pub fn write_plays(
     if format == Format::Json {
         writeln!(out, "\n]")?;
     }
-    Ok(n)
+    Ok(written)
 }

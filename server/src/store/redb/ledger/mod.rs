@@ -59,7 +59,7 @@ mod migrate;
 mod pack;
 mod rollup;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 mod view;
 
 /// A batch hash as stored: the raw SHA-256 digest.
