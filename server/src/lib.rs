@@ -30,6 +30,7 @@ pub mod plan;
 pub mod provision;
 pub mod publisher;
 pub mod report;
+pub mod review;
 pub mod session;
 pub mod sim;
 pub mod store;

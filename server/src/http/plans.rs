@@ -27,8 +27,9 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(forecast))
 }
 
-/// Who previews plans: staff, and auditors checking them (design.md, "HTTP API").
-const READ: &[Role] = &[Role::Staff, Role::Auditor];
+/// Who previews plans: staff, auditors checking them (design.md, "HTTP API"), and
+/// approvers previewing what they are asked to approve.
+const READ: &[Role] = &[Role::Staff, Role::Approver, Role::Auditor];
 
 /// The longest window one plan request covers.
 pub const MAX_PLAN_DAYS: i64 = 31;
@@ -162,7 +163,8 @@ async fn forecast(
     caller: Caller,
     ApiJson(spec): ApiJson<FileCampaign>,
 ) -> Result<Json<Forecast>, ApiError> {
-    caller.require(&[Role::Staff])?;
+    // Approvers read the forecast of the version they are asked to approve.
+    caller.require(&[Role::Staff, Role::Approver])?;
     let result = blocking(move || {
         let (snapshot, without) = shared.catalogue.current()?;
         let mut draft = snapshot.clone();
