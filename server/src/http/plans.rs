@@ -175,11 +175,22 @@ async fn forecast(
                 format!("{id:?} is an emergency"),
             ));
         }
-        // Forecast as if approved: the rules as they would play.
+        // Forecast as if approved: the rules as they would play, with the creatives they
+        // name that still wait for a decision (a draft or a submission).
         let by = crate::approval::Actor {
             name: "forecast",
             at: chrono::Utc::now(),
         };
+        for c in &spec.creatives {
+            if let Some(k) = draft.creatives.get_mut(c) {
+                if matches!(
+                    k.approval.status,
+                    crate::store::ApprovalStatus::Draft | crate::store::ApprovalStatus::Submitted
+                ) {
+                    k.approval = crate::store::Approval::approved_by(by.name, by.at);
+                }
+            }
+        }
         draft.put(Entity::Campaign(crate::approval::new_campaign(
             spec, true, by,
         )));

@@ -173,7 +173,7 @@ function upload(form, progress, line) {
     xhr.addEventListener('load', () => {
       let parsed = null;
       try { parsed = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(parsed);
+      if (xhr.status >= 200 && xhr.status < 300) { progress.value = 100; resolve(parsed); }
       else reject(new ApiError(xhr.status, parsed));
     });
     xhr.addEventListener('error', () => reject(new Error(t('upload failed'))));
@@ -411,7 +411,8 @@ export function diff(before, after) {
   const keys = [...new Set([...FIELD_ORDER, ...a.keys(), ...b.keys()])].filter(k => k !== 'id' && (a.has(k) || b.has(k)));
   return keys.map(k => {
     const x = a.get(k); const y = b.get(k);
-    const same = JSON.stringify(x) === JSON.stringify(y);
+    // Instants compare as instants: "+08:00" and "Z" of the same moment are the same.
+    const same = k.startsWith('flight.') && x && y ? Date.parse(x) === Date.parse(y) : JSON.stringify(x) === JSON.stringify(y);
     let change = 'changed';
     if (x === undefined) change = 'added';
     else if (y === undefined) change = 'removed';
@@ -570,7 +571,7 @@ function parsePlan(csv) {
 }
 
 function screenPicker(current, onPick) {
-  const input = el('input', {id: 'screen-search', type: 'search', name: 'q', size: 30, autocomplete: 'off', value: ''});
+  const input = el('input', {id: 'screen-search', type: 'search', name: 'q', size: 30, autocomplete: 'off', value: current || ''});
   const results = el('ul', {id: 'screens', className: 'screen-list', 'aria-live': 'polite'});
   const count = el('p', {className: 'muted', role: 'status'});
   let timer = null; let asked = 0;
