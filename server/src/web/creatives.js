@@ -319,8 +319,6 @@ async function creativesPage(main) {
   await load();
 }
 
-register({path: 'creatives', title: 'Creatives', roles: ['staff', 'approver'], menu: true, render: creativesPage});
-
 // ---- #/approvals ----------------------------------------------------------------------------
 
 async function queuePage(main) {
@@ -352,8 +350,6 @@ async function queuePage(main) {
       el('td', {text: r.a.submitted_by || ''}),
       el('td', {text: fmtTime(r.a.submitted_at)}))), {id: 'queue'})));
 }
-
-register({path: 'approvals', title: 'Approvals', roles: ['approver'], menu: true, render: queuePage});
 
 /** The decision form: `textarea#reason`, `#approve`, `#reject`; `decide(action, reason)`
  * calls the server. A rejection without a reason is stopped here. */
@@ -530,8 +526,6 @@ async function campaignReview(main, params) {
   }));
 }
 
-register({path: 'approvals/campaign/:id', title: 'Approvals', roles: ['approver'], render: campaignReview});
-
 async function creativeReview(main, params) {
   const c = await api(`/creatives/${enc(params.id)}`);
   const st = creativeState(c);
@@ -549,8 +543,6 @@ async function creativeReview(main, params) {
       $('.meta .badge', main).replaceWith(badge(creativeState(done)));
     }));
 }
-
-register({path: 'approvals/creative/:id', title: 'Approvals', roles: ['approver'], render: creativeReview});
 
 // ---- #/preview ------------------------------------------------------------------------------
 
@@ -733,6 +725,16 @@ async function previewPage(main, params, query) {
   return undefined;
 }
 
-register({path: 'preview', title: 'Preview', roles: ['staff', 'approver', 'auditor'], menu: true, render: previewPage});
-register({path: 'preview/:screen', title: 'Preview', roles: ['staff', 'approver', 'auditor'], render: previewPage});
-
+// Registered once every module has registered its pages (modules without top-level await
+// evaluate in one job, so the microtask runs after them): these pages come after the other
+// parts' in the menu and are a role's home page (the router's home is a role's first menu
+// page) only when it has no other: an operator's overview stays an operator's home. An
+// approver's home is the queue.
+queueMicrotask(() => {
+  register({path: 'approvals', title: 'Approvals', roles: ['approver'], menu: true, render: queuePage});
+  register({path: 'approvals/campaign/:id', title: 'Approvals', roles: ['approver'], render: campaignReview});
+  register({path: 'approvals/creative/:id', title: 'Approvals', roles: ['approver'], render: creativeReview});
+  register({path: 'creatives', title: 'Creatives', roles: ['staff', 'approver'], menu: true, render: creativesPage});
+  register({path: 'preview', title: 'Preview', roles: ['staff', 'approver', 'auditor'], menu: true, render: previewPage});
+  register({path: 'preview/:screen', title: 'Preview', roles: ['staff', 'approver', 'auditor'], render: previewPage});
+});
