@@ -7,7 +7,8 @@
 //! on the library page and through the API, fixes the campaign and submits it again. The
 //! approver sees the fixed field in the diff, approves the creative and then the campaign,
 //! and the API shows it live; the preview of a targeted screen then shows its slots, and a
-//! slot explains itself. Each page passes axe; screenshots `creatives`, `approvals`,
+//! slot explains itself. Someone both staff and approver is refused (by the server, shown
+//! on the page) when approving their own submission. Each page passes axe; screenshots `creatives`, `approvals`,
 //! `approval-diff` and `preview` are taken at 1280x720.
 
 use chrono::{TimeDelta, Utc};
@@ -381,6 +382,64 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
         .js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
         .await;
     assert_eq!(wide, json!(true), "no sideways scroll at 1024x768");
+
+    // Someone both staff and approver cannot approve their own submission: the queue says
+    // so, and the server's refusal is shown on the review page.
+    let mia = user(&base, &admin, "mia", &["staff", "approver"], STAFF_PASSWORD).await;
+    let form = reqwest::multipart::Form::new()
+        .text(
+            "meta",
+            json!({"id": "mia-still", "title": "Mia", "duration_seconds": 10}).to_string(),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(std::fs::read(&jpeg).expect("the JPEG"))
+                .file_name("mia.jpg"),
+        );
+    let (status, body) = send_json(
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/creatives"))
+            .bearer_auth(&mia)
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    call(
+        &base,
+        &mia,
+        reqwest::Method::POST,
+        "/creatives/mia-still/submit",
+        Value::Null,
+    )
+    .await;
+    page.window(1280, 720).await;
+    log_out(&page).await;
+    page.log_in("mia", STAFF_PASSWORD).await;
+    page.goto(&format!("{base}/#/approvals")).await;
+    page.wait_js(
+        "the own submission marked",
+        "const r = document.querySelector('#queue [data-kind=\"creative\"][data-id=\"mia-still\"]'); \
+         return !!r && !!r.querySelector('.own')",
+    )
+    .await;
+    page.goto(&format!("{base}/#/approvals/creative/mia-still"))
+        .await;
+    page.wait_js(
+        "the creative's review",
+        "return !!document.querySelector('#approve')",
+    )
+    .await;
+    page.click("#approve").await;
+    page.wait_js(
+        "the server's refusal",
+        "const s = document.querySelector('#decision-said'); \
+         return s.classList.contains('bad') && s.textContent.includes('own submission')",
+    )
+    .await;
+    assert_eq!(
+        get(&base, &mia, "/creatives/mia-still").await["approval"]["status"],
+        "submitted"
+    );
     page.close().await;
     env.stop().await;
 }
