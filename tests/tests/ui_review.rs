@@ -375,6 +375,22 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
         .await;
     assert_eq!(moved, json!(true), "ArrowRight moves to the next slot");
     check_page(&page, "preview").await;
+    // In Chinese, the page and its timeline again, the zone still named.
+    page.click("#lang").await;
+    page.wait_js(
+        "the preview in Chinese",
+        "return document.querySelector('#main h1')?.textContent === '预览' && \
+         document.querySelector('#explain-h')?.textContent === '此时段为何播放此内容' && \
+         document.querySelector('#timeline .slot[data-campaign=\"ui-camp\"]') !== null && \
+         document.querySelector('#main').textContent.includes('时间为 Asia/Shanghai')",
+    )
+    .await;
+    page.click("#lang").await;
+    page.wait_js(
+        "the preview in English",
+        "return document.querySelector('#main h1')?.textContent === 'Preview'",
+    )
+    .await;
 
     // A tablet reads the preview without the page scrolling sideways.
     page.window(1024, 768).await;
