@@ -5,7 +5,7 @@
 // slot explained by the planner. Data from the server is only ever set as text.
 import {
   $, $$, api, apiRaw, send, all, qs, el, t, addStrings, nameOf, fmtTime, zonedToIso, isoToZoned,
-  register, go, hasRole, session, say, statusLine, field, table, num, ApiError,
+  register, go, every, hasRole, session, say, statusLine, field, table, num, ApiError,
 } from './core.js';
 
 addStrings({
@@ -50,7 +50,7 @@ addStrings({
     'Legend': 'Legend', plays: '{n} plays', 'Explanation': 'Why this slot plays this',
     'explain hint': 'Pick a slot (arrow keys move between slots, Enter picks) to read the planner’s explanation.',
     'slot label': '{time}: {campaign}, {creative}', 'hour': 'Hour', 'other screen': 'Another screen',
-    'Timeline': 'Timeline', 'screens found': '{n} screens', 'more screens': 'more than {n}: narrow the search',
+    'all fields': 'Every field of the submitted version', Timeline: 'Timeline', 'screens found': '{n} screens', 'more screens': 'more than {n}: narrow the search',
     'unknown screen': 'There is no screen {id} in service.', Size: 'Size', Duration: 'Duration', 'Open': 'Open',
   },
   zh: {
@@ -94,7 +94,7 @@ addStrings({
     Legend: '图例', plays: '{n} 次', Explanation: '此时段为何播放此内容',
     'explain hint': '选择一个时段（方向键移动，回车选择）查看排期说明。',
     'slot label': '{time}：{campaign}，{creative}', hour: '小时', 'other screen': '其他屏幕',
-    Timeline: '时间轴', 'screens found': '{n} 块屏幕', 'more screens': '超过 {n} 块：请缩小范围',
+    'all fields': '提交版本的全部字段', Timeline: '时间轴', 'screens found': '{n} 块屏幕', 'more screens': '超过 {n} 块：请缩小范围',
     'unknown screen': '没有在用的屏幕 {id}。', Size: '大小', Duration: '时长', Open: '打开',
   },
 });
@@ -323,32 +323,33 @@ async function creativesPage(main) {
 
 async function queuePage(main) {
   const line = statusLine('queue-said');
-  main.append(el('h1', {text: t('Waiting for approval')}), line);
-  const wait = loadingLine();
-  main.append(wait);
-  let campaigns; let creatives;
-  try {
-    [campaigns, creatives] = await Promise.all([all('/campaigns'), all('/creatives')]);
-  } catch (e) { wait.remove(); say(line, e); return; }
-  wait.remove();
+  const box = el('div', {className: 'scroll'}, loadingLine());
+  main.append(el('h1', {text: t('Waiting for approval')}), line, box);
   const me = session.user.name;
-  const rows = [
-    ...campaigns.filter(c => c.approval.status === 'submitted' && c.state !== 'archived')
-      .map(c => ({kind: 'campaign', id: c.spec.id, name: nameOf(c.spec), a: c.approval, what: c.approved ? 'change to a live campaign' : 'new campaign'})),
-    ...creatives.filter(c => c.approval.status === 'submitted' && !c.retired_at)
-      .map(c => ({kind: 'creative', id: c.spec.id, name: nameOf({title: c.spec.title, id: c.spec.id}), a: c.approval, what: 'new creative'})),
-  ].sort((x, y) => (x.a.submitted_at || '').localeCompare(y.a.submitted_at || ''));
-  if (!rows.length) {
-    main.append(el('p', {id: 'queue', className: 'empty', text: t('queue empty')}));
-    return;
-  }
-  main.append(el('div', {className: 'scroll'}, table(['Kind', 'Name', 'What', 'Submitted by', 'Submitted at'], rows.map(r =>
-    el('tr', {dataset: {kind: r.kind, id: r.id}},
-      el('td', {}, t(r.kind === 'campaign' ? 'Campaign' : 'Creative')),
-      el('td', {}, el('a', {href: `#/approvals/${r.kind}/${enc(r.id)}`, text: r.name}), el('br'), el('small', {className: 'muted', text: r.id})),
-      el('td', {}, t(r.what), r.a.submitted_by === me ? el('small', {className: 'warn own', text: ` (${t('your own')})`}) : ''),
-      el('td', {text: r.a.submitted_by || ''}),
-      el('td', {text: fmtTime(r.a.submitted_at)}))), {id: 'queue'})));
+  // Kept fresh while the page is open (a new submission appears within the interval).
+  return every(30000, async () => {
+    let campaigns; let creatives;
+    try {
+      [campaigns, creatives] = await Promise.all([all('/campaigns'), all('/creatives')]);
+    } catch (e) { say(line, e); return; }
+    const rows = [
+      ...campaigns.filter(c => c.approval.status === 'submitted' && c.state !== 'archived')
+        .map(c => ({kind: 'campaign', id: c.spec.id, name: nameOf(c.spec), a: c.approval, what: c.approved ? 'change to a live campaign' : 'new campaign'})),
+      ...creatives.filter(c => c.approval.status === 'submitted' && !c.retired_at)
+        .map(c => ({kind: 'creative', id: c.spec.id, name: nameOf({title: c.spec.title, id: c.spec.id}), a: c.approval, what: 'new creative'})),
+    ].sort((x, y) => (x.a.submitted_at || '').localeCompare(y.a.submitted_at || ''));
+    if (!rows.length) {
+      box.replaceChildren(el('p', {id: 'queue', className: 'empty', text: t('queue empty')}));
+      return;
+    }
+    box.replaceChildren(table(['Kind', 'Name', 'What', 'Submitted by', 'Submitted at'], rows.map(r =>
+      el('tr', {dataset: {kind: r.kind, id: r.id}},
+        el('td', {}, t(r.kind === 'campaign' ? 'Campaign' : 'Creative')),
+        el('td', {}, el('a', {href: `#/approvals/${r.kind}/${enc(r.id)}`, text: r.name}), el('br'), el('small', {className: 'muted', text: r.id})),
+        el('td', {}, t(r.what), r.a.submitted_by === me ? el('small', {className: 'warn own', text: ` (${t('your own')})`}) : ''),
+        el('td', {text: r.a.submitted_by || ''}),
+        el('td', {text: fmtTime(r.a.submitted_at)}))), {id: 'queue'}));
+  });
 }
 
 /** The decision form: `textarea#reason`, `#approve`, `#reject`; `decide(action, reason)`
@@ -495,7 +496,7 @@ async function campaignReview(main, params) {
     box.append(el('h3', {text: t('since rejected', {who: r.approval.decided_by || '?', at: fmtTime(r.approval.decided_at), reason: r.approval.reason || ''})}),
       rows.length ? diffTable(rows, 'Rejected version', 'diff-rejected') : el('p', {className: 'empty', text: t('nothing changed since rejected')}));
   }
-  if (!v.live) box.append(el('details', {}, el('summary', {text: t('After')}), diffTable(diff(null, v.working), 'Before', 'diff-all')));
+  if (!v.live) box.append(el('details', {}, el('summary', {text: t('all fields')}), diffTable(diff(null, v.working), 'Before', 'diff-all')));
   main.append(box);
 
   // Forecast of the submitted version.
@@ -562,7 +563,7 @@ function parsePlan(csv) {
   });
 }
 
-function screenPicker(current, onPick) {
+function screenPicker(current) {
   const input = el('input', {id: 'screen-search', type: 'search', name: 'q', size: 30, autocomplete: 'off', value: current || ''});
   const results = el('ul', {id: 'screens', className: 'screen-list', 'aria-live': 'polite'});
   const count = el('p', {className: 'muted', role: 'status'});
@@ -575,7 +576,7 @@ function screenPicker(current, onPick) {
     if (mine !== asked) return;
     count.textContent = page.next ? t('more screens', {n: page.items.length}) : t('screens found', {n: page.items.length});
     results.replaceChildren(...(page.items.length ? page.items.map(s => el('li', {dataset: {screen: s.id}, className: s.id === current ? 'current' : ''},
-      el('a', {href: `#/preview/${enc(s.id)}`, onclick: () => onPick && onPick(s)},
+      el('a', {href: `#/preview/${enc(s.id)}`},
         el('strong', {text: nameOf(venueOf(s))}), ' ', el('span', {className: 'muted', text: `${s.id} · ${s.district || ''} · ${s.venue_type}`})))) : [el('li', {className: 'empty', text: t('no screens', {q})})]));
   };
   input.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });
