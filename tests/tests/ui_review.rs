@@ -294,6 +294,14 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
     )
     .await;
     check_page(&page, "approval-diff").await;
+    page.window(1024, 768).await;
+    assert_eq!(
+        page.js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+            .await,
+        json!(true),
+        "the review without sideways scroll at 1024x768"
+    );
+    page.window(1280, 720).await;
     // The campaign's creative is not approved yet: the server's refusal is on the page.
     page.click("#approve").await;
     page.wait_js(

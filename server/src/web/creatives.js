@@ -426,7 +426,7 @@ function showValue(field, v) {
 }
 
 function diffTable(rows, beforeLabel, id) {
-  return table(['Field', beforeLabel, 'After', 'Change'], rows.map(r => {
+  return el('div', {className: 'scroll'}, table(['Field', beforeLabel, 'After', 'Change'], rows.map(r => {
     let note = t(r.change);
     if (r.change === 'changed' && Array.isArray(r.before) && Array.isArray(r.after)) {
       const plus = r.after.filter(x => !r.before.includes(x)); const minus = r.before.filter(x => !r.after.includes(x));
@@ -437,7 +437,7 @@ function diffTable(rows, beforeLabel, id) {
       el('td', {text: showValue(r.field, r.before)}),
       el('td', {text: showValue(r.field, r.after)}),
       el('td', {className: 'change', text: note}));
-  }), {id, className: 'diff'});
+  }), {id, className: 'diff'}));
 }
 
 function forecastView(f, venues) {
