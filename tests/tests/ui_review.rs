@@ -1,7 +1,7 @@
 //! Creatives, approval and preview in a real browser (Debian's Chromium over WebDriver)
 //! against a real server with the Beijing scenario. A staff member uploads one of the
 //! scenario's JPEGs through the library's form (a second upload under the same id is
-//! refused next to the id), sees it with its thumbnail, makes a campaign with it through
+//! refused next to the id, a file that is no image next to the file), sees it with its thumbnail, makes a campaign with it through
 //! the API and submits both on the page. An approver, another person, rejects the
 //! campaign on its review page (not without a reason); the staff member reads the reason
 //! on the library page and through the API, fixes the campaign and submits it again. The
@@ -168,6 +168,33 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
          document.querySelector('form#upload input[name=id]').getAttribute('aria-invalid') === 'true'",
     )
     .await;
+
+    // A file that is no image: the server's refusal beside the file.
+    let not_media = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let input = page.element("form#upload input[name=file]").await;
+    page.post(
+        &format!("/element/{input}/value"),
+        json!({"text": not_media.to_str().expect("a UTF-8 path")}),
+    )
+    .await;
+    page.type_into("form#upload input[name=id]", "ui-not-media")
+        .await;
+    page.type_into("form#upload input[name=duration_seconds]", "15")
+        .await;
+    page.click("form#upload button.primary").await;
+    page.wait_js(
+        "the bad file refused beside the file",
+        "return document.querySelector('.err[data-for=\"file\"]').textContent.includes('ui-not-media') && \
+         document.querySelector('#upload-said').classList.contains('bad')",
+    )
+    .await;
+    let (status, _) = send_json(
+        reqwest::Client::new()
+            .get(format!("{base}/api/v1/creatives/ui-not-media"))
+            .bearer_auth(&staff),
+    )
+    .await;
+    assert_eq!(status, 404, "a refused upload stores nothing");
 
     // A campaign through the API; both submitted from the page.
     let (status, body) = send_json(

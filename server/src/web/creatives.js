@@ -15,6 +15,7 @@ addStrings({
     'Seconds on screen': 'Seconds on screen (stills)', Upload: 'Upload', 'Upload progress': 'Upload progress',
     uploading: 'uploading {pct} %…', uploaded: 'uploaded {id}: a draft; submit it for approval',
     'upload failed': 'the upload did not reach the server (network error)',
+    'too big': 'the file is {size}: the server takes at most {max}',
     'Find': 'Find', 'State': 'State', all: 'all', draft: 'draft', submitted: 'submitted', approved: 'approved',
     rejected: 'rejected', retired: 'retired', live: 'live', archived: 'archived',
     'Library': 'Library', loading: 'loading…', 'no creatives': 'No creatives yet: upload one above.',
@@ -59,6 +60,7 @@ addStrings({
     'Seconds on screen': '播放秒数（静态图）', Upload: '上传', 'Upload progress': '上传进度',
     uploading: '上传中 {pct}%…', uploaded: '已上传 {id}：草稿，请提交审批',
     'upload failed': '上传未到达服务器（网络错误）',
+    'too big': '文件为 {size}：服务器最多接受 {max}',
     Find: '查找', State: '状态', all: '全部', draft: '草稿', submitted: '待审批', approved: '已批准',
     rejected: '已驳回', retired: '已停用', live: '播出中', archived: '已归档',
     Library: '素材库', loading: '加载中…', 'no creatives': '还没有素材：请在上方上传。',
@@ -183,6 +185,10 @@ function upload(form, progress, line) {
   });
 }
 
+/** The server's upload limit (`MAX_UPLOAD` in http/creatives.rs): larger files are
+ * refused here rather than after the upload. */
+const MAX_UPLOAD = 256 * 1024 * 1024;
+
 /** An id suggested by a file name: lower case letters, digits and dashes. */
 function idFromName(name) {
   return name.replace(/\.[^.]*$/, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60);
@@ -294,6 +300,11 @@ async function creativesPage(main) {
     });
     form.addEventListener('submit', async ev => {
       ev.preventDefault();
+      const chosen = fileInput.files[0];
+      if (chosen && chosen.size > MAX_UPLOAD) {
+        showError(form, upLine, Object.assign(new Error(t('too big', {size: bytes(chosen.size), max: bytes(MAX_UPLOAD)})), {field: 'file'}));
+        return;
+      }
       const button = $('button', form);
       button.disabled = true;
       try {
