@@ -1,15 +1,16 @@
 //! Creatives, approval and preview in a real browser (Debian's Chromium over WebDriver)
 //! against a real server with the Beijing scenario. A staff member uploads one of the
 //! scenario's JPEGs through the library's form (a second upload under the same id is
-//! refused next to the id, a file that is no image next to the file), sees it with its thumbnail, makes a campaign with it through
-//! the API and submits both on the page. An approver, another person, rejects the
-//! campaign on its review page (not without a reason); the staff member reads the reason
-//! on the library page and through the API, fixes the campaign and submits it again. The
-//! approver sees the fixed field in the diff, approves the creative and then the campaign,
-//! and the API shows it live; the preview of a targeted screen then shows its slots, and a
-//! slot explains itself. Someone both staff and approver is refused (by the server, shown
-//! on the page) when approving their own submission. Each page passes axe; screenshots `creatives`, `approvals`,
-//! `approval-diff` and `preview` are taken at 1280x720.
+//! refused next to the id, a file that is no image next to the file), sees it with its
+//! thumbnail, makes a campaign with it through the API and submits both on the page. An
+//! approver, another person, rejects the campaign on its review page (not without a
+//! reason); the staff member reads the reason on the library page and through the API,
+//! fixes the campaign and submits it again. The approver sees the fixed field in the diff,
+//! approves the creative and then the campaign, and the API shows it live; the preview of
+//! a targeted screen then shows its slots, in English and Chinese, and a slot explains
+//! itself. Someone both staff and approver is refused (by the server, shown on the page)
+//! when approving their own submission. Each page passes axe; screenshots `creatives`,
+//! `approvals`, `approval-diff` and `preview` are taken at 1280x720.
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{json, Value};
