@@ -31,6 +31,7 @@ pub mod plan;
 pub mod provision;
 pub mod publisher;
 pub mod report;
+pub mod review;
 pub mod series;
 pub mod session;
 pub mod sim;

@@ -7,7 +7,8 @@
 //! message names the roles needed; no token gets a 401.
 //!
 //! Beyond design.md's table, by design.md's own words elsewhere:
-//! - approvers read the campaigns and creatives they review (they "approve them");
+//! - approvers read the campaigns and creatives they review (they "approve them"), with
+//!   the versions to compare, the forecast and the preview of what they approve;
 //! - staff may import: their import "arrives as drafts" (design.md, "Approval");
 //! - approving and rejecting is the approver's, submitting and archiving staff's;
 //! - retiring a creative and decommissioning a screen belong with their resource's role;
@@ -76,9 +77,15 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("post", "/api/v1/campaigns/{id}/reject", &[APPROVER]),
     ("post", "/api/v1/campaigns/{id}/archive", &[STAFF]),
     ("post", "/api/v1/import", &[ADMIN, STAFF]),
-    ("get", "/api/v1/plan", &[STAFF, AUDITOR]),
-    ("get", "/api/v1/explain", &[STAFF, AUDITOR]),
-    ("post", "/api/v1/forecast", &[STAFF]),
+    ("get", "/api/v1/plan", &[STAFF, APPROVER, AUDITOR]),
+    ("get", "/api/v1/explain", &[STAFF, APPROVER, AUDITOR]),
+    ("post", "/api/v1/forecast", &[STAFF, APPROVER]),
+    ("get", "/api/v1/campaigns/{id}/versions", &[STAFF, APPROVER]),
+    (
+        "get",
+        "/api/v1/preview/screens",
+        &[STAFF, APPROVER, AUDITOR],
+    ),
     ("get", "/api/v1/reports/{kind}", &[AUDITOR]),
     ("post", "/api/v1/audit/verify", &[AUDITOR]),
     ("get", "/api/v1/audit/last", &[AUDITOR]),

@@ -17,6 +17,7 @@ mod guard;
 mod media_serve;
 mod plans;
 mod reports;
+mod review;
 pub mod session;
 mod sites;
 mod web;
@@ -77,6 +78,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(sites::router())
         .merge(creatives::router())
         .merge(campaigns::router())
+        .merge(review::router())
         .merge(plans::router())
         .merge(reports::router())
         .merge(fleet::router())
@@ -359,6 +361,8 @@ mod tests {
             ("/api/v1/campaigns/{id}/submit", &["post"]),
             ("/api/v1/campaigns/{id}/approve", &["post"]),
             ("/api/v1/campaigns/{id}/reject", &["post"]),
+            ("/api/v1/campaigns/{id}/versions", &["get"]),
+            ("/api/v1/preview/screens", &["get"]),
             ("/api/v1/import", &["post"]),
             ("/api/v1/plan", &["get"]),
             ("/api/v1/explain", &["get"]),

@@ -27,8 +27,9 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(forecast))
 }
 
-/// Who previews plans: staff, and auditors checking them (design.md, "HTTP API").
-const READ: &[Role] = &[Role::Staff, Role::Auditor];
+/// Who previews plans: staff, auditors checking them (design.md, "HTTP API"), and
+/// approvers previewing what they are asked to approve.
+const READ: &[Role] = &[Role::Staff, Role::Approver, Role::Auditor];
 
 /// The longest window one plan request covers.
 pub const MAX_PLAN_DAYS: i64 = 31;
@@ -162,7 +163,8 @@ async fn forecast(
     caller: Caller,
     ApiJson(spec): ApiJson<FileCampaign>,
 ) -> Result<Json<Forecast>, ApiError> {
-    caller.require(&[Role::Staff])?;
+    // Approvers read the forecast of the version they are asked to approve.
+    caller.require(&[Role::Staff, Role::Approver])?;
     let result = blocking(move || {
         let (snapshot, without) = shared.catalogue.current()?;
         let mut draft = snapshot.clone();
@@ -173,11 +175,22 @@ async fn forecast(
                 format!("{id:?} is an emergency"),
             ));
         }
-        // Forecast as if approved: the rules as they would play.
+        // Forecast as if approved: the rules as they would play, with the creatives they
+        // name that still wait for a decision (a draft or a submission).
         let by = crate::approval::Actor {
             name: "forecast",
             at: chrono::Utc::now(),
         };
+        for c in &spec.creatives {
+            if let Some(k) = draft.creatives.get_mut(c) {
+                if matches!(
+                    k.approval.status,
+                    crate::store::ApprovalStatus::Draft | crate::store::ApprovalStatus::Submitted
+                ) {
+                    k.approval = crate::store::Approval::approved_by(by.name, by.at);
+                }
+            }
+        }
         draft.put(Entity::Campaign(crate::approval::new_campaign(
             spec, true, by,
         )));
