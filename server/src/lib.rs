@@ -16,6 +16,7 @@ pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cron_text;
 pub mod emergency;
 pub mod fleet;
 pub mod forecast;

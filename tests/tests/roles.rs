@@ -74,6 +74,8 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("post", "/api/v1/campaigns/{id}/submit", &[STAFF]),
     ("post", "/api/v1/campaigns/{id}/approve", &[APPROVER]),
     ("post", "/api/v1/campaigns/{id}/reject", &[APPROVER]),
+    ("post", "/api/v1/campaigns/validate", &[STAFF]),
+    ("get", "/api/v1/taxonomy", &[STAFF, APPROVER]),
     ("post", "/api/v1/campaigns/{id}/archive", &[STAFF]),
     ("post", "/api/v1/import", &[ADMIN, STAFF]),
     ("get", "/api/v1/plan", &[STAFF, AUDITOR]),
@@ -173,7 +175,9 @@ fn request(
             req.json(&v)
         }
         ("put", "/api/v1/screens/{id}") => req.json(&screen),
-        ("post", "/api/v1/campaigns") | ("post", "/api/v1/forecast") => req.json(&campaign(&fresh)),
+        ("post", "/api/v1/campaigns")
+        | ("post", "/api/v1/forecast")
+        | ("post", "/api/v1/campaigns/validate") => req.json(&campaign(&fresh)),
         ("put", "/api/v1/campaigns/{id}") => {
             let c = s["campaigns"]
                 .as_array()

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::app::Shared;
 use crate::approval::{self, ApprovalMode, Decision};
-use crate::store::{CampaignEntity, CampaignState, Role};
+use crate::store::{CampaignEntity, CampaignState, Role, Snapshot};
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
@@ -94,19 +94,35 @@ async fn create_campaign(
         &shared,
         &caller,
         format!("campaign {} created", e.spec.id),
-        move |s| {
-            if s.campaigns.contains_key(&e.spec.id) || s.emergencies.contains_key(&e.spec.id) {
-                return Err(ApiError::conflict(format!(
-                    "campaign {:?} already exists",
-                    e.spec.id
-                )));
-            }
-            s.put(crate::store::Entity::Campaign(e));
-            Ok(())
-        },
+        move |s| stage_new(s, e),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(entity)))
+}
+
+/// Adds a new campaign to `s` as a create does: refused when its id is taken.
+pub(super) fn stage_new(s: &mut Snapshot, e: CampaignEntity) -> Result<(), ApiError> {
+    if s.campaigns.contains_key(&e.spec.id) || s.emergencies.contains_key(&e.spec.id) {
+        return Err(ApiError::conflict(format!(
+            "campaign {:?} already exists",
+            e.spec.id
+        )));
+    }
+    s.put(crate::store::Entity::Campaign(e));
+    Ok(())
+}
+
+/// Replaces the rules of the campaign `spec.id` in `s` as an edit does.
+pub(super) fn stage_edit(
+    s: &mut Snapshot,
+    spec: FileCampaign,
+    live: bool,
+    by: approval::Actor<'_>,
+) -> Result<(), ApiError> {
+    let Some(c) = s.campaigns.get_mut(&spec.id) else {
+        return Err(ApiError::not_found(format!("no campaign {:?}", spec.id)));
+    };
+    Ok(approval::edit_campaign(c, spec, live, by)?)
 }
 
 /// One campaign.
@@ -141,7 +157,6 @@ async fn put_campaign(
 ) -> Result<Json<CampaignEntity>, ApiError> {
     caller.require(EDIT)?;
     same_id(&id, &spec.id)?;
-    let i = id.clone();
     let live = at_once(&shared);
     let name = caller.name().to_owned();
     let at = shared.clock.now();
@@ -150,11 +165,8 @@ async fn put_campaign(
         &caller,
         format!("campaign {id} changed"),
         move |s| {
-            let Some(c) = s.campaigns.get_mut(&i) else {
-                return Err(ApiError::not_found(format!("no campaign {i:?}")));
-            };
             let by = approval::Actor { name: &name, at };
-            Ok(approval::edit_campaign(c, spec, live, by)?)
+            stage_edit(s, spec, live, by)
         },
     )
     .await?;

@@ -19,6 +19,7 @@ mod plans;
 mod reports;
 pub mod session;
 mod sites;
+mod validate;
 mod web;
 
 use std::sync::Arc;
@@ -77,6 +78,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(sites::router())
         .merge(creatives::router())
         .merge(campaigns::router())
+        .merge(validate::router())
         .merge(plans::router())
         .merge(reports::router())
         .merge(fleet::router())
@@ -359,6 +361,8 @@ mod tests {
             ("/api/v1/campaigns/{id}/submit", &["post"]),
             ("/api/v1/campaigns/{id}/approve", &["post"]),
             ("/api/v1/campaigns/{id}/reject", &["post"]),
+            ("/api/v1/campaigns/validate", &["post"]),
+            ("/api/v1/taxonomy", &["get"]),
             ("/api/v1/import", &["post"]),
             ("/api/v1/plan", &["get"]),
             ("/api/v1/explain", &["get"]),
