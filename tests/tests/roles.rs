@@ -76,6 +76,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("post", "/api/v1/campaigns/{id}/reject", &[APPROVER]),
     ("post", "/api/v1/campaigns/validate", &[STAFF]),
     ("get", "/api/v1/taxonomy", &[STAFF, APPROVER]),
+    ("post", "/api/v1/dayparts/text", &[STAFF, APPROVER]),
     ("post", "/api/v1/campaigns/{id}/archive", &[STAFF]),
     ("post", "/api/v1/import", &[ADMIN, STAFF]),
     ("get", "/api/v1/plan", &[STAFF, AUDITOR]),
@@ -204,6 +205,7 @@ fn request(
             "until": (Utc::now() + chrono::TimeDelta::minutes(5)).to_rfc3339()
         })),
         ("post", "/api/v1/users") => req.json(&json!({"name": fresh, "roles": ["auditor"]})),
+        ("post", "/api/v1/dayparts/text") => req.json(&json!({"dayparts": ["* 7-8 * * 1-5"]})),
         ("put", "/api/v1/users/{name}/password") => {
             req.json(&json!({"password": "a long roles-test passphrase"}))
         }

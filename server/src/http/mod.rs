@@ -363,6 +363,7 @@ mod tests {
             ("/api/v1/campaigns/{id}/reject", &["post"]),
             ("/api/v1/campaigns/validate", &["post"]),
             ("/api/v1/taxonomy", &["get"]),
+            ("/api/v1/dayparts/text", &["post"]),
             ("/api/v1/import", &["post"]),
             ("/api/v1/plan", &["get"]),
             ("/api/v1/explain", &["get"]),

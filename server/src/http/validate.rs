@@ -1,6 +1,7 @@
 //! `POST /api/v1/campaigns/validate`: a dry run of a campaign save for the dashboard's
 //! editor (every check a create or edit runs, on a copy of the catalogue, nothing stored),
-//! with the dayparts as readable text and what the campaign would reach; and
+//! with the dayparts as readable text and what the campaign would reach;
+//! `POST /api/v1/dayparts/text`: dayparts in words (the calendar's); and
 //! `GET /api/v1/taxonomy`: the OpenOOH venue-type tree the editor's targeting offers.
 
 use std::collections::BTreeSet;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
         .routes(routes!(validate_campaign))
         .routes(routes!(taxonomy))
+        .routes(routes!(dayparts_text))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -181,6 +183,57 @@ pub fn validate(
     }
     reach.problems = problems;
     reach
+}
+
+/// A daypart in words, or why it does not parse.
+fn daypart_text(cron: &str) -> (DaypartText, Option<String>) {
+    match crate::cron_text::describe(cron) {
+        Ok(t) => (
+            DaypartText {
+                cron: cron.to_owned(),
+                en: Some(t.en),
+                zh: Some(t.zh),
+            },
+            None,
+        ),
+        Err(e) => (
+            DaypartText {
+                cron: cron.to_owned(),
+                en: None,
+                zh: None,
+            },
+            Some(e.to_string()),
+        ),
+    }
+}
+
+/// Crontab dayparts to put in words.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dayparts {
+    /// At most 200.
+    #[schema(example = json!(["* 7-8 * * 1-5"]))]
+    pub dayparts: Vec<String>,
+}
+
+/// Dayparts in English and Chinese, in order (null texts for one that does not parse).
+#[utoipa::path(post, path = "/api/v1/dayparts/text", request_body = Dayparts,
+    responses((status = 200, body = Vec<DaypartText>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+async fn dayparts_text(
+    caller: Caller,
+    ApiJson(body): ApiJson<Dayparts>,
+) -> Result<Json<Vec<DaypartText>>, ApiError> {
+    caller.require(READ)?;
+    if body.dayparts.len() > 200 {
+        return Err(ApiError::invalid_field(
+            "dayparts",
+            "more than 200 dayparts",
+        ));
+    }
+    Ok(Json(
+        body.dayparts.iter().map(|d| daypart_text(d).0).collect(),
+    ))
 }
 
 /// A venue type of the OpenOOH taxonomy.
