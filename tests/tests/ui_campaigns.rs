@@ -163,6 +163,7 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
     )
     .await;
     assert_axe(&page, "the editor").await;
+    page.js("window.scrollTo(0, 0); return true").await;
     shot(&page, "campaign-editor").await;
 
     // Saved (a draft), then submitted.

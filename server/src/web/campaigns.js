@@ -173,7 +173,8 @@ async function calendar(main, _params, query) {
     el('h2', {id: 'cal-range', text: t('cal range', {from: days[0], to: days[days.length - 1], zone})}));
   const wait = loading();
   main.append(wait);
-  const [campaigns, venues] = await Promise.all([all('/campaigns'), hasRole('staff') ? all('/venues').catch(() => []) : []]);
+  const [campaigns, venues, taxonomy] = await Promise.all([all('/campaigns'), hasRole('staff') ? all('/venues').catch(() => []) : [], api('/taxonomy')]);
+  const typeName = new Map(taxonomy.map(n => [n.value, n.name]));
   const start = zonedToIso(`${days[0]}T00:00`, zone);
   const end = zonedToIso(`${ymd(dayMs(days[days.length - 1]) + DAY)}T00:00`, zone);
   const flying = campaigns.filter(c => c.state !== 'archived'
@@ -190,12 +191,13 @@ async function calendar(main, _params, query) {
     const keys = venues.length ? [...new Set(reach.map(v => (by === 'type' ? v.spec.type : v.spec.district || '')))] : [''];
     for (const k of keys) { if (!groups.has(k)) groups.set(k, []); groups.get(k).push(c); }
   }
-  const groupName = k => (!venues.length ? t('all venues') : by === 'district' ? (k || t('no district')) : k);
+  const groupName = k => (!venues.length ? t('all venues') : by === 'district' ? (k || t('no district')) : `${typeName.get(k) || k} (${k})`);
   const bodies = [];
   for (const k of [...groups.keys()].sort()) {
     const rows = [el('tr', {className: 'cal-group'}, el('th', {scope: 'rowgroup', colspan: days.length + 1, text: groupName(k)}))];
 
-    for (const c of groups.get(k)) {
+    const rank = {emergency: 0, high: 1, normal: 2, filler: 3};
+    for (const c of groups.get(k).sort((x, y) => (rank[x.spec.priority] ?? 9) - (rank[y.spec.priority] ?? 9) || nameOf(x.spec).localeCompare(nameOf(y.spec)))) {
       const first = isoToZoned(c.spec.flight.start, zone).slice(0, 10);
       const last = isoToZoned(new Date(Date.parse(c.spec.flight.end) - 1).toISOString(), zone).slice(0, 10);
       const from = days.findIndex(d => d >= first);
@@ -249,7 +251,7 @@ function checkTree(taxonomy, venues, selected, disabled) {
     const box = el('input', {type: 'checkbox', name: 'venue_type', value: n.value, id: `vt-${n.value}`, checked: selected.has(n.value), disabled});
     const label = el('label', {for: `vt-${n.value}`}, `${n.name} `, el('code', {text: n.value}),
       count.get(n.value) ? el('span', {className: 'count', text: ` · ${t('venues count', {n: count.get(n.value)})}`}) : null);
-    const li = el('li', {}, box, ' ', label);
+    const li = el('li', {className: kids.length ? 'branch' : 'leaf'}, box, ' ', label);
     if (kids.length) {
       const open = kids.some(function has(k) { return selected.has(k.value) || count.has(k.value) || (children.get(k.id) || []).some(has); });
       const sub = el('ul', {hidden: !open});
@@ -284,13 +286,15 @@ async function editor(main, params) {
   main.append(el('h1', {text: t(isNew ? 'New campaign' : 'Edit campaign')}));
   const wait = loading();
   main.append(wait);
-  const [entity, venues, creatives, taxonomy] = await Promise.all([
+  const [entity, venues, creatives, taxonomy, campaigns] = await Promise.all([
     isNew ? null : api(`/campaigns/${enc(params.id)}`),
     staff ? all('/venues').catch(() => []) : [],
     all('/creatives'),
     api('/taxonomy'),
+    all('/campaigns'),
   ]);
   wait.remove();
+  const names = new Map(campaigns.map(c => [c.spec.id, c.spec]));
   const spec = entity ? entity.spec : {id: '', name: '', priority: 'normal', weight: 1, flight: {start: '', end: ''}, dayparts: ['* * * * *'], target: {}, creatives: []};
   const target = spec.target || {};
   const ro = !staff;
@@ -458,7 +462,10 @@ async function editor(main, params) {
     body.replaceChildren(el('p', {className: 'muted', role: 'status', text: t('forecasting')}));
     try {
       const f = await send('POST', '/forecast', c);
-      if (mine === forecastAsked && live) body.replaceChildren(...forecastView(f, byId, zone));
+      if (mine === forecastAsked && live) {
+        names.set(c.id, c);
+        body.replaceChildren(...forecastView(f, byId, names, zone));
+      }
     } catch (e) {
       if (mine === forecastAsked && live) body.replaceChildren(el('p', {className: 'said bad', role: 'alert', text: `${t('refused')}: ${e.message}`}));
     }
@@ -519,18 +526,18 @@ function countsTable(id, caption, head, rows, name) {
       el('td', {}, bars(r.without, r.with, max))))));
 }
 
-function forecastView(f, venues, zone) {
+function forecastView(f, venues, campaigns, zone) {
   const out = [el('p', {id: 'forecast-head', dataset: {screens: f.screens}},
     t('forecast head', {screens: f.screens, from: fmtTime(f.from, zone, false), to: fmtTime(f.to, zone)}), f.truncated ? ` ${t('truncated')}` : '')];
   const venueName = id => (venues.has(id) ? nameOf({...venues.get(id).spec, id}) : id);
   out.push(el('div', {className: 'forecast-tables'},
     countsTable('forecast-districts', 'Plays by district', 'District', f.by_district, id => id || t('no district')),
-    countsTable('forecast-campaigns', 'Plays by campaign', 'Campaign', f.by_campaign, id => id)));
+    countsTable('forecast-campaigns', 'Plays by campaign', 'Campaign', f.by_campaign, id => nameOf(campaigns.get(id) || {id}))));
   out.push(el('div', {className: 'scroll'}, countsTable('forecast-venues', 'Plays by venue', 'Venue', f.by_venue, venueName)));
   out.push(el('h3', {text: t('Loses plays')}));
   out.push(f.displaced.length
     ? el('table', {id: 'forecast-displaced'}, el('thead', {}, el('tr', {}, el('th', {scope: 'col', text: t('Campaign')}), el('th', {scope: 'col', className: 'n', text: t('Lost')}))),
-      el('tbody', {}, f.displaced.map(d => el('tr', {dataset: {id: d.campaign}}, el('td', {text: d.campaign}), num(d.lost, 'bad')))))
+      el('tbody', {}, f.displaced.map(d => el('tr', {dataset: {id: d.campaign}}, el('td', {text: nameOf(campaigns.get(d.campaign) || {id: d.campaign})}), num(d.lost, 'bad')))))
     : el('p', {id: 'forecast-displaced', text: t('nobody loses')}));
   return out;
 }
