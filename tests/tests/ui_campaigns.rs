@@ -281,3 +281,89 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
     page.close().await;
     env.stop().await;
 }
+
+/// The editor's dry run says what a save says: the same field and message for a refusal,
+/// nothing stored, and for a campaign a save accepts, the screens its forecast plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_says_what_a_save_would() {
+    let env = TestEnv::spawn(None).await;
+    let base = env.http_url();
+    let token = env.admin_token();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: &Value| {
+        http.post(format!("{base}/api/v1{path}"))
+            .bearer_auth(&token)
+            .json(body)
+    };
+
+    // Refusals: each the save's own, beside its field; nothing stored.
+    let mut bad_cron = campaign();
+    bad_cron["dayparts"] = json!(["* 7-8 * * 1-5", "* 25 * * *"]);
+    let mut no_screen = campaign();
+    no_screen["target"] = json!({"districts": ["nowhere"]});
+    let mut unknown_creative = campaign();
+    unknown_creative["creatives"] = json!(["no-such-creative"]);
+    for (body, field) in [
+        (&bad_cron, "dayparts[1]"),
+        (&no_screen, "target"),
+        (&unknown_creative, "creatives[0]"),
+    ] {
+        let (status, v) = send_json(post("/campaigns/validate", body)).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["problems"][0]["field"], field, "{v}");
+        let (status, saved) = send_json(post("/campaigns", body)).await;
+        assert_eq!(status, 400, "{saved}");
+        assert_eq!(saved["error"]["field"], field, "{saved}");
+        let message = v["problems"][0]["message"].as_str().unwrap_or("?");
+        assert!(
+            saved["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(message),
+            "{saved} / {v}"
+        );
+    }
+    let (_, v) = send_json(post("/campaigns/validate", &bad_cron)).await;
+    assert_eq!(
+        v["dayparts"][0]["en"],
+        "every minute from 07:00 to 08:59, Monday to Friday"
+    );
+    assert_eq!(v["dayparts"][1]["en"], Value::Null);
+
+    // A create of a taken id, an edit of a missing one.
+    let mut taken = campaign();
+    taken["id"] = json!("rm2023-w51");
+    let (_, v) = send_json(post("/campaigns/validate?new=true", &taken)).await;
+    assert_eq!(v["problems"][0]["field"], "id", "{v}");
+    assert!(v["problems"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("already exists"));
+    let (_, v) = send_json(post("/campaigns/validate?new=false", &campaign())).await;
+    assert_eq!(v["problems"][0]["field"], "id", "{v}");
+
+    // Accepted: no problems, the forecast's screens; still nothing stored.
+    let (status, v) = send_json(post("/campaigns/validate", &campaign())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["problems"], json!([]), "{v}");
+    assert_eq!(v["districts"], json!(["dongcheng"]), "{v}");
+    let (_, forecast) = send_json(post("/forecast", &campaign())).await;
+    assert_eq!(v["screens"], forecast["screens"], "{v} / {forecast}");
+    let (status, _) = send_json(
+        http.get(format!("{base}/api/v1/campaigns/ui-winter"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 404, "a dry run stores nothing");
+
+    // The words of the dayparts, for the calendar.
+    let (status, words) = send_json(post(
+        "/dayparts/text",
+        &json!({"dayparts": ["30-59 17 * * 1-5", "nonsense"]}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{words}");
+    assert_eq!(words[0]["zh"], "周一至周五 17:30至17:59 每分钟");
+    assert_eq!(words[1]["en"], Value::Null);
+    env.stop().await;
+}

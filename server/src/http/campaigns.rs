@@ -25,7 +25,8 @@ use super::{
 };
 use crate::app::Shared;
 use crate::approval::{self, ApprovalMode, Decision};
-use crate::store::{CampaignEntity, CampaignState, Role, Snapshot};
+use crate::campaign_check::{stage_edit, stage_new, StageError};
+use crate::store::{CampaignEntity, CampaignState, Role};
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
@@ -94,35 +95,20 @@ async fn create_campaign(
         &shared,
         &caller,
         format!("campaign {} created", e.spec.id),
-        move |s| stage_new(s, e),
+        move |s| Ok(stage_new(s, e)?),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(entity)))
 }
 
-/// Adds a new campaign to `s` as a create does: refused when its id is taken.
-pub(super) fn stage_new(s: &mut Snapshot, e: CampaignEntity) -> Result<(), ApiError> {
-    if s.campaigns.contains_key(&e.spec.id) || s.emergencies.contains_key(&e.spec.id) {
-        return Err(ApiError::conflict(format!(
-            "campaign {:?} already exists",
-            e.spec.id
-        )));
+impl From<StageError> for ApiError {
+    fn from(e: StageError) -> ApiError {
+        match e {
+            StageError::Exists(_) => ApiError::conflict(e.to_string()),
+            StageError::Missing(_) => ApiError::not_found(e.to_string()),
+            StageError::Approval(a) => a.into(),
+        }
     }
-    s.put(crate::store::Entity::Campaign(e));
-    Ok(())
-}
-
-/// Replaces the rules of the campaign `spec.id` in `s` as an edit does.
-pub(super) fn stage_edit(
-    s: &mut Snapshot,
-    spec: FileCampaign,
-    live: bool,
-    by: approval::Actor<'_>,
-) -> Result<(), ApiError> {
-    let Some(c) = s.campaigns.get_mut(&spec.id) else {
-        return Err(ApiError::not_found(format!("no campaign {:?}", spec.id)));
-    };
-    Ok(approval::edit_campaign(c, spec, live, by)?)
 }
 
 /// One campaign.
@@ -166,7 +152,7 @@ async fn put_campaign(
         format!("campaign {id} changed"),
         move |s| {
             let by = approval::Actor { name: &name, at };
-            stage_edit(s, spec, live, by)
+            Ok(stage_edit(s, spec, live, by)?)
         },
     )
     .await?;

@@ -121,11 +121,6 @@ impl ApiError {
         self.status
     }
 
-    /// The offending field, where one is to blame.
-    pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
-    }
-
     pub fn message(&self) -> &str {
         &self.message
     }
