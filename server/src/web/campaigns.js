@@ -23,7 +23,7 @@ addStrings({
     Save: 'Save', 'Submit for approval': 'Submit for approval', saved: 'saved', 'submitted!': 'submitted for approval',
     'save first': 'save the campaign first', Validation: 'Checks', checking: 'checking…',
     'no problems': 'A save would be accepted: it targets {screens} screen(s) in {districts}; venue types {types}.',
-    'problems found': '{n} problem(s): a save would be refused.', 'not parsed': 'not understood',
+    'problems found': '{n} problem(s): a save would be refused.', 'checks as you type': 'The server checks the campaign as you type, as a save would.', 'not parsed': 'not understood',
     'venues count': '{n} venue(s)', expand: 'Show {name}', collapse: 'Hide {name}',
     Forecast: 'Forecast', 'Run forecast': 'Run forecast', 'forecast waiting': 'The forecast runs once the checks pass.',
     forecasting: 'forecasting…', 'forecast head': '{screens} screen(s), {from} to {to}', truncated: '(first 31 days of the flight)',
@@ -50,7 +50,7 @@ addStrings({
     Save: '保存', 'Submit for approval': '提交审批', saved: '已保存', 'submitted!': '已提交审批',
     'save first': '请先保存活动', Validation: '检查', checking: '检查中…',
     'no problems': '可以保存：覆盖{districts}的{screens}块屏幕；场所类型：{types}。',
-    'problems found': '{n}个问题：保存会被拒绝。', 'not parsed': '无法识别',
+    'problems found': '{n}个问题：保存会被拒绝。', 'checks as you type': '输入时服务器会按保存时的规则检查活动。', 'not parsed': '无法识别',
     'venues count': '{n}个场所', expand: '展开{name}', collapse: '收起{name}',
     Forecast: '预测', 'Run forecast': '运行预测', 'forecast waiting': '检查通过后自动预测。',
     forecasting: '预测中…', 'forecast head': '{screens}块屏幕，{from}至{to}', truncated: '（投放期的前31天）',
@@ -188,10 +188,12 @@ async function calendar(main, _params, query) {
   const groups = new Map();
   for (const c of flying) {
     const reach = reached(c.spec.target || {}, venues);
-    const keys = venues.length ? [...new Set(reach.map(v => (by === 'type' ? v.spec.type : v.spec.district || '')))] : [''];
+    // Without the venues (only staff list them), by the target's own values.
+    const own = (by === 'type' ? c.spec.target?.venue_types : c.spec.target?.districts) || [];
+    const keys = venues.length ? [...new Set(reach.map(v => (by === 'type' ? v.spec.type : v.spec.district || '')))] : (own.length ? own : ['*']);
     for (const k of keys) { if (!groups.has(k)) groups.set(k, []); groups.get(k).push(c); }
   }
-  const groupName = k => (!venues.length ? t('all venues') : by === 'district' ? (k || t('no district')) : `${typeName.get(k) || k} (${k})`);
+  const groupName = k => (k === '*' ? t('all venues') : by === 'district' ? (k || t('no district')) : `${typeName.get(k) || k} (${k})`);
   const bodies = [];
   for (const k of [...groups.keys()].sort()) {
     const rows = [el('tr', {className: 'cal-group'}, el('th', {scope: 'rowgroup', colspan: days.length + 1, text: groupName(k)}))];
@@ -320,9 +322,10 @@ async function editor(main, params) {
     'aria-describedby': 'dayparts-help problem-dayparts'});
   daypartsArea.value = spec.dayparts.join('\n');
   const daypartsText = el('ol', {id: 'dayparts-text', 'aria-live': 'polite', 'aria-label': t('Dayparts')});
-  const districts = [...new Set(venues.map(v => v.spec.district).filter(Boolean))].sort();
-  const tags = [...new Set(venues.flatMap(v => v.spec.tags || []))].sort();
+  const districts = [...new Set([...venues.map(v => v.spec.district), ...(target.districts || [])].filter(Boolean))].sort();
+  const tags = [...new Set([...venues.flatMap(v => v.spec.tags || []), ...(target.tags || [])])].sort();
   const byId = new Map(venues.map(v => [v.spec.id, v]));
+  for (const id of target.venues || []) if (!byId.has(id)) byId.set(id, {spec: {id}});
   const liveCreatives = creatives.filter(c => !c.retired_at);
   const creativeBoxes = el('div', {id: 'creatives', className: 'creatives'}, liveCreatives.length ? liveCreatives.map(c => {
     const name = c.spec.title || c.spec.id;
@@ -498,7 +501,9 @@ async function editor(main, params) {
     showState(e);
     return e;
   }, 'submitted!'));
-  check();
+  // A new form is checked once something is typed: an empty one is not yet wrong.
+  if (isNew) validation.replaceChildren(el('p', {className: 'muted', text: t('checks as you type')}));
+  else check();
   return () => { live = false; clearTimeout(timer); };
 }
 
