@@ -13,13 +13,17 @@ pub struct Text {
     pub zh: String,
 }
 
-/// One element of a field's list: `a`, `a-b`, with an optional step; `*` is `lo..=hi`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Part {
-    lo: u32,
-    hi: u32,
-    step: u32,
+/// A field of a valid expression: the values it admits, in reading order.
+struct Field {
+    /// Sorted by [`Field::key`] (weekdays from Monday), no repeats.
+    values: Vec<u32>,
+    /// Unrestricted: the text begins with `*` and admits every value.
+    all: bool,
+    /// The text begins with `*` (cronie's test for the day rule).
     star: bool,
+    /// `*/n` alone.
+    every: Option<u32>,
+    weekdays: bool,
 }
 
 const MONTHS_EN: [&str; 12] = [
@@ -55,11 +59,11 @@ const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 pub fn describe(expr: &str) -> Result<Text, CronError> {
     let parsed = CronExpr::parse(expr)?;
     let f: Vec<&str> = parsed.as_str().split_whitespace().collect();
-    let minutes = parts(f[0], 0, 59, &[]);
-    let hours = parts(f[1], 0, 23, &[]);
-    let doms = parts(f[2], 1, 31, &[]);
-    let months = parts(f[3], 1, 12, &MONTH_NAMES);
-    let dows = parts(f[4], 0, 7, &DAY_NAMES);
+    let minutes = Field::parse(f[0], 0, 59, &[], false);
+    let hours = Field::parse(f[1], 0, 23, &[], false);
+    let doms = Field::parse(f[2], 1, 31, &[], false);
+    let months = Field::parse(f[3], 1, 12, &MONTH_NAMES, false);
+    let dows = Field::parse(f[4], 0, 7, &DAY_NAMES, true);
     let (time_en, time_zh) = time(&minutes, &hours);
     let (days_en, days_zh) = days(&doms, &dows);
     let (month_en, month_zh) = month(&months);
@@ -78,43 +82,96 @@ pub fn describe(expr: &str) -> Result<Text, CronError> {
     Ok(Text { en, zh })
 }
 
-/// The list elements of a valid field.
-fn parts(text: &str, min: u32, max: u32, names: &[&str]) -> Vec<Part> {
-    let value = |s: &str| -> u32 {
-        names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(s))
-            .map(|i| i as u32 + min)
-            .unwrap_or_else(|| s.parse().unwrap_or(min))
-    };
-    text.split(',')
-        .map(|item| {
+impl Field {
+    /// A field the parser accepted: `*`, `a`, `a-b`, each with an optional `/step`
+    /// (`a/n` runs to the maximum), names where the field has them.
+    fn parse(text: &str, min: u32, max: u32, names: &[&str], weekdays: bool) -> Field {
+        let value = |s: &str| -> u32 {
+            names
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(s))
+                .map(|i| i as u32 + min)
+                .unwrap_or_else(|| s.parse().unwrap_or(min))
+        };
+        let mut values = Vec::new();
+        for item in text.split(',') {
             let (range, step) = match item.split_once('/') {
-                Some((r, s)) => (r, s.parse().unwrap_or(1)),
+                Some((r, s)) => (r, s.parse::<u32>().unwrap_or(1).max(1)),
                 None => (item, 1),
             };
-            let star = range == "*";
-            let (lo, hi) = if star {
+            let (lo, hi) = if range == "*" {
                 (min, max)
             } else if let Some((a, b)) = range.split_once('-') {
                 (value(a), value(b))
-            } else if step > 1 {
+            } else if item.contains('/') {
                 (value(range), max)
             } else {
-                let v = value(range);
-                (v, v)
+                (value(range), value(range))
             };
-            Part { lo, hi, step, star }
-        })
-        .collect()
-}
+            values.extend((lo..=hi).step_by(step as usize));
+        }
+        if weekdays {
+            for v in &mut values {
+                *v %= 7;
+            }
+        }
+        let mut field = Field {
+            values: Vec::new(),
+            all: false,
+            star: text.starts_with('*'),
+            every: text
+                .strip_prefix("*/")
+                .filter(|n| !n.contains(','))
+                .and_then(|n| n.parse().ok()),
+            weekdays,
+        };
+        values.sort_by_key(|&v| field.key(v));
+        values.dedup();
+        let span = if weekdays { 7 } else { max - min + 1 };
+        field.all = field.star && values.len() == span as usize;
+        field.values = values;
+        field
+    }
 
-fn is_all(p: &[Part]) -> bool {
-    p.len() == 1 && p[0].star && p[0].step == 1
-}
+    /// The reading order: weekdays from Monday.
+    fn key(&self, v: u32) -> u32 {
+        if self.weekdays {
+            (v + 6) % 7
+        } else {
+            v
+        }
+    }
 
-fn single(p: &[Part]) -> Option<u32> {
-    (p.len() == 1 && p[0].lo == p[0].hi).then_some(p[0].lo)
+    /// Runs of consecutive values: (first, last).
+    fn runs(&self) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        for &v in &self.values {
+            match out.last_mut() {
+                Some((_, last)) if self.key(*last) + 1 == self.key(v) => *last = v,
+                _ => out.push((v, v)),
+            }
+        }
+        out
+    }
+
+    /// The values in words, runs of three or more as ranges: (en, zh).
+    fn say(&self, en: impl Fn(u32) -> String, zh: impl Fn(u32) -> String) -> (String, String) {
+        let (mut e, mut z) = (Vec::new(), Vec::new());
+        for (a, b) in self.runs() {
+            if self.key(b) >= self.key(a) + 2 {
+                e.push(format!("{} to {}", en(a), en(b)));
+                z.push(format!("{}至{}", zh(a), zh(b)));
+            } else {
+                for v in self.values.iter().copied() {
+                    if self.key(v) >= self.key(a) && self.key(v) <= self.key(b) {
+                        e.push(en(v));
+                        z.push(zh(v));
+                    }
+                }
+            }
+        }
+        (join(e, "and", ", "), join(z, "", "、"))
+    }
 }
 
 /// A list joined as "a, b and c" / "a、b、c".
@@ -127,89 +184,64 @@ fn join(items: Vec<String>, and: &str, sep: &str) -> String {
     }
 }
 
-/// A field's list in words with `name` for a value: (en, zh).
-fn list(
-    p: &[Part],
-    name_en: impl Fn(u32) -> String,
-    name_zh: impl Fn(u32) -> String,
-) -> (String, String) {
-    let en = p
-        .iter()
-        .map(|x| match (x.lo == x.hi, x.step) {
-            (true, _) => name_en(x.lo),
-            (false, 1) => format!("{} to {}", name_en(x.lo), name_en(x.hi)),
-            (false, n) => format!("every {n} from {} to {}", name_en(x.lo), name_en(x.hi)),
-        })
-        .collect();
-    let zh = p
-        .iter()
-        .map(|x| match (x.lo == x.hi, x.step) {
-            (true, _) => name_zh(x.lo),
-            (false, 1) => format!("{}至{}", name_zh(x.lo), name_zh(x.hi)),
-            (false, n) => format!("{}至{}每隔{n}", name_zh(x.lo), name_zh(x.hi)),
-        })
-        .collect();
-    (join(en, "and", ", "), join(zh, "", "、"))
-}
-
-fn time(minutes: &[Part], hours: &[Part]) -> (String, String) {
-    let hour_spans = || -> Option<(Vec<String>, Vec<String>)> {
-        // Whole hours (no steps): "from 07:00 to 08:59".
-        if hours.iter().any(|h| h.step != 1) {
-            return None;
-        }
-        let en = hours
-            .iter()
-            .map(|h| format!("from {:02}:00 to {:02}:59", h.lo, h.hi))
-            .collect();
-        let zh = hours
-            .iter()
-            .map(|h| format!("{:02}:00至{:02}:59", h.lo, h.hi))
-            .collect();
-        Some((en, zh))
-    };
-    if is_all(minutes) {
-        if is_all(hours) {
-            return ("every minute".into(), "每分钟".into());
-        }
-        if let Some((en, zh)) = hour_spans() {
+fn time(minutes: &Field, hours: &Field) -> (String, String) {
+    // The hours as spans of whole hours: "from 07:00 to 08:59".
+    let runs = hours.runs();
+    let spans_en = join(
+        runs.iter()
+            .map(|(a, b)| format!("from {a:02}:00 to {b:02}:59"))
+            .collect(),
+        "and",
+        ", ",
+    );
+    let spans_zh = join(
+        runs.iter()
+            .map(|(a, b)| format!("{a:02}:00至{b:02}:59"))
+            .collect(),
+        "",
+        "、",
+    );
+    if minutes.all {
+        return if hours.all {
+            ("every minute".into(), "每分钟".into())
+        } else {
+            (
+                format!("every minute {spans_en}"),
+                format!("{spans_zh} 每分钟"),
+            )
+        };
+    }
+    if let Some(n) = minutes.every {
+        return if hours.all {
+            (format!("every {n} minutes"), format!("每{n}分钟"))
+        } else {
+            (
+                format!("every {n} minutes {spans_en}"),
+                format!("{spans_zh} 每{n}分钟"),
+            )
+        };
+    }
+    let m_runs = minutes.runs();
+    if let ([h], [(a, b)]) = (hours.values.as_slice(), m_runs.as_slice()) {
+        if a < b {
             return (
-                format!("every minute {}", join(en, "and", ", ")),
-                format!("{} 每分钟", join(zh, "", "、")),
+                format!("every minute from {h:02}:{a:02} to {h:02}:{b:02}"),
+                format!("{h:02}:{a:02}至{h:02}:{b:02} 每分钟"),
             );
         }
     }
-    if minutes.len() == 1 && minutes[0].star && minutes[0].step > 1 {
-        let n = minutes[0].step;
-        if is_all(hours) {
-            return (format!("every {n} minutes"), format!("每{n}分钟"));
-        }
-        if let Some((en, zh)) = hour_spans() {
-            return (
-                format!("every {n} minutes {}", join(en, "and", ", ")),
-                format!("{} 每{n}分钟", join(zh, "", "、")),
-            );
-        }
-    }
-    if let (Some(h), [m]) = (single(hours), minutes) {
-        if m.step == 1 && m.lo < m.hi {
-            return (
-                format!("every minute from {h:02}:{:02} to {h:02}:{:02}", m.lo, m.hi),
-                format!("{h:02}:{:02}至{h:02}:{:02} 每分钟", m.lo, m.hi),
-            );
-        }
-    }
-    if let Some(m) = single(minutes) {
-        if is_all(hours) {
+    if let [m] = minutes.values.as_slice() {
+        if hours.all {
             return (
                 format!("at minute {m} of every hour"),
                 format!("每小时第{m}分"),
             );
         }
-        if hours.iter().all(|h| h.lo == h.hi) {
+        if hours.values.len() <= 12 {
             let at: Vec<String> = hours
+                .values
                 .iter()
-                .map(|h| format!("{:02}:{m:02}", h.lo))
+                .map(|h| format!("{h:02}:{m:02}"))
                 .collect();
             return (
                 format!("at {}", join(at.clone(), "and", ", ")),
@@ -217,97 +249,55 @@ fn time(minutes: &[Part], hours: &[Part]) -> (String, String) {
             );
         }
     }
-    let (m_en, m_zh) = list(minutes, |v| v.to_string(), |v| v.to_string());
-    let (h_en, h_zh) = list(hours, |v| format!("{v:02}"), |v| format!("{v}点"));
-    let m_en = if is_all(minutes) {
-        "every minute".to_owned()
+    let (m_en, m_zh) = minutes.say(|v| v.to_string(), |v| v.to_string());
+    let (h_en, h_zh) = hours.say(|v| format!("{v:02}"), |v| format!("{v}点"));
+    let plural = if minutes.values.len() > 1 { "s" } else { "" };
+    if hours.all {
+        (
+            format!("at minute{plural} {m_en} of every hour"),
+            format!("每小时第{m_zh}分"),
+        )
     } else {
-        format!("at minute {m_en}")
-    };
-    let h_en = if is_all(hours) {
-        "of every hour".to_owned()
-    } else {
-        format!("past hour {h_en}")
-    };
-    let h_zh = if is_all(hours) {
-        "每小时".to_owned()
-    } else {
-        h_zh
-    };
-    let m_zh = if is_all(minutes) {
-        "每分钟".to_owned()
-    } else {
-        format!("第{m_zh}分")
-    };
-    (format!("{m_en} {h_en}"), format!("{h_zh}{m_zh}"))
+        let hp = if hours.values.len() > 1 { "s" } else { "" };
+        (
+            format!("at minute{plural} {m_en} past hour{hp} {h_en}"),
+            format!("{h_zh} 第{m_zh}分"),
+        )
+    }
 }
 
-fn days(doms: &[Part], dows: &[Part]) -> (String, String) {
+fn days(doms: &Field, dows: &Field) -> (String, String) {
     let dom = || {
-        let (en, zh) = list(doms, |v| v.to_string(), |v| format!("{v}日"));
-        if doms.len() == 1 && doms[0].star {
-            let n = doms[0].step;
-            (
-                format!("every {n} days of the month from the 1st"),
-                format!("每月从1日起每隔{n}天"),
-            )
-        } else {
-            (format!("on day {en} of the month"), format!("每月{zh}"))
-        }
+        let (en, zh) = doms.say(|v| v.to_string(), |v| format!("{v}日"));
+        (format!("on day {en} of the month"), format!("每月{zh}"))
     };
     let dow = || {
-        let folded: Vec<Part> = dows
-            .iter()
-            .map(|p| {
-                let fold = |v: u32| if v == 7 { 0 } else { v };
-                if p.lo == p.hi {
-                    Part {
-                        lo: fold(p.lo),
-                        hi: fold(p.hi),
-                        ..*p
-                    }
-                } else {
-                    *p
-                }
-            })
-            .collect();
-        let en_name = |v: u32| DAYS_EN[(v % 7) as usize].to_owned();
-        let zh_name = |v: u32| DAYS_ZH[(v % 7) as usize].to_owned();
-        let (en, zh) = list(&folded, en_name, zh_name);
-        if dows.len() == 1 && dows[0].star {
-            let n = dows[0].step;
-            (
-                format!("every {n} days of the week from Sunday"),
-                format!("从周日起每隔{n}天"),
-            )
-        } else {
-            (en, zh)
-        }
+        dows.say(
+            |v| DAYS_EN[(v % 7) as usize].to_owned(),
+            |v| DAYS_ZH[(v % 7) as usize].to_owned(),
+        )
     };
-    // A field starting with `*` is unrestricted (cronie); both restricted: either matches.
-    match (is_all(doms), is_all(dows)) {
+    match (doms.all, dows.all) {
         (true, true) => ("every day".into(), "每天".into()),
         (false, true) => dom(),
         (true, false) => dow(),
         (false, false) => {
-            let (a, b) = (dom(), dow());
-            let dom_unrestricted = doms.first().is_some_and(|p| p.star);
-            let dow_unrestricted = dows.first().is_some_and(|p| p.star);
-            if dom_unrestricted || dow_unrestricted {
-                (format!("{} and {}", a.0, b.0), format!("{}且{}", a.1, b.1))
+            let ((de, dz), (we, wz)) = (dom(), dow());
+            // Vixie: both restricted, either matches; one starting with `*`, both must.
+            if doms.star || dows.star {
+                (format!("{de}, if a {we}"), format!("{dz}且逢{wz}"))
             } else {
-                (format!("{} or {}", a.0, b.0), format!("{}或{}", a.1, b.1))
+                (format!("{de} or every {we}"), format!("{dz}或{wz}"))
             }
         }
     }
 }
 
-fn month(months: &[Part]) -> (String, String) {
-    if is_all(months) {
+fn month(months: &Field) -> (String, String) {
+    if months.all {
         return (String::new(), String::new());
     }
-    let (en, zh) = list(
-        months,
+    let (en, zh) = months.say(
         |v| MONTHS_EN[(v as usize).clamp(1, 12) - 1].to_owned(),
         |v| format!("{v}月"),
     );
@@ -366,9 +356,15 @@ mod tests {
             "每天 06:00至09:59、16:00至19:59 每10分钟",
         );
         check(
-            "0-29 */2 * * *",
-            "at minute 0 to 29 past hour every 2 from 00 to 23, every day",
-            "每天 0点至23点每隔2第0至29分",
+            "0-29 */6 * * *",
+            "at minutes 0 to 29 past hours 00, 06, 12 and 18, every day",
+            "每天 0点、6点、12点、18点 第0至29分",
+        );
+        // `a/n` runs from a to the field's maximum, as cronie reads it.
+        check(
+            "3/20 22/1 * * *",
+            "at minutes 3, 23 and 43 past hours 22 and 23, every day",
+            "每天 22点、23点 第3、23、43分",
         );
     }
 
@@ -387,13 +383,54 @@ mod tests {
         );
         check(
             "0 8 1 * MON",
-            "at 08:00, on day 1 of the month or Monday",
+            "at 08:00, on day 1 of the month or every Monday",
             "每月1日或周一 08:00",
         );
         check(
             "* * * 11-12 *",
-            "every minute, every day, in November to December",
-            "11月至12月 每天 每分钟",
+            "every minute, every day, in November and December",
+            "11月、12月 每天 每分钟",
+        );
+    }
+
+    /// Every combination of these fields that parses is described in both languages.
+    #[test]
+    fn whatever_parses_has_words() {
+        let minutes = ["*", "0", "5,35", "10-20", "*/7", "3/20", "0-30/10"];
+        let hours = ["*", "9", "7-8,17-18", "*/3", "22/1", "8-20/4"];
+        let doms = ["*", "1", "1-15", "*/2", "31"];
+        let months = ["*", "DEC", "jan-mar", "2,4", "*/6"];
+        let dows = ["*", "0", "7", "MON-FRI", "sat,SUN", "*/2", "1-5/2"];
+        let mut n = 0;
+        for m in minutes {
+            for h in hours {
+                for d in doms {
+                    for mo in months {
+                        for w in dows {
+                            let expr = format!("{m} {h} {d} {mo} {w}");
+                            let t = describe(&expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+                            assert!(!t.en.is_empty() && !t.zh.is_empty(), "{expr}");
+                            n += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 7 * 6 * 5 * 5 * 7);
+    }
+
+    #[test]
+    fn the_day_rule() {
+        // One day field starting with `*`: both must match.
+        check(
+            "0 0 */10 * MON",
+            "at 00:00, on day 1, 11, 21 and 31 of the month, if a Monday",
+            "每月1日、11日、21日、31日且逢周一 00:00",
+        );
+        check(
+            "0 12 * * */2",
+            "at 12:00, Tuesday, Thursday, Saturday and Sunday",
+            "周二、周四、周六、周日 12:00",
         );
     }
 
