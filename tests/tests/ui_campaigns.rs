@@ -149,14 +149,20 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
         .and_then(|d| d.iter().find(|r| r["id"] == "ui-winter"))
         .expect("the draft in the forecast");
     assert!(ours["with"].as_u64().unwrap_or(0) > 0, "{forecast}");
+    assert_eq!(
+        dongcheng["campaign"], ours["with"],
+        "all its plays are in dongcheng"
+    );
     page.wait_js(
         "the forecast",
         &format!(
             "const d = document.querySelector('#forecast-districts tr[data-id=\"dongcheng\"] td.with'); \
+             const o = document.querySelector('#forecast-districts tr[data-id=\"dongcheng\"] td.ours'); \
              const c = document.querySelector('#forecast-campaigns tr[data-id=\"ui-winter\"] td.with'); \
-             return !!d && d.textContent === {} && !!c && c.textContent === {} && \
+             return !!d && d.textContent === {} && !!o && o.textContent === {} && !!c && c.textContent === {} && \
                document.querySelector('#forecast-head').dataset.screens === {}",
             lit(&dongcheng["with"].to_string()),
+            lit(&dongcheng["campaign"].to_string()),
             lit(&ours["with"].to_string()),
             lit(&forecast["screens"].to_string()),
         ),

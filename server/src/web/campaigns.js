@@ -30,7 +30,7 @@ addStrings({
     'Plays by district': 'Plays by district', 'Plays by venue': 'Plays by venue', 'Plays by campaign': 'Plays by campaign',
     District: 'District', Venue: 'Venue', Campaign: 'Campaign', Without: 'Without it', With: 'With it', Change: 'Change',
     'Loses plays': 'Campaigns that lose plays', Lost: 'Plays lost', 'nobody loses': 'No other campaign loses plays.',
-    'bar label': 'without {without}, with {with}', 'no district': '(no district)', 'read only': 'Read only: only staff edit campaigns.',
+    'bar label': 'all plays without it {without}, with it {with}, of which its own {ours}', 'Its plays': 'Its plays', 'legend without': 'all plays without it;', 'legend with': 'with it, of which', 'legend ours': 'its own.', 'no district': '(no district)', 'read only': 'Read only: only staff edit campaigns.',
     Week: 'Week', Month: 'Month', 'By venue type': 'By venue type', 'By district': 'By district', Previous: 'Previous',
     Next: 'Next', Today: 'Today', 'cal view': 'View', 'cal group': 'Group', 'no flights': 'No campaign flies in this {view}.',
     'all venues': 'All venues', Group: 'Group', 'bar text': '{name}: {from} – {to}; {dayparts}', 'cal range': '{from} – {to} ({zone})',
@@ -57,7 +57,7 @@ addStrings({
     'Plays by district': '各区县播放次数', 'Plays by venue': '各场所播放次数', 'Plays by campaign': '各活动播放次数',
     District: '区县', Venue: '场所', Campaign: '活动', Without: '不投放时', With: '投放时', Change: '变化',
     'Loses plays': '播放次数减少的活动', Lost: '减少次数', 'nobody loses': '没有其他活动减少播放。',
-    'bar label': '不投放时{without}，投放时{with}', 'no district': '（无区县）', 'read only': '只读：仅工作人员可编辑活动。',
+    'bar label': '不投放时共{without}次，投放时共{with}次，其中本活动{ours}次', 'Its plays': '本活动播放', 'legend without': '不投放时的全部播放；', 'legend with': '投放时的全部播放，其中', 'legend ours': '为本活动。', 'no district': '（无区县）', 'read only': '只读：仅工作人员可编辑活动。',
     Week: '周', Month: '月', 'By venue type': '按场所类型', 'By district': '按区县', Previous: '上一页', Next: '下一页', Today: '今天',
     'cal view': '视图', 'cal group': '分组', 'no flights': '本{view}没有投放中的活动。', 'all venues': '所有场所', Group: '分组',
     'bar text': '{name}：{from} – {to}；{dayparts}', 'cal range': '{from} – {to}（{zone}）',
@@ -509,35 +509,39 @@ async function editor(main, params) {
 
 // ---- the forecast -------------------------------------------------------------------------
 
-/** Two bars (without, with) scaled to `max`. */
-function bars(without, withIt, max) {
+/** Two bars scaled to `max`: without the campaign, and with it (its own plays marked). */
+function bars(without, withIt, ours, max) {
   const w = 160;
   const len = v => (max ? Math.max(v ? 1 : 0, Math.round((v / max) * w)) : 0);
-  return svg('svg', {width: w, height: 18, viewBox: `0 0 ${w} 18`, role: 'img', 'aria-label': t('bar label', {without, with: withIt})},
+  return svg('svg', {width: w, height: 18, viewBox: `0 0 ${w} 18`, role: 'img', 'aria-label': t('bar label', {without, with: withIt, ours})},
     svg('rect', {x: 0, y: 1, width: len(without), height: 7, class: 'bar-without'}),
-    svg('rect', {x: 0, y: 10, width: len(withIt), height: 7, class: 'bar-with'}));
+    svg('rect', {x: 0, y: 10, width: len(withIt - ours), height: 7, class: 'bar-with'}),
+    svg('rect', {x: len(withIt - ours), y: 10, width: len(ours), height: 7, class: 'bar-ours'}));
 }
 
-function countsTable(id, caption, head, rows, name) {
+function countsTable(id, caption, head, rows, name, withOurs = true) {
   const max = Math.max(0, ...rows.flatMap(r => [r.without, r.with]));
   return el('table', {id, className: 'forecast-table'},
     el('caption', {text: t(caption)}),
-    el('thead', {}, el('tr', {}, [head, {t: 'Without', n: 1}, {t: 'With', n: 1}, {t: 'Change', n: 1}, '']
-      .map(h => el('th', {scope: 'col', className: h.n ? 'n' : undefined, text: h ? t(h.t || h) : ''})))),
+    el('thead', {}, el('tr', {}, [head, withOurs ? {t: 'Its plays', n: 1} : null, {t: 'Without', n: 1}, {t: 'With', n: 1}, {t: 'Change', n: 1}, '']
+      .filter(h => h !== null).map(h => el('th', {scope: 'col', className: h.n ? 'n' : undefined, text: h ? t(h.t || h) : ''})))),
     el('tbody', {}, rows.map(r => el('tr', {dataset: {id: r.id}},
       el('th', {scope: 'row', text: name(r.id)}),
+      withOurs ? num(r.campaign ?? 0, 'ours') : null,
       num(r.without, 'without'), num(r.with, 'with'),
       num(r.with - r.without > 0 ? `+${r.with - r.without}` : r.with - r.without, r.with < r.without ? 'bad' : ''),
-      el('td', {}, bars(r.without, r.with, max))))));
+      el('td', {}, bars(r.without, r.with, r.campaign ?? 0, max))))));
 }
 
 function forecastView(f, venues, campaigns, zone) {
   const out = [el('p', {id: 'forecast-head', dataset: {screens: f.screens}},
     t('forecast head', {screens: f.screens, from: fmtTime(f.from, zone, false), to: fmtTime(f.to, zone)}), f.truncated ? ` ${t('truncated')}` : '')];
+  out.push(el('p', {className: 'muted legend'}, el('span', {className: 'key key-without'}), ` ${t('legend without')} `,
+    el('span', {className: 'key key-with'}), ` ${t('legend with')} `, el('span', {className: 'key key-ours'}), ` ${t('legend ours')}`));
   const venueName = id => (venues.has(id) ? nameOf({...venues.get(id).spec, id}) : id);
   out.push(el('div', {className: 'forecast-tables'},
     countsTable('forecast-districts', 'Plays by district', 'District', f.by_district, id => id || t('no district')),
-    countsTable('forecast-campaigns', 'Plays by campaign', 'Campaign', f.by_campaign, id => nameOf(campaigns.get(id) || {id}))));
+    countsTable('forecast-campaigns', 'Plays by campaign', 'Campaign', f.by_campaign, id => nameOf(campaigns.get(id) || {id}), false)));
   out.push(el('div', {className: 'scroll'}, countsTable('forecast-venues', 'Plays by venue', 'Venue', f.by_venue, venueName)));
   out.push(el('h3', {text: t('Loses plays')}));
   out.push(f.displaced.length
