@@ -4,8 +4,9 @@
 //! creatives and targets, reads a forecast figure that `POST /api/v1/forecast` confirms,
 //! saves and submits; the API then holds the campaign, submitted, with the form's rules.
 //! The calendar shows it in its week and its month, by venue type and by district; after
-//! a rejection the list and the editor show the reason. axe finds nothing serious on the
-//! list, the calendar or the editor.
+//! a rejection the list and the editor show the reason, and an approver reads the editor
+//! without being able to change it. axe finds nothing serious on the list, the calendar or
+//! the editor.
 
 use serde_json::{json, Value};
 use tests::{send_json, webdriver, TestEnv};
@@ -282,6 +283,27 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
         "const r = document.querySelector('#rejection'); \
          return !!r && !r.hidden && r.textContent.includes('the slogan is too small') && \
            document.querySelector('#campaign-state').dataset.state === 'rejected'",
+    )
+    .await;
+
+    // An approver reads the editor: every control disabled, no save, the dayparts in words.
+    let (status, body) = send_json(
+        http.post(format!("{base}/api/v1/users"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "ann", "roles": ["approver"], "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    page.click("#logout").await;
+    page.log_in("ann", PASSWORD).await;
+    page.goto(&format!("{base}/#/campaigns/ui-winter")).await;
+    page.wait_js(
+        "the approver's read-only editor",
+        "const f = document.querySelector('#campaign-form'); \
+         return !!f && !document.querySelector('#save') && \
+           [...f.querySelectorAll('input, select, textarea')].every(c => c.disabled) && \
+           document.querySelector('#districts input[value=dongcheng]')?.checked && \
+           document.querySelector('#dayparts-text li')?.textContent === 'every minute from 07:00 to 08:59, Monday to Friday'",
     )
     .await;
     page.close().await;
