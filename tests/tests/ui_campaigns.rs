@@ -270,11 +270,14 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    page.goto(&format!("{base}/#/campaigns")).await;
+    page.goto(&format!("{base}/#/campaigns?state=rejected"))
+        .await;
     page.wait_js(
-        "the rejection in the list",
+        "the rejection in the list, filtered",
         "const r = document.querySelector('#campaigns tr[data-id=\"ui-winter\"]'); \
-         return !!r && r.dataset.state === 'rejected' && r.querySelector('.rejection')?.textContent.includes('the slogan is too small')",
+         const shown = [...document.querySelectorAll('#campaigns tbody tr')].filter(r => !r.hidden); \
+         return !!r && r.dataset.state === 'rejected' && shown.length === 1 && shown[0] === r && \
+           r.querySelector('.rejection')?.textContent.includes('the slogan is too small')",
     )
     .await;
     page.click("#campaigns tr[data-id=\"ui-winter\"] a").await;

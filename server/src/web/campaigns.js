@@ -23,7 +23,7 @@ addStrings({
     Save: 'Save', 'Submit for approval': 'Submit for approval', saved: 'saved', 'submitted!': 'submitted for approval',
     'save first': 'save the campaign first', Validation: 'Checks', checking: 'checking…',
     'no problems': 'A save would be accepted: it targets {screens} screen(s) in {districts}; venue types {types}.',
-    'problems found': '{n} problem(s): a save would be refused.', 'checks as you type': 'The server checks the campaign as you type, as a save would.', 'not parsed': 'not understood',
+    'problems found': '{n} problem(s): a save would be refused.', 'every state': 'every state', 'none in state': 'No campaign is {state}.', 'checks as you type': 'The server checks the campaign as you type, as a save would.', 'not parsed': 'not understood',
     'venues count': '{n} venue(s)', expand: 'Show {name}', collapse: 'Hide {name}',
     Forecast: 'Forecast', 'Run forecast': 'Run forecast', 'forecast waiting': 'The forecast runs once the checks pass.',
     forecasting: 'forecasting…', 'forecast head': '{screens} screen(s), {from} to {to}', truncated: '(first 31 days of the flight)',
@@ -50,7 +50,7 @@ addStrings({
     Save: '保存', 'Submit for approval': '提交审批', saved: '已保存', 'submitted!': '已提交审批',
     'save first': '请先保存活动', Validation: '检查', checking: '检查中…',
     'no problems': '可以保存：覆盖{districts}的{screens}块屏幕；场所类型：{types}。',
-    'problems found': '{n}个问题：保存会被拒绝。', 'checks as you type': '输入时服务器会按保存时的规则检查活动。', 'not parsed': '无法识别',
+    'problems found': '{n}个问题：保存会被拒绝。', 'every state': '全部状态', 'none in state': '没有{state}的活动。', 'checks as you type': '输入时服务器会按保存时的规则检查活动。', 'not parsed': '无法识别',
     'venues count': '{n}个场所', expand: '展开{name}', collapse: '收起{name}',
     Forecast: '预测', 'Run forecast': '运行预测', 'forecast waiting': '检查通过后自动预测。',
     forecasting: '预测中…', 'forecast head': '{screens}块屏幕，{from}至{to}', truncated: '（投放期的前31天）',
@@ -93,7 +93,7 @@ function reached(target, venues) {
 
 // ---- the list ---------------------------------------------------------------------------
 
-async function list(main) {
+async function list(main, _params, query) {
   const head = el('div', {className: 'page-head'}, el('h1', {text: t('Campaigns')}));
   if (hasRole('staff')) head.append(el('a', {id: 'new-campaign', className: 'button primary', href: '#/campaigns/new', text: t('New campaign')}));
   const wait = loading();
@@ -116,6 +116,20 @@ async function list(main) {
   });
   wait.remove();
   if (!rows.length) { main.append(el('p', {className: 'empty', text: t('no campaigns')})); return; }
+  // A filter by state, kept in the address (#/campaigns?state=rejected).
+  const states = ['draft', 'submitted', 'approved', 'rejected', 'live', 'archived'];
+  const filter = el('select', {id: 'state-filter'}, el('option', {value: '', text: t('every state')}),
+    states.map(s => el('option', {value: s, text: t(s), selected: query.get('state') === s})));
+  const none = el('p', {id: 'filter-empty', className: 'empty', hidden: true});
+  const apply = () => {
+    let shown = 0;
+    for (const r of rows) { r.hidden = !!filter.value && r.dataset.state !== filter.value; shown += r.hidden ? 0 : 1; }
+    none.hidden = shown > 0;
+    none.textContent = t('none in state', {state: t(filter.value || 'draft')});
+  };
+  filter.addEventListener('change', () => { history.replaceState(null, '', `#/campaigns${qs({state: filter.value})}`); apply(); });
+  main.append(el('div', {className: 'filters'}, el('label', {for: 'state-filter', text: t('State')}), ' ', filter), none);
+  apply();
   main.append(el('div', {className: 'scroll'}, el('table', {id: 'campaigns'},
     el('thead', {}, el('tr', {}, ['Campaign name', 'State', 'Priority', {t: 'Weight', n: true}, {t: 'Cap', n: true}, 'Flight']
       .map(h => el('th', {scope: 'col', className: h.n ? 'n' : undefined, text: t(h.t || h)})))),
