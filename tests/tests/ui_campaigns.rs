@@ -32,9 +32,13 @@ fn lit(s: &str) -> String {
     json!(s).to_string()
 }
 
-/// Saves a 1280x720 screenshot under target/screenshots and docs/screenshots.
+/// Saves a 1280x720 screenshot under target/screenshots, and under docs/screenshots (the
+/// README's) when `SIGNAGE_DOCS_SCREENSHOTS` is set.
 async fn shot(page: &webdriver::Session, name: &str) {
     let path = page.screenshot(name).await;
+    if std::env::var_os("SIGNAGE_DOCS_SCREENSHOTS").is_none() {
+        return;
+    }
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docs/screenshots")
         .join(format!("{name}.png"));
