@@ -59,6 +59,11 @@ impl VenueType {
         }
     }
 
+    /// Every venue type of the taxonomy, parents before their children.
+    pub fn all() -> impl Iterator<Item = VenueType> {
+        VENUE_TYPES.iter().map(|&(id, _, _)| VenueType(id))
+    }
+
     pub fn id(self) -> u32 {
         self.0
     }

@@ -81,6 +81,25 @@ pub fn check_drafts(snapshot: &Snapshot) -> Result<(), ScenarioError> {
     build_with(snapshot, campaigns).map(drop)
 }
 
+/// The catalogue with the working version of every campaign that is not archived (drafts
+/// included): what the campaigns would reach once approved.
+pub fn build_drafts(snapshot: &Snapshot) -> Result<Catalogue, ScenarioError> {
+    let campaigns = snapshot
+        .campaigns
+        .values()
+        .filter(|c| c.state != CampaignState::Archived)
+        .map(|c| c.spec.clone())
+        .collect();
+    build_with(snapshot, campaigns)
+}
+
+/// Every check a change must pass before it is committed ([`check_drafts`], then
+/// [`build`]): what [`CatalogueService::change`] runs, and what a dry run reports.
+pub fn check(after: &Snapshot) -> Result<Catalogue, ScenarioError> {
+    check_drafts(after)?;
+    build(after)
+}
+
 /// The catalogue of `snapshot` with these campaigns (and every emergency but those waiting
 /// for a second operator).
 fn build_with(
@@ -215,8 +234,7 @@ impl CatalogueService {
         let (before, old) = self.current()?;
         let mut after = before.clone();
         edit(&mut after)?;
-        check_drafts(&after).map_err(CatalogueError::from)?;
-        let catalogue = Arc::new(build(&after).map_err(CatalogueError::from)?);
+        let catalogue = Arc::new(check(&after).map_err(CatalogueError::from)?);
         let entities = after.changed_since(&before);
         if entities.is_empty() {
             return Ok(Applied {

@@ -20,6 +20,8 @@ pub struct Counts {
     pub id: String,
     pub without: u64,
     pub with: u64,
+    /// Of `with`, the plays of the forecast campaign itself.
+    pub campaign: u64,
 }
 
 /// A campaign that would play less.
@@ -52,7 +54,7 @@ pub fn forecast(without: &Catalogue, with: &Catalogue, campaign: &str) -> Option
     let index_with = CatalogueIndex::new(with);
     let index_without = CatalogueIndex::new(without);
     let screens: Vec<String> = index_with.targeted(c).map(|s| s.id.to_string()).collect();
-    type Table = BTreeMap<String, (u64, u64)>;
+    type Table = BTreeMap<String, (u64, u64, u64)>;
     let (mut venues, mut districts, mut campaigns) = (Table::new(), Table::new(), Table::new());
     for screen in &screens {
         for (which, index) in [(0, &index_without), (1, &index_with)] {
@@ -64,6 +66,7 @@ pub fn forecast(without: &Catalogue, with: &Catalogue, campaign: &str) -> Option
             Planner::new(&schedule).for_each_day(from, to, |day, first, end| {
                 for p in day.plays().filter(|p| (first..end).contains(&p.slot)) {
                     let name = schedule.campaigns[p.campaign].id.to_string();
+                    let ours = name == campaign;
                     for (table, key) in [
                         (&mut venues, &venue),
                         (&mut districts, &district),
@@ -74,6 +77,7 @@ pub fn forecast(without: &Catalogue, with: &Catalogue, campaign: &str) -> Option
                             e.0 += 1;
                         } else {
                             e.1 += 1;
+                            e.2 += u64::from(ours);
                         }
                     }
                 }
@@ -82,7 +86,12 @@ pub fn forecast(without: &Catalogue, with: &Catalogue, campaign: &str) -> Option
     }
     let rows = |t: Table| -> Vec<Counts> {
         t.into_iter()
-            .map(|(id, (without, with))| Counts { id, without, with })
+            .map(|(id, (without, with, ours))| Counts {
+                id,
+                without,
+                with,
+                campaign: ours,
+            })
             .collect()
     };
     let by_campaign = rows(campaigns);

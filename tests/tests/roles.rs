@@ -75,6 +75,9 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("post", "/api/v1/campaigns/{id}/submit", &[STAFF]),
     ("post", "/api/v1/campaigns/{id}/approve", &[APPROVER]),
     ("post", "/api/v1/campaigns/{id}/reject", &[APPROVER]),
+    ("post", "/api/v1/campaigns/validate", &[STAFF]),
+    ("get", "/api/v1/taxonomy", &[STAFF, APPROVER]),
+    ("post", "/api/v1/dayparts/text", &[STAFF, APPROVER]),
     ("post", "/api/v1/campaigns/{id}/archive", &[STAFF]),
     ("post", "/api/v1/import", &[ADMIN, STAFF]),
     ("get", "/api/v1/plan", &[STAFF, APPROVER, AUDITOR]),
@@ -183,7 +186,9 @@ fn request(
             req.json(&v)
         }
         ("put", "/api/v1/screens/{id}") => req.json(&screen),
-        ("post", "/api/v1/campaigns") | ("post", "/api/v1/forecast") => req.json(&campaign(&fresh)),
+        ("post", "/api/v1/campaigns")
+        | ("post", "/api/v1/forecast")
+        | ("post", "/api/v1/campaigns/validate") => req.json(&campaign(&fresh)),
         ("put", "/api/v1/campaigns/{id}") => {
             let c = s["campaigns"]
                 .as_array()
@@ -210,6 +215,7 @@ fn request(
             "until": (Utc::now() + chrono::TimeDelta::minutes(5)).to_rfc3339()
         })),
         ("post", "/api/v1/users") => req.json(&json!({"name": fresh, "roles": ["auditor"]})),
+        ("post", "/api/v1/dayparts/text") => req.json(&json!({"dayparts": ["* 7-8 * * 1-5"]})),
         ("put", "/api/v1/users/{name}/password") => {
             req.json(&json!({"password": "a long roles-test passphrase"}))
         }

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::app::Shared;
 use crate::approval::{self, ApprovalMode, Decision};
+use crate::campaign_check::{stage_edit, stage_new, StageError};
 use crate::store::{CampaignEntity, CampaignState, Role};
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
@@ -94,19 +95,20 @@ async fn create_campaign(
         &shared,
         &caller,
         format!("campaign {} created", e.spec.id),
-        move |s| {
-            if s.campaigns.contains_key(&e.spec.id) || s.emergencies.contains_key(&e.spec.id) {
-                return Err(ApiError::conflict(format!(
-                    "campaign {:?} already exists",
-                    e.spec.id
-                )));
-            }
-            s.put(crate::store::Entity::Campaign(e));
-            Ok(())
-        },
+        move |s| Ok(stage_new(s, e)?),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(entity)))
+}
+
+impl From<StageError> for ApiError {
+    fn from(e: StageError) -> ApiError {
+        match e {
+            StageError::Exists(_) => ApiError::conflict(e.to_string()),
+            StageError::Missing(_) => ApiError::not_found(e.to_string()),
+            StageError::Approval(a) => a.into(),
+        }
+    }
 }
 
 /// One campaign.
@@ -141,7 +143,6 @@ async fn put_campaign(
 ) -> Result<Json<CampaignEntity>, ApiError> {
     caller.require(EDIT)?;
     same_id(&id, &spec.id)?;
-    let i = id.clone();
     let live = at_once(&shared);
     let name = caller.name().to_owned();
     let at = shared.clock.now();
@@ -150,11 +151,8 @@ async fn put_campaign(
         &caller,
         format!("campaign {id} changed"),
         move |s| {
-            let Some(c) = s.campaigns.get_mut(&i) else {
-                return Err(ApiError::not_found(format!("no campaign {i:?}")));
-            };
             let by = approval::Actor { name: &name, at };
-            Ok(approval::edit_campaign(c, spec, live, by)?)
+            Ok(stage_edit(s, spec, live, by)?)
         },
     )
     .await?;

@@ -20,6 +20,7 @@ mod reports;
 mod review;
 pub mod session;
 mod sites;
+mod validate;
 mod web;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(creatives::router())
         .merge(campaigns::router())
         .merge(review::router())
+        .merge(validate::router())
         .merge(plans::router())
         .merge(reports::router())
         .merge(fleet::router())
@@ -363,6 +365,9 @@ mod tests {
             ("/api/v1/campaigns/{id}/reject", &["post"]),
             ("/api/v1/campaigns/{id}/versions", &["get"]),
             ("/api/v1/preview/screens", &["get"]),
+            ("/api/v1/campaigns/validate", &["post"]),
+            ("/api/v1/taxonomy", &["get"]),
+            ("/api/v1/dayparts/text", &["post"]),
             ("/api/v1/import", &["post"]),
             ("/api/v1/plan", &["get"]),
             ("/api/v1/explain", &["get"]),

@@ -166,9 +166,18 @@ async fn forecast(
     // Approvers read the forecast of the version they are asked to approve.
     caller.require(&[Role::Staff, Role::Approver])?;
     let result = blocking(move || {
-        let (snapshot, without) = shared.catalogue.current()?;
+        let (snapshot, current) = shared.catalogue.current()?;
         let mut draft = snapshot.clone();
         let id = spec.id.clone();
+        // "Without" is the catalogue without this campaign, even when a version of it
+        // plays already (an edit is forecast against its absence, not against itself).
+        let without = if snapshot.campaigns.contains_key(&id) {
+            let mut rest = snapshot.clone();
+            rest.campaigns.remove(&id);
+            std::sync::Arc::new(crate::catalogue::build(&rest)?)
+        } else {
+            current
+        };
         if draft.emergencies.contains_key(&id) {
             return Err(ApiError::invalid_field(
                 "id",
