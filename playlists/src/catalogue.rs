@@ -23,6 +23,23 @@ impl Catalogue {
         self.venues.iter().find(|v| v.id == *id)
     }
 
+    /// The zone most venues keep (the first such zone in venue order on a tie; UTC
+    /// without venues): what a page shows times in when no venue is at hand.
+    pub fn main_zone(&self) -> chrono_tz::Tz {
+        let mut count: Vec<(chrono_tz::Tz, usize)> = Vec::new();
+        for v in &self.venues {
+            match count.iter_mut().find(|(z, _)| *z == v.timezone) {
+                Some((_, n)) => *n += 1,
+                None => count.push((v.timezone, 1)),
+            }
+        }
+        let most = count.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        count
+            .into_iter()
+            .find(|(_, n)| *n == most)
+            .map_or(chrono_tz::UTC, |(z, _)| z)
+    }
+
     /// What a screen's schedule document carries: the campaigns that target it, with
     /// their fitting creatives (a campaign with none is kept, so it can be explained).
     pub fn schedule_for(&self, id: &ScreenId) -> Option<ScreenSchedule> {

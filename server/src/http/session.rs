@@ -49,6 +49,9 @@ pub struct SessionView {
     pub csrf_token: String,
     /// When the session ends unless it is used before.
     pub idle_until: chrono::DateTime<Utc>,
+    /// The zone most of the catalogue's venues keep: the dashboard's times are in it when
+    /// no venue is at hand.
+    pub timezone: String,
 }
 
 /// The value of the session cookie in `headers`, if any.
@@ -126,19 +129,24 @@ async fn login(
         Err(LoginError::Store(e)) => return Err(e.into()),
     };
     let https = shared.https.load(Ordering::SeqCst);
-    let view = view(new.user.name, new.user.roles, &new.session);
+    let view = view(&shared, new.user.name, new.user.roles, &new.session);
     let mut r = Json(view).into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, set_cookie(&new.id, https));
     Ok(r)
 }
 
-fn view(name: String, roles: Vec<Role>, s: &Session) -> SessionView {
+fn view(shared: &Shared, name: String, roles: Vec<Role>, s: &Session) -> SessionView {
+    let timezone = shared
+        .catalogue
+        .catalogue()
+        .map_or(chrono_tz::UTC, |c| c.main_zone());
     SessionView {
         name,
         roles,
         csrf_token: s.csrf_token.clone(),
         idle_until: s.last_seen + IDLE,
+        timezone: timezone.name().to_owned(),
     }
 }
 
@@ -150,7 +158,7 @@ async fn current(
     headers: HeaderMap,
 ) -> Result<Json<SessionView>, ApiError> {
     let (user, session, _) = from_cookie(&shared, &headers).await?;
-    Ok(Json(view(user.name, user.roles, &session)))
+    Ok(Json(view(&shared, user.name, user.roles, &session)))
 }
 
 /// Logs out: the session ends on the server and the cookie is removed. A state change:

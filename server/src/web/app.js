@@ -1,13 +1,13 @@
 // Boots the dashboard: the login form, the menu of the pages the user's roles may open,
 // the language switch, and the router. Pages live in their own modules and register
 // themselves with core.js.
-import {$, el, t, session, setLang, lang, addStrings, pages, route, setLoggedOutHandler} from './core.js';
+import {$, el, session, setLang, lang, addStrings, pages, route, setLoggedOutHandler, zones} from './core.js';
 import './campaigns.js';
 import './creatives.js';
 import './operator.js';
 import './auditor.js';
 
-addStrings({
+const t = addStrings({
   en: {'session ended': 'your session has ended; log in again', 'logged out': 'logged out', refused: 'refused',
     'nothing here': 'Nothing here for your roles', 'logged in as': 'logged in as {name} ({roles})', 'Log out': 'Log out',
     'Log in': 'Log in', Name: 'Name', Password: 'Password', 'Skip to content': 'Skip to content', lang: '中文'},
@@ -47,6 +47,7 @@ function showLogin(message) {
 
 async function showApp(user) {
   session.user = user;
+  if (user.timezone) zones.default = user.timezone;
   $('#user').textContent = t('logged in as', {name: user.name, roles: user.roles.join(', ')});
   $('#login-page').hidden = true;
   $('#app').hidden = false;

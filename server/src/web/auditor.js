@@ -3,9 +3,9 @@
 // venue -> screen -> plays, hourly and daily charts drawn as SVG, and exports of exactly
 // the rows shown), #/changes (the change log with field diffs) and #/audit (the last audit
 // verdict, and running it). Data from the server is only ever set as text.
-import {el, svg, t, api, apiRaw, qs, register, addStrings, nameOf, fmtTime, zonedToIso, statusLine, say, field, lang, zones} from './core.js';
+import {el, svg, api, apiRaw, qs, register, addStrings, nameOf, fmtTime, zonedToIso, statusLine, say, field, lang, zones} from './core.js';
 
-addStrings({
+const t = addStrings({
   en: {
     Reports: 'Reports', Changes: 'Change log', Audit: 'Audit',
     'Planned and delivered': 'Planned and delivered', From: 'From (first day)', To: 'To (last day)', Zone: 'Time zone', By: 'Rows per',
@@ -477,7 +477,7 @@ async function audit(main) {
   return undefined;
 }
 
-register({path: 'reports', title: 'Reports', roles: ['auditor'], menu: true, render: reports});
+register({path: 'reports', title: 'Reports', roles: ['auditor'], menu: true, home: 'auditor', render: reports});
 register({path: 'changes', title: 'Changes', roles: ['auditor'], menu: true, render: changes});
 register({path: 'audit', title: 'Audit', roles: ['auditor'], menu: true, render: audit});
 

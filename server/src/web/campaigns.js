@@ -4,11 +4,11 @@
 // (POST /campaigns/validate runs a save's checks without storing); this module only shows
 // what it says, next to the field it names.
 import {
-  $, $$, el, svg, t, api, send, all, register, addStrings, nameOf, fmtTime, zonedToIso, isoToZoned,
+  $, $$, el, svg, api, send, all, register, addStrings, nameOf, fmtTime, zonedToIso, isoToZoned,
   hasRole, lang, zones, num, statusLine, say, qs, go,
 } from './core.js';
 
-addStrings({
+const t = addStrings({
   en: {
     'Campaign name': 'Name', Campaigns: 'Campaigns', Calendar: 'Calendar', 'New campaign': 'New campaign', 'Edit campaign': 'Edit campaign',
     Loading: 'Loading…', 'no campaigns': 'No campaigns yet: make one with “New campaign”.',
@@ -565,12 +565,7 @@ function forecastView(f, venues, campaigns, zone) {
   return out;
 }
 
-// Registered after the pages of the modules imported beside this one (a module with a
-// top-level await finishes after its siblings): someone who is staff and an operator
-// lands on the operator's overview, what needs them now, rather than on the campaigns.
-// (A page order in core.js's register() would say this directly.)
-await Promise.resolve();
-register({path: 'campaigns', title: 'Campaigns', roles: ['staff', 'approver'], menu: true, render: list});
+register({path: 'campaigns', title: 'Campaigns', roles: ['staff', 'approver'], menu: true, home: 'staff', render: list});
 register({path: 'calendar', title: 'Calendar', roles: ['staff', 'approver'], menu: true, render: calendar});
 register({path: 'campaigns/new', title: 'New campaign', roles: ['staff'], render: editor});
 register({path: 'campaigns/:id', title: 'Edit campaign', roles: ['staff', 'approver'], render: editor});

@@ -82,15 +82,29 @@ export function qs(params) {
 const strings = {en: {}, zh: {}};
 export const lang = {current: localStorage.getItem('signage.lang') || (navigator.language.startsWith('zh') ? 'zh' : 'en')};
 
-/** Adds translations: {en: {key: text}, zh: {key: text}}. A key missing in a language
- * falls back to English, then to the key itself. `{name}` placeholders are filled. */
+/** Adds a module's translations: {en: {key: text}, zh: {key: text}}, and returns the
+ * module's own `t`, which looks in this table first (modules may use the same key for
+ * different texts) and then in every module's. A key missing in a language falls back to
+ * English, then to the key itself. `{name}` placeholders are filled. */
 export function addStrings(table) {
-  for (const l of Object.keys(table)) Object.assign(strings[l] = strings[l] || {}, table[l]);
+  for (const l of Object.keys(table)) {
+    const shared = strings[l] = strings[l] || {};
+    for (const [k, v] of Object.entries(table[l])) if (!(k in shared)) shared[k] = v;
+  }
+  return (key, vars = {}) => fill((table[lang.current] || {})[key] ?? (table.en || {})[key] ?? lookup(key), vars);
 }
 
+function lookup(key) {
+  return (strings[lang.current] || {})[key] ?? strings.en[key] ?? key;
+}
+
+function fill(s, vars) {
+  return String(s).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+}
+
+/** A text in the current language from every module's translations. */
 export function t(key, vars = {}) {
-  const s = (strings[lang.current] || {})[key] ?? strings.en[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  return fill(lookup(key), vars);
 }
 
 export function setLang(l) {
@@ -111,7 +125,7 @@ export function nameOf(entity) {
 
 // ---- time -------------------------------------------------------------------------------
 
-/** The server's default zone (the catalogue's), set at login. */
+/** The zone most of the catalogue's venues keep, set at login from the session. */
 export const zones = {default: 'Asia/Shanghai'};
 
 /** `iso` in `zone` as "2023-12-20 09:00 (Asia/Shanghai)"; `withZone` false drops the
@@ -211,7 +225,8 @@ export function field(label, control) {
 const routes = [];
 
 /** Registers a page: `path` like "campaigns/:id"; `roles` who see it in the menu (and may
- * open it); `render(main, params)` fills the page and may return a cleanup function. */
+ * open it); `menu` whether the menu lists it; `home` the role whose first page it is;
+ * `render(main, params, query)` fills the page and may return a cleanup function. */
 export function register(page) {
   routes.push(page);
 }
@@ -236,7 +251,7 @@ export async function route() {
     if (m) { found = {r, params: Object.fromEntries(names.map((n, i) => [n, m[i + 1]]))}; break; }
   }
   if (!found) {
-    const home = allowed.find(r => r.menu);
+    const home = homePage(allowed);
     if (home && path !== home.path) { location.hash = `#/${home.path}`; return; }
     main.replaceChildren(el('h1', {text: t('nothing here')}));
     return;
@@ -249,6 +264,17 @@ export async function route() {
   } catch (e) {
     main.append(el('p', {className: 'said bad', role: 'alert', text: `${t('refused')}: ${e.message}`}));
   }
+}
+
+/** Where a user lands: the home page of their first role in this order, else the first
+ * page of the menu. */
+const HOME_ORDER = ['operator', 'approver', 'staff', 'auditor'];
+function homePage(allowed) {
+  for (const role of HOME_ORDER) {
+    const page = hasRole(role) && allowed.find(r => r.home === role);
+    if (page) return page;
+  }
+  return allowed.find(r => r.menu);
 }
 
 export function go(path) {

@@ -4,11 +4,11 @@
 // creatives), and the preview of a screen's next day of slots (#/preview/:screen), each
 // slot explained by the planner. Data from the server is only ever set as text.
 import {
-  $, $$, api, apiRaw, send, all, qs, el, t, addStrings, nameOf, fmtTime, zonedToIso, isoToZoned,
+  $, $$, api, apiRaw, send, all, qs, el, addStrings, nameOf, fmtTime, zonedToIso, isoToZoned,
   register, go, every, hasRole, session, say, statusLine, field, table, num, ApiError,
 } from './core.js';
 
-addStrings({
+const t = addStrings({
   en: {
     Creatives: 'Creatives', Approvals: 'Approvals', Preview: 'Preview',
     'Upload a creative': 'Upload a creative', File: 'File (image or video)', Id: 'Id', Title: 'Title',
@@ -737,16 +737,9 @@ async function previewPage(main, params, query) {
   return undefined;
 }
 
-// Registered once every module has registered its pages (modules without top-level await
-// evaluate in one job, so the microtask runs after them): these pages come after the other
-// parts' in the menu and are a role's home page (the router's home is a role's first menu
-// page) only when it has no other: an operator's overview stays an operator's home. An
-// approver's home is the queue.
-queueMicrotask(() => {
-  register({path: 'approvals', title: 'Approvals', roles: ['approver'], menu: true, render: queuePage});
-  register({path: 'approvals/campaign/:id', title: 'Approvals', roles: ['approver'], render: campaignReview});
-  register({path: 'approvals/creative/:id', title: 'Approvals', roles: ['approver'], render: creativeReview});
-  register({path: 'creatives', title: 'Creatives', roles: ['staff', 'approver'], menu: true, render: creativesPage});
-  register({path: 'preview', title: 'Preview', roles: ['staff', 'approver', 'auditor'], menu: true, render: previewPage});
-  register({path: 'preview/:screen', title: 'Preview', roles: ['staff', 'approver', 'auditor'], render: previewPage});
-});
+register({path: 'approvals', title: 'Approvals', roles: ['approver'], menu: true, home: 'approver', render: queuePage});
+register({path: 'approvals/campaign/:id', title: 'Approvals', roles: ['approver'], render: campaignReview});
+register({path: 'approvals/creative/:id', title: 'Approvals', roles: ['approver'], render: creativeReview});
+register({path: 'creatives', title: 'Creatives', roles: ['staff', 'approver'], menu: true, render: creativesPage});
+register({path: 'preview', title: 'Preview', roles: ['staff', 'approver', 'auditor'], menu: true, render: previewPage});
+register({path: 'preview/:screen', title: 'Preview', roles: ['staff', 'approver', 'auditor'], render: previewPage});
