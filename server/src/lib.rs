@@ -33,4 +33,5 @@ pub mod report;
 pub mod session;
 pub mod sim;
 pub mod store;
+pub mod telemetry;
 pub mod tls;

@@ -15,6 +15,7 @@ pub mod error;
 mod fleet;
 mod guard;
 mod media_serve;
+mod metrics;
 mod plans;
 mod reports;
 pub mod session;
@@ -84,6 +85,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(emergencies::router())
         .merge(admin::router())
         .merge(session::router())
+        .merge(metrics::router())
         .routes(utoipa_axum::routes!(health))
         .routes(utoipa_axum::routes!(ready))
         .routes(utoipa_axum::routes!(media))
@@ -114,6 +116,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             guard::security_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            metrics::count_requests,
         ))
         .with_state(shared)
 }
@@ -371,6 +377,7 @@ mod tests {
             ("/api/v1/emergencies/{id}/end", &["post"]),
             ("/health", &["get"]),
             ("/ready", &["get"]),
+            ("/metrics", &["get"]),
             ("/media/{sha256}", &["get"]),
             ("/api/v1/session", &["get", "post", "delete"]),
             ("/api/v1/users/{name}/password", &["put"]),
@@ -386,6 +393,7 @@ mod tests {
         let open = [
             ("get", "/health"),
             ("get", "/ready"),
+            ("get", "/metrics"),
             ("get", "/media/{sha256}"),
             ("post", "/api/v1/session"),
         ];
