@@ -187,6 +187,11 @@ enum Command {
         #[command(subcommand)]
         command: EmergencyCommand,
     },
+    /// The server's configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Scenario tools.
     Scenario {
         #[command(subcommand)]
@@ -252,6 +257,12 @@ impl TlsFlags {
             _ => self.tls.clone(),
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints every setting (Markdown): its environment variable, flag, default and meaning.
+    Reference,
 }
 
 #[derive(Debug, Subcommand)]
@@ -714,6 +725,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             EmergencyCommand::List { target } => state::emergencies(&target.resolve()?),
         },
+        Command::Config {
+            command: ConfigCommand::Reference,
+        } => {
+            use std::io::Write;
+            std::io::stdout().write_all(crate::config::reference().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scenario {
             command:
                 ScenarioCommand::Generate {
