@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod broker_auth;
+pub mod builtin;
 pub mod catalogue;
 pub mod changes;
 pub mod cli;
