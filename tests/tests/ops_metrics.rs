@@ -102,7 +102,8 @@ async fn metrics_scrape_parses_and_counts_what_happened() {
     let env = tests::TestEnv::spawn(None).await;
     let url = env.http_url();
     let http = reqwest::Client::new();
-    let config = env.provision(SCREEN);
+    // The agent serves its own metrics on a local port.
+    let config = env.provision(SCREEN) + "metrics_listen = \"127.0.0.1:0\"\n";
     let mut agent = AgentProc::new(&env.tmp.path().join("agent"), &config);
     env.install(SCREEN, &mut agent).await;
 
@@ -269,6 +270,8 @@ async fn metrics_scrape_parses_and_counts_what_happened() {
     }
 
     // Online again: the district counts the screen, as the fleet view does.
+    let addr_file = agent.data_dir().join(agent::telemetry::ADDR_FILE);
+    std::fs::remove_file(&addr_file).unwrap();
     agent.spawn(&scaled_args(
         t("2023-12-21T02:00:00+08:00"),
         Utc::now().timestamp_millis(),
@@ -293,6 +296,29 @@ async fn metrics_scrape_parses_and_counts_what_happened() {
         get(&s, "signage_screens_online", &[("district", district)]),
         online
     );
+
+    // The agent's own metrics: what its status says and the ledger holds.
+    let addr = std::fs::read_to_string(&addr_file).expect("the agent wrote its metrics address");
+    let (a, types) = scrape(&http, &format!("http://{addr}")).await;
+    let status = env.status(SCREEN).expect("a status");
+    assert_eq!(get(&a, "signage_agent_plays_total", &[]), last_seq as f64);
+    assert_eq!(get(&a, "signage_agent_outbox_backlog_records", &[]), 0.0);
+    assert_eq!(
+        get(&a, "signage_agent_cache_bytes", &[]),
+        status.cache_bytes as f64
+    );
+    assert_eq!(
+        get(&a, "signage_agent_cache_items", &[]),
+        status.cache_items as f64
+    );
+    assert!(status.cache_bytes > 0);
+    assert_eq!(get(&a, "signage_agent_download_failures", &[]), 0.0);
+    assert_eq!(get(&a, "signage_agent_broker_connected", &[]), 1.0);
+    assert_eq!(get(&a, "signage_agent_media_ready", &[]), 1.0);
+    let runway = get(&a, "signage_agent_runway_seconds", &[]);
+    assert!(runway > 0.0 && runway <= 168.0 * 3600.0, "{runway}");
+    assert_eq!(types["signage_agent_plays_total"], "counter");
+    assert_eq!(types["signage_agent_runway_seconds"], "gauge");
     agent.terminate().await;
     env.stop().await;
 }
