@@ -21,6 +21,7 @@ pub mod emergency;
 pub mod fleet;
 pub mod forecast;
 pub mod generate;
+pub mod health;
 pub mod http;
 pub mod import;
 pub mod keys;

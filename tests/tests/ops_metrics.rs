@@ -185,6 +185,18 @@ async fn metrics_scrape_parses_and_counts_what_happened() {
         404
     );
 
+    // Ready, with a reason for each verdict.
+    let (status, ready) = tests::send_json(http.get(format!("{url}/ready"))).await;
+    assert_eq!(
+        (status, &ready["ready"]),
+        (200, &serde_json::json!(true)),
+        "{ready}"
+    );
+    assert_eq!(ready["broker"]["detail"], "connected");
+    let store = ready["store"]["detail"].as_str().unwrap();
+    assert!(store.ends_with("data directory writable"), "{store}");
+    assert_eq!(ready["ingest"]["detail"], "0 batches waiting");
+
     let (s, types) = scrape(&http, &url).await;
     // Proof of play: every record the agent wrote, stored once.
     let counts = ledger.counts().unwrap();
@@ -236,6 +248,7 @@ async fn metrics_scrape_parses_and_counts_what_happened() {
         )
     };
     assert_eq!(requests("GET", "/health", "200"), 2.0);
+    assert_eq!(requests("GET", "/ready", "200"), 1.0);
     assert_eq!(requests("GET", "/api/v1/venues/{id}", "401"), 1.0);
     assert_eq!(requests("GET", "/api/v1/venues/{id}", "200"), 1.0);
     assert_eq!(requests("GET", "unmatched", "404"), 1.0);

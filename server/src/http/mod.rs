@@ -220,16 +220,23 @@ async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Readiness
     let connected = shared.broker_connected.load(Ordering::SeqCst);
     let queued = shared.ingest_queue.load(Ordering::SeqCst);
     let s = shared.clone();
-    let store = match tokio::task::spawn_blocking(move || s.store.snapshot().map(|x| x.head)).await
+    let store = match tokio::task::spawn_blocking(move || {
+        let head = s.store.snapshot().map_err(|e| e.to_string())?.head;
+        crate::health::probe_writable(s.store.dir()).map_err(|e| {
+            format!(
+                "the data directory {} takes no write: {e}",
+                s.store.dir().display()
+            )
+        })?;
+        Ok::<_, String>(head)
+    })
+    .await
     {
         Ok(Ok(head)) => Check {
             ok: true,
-            detail: format!("catalogue at revision {head}"),
+            detail: format!("catalogue at revision {head}; data directory writable"),
         },
-        Ok(Err(e)) => Check {
-            ok: false,
-            detail: e.to_string(),
-        },
+        Ok(Err(detail)) => Check { ok: false, detail },
         Err(e) => Check {
             ok: false,
             detail: e.to_string(),
