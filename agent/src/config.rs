@@ -346,6 +346,19 @@ max_bytes = 1048576
     }
 
     #[test]
+    fn metrics_listen_is_an_address() {
+        assert_eq!(
+            AgentConfig::from_toml_str(&valid()).unwrap().metrics_listen,
+            None
+        );
+        let with =
+            |v: &str| valid().replace("[cache]", &format!("metrics_listen = {v:?}\n[cache]"));
+        let c = AgentConfig::from_toml_str(&with("127.0.0.1:9101")).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9101".parse().unwrap()));
+        check(&with("localhost:9101"), Err("metrics_listen"));
+    }
+
+    #[test]
     fn rejects_bad_files() {
         check(&valid(), Ok(()));
         check(&valid().replace(PASSWORD, ""), Err("mqtt_password"));
