@@ -77,6 +77,9 @@ struct RawConfig {
     mqtt_password: Option<String>,
     #[serde(default)]
     cache: RawCache,
+    /// Where the agent serves its own `/metrics` (e.g. `"127.0.0.1:9101"`); none when unset.
+    #[serde(default)]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -117,6 +120,8 @@ pub struct AgentConfig {
     /// The horizon: media planned within it are fetched first and never evicted; the
     /// runway is measured up to it.
     pub prefetch_hours: u32,
+    /// Where `/metrics` is served (`metrics_listen`), if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl AgentConfig {
@@ -183,7 +188,15 @@ impl AgentConfig {
                 "must be between 1 and 1488 (62 days)",
             ));
         }
+        let metrics_listen = raw
+            .metrics_listen
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| field("metrics_listen", format!("{a:?} is not an address: {e}")))
+            })
+            .transpose()?;
         Ok(AgentConfig {
+            metrics_listen,
             screen_id,
             mqtt_host,
             mqtt_port,
@@ -330,6 +343,19 @@ max_bytes = 1048576
             .unwrap()
             .mqtt_password
             .is_none());
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address() {
+        assert_eq!(
+            AgentConfig::from_toml_str(&valid()).unwrap().metrics_listen,
+            None
+        );
+        let with =
+            |v: &str| valid().replace("[cache]", &format!("metrics_listen = {v:?}\n[cache]"));
+        let c = AgentConfig::from_toml_str(&with("127.0.0.1:9101")).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9101".parse().unwrap()));
+        check(&with("localhost:9101"), Err("metrics_listen"));
     }
 
     #[test]

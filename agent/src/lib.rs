@@ -27,6 +27,7 @@ pub mod player;
 pub mod schedule;
 pub mod sim;
 pub mod status;
+pub mod telemetry;
 pub mod tls;
 pub mod uploader;
 pub mod web;
@@ -135,6 +136,15 @@ pub async fn run(
                 .with_context(|| format!("binding the web player on {}", opts.web_addr))?,
         ),
         PlayerKind::Headless => None,
+    };
+
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            telemetry::bind(addr, &dir)
+                .await
+                .with_context(|| format!("binding metrics_listen {addr}"))?,
+        ),
+        None => None,
     };
 
     let topics = Topics::new(&config.topic_prefix);
@@ -255,6 +265,21 @@ pub async fn run(
         retry: fetch::Retry::default(),
     };
     tracker.spawn(fetcher.run(events_tx.clone(), tasks_stop.clone()));
+    let live = telemetry::Live::default();
+    if let Some(listener) = metrics_listener {
+        let sources = telemetry::Sources {
+            outbox: outbox.clone(),
+            cache: cache.clone(),
+            clock: clock.clone(),
+            live: live.clone(),
+        };
+        spawn_fatal(
+            &tracker,
+            "metrics",
+            events_tx.clone(),
+            telemetry::serve(listener, sources, tasks_stop.clone()),
+        );
+    }
     tracker.close();
     drop(events_tx);
 
@@ -277,6 +302,7 @@ pub async fn run(
         download_failures: Vec::new(),
         published: None,
         statuses,
+        live,
     };
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;
 

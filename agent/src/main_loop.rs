@@ -91,6 +91,8 @@ pub struct MainLoop {
     pub published: Option<Presence>,
     /// Seals statuses with the screen's key (its session shared with the MQTT driver).
     pub statuses: StatusSigner,
+    /// The verdicts the metrics server reports.
+    pub live: crate::telemetry::Live,
 }
 
 impl MainLoop {
@@ -382,6 +384,12 @@ impl MainLoop {
     /// Publishes the retained status; without `always`, only if the presence changed.
     pub(crate) fn publish_status(&mut self, always: bool) {
         let facts = self.facts(true);
+        self.live.set(crate::telemetry::Verdicts {
+            playable_until: self.held().and(self.playable_until),
+            download_failures: facts.download_failures.len(),
+            connected: self.connected,
+            media_ready: facts.media_ready,
+        });
         let presence = Presence {
             schedule_version: facts.schedule_version,
             media_ready: facts.media_ready,

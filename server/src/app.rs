@@ -63,6 +63,8 @@ pub struct Shared {
     /// SHA-256 of the schedule bytes last published per screen: what the broker should
     /// retain on its schedule topic.
     pub schedule_hashes: Mutex<HashMap<String, [u8; 32]>>,
+    /// What `GET /metrics` reports.
+    pub metrics: crate::telemetry::Metrics,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -328,6 +330,7 @@ pub async fn start_with(
         approval: options.approval,
         emergency_confirm: options.emergency_confirm,
         schedule_hashes: Mutex::new(HashMap::new()),
+        metrics: crate::telemetry::Metrics::new(),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
@@ -531,6 +534,7 @@ async fn publish_schedules(
     resend: bool,
     in_force_from: Option<DateTime<Utc>>,
 ) -> usize {
+    let started = std::time::Instant::now();
     let s = shared.clone();
     let built = tokio::task::spawn_blocking(move || {
         let catalogue = s.catalogue.catalogue()?;
@@ -558,8 +562,10 @@ async fn publish_schedules(
         }
     };
     let mut changed = 0;
+    let mut sent = 0;
     for d in docs {
         if d.changed || resend {
+            sent += 1;
             changed += usize::from(d.changed);
             let topic = shared.topics.schedule(&d.screen_id);
             // Known before the echo can come back from the broker.
@@ -571,6 +577,9 @@ async fn publish_schedules(
             }
         }
     }
+    shared
+        .metrics
+        .published(sent, started.elapsed().as_secs_f64());
     changed
 }
 
@@ -683,6 +692,7 @@ async fn ingest_worker(shared: Arc<Shared>, client: AsyncClient, mut rx: mpsc::R
         }
         shared.ingest_queue.fetch_sub(batch.len(), Ordering::SeqCst);
         let shared2 = shared.clone();
+        let started = std::time::Instant::now();
         let outcomes = tokio::task::spawn_blocking(move || {
             let keys = crate::store::key_rings(&*shared2.store).unwrap_or_default();
             let key_of = |screen: &str| keys.get(screen).cloned().unwrap_or_default();
@@ -690,7 +700,11 @@ async fn ingest_worker(shared: Arc<Shared>, client: AsyncClient, mut rx: mpsc::R
         })
         .await;
         let outcomes = match outcomes {
-            Ok(Ok(o)) => o,
+            Ok(Ok(o)) => {
+                let seconds = started.elapsed().as_secs_f64();
+                shared.metrics.ingested(&o, seconds);
+                o
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "ledger write failed; batches stay unacknowledged");
                 continue;

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
 use serde::Deserialize;
 
 use crate::approval::ApprovalMode;
@@ -49,23 +51,6 @@ pub enum EmergencyConfirm {
     TwoPerson,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Partial {
-    http: Option<SocketAddr>,
-    embedded_broker: Option<SocketAddr>,
-    mqtt_url: Option<String>,
-    topic_prefix: Option<String>,
-    shared_subscription: Option<bool>,
-    schedule_ttl_hours: Option<u32>,
-    approval: Option<ApprovalMode>,
-    emergency_confirm: Option<EmergencyConfirm>,
-    emergency_confirm_minutes: Option<u32>,
-    tls: Option<TlsMode>,
-    tls_names: Option<Vec<String>>,
-    mqtt_ca_file: Option<PathBuf>,
-}
-
 /// What the command line says, over the file and the environment.
 #[derive(Debug, Default)]
 pub struct Flags {
@@ -107,32 +92,75 @@ impl Config {
         )
     }
 
+    /// The shipped defaults, then `file`, then `SIGNAGE_*` variables (each key of
+    /// [`Config`] upper-cased: `SIGNAGE_TOPIC_PREFIX`; values in TOML syntax, a bare word
+    /// is a string), then `flags`; validated.
     pub fn load_with(file: Option<&Path>, flags: Flags) -> anyhow::Result<Config> {
-        let mut c = Config::defaults();
+        Config::load_from(file, &|name| std::env::var(name).ok(), flags)
+    }
+
+    /// [`Config::load_with`] reading the environment through `env` (tests pass a map).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: Flags,
+    ) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
         if let Some(path) = file {
+            // Read here: figment takes a missing file for an empty one.
             let text = std::fs::read_to_string(path)
                 .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-            let p: Partial = toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-            c.apply(p);
+            figment = figment.merge(Toml::string(&text));
         }
-        let env = Partial {
-            mqtt_url: std::env::var("SIGNAGE_MQTT_URL").ok(),
-            http: std::env::var("SIGNAGE_HTTP")
-                .ok()
-                .map(|v| v.parse())
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("SIGNAGE_HTTP: {e}"))?,
-            ..Partial::default()
-        };
-        c.apply(env);
-        c.apply(Partial {
-            mqtt_url: flags.mqtt_url,
-            http: flags.http,
-            tls: flags.tls,
-            mqtt_ca_file: flags.mqtt_ca_file,
-            ..Partial::default()
-        });
+        let mut from_env = Vec::new();
+        for key in keys() {
+            let name = env_name(key);
+            if let Some(value) = env(&name) {
+                let value: figment::value::Value = value
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
+                figment = figment.merge(Serialized::default(key, value));
+                from_env.push(*key);
+            }
+        }
+        let flags = [
+            ("mqtt_url", flags.mqtt_url.map(Into::into)),
+            ("http", flags.http.map(|a| a.to_string().into())),
+            ("tls", flags.tls.as_ref().map(tls_value)),
+            (
+                "mqtt_ca_file",
+                flags.mqtt_ca_file.map(|p| p.display().to_string().into()),
+            ),
+        ];
+        let mut from_flags = Vec::new();
+        for (key, value) in flags {
+            if let Some(v) = value {
+                figment = figment.merge(Serialized::default(key, v));
+                from_flags.push(key);
+            }
+        }
+        // Each error names its key and where the value in force came from.
+        let c: Config = figment.extract().map_err(|e| {
+            let errors: Vec<String> = e
+                .into_iter()
+                .map(|e| {
+                    let key = e.path.iter().find(|p| keys().contains(&p.as_str()));
+                    let from = match key.map(String::as_str) {
+                        Some(k) if from_flags.contains(&k) => format!("flag of {k}"),
+                        Some(k) if from_env.contains(&k) => env_name(k),
+                        _ => match file {
+                            Some(p) => format!("config {}", p.display()),
+                            None => "the shipped defaults".to_owned(),
+                        },
+                    };
+                    match key {
+                        Some(k) => format!("{from}: {k}: {}", e.kind),
+                        None => format!("{from}: {}", e.kind),
+                    }
+                })
+                .collect();
+            anyhow::anyhow!(errors.join("; "))
+        })?;
         if let Some(url) = &c.mqtt_url {
             crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?;
         }
@@ -153,45 +181,119 @@ impl Config {
         );
         Ok(c)
     }
+}
 
-    fn apply(&mut self, p: Partial) {
-        if let Some(v) = p.http {
-            self.http = v;
-        }
-        if let Some(v) = p.embedded_broker {
-            self.embedded_broker = v;
-        }
-        if p.mqtt_url.is_some() {
-            self.mqtt_url = p.mqtt_url;
-        }
-        if let Some(v) = p.topic_prefix {
-            self.topic_prefix = v;
-        }
-        if let Some(v) = p.shared_subscription {
-            self.shared_subscription = v;
-        }
-        if let Some(v) = p.schedule_ttl_hours {
-            self.schedule_ttl_hours = v;
-        }
-        if let Some(v) = p.approval {
-            self.approval = v;
-        }
-        if let Some(v) = p.emergency_confirm {
-            self.emergency_confirm = v;
-        }
-        if let Some(v) = p.emergency_confirm_minutes {
-            self.emergency_confirm_minutes = v;
-        }
-        if let Some(v) = p.tls {
-            self.tls = v;
-        }
-        if let Some(v) = p.tls_names {
-            self.tls_names = v;
-        }
-        if p.mqtt_ca_file.is_some() {
-            self.mqtt_ca_file = p.mqtt_ca_file;
+/// `tls` as it would be written in the file.
+fn tls_value(tls: &TlsMode) -> figment::value::Value {
+    let path = |p: &Path| figment::value::Value::from(p.display().to_string());
+    match tls {
+        TlsMode::Off => "off".into(),
+        TlsMode::SelfSigned => "self-signed".into(),
+        TlsMode::Files { cert, key, ca } => {
+            let mut d = figment::value::Dict::new();
+            d.insert("cert".into(), path(cert));
+            d.insert("key".into(), path(key));
+            if let Some(ca) = ca {
+                d.insert("ca".into(), path(ca));
+            }
+            d.into()
         }
     }
+}
+
+/// The environment variable of a key: `SIGNAGE_` and the key upper-cased.
+pub fn env_name(key: &str) -> String {
+    format!("SIGNAGE_{}", key.to_ascii_uppercase())
+}
+
+/// The command-line flag of `serve` that sets a key, if any.
+pub fn flag_of(key: &str) -> Option<&'static str> {
+    match key {
+        "http" => Some("--http"),
+        "mqtt_url" => Some("--mqtt-url"),
+        "tls" => Some("--tls, --tls-cert/--tls-key/--tls-ca"),
+        "mqtt_ca_file" => Some("--mqtt-ca-file"),
+        _ => None,
+    }
+}
+
+/// Every key of [`Config`], in its order (read from its `Deserialize`, so none is missed).
+pub fn keys() -> &'static [&'static str] {
+    struct Fields(&'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("fields only"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(serde::de::Error::custom("fields only"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields = Fields(&[]);
+    let _ = Config::deserialize(&mut fields);
+    fields.0
+}
+
+/// What each key means (the reference's text; the shipped defaults file says the same
+/// with examples).
+fn doc(key: &str) -> &'static str {
+    match key {
+        "http" => "The address of the HTTP API, media and dashboard.",
+        "embedded_broker" => "Where the embedded MQTT broker listens when no mqtt_url is given.",
+        "mqtt_url" => "An external broker instead of the embedded one: mqtt://host:port or mqtts://host:port.",
+        "topic_prefix" => "The MQTT topic prefix of every screen's topics (provisioned agents get the same).",
+        "shared_subscription" => "With an external broker, subscribe to proof of play through $share/signage-ingest/... so replicas split ingest.",
+        "schedule_ttl_hours" => "Hours a signed schedule document stays acceptable as new (at least 2); documents within half of it from expiry are re-signed on start and hourly.",
+        "approval" => "\"four-eyes\": staff's campaigns and creatives wait for a second person's approval; \"off\": they are live at once.",
+        "emergency_confirm" => "\"two-person\": a started emergency waits for a second operator's confirmation; \"off\": it plays at once.",
+        "emergency_confirm_minutes" => "How long a second operator has to confirm an emergency (at least 1).",
+        "tls" => "HTTPS on the HTTP address: \"off\", \"self-signed\" (generated into DATA_DIR/tls/), or a table {cert, key, ca} of PEM files.",
+        "tls_names" => "More host names or addresses a generated certificate is valid for, e.g. [\"signage.example.org\"].",
+        "mqtt_ca_file" => "A PEM file whose certificates alone are trusted for an mqtts:// broker (default: the system's roots).",
+        _ => "",
+    }
+}
+
+/// `signage config reference`: every key with its environment variable, flag, default and
+/// meaning, as Markdown (docs/config.md is this output).
+pub fn reference() -> String {
+    let defaults: toml::Table =
+        toml::from_str(DEFAULTS).expect("the shipped default config parses");
+    let mut out = String::from(
+        "# signage server configuration\n\n\
+         Generated by `signage config reference`. Each key is read from, in order (a later \
+         one wins): the shipped defaults, the file given to `signage serve --config FILE`, \
+         the environment variable `SIGNAGE_<KEY>` (its value in TOML syntax; a bare word is \
+         a string), then the command-line flag where there is one.\n\n\
+         | key | environment | flag | default | meaning |\n\
+         | --- | --- | --- | --- | --- |\n",
+    );
+    for key in keys() {
+        let default = defaults
+            .get(*key)
+            .map_or_else(|| "(unset)".to_owned(), |v| format!("`{v}`"));
+        out.push_str(&format!(
+            "| `{key}` | `{}` | {} | {default} | {} |\n",
+            env_name(key),
+            flag_of(key).map_or_else(|| "-".to_owned(), |f| format!("`{f}`")),
+            doc(key).replace('|', "\\|"),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -289,5 +391,105 @@ mod tests {
             Config::load_with(Some(&f), flags).unwrap().tls,
             TlsMode::Off
         );
+    }
+
+    /// Defaults, then the file, then `SIGNAGE_*`, then flags: each layer wins over the
+    /// ones before it, for every key.
+    #[test]
+    fn environment_layers_between_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "http = \"127.0.0.1:9999\"\ntopic_prefix = \"file/v1\"\nschedule_ttl_hours = 48\n",
+        )
+        .unwrap();
+        let vars: std::collections::HashMap<&str, &str> = [
+            ("SIGNAGE_HTTP", "127.0.0.1:7000"),
+            ("SIGNAGE_TOPIC_PREFIX", "city/v2"),
+            ("SIGNAGE_SHARED_SUBSCRIPTION", "false"),
+            (
+                "SIGNAGE_TLS_NAMES",
+                "[\"signage.example.org\", \"10.0.0.5\"]",
+            ),
+            ("SIGNAGE_APPROVAL", "off"),
+            ("SIGNAGE_EMERGENCY_CONFIRM", "two-person"),
+            ("SIGNAGE_EMERGENCY_CONFIRM_MINUTES", "4"),
+            ("SIGNAGE_EMBEDDED_BROKER", "127.0.0.1:2883"),
+            ("SIGNAGE_MQTT_URL", "mqtt://10.0.0.1:1884"),
+            ("SIGNAGE_TLS", "self-signed"),
+            ("SIGNAGE_MQTT_CA_FILE", "/etc/signage/ca.pem"),
+            ("SIGNAGE_WEB_DIR", "/not/a/config/key"),
+        ]
+        .into();
+        let env = |name: &str| vars.get(name).map(|v| (*v).to_owned());
+        let c = Config::load_from(Some(&f), &env, Flags::default()).unwrap();
+        assert_eq!(c.http.port(), 7000, "the environment over the file");
+        assert_eq!(c.topic_prefix, "city/v2");
+        assert_eq!(c.schedule_ttl_hours, 48, "the file over the defaults");
+        assert!(!c.shared_subscription);
+        assert_eq!(c.tls_names, ["signage.example.org", "10.0.0.5"]);
+        assert_eq!(c.approval, ApprovalMode::Off);
+        assert_eq!(c.emergency_confirm(), Some(chrono::TimeDelta::minutes(4)));
+        assert_eq!(c.embedded_broker.port(), 2883);
+        assert_eq!(c.mqtt_url.as_deref(), Some("mqtt://10.0.0.1:1884"));
+        assert_eq!(c.tls, TlsMode::SelfSigned);
+        assert_eq!(c.mqtt_ca_file, Some(PathBuf::from("/etc/signage/ca.pem")));
+        // Flags over the environment.
+        let flags = Flags {
+            http: Some("127.0.0.1:6000".parse().unwrap()),
+            mqtt_url: Some("mqtt://10.0.0.2:1885".into()),
+            tls: Some(TlsMode::Files {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into(),
+                ca: None,
+            }),
+            mqtt_ca_file: Some("/other.pem".into()),
+        };
+        let c = Config::load_from(Some(&f), &env, flags).unwrap();
+        assert_eq!(c.http.port(), 6000);
+        assert_eq!(c.mqtt_url.as_deref(), Some("mqtt://10.0.0.2:1885"));
+        assert!(matches!(c.tls, TlsMode::Files { .. }));
+        assert_eq!(c.mqtt_ca_file, Some(PathBuf::from("/other.pem")));
+        // A bad value is named with its variable.
+        let bad = |name: &'static str, value: &'static str| {
+            let env = move |n: &str| (n == name).then(|| value.to_owned());
+            Config::load_from(None, &env, Flags::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad("SIGNAGE_SCHEDULE_TTL_HOURS", "a week");
+        assert!(
+            e.contains("SIGNAGE_SCHEDULE_TTL_HOURS") && e.contains("schedule_ttl_hours"),
+            "{e}"
+        );
+        let e = bad("SIGNAGE_APPROVAL", "two-eyes");
+        assert!(
+            e.contains("SIGNAGE_APPROVAL") && e.contains("four-eyes"),
+            "{e}"
+        );
+        let e = bad("SIGNAGE_HTTP", "localhost");
+        assert!(e.contains("SIGNAGE_HTTP"), "{e}");
+        assert!(bad("SIGNAGE_TOPIC_PREFIX", "a/#").contains("topic_prefix"));
+    }
+
+    /// Every key is in the reference, with its variable, and docs/config.md is the
+    /// reference as generated (run `signage config reference > docs/config.md`).
+    #[test]
+    fn the_reference_lists_every_key() {
+        let keys = keys();
+        assert!(keys.len() >= 12, "{keys:?}");
+        let text = reference();
+        for key in keys {
+            assert!(!doc(key).is_empty(), "{key} has no doc");
+            assert!(
+                text.contains(&format!("| `{key}` | `{}` |", env_name(key))),
+                "{key}"
+            );
+        }
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md"))
+                .unwrap_or_default();
+        assert_eq!(shipped, text, "docs/config.md is stale: regenerate it");
     }
 }

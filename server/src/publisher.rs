@@ -143,7 +143,7 @@ mod tests {
         let service = crate::catalogue::CatalogueService::new(store.clone());
         crate::import::import(
             &service,
-            &crate::cli::default_scenario(),
+            &crate::cli::default_scenario().unwrap(),
             &crate::import::ImportOptions::admin(),
         )
         .unwrap();

@@ -19,7 +19,7 @@
 //! - logging in is open; reading or ending a session needs the session's cookie, so no
 //!   bearer token gets through (401, or 400 for a logout without a session cookie);
 //! - confirming an emergency (two-person confirmation) is the operator's, as starting it;
-//! - `/health`, `/ready` and `/media/{sha256}` are open (agents download without tokens).
+//! - `/health`, `/ready`, `/metrics` and `/media/{sha256}` are open (agents download without tokens).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -110,6 +110,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("delete", "/api/v1/session", &[SESSION]),
     ("get", "/health", &[OPEN]),
     ("get", "/ready", &[OPEN]),
+    ("get", "/metrics", &[OPEN]),
     ("get", "/media/{sha256}", &[OPEN]),
 ];
 

@@ -45,6 +45,7 @@ impl Rig {
             mqtt_password: None,
             cache_max_bytes: 1 << 20,
             prefetch_hours: 24,
+            metrics_listen: None,
         });
         let topics = Topics::new(&config.topic_prefix);
         let (client, eventloop) = crate::mqtt::client(&config, &topics, b"offline".to_vec());
@@ -70,6 +71,7 @@ impl Rig {
             download_failures: Vec::new(),
             published: None,
             statuses: crate::status::StatusSigner::new(Keypair::from_secret([5; 32])),
+            live: Default::default(),
         };
         Rig {
             _dir: dir,

@@ -10,7 +10,12 @@ use super::{runtime, write_private};
 use crate::broker_auth::PasswordHash;
 use crate::mosquitto::{self, Files};
 
-pub fn mosquitto_config(state: &State, out: &Path, port: u16) -> anyhow::Result<ExitCode> {
+pub fn mosquitto_config(
+    state: &State,
+    out: &Path,
+    port: u16,
+    topic_prefix: &str,
+) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let dir = std::path::absolute(out)?;
@@ -21,7 +26,7 @@ pub fn mosquitto_config(state: &State, out: &Path, port: u16) -> anyhow::Result<
             mosquitto::files(
                 &dir,
                 port,
-                &crate::config::Config::defaults().topic_prefix,
+                topic_prefix,
                 &PasswordHash::new(&secret)?,
                 &screens,
             )

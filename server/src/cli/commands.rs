@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
-use super::{default_scenario, shutdown_token};
+use super::shutdown_token;
 use crate::ledger::Dimension;
 use crate::report::{ReportRow, Window};
 
@@ -100,6 +100,7 @@ pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 pub(super) async fn demo(
+    scenario: PathBuf,
     data_dir: Option<PathBuf>,
     keep_running: bool,
     from: DateTime<Utc>,
@@ -121,7 +122,7 @@ pub(super) async fn demo(
         data_dir.display()
     );
     let mut opts = crate::sim::SimOptions::new(
-        default_scenario(),
+        scenario,
         from,
         to,
         data_dir.clone(),

@@ -49,6 +49,9 @@ enum Command {
         /// Virtual seconds per real second at most (default: as fast as the agents go).
         #[arg(long)]
         speed: Option<f64>,
+        /// Another scenario directory (default: the Beijing one built in).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
     },
     /// Runs the server: embedded broker unless --mqtt-url, HTTP, store.
     Serve {
@@ -188,6 +191,11 @@ enum Command {
         #[command(subcommand)]
         command: EmergencyCommand,
     },
+    /// The server's configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Scenario tools.
     Scenario {
         #[command(subcommand)]
@@ -256,6 +264,12 @@ impl TlsFlags {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints every setting (Markdown): its environment variable, flag, default and meaning.
+    Reference,
+}
+
+#[derive(Debug, Subcommand)]
 enum ScreensCommand {
     /// Makes a new key for a screen and writes the agent config (keys included); older
     /// keys stay valid for the screen's past.
@@ -274,6 +288,10 @@ enum ScreensCommand {
         /// http://127.0.0.1:8080 with --data-dir).
         #[arg(long)]
         server_url: Option<String>,
+        /// With --data-dir: the server's config file, whose topic prefix, broker and HTTP
+        /// address the agent config carries (with `SIGNAGE_*` over it, as `serve` reads it).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -328,6 +346,10 @@ enum BrokerCommand {
         /// The port Mosquitto listens on.
         #[arg(long, default_value_t = 1883)]
         port: u16,
+        /// With --data-dir: the server's config file, for its topic prefix (with
+        /// `SIGNAGE_*` over it, as `serve` reads it).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -433,8 +455,9 @@ enum ScenarioCommand {
 enum BenchCommand {
     /// Plans a scenario's window to /dev/null as CSV and prints slots per second.
     Plan {
-        #[arg(long, default_value = default_scenario_str())]
-        scenario: PathBuf,
+        /// A scenario directory (default: the Beijing one built in).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
         #[arg(long, default_value = "2023-12-17T00:00:00+08:00", value_parser = parse_time)]
         from: DateTime<Utc>,
         #[arg(long, default_value = "2023-12-24T00:00:00+08:00", value_parser = parse_time)]
@@ -466,16 +489,9 @@ enum ReportKind {
     Creatives,
 }
 
-const fn default_scenario_str() -> &'static str {
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scenarios/beijing-role-models"
-    )
-}
-
-/// The Beijing scenario shipped in this repository.
-pub fn default_scenario() -> PathBuf {
-    PathBuf::from(default_scenario_str())
+/// The Beijing scenario: installed beside the binary, or the copy built into it.
+pub fn default_scenario() -> anyhow::Result<PathBuf> {
+    crate::builtin::beijing()
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
@@ -485,6 +501,7 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Command::Serve { .. }) {
         "info"
@@ -502,6 +519,24 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `println!` to a reader that went away (`| head`) panics: end quietly with status 0
+/// instead, as a failed write does (see [`is_broken_pipe`]).
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("os error 32") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// An error and its causes on one line, each cause once (messages that already quote
@@ -564,7 +599,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             from,
             to,
             speed,
-        } => runtime()?.block_on(demo(data_dir, keep_running, from, to, speed)),
+            scenario,
+        } => {
+            let scenario = match scenario {
+                Some(s) => s,
+                None => default_scenario()?,
+            };
+            runtime()?.block_on(demo(scenario, data_dir, keep_running, from, to, speed))
+        }
         Command::Serve {
             data_dir,
             config,
@@ -593,8 +635,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out,
                     mqtt_url,
                     server_url,
+                    config,
                 },
-        } => state::provision(&target.resolve()?, &id, &out, mqtt_url, server_url),
+        } => {
+            let config = crate::config::Config::load_with(config.as_deref(), Default::default())?;
+            state::provision(&target.resolve()?, &id, &out, mqtt_url, server_url, &config)
+        }
         Command::Plan {
             scenario,
             target,
@@ -655,8 +701,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state::changes(&target.resolve()?, entity, id)
         }
         Command::Broker {
-            command: BrokerCommand::MosquittoConfig { target, out, port },
-        } => broker::mosquitto_config(&target.resolve()?, &out, port),
+            command:
+                BrokerCommand::MosquittoConfig {
+                    target,
+                    out,
+                    port,
+                    config,
+                },
+        } => {
+            let config = crate::config::Config::load_with(config.as_deref(), Default::default())?;
+            broker::mosquitto_config(&target.resolve()?, &out, port, &config.topic_prefix)
+        }
         Command::Users {
             command:
                 UsersCommand::Add {
@@ -715,6 +770,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             EmergencyCommand::List { target } => state::emergencies(&target.resolve()?),
         },
+        Command::Config {
+            command: ConfigCommand::Reference,
+        } => {
+            use std::io::Write;
+            std::io::stdout().write_all(crate::config::reference().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scenario {
             command:
                 ScenarioCommand::Generate {
@@ -725,7 +787,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     base,
                 },
         } => {
-            let base = base.unwrap_or_else(default_scenario);
+            let base = match base {
+                Some(b) => b,
+                None => default_scenario()?,
+            };
             let opts = crate::generate::GenerateOptions {
                 venues,
                 screens,
@@ -752,6 +817,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     to,
                     runs,
                 },
-        } => bench_plan(&scenario, from, to, runs),
+        } => {
+            let scenario = match scenario {
+                Some(s) => s,
+                None => default_scenario()?,
+            };
+            bench_plan(&scenario, from, to, runs)
+        }
     }
 }

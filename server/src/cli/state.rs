@@ -113,17 +113,27 @@ pub fn provision(
     out: &Path,
     mqtt_url: Option<String>,
     server_url: Option<String>,
+    config: &crate::config::Config,
 ) -> anyhow::Result<ExitCode> {
     match state {
         State::Store(store) => {
-            let mqtt_url = mqtt_url.as_deref().unwrap_or("mqtt://127.0.0.1:1883");
-            let server_url = server_url.as_deref().unwrap_or("http://127.0.0.1:8080");
+            // What the server started with this config tells its agents.
+            let mqtt_url = mqtt_url
+                .or_else(|| config.mqtt_url.clone())
+                .unwrap_or_else(|| format!("mqtt://{}", config.embedded_broker));
+            let scheme = if config.tls == crate::tls::TlsMode::Off {
+                "http"
+            } else {
+                "https"
+            };
+            let server_url = server_url.unwrap_or_else(|| format!("{scheme}://{}", config.http));
+            let (mqtt_url, server_url) = (mqtt_url.as_str(), server_url.as_str());
             let mut prepared = crate::provision::prepare(
                 &**store,
                 id,
                 mqtt_url,
                 server_url,
-                &crate::config::Config::defaults().topic_prefix,
+                &config.topic_prefix,
             )?;
             // A server with a generated certificate: its agents pin the generated CA.
             let ca = store.dir().join(crate::tls::DIR).join(crate::tls::CA_FILE);
@@ -230,7 +240,7 @@ pub fn explain(source: &Source, screen: &str, at: DateTime<Utc>) -> anyhow::Resu
         ))?,
         _ => anyhow::bail!("nothing to explain"),
     };
-    print!("{text}");
+    std::io::stdout().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

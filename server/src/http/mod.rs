@@ -15,6 +15,7 @@ pub mod error;
 mod fleet;
 mod guard;
 mod media_serve;
+mod metrics;
 mod plans;
 mod reports;
 mod review;
@@ -88,6 +89,7 @@ pub fn api() -> (Router<Arc<Shared>>, utoipa::openapi::OpenApi) {
         .merge(emergencies::router())
         .merge(admin::router())
         .merge(session::router())
+        .merge(metrics::router())
         .routes(utoipa_axum::routes!(health))
         .routes(utoipa_axum::routes!(ready))
         .routes(utoipa_axum::routes!(media))
@@ -118,6 +120,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             guard::security_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            metrics::count_requests,
         ))
         .with_state(shared)
 }
@@ -218,16 +224,23 @@ async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Readiness
     let connected = shared.broker_connected.load(Ordering::SeqCst);
     let queued = shared.ingest_queue.load(Ordering::SeqCst);
     let s = shared.clone();
-    let store = match tokio::task::spawn_blocking(move || s.store.snapshot().map(|x| x.head)).await
+    let store = match tokio::task::spawn_blocking(move || {
+        let head = s.store.snapshot().map_err(|e| e.to_string())?.head;
+        crate::health::probe_writable(s.store.dir()).map_err(|e| {
+            format!(
+                "the data directory {} takes no write: {e}",
+                s.store.dir().display()
+            )
+        })?;
+        Ok::<_, String>(head)
+    })
+    .await
     {
         Ok(Ok(head)) => Check {
             ok: true,
-            detail: format!("catalogue at revision {head}"),
+            detail: format!("catalogue at revision {head}; data directory writable"),
         },
-        Ok(Err(e)) => Check {
-            ok: false,
-            detail: e.to_string(),
-        },
+        Ok(Err(detail)) => Check { ok: false, detail },
         Err(e) => Check {
             ok: false,
             detail: e.to_string(),
@@ -383,6 +396,7 @@ mod tests {
             ("/api/v1/emergencies/{id}/end", &["post"]),
             ("/health", &["get"]),
             ("/ready", &["get"]),
+            ("/metrics", &["get"]),
             ("/media/{sha256}", &["get"]),
             ("/api/v1/session", &["get", "post", "delete"]),
             ("/api/v1/users/{name}/password", &["put"]),
@@ -398,6 +412,7 @@ mod tests {
         let open = [
             ("get", "/health"),
             ("get", "/ready"),
+            ("get", "/metrics"),
             ("get", "/media/{sha256}"),
             ("post", "/api/v1/session"),
         ];
