@@ -1,8 +1,8 @@
 // The operator's pages: emergencies (start, end) and the fleet; until the full pages land
 // they keep the ids the browser tests use (#emergencies, #start, #said, #venues, #fleet).
-import {el, t, api, send, register, every, addStrings} from './core.js';
+import {el, api, send, register, every, addStrings} from './core.js';
 
-addStrings({en: {Overview: 'Overview'}, zh: {Overview: '总览'}});
+const t = addStrings({en: {Overview: 'Overview'}, zh: {Overview: '总览'}});
 
 function row(cells) {
   return el('tr', {}, cells.map(c => (c instanceof Node ? c : el('td', {text: c}))));
@@ -71,4 +71,4 @@ function overview(main) {
   return every(5000, load);
 }
 
-register({path: 'overview', title: 'Overview', roles: ['operator', 'auditor'], menu: true, render: overview});
+register({path: 'overview', title: 'Overview', roles: ['operator', 'auditor'], menu: true, home: 'operator', render: overview});
