@@ -29,6 +29,9 @@ pub struct Config {
     /// (within `emergency_confirm_minutes`) before it plays; `"off"`: it plays at once.
     pub emergency_confirm: EmergencyConfirm,
     pub emergency_confirm_minutes: u32,
+    /// A screen offline, or silent since its last status, this many minutes is raised as
+    /// dark to operators.
+    pub dark_alert_minutes: u32,
     /// HTTPS on the HTTP address, or plain HTTP.
     pub tls: TlsMode,
     /// Host names or addresses a generated certificate is valid for, beside localhost,
@@ -61,6 +64,7 @@ struct Partial {
     approval: Option<ApprovalMode>,
     emergency_confirm: Option<EmergencyConfirm>,
     emergency_confirm_minutes: Option<u32>,
+    dark_alert_minutes: Option<u32>,
     tls: Option<TlsMode>,
     tls_names: Option<Vec<String>>,
     mqtt_ca_file: Option<PathBuf>,
@@ -142,6 +146,11 @@ impl Config {
             c.topic_prefix
         );
         anyhow::ensure!(
+            c.dark_alert_minutes >= 1,
+            "dark_alert_minutes {} is too short: at least 1",
+            c.dark_alert_minutes
+        );
+        anyhow::ensure!(
             c.emergency_confirm_minutes >= 1,
             "emergency_confirm_minutes {} is too short: at least 1",
             c.emergency_confirm_minutes
@@ -178,6 +187,9 @@ impl Config {
         }
         if let Some(v) = p.emergency_confirm {
             self.emergency_confirm = v;
+        }
+        if let Some(v) = p.dark_alert_minutes {
+            self.dark_alert_minutes = v;
         }
         if let Some(v) = p.emergency_confirm_minutes {
             self.emergency_confirm_minutes = v;
@@ -242,6 +254,14 @@ mod tests {
         .unwrap();
         let c = Config::load(Some(&f), None, None).unwrap();
         assert_eq!(c.emergency_confirm(), Some(chrono::TimeDelta::minutes(3)));
+        assert_eq!(Config::defaults().dark_alert_minutes, 15);
+        std::fs::write(&f, "dark_alert_minutes = 5\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&f), None, None)
+                .unwrap()
+                .dark_alert_minutes,
+            5
+        );
         std::fs::write(&f, "approval = \"two-eyes\"\n").unwrap();
         let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
         assert!(e.contains("four-eyes") && e.contains("approval"), "{e}");
