@@ -118,6 +118,7 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
     )
     .await;
     assert_axe_clean("fleet", page.axe().await);
+    page.js("window.scrollTo(0, 0); return true").await;
     page.screenshot("fleet").await;
 
     page.js(
@@ -190,6 +191,7 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
         "the dark screen's venue is drawn offline"
     );
     assert_axe_clean("map", page.axe().await);
+    page.js("window.scrollTo(0, 0); return true").await;
     page.screenshot("map").await;
 
     // Emergencies: start one from the form, see it on the server, end it from its row.
@@ -225,6 +227,7 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
     )
     .await;
     assert_axe_clean("emergencies with one active", page.axe().await);
+    page.js("window.scrollTo(0, 0); return true").await;
     page.screenshot("emergencies").await;
 
     page.click("button[data-end=\"ui-alert\"]").await;
