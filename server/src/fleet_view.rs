@@ -68,7 +68,7 @@ pub struct VenueInfo {
 }
 
 /// A screen in service, its venue (an index into [`FleetIndex::venues`]) and the
-/// lower-case text the `q` filter searches (its id and its venue's names).
+/// lower-case text the `q` filter searches (its id, its venue's id and names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScreenInfo {
     pub id: String,
@@ -119,8 +119,9 @@ impl FleetIndex {
                 let venue = *at.get(s.venue.as_str())?;
                 let v = &venues[venue];
                 let haystack = format!(
-                    "{}\n{}\n{}",
+                    "{}\n{}\n{}\n{}",
                     s.id.as_str(),
+                    v.id,
                     v.name,
                     v.name_en.as_deref().unwrap_or("")
                 )
@@ -216,18 +217,24 @@ impl FleetView {
         }
     }
 
-    /// The index for `snapshot`'s revision: the cached one, or one built (and kept).
-    pub fn index(&self, snapshot: &Snapshot, catalogue: &Catalogue) -> Arc<FleetIndex> {
+    /// The index at revision `head`: the cached one, or one built from what `load` reads
+    /// (and kept).
+    pub fn index<E>(
+        &self,
+        head: u64,
+        load: impl FnOnce() -> Result<(Snapshot, Arc<Catalogue>), E>,
+    ) -> Result<Arc<FleetIndex>, E> {
         if let Some(ix) = self.index.lock().ok().and_then(|g| g.clone()) {
-            if ix.head == snapshot.head {
-                return ix;
+            if ix.head == head {
+                return Ok(ix);
             }
         }
-        let ix = Arc::new(FleetIndex::build(snapshot, catalogue));
+        let (snapshot, catalogue) = load()?;
+        let ix = Arc::new(FleetIndex::build(&snapshot, &catalogue));
         if let Ok(mut g) = self.index.lock() {
             *g = Some(ix.clone());
         }
-        ix
+        Ok(ix)
     }
 
     /// Records that `screen`'s status arrived at `at`.

@@ -127,7 +127,11 @@ async fn run() -> anyhow::Result<()> {
     // checks each status's signature against the screen's key).
     let t = Instant::now();
     let secret = server::broker_auth::server_secret(store.dir())?;
-    let mut opts = MqttOptions::new(format!("{}-bench", server::broker_auth::SERVER_USER), "127.0.0.1", port);
+    let mut opts = MqttOptions::new(
+        format!("{}-bench", server::broker_auth::SERVER_USER),
+        "127.0.0.1",
+        port,
+    );
     opts.set_credentials(server::broker_auth::SERVER_USER, secret);
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(opts, 4096);
@@ -146,7 +150,7 @@ async fn run() -> anyhow::Result<()> {
     });
     let topics = Topics::default();
     let session = now.timestamp_millis() as u64;
-    for (i, id) in ids.iter().enumerate() {
+    let sealed = |i: usize, id: &String| {
         let status = Status {
             v: 1,
             screen_id: id.clone(),
@@ -164,27 +168,46 @@ async fn run() -> anyhow::Result<()> {
             at: Some(now),
             ..Status::default()
         };
-        client
-            .publish(
-                topics.status(id),
-                QoS::AtLeastOnce,
-                true,
-                key_of(i).seal(STATUS_KIND, &status),
-            )
-            .await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let held = handle.shared.fleet.lock().map(|f| f.len()).unwrap_or(0);
-        if held == ids.len() {
-            break;
+        key_of(i).seal(STATUS_KIND, &status)
+    };
+    // In batches, as a fleet's agents come and go over time: the embedded broker drops
+    // messages for a subscriber that falls far behind, so each batch waits until the
+    // server holds it, and what it lost is sent again.
+    let held = |ids: &[String]| {
+        let fleet = handle.shared.fleet.lock().expect("fleet");
+        ids.iter().filter(|id| !fleet.contains_key(*id)).count()
+    };
+    for (b, batch) in ids.chunks(250).enumerate() {
+        let mut tries = 0;
+        loop {
+            let missing: Vec<(usize, &String)> = {
+                let fleet = handle.shared.fleet.lock().expect("fleet");
+                batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, id)| !fleet.contains_key(*id))
+                    .map(|(j, id)| (b * 250 + j, id))
+                    .collect()
+            };
+            if missing.is_empty() {
+                break;
+            }
+            tries += 1;
+            anyhow::ensure!(
+                tries <= 20,
+                "batch {b}: {} statuses never arrived",
+                missing.len()
+            );
+            for (i, id) in missing {
+                client
+                    .publish(topics.status(id), QoS::AtLeastOnce, true, sealed(i, id))
+                    .await?;
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while held(batch) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {held} of {} statuses arrived",
-            ids.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
         "{} signed statuses published and taken in {:.1} s",
@@ -216,7 +239,10 @@ async fn run() -> anyhow::Result<()> {
             "GET /fleet?district=…&limit=100",
             format!("fleet?district={district}&limit=100"),
         ),
-        ("GET /fleet?q=…&limit=100", "fleet?q=east&limit=100".to_owned()),
+        (
+            "GET /fleet?q=…&limit=100",
+            "fleet?q=east&limit=100".to_owned(),
+        ),
         (
             "GET /fleet?status=offline&limit=100",
             "fleet?status=offline&limit=100".to_owned(),
@@ -239,6 +265,30 @@ async fn run() -> anyhow::Result<()> {
         figures.push((format!("API {what}"), median(times)));
     }
 
+    // What a request reads from the store: the head (each time), the published versions
+    // (each time), the whole catalogue (once per revision, for the index).
+    let timed_read = |f: &dyn Fn() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        let mut times = Vec::new();
+        for _ in 0..RUNS {
+            let t = Instant::now();
+            f()?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(median(times))
+    };
+    figures.push((
+        "store: catalogue head".into(),
+        timed_read(&|| Ok(store.head().map(drop)?))?,
+    ));
+    figures.push((
+        "store: published versions".into(),
+        timed_read(&|| Ok(store.published().map(drop)?))?,
+    ));
+    figures.push((
+        "store: whole catalogue (once per revision)".into(),
+        timed_read(&|| Ok(store.snapshot().map(drop)?))?,
+    ));
+
     // The page in headless Chromium.
     let resp = http
         .post(format!("{base}/api/v1/users"))
@@ -251,9 +301,7 @@ async fn run() -> anyhow::Result<()> {
     page.window(1280, 720).await;
     page.goto(&format!("{base}/")).await;
     page.log_in("bench", PASSWORD).await;
-    let timed = |script: &str| {
-        json!({"script": format!("const done = arguments[arguments.length - 1]; {script}"), "args": []})
-    };
+    let timed = |script: &str| json!({"script": format!("const done = arguments[arguments.length - 1]; {script}"), "args": []});
     // From another page to the fleet's rows painted (the frame after they are in the DOM).
     let mut open = Vec::new();
     for _ in 0..RUNS {

@@ -39,7 +39,7 @@ struct FleetQuery {
     district: Option<String>,
     /// An OpenOOH venue type; its subtypes match too.
     venue_type: Option<String>,
-    /// Text found in the screen id or its venue's names (any case).
+    /// Text found in the screen id, its venue id or names (any case).
     q: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
@@ -105,8 +105,10 @@ struct Inputs<'a> {
 
 impl<'a> Inputs<'a> {
     fn read(shared: &'a Shared) -> Result<Inputs<'a>, ApiError> {
-        let (snapshot, catalogue) = shared.catalogue.current()?;
-        let index = shared.fleet_view.index(&snapshot, &catalogue);
+        let head = shared.catalogue.head()?;
+        let index = shared
+            .fleet_view
+            .index(head, || shared.catalogue.current())?;
         let published = shared
             .store
             .published()?

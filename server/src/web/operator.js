@@ -258,7 +258,7 @@ async function map(main) {
           svg('polygon', {points: h.map(q => `${q[0].toFixed(1)},${q[1].toFixed(1)}`).join(' ')}),
           svg('text', {x: cx.toFixed(1), y: cy.toFixed(1), text: districtName(d)}));
       });
-      const r = placed.length > 500 ? 3 : 7;
+      const r = placed.length > 500 ? 3 : 9;
       const order = {online: 0, unknown: 1, offline: 2};
       const circles = [...placed].sort((a, b) => order[a.worst] - order[b.worst]).map(v => {
         const [x, y] = xy(v);
