@@ -154,17 +154,17 @@ async fn run() -> anyhow::Result<()> {
         let status = Status {
             v: 1,
             screen_id: id.clone(),
-            online: i % 23 != 0,
+            online: !i.is_multiple_of(23),
             session,
             seq: 1,
-            schedule_version: Some(if i % 17 == 0 { 0 } else { 1 }),
+            schedule_version: Some(if i.is_multiple_of(17) { 0 } else { 1 }),
             agent_version: "bench".into(),
             player: "headless".into(),
-            media_ready: i % 11 != 0,
+            media_ready: !i.is_multiple_of(11),
             runway_hours: (i % 90) as f64,
             outbox_backlog: (i % 7) as u64,
             last_seq: 100,
-            clock_synced: i % 13 != 0,
+            clock_synced: !i.is_multiple_of(13),
             at: Some(now),
             ..Status::default()
         };

@@ -326,6 +326,11 @@ async fn a_second_operator_confirms_an_emergency_on_the_page() {
 
     // Another operator confirms it: it plays.
     page.click("#logout").await;
+    page.wait_js(
+        "the login page after logout",
+        "return !document.querySelector('#login-page').hidden && document.querySelector('#app').hidden",
+    )
+    .await;
     page.log_in("bob", PASSWORD).await;
     page.goto(&format!("{base}/#/emergencies")).await;
     page.wait_js(
