@@ -79,7 +79,7 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
     page.goto(&format!("{base}/#/emergencies")).await;
     page.wait_js(
         "an empty emergencies table",
-        "return document.querySelector('#emergencies tbody').textContent.includes('none active')",
+        "return (document.querySelector('#emergencies tbody')?.textContent ?? '').includes('none active')",
     )
     .await;
     assert_eq!(
@@ -115,7 +115,7 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
     page.click("#start button").await;
     page.wait_js(
         "the start",
-        "return document.querySelector('#said').textContent.startsWith('started dash-alert')",
+        "return (document.querySelector('#said')?.textContent ?? '').startsWith('started dash-alert')",
     )
     .await;
     page.wait_js(
@@ -134,7 +134,7 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
     page.click("button[data-end=\"dash-alert\"]").await;
     page.wait_js(
         "the emergency to end",
-        "return document.querySelector('#emergencies tbody').textContent.includes('none active')",
+        "return (document.querySelector('#emergencies tbody')?.textContent ?? '').includes('none active')",
     )
     .await;
     assert_eq!(

@@ -112,7 +112,7 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
         "the fleet's first page",
         &format!(
             "return document.querySelectorAll('#fleet tr[data-screen]').length === {} && \
-             document.querySelector('#fleet-count').textContent.includes('of {total} ')",
+             (document.querySelector('#fleet-count')?.textContent ?? '').includes('of {total} ')",
             total.min(100)
         ),
     )
@@ -190,6 +190,17 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
         json!(offline),
         "the dark screen's venue is drawn offline"
     );
+    // Focusing a circle names its venue and states.
+    page.js("document.querySelector('#map circle.venue').focus(); return true")
+        .await;
+    page.wait_js(
+        "the focused venue's states",
+        "const c = document.activeElement; \
+         return c.matches('#map circle.venue') && \
+         (document.querySelector('#map-detail')?.textContent ?? '') === c.getAttribute('aria-label') && \
+         c.getAttribute('aria-label').includes('online')",
+    )
+    .await;
     assert_axe_clean("map", page.axe().await);
     page.js("window.scrollTo(0, 0); return true").await;
     page.screenshot("map").await;
@@ -199,7 +210,7 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
     page.wait_js(
         "the start form",
         "return document.querySelectorAll('#start input[name=creatives]').length > 0 && \
-         document.querySelector('#emergencies tbody').textContent.includes('none active')",
+         (document.querySelector('#emergencies tbody')?.textContent ?? '').includes('none active')",
     )
     .await;
     assert_axe_clean("emergencies", page.axe().await);
@@ -214,7 +225,7 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
     page.click("#start button").await;
     page.wait_js(
         "the start",
-        "return document.querySelector('#said').textContent.startsWith('started ui-alert')",
+        "return (document.querySelector('#said')?.textContent ?? '').startsWith('started ui-alert')",
     )
     .await;
     let e = emergency(&env, "ui-alert").await;
@@ -233,8 +244,8 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
     page.click("button[data-end=\"ui-alert\"]").await;
     page.wait_js(
         "the end, in the history",
-        "return document.querySelector('#said').textContent.startsWith('ended ui-alert') && \
-         document.querySelector('#emergencies tbody').textContent.includes('none active') && \
+        "return (document.querySelector('#said')?.textContent ?? '').startsWith('ended ui-alert') && \
+         (document.querySelector('#emergencies tbody')?.textContent ?? '').includes('none active') && \
          [...document.querySelectorAll('#emergency-history tr[data-emergency=\"ui-alert\"] td')].some(td => td.textContent === 'olga')",
     )
     .await;
@@ -305,7 +316,7 @@ async fn a_second_operator_confirms_an_emergency_on_the_page() {
     page.click("#start button").await;
     page.wait_js(
         "the pending row with its Confirm button",
-        "return document.querySelector('#said').textContent.includes('waits for a second operator') && \
+        "return (document.querySelector('#said')?.textContent ?? '').includes('waits for a second operator') && \
          !!document.querySelector('#emergencies tr[data-state=pending] button[data-confirm=\"two-alert\"]')",
     )
     .await;
@@ -341,8 +352,8 @@ async fn a_second_operator_confirms_an_emergency_on_the_page() {
     page.click("button[data-confirm=\"two-alert\"]").await;
     page.wait_js(
         "the confirmation",
-        "return document.querySelector('#said').textContent.startsWith('confirmed two-alert') && \
-         document.querySelector('#emergencies tr[data-emergency=\"two-alert\"]').dataset.state === 'active'",
+        "return (document.querySelector('#said')?.textContent ?? '').startsWith('confirmed two-alert') && \
+         document.querySelector('#emergencies tr[data-emergency=\"two-alert\"]')?.dataset.state === 'active'",
     )
     .await;
     let e = emergency(&env, "two-alert").await;

@@ -241,7 +241,7 @@ async fn payloads_from_every_source_never_run_in_the_dashboard() {
             "the fleet with the payloads as text, and the alert",
             &format!(
                 "return {} && {} && \
-                 document.querySelector('#fleet tr[data-screen={}] td.notes').textContent === {}",
+                 document.querySelector('#fleet tr[data-screen={}] td.notes')?.textContent === {}",
                 shows_payload("#fleet tbody td"),
                 shows_payload("#alerts .dark-alert"),
                 json!(dark),

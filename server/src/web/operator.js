@@ -227,8 +227,14 @@ async function map(main) {
   const byDistrict = el('div', {id: 'map-districts'});
   main.append(el('h1', {id: 'map-title', text: t('Map')}), detail, holder, byDistrict);
 
+  let last = null;
   async function load() {
     const venues = await api('/fleet/venues');
+    // Unchanged: leave the drawing (and the keyboard focus in it) alone.
+    const now = JSON.stringify(venues);
+    if (now === last) return;
+    last = now;
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.venue : null;
     const placed = venues.filter(v => v.lat != null && v.lon != null);
     const W = 1000;
     const pad = 24;
@@ -276,6 +282,7 @@ async function map(main) {
     const legend = el('ul', {className: 'legend', 'aria-label': t('map legend')},
       ['online', 'unknown', 'offline'].map(s => el('li', {}, el('span', {className: `swatch state-${s}`, 'aria-hidden': 'true'}), `${t(s)}: ${t(WORST[s])}`)));
     holder.replaceChildren(legend, drawing);
+    if (focused) { const again = holder.querySelector(`circle[data-venue="${CSS.escape(focused)}"]`); if (again) again.focus(); }
     // The text alternative: screens by state per district.
     const sums = {};
     for (const v of venues) {
@@ -366,8 +373,17 @@ async function emergencies(main) {
     }
   }
 
+  let last = null;
   async function load() {
     const rows = await api('/emergencies/history');
+    // Unchanged: leave the tables (and the keyboard focus on a button) alone.
+    // (At least once a minute: a pending one's time to confirm runs out.)
+    const seen = JSON.stringify(rows) + Math.floor(Date.now() / 60000);
+    if (seen === last) return;
+    last = seen;
+    const f = document.activeElement;
+    const refocus = f && f.dataset && (f.dataset.end ? `button[data-end="${CSS.escape(f.dataset.end)}"]`
+      : f.dataset.confirm ? `button[data-confirm="${CSS.escape(f.dataset.confirm)}"]` : null);
     const now = Date.now();
     const current = rows.filter(r => r.active || (r.pending && Date.parse(r.pending.confirm_by) > now));
     const past = rows.filter(r => !current.includes(r) && (r.ended || Date.parse(r.end) <= now || r.pending));
@@ -396,6 +412,7 @@ async function emergencies(main) {
       el('td', {text: r.pending ? t('pending', {until: fmtTime(r.pending.confirm_by)}) : fmtTime(r.end)}),
       el('td', {className: 'n', text: r.screens})))
       : [el('tr', {}, el('td', {colspan: hHeaders.length, text: t('no history')}))]));
+    if (refocus) { const again = main.querySelector(refocus); if (again) again.focus(); }
   }
 
   form.addEventListener('submit', async ev => {
