@@ -214,7 +214,9 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
     )
     .await;
     assert_axe_clean("emergencies", page.axe().await);
-    page.type_into("#start input[name=id]", "ui-alert").await;
+    // A used id: the server's refusal is shown next to the id, and nothing starts.
+    page.type_into("#start input[name=id]", "alert-epidemic-2023-12-20")
+        .await;
     page.type_into("#start input[name=name]", "UI alert").await;
     page.click("#start input[name=creatives][value=\"alert-epidemic-l\"]")
         .await;
@@ -222,6 +224,21 @@ async fn fleet_map_alerts_and_an_emergency_from_the_pages() {
         .await;
     page.click("#start input[name=districts][value=\"dongcheng\"]")
         .await;
+    page.click("#start button").await;
+    page.wait_js(
+        "the refusal next to the id",
+        "const e = document.querySelector('#start input[name=id]'); \
+         const msg = e.closest('label').querySelector('.field-error'); \
+         return e.getAttribute('aria-invalid') === 'true' && !!msg && msg.textContent.includes('already used') && \
+         document.querySelector('#said').classList.contains('bad')",
+    )
+    .await;
+    assert_eq!(
+        get(&env, "emergencies").await.as_array().map(Vec::len),
+        Some(1),
+        "only the scenario's own emergency"
+    );
+    page.type_into("#start input[name=id]", "ui-alert").await;
     page.click("#start button").await;
     page.wait_js(
         "the start",

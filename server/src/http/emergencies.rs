@@ -234,17 +234,36 @@ async fn change(
     let s = shared.clone();
     let author = caller.name().to_owned();
     let a = blocking(move || {
-        Ok(run(emergency::Request {
+        run(emergency::Request {
             catalogue: &s.catalogue,
             key: &s.key,
             author: &author,
             now: s.clock.now(),
             confirm_within: s.emergency_confirm,
-        })?)
+        })
+        .map_err(naming_the_field)
     })
     .await?;
     let from = effective(&a.emergency);
     Ok(announce(shared, a, from).await)
+}
+
+/// The API error for `e`, naming the request's field that caused it (the dashboard shows
+/// the message next to that control).
+fn naming_the_field(e: emergency::EmergencyError) -> ApiError {
+    use emergency::EmergencyError as E;
+    let field = match &e {
+        E::Duplicate(_) => Some("id"),
+        E::UnknownCreative(_) | E::FitsNoScreen { .. } | E::TooLarge { .. } => Some("creatives"),
+        E::NoScreens(_) => Some("target"),
+        E::UntilPassed { .. } => Some("until"),
+        _ => None,
+    };
+    let err = ApiError::from(e);
+    match field {
+        Some(f) => err.with_field(f),
+        None => err,
+    }
 }
 
 /// Sends the commands, then republishes the touched schedules, which count as planned
