@@ -17,7 +17,7 @@ addStrings({
   en: {Fleet: 'Fleet', Map: 'Map', Emergencies: 'Emergencies', online: 'online', offline: 'offline', unknown: 'unknown',
     district: 'District', 'venue type': 'Venue type', status: 'Status', search: 'Search screen or venue', any: 'any',
     'no district': '(no district)', Filter: 'Filter', Previous: 'Previous', Next: 'Next', Screen: 'Screen', Venue: 'Venue',
-    State: 'State', 'Last seen': 'Last seen', Schedule: 'Schedule applied / published', Media: 'Media', Runway: 'Runway',
+    State: 'State', Venues: 'Venues', 'Last seen': 'Last seen', Schedule: 'Schedule applied / published', Media: 'Media', Runway: 'Runway',
     Backlog: 'Backlog', Clock: 'Clock', Notes: 'Notes', behind: 'behind', ready: 'ready', fetching: 'fetching',
     synced: 'synced', 'not synced': 'not synced', never: 'never', loading: 'loading…',
     'fleet count': 'screens {from}–{to} of {total} matching ({fleet} in service)',
@@ -41,7 +41,7 @@ addStrings({
     'End emergency': 'End {name}', 'Confirm emergency': 'Confirm {name}'},
   zh: {Fleet: '设备', Map: '地图', Emergencies: '紧急插播', online: '在线', offline: '离线', unknown: '未知',
     district: '区', 'venue type': '场所类型', status: '状态', search: '搜索屏幕或场所', any: '全部', 'no district': '（无区）',
-    Filter: '筛选', Previous: '上一页', Next: '下一页', Screen: '屏幕', Venue: '场所', State: '状态', 'Last seen': '最后上报',
+    Filter: '筛选', Previous: '上一页', Next: '下一页', Screen: '屏幕', Venue: '场所', Venues: '场所数', State: '状态', 'Last seen': '最后上报',
     Schedule: '排期（已应用 / 已发布）', Media: '素材', Runway: '离线续航', Backlog: '待回传', Clock: '时钟', Notes: '备注',
     behind: '落后', ready: '就绪', fetching: '下载中', synced: '已同步', 'not synced': '未同步', never: '从未',
     loading: '加载中…', 'fleet count': '第 {from}–{to} 台，共 {total} 台符合（在用 {fleet} 台）',
@@ -225,7 +225,7 @@ async function map(main) {
   const detail = el('p', {id: 'map-detail', role: 'status', 'aria-live': 'polite', text: t('map hint')});
   const holder = el('div', {className: 'map-holder'}, el('p', {text: t('loading')}));
   const byDistrict = el('div', {id: 'map-districts'});
-  main.append(el('h1', {id: 'map-title', text: t('Map')}), detail, holder, byDistrict);
+  main.append(el('h1', {id: 'map-title', text: t('Map')}), detail, el('div', {className: 'map-layout'}, holder, byDistrict));
 
   let last = null;
   async function load() {
@@ -237,6 +237,7 @@ async function map(main) {
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.venue : null;
     const placed = venues.filter(v => v.lat != null && v.lon != null);
     const W = 1000;
+    const H = 640;
     const pad = 24;
     let drawing;
     if (!placed.length) {
@@ -248,9 +249,7 @@ async function map(main) {
       const kx = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
       const spanX = Math.max((maxLon - minLon) * kx, 1e-6);
       const spanY = Math.max(maxLat - minLat, 1e-6);
-      const scale = (W - 2 * pad) / spanX;
-      const H = Math.min(Math.max(spanY * scale + 2 * pad, 200), 1400);
-      const s = Math.min(scale, (H - 2 * pad) / spanY);
+      const s = Math.min((W - 2 * pad) / spanX, (H - 2 * pad) / spanY);
       const ox = (W - spanX * s) / 2;
       const oy = (H - spanY * s) / 2;
       const xy = v => [ox + (v.lon - minLon) * kx * s, oy + (maxLat - v.lat) * s];
@@ -264,7 +263,7 @@ async function map(main) {
           svg('polygon', {points: h.map(q => `${q[0].toFixed(1)},${q[1].toFixed(1)}`).join(' ')}),
           svg('text', {x: cx.toFixed(1), y: cy.toFixed(1), text: districtName(d)}));
       });
-      const r = placed.length > 500 ? 3 : 9;
+      const r = placed.length > 2000 ? 3 : placed.length > 500 ? 5 : 9;
       const order = {online: 0, unknown: 1, offline: 2};
       const circles = [...placed].sort((a, b) => order[a.worst] - order[b.worst]).map(v => {
         const [x, y] = xy(v);
@@ -276,7 +275,7 @@ async function map(main) {
           onkeydown: ev => { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); open(); } }},
         svg('title', {text: label}));
       });
-      drawing = svg('svg', {id: 'map', viewBox: `0 0 ${W} ${H.toFixed(0)}`, role: 'group', 'aria-labelledby': 'map-title'},
+      drawing = svg('svg', {id: 'map', viewBox: `0 0 ${W} ${H}`, role: 'group', 'aria-labelledby': 'map-title'},
         svg('g', {class: 'outlines'}, outlines), svg('g', {class: 'venues'}, circles));
     }
     const legend = el('ul', {className: 'legend', 'aria-label': t('map legend')},
@@ -295,7 +294,7 @@ async function map(main) {
       el('td', {className: 'n', text: c.online}), el('td', {className: 'n', text: c.offline}), el('td', {className: 'n', text: c.unknown}),
       el('td', {className: 'n', text: c.dark})));
     byDistrict.replaceChildren(el('h2', {text: t('States by district')}),
-      el('table', {id: 'map-table'}, el('thead', {}, el('tr', {}, ['district', 'Venue', 'screens', 'online', 'offline', 'unknown', 'dark']
+      el('table', {id: 'map-table'}, el('thead', {}, el('tr', {}, ['district', 'Venues', 'screens', 'online', 'offline', 'unknown', 'dark']
         .map(h => el('th', {scope: 'col', text: t(h)})))), el('tbody', {}, rows)));
   }
   return every(30000, async () => {
