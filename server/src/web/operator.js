@@ -95,8 +95,12 @@ async function refreshAlerts() {
       district: districtName(d.district), state: t(d.state === 'online' ? 'silent' : d.state), minutes: d.minutes,
       seen: fmtTime(d.last_seen)})})));
   if (s.overall.dark > items.length) items.push(el('li', {text: t('dark more', {n: s.overall.dark - items.length})}));
-  box.replaceChildren(el('section', {className: 'dark-alerts', role: 'alert', 'aria-label': t('dark title', {n: s.overall.dark, minutes: s.dark_after_minutes})},
-    el('strong', {text: t('dark title', {n: s.overall.dark, minutes: s.dark_after_minutes})}), el('ul', {}, items)));
+  // A named region (not role=alert: it is redrawn every 30 s); the count is announced
+  // politely when it changes.
+  const title = t('dark title', {n: s.overall.dark, minutes: s.dark_after_minutes});
+  const known = box.querySelector('#dark-title');
+  const heading = known && known.textContent === title ? known : el('strong', {id: 'dark-title', 'aria-live': 'polite', text: title});
+  box.replaceChildren(el('section', {className: 'dark-alerts', 'aria-labelledby': 'dark-title'}, heading, el('ul', {}, items)));
 }
 
 // Refreshed every 30 s, and as soon as the app shows (after a login).
