@@ -199,12 +199,22 @@ pub fn dark_for(
     (since >= threshold).then_some(since)
 }
 
+/// How long the published versions read from the store serve requests: a screen's
+/// `behind` may show this much later than a publication (statuses come every 30 s anyway),
+/// and a request at 11,000 screens does not read them each time.
+pub const PUBLISHED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Published versions per screen, as read at an instant.
+type PublishedAt = (std::time::Instant, Arc<HashMap<String, u64>>);
+
 /// The fleet view's shared state: when statuses were received, the index cached per
-/// catalogue revision, and the dark threshold.
+/// catalogue revision, the published versions read at most every [`PUBLISHED_FOR`], and
+/// the dark threshold.
 #[derive(Debug)]
 pub struct FleetView {
     pub received: Mutex<HashMap<String, DateTime<Utc>>>,
     index: Mutex<Option<Arc<FleetIndex>>>,
+    published: Mutex<Option<PublishedAt>>,
     pub dark_after: TimeDelta,
 }
 
@@ -213,6 +223,7 @@ impl FleetView {
         FleetView {
             received: Mutex::new(HashMap::new()),
             index: Mutex::new(None),
+            published: Mutex::new(None),
             dark_after,
         }
     }
@@ -235,6 +246,24 @@ impl FleetView {
             *g = Some(ix.clone());
         }
         Ok(ix)
+    }
+
+    /// The published versions: those read less than [`PUBLISHED_FOR`] ago, or what `load`
+    /// reads now (and kept).
+    pub fn published<E>(
+        &self,
+        load: impl FnOnce() -> Result<HashMap<String, u64>, E>,
+    ) -> Result<Arc<HashMap<String, u64>>, E> {
+        if let Some((at, p)) = self.published.lock().ok().and_then(|g| g.clone()) {
+            if at.elapsed() < PUBLISHED_FOR {
+                return Ok(p);
+            }
+        }
+        let p = Arc::new(load()?);
+        if let Ok(mut g) = self.published.lock() {
+            *g = Some((std::time::Instant::now(), p.clone()));
+        }
+        Ok(p)
     }
 
     /// Records that `screen`'s status arrived at `at`.
@@ -308,6 +337,23 @@ mod tests {
         check(State::Offline, Some("2026-01-01T11:45:00Z"), Some(15));
         check(State::Unknown, None, None);
         check(State::Offline, None, None);
+    }
+
+    #[test]
+    fn published_versions_are_read_once_a_while() {
+        let view = FleetView::new(TimeDelta::minutes(15));
+        let reads = std::cell::Cell::new(0);
+        let load = || {
+            reads.set(reads.get() + 1);
+            Ok::<_, ()>(HashMap::from([("s1".to_owned(), 3)]))
+        };
+        assert_eq!(view.published(load).unwrap()["s1"], 3);
+        assert_eq!(view.published(load).unwrap()["s1"], 3);
+        assert_eq!(
+            reads.get(),
+            1,
+            "the second request within {PUBLISHED_FOR:?}"
+        );
     }
 
     #[test]

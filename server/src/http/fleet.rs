@@ -99,7 +99,7 @@ struct Inputs<'a> {
     index: Arc<FleetIndex>,
     statuses: MutexGuard<'a, BTreeMap<String, Status>>,
     received: MutexGuard<'a, HashMap<String, DateTime<Utc>>>,
-    published: HashMap<String, u64>,
+    published: Arc<HashMap<String, u64>>,
     now: DateTime<Utc>,
 }
 
@@ -109,12 +109,16 @@ impl<'a> Inputs<'a> {
         let index = shared
             .fleet_view
             .index(head, || shared.catalogue.current())?;
-        let published = shared
-            .store
-            .published()?
-            .into_iter()
-            .map(|(s, p)| (s, p.version))
-            .collect();
+        let published = shared.fleet_view.published(|| {
+            Ok::<_, ApiError>(
+                shared
+                    .store
+                    .published()?
+                    .into_iter()
+                    .map(|(s, p)| (s, p.version))
+                    .collect(),
+            )
+        })?;
         let statuses = shared.fleet.lock().unwrap_or_else(|p| p.into_inner());
         let received = shared
             .fleet_view
