@@ -39,6 +39,10 @@ pub struct Shared {
     pub key: Keypair,
     pub topics: Topics,
     pub fleet: Mutex<BTreeMap<String, Status>>,
+    /// When statuses arrived, the fleet index per catalogue revision, the dark threshold.
+    pub fleet_view: crate::fleet_view::FleetView,
+    /// Who started and ended each emergency, folded from the change log.
+    pub emergency_log: crate::emergency_history::Log,
     pub publisher: Publisher,
     pub schedule_ttl: TimeDelta,
     /// What "now" is for flights set by staff (emergencies, archives).
@@ -90,6 +94,8 @@ pub struct Options {
     pub emergency_confirm: Option<TimeDelta>,
     /// HTTPS on the HTTP listener, or plain HTTP when `None`.
     pub tls: Option<crate::tls::ServerTls>,
+    /// A screen offline or silent this long is raised as dark to operators.
+    pub dark_after: TimeDelta,
 }
 
 impl Default for Options {
@@ -102,6 +108,7 @@ impl Default for Options {
             approval: crate::approval::ApprovalMode::default(),
             emergency_confirm: None,
             tls: None,
+            dark_after: TimeDelta::minutes(15),
         }
     }
 }
@@ -318,6 +325,8 @@ pub async fn start_with(
         key,
         topics,
         fleet: Mutex::new(BTreeMap::new()),
+        fleet_view: crate::fleet_view::FleetView::new(options.dark_after),
+        emergency_log: crate::emergency_history::Log::default(),
         publisher: publisher.clone(),
         schedule_ttl: options.schedule_ttl,
         clock: options.clock,

@@ -216,6 +216,11 @@ impl CatalogueService {
         Ok((snapshot, catalogue))
     }
 
+    /// The current revision, without reading the catalogue.
+    pub fn head(&self) -> Result<u64, CatalogueError> {
+        Ok(self.store.head()?)
+    }
+
     /// The current catalogue.
     pub fn catalogue(&self) -> Result<Arc<Catalogue>, CatalogueError> {
         Ok(self.current()?.1)

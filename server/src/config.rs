@@ -31,6 +31,9 @@ pub struct Config {
     /// (within `emergency_confirm_minutes`) before it plays; `"off"`: it plays at once.
     pub emergency_confirm: EmergencyConfirm,
     pub emergency_confirm_minutes: u32,
+    /// A screen offline, or silent since its last status, this many minutes is raised as
+    /// dark to operators.
+    pub dark_alert_minutes: u32,
     /// HTTPS on the HTTP address, or plain HTTP.
     pub tls: TlsMode,
     /// Host names or addresses a generated certificate is valid for, beside localhost,
@@ -170,6 +173,11 @@ impl Config {
             c.topic_prefix
         );
         anyhow::ensure!(
+            c.dark_alert_minutes >= 1,
+            "dark_alert_minutes {} is too short: at least 1",
+            c.dark_alert_minutes
+        );
+        anyhow::ensure!(
             c.emergency_confirm_minutes >= 1,
             "emergency_confirm_minutes {} is too short: at least 1",
             c.emergency_confirm_minutes
@@ -261,6 +269,7 @@ fn doc(key: &str) -> &'static str {
         "approval" => "\"four-eyes\": staff's campaigns and creatives wait for a second person's approval; \"off\": they are live at once.",
         "emergency_confirm" => "\"two-person\": a started emergency waits for a second operator's confirmation; \"off\": it plays at once.",
         "emergency_confirm_minutes" => "How long a second operator has to confirm an emergency (at least 1).",
+        "dark_alert_minutes" => "A screen offline, or silent since its last status, this many minutes (at least 1) is raised as dark to operators.",
         "tls" => "HTTPS on the HTTP address: \"off\", \"self-signed\" (generated into DATA_DIR/tls/), or a table {cert, key, ca} of PEM files.",
         "tls_names" => "More host names or addresses a generated certificate is valid for, e.g. [\"signage.example.org\"].",
         "mqtt_ca_file" => "A PEM file whose certificates alone are trusted for an mqtts:// broker (default: the system's roots).",
@@ -344,6 +353,14 @@ mod tests {
         .unwrap();
         let c = Config::load(Some(&f), None, None).unwrap();
         assert_eq!(c.emergency_confirm(), Some(chrono::TimeDelta::minutes(3)));
+        assert_eq!(Config::defaults().dark_alert_minutes, 15);
+        std::fs::write(&f, "dark_alert_minutes = 5\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&f), None, None)
+                .unwrap()
+                .dark_alert_minutes,
+            5
+        );
         std::fs::write(&f, "approval = \"two-eyes\"\n").unwrap();
         let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
         assert!(e.contains("four-eyes") && e.contains("approval"), "{e}");

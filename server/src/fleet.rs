@@ -207,6 +207,7 @@ fn take_statuses(shared: &Shared, keys: &mut Keys, batch: Vec<(String, Vec<u8>)>
     for (screen, raw) in batch {
         match keys.judge(shared, &screen, &raw, in_service.contains(screen.as_str())) {
             Ok(status) => {
+                shared.fleet_view.received(&screen, chrono::Utc::now());
                 if let Ok(mut fleet) = shared.fleet.lock() {
                     fleet.insert(screen, status);
                 }
@@ -220,6 +221,9 @@ fn take_statuses(shared: &Shared, keys: &mut Keys, batch: Vec<(String, Vec<u8>)>
     }
     if let Ok(mut fleet) = shared.fleet.lock() {
         fleet.retain(|screen, _| in_service.contains(screen.as_str()));
+    }
+    if let Ok(mut received) = shared.fleet_view.received.lock() {
+        received.retain(|screen, _| in_service.contains(screen.as_str()));
     }
     keys.seen
         .retain(|screen, _| in_service.contains(screen.as_str()));

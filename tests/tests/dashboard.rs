@@ -73,11 +73,13 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
     )
     .await;
 
-    // Logged in, the page loads its data: no emergency yet. No token in the page's storage.
+    // Logged in, the emergencies page loads its data: no emergency yet. No token in the
+    // page's storage.
     page.log_in("otto", PASSWORD).await;
+    page.goto(&format!("{base}/#/emergencies")).await;
     page.wait_js(
         "an empty emergencies table",
-        "return document.querySelector('#emergencies tbody').textContent.includes('none active')",
+        "return (document.querySelector('#emergencies tbody')?.textContent ?? '').includes('none active')",
     )
     .await;
     assert_eq!(
@@ -101,20 +103,19 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
         .await;
 
     // Started from the form, listed as open with an End button, active on the server.
-    page.type_into("input[name=id]", "dash-alert").await;
+    page.type_into("#start input[name=id]", "dash-alert").await;
     page.type_into("#start input[name=name]", "Dashboard alert")
         .await;
-    page.type_into(
-        "input[name=creatives]",
-        "alert-epidemic-l, alert-epidemic-p",
-    )
-    .await;
-    page.type_into("input[name=target]", r#"{"districts": ["dongcheng"]}"#)
+    for creative in ["alert-epidemic-l", "alert-epidemic-p"] {
+        page.click(&format!("#start input[name=creatives][value={creative:?}]"))
+            .await;
+    }
+    page.click("#start input[name=districts][value=\"dongcheng\"]")
         .await;
     page.click("#start button").await;
     page.wait_js(
         "the start",
-        "return document.querySelector('#said').textContent.startsWith('done: dash-alert')",
+        "return (document.querySelector('#said')?.textContent ?? '').startsWith('started dash-alert')",
     )
     .await;
     page.wait_js(
@@ -133,7 +134,7 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
     page.click("button[data-end=\"dash-alert\"]").await;
     page.wait_js(
         "the emergency to end",
-        "return document.querySelector('#emergencies tbody').textContent.includes('none active')",
+        "return (document.querySelector('#emergencies tbody')?.textContent ?? '').includes('none active')",
     )
     .await;
     assert_eq!(

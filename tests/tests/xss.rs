@@ -2,10 +2,13 @@
 //! broker, redb store with the Beijing scenario, HTTP) gets script payloads in venue and
 //! campaign names, in ids (refused), in emergency names, and in MQTT statuses (an anonymous
 //! client publishes on a screen topic whose id is itself a payload, and for a real screen
-//! with payloads in its fields). Headless Chromium then logs in through the form: no
-//! payload runs, the emergency names show as literal text, the page holds no element the
-//! payloads would have made, the CSP header is sent and the browser enforces it (an
-//! injected inline script does not run). A screenshot goes to target/screenshots/.
+//! with payloads in its fields; a status with payloads is also put in the fleet as the
+//! status worker stores a kiosk's, dark, so it is raised in the alerts). Headless Chromium
+//! then logs in through the form and opens every page that shows them (fleet, map,
+//! emergencies, the alerts above each): no payload runs, the names show as literal text,
+//! no page holds an element the payloads would have made, the CSP header is sent and the
+//! browser enforces it (an injected inline script does not run). A screenshot goes to
+//! target/screenshots/.
 
 use std::time::Duration;
 
@@ -53,6 +56,9 @@ async fn rename(http: &reqwest::Client, base: &str, token: &str, path: &str, nam
     assert_eq!(status, 200, "{path}: {got}");
     let mut spec = got.get("spec").cloned().unwrap_or(got);
     spec["name"] = json!(name);
+    if path.starts_with("venues/") {
+        spec["name_en"] = json!(name);
+    }
     let (status, body) = send_json(http.put(&url).bearer_auth(token).json(&spec)).await;
     assert_eq!(status, 200, "PUT {path}: {body}");
 }
@@ -166,20 +172,84 @@ async fn payloads_from_every_source_never_run_in_the_dashboard() {
         "{csp}"
     );
 
-    // The browser: log in through the form, let every panel load.
+    // A kiosk's status with payloads in its fields, at the renamed venue, dark for 40
+    // minutes: shown in the fleet, on the map and in the alerts.
+    let dark = env
+        .catalogue()
+        .screens
+        .iter()
+        .find(|s| s.venue.as_str() == venue)
+        .expect("a screen at the venue")
+        .id
+        .to_string();
+    {
+        let shared = &env.handle.shared;
+        shared.fleet.lock().expect("fleet").insert(
+            dark.clone(),
+            playlists::wire::Status {
+                v: 1,
+                screen_id: dark.clone(),
+                online: false,
+                session: 1,
+                seq: 1,
+                agent_version: IMG.into(),
+                player: SCRIPT.into(),
+                now_playing: Some(IMG.into()),
+                notes: vec![SCRIPT.into(), IMG.into()],
+                ..playlists::wire::Status::default()
+            },
+        );
+        shared
+            .fleet_view
+            .received(&dark, chrono::Utc::now() - chrono::TimeDelta::minutes(40));
+    }
+
+    // The browser: log in through the form, open every page that shows the data.
     let (_driver, browser) = webdriver::start(&env.tmp.path().join("chromium-xss")).await;
     browser.goto(&format!("{base}/")).await;
     browser.log_in("vera", PASSWORD).await;
+    let untouched = |page: &'static str| {
+        let browser = &browser;
+        async move {
+            assert_eq!(
+                browser.js("return typeof window.__pwned").await,
+                "undefined",
+                "a payload ran on {page}"
+            );
+            assert_eq!(
+                browser
+                    .js("return document.querySelectorAll('#app img, #app script').length")
+                    .await,
+                json!(0),
+                "an element made from data on {page}"
+            );
+        }
+    };
+    // A JS expression: an element of `sel` shows the payload as text (or names it).
+    let shows_payload = |sel: &str| {
+        format!(
+            "[...document.querySelectorAll({})].some(e => e.textContent.includes({}) ||              (e.getAttribute('aria-label') || '').includes({}))",
+            json!(sel),
+            json!(IMG),
+            json!(IMG)
+        )
+    };
+
+    browser.goto(&format!("{base}/#/fleet")).await;
     browser
         .wait_js(
-            "both emergencies and the fleet",
-            "return document.querySelectorAll('#emergencies button[data-end]').length === 2 && \
-             document.querySelectorAll('#fleet tbody tr').length > 0 && \
-             document.querySelectorAll('#venues tbody tr').length > 0",
+            "the fleet with the payloads as text, and the alert",
+            &format!(
+                "return {} && {} && \
+                 document.querySelector('#fleet tr[data-screen={}] td.notes')?.textContent === {}",
+                shows_payload("#fleet tbody td"),
+                shows_payload("#alerts .dark-alert"),
+                json!(dark),
+                json!(format!("{SCRIPT}; {IMG}"))
+            ),
         )
         .await;
-    // Give any onerror a chance to fire: the broken image would load (and fail) at once;
-    // wait for one more refresh of the page's tables (every 5 s).
+    // Give any onerror a chance to fire: wait for one more refresh of the fleet table.
     browser
         .js("window.__rows = document.querySelector('#fleet tbody').firstChild; return true")
         .await;
@@ -189,18 +259,25 @@ async fn payloads_from_every_source_never_run_in_the_dashboard() {
             "return document.querySelector('#fleet tbody').firstChild !== window.__rows",
         )
         .await;
+    untouched("the fleet").await;
 
-    assert_eq!(
-        browser.js("return typeof window.__pwned").await,
-        "undefined"
-    );
-    assert_eq!(
-        browser
-            .js("return document.querySelectorAll('#app img, #app script').length")
-            .await,
-        json!(0),
-        "no element made from data"
-    );
+    browser.goto(&format!("{base}/#/map")).await;
+    browser
+        .wait_js(
+            "the map naming the venue",
+            &format!("return {}", shows_payload("#map circle.venue, #map title")),
+        )
+        .await;
+    untouched("the map").await;
+
+    browser.goto(&format!("{base}/#/emergencies")).await;
+    browser
+        .wait_js(
+            "both emergencies",
+            "return document.querySelectorAll('#emergencies button[data-end]').length === 2",
+        )
+        .await;
+    untouched("the emergencies").await;
     // The names are shown as text, exactly.
     let names = browser
         .js("return [...document.querySelectorAll('#emergencies tbody tr')].map(r => r.children[1].textContent)")

@@ -216,6 +216,7 @@ pub(super) async fn serve(
         approval: config.approval,
         emergency_confirm: config.emergency_confirm(),
         tls,
+        dark_after: chrono::TimeDelta::minutes(i64::from(config.dark_alert_minutes)),
         ..crate::app::Options::default()
     };
     let handle = crate::app::start_with(

@@ -21,6 +21,79 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(list, start))
         .routes(routes!(end))
         .routes(routes!(confirm))
+        .routes(routes!(history))
+        .routes(routes!(choices))
+}
+
+/// A creative an emergency may show.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CreativeChoice {
+    pub id: String,
+    pub title: String,
+    /// `image` or `video`.
+    pub kind: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What the start form offers.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Choices {
+    /// The creatives that can play (approved, not retired).
+    pub creatives: Vec<CreativeChoice>,
+    pub districts: Vec<String>,
+    pub venue_types: Vec<String>,
+    /// Whether a second operator must confirm a start.
+    pub two_person: bool,
+}
+
+/// The creatives, districts and venue types an emergency may use, and whether a second
+/// operator confirms it.
+#[utoipa::path(get, path = "/api/v1/emergencies/choices",
+    responses((status = 200, body = Choices), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn choices(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+) -> Result<Json<Choices>, ApiError> {
+    caller.require(OPERATE)?;
+    let two_person = shared.emergency_confirm.is_some();
+    let out = blocking(move || {
+        let catalogue = shared.catalogue.catalogue()?;
+        let mut creatives: Vec<CreativeChoice> = catalogue
+            .creatives
+            .iter()
+            .map(|k| CreativeChoice {
+                id: k.id.to_string(),
+                title: k.title.clone(),
+                kind: format!("{:?}", k.kind).to_lowercase(),
+                width: k.width,
+                height: k.height,
+            })
+            .collect();
+        creatives.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut districts: Vec<String> = catalogue
+            .venues
+            .iter()
+            .filter_map(|v| v.district.clone())
+            .collect();
+        districts.sort();
+        districts.dedup();
+        let mut venue_types: Vec<String> = catalogue
+            .venues
+            .iter()
+            .map(|v| v.venue_type.to_string())
+            .collect();
+        venue_types.sort();
+        venue_types.dedup();
+        Ok(Choices {
+            creatives,
+            districts,
+            venue_types,
+            two_person,
+        })
+    })
+    .await?;
+    Ok(Json(out))
 }
 
 const OPERATE: &[Role] = &[Role::Operator];
@@ -35,6 +108,68 @@ async fn list(
     caller.require(OPERATE)?;
     let rows =
         blocking(move || Ok(emergency::list(&shared.catalogue, shared.clock.now())?)).await?;
+    Ok(Json(rows))
+}
+
+/// One takeover with who started, confirmed and ended it, and how many screens it
+/// targets.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HistoryRow {
+    #[serde(flatten)]
+    pub emergency: Listed,
+    #[serde(flatten)]
+    pub story: crate::emergency_history::Story,
+    /// Screens in service its target matches.
+    pub screens: usize,
+}
+
+/// Every takeover, newest first, with its story from the change log.
+#[utoipa::path(get, path = "/api/v1/emergencies/history",
+    responses((status = 200, body = Vec<HistoryRow>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn history(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+) -> Result<Json<Vec<HistoryRow>>, ApiError> {
+    caller.require(OPERATE)?;
+    let rows = blocking(move || {
+        let listed = emergency::list(&shared.catalogue, shared.clock.now())?;
+        let stories = shared.emergency_log.stories(&*shared.store)?;
+        let catalogue = shared.catalogue.catalogue()?;
+        let index = playlists::catalogue::CatalogueIndex::new(&catalogue);
+        let mut rows: Vec<HistoryRow> = listed
+            .into_iter()
+            .map(|e| {
+                let screens = catalogue
+                    .campaigns
+                    .iter()
+                    .find(|c| c.id.as_str() == e.emergency.id)
+                    .map_or(0, |c| {
+                        catalogue
+                            .screens
+                            .iter()
+                            .filter(|s| {
+                                index
+                                    .venue(s.venue.as_str())
+                                    .is_some_and(|v| c.target.matches(s, v))
+                            })
+                            .count()
+                    });
+                HistoryRow {
+                    story: stories.get(&e.emergency.id).cloned().unwrap_or_default(),
+                    emergency: e,
+                    screens,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.emergency
+                .emergency
+                .start
+                .cmp(&a.emergency.emergency.start)
+        });
+        Ok(rows)
+    })
+    .await?;
     Ok(Json(rows))
 }
 
@@ -99,17 +234,36 @@ async fn change(
     let s = shared.clone();
     let author = caller.name().to_owned();
     let a = blocking(move || {
-        Ok(run(emergency::Request {
+        run(emergency::Request {
             catalogue: &s.catalogue,
             key: &s.key,
             author: &author,
             now: s.clock.now(),
             confirm_within: s.emergency_confirm,
-        })?)
+        })
+        .map_err(naming_the_field)
     })
     .await?;
     let from = effective(&a.emergency);
     Ok(announce(shared, a, from).await)
+}
+
+/// The API error for `e`, naming the request's field that caused it (the dashboard shows
+/// the message next to that control).
+fn naming_the_field(e: emergency::EmergencyError) -> ApiError {
+    use emergency::EmergencyError as E;
+    let field = match &e {
+        E::Duplicate(_) => Some("id"),
+        E::UnknownCreative(_) | E::FitsNoScreen { .. } | E::TooLarge { .. } => Some("creatives"),
+        E::NoScreens(_) => Some("target"),
+        E::UntilPassed { .. } => Some("until"),
+        _ => None,
+    };
+    let err = ApiError::from(e);
+    match field {
+        Some(f) => err.with_field(f),
+        None => err,
+    }
 }
 
 /// Sends the commands, then republishes the touched schedules, which count as planned

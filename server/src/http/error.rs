@@ -95,6 +95,12 @@ impl ApiError {
         e
     }
 
+    /// The same error, naming the field of the request that caused it.
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.field = Some(field.into());
+        self
+    }
+
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }

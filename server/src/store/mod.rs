@@ -251,6 +251,11 @@ impl EventKind {
 pub trait CatalogueStore {
     /// Every entity at the current head.
     fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// The current head alone (what [`snapshot`](Self::snapshot) would say), cheaply: views
+    /// cached per revision check it on every request.
+    fn head(&self) -> Result<u64, StoreError> {
+        Ok(self.snapshot()?.head)
+    }
     /// Writes the entities that differ from what is stored, and one revision naming them,
     /// in one transaction. `Ok(None)` when nothing differs (no revision is written);
     /// [`StoreError::Conflict`] when the head is no longer `commit.base`.

@@ -302,6 +302,10 @@ impl CatalogueStore for RedbStore {
         self.guarded(|| self.snapshot_unguarded())
     }
 
+    fn head(&self) -> Result<u64, StoreError> {
+        self.guarded(|| Self::read_head(&self.db.begin_read()?))
+    }
+
     fn commit(&self, commit: Commit) -> Result<Option<Revision>, StoreError> {
         self.guarded(|| self.commit_unguarded(commit))
     }
@@ -322,16 +326,21 @@ impl CatalogueStore for RedbStore {
 }
 
 impl RedbStore {
-    fn snapshot_unguarded(&self) -> Result<Snapshot, StoreError> {
-        let tx = self.db.begin_read()?;
-        let head = match tx.open_table(META)?.get(CATALOGUE_HEAD)? {
+    /// The catalogue's head as a read transaction sees it.
+    fn read_head(tx: &redb::ReadTransaction) -> Result<u64, StoreError> {
+        Ok(match tx.open_table(META)?.get(CATALOGUE_HEAD)? {
             Some(v) => decode_head(v.value())?,
             None => tx
                 .open_table(REVISIONS)?
                 .last()?
                 .map(|(k, _)| k.value())
                 .unwrap_or(0),
-        };
+        })
+    }
+
+    fn snapshot_unguarded(&self) -> Result<Snapshot, StoreError> {
+        let tx = self.db.begin_read()?;
+        let head = Self::read_head(&tx)?;
         Ok(Snapshot {
             head,
             venues: Self::read_all(&tx, EntityKind::Venue)?,
