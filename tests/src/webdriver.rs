@@ -108,8 +108,8 @@ impl Session {
     /// Logs in through the dashboard's form and waits for the page to show the user.
     pub async fn log_in(&self, name: &str, password: &str) {
         self.wait_js(
-            "the login form",
-            "return !document.querySelector('#login').hidden",
+            "the login page",
+            "return !document.querySelector('#login-page').hidden && document.querySelector('#app').hidden",
         )
         .await;
         self.type_into("#login input[name=name]", name).await;
