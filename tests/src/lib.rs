@@ -257,3 +257,35 @@ pub fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Makes a user with `roles` and a dashboard password through the API (as the admin);
+/// returns the user's API token.
+pub async fn add_user(
+    base: &str,
+    admin: &str,
+    name: &str,
+    roles: &[&str],
+    password: &str,
+) -> String {
+    let (status, body) = send_json(
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/users"))
+            .bearer_auth(admin)
+            .json(&serde_json::json!({"name": name, "roles": roles, "password": password})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().expect("a token").to_owned()
+}
+
+/// `GET {base}/api/v1{path}` with `token`: its JSON, which must come with a 200.
+pub async fn get_ok(base: &str, token: &str, path: &str) -> serde_json::Value {
+    let (status, body) = send_json(
+        reqwest::Client::new()
+            .get(format!("{base}/api/v1{path}"))
+            .bearer_auth(token),
+    )
+    .await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}

@@ -178,6 +178,27 @@ impl Session {
             .collect()
     }
 
+    /// Panics naming `what` when axe finds serious or critical violations on the page.
+    pub async fn assert_accessible(&self, what: &str) {
+        let violations = self.axe().await;
+        assert!(
+            violations.is_empty(),
+            "accessibility of {what}: {violations:#?}"
+        );
+    }
+
+    /// A screenshot under target/screenshots and, with `SIGNAGE_DOCS_SCREENSHOTS` set, the
+    /// README's copy under docs/screenshots (a plain run leaves the source tree alone).
+    pub async fn keep(&self, name: &str) {
+        let shot = self.screenshot(name).await;
+        if std::env::var_os("SIGNAGE_DOCS_SCREENSHOTS").is_none() {
+            return;
+        }
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&docs).expect("docs/screenshots");
+        std::fs::copy(&shot, docs.join(format!("{name}.png"))).expect("copy the screenshot");
+    }
+
     /// Ends the browser session.
     pub async fn close(&self) {
         self.call(reqwest::Method::DELETE, "", json!({})).await;

@@ -10,9 +10,9 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
-use serde_json::{json, Value};
+use serde_json::json;
 use tests::agent_proc::{scaled_args, wait_for, AgentProc};
-use tests::{send_json, webdriver, TestEnv};
+use tests::{webdriver, TestEnv};
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 const VENUE: &str = "bj-metro-xidan";
@@ -21,29 +21,6 @@ const CREATIVE: &str = "journey-still";
 const STAFF: (&str, &str) = ("sara", "sara's long enough password");
 const APPROVER: (&str, &str) = ("anna", "anna approves with care");
 const AUDITOR: (&str, &str) = ("audrey", "audrey counts every play");
-
-async fn user(base: &str, admin: &str, name: &str, role: &str, password: &str) -> String {
-    let (status, body) = send_json(
-        reqwest::Client::new()
-            .post(format!("{base}/api/v1/users"))
-            .bearer_auth(admin)
-            .json(&json!({"name": name, "roles": [role], "password": password})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body["token"].as_str().expect("a token").to_owned()
-}
-
-async fn get(base: &str, token: &str, path: &str) -> Value {
-    let (status, body) = send_json(
-        reqwest::Client::new()
-            .get(format!("{base}/api/v1{path}"))
-            .bearer_auth(token),
-    )
-    .await;
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
-}
 
 /// Logs out (when someone is logged in) and logs `who` in.
 async fn as_user(page: &webdriver::Session, who: (&str, &str)) {
@@ -58,8 +35,7 @@ async fn as_user(page: &webdriver::Session, who: (&str, &str)) {
 
 /// Axe finds no serious violation; the page is kept as `journey-NAME`.
 async fn step(page: &webdriver::Session, name: &str) {
-    let violations = page.axe().await;
-    assert!(violations.is_empty(), "{name}: {violations:#?}");
+    page.assert_accessible(name).await;
     page.screenshot(&format!("journey-{name}")).await;
 }
 
@@ -95,9 +71,9 @@ async fn a_campaign_from_upload_to_proof_of_play_in_the_browser() {
     let env = TestEnv::spawn(None).await;
     let base = env.http_url();
     let admin = env.admin_token();
-    let staff = user(&base, &admin, STAFF.0, "staff", STAFF.1).await;
-    user(&base, &admin, APPROVER.0, "approver", APPROVER.1).await;
-    let auditor = user(&base, &admin, AUDITOR.0, "auditor", AUDITOR.1).await;
+    let staff = tests::add_user(&base, &admin, STAFF.0, &["staff"], STAFF.1).await;
+    tests::add_user(&base, &admin, APPROVER.0, &["approver"], APPROVER.1).await;
+    let auditor = tests::add_user(&base, &admin, AUDITOR.0, &["auditor"], AUDITOR.1).await;
     let now = Utc::now();
     let plays_at = next_morning(now);
     let (_driver, page) = webdriver::start(&env.tmp.path().join("chromium-journey")).await;
@@ -218,7 +194,7 @@ async fn a_campaign_from_upload_to_proof_of_play_in_the_browser() {
         "return document.querySelector('#campaign-state').dataset.state === 'submitted'",
     )
     .await;
-    let stored = get(&base, &staff, &format!("/campaigns/{CAMPAIGN}")).await;
+    let stored = tests::get_ok(&base, &staff, &format!("/campaigns/{CAMPAIGN}")).await;
     assert_eq!(stored["approval"]["status"], "submitted", "{stored}");
     assert_eq!(
         stored["spec"]["target"]["venues"],
@@ -315,7 +291,7 @@ async fn a_campaign_from_upload_to_proof_of_play_in_the_browser() {
         "return document.querySelector('#decision-said').textContent.includes('Approved')",
     )
     .await;
-    let live = get(&base, &staff, &format!("/campaigns/{CAMPAIGN}")).await;
+    let live = tests::get_ok(&base, &staff, &format!("/campaigns/{CAMPAIGN}")).await;
     assert_eq!(live["state"], "live", "{live}");
     assert_eq!(live["approved"]["spec"]["weight"], 2, "{live}");
 
@@ -394,7 +370,7 @@ async fn a_campaign_from_upload_to_proof_of_play_in_the_browser() {
     let window = page
         .js("const d = document.querySelector('#report').dataset; return [d.from, d.to]")
         .await;
-    let api = get(
+    let api = tests::get_ok(
         &base,
         &auditor,
         &format!(

@@ -68,18 +68,7 @@ fn n(s: &str) -> u64 {
 /// the README's copy in docs/screenshots (a plain run leaves the source tree alone).
 async fn keep(page: &webdriver::Session, name: &str) {
     page.window(1280, 720).await;
-    let shot = page.screenshot(name).await;
-    if std::env::var_os("SIGNAGE_DOCS_SCREENSHOTS").is_none() {
-        return;
-    }
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-    std::fs::create_dir_all(&docs).expect("docs/screenshots");
-    std::fs::copy(&shot, docs.join(format!("{name}.png"))).expect("copy the screenshot");
-}
-
-async fn axe_clean(page: &webdriver::Session, what: &str) {
-    let violations = page.axe().await;
-    assert!(violations.is_empty(), "{what}: {violations:#?}");
+    page.keep(name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +336,7 @@ async fn an_auditor_checks_reports_changes_and_the_audit_in_the_browser() {
             .starts_with("/api/v1/reports/venues?"),
         "{server_csv}"
     );
-    axe_clean(&page, "the venue report").await;
+    page.assert_accessible("the venue report").await;
     keep(&page, "reports").await;
 
     // The drill-down: all districts -> Xicheng -> Xidan -> its screen -> its plays.
@@ -413,7 +402,7 @@ async fn an_auditor_checks_reports_changes_and_the_audit_in_the_browser() {
         &format!("return document.querySelector('#report[data-kind=screens] tr[data-id=\"{SCREEN}\"]') !== null"),
     )
     .await;
-    axe_clean(&page, "the drill-down").await;
+    page.assert_accessible("the drill-down").await;
 
     // The change log lists the import; a row opens to its field diff.
     page.goto(&format!("{base}/#/changes")).await;
@@ -440,7 +429,7 @@ async fn an_auditor_checks_reports_changes_and_the_audit_in_the_browser() {
          r.querySelector('table.fields td.after') !== null)",
     )
     .await;
-    axe_clean(&page, "the change log").await;
+    page.assert_accessible("the change log").await;
     keep(&page, "changes").await;
     // Two at a time: "More" adds the next page; a kind narrows the log.
     page.goto(&format!("{base}/#/changes?limit=2")).await;
@@ -509,7 +498,7 @@ async fn an_auditor_checks_reports_changes_and_the_audit_in_the_browser() {
             .contains("audited 2 screens"),
         "{said}"
     );
-    axe_clean(&page, "the audit page").await;
+    page.assert_accessible("the audit page").await;
     keep(&page, "audit").await;
 
     page.close().await;

@@ -32,28 +32,6 @@ fn lit(s: &str) -> String {
     json!(s).to_string()
 }
 
-/// Saves a 1280x720 screenshot under target/screenshots, and under docs/screenshots (the
-/// README's) when `SIGNAGE_DOCS_SCREENSHOTS` is set.
-async fn shot(page: &webdriver::Session, name: &str) {
-    let path = page.screenshot(name).await;
-    if std::env::var_os("SIGNAGE_DOCS_SCREENSHOTS").is_none() {
-        return;
-    }
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs/screenshots")
-        .join(format!("{name}.png"));
-    std::fs::create_dir_all(docs.parent().expect("docs folder")).expect("docs/screenshots");
-    std::fs::copy(&path, &docs).expect("copy the screenshot");
-}
-
-async fn assert_axe(page: &webdriver::Session, what: &str) {
-    let violations = page.axe().await;
-    assert!(
-        violations.is_empty(),
-        "accessibility of {what}: {violations:#?}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_make_check_forecast_save_and_submit_a_campaign() {
     let env = TestEnv::spawn(None).await;
@@ -82,8 +60,8 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
          return !!r && r.textContent.includes('(Asia/Shanghai)') && r.dataset.state === 'live'",
     )
     .await;
-    assert_axe(&page, "the campaign list").await;
-    shot(&page, "campaigns").await;
+    page.assert_accessible("the campaign list").await;
+    page.keep("campaigns").await;
 
     // The editor: a bad crontab is refused by the server, beside the dayparts.
     page.click("#new-campaign").await;
@@ -173,9 +151,9 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
         ),
     )
     .await;
-    assert_axe(&page, "the editor").await;
+    page.assert_accessible("the editor").await;
     page.js("window.scrollTo(0, 0); return true").await;
-    shot(&page, "campaign-editor").await;
+    page.keep("campaign-editor").await;
 
     // Saved (a draft), then submitted.
     page.click("#save").await;
@@ -241,8 +219,8 @@ async fn staff_make_check_forecast_save_and_submit_a_campaign() {
            document.querySelector('#calendar').dataset.view === 'week'",
     )
     .await;
-    assert_axe(&page, "the calendar").await;
-    shot(&page, "calendar").await;
+    page.assert_accessible("the calendar").await;
+    page.keep("calendar").await;
     page.click("#cal-month").await;
     page.wait_js(
         "the month",

@@ -20,30 +20,6 @@ const STAFF_PASSWORD: &str = "sara's long enough password";
 const APPROVER_PASSWORD: &str = "anna approves with care";
 const SCREEN: &str = "bj-metro-xidan-s1";
 
-/// Makes a user with `roles` and a password; returns their API token.
-async fn user(base: &str, admin: &str, name: &str, roles: &[&str], password: &str) -> String {
-    let (status, body) = send_json(
-        reqwest::Client::new()
-            .post(format!("{base}/api/v1/users"))
-            .bearer_auth(admin)
-            .json(&json!({"name": name, "roles": roles, "password": password})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body["token"].as_str().expect("a token").to_owned()
-}
-
-async fn get(base: &str, token: &str, path: &str) -> Value {
-    let (status, body) = send_json(
-        reqwest::Client::new()
-            .get(format!("{base}/api/v1{path}"))
-            .bearer_auth(token),
-    )
-    .await;
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
-}
-
 async fn call(base: &str, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
     let (status, answer) = send_json(
         reqwest::Client::new()
@@ -85,12 +61,8 @@ async fn log_out(page: &webdriver::Session) {
 
 /// Checks the page with axe, then takes its screenshot at 1280x720.
 async fn check_page(page: &webdriver::Session, name: &str) {
-    let violations = page.axe().await;
-    assert!(
-        violations.is_empty(),
-        "{name}: accessibility: {violations:#?}"
-    );
-    page.screenshot(name).await;
+    page.assert_accessible(name).await;
+    page.keep(name).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,8 +70,8 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
     let env = TestEnv::spawn(None).await;
     let base = env.http_url();
     let admin = env.admin_token();
-    let staff = user(&base, &admin, "sara", &["staff"], STAFF_PASSWORD).await;
-    let approver = user(&base, &admin, "anna", &["approver"], APPROVER_PASSWORD).await;
+    let staff = tests::add_user(&base, &admin, "sara", &["staff"], STAFF_PASSWORD).await;
+    let approver = tests::add_user(&base, &admin, "anna", &["approver"], APPROVER_PASSWORD).await;
     let now = Utc::now();
     let (_driver, page) = webdriver::start(&env.tmp.path().join("chromium-review")).await;
     page.window(1280, 720).await;
@@ -147,7 +119,7 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
          return img.complete && img.naturalWidth > 0",
     )
     .await;
-    let c = get(&base, &staff, "/creatives/ui-still").await;
+    let c = tests::get_ok(&base, &staff, "/creatives/ui-still").await;
     assert_eq!(c["approval"]["status"], "draft", "{c}");
     assert_eq!(c["measurement"]["width"], 1920, "{c}");
 
@@ -229,11 +201,11 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
     )
     .await;
     assert_eq!(
-        get(&base, &staff, "/campaigns/ui-camp").await["approval"]["status"],
+        tests::get_ok(&base, &staff, "/campaigns/ui-camp").await["approval"]["status"],
         "submitted"
     );
     assert_eq!(
-        get(&base, &staff, "/creatives/ui-still").await["approval"]["status"],
+        tests::get_ok(&base, &staff, "/creatives/ui-still").await["approval"]["status"],
         "submitted"
     );
 
@@ -264,7 +236,7 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
     )
     .await;
     assert_eq!(
-        get(&base, &approver, "/campaigns/ui-camp").await["approval"]["status"],
+        tests::get_ok(&base, &approver, "/campaigns/ui-camp").await["approval"]["status"],
         "submitted",
         "no reason: nothing sent"
     );
@@ -277,7 +249,7 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
     .await;
 
     // Staff read the reason (API and page), fix the weight and submit again.
-    let c = get(&base, &staff, "/campaigns/ui-camp").await;
+    let c = tests::get_ok(&base, &staff, "/campaigns/ui-camp").await;
     assert_eq!(c["approval"]["status"], "rejected", "{c}");
     assert_eq!(c["approval"]["reason"], "权重过高：请降到 2", "{c}");
     assert_eq!(c["approval"]["decided_by"], "anna", "{c}");
@@ -366,7 +338,7 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
         "return document.querySelector('#decision-said').textContent.includes('Approved')",
     )
     .await;
-    let c = get(&base, &staff, "/campaigns/ui-camp").await;
+    let c = tests::get_ok(&base, &staff, "/campaigns/ui-camp").await;
     assert_eq!(c["state"], "live", "{c}");
     assert_eq!(c["approved"]["spec"]["weight"], 2, "{c}");
     assert_eq!(c["approved"]["approved_by"], "anna", "{c}");
@@ -437,7 +409,7 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
 
     // Someone both staff and approver cannot approve their own submission: the queue says
     // so, and the server's refusal is shown on the review page.
-    let mia = user(&base, &admin, "mia", &["staff", "approver"], STAFF_PASSWORD).await;
+    let mia = tests::add_user(&base, &admin, "mia", &["staff", "approver"], STAFF_PASSWORD).await;
     let form = reqwest::multipart::Form::new()
         .text(
             "meta",
@@ -489,7 +461,7 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
     )
     .await;
     assert_eq!(
-        get(&base, &mia, "/creatives/mia-still").await["approval"]["status"],
+        tests::get_ok(&base, &mia, "/creatives/mia-still").await["approval"]["status"],
         "submitted"
     );
     page.close().await;

@@ -489,14 +489,57 @@ impl DocumentStore for RedbStore {
         self.guarded(|| {
             let tx = self.db.begin_read()?;
             let t = tx.open_table(DOCUMENTS)?;
-            let mut out = Vec::new();
+            let mut out: Vec<IssuedDocument> = Vec::new();
             for row in t.range((screen, 0)..=(screen, u64::MAX))? {
                 let (k, v) = row?;
                 let (s, version) = k.value();
-                out.push(decode(|| format!("document {s} v{version}"), v.value())?);
+                let doc: IssuedDocument = decode(|| format!("document {s} v{version}"), v.value())?;
+                if doc.screen_id != screen || s != screen || doc.version != version {
+                    return Err(damaged_documents(
+                        screen,
+                        "a document is filed under another key",
+                    ));
+                }
+                out.push(doc);
+            }
+            // What `record_issued` wrote together must still agree: the latest document is
+            // the one published (damage to a key or a page can hide documents silently).
+            let published = tx
+                .open_table(PUBLISHED)?
+                .get(screen)?
+                .map(|v| v.value().to_vec());
+            let published: Option<Published> = published
+                .map(|b| decode(|| format!("published document of {screen}"), &b))
+                .transpose()?;
+            match (published, out.last()) {
+                (None, None) => {}
+                (Some(p), Some(last))
+                    if p.version == last.version && p.content_hash == last.content_hash => {}
+                (Some(p), _) => {
+                    return Err(damaged_documents(
+                        screen,
+                        &format!(
+                            "version {} is published but not among its documents",
+                            p.version
+                        ),
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(damaged_documents(
+                        screen,
+                        "it has documents but none is published",
+                    ))
+                }
             }
             Ok(out)
         })
+    }
+}
+
+fn damaged_documents(screen: &str, problem: &str) -> StoreError {
+    StoreError::Corrupt {
+        what: format!("the schedule documents of screen {screen}"),
+        problem: problem.to_owned(),
     }
 }
 
@@ -718,5 +761,69 @@ impl RedbStore {
         tx.delete_table(SCENARIOS)?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod documents_tests {
+    use super::*;
+
+    fn doc(screen: &str, version: u64) -> IssuedDocument {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        IssuedDocument {
+            screen_id: screen.into(),
+            version,
+            issued_at: at,
+            expires_at: at,
+            in_force_from: at,
+            content_hash: format!("hash{version}"),
+            signed: format!("body{version}"),
+        }
+    }
+
+    /// Documents that no longer agree with what was published with them (a damaged key or
+    /// page) are an error naming the screen, never a shorter list.
+    #[test]
+    fn documents_disagreeing_with_the_published_version_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), OpenMode::Create).unwrap();
+        store.record_issued(&[doc("s1", 1)]).unwrap();
+        store.record_issued(&[doc("s1", 2), doc("s2", 1)]).unwrap();
+        let versions: Vec<u64> = store
+            .issued("s1")
+            .unwrap()
+            .iter()
+            .map(|d| d.version)
+            .collect();
+        assert_eq!(versions, [1, 2]);
+
+        // The latest document lost: version 2 is published but not found.
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(DOCUMENTS).unwrap().remove(("s1", 2)).unwrap();
+        tx.commit().unwrap();
+        let e = store.issued("s1").unwrap_err().to_string();
+        assert!(
+            e.contains("screen s1") && e.contains("version 2 is published"),
+            "{e}"
+        );
+
+        // A document filed under another version's key.
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(DOCUMENTS)
+            .unwrap()
+            .insert(("s2", 7), encode(&doc("s2", 1)).as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        let e = store.issued("s2").unwrap_err().to_string();
+        assert!(e.contains("filed under another key"), "{e}");
+
+        // Documents whose published entry is gone.
+        store.record_issued(&[doc("s3", 1)]).unwrap();
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(PUBLISHED).unwrap().remove("s3").unwrap();
+        tx.commit().unwrap();
+        let e = store.issued("s3").unwrap_err().to_string();
+        assert!(e.contains("none is published"), "{e}");
+        assert!(store.issued("nobody").unwrap().is_empty());
     }
 }
