@@ -72,6 +72,8 @@ async fn staff_start_and_end_an_emergency_from_the_dashboard() {
          document.querySelector('#app').hidden",
     )
     .await;
+    page.assert_accessible("the login page").await;
+    page.keep("login").await;
 
     // Logged in, the emergencies page loads its data: no emergency yet. No token in the
     // page's storage.
