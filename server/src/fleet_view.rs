@@ -276,7 +276,7 @@ impl FleetView {
 
 /// Counts of screens by state (and how many are behind or dark).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Counts {
+pub struct StateCounts {
     pub total: usize,
     pub online: usize,
     pub offline: usize,
@@ -285,7 +285,7 @@ pub struct Counts {
     pub dark: usize,
 }
 
-impl Counts {
+impl StateCounts {
     pub fn add(&mut self, state: State, behind: bool, dark: bool) {
         self.total += 1;
         match state {
@@ -310,7 +310,7 @@ impl Counts {
 }
 
 /// Counts per district (`""` for venues without one), sorted by district.
-pub type ByDistrict = BTreeMap<String, Counts>;
+pub type ByDistrict = BTreeMap<String, StateCounts>;
 
 #[cfg(test)]
 mod tests {
@@ -362,7 +362,7 @@ mod tests {
         assert!(behind(Some(2), Some(3)));
         assert!(behind(None, Some(3)));
         assert!(!behind(None, None));
-        let mut c = Counts::default();
+        let mut c = StateCounts::default();
         c.add(State::Online, false, false);
         assert_eq!(c.worst(), State::Online);
         c.add(State::Unknown, true, false);

@@ -19,7 +19,7 @@ use playlists::wire::Status;
 
 use super::{blocking, ApiError, ApiQuery, Caller, ErrorBody, PageQuery};
 use crate::app::Shared;
-use crate::fleet_view::{self, ByDistrict, Counts, Filter, FleetIndex};
+use crate::fleet_view::{self, ByDistrict, Filter, FleetIndex, StateCounts};
 use crate::store::Role;
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
@@ -291,9 +291,9 @@ pub struct DarkScreen {
 /// The fleet at a glance.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FleetSummary {
-    pub overall: Counts,
+    pub overall: StateCounts,
     /// Per district (`""`: venues without one).
-    #[schema(value_type = BTreeMap<String, Counts>)]
+    #[schema(value_type = BTreeMap<String, StateCounts>)]
     pub districts: ByDistrict,
     /// The threshold, in minutes (`dark_alert_minutes`).
     pub dark_after_minutes: i64,
@@ -313,7 +313,7 @@ async fn summary(
     let out = blocking(move || {
         let inputs = Inputs::read(&shared)?;
         let ix = &inputs.index;
-        let mut overall = Counts::default();
+        let mut overall = StateCounts::default();
         let mut districts = ByDistrict::new();
         let mut dark = Vec::new();
         for (i, s) in ix.screens.iter().enumerate() {
@@ -365,7 +365,7 @@ pub struct VenueState {
     pub lat: Option<f64>,
     pub lon: Option<f64>,
     /// Its screens by state.
-    pub counts: Counts,
+    pub counts: StateCounts,
     /// The worst state of its screens: `offline`, `unknown` or `online`.
     pub worst: String,
 }
@@ -387,7 +387,7 @@ async fn venues(
             .zip(&ix.venue_screens)
             .filter(|(_, screens)| !screens.is_empty())
             .map(|(v, screens)| {
-                let mut counts = Counts::default();
+                let mut counts = StateCounts::default();
                 for &i in screens {
                     let (state, behind, dark) = inputs.live(&shared, i);
                     counts.add(state, behind, dark.is_some());

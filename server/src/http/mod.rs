@@ -356,6 +356,63 @@ pub fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     /// design.md's route table, each path with its methods, is in the generated document.
+    /// utoipa keys component schemas by type name: two types of one name would leave one
+    /// schema for both (a response then violates its own document). Every type deriving
+    /// `ToSchema` in the server's sources has a name of its own.
+    #[test]
+    fn schema_type_names_are_unique() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let mut derives = false;
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                    derives = true;
+                    continue;
+                }
+                if derives && !line.starts_with("#[") && !line.starts_with("///") {
+                    let name = line
+                        .split_whitespace()
+                        .skip_while(|w| !["struct", "enum"].contains(w))
+                        .nth(1)
+                        .map(|n| {
+                            n.trim_end_matches(['{', ';', '('])
+                                .split('<')
+                                .next()
+                                .unwrap_or(n)
+                                .to_owned()
+                        });
+                    if let Some(name) = name {
+                        let at = f.display().to_string();
+                        if let Some(first) = seen.insert(name.clone(), at.clone()) {
+                            panic!("two schema types named {name}: {first} and {at}");
+                        }
+                    }
+                    derives = false;
+                }
+            }
+        }
+        assert!(
+            seen.len() > 20 && seen.contains_key("ErrorBody"),
+            "{seen:?}"
+        );
+    }
+
     #[test]
     fn the_openapi_document_lists_every_route_of_the_design() {
         let doc = serde_json::to_value(super::api().1).expect("openapi json");
