@@ -225,6 +225,8 @@ fn an_old_store_opens_as_entities_in_one_revision() {
             }
         )])
     );
+    // Published before documents were kept: no documents, and that is no damage.
+    assert!(store.issued(&screen).unwrap().is_empty());
     assert_eq!(
         store.meta("report_window").unwrap().as_deref(),
         Some(b"{}".as_slice())

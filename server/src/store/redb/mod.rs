@@ -513,6 +513,9 @@ impl DocumentStore for RedbStore {
                 .transpose()?;
             match (published, out.last()) {
                 (None, None) => {}
+                // Published before documents were kept (a migrated store): nothing to agree
+                // with yet; every later publication keeps its document.
+                (Some(p), None) if p.issued_at.is_none() => {}
                 (Some(p), Some(last))
                     if p.version == last.version && p.content_hash == last.content_hash => {}
                 (Some(p), _) => {
