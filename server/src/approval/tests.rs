@@ -65,6 +65,7 @@ fn creative(status: ApprovalStatus) -> CreativeEntity {
             status,
             ..Approval::draft()
         },
+        checks: Vec::new(),
     }
 }
 

@@ -199,6 +199,7 @@ async fn upload_creative(
                 at: shared.clock.now(),
             },
         ),
+        checks: Vec::new(),
     };
     let s = shared.clone();
     let id = entity.spec.id.clone();

@@ -40,6 +40,34 @@ pub struct CreativeEntity {
     /// Its review; absent in stores written before approval existed: approved.
     #[serde(default = "Approval::before_approval")]
     pub approval: Approval,
+    /// What ingest's media checks found (gate, transcoding, loudness, flashes…), in
+    /// the order they ran; empty in stores written before the checks existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<MediaCheck>,
+}
+
+/// One media check's verdict on an uploaded creative.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MediaCheck {
+    /// Which check: `gate`, `transcode`, `loudness`, `flash`, …
+    pub check: String,
+    pub outcome: CheckOutcome,
+    /// What was found, in words (figures included): shown to staff and approvers.
+    pub detail: String,
+}
+
+/// How a check ended. A `Refused` verdict is never stored (the upload fails with it);
+/// it exists for answers that report every check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// Within bounds; nothing changed.
+    Passed,
+    /// The file was changed to pass (transcoded, normalised).
+    Changed,
+    /// Outside bounds, kept because the configuration says warn.
+    Warning,
+    Refused,
 }
 
 /// Where a campaign is in its life: `Draft` until a version of it is approved, `Live`
@@ -371,6 +399,7 @@ pub fn scenario_entities(
             measurement: measurement.clone(),
             retired_at: None,
             approval: Approval::before_approval(),
+            checks: Vec::new(),
         }));
     }
     for c in &file.campaigns {

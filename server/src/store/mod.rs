@@ -26,7 +26,7 @@ pub mod redb;
 
 pub use entities::{
     scenario_entities, Approval, ApprovalStatus, ApprovedCampaign, CampaignEntity, CampaignState,
-    CreativeEntity, Entity, PendingConfirmation, ScreenEntity, StoredEmergency, StoredMeasurement,
+    CheckOutcome, CreativeEntity, Entity, MediaCheck, PendingConfirmation, ScreenEntity, StoredEmergency, StoredMeasurement,
     VenueEntity,
 };
 
