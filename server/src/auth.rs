@@ -173,32 +173,50 @@ pub const DEMO_PEOPLE: &[(&str, Role)] = &[
     ("audrey", Role::Auditor),
 ];
 
+/// One login a demo is to get: (name, role, password).
+pub type DemoLogin = (String, String, String);
+
 /// Gives a demo server its people: one user per role of [`DEMO_PEOPLE`] and a password for
 /// the admin, each a new random password. People already there are left as they are (their
-/// passwords are not known); returns (name, roles, password) of those given one.
-pub fn demo_people(store: &dyn Store) -> Result<Vec<(String, String, String)>, UserError> {
+/// passwords are not known). `record` is handed the (name, role, password) of those to be
+/// given one before anything is stored, so a crash after it leaves no user whose password
+/// was never written down; the logins are stored only when it succeeds. Returns them.
+pub fn demo_people(
+    store: &dyn Store,
+    record: impl FnOnce(&[DemoLogin]) -> anyhow::Result<()>,
+) -> Result<Vec<DemoLogin>, UserError> {
     let password = || {
         new_token()
             .map(|t| t[..20].to_owned())
             .map_err(UserError::Invalid)
     };
-    let mut made = Vec::new();
     let users = store.users()?;
+    let mut made = Vec::new();
     for (name, role) in DEMO_PEOPLE {
-        if users.iter().any(|u| u.name == *name) {
-            continue;
+        if !users.iter().any(|u| u.name == *name) {
+            made.push((name.to_string(), role.as_str().to_owned(), password()?));
         }
-        let p = password()?;
-        add_user(store, name, &[*role], Some(&p), "demo")?;
-        made.push((name.to_string(), role.as_str().to_owned(), p));
     }
     if let Some(admin) = users
         .iter()
         .find(|u| u.name == "admin" && u.password_phc.is_none())
     {
-        let p = password()?;
-        set_password(store, &admin.name, &p, "demo")?;
-        made.push((admin.name.clone(), "admin".to_owned(), p));
+        made.push((admin.name.clone(), "admin".to_owned(), password()?));
+    }
+    if made.is_empty() {
+        return Ok(made);
+    }
+    record(&made).map_err(|e| UserError::Invalid(format!("{e:#}")))?;
+    for (name, role, p) in &made {
+        match DEMO_PEOPLE.iter().find(|(n, _)| n == name) {
+            Some((_, r)) => {
+                add_user(store, name, &[*r], Some(p), "demo")?;
+            }
+            None => {
+                debug_assert_eq!(role, "admin");
+                set_password(store, name, p, "demo")?;
+            }
+        }
     }
     Ok(made)
 }
@@ -266,7 +284,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path(), OpenMode::Create).unwrap();
         bootstrap(&*store).unwrap();
-        let made = demo_people(&*store).unwrap();
+        let made = demo_people(&*store, |_| Ok(())).unwrap();
         let names: Vec<&str> = made.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(names, ["sam", "ada", "otto", "audrey", "admin"]);
         for (name, role, password) in &made {
@@ -276,7 +294,33 @@ mod tests {
             assert!(verify_password(password, &phc), "{name}'s password");
             assert!(!verify_password("not it at all", &phc));
         }
-        assert!(demo_people(&*store).unwrap().is_empty(), "kept as they are");
+        assert!(
+            demo_people(&*store, |_| Ok(())).unwrap().is_empty(),
+            "kept as they are"
+        );
+    }
+
+    #[test]
+    fn demo_logins_are_stored_only_once_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), OpenMode::Create).unwrap();
+        bootstrap(&*store).unwrap();
+        let failed = demo_people(&*store, |_| anyhow::bail!("disk full"));
+        assert!(matches!(failed, Err(UserError::Invalid(m)) if m.contains("disk full")));
+        let users = store.users().unwrap();
+        assert_eq!(users.len(), 1, "only the admin: {users:?}");
+        assert!(
+            users[0].password_phc.is_none(),
+            "the admin's password unchanged"
+        );
+        let mut seen = Vec::new();
+        let made = demo_people(&*store, |m| {
+            seen = m.to_vec();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, made);
+        assert_eq!(store.users().unwrap().len(), 5);
     }
 
     #[test]

@@ -516,15 +516,14 @@ pub fn compare(
 /// Gives the kept-running demo its people (one per role, and the admin a password), writes
 /// their logins to `DATA_DIR/demo-logins.txt` (0600) and prints them.
 fn demo_logins(store: &SharedStore, dir: &Path) -> anyhow::Result<()> {
-    let made = crate::auth::demo_people(&**store)?;
     let file = dir.join("demo-logins.txt");
-    if !made.is_empty() {
+    crate::auth::demo_people(&**store, |made| {
         let mut text = String::from("# name role password (dashboard logins of the demo)\n");
-        for (name, role, password) in &made {
+        for (name, role, password) in made {
             text.push_str(&format!("{name} {role} {password}\n"));
         }
-        crate::cli::write_private(&file, &text)?;
-    }
+        crate::cli::write_private(&file, &text)
+    })?;
     match std::fs::read_to_string(&file) {
         Ok(text) => print!("dashboard logins ({}):\n{text}", file.display()),
         Err(_) => println!("dashboard logins: the store's users were made earlier"),
