@@ -9,9 +9,10 @@
 //! the daemons call it unconditionally. Which loops beat, and when "ready" is, is the
 //! daemons' business; this crate only keeps the clock and speaks the protocol.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
@@ -46,28 +47,25 @@ pub struct Liveness {
     loops: Arc<Mutex<Vec<Beat>>>,
 }
 
-/// One loop's heartbeat: the time of its last beat. Cheap to clone and to beat.
+/// One loop's heartbeat: the time of its last beat (tokio's clock, so tests can pause it).
+/// Cheap to clone and to beat.
 #[derive(Clone, Debug)]
 pub struct Beat {
     name: &'static str,
-    last_ms: Arc<AtomicU64>,
-}
-
-/// Milliseconds on a monotonic clock local to this process.
-fn now_ms() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    last: Arc<Mutex<Instant>>,
 }
 
 impl Beat {
     /// The loop is alive now.
     pub fn beat(&self) {
-        self.last_ms.store(now_ms(), Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
     fn age(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
     }
 }
 
@@ -76,7 +74,7 @@ impl Liveness {
     pub fn register(&self, name: &'static str) -> Beat {
         let beat = Beat {
             name,
-            last_ms: Arc::new(AtomicU64::new(now_ms())),
+            last: Arc::new(Mutex::new(Instant::now())),
         };
         self.loops
             .lock()
@@ -141,19 +139,19 @@ pub fn spawn_watchdog(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_loop_that_stops_beating_goes_stale() {
+    #[tokio::test(start_paused = true)]
+    async fn a_loop_that_stops_beating_goes_stale() {
         let liveness = Liveness::default();
         let a = liveness.register("a");
         let _b = liveness.register("b");
-        assert!(liveness.stale(Duration::from_millis(500)).is_empty());
-        std::thread::sleep(Duration::from_millis(60));
+        assert!(liveness.stale(Duration::from_secs(10)).is_empty());
+        tokio::time::sleep(Duration::from_secs(11)).await;
         a.beat();
-        assert_eq!(liveness.stale(Duration::from_millis(30)), vec!["b"]);
+        assert_eq!(liveness.stale(Duration::from_secs(10)), vec!["b"]);
     }
 
-    /// The protocol on a real socket: `READY=1`, `WATCHDOG=1` from the watchdog while its
-    /// loop beats, `STOPPING=1`. The only test here that sets `NOTIFY_SOCKET`.
+    /// The protocol on a real socket: `READY=1`, `WATCHDOG=1` from the watchdog only while
+    /// its loop beats, `STOPPING=1`. The only test here that sets `NOTIFY_SOCKET`.
     #[tokio::test(start_paused = true)]
     async fn ready_watchdog_and_stopping_reach_the_notify_socket() {
         let dir = tempfile::tempdir().unwrap();
@@ -172,16 +170,27 @@ mod tests {
         assert_eq!(recv(), "READY=1\n");
 
         let liveness = Liveness::default();
-        liveness.register("main").beat();
+        let beat = liveness.register("main");
         let shutdown = CancellationToken::new();
         let dog = tokio::spawn(watchdog(
             liveness,
             Duration::from_secs(30),
             shutdown.clone(),
         ));
-        // The first tick is at once; paused time then runs to the next (15 s) instantly.
+        // Ticks at 0 s and 15 s (paused time runs to each timer at once).
         tokio::time::sleep(Duration::from_secs(16)).await;
         assert_eq!(recv(), "WATCHDOG=1\n");
+        assert_eq!(recv(), "WATCHDOG=1\n");
+        // The loop beat last at 0 s: a ping at 30 s (age not over the 30 s interval), none
+        // at 45 s or 60 s; a beat at 61 s resumes them at the next tick (75 s).
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        assert_eq!(recv(), "WATCHDOG=1\n");
+        socket.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(socket.recv(&mut buf).is_err(), "pinged for a stale loop");
+        socket.set_nonblocking(false).unwrap();
+        beat.beat();
+        tokio::time::sleep(Duration::from_secs(15)).await;
         assert_eq!(recv(), "WATCHDOG=1\n");
         shutdown.cancel();
         dog.await.unwrap();
