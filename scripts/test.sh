@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The tests: installs what is missing, checks formatting and lints, builds the binaries the
-# end-to-end tests start, and runs every test of the workspace.
+# end-to-end tests start, runs every test of the workspace, the API fuzzing and the
+# package install test (root: it installs the .debs on this machine and purges them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --with-browser
@@ -10,3 +11,5 @@ cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
 # The API against its own OpenAPI document (Schemathesis on a live server).
 scripts/api-fuzz.sh
+# The .deb packages installed on this machine, their units run and a kiosk playing a minute.
+scripts/install-test.sh

@@ -283,6 +283,9 @@ pub async fn run(
     tracker.close();
     drop(events_tx);
 
+    let liveness = daemon::Liveness::default();
+    let beat = liveness.register("main loop");
+    let watchdog = daemon::spawn_watchdog(&liveness, &tasks_stop);
     tracing::info!(screen = %screen, broker = %format!("{}:{}", config.mqtt_host, config.mqtt_port), clock = ?opts.clock, "agent started");
     let main = MainLoop {
         config: config.clone(),
@@ -303,8 +306,14 @@ pub async fn run(
         published: None,
         statuses,
         live,
+        beat,
     };
+    daemon::ready();
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;
+    daemon::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
 
     // Cancel downward, wait upward.
     tasks_stop.cancel();

@@ -36,6 +36,8 @@ pub enum Event {
     Upload(UploadEvent),
     SimReady(SimReady),
     Heartbeat,
+    /// The watchdog's tick: the loop is turning (see [`daemon`]); nothing else to do.
+    Alive,
     /// A task failed beyond repair; the agent stops with this error.
     Fatal(String),
 }
@@ -93,6 +95,8 @@ pub struct MainLoop {
     pub statuses: StatusSigner,
     /// The verdicts the metrics server reports.
     pub live: crate::telemetry::Live,
+    /// Beaten on every turn of the loop: systemd's watchdog is fed only while it beats.
+    pub beat: daemon::Beat,
 }
 
 impl MainLoop {
@@ -105,12 +109,16 @@ impl MainLoop {
     ) -> Exit {
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut alive = tokio::time::interval(daemon::BEAT_EVERY);
+        alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let fatal = loop {
+            self.beat.beat();
             let event = tokio::select! {
                 _ = shutdown.cancelled() => break None,
                 Some(e) = events.recv() => e,
                 Some(r) = sim_ready.recv() => Event::SimReady(r),
                 _ = heartbeat.tick() => Event::Heartbeat,
+                _ = alive.tick() => Event::Alive,
             };
             match event {
                 Event::Net(NetEvent::Connected) => self.on_connected().await,
@@ -122,6 +130,7 @@ impl MainLoop {
                 Event::Upload(UploadEvent::Acked { backlog }) => self.on_acked(backlog),
                 Event::SimReady(r) => self.on_sim_ready(&r),
                 Event::Heartbeat => self.publish_status(true),
+                Event::Alive => {}
                 Event::Fatal(e) => break Some(e),
             }
         };

@@ -96,6 +96,9 @@ pub struct Options {
     pub tls: Option<crate::tls::ServerTls>,
     /// A screen offline or silent this long is raised as dark to operators.
     pub dark_after: TimeDelta,
+    /// The MQTT driver and the ingest worker register here; `serve` feeds systemd's
+    /// watchdog only while they beat.
+    pub liveness: daemon::Liveness,
 }
 
 impl Default for Options {
@@ -109,6 +112,7 @@ impl Default for Options {
             emergency_confirm: None,
             tls: None,
             dark_after: TimeDelta::minutes(15),
+            liveness: daemon::Liveness::default(),
         }
     }
 }
@@ -366,12 +370,25 @@ pub async fn start_with(
         let client = client.clone();
         let shutdown = shutdown.clone();
         let target = target.clone();
+        let beat = options.liveness.register("mqtt driver");
         tracker.spawn(async move {
             let mut backoff = Duration::from_millis(200);
-            loop {
-                let event = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    e = events.poll() => e,
+            let mut alive = tokio::time::interval(daemon::BEAT_EVERY);
+            alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            'driver: loop {
+                // The poll is never cancelled mid-way (only at shutdown): the beat ticks
+                // beside it while it waits on a quiet connection.
+                let event = {
+                    let poll = events.poll();
+                    tokio::pin!(poll);
+                    loop {
+                        beat.beat();
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break 'driver,
+                            e = &mut poll => break e,
+                            _ = alive.tick() => {}
+                        }
+                    }
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -398,7 +415,7 @@ pub async fn start_with(
                         shared.broker_connected.store(false, Ordering::SeqCst);
                         tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
                         tokio::select! {
-                            _ = shutdown.cancelled() => break,
+                            _ = shutdown.cancelled() => break 'driver,
                             _ = tokio::time::sleep(backoff) => {}
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -412,7 +429,8 @@ pub async fn start_with(
     {
         let shared = shared.clone();
         let client = client.clone();
-        tracker.spawn(ingest_worker(shared, client, ingest_rx));
+        let beat = options.liveness.register("ingest worker");
+        tracker.spawn(ingest_worker(shared, client, ingest_rx, beat));
     }
 
     // Hourly: re-sign documents nearing expiry (the first tick is the connect's publish).
@@ -690,8 +708,23 @@ async fn healer(publisher: Publisher, shutdown: CancellationToken) {
     }
 }
 
-async fn ingest_worker(shared: Arc<Shared>, client: AsyncClient, mut rx: mpsc::Receiver<Incoming>) {
-    while let Some(first) = rx.recv().await {
+async fn ingest_worker(
+    shared: Arc<Shared>,
+    client: AsyncClient,
+    mut rx: mpsc::Receiver<Incoming>,
+    beat: daemon::Beat,
+) {
+    let mut alive = tokio::time::interval(daemon::BEAT_EVERY);
+    alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        beat.beat();
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = alive.tick() => continue,
+        };
         let mut batch = vec![first];
         while batch.len() < 256 {
             match rx.try_recv() {

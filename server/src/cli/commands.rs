@@ -211,7 +211,9 @@ pub(super) async fn serve(
         tls: mqtt_tls,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let liveness = daemon::Liveness::default();
     let options = crate::app::Options {
+        liveness: liveness.clone(),
         schedule_ttl: config.schedule_ttl(),
         approval: config.approval,
         emergency_confirm: config.emergency_confirm(),
@@ -229,6 +231,9 @@ pub(super) async fn serve(
     )
     .await?;
     tracing::info!(http = %handle.http_addr, scheme, "signage server running");
+    // Listening and the store open: systemd may start what depends on us.
+    daemon::ready();
+    let watchdog = daemon::spawn_watchdog(&liveness, &shutdown);
     let token_file = handle.shared.store.dir().join(crate::admin::FILE);
     println!(
         "signage server: {scheme}://{} (Ctrl-C to stop)",
@@ -253,6 +258,10 @@ pub(super) async fn serve(
         );
     }
     shutdown.cancelled().await;
+    daemon::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     handle.wait().await;
     Ok(ExitCode::SUCCESS)
 }
