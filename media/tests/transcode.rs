@@ -336,3 +336,22 @@ fn loud_tone_is_normalised_to_the_target() {
     assert!((after + 23.0).abs() <= 1.0, "normalised to {after} LUFS");
     assert!(peak <= -1.0, "true peak {peak} dBTP");
 }
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = VideoGate::default();
+    let spec = TranscodeSpec::for_gate(gate.clone());
+    let out = dir.path().join("out.mp4");
+    let junk = dir.path().join("junk.mp4");
+    std::fs::write(&junk, b"\x00\x00\x00\x18ftypisomnot really a video at all").unwrap();
+    assert!(inspect(&junk, &gate).is_err());
+    assert!(transcode(&junk, &out, &spec, &mut |_| {}).is_err());
+    let missing = dir.path().join("missing.webm");
+    assert!(inspect(&missing, &gate).is_err());
+    assert!(measure_loudness(&missing).is_err());
+    // A still is not a video: no video stream to gate.
+    let png = dir.path().join("still.png");
+    image::RgbImage::new(8, 8).save(&png).unwrap();
+    assert!(inspect(&png, &gate).is_err());
+}

@@ -367,6 +367,100 @@ impl ProgressBoard {
 mod tests {
     use super::*;
 
+    /// A 2 s H.264 clip inside the gate with a 1 kHz tone at -10 LUFS, by the ffmpeg CLI.
+    fn loud_clip(dir: &Path) -> PathBuf {
+        let path = dir.join("loud.mp4");
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=320x240:rate=25:duration=2")
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "aevalsrc=0.45*sin(2*PI*1000*t):s=48000:d=2",
+            ])
+            .args([
+                "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            ])
+            .args(["-c:a", "aac", "-movflags", "+faststart"])
+            .arg(&path)
+            .status()
+            .expect("the ffmpeg command line is installed");
+        assert!(status.success());
+        path
+    }
+
+    #[test]
+    fn loudness_off_target_is_normalised_warned_or_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = loud_clip(dir.path());
+        let run = |loudness| {
+            let policy = MediaPolicy {
+                loudness,
+                ..MediaPolicy::default()
+            };
+            ingest(&clip, dir.path(), &policy, &mut |_, _| {})
+        };
+
+        let refused = run(LoudnessAction::Refuse).unwrap_err();
+        assert_eq!(refused.check(), "loudness");
+        assert!(refused.to_string().contains("-10.0 LUFS"), "{refused}");
+
+        let warned = run(LoudnessAction::Warn).unwrap();
+        assert!(
+            warned.transcoded.is_none(),
+            "inside the gate: stored as uploaded"
+        );
+        let outcomes: Vec<(&str, CheckOutcome)> = warned
+            .checks
+            .iter()
+            .map(|c| (c.check.as_str(), c.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("gate", CheckOutcome::Passed),
+                ("transcode", CheckOutcome::Passed),
+                ("loudness", CheckOutcome::Warning)
+            ]
+        );
+
+        let mut phases = Vec::new();
+        let policy = MediaPolicy::default();
+        let normalised = ingest(&clip, dir.path(), &policy, &mut |p, _| phases.push(p)).unwrap();
+        assert!(normalised.transcoded.is_some());
+        assert!(phases.contains(&Phase::Transcoding), "{phases:?}");
+        let loudness = normalised
+            .checks
+            .iter()
+            .find(|c| c.check == "loudness")
+            .unwrap();
+        assert_eq!(loudness.outcome, CheckOutcome::Changed);
+        assert!(
+            loudness.detail.contains("normalised to -23.0 LUFS"),
+            "{}",
+            loudness.detail
+        );
+        let measured = media::measure_loudness(normalised.transcoded.as_ref().unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(
+            (measured.integrated_lufs + 23.0).abs() <= 1.0,
+            "{measured:?}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_video_is_refused_by_the_file_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = loud_clip(dir.path());
+        let bytes = std::fs::read(&clip).unwrap();
+        let cut = dir.path().join("cut.mp4");
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let e = ingest(&cut, dir.path(), &MediaPolicy::default(), &mut |_, _| {}).unwrap_err();
+        assert_eq!(e.check(), "file", "{e}");
+    }
+
     #[test]
     fn progress_board_is_bounded() {
         let board = ProgressBoard::default();
