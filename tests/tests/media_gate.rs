@@ -26,14 +26,15 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Server {
+    /// Starts `serve` with `extra` appended to its config file.
+    fn start(extra: &str) -> Server {
         let data = tempfile::tempdir().unwrap();
         let (http, broker) = (free_port(), free_port());
         let config = data.path().join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "http = \"127.0.0.1:{http}\"\nembedded_broker = \"127.0.0.1:{broker}\"\napproval = \"off\"\n"
+                "http = \"127.0.0.1:{http}\"\nembedded_broker = \"127.0.0.1:{broker}\"\napproval = \"off\"\n{extra}"
             ),
         )
         .unwrap();
@@ -179,7 +180,7 @@ fn check<'a>(entity: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_gated_transcoded_and_followed() {
-    let server = Server::start();
+    let server = Server::start("");
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
@@ -335,5 +336,82 @@ async fn uploads_are_gated_transcoded_and_followed() {
     assert!(
         !stderr.contains('\u{1b}'),
         "no bars off a terminal: {stderr:?}"
+    );
+}
+
+/// With `loudness = "refuse"`, a -10 LUFS clip is refused by the loudness check: the API
+/// names it in `field`, the CLI names the file and the check and exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loud_clip_is_refused_when_so_configured() {
+    let server = Server::start("[media]\nloudness = \"refuse\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let loud = ffmpeg(
+        dir.path(),
+        "loud.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "aevalsrc=0.45*sin(2*PI*1000*t):s=48000:d=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+        ],
+    );
+    let client = reqwest::Client::new();
+    let (status, body) = upload(&client, &server, &loud, "loud-clip", Some("loud-1")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "loudness", "{body}");
+    let progress: serde_json::Value = client
+        .get(format!("{}/api/v1/creatives/progress/loud-1", server.url))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(progress["phase"], "failed");
+    assert!(
+        progress["detail"].as_str().unwrap().contains("LUFS"),
+        "{progress}"
+    );
+
+    let out = Command::new(signage_bin())
+        .args(["creatives", "add"])
+        .arg(&loud)
+        .args(["--server", &server.url, "--token-file"])
+        .arg(server.token_file())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("loud.mp4: refused by loudness"),
+        "stderr: {stderr}"
+    );
+    let listed: serde_json::Value = client
+        .get(format!("{}/api/v1/creatives", server.url))
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !listed.to_string().contains("loud"),
+        "nothing stored: {listed}"
     );
 }
