@@ -30,6 +30,7 @@
 
 mod error;
 mod gate;
+mod graph;
 mod image_probe;
 mod loudness;
 mod sniff;

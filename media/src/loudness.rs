@@ -11,7 +11,8 @@ use ffmpeg_next as ffmpeg;
 use ebur128::{EbuR128, Mode};
 use ffmpeg::{frame, media, Packet};
 
-use crate::transcode::{audio_decoder, AudioGraph};
+use crate::graph::AudioGraph;
+use crate::transcode::audio_decoder;
 use crate::video_probe::{corrupt, open_path};
 use crate::MediaError;
 

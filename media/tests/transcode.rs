@@ -355,3 +355,46 @@ fn bad_input_is_an_error_not_a_panic() {
     image::RgbImage::new(8, 8).save(&png).unwrap();
     assert!(inspect(&png, &gate).is_err());
 }
+
+#[test]
+fn silent_video_without_audio_is_transcoded_without_an_audio_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = make(
+        dir.path(),
+        "mpeg4.mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1080x1920:rate=24:duration=1",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "5",
+        ],
+    );
+    let gate = VideoGate::default();
+    let verdict = inspect(&src, &gate).unwrap();
+    assert_eq!(verdict.audio, None);
+    assert!(
+        verdict
+            .reasons
+            .iter()
+            .any(|r| r == "1080x1920, over 1920x1080"),
+        "{:?}",
+        verdict.reasons
+    );
+    assert_eq!(measure_loudness(&src).unwrap(), None);
+    let out = dir.path().join("out.mp4");
+    let done = transcode(&src, &out, &TranscodeSpec::for_gate(gate), &mut |_| {}).unwrap();
+    // A portrait frame fits by its height: 1080 * 1080 / 1920 = 607.5, rounded to 608.
+    assert_eq!((done.width, done.height), (608, 1080));
+    assert_eq!(done.fps, 24.0, "a rate under the cap is kept");
+    assert_in_gate(&out, 608, 1080);
+    let probe = ffprobe(&out);
+    assert!(probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["codec_type"] != "audio"));
+}
