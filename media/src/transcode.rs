@@ -58,6 +58,8 @@ pub struct Transcoded {
     pub width: u32,
     pub height: u32,
     pub fps: f64,
+    /// The source's duration from its headers, if they give one.
+    pub duration_ms: Option<u64>,
     /// Loudness of the source audio, if it was measured.
     pub loudness_before: Option<Loudness>,
     /// Gain applied to the audio, in dB (0 when not normalised).
@@ -155,6 +157,9 @@ pub fn transcode(
     x264_options.set("preset", X264_PRESET);
     x264_options.set("crf", X264_CRF);
     x264_options.set("profile", "high");
+    // AVCodecContext defaults to one thread; the `ffmpeg` command line asks for "auto"
+    // (one per core), and so do we.
+    x264_options.set("threads", "auto");
     let mut video_encoder = video_encoder
         .open_with(x264_options)
         .map_err(ffmpeg_error("open the H.264 encoder"))?;
@@ -316,6 +321,15 @@ pub fn transcode(
         width,
         height,
         fps,
+        duration_ms: duration.and_then(|d| {
+            let (num, den) = (
+                i128::from(video_tb.numerator()),
+                i128::from(video_tb.denominator()),
+            );
+            (num > 0 && den > 0)
+                .then(|| u64::try_from(i128::from(d) * num * 1000 / den).ok())
+                .flatten()
+        }),
         loudness_before,
         gain_db,
         changes,

@@ -645,9 +645,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// `signage media transcode`: one transcode, timed.
 fn transcode(input: &Path, output: &Path, no_loudness: bool) -> anyhow::Result<ExitCode> {
-    let measured = media::probe_file(input, &media::Limits::default())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
-    let seconds = measured.duration_ms.unwrap_or(0) as f64 / 1000.0;
     let mut spec = media::TranscodeSpec::for_gate(media::VideoGate::default());
     if no_loudness {
         spec.loudness = None;
@@ -656,6 +653,7 @@ fn transcode(input: &Path, output: &Path, no_loudness: bool) -> anyhow::Result<E
     let done = media::transcode(input, output, &spec, &mut |_| {})
         .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
     let wall = started.elapsed().as_secs_f64();
+    let seconds = done.duration_ms.unwrap_or(0) as f64 / 1000.0;
     println!(
         "transcoded {seconds:.1} s of video to {}x{} at {} fps in {wall:.2} s: {:.2} s of video per second ({})",
         done.width,
