@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with Rust lacks to build and test signage:
-# FFmpeg development libraries, clang (for ffmpeg-sys bindgen), pkg-config, Mosquitto
+# FFmpeg development libraries and the ffmpeg command line (tests make and check
+# videos with ffmpeg and ffprobe), clang (for ffmpeg-sys bindgen), pkg-config, Mosquitto
 # (end-to-end tests start their own broker process), Chromium, its driver and a font with
 # Chinese glyphs (the dashboard's and the kiosk page's browser tests); dpkg-dev (cargo-deb's
 # dependency computation) and systemd (systemd-analyze verify) for the package install test.
 set -euo pipefail
 
 packages=(clang libclang-dev pkg-config libavcodec-dev libavformat-dev libavutil-dev
-  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev mosquitto dpkg-dev systemd)
+  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev ffmpeg mosquitto dpkg-dev
+  systemd)
 if [ "${1:-}" = "--with-browser" ]; then
   packages+=(chromium chromium-driver fonts-wqy-microhei)
 fi

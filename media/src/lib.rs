@@ -29,8 +29,12 @@
 //! `image`'s own allocation limit is set to the same budget as a backstop.
 
 mod error;
+mod gate;
+mod graph;
 mod image_probe;
+mod loudness;
 mod sniff;
+mod transcode;
 mod video_probe;
 
 use std::io::Read;
@@ -39,8 +43,11 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use crate::error::MediaError;
+pub use crate::gate::{inspect, GateVerdict, H264Profile, VideoGate};
+pub use crate::loudness::{measure_loudness, Loudness, LoudnessTarget};
 pub use crate::sniff::{mime_type, MIME_SNIFF_BYTES};
 use crate::sniff::{sniff, Sniffed};
+pub use crate::transcode::{fit, transcode, TranscodeSpec, Transcoded, X264_CRF, X264_PRESET};
 
 /// Whether a creative is a still or a moving picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

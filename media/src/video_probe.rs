@@ -22,7 +22,7 @@ use image::{DynamicImage, RgbImage};
 use crate::{Limits, MediaError};
 
 /// Demuxers FFmpeg may pick for an upload (matched per name by FFmpeg).
-const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
+pub(crate) const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
 
 /// What a fully decoded video measured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,7 +347,7 @@ fn to_rgb(frame: &frame::Video, limits: &Limits) -> Result<DynamicImage, MediaEr
 
 /// Initialises FFmpeg once per process and silences its log: every problem
 /// it reports reaches the caller as a `MediaError` instead.
-fn init() -> Result<(), MediaError> {
+pub(crate) fn init() -> Result<(), MediaError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
     INIT.get_or_init(|| {
         ffmpeg::init().map_err(|e| e.to_string())?;
@@ -394,7 +394,19 @@ fn interval(rate: Rational, time_base: Rational) -> Option<i64> {
     i64::try_from((rd * td) / (rn * tn)).ok().filter(|&i| i > 0)
 }
 
-fn corrupt(reason: String) -> MediaError {
+/// Opens a video file on disk for reading, with the same demuxer whitelist
+/// as uploads and only the `file` protocol, so a container cannot make
+/// FFmpeg open anything else.
+pub(crate) fn open_path(path: &std::path::Path) -> Result<Input, MediaError> {
+    init()?;
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("format_whitelist", DEMUXERS);
+    options.set("protocol_whitelist", "file");
+    ffmpeg::format::input_with_dictionary(&path, options)
+        .map_err(|e| corrupt(format!("the container does not open: {e}")))
+}
+
+pub(crate) fn corrupt(reason: String) -> MediaError {
     MediaError::CorruptVideo(reason)
 }
 

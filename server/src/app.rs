@@ -69,6 +69,10 @@ pub struct Shared {
     pub schedule_hashes: Mutex<HashMap<String, [u8; 32]>>,
     /// What `GET /metrics` reports.
     pub metrics: crate::telemetry::Metrics,
+    /// How uploaded video is judged and changed.
+    pub media: crate::ingest::MediaPolicy,
+    /// Where uploads with a progress token are.
+    pub upload_progress: crate::ingest::ProgressBoard,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -99,6 +103,8 @@ pub struct Options {
     /// The MQTT driver and the ingest worker register here; `serve` feeds systemd's
     /// watchdog only while they beat.
     pub liveness: daemon::Liveness,
+    /// How uploaded video is judged and changed (the `[media]` configuration).
+    pub media: crate::ingest::MediaPolicy,
 }
 
 impl Default for Options {
@@ -113,6 +119,7 @@ impl Default for Options {
             tls: None,
             dark_after: TimeDelta::minutes(15),
             liveness: daemon::Liveness::default(),
+            media: crate::ingest::MediaPolicy::default(),
         }
     }
 }
@@ -344,6 +351,8 @@ pub async fn start_with(
         emergency_confirm: options.emergency_confirm,
         schedule_hashes: Mutex::new(HashMap::new()),
         metrics: crate::telemetry::Metrics::new(),
+        media: options.media,
+        upload_progress: crate::ingest::ProgressBoard::default(),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);

@@ -44,6 +44,73 @@ pub struct Config {
     /// the system's roots).
     #[serde(default)]
     pub mqtt_ca_file: Option<PathBuf>,
+    /// The kiosk video gate and loudness of uploads (`[media]`).
+    pub media: MediaConfig,
+}
+
+/// `[media]`: what kiosks play and how loud creatives are (see `ingest`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The highest H.264 profile kiosks decode: "baseline", "main" or "high".
+    pub gate_max_profile: String,
+    /// The highest H.264 level times ten (42 is 4.2).
+    pub gate_max_level: u32,
+    pub gate_max_width: u32,
+    pub gate_max_height: u32,
+    pub gate_max_fps: u32,
+    /// Integrated loudness uploads are brought to (EBU R128), in LUFS.
+    pub loudness_target_lufs: f64,
+    /// What to do with a video off the loudness target by more than 1 LU.
+    pub loudness: crate::ingest::LoudnessAction,
+}
+
+impl MediaConfig {
+    /// The ingest policy, or what is wrong with the settings.
+    pub fn policy(&self) -> anyhow::Result<crate::ingest::MediaPolicy> {
+        let max_profile =
+            media::H264Profile::from_name(&self.gate_max_profile).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "media.gate_max_profile {:?} is not \"baseline\", \"main\" or \"high\"",
+                    self.gate_max_profile
+                )
+            })?;
+        anyhow::ensure!(
+            (10..=62).contains(&self.gate_max_level),
+            "media.gate_max_level {} is not an H.264 level times ten (10 to 62; 42 is 4.2)",
+            self.gate_max_level
+        );
+        for (key, value, max) in [
+            ("gate_max_width", self.gate_max_width, 8192),
+            ("gate_max_height", self.gate_max_height, 8192),
+            ("gate_max_fps", self.gate_max_fps, 240),
+        ] {
+            anyhow::ensure!(
+                (2..=max).contains(&value),
+                "media.{key} {value} is out of range (2 to {max})"
+            );
+        }
+        anyhow::ensure!(
+            (-70.0..=-5.0).contains(&self.loudness_target_lufs),
+            "media.loudness_target_lufs {} is out of range (-70 to -5 LUFS)",
+            self.loudness_target_lufs
+        );
+        Ok(crate::ingest::MediaPolicy {
+            gate: media::VideoGate {
+                max_profile,
+                max_level: self.gate_max_level,
+                max_width: self.gate_max_width,
+                max_height: self.gate_max_height,
+                max_fps: self.gate_max_fps,
+            },
+            loudness_target: media::LoudnessTarget {
+                integrated_lufs: self.loudness_target_lufs,
+                ..media::LoudnessTarget::default()
+            },
+            loudness: self.loudness,
+            limits: media::Limits::default(),
+        })
+    }
 }
 
 /// Whether an emergency needs a second operator.
@@ -187,6 +254,7 @@ impl Config {
             "schedule_ttl_hours {} is too short: at least 2 (documents are refreshed hourly)",
             c.schedule_ttl_hours
         );
+        c.media.policy()?;
         Ok(c)
     }
 }
@@ -273,6 +341,7 @@ fn doc(key: &str) -> &'static str {
         "tls" => "HTTPS on the HTTP address: \"off\", \"self-signed\" (generated into DATA_DIR/tls/), or a table {cert, key, ca} of PEM files.",
         "tls_names" => "More host names or addresses a generated certificate is valid for, e.g. [\"signage.example.org\"].",
         "mqtt_ca_file" => "A PEM file whose certificates alone are trusted for an mqtts:// broker (default: the system's roots).",
+        "media" => "The kiosk video gate and loudness of uploads: gate_max_profile (\"baseline\", \"main\", \"high\"), gate_max_level (H.264 level times ten), gate_max_width, gate_max_height, gate_max_fps; loudness_target_lufs (EBU R128); loudness: \"normalise\" (a gain while transcoding), \"warn\" (stored with a warning) or \"refuse\" a video more than 1 LU off the target.",
         _ => "",
     }
 }
@@ -317,6 +386,31 @@ mod tests {
         assert_eq!(c.schedule_ttl(), chrono::TimeDelta::days(7));
         assert_eq!(c.approval, ApprovalMode::FourEyes);
         assert_eq!(c.emergency_confirm(), None);
+        let policy = c.media.policy().unwrap();
+        assert_eq!(policy, crate::ingest::MediaPolicy::default());
+    }
+
+    #[test]
+    fn media_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load(Some(&f), None, None).map_err(|e| e.to_string())
+        };
+        let c = load("[media]\nloudness = \"refuse\"\ngate_max_fps = 25\n").unwrap();
+        assert_eq!(c.media.loudness, crate::ingest::LoudnessAction::Refuse);
+        assert_eq!(c.media.policy().unwrap().gate.max_fps, 25);
+        assert_eq!(c.media.gate_max_width, 1920, "the rest from the defaults");
+        assert!(load("[media]\ngate_max_profile = \"high10\"\n")
+            .unwrap_err()
+            .contains("gate_max_profile"));
+        assert!(load("[media]\nloudness = \"quiet\"\n")
+            .unwrap_err()
+            .contains("normalise"));
+        assert!(load("[media]\nloudness_target_lufs = 3.0\n")
+            .unwrap_err()
+            .contains("loudness_target_lufs"));
     }
 
     #[test]

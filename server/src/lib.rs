@@ -29,6 +29,7 @@ pub mod generate;
 pub mod health;
 pub mod http;
 pub mod import;
+pub mod ingest;
 pub mod keys;
 pub mod ledger;
 pub mod logging;

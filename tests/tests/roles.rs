@@ -59,6 +59,7 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("get", "/api/v1/creatives", &[STAFF, APPROVER]),
     ("post", "/api/v1/creatives", &[STAFF]),
     ("get", "/api/v1/creatives/{id}", &[STAFF, APPROVER]),
+    ("get", "/api/v1/creatives/progress/{token}", &[STAFF]),
     (
         "get",
         "/api/v1/creatives/{id}/thumbnail",
@@ -151,6 +152,7 @@ fn request(
         .replace("{id}", "ID")
         .replace("{kind}", "plays")
         .replace("{name}", "admin")
+        .replace("{token}", "roles-test")
         .replace("{sha256}", &"ab".repeat(32));
     let id = match path {
         p if p.starts_with("/api/v1/venues/") => venue["id"].as_str().unwrap_or_default(),

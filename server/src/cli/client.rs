@@ -157,6 +157,33 @@ impl ApiClient {
             &text(self.authorised(req).send().await?).await?,
         )?)
     }
+
+    /// Posts a multipart form and answers the JSON body; a refusal names the field the
+    /// server blamed (for an upload, the check that refused it).
+    pub async fn post_form_checked(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        form: reqwest::multipart::Form,
+    ) -> anyhow::Result<serde_json::Value> {
+        let req = self
+            .http
+            .post(self.url(segments))
+            .query(query)
+            .multipart(form);
+        let resp = self.authorised(req).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let message = json["error"]["message"].as_str().unwrap_or(text.as_str());
+            match json["error"]["field"].as_str() {
+                Some(field) => anyhow::bail!("refused by {field} ({status}): {message}"),
+                None => anyhow::bail!("server refused ({status}): {message}"),
+            }
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
 }
 
 /// The body of a success, or the server's error message as the error.

@@ -2,7 +2,7 @@
 //! Each subcommand parses its arguments here and calls into the library.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ mod commands;
 mod emergency;
 mod review;
 mod state;
+mod upload;
 
 use crate::report::Window;
 pub(crate) use commands::write_private;
@@ -181,10 +182,11 @@ enum Command {
         #[command(subcommand)]
         command: ReviewCommand,
     },
-    /// Creatives' review: submit, approve or reject (on a running server).
+    /// Creatives: add (upload) files, and their review: submit, approve or reject (on a
+    /// running server).
     Creatives {
         #[command(subcommand)]
-        command: ReviewCommand,
+        command: CreativesCommand,
     },
     /// Emergency takeovers (start and end on a running server).
     Emergency {
@@ -200,6 +202,11 @@ enum Command {
     Scenario {
         #[command(subcommand)]
         command: ScenarioCommand,
+    },
+    /// Media tools.
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
     },
     /// Benchmarks that print figures.
     Bench {
@@ -319,6 +326,77 @@ enum ReviewCommand {
         #[arg(long, required = true)]
         reason: String,
     },
+}
+
+/// `signage media ...`.
+#[derive(Debug, Subcommand)]
+enum MediaCommand {
+    /// Transcodes a video into the default kiosk gate as an upload is (libx264 High 4.2,
+    /// at most 1920x1080 and 30 fps, AAC normalised to -23 LUFS, fast-start MP4) and
+    /// prints the seconds of video transcoded per second (scripts/bench-transcode.sh).
+    Transcode {
+        input: PathBuf,
+        output: PathBuf,
+        /// Keep the audio's level (no loudness pass).
+        #[arg(long)]
+        no_loudness: bool,
+    },
+}
+
+/// `signage creatives ...`: uploads and the review.
+#[derive(Debug, Subcommand)]
+enum CreativesCommand {
+    /// Uploads files as creatives, with a progress bar for the bytes sent and then the
+    /// server's processing (checks, transcoding), and prints each check's verdict. A
+    /// refused file is named with the check that refused it (exit 1); the next file is
+    /// still sent.
+    Add {
+        /// The files (images or videos).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+        /// The creative's id (default: the file name without its extension); only with
+        /// one file.
+        #[arg(long)]
+        id: Option<String>,
+        /// A title shown to staff.
+        #[arg(long)]
+        title: Option<String>,
+        /// Seconds it plays in a slot (required for stills; videos default to their
+        /// length).
+        #[arg(long)]
+        duration: Option<u32>,
+    },
+    #[command(flatten)]
+    Review(ReviewCommand),
+}
+
+impl CreativesCommand {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            CreativesCommand::Add {
+                files,
+                target,
+                id,
+                title,
+                duration,
+            } => {
+                anyhow::ensure!(
+                    id.is_none() || files.len() == 1,
+                    "--id names one creative: give one file, or leave --id out"
+                );
+                let api = target.api_only("creatives add")?;
+                let options = upload::AddOptions {
+                    id,
+                    title,
+                    duration_seconds: duration,
+                };
+                runtime()?.block_on(upload::add(&api, &files, &options))
+            }
+            CreativesCommand::Review(command) => command.run(review::Reviewed::Creative),
+        }
+    }
 }
 
 impl ReviewCommand {
@@ -565,6 +643,28 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// `signage media transcode`: one transcode, timed.
+fn transcode(input: &Path, output: &Path, no_loudness: bool) -> anyhow::Result<ExitCode> {
+    let mut spec = media::TranscodeSpec::for_gate(media::VideoGate::default());
+    if no_loudness {
+        spec.loudness = None;
+    }
+    let started = std::time::Instant::now();
+    let done = media::transcode(input, output, &spec, &mut |_| {})
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let wall = started.elapsed().as_secs_f64();
+    let seconds = done.duration_ms.unwrap_or(0) as f64 / 1000.0;
+    println!(
+        "transcoded {seconds:.1} s of video to {}x{} at {} fps in {wall:.2} s: {:.2} s of video per second ({})",
+        done.width,
+        done.height,
+        done.fps,
+        seconds / wall.max(1e-9),
+        done.changes.join("; ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -744,7 +844,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             state::set_password(&target.resolve()?, &name, &password)
         }
         Command::Campaigns { command } => command.run(review::Reviewed::Campaign),
-        Command::Creatives { command } => command.run(review::Reviewed::Creative),
+        Command::Creatives { command } => command.run(),
+        Command::Media {
+            command:
+                MediaCommand::Transcode {
+                    input,
+                    output,
+                    no_loudness,
+                },
+        } => transcode(&input, &output, no_loudness),
         Command::Emergency { command } => match command {
             EmergencyCommand::Start {
                 target,

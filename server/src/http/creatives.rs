@@ -24,6 +24,7 @@ use super::campaigns::{at_once, Rejection, EDIT, READ, REVIEW};
 use super::{apply, blocking, ApiError, ApiPath, ApiQuery, Caller, ErrorBody, Page, PageQuery};
 use crate::app::Shared;
 use crate::approval::{self, Action};
+use crate::ingest::{self, IngestError, Phase, Progress, ProgressBoard};
 use crate::store::{CampaignState, CreativeEntity, Entity, StoredMeasurement};
 
 /// The largest upload accepted (the media crate's own file limit is the same).
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
         .routes(routes!(list_creatives, upload_creative))
         .routes(routes!(get_creative))
+        .routes(routes!(upload_progress))
         .routes(routes!(thumbnail))
         .routes(routes!(retire_creative))
         .routes(routes!(submit_creative))
@@ -100,17 +102,99 @@ async fn get_creative(
         .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))
 }
 
-/// Uploads a creative: a `file` part and a `meta` JSON part.
-#[utoipa::path(post, path = "/api/v1/creatives",
+/// The query of an upload.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadQuery {
+    /// A token of the client's choosing (1-64 letters, digits, `-`, `_`): the upload's
+    /// phase can then be read at `/api/v1/creatives/progress/{token}` while it runs.
+    pub progress: Option<String>,
+}
+
+/// Uploads a creative: a `file` part and a `meta` JSON part. A video outside the kiosk
+/// gate is transcoded into it, and one off the loudness target normalised (as
+/// configured); the creative's `checks` say what was found and done. A refusal by a check
+/// is a 4xx whose `field` names the check.
+#[utoipa::path(post, path = "/api/v1/creatives", params(UploadQuery),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 201, body = CreativeEntity), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn upload_creative(
     State(shared): State<Arc<Shared>>,
     caller: Caller,
-    mut form: Multipart,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    headers: header::HeaderMap,
+    form: Multipart,
 ) -> Result<(StatusCode, Json<CreativeEntity>), ApiError> {
     caller.require(EDIT)?;
+    let token = match query.progress {
+        Some(t) if ProgressBoard::valid_token(&t) => Some(t),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "progress",
+                "a progress token is 1 to 64 letters, digits, '-' or '_'",
+            ))
+        }
+        None => None,
+    };
+    let total = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let tracker = Tracker {
+        shared: shared.clone(),
+        token,
+        total,
+    };
+    tracker.set(Phase::Receiving, 0.0, "");
+    match upload(&shared, &caller, form, &tracker).await {
+        Ok(entity) => {
+            tracker.set(Phase::Done, 1.0, entity.spec.id.clone());
+            Ok((StatusCode::CREATED, Json(entity)))
+        }
+        Err(e) => {
+            tracker.set(Phase::Failed, 1.0, e.message().to_owned());
+            Err(e)
+        }
+    }
+}
+
+/// Reports an upload's phase under its token, when it has one.
+struct Tracker {
+    shared: Arc<Shared>,
+    token: Option<String>,
+    /// The request's length, for the fraction received.
+    total: Option<u64>,
+}
+
+impl Tracker {
+    fn set(&self, phase: Phase, fraction: f32, detail: impl Into<String>) {
+        if let Some(token) = &self.token {
+            self.shared
+                .upload_progress
+                .set(token, phase, fraction, detail);
+        }
+    }
+
+    fn received(&self, bytes: u64) {
+        let fraction = self
+            .total
+            .filter(|&t| t > 0)
+            .map_or(0.0, |t| bytes as f32 / t as f32);
+        self.set(
+            Phase::Receiving,
+            fraction,
+            format!("{bytes} bytes received"),
+        );
+    }
+}
+
+async fn upload(
+    shared: &Arc<Shared>,
+    caller: &Caller,
+    mut form: Multipart,
+    tracker: &Tracker,
+) -> Result<CreativeEntity, ApiError> {
     let upload_dir = shared.store.upload_dir();
     let mut meta: Option<UploadMeta> = None;
     let mut file: Option<(tempfile::TempPath, String, u64)> = None;
@@ -127,7 +211,7 @@ async fn upload_creative(
                     ApiError::invalid_field("meta", format!("meta is not the expected JSON: {e}"))
                 })?);
             }
-            Some("file") => file = Some(receive(&upload_dir, field).await?),
+            Some("file") => file = Some(receive(&upload_dir, field, tracker).await?),
             other => {
                 return Err(ApiError::invalid(format!(
                     "unexpected part {:?}: send `file` and `meta`",
@@ -137,7 +221,7 @@ async fn upload_creative(
         }
     }
     let meta = meta.ok_or_else(|| ApiError::invalid_field("meta", "the `meta` part is missing"))?;
-    let (temp, sha256, bytes) =
+    let (temp, sha256, _bytes) =
         file.ok_or_else(|| ApiError::invalid_field("file", "the `file` part is missing"))?;
     if let Some(want) = &meta.sha256 {
         if !want.eq_ignore_ascii_case(&sha256) {
@@ -149,13 +233,36 @@ async fn upload_creative(
     }
     playlists::CreativeId::parse(&meta.id)
         .map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
-    let path = temp.to_path_buf();
+    let s = shared.clone();
     let id = meta.id.clone();
-    let measured = blocking(move || {
-        media::probe_file(&path, &media::Limits::default())
-            .map_err(|e| ApiError::invalid_field("file", format!("creative {id:?}: {e}")))
+    // Refuse a taken id before any transcoding (the commit checks again).
+    blocking(move || {
+        if s.store.snapshot()?.creatives.contains_key(&id) {
+            return Err(ApiError::conflict(format!(
+                "creative {id:?} already exists"
+            )));
+        }
+        Ok(())
     })
     .await?;
+
+    let path = temp.to_path_buf();
+    let id = meta.id.clone();
+    let policy = shared.media.clone();
+    let board = Tracker {
+        shared: shared.clone(),
+        token: tracker.token.clone(),
+        total: None,
+    };
+    let ingested = blocking(move || {
+        ingest::ingest(&path, &upload_dir, &policy, &mut |phase, f| {
+            board.set(phase, f, "")
+        })
+        .map_err(|e| refusal(&id, e))
+    })
+    .await?;
+    tracker.set(Phase::Storing, 0.0, "");
+    let measured = &ingested.measured;
     let kind = match measured.kind {
         media::MediaKind::Image => playlists::MediaKind::Image,
         media::MediaKind::Video => playlists::MediaKind::Video,
@@ -178,46 +285,42 @@ async fn upload_creative(
         height: measured.height,
         duration_ms: measured.duration_ms,
         sha256: sha.clone(),
-        bytes,
+        bytes: measured.bytes,
     };
+    let stored_sha = measured.sha256.clone();
     let entity = CreativeEntity {
         spec: FileCreative {
             id: meta.id.clone(),
-            file: format!("media/{sha256}"),
+            file: format!("media/{stored_sha}"),
             kind: kind.as_str().to_owned(),
             duration_seconds,
             title: meta.title.clone(),
-            sha256: sha256.clone(),
-            bytes,
+            sha256: stored_sha.clone(),
+            bytes: measured.bytes,
         },
         measurement: StoredMeasurement::from_measurement(&measurement),
         retired_at: None,
         approval: approval::new_creative(
-            at_once(&shared),
+            at_once(shared),
             approval::Actor {
                 name: caller.name(),
                 at: shared.clock.now(),
             },
         ),
-        checks: Vec::new(),
+        checks: ingested.checks,
+        source_sha256: (stored_sha != sha256).then_some(sha256),
     };
     let s = shared.clone();
-    let id = entity.spec.id.clone();
+    let keep = ingested.transcoded.unwrap_or(temp);
     blocking(move || {
-        // Refuse a taken id before the file joins the media (the commit checks again).
-        if s.store.snapshot()?.creatives.contains_key(&id) {
-            return Err(ApiError::conflict(format!(
-                "creative {id:?} already exists"
-            )));
-        }
-        let kept = temp.keep().map_err(|e| ApiError::internal(e.error))?;
+        let kept = keep.keep().map_err(|e| ApiError::internal(e.error))?;
         Ok(s.store.adopt_media(&sha, &kept)?)
     })
     .await?;
     let e = entity.clone();
     apply(
-        &shared,
-        &caller,
+        shared,
+        caller,
         format!("creative {} uploaded", e.spec.id),
         move |s| {
             if s.creatives.contains_key(&e.spec.id) {
@@ -231,7 +334,46 @@ async fn upload_creative(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(entity)))
+    Ok(entity)
+}
+
+/// An ingest refusal as a 400 whose field names the check (`file` for a file we cannot
+/// read, `loudness`, `transcode`).
+fn refusal(id: &str, e: IngestError) -> ApiError {
+    match &e {
+        IngestError::Io { .. } => ApiError::internal(e),
+        IngestError::Media(_) => ApiError::invalid_field("file", format!("creative {id:?}: {e}")),
+        IngestError::Refused { .. } | IngestError::Transcode(_) => {
+            ApiError::invalid_field(e.check(), format!("creative {id:?}: {e}"))
+        }
+    }
+}
+
+/// Where the upload under a progress token is: receiving (fraction of the request
+/// received), probing, checking, transcoding (fraction of the duration done), storing,
+/// done (`detail` is the creative's id) or failed (`detail` is the refusal). Kept in
+/// memory for ten minutes after its last change.
+#[utoipa::path(get, path = "/api/v1/creatives/progress/{token}",
+    params(("token" = String, Path, example = "upload-7f3a")),
+    responses((status = 200, body = Progress), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn upload_progress(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(token): ApiPath<String>,
+) -> Result<Json<Progress>, ApiError> {
+    caller.require(EDIT)?;
+    if !ProgressBoard::valid_token(&token) {
+        return Err(ApiError::invalid_field(
+            "token",
+            "a progress token is 1 to 64 letters, digits, '-' or '_'",
+        ));
+    }
+    shared
+        .upload_progress
+        .get(&token)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no upload in progress under {token:?}")))
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
@@ -246,12 +388,14 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 async fn receive(
     dir: &std::path::Path,
     mut field: axum::extract::multipart::Field<'_>,
+    tracker: &Tracker,
 ) -> Result<(tempfile::TempPath, String, u64), ApiError> {
     let temp = tempfile::NamedTempFile::new_in(dir).map_err(ApiError::internal)?;
     let (std_file, path) = temp.into_parts();
     let mut out = tokio::fs::File::from_std(std_file);
     let mut hasher = Sha::new();
     let mut bytes: u64 = 0;
+    let mut reported: u64 = 0;
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         bytes += chunk.len() as u64;
         if bytes > MAX_UPLOAD as u64 {
@@ -261,11 +405,16 @@ async fn receive(
         }
         hasher.update(&chunk);
         out.write_all(&chunk).await.map_err(ApiError::internal)?;
+        if bytes - reported >= 256 * 1024 {
+            reported = bytes;
+            tracker.received(bytes);
+        }
     }
     out.sync_all().await.map_err(ApiError::internal)?;
     if bytes == 0 {
         return Err(ApiError::invalid_field("file", "the file is empty"));
     }
+    tracker.received(bytes);
     Ok((path, hex::encode(hasher.finalize()), bytes))
 }
 

@@ -426,6 +426,7 @@ mod tests {
             ("/api/v1/screens/{id}/provision", &["post"]),
             ("/api/v1/creatives", &["get", "post"]),
             ("/api/v1/creatives/{id}", &["get"]),
+            ("/api/v1/creatives/progress/{token}", &["get"]),
             ("/api/v1/creatives/{id}/thumbnail", &["get"]),
             ("/api/v1/campaigns", &["get", "post"]),
             ("/api/v1/campaigns/{id}", &["get", "put"]),

@@ -44,6 +44,10 @@ pub struct CreativeEntity {
     /// the order they ran; empty in stores written before the checks existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<MediaCheck>,
+    /// SHA-256 of the file as uploaded, when what is stored (`spec.sha256`) is not it
+    /// (a video transcoded into the kiosk gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
 }
 
 /// One media check's verdict on an uploaded creative.
@@ -400,6 +404,7 @@ pub fn scenario_entities(
             retired_at: None,
             approval: Approval::before_approval(),
             checks: Vec::new(),
+            source_sha256: None,
         }));
     }
     for c in &file.campaigns {
