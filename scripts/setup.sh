@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with Rust lacks to build and test signage:
-# FFmpeg development libraries, clang (for ffmpeg-sys bindgen), pkg-config, Mosquitto
-# (end-to-end tests start their own broker process), Chromium, its driver and a font with
+# FFmpeg development libraries and its command line (tests generate clips with it), clang
+# (for ffmpeg-sys bindgen), pkg-config, Mosquitto (end-to-end tests start their own broker
+# process), Chromium, its driver and a font with
 # Chinese glyphs (the dashboard's and the kiosk page's browser tests).
 set -euo pipefail
 
 packages=(clang libclang-dev pkg-config libavcodec-dev libavformat-dev libavutil-dev
-  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev mosquitto)
+  libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev mosquitto ffmpeg)
 if [ "${1:-}" = "--with-browser" ]; then
   packages+=(chromium chromium-driver fonts-wqy-microhei)
 fi
