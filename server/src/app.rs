@@ -69,6 +69,8 @@ pub struct Shared {
     pub schedule_hashes: Mutex<HashMap<String, [u8; 32]>>,
     /// What `GET /metrics` reports.
     pub metrics: crate::telemetry::Metrics,
+    /// What the media checks at upload do with a failure.
+    pub media: crate::media_checks::MediaConfig,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -96,6 +98,8 @@ pub struct Options {
     pub tls: Option<crate::tls::ServerTls>,
     /// A screen offline or silent this long is raised as dark to operators.
     pub dark_after: TimeDelta,
+    /// What the media checks at upload do with a failure (default: refuse).
+    pub media: crate::media_checks::MediaConfig,
 }
 
 impl Default for Options {
@@ -109,6 +113,7 @@ impl Default for Options {
             emergency_confirm: None,
             tls: None,
             dark_after: TimeDelta::minutes(15),
+            media: crate::media_checks::MediaConfig::default(),
         }
     }
 }
@@ -340,6 +345,7 @@ pub async fn start_with(
         emergency_confirm: options.emergency_confirm,
         schedule_hashes: Mutex::new(HashMap::new()),
         metrics: crate::telemetry::Metrics::new(),
+        media: options.media.clone(),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);

@@ -44,6 +44,9 @@ pub struct Config {
     /// the system's roots).
     #[serde(default)]
     pub mqtt_ca_file: Option<PathBuf>,
+    /// Media checks at upload (`[media]`): what a failed flash check does.
+    #[serde(default)]
+    pub media: crate::media_checks::MediaConfig,
 }
 
 /// Whether an emergency needs a second operator.
@@ -273,6 +276,7 @@ fn doc(key: &str) -> &'static str {
         "tls" => "HTTPS on the HTTP address: \"off\", \"self-signed\" (generated into DATA_DIR/tls/), or a table {cert, key, ca} of PEM files.",
         "tls_names" => "More host names or addresses a generated certificate is valid for, e.g. [\"signage.example.org\"].",
         "mqtt_ca_file" => "A PEM file whose certificates alone are trusted for an mqtts:// broker (default: the system's roots).",
+        "media" => "Media checks at upload, a table: flash = \"refuse\" (an upload flashing more than 3 times in a second, WCAG 2.3.1, is refused) or \"warn\" (stored with a warning on the creative).",
         _ => "",
     }
 }
@@ -317,6 +321,20 @@ mod tests {
         assert_eq!(c.schedule_ttl(), chrono::TimeDelta::days(7));
         assert_eq!(c.approval, ApprovalMode::FourEyes);
         assert_eq!(c.emergency_confirm(), None);
+    }
+
+    #[test]
+    fn media_checks_refuse_by_default_and_may_warn() {
+        use crate::media_checks::FlashMode;
+        assert_eq!(Config::defaults().media.flash, FlashMode::Refuse);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[media]\nflash = \"warn\"\n").unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.media.flash, FlashMode::Warn);
+        std::fs::write(&f, "[media]\nflash = \"maybe\"\n").unwrap();
+        let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
+        assert!(e.contains("media") && e.contains("maybe"), "{e}");
     }
 
     #[test]

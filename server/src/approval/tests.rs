@@ -66,6 +66,7 @@ fn creative(status: ApprovalStatus) -> CreativeEntity {
             ..Approval::draft()
         },
         checks: Vec::new(),
+        thumbnail_sha256: None,
     }
 }
 

@@ -217,6 +217,7 @@ pub(super) async fn serve(
         emergency_confirm: config.emergency_confirm(),
         tls,
         dark_after: chrono::TimeDelta::minutes(i64::from(config.dark_alert_minutes)),
+        media: config.media.clone(),
         ..crate::app::Options::default()
     };
     let handle = crate::app::start_with(

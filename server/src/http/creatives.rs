@@ -1,7 +1,8 @@
 //! `/api/v1/creatives`: upload (multipart: a `file` part streamed to disk while hashed,
 //! and a `meta` JSON part), list, read, thumbnail and retire. An upload is probed with
 //! `media` off the runtime (fully decoded, so truncated or corrupt files and decompression
-//! bombs are refused with a 4xx) before anything is stored. Under four-eyes approval an
+//! bombs are refused with a 4xx) and checked (`media_checks`: flashes) before anything is
+//! stored; its thumbnail is made and stored with it (`posters`). Under four-eyes approval an
 //! upload is a draft, submitted and then approved or rejected by an approver who did not
 //! submit it (`/submit`, `/approve`, `/reject`); only an approved creative plays.
 
@@ -151,9 +152,15 @@ async fn upload_creative(
         .map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
     let path = temp.to_path_buf();
     let id = meta.id.clone();
-    let measured = blocking(move || {
-        media::probe_file(&path, &media::Limits::default())
-            .map_err(|e| ApiError::invalid_field("file", format!("creative {id:?}: {e}")))
+    let config = shared.media.clone();
+    let (measured, checks) = blocking(move || {
+        let limits = media::Limits::default();
+        let measured = media::probe_file(&path, &limits)
+            .map_err(|e| ApiError::invalid_field("file", format!("creative {id:?}: {e}")))?;
+        let data = std::fs::read(&path).map_err(ApiError::internal)?;
+        let checks = crate::media_checks::run(&data, &config, &limits)
+            .map_err(|e| ApiError::invalid_field("file", format!("creative {id:?}: {e}")))?;
+        Ok((measured, checks))
     })
     .await?;
     let kind = match measured.kind {
@@ -199,11 +206,12 @@ async fn upload_creative(
                 at: shared.clock.now(),
             },
         ),
-        checks: Vec::new(),
+        checks,
+        thumbnail_sha256: None,
     };
     let s = shared.clone();
     let id = entity.spec.id.clone();
-    blocking(move || {
+    let thumbnail = blocking(move || {
         // Refuse a taken id before the file joins the media (the commit checks again).
         if s.store.snapshot()?.creatives.contains_key(&id) {
             return Err(ApiError::conflict(format!(
@@ -211,9 +219,22 @@ async fn upload_creative(
             )));
         }
         let kept = temp.keep().map_err(|e| ApiError::internal(e.error))?;
-        Ok(s.store.adopt_media(&sha, &kept)?)
+        s.store.adopt_media(&sha, &kept)?;
+        // Without a stored thumbnail the first request makes one: not worth failing for.
+        let made = std::fs::read(s.store.media_path(&sha))
+            .map_err(anyhow::Error::from)
+            .and_then(|data| Ok(crate::posters::make(s.store.as_ref(), &data)?));
+        Ok(match made {
+            Ok(sha) => Some(sha.as_str().to_owned()),
+            Err(e) => {
+                tracing::warn!(creative = %id, "no thumbnail stored at upload: {e:#}");
+                None
+            }
+        })
     })
     .await?;
+    let mut entity = entity;
+    entity.thumbnail_sha256 = thumbnail;
     let e = entity.clone();
     apply(
         &shared,
@@ -269,7 +290,7 @@ async fn receive(
     Ok((path, hex::encode(hasher.finalize()), bytes))
 }
 
-/// A JPEG of at most 320 pixels a side (videos: the first frame).
+/// A JPEG of at most 320 pixels a side (videos: the poster frame), stored with the media.
 #[utoipa::path(get, path = "/api/v1/creatives/{id}/thumbnail", params(("id" = String, Path, example = "rm2023-w51-1")),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -285,10 +306,7 @@ async fn thumbnail(
             .creatives
             .get(&id)
             .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))?;
-        let sha =
-            Sha256::parse(&c.spec.sha256).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-        let data = std::fs::read(shared.store.media_path(&sha)).map_err(ApiError::internal)?;
-        media::thumbnail(&data, 320, &media::Limits::default()).map_err(ApiError::internal)
+        crate::posters::thumbnail_of(shared.store.as_ref(), c).map_err(ApiError::internal)
     })
     .await?;
     Ok((

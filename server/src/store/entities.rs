@@ -44,6 +44,11 @@ pub struct CreativeEntity {
     /// the order they ran; empty in stores written before the checks existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<MediaCheck>,
+    /// SHA-256 of its stored thumbnail (a JPEG of at most 320 px a side; a video's
+    /// poster frame), made at upload; absent for creatives stored before thumbnails
+    /// were kept and for imported ones, whose thumbnail is made on first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_sha256: Option<String>,
 }
 
 /// One media check's verdict on an uploaded creative.
@@ -400,6 +405,7 @@ pub fn scenario_entities(
             retired_at: None,
             approval: Approval::before_approval(),
             checks: Vec::new(),
+            thumbnail_sha256: None,
         }));
     }
     for c in &file.campaigns {
