@@ -227,6 +227,8 @@ pub struct FlashScan {
     // Per-frame scratch: each cell's transitions.
     up: Vec<Direction>,
     red_up: Vec<Direction>,
+    /// [`linear`] of every byte value.
+    linear: [f32; 256],
 }
 
 impl FlashScan {
@@ -267,6 +269,7 @@ impl FlashScan {
             first_ms: None,
             up: vec![Direction::None; cells],
             red_up: vec![Direction::None; cells],
+            linear: std::array::from_fn(|c| linear(c as u8)),
         }
     }
 
@@ -282,8 +285,11 @@ impl FlashScan {
         let at = at_ms.saturating_sub(first);
         self.frames += 1;
         for cell in 0..self.width * self.height {
-            let px = rgb.get(cell * 3..cell * 3 + 3).unwrap_or(&[0, 0, 0]);
-            let [r, g, b] = [linear(px[0]), linear(px[1]), linear(px[2])];
+            let px: [u8; 3] = rgb
+                .get(cell * 3..cell * 3 + 3)
+                .and_then(|p| p.try_into().ok())
+                .unwrap_or([0; 3]);
+            let [r, g, b] = px.map(|c| self.linear[usize::from(c)]);
             let l = 0.2126 * r + 0.7152 * g + 0.0722 * b;
             self.up[cell] = self.luminance[cell].step(l, |darker, brighter| {
                 brighter - darker >= LUMINANCE_STEP && darker < DARKER_BELOW
