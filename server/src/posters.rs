@@ -31,13 +31,26 @@ pub enum PosterError {
     Store(#[from] StoreError),
 }
 
+/// The thumbnail of a creative's file (nothing stored).
+pub fn render(data: &[u8]) -> Result<Vec<u8>, PosterError> {
+    Ok(media::thumbnail(
+        data,
+        THUMBNAIL_SIDE,
+        &media::Limits::default(),
+    )?)
+}
+
+/// Stores a thumbnail with the media; returns its address.
+pub fn keep(store: &dyn Store, jpeg: &[u8]) -> Result<Sha256, PosterError> {
+    let sha = address(&media::sha256_hex(jpeg), "thumbnail")?;
+    store.put_media(&sha, jpeg)?;
+    Ok(sha)
+}
+
 /// Makes the thumbnail of a creative's file and stores it with the media;
 /// returns its address.
 pub fn make(store: &dyn Store, data: &[u8]) -> Result<Sha256, PosterError> {
-    let jpeg = media::thumbnail(data, THUMBNAIL_SIDE, &media::Limits::default())?;
-    let sha = address(&media::sha256_hex(&jpeg), "thumbnail")?;
-    store.put_media(&sha, &jpeg)?;
-    Ok(sha)
+    keep(store, &render(data)?)
 }
 
 /// The thumbnail of `creative`: the stored one, else made now and stored.

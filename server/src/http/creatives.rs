@@ -153,14 +153,18 @@ async fn upload_creative(
     let path = temp.to_path_buf();
     let id = meta.id.clone();
     let config = shared.media.clone();
-    let (measured, checks) = blocking(move || {
+    let (measured, checks, jpeg) = blocking(move || {
         let limits = media::Limits::default();
         let measured = media::probe_file(&path, &limits)
             .map_err(|e| ApiError::invalid_field("file", format!("creative {id:?}: {e}")))?;
         let data = std::fs::read(&path).map_err(ApiError::internal)?;
         let checks = crate::media_checks::run(&data, &config, &limits)
             .map_err(|e| ApiError::invalid_field("file", format!("creative {id:?}: {e}")))?;
-        Ok((measured, checks))
+        // Without a thumbnail stored the first request makes one: not worth failing for.
+        let thumbnail = crate::posters::render(&data)
+            .inspect_err(|e| tracing::warn!(creative = %id, "no thumbnail made at upload: {e}"))
+            .ok();
+        Ok((measured, checks, thumbnail))
     })
     .await?;
     let kind = match measured.kind {
@@ -220,17 +224,12 @@ async fn upload_creative(
         }
         let kept = temp.keep().map_err(|e| ApiError::internal(e.error))?;
         s.store.adopt_media(&sha, &kept)?;
-        // Without a stored thumbnail the first request makes one: not worth failing for.
-        let made = std::fs::read(s.store.media_path(&sha))
-            .map_err(anyhow::Error::from)
-            .and_then(|data| Ok(crate::posters::make(s.store.as_ref(), &data)?));
-        Ok(match made {
-            Ok(sha) => Some(sha.as_str().to_owned()),
-            Err(e) => {
-                tracing::warn!(creative = %id, "no thumbnail stored at upload: {e:#}");
-                None
-            }
-        })
+        Ok(jpeg.and_then(|j| {
+            crate::posters::keep(s.store.as_ref(), &j)
+                .inspect_err(|e| tracing::warn!(creative = %id, "thumbnail not stored: {e}"))
+                .ok()
+                .map(|thumbnail| thumbnail.as_str().to_owned())
+        }))
     })
     .await?;
     let mut entity = entity;
