@@ -332,6 +332,9 @@ mod tests {
         std::fs::write(&f, "[media]\nflash = \"warn\"\n").unwrap();
         let c = Config::load(Some(&f), None, None).unwrap();
         assert_eq!(c.media.flash, FlashMode::Warn);
+        let env = |name: &str| (name == "SIGNAGE_MEDIA").then(|| "{flash=\"warn\"}".to_owned());
+        let c = Config::load_from(None, &env, Flags::default()).unwrap();
+        assert_eq!(c.media.flash, FlashMode::Warn);
         std::fs::write(&f, "[media]\nflash = \"maybe\"\n").unwrap();
         let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
         assert!(e.contains("media") && e.contains("maybe"), "{e}");
