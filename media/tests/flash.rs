@@ -131,3 +131,27 @@ fn a_video_thumbnail_is_its_poster_not_the_black_first_frame() {
     let picture = image::load_from_memory(&jpeg).unwrap();
     assert_eq!((picture.width(), picture.height()), (100, 56));
 }
+
+#[test]
+fn flashing_animated_webp_is_refused() {
+    // Made by the ffmpeg command line's libwebp_anim: 20 frames a second alternating.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("flash.webp");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("color=black:s=64x36:r=20:d=2")
+        .args([
+            "-vf",
+            "format=rgb24,geq=r='if(mod(N,2),255,0)':g='if(mod(N,2),255,0)':b='if(mod(N,2),255,0)'",
+        ])
+        .args(["-c:v", "libwebp_anim", "-lossless", "1", "-loop", "0"])
+        .arg(&out)
+        .status()
+        .expect("the ffmpeg command line is installed (scripts/setup.sh)");
+    assert!(status.success());
+    let data = std::fs::read(out).unwrap();
+    media::probe_bytes(&data, &Limits::default()).expect("a valid animated WebP");
+    let r = report(&data);
+    let (kind, peak) = r.over_limit().expect("refused");
+    assert_eq!((kind, peak.flashes), (FlashKind::General, 10), "{r}");
+}
