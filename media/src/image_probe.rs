@@ -25,7 +25,7 @@ const THUMBNAIL_QUALITY: u8 = 85;
 /// Canvases an animation holds at once while decoding, each RGBA8: the
 /// decoder's previous (non-disposed) frame, the frame read and its composite
 /// (or WebP's own canvas), and the first frame this crate keeps.
-const ANIMATION_CANVASES: u64 = 5;
+pub(crate) const ANIMATION_CANVASES: u64 = 5;
 
 /// Decoding memory as a multiple of the output buffer, per still format: the
 /// JPEG decoder copies the file and holds the coefficient planes of a
@@ -136,7 +136,7 @@ fn decode_frames<'a>(
 
 /// `image` limits matching ours, for the decoding pass: a backstop behind the
 /// checks made from the header.
-fn decode_limits(limits: &Limits) -> image::Limits {
+pub(crate) fn decode_limits(limits: &Limits) -> image::Limits {
     let mut decode = image::Limits::default();
     decode.max_image_width = Some(limits.max_dimension);
     decode.max_image_height = Some(limits.max_dimension);
@@ -147,7 +147,7 @@ fn decode_limits(limits: &Limits) -> image::Limits {
 /// Maps a decoding error; `needed` is the memory the header promised, named
 /// if `image`'s own allocation limit trips anyway (a GIF frame larger than
 /// its canvas, say).
-fn from_image(error: ImageError, needed: u64, limits: &Limits) -> MediaError {
+pub(crate) fn from_image(error: ImageError, needed: u64, limits: &Limits) -> MediaError {
     match error {
         ImageError::Limits(_) => MediaError::OverMemoryBudget {
             needed: needed.max(limits.max_alloc.saturating_add(1)),
@@ -161,7 +161,7 @@ fn from_image(error: ImageError, needed: u64, limits: &Limits) -> MediaError {
 /// Image descriptors in a GIF, counted by walking its block structure
 /// without decompressing anything. The count stops where the structure
 /// does (trailer, truncation, garbage); decoding judges the rest.
-fn gif_frame_count(data: &[u8]) -> u64 {
+pub(crate) fn gif_frame_count(data: &[u8]) -> u64 {
     /// Length of a colour table announced by `flags`, if any.
     fn table(flags: u8) -> usize {
         if flags & 0x80 != 0 {
@@ -203,7 +203,7 @@ fn gif_frame_count(data: &[u8]) -> u64 {
 }
 
 /// `ANMF` chunks of an animated WebP, counted by walking its RIFF chunks.
-fn webp_frame_count(data: &[u8]) -> u64 {
+pub(crate) fn webp_frame_count(data: &[u8]) -> u64 {
     let mut at = 12; // RIFF, size, WEBP
     let mut frames = 0;
     while let (Some(fourcc), Some(size)) = (data.get(at..at + 4), data.get(at + 4..at + 8)) {
@@ -220,7 +220,7 @@ fn webp_frame_count(data: &[u8]) -> u64 {
 }
 
 /// Whether a WebP file has the animation flag in its VP8X header.
-fn is_animated_webp(data: &[u8]) -> bool {
+pub(crate) fn is_animated_webp(data: &[u8]) -> bool {
     // RIFF....WEBP, then the VP8X chunk: fourcc, size, flags (bit 1: animation).
     data.get(12..16) == Some(b"VP8X") && data.get(20).is_some_and(|flags| flags & 0x02 != 0)
 }

@@ -1,6 +1,7 @@
 //! Ingest of creatives: sniff a file by its content, decode it completely to
 //! prove it is whole, measure it (kind, dimensions, duration) and address it
-//! by SHA-256; make JPEG thumbnails.
+//! by SHA-256; make JPEG thumbnails (videos: a poster frame, see `poster`);
+//! check video and animations for flashes (WCAG 2.3.1, see `flash`).
 //!
 //! Stills go through `image` (see `image_probe`), video through the system
 //! FFmpeg (see `video_probe`). Everything here is synchronous CPU and FFI
@@ -29,10 +30,13 @@
 //! `image`'s own allocation limit is set to the same budget as a backstop.
 
 mod error;
+pub mod flash;
+mod flash_decode;
 mod gate;
 mod graph;
 mod image_probe;
 mod loudness;
+mod poster;
 mod sniff;
 mod transcode;
 mod video_probe;
@@ -43,6 +47,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use crate::error::MediaError;
+pub use crate::flash::{FlashKind, FlashReport};
 pub use crate::gate::{inspect, GateVerdict, H264Profile, VideoGate};
 pub use crate::loudness::{measure_loudness, Loudness, LoudnessTarget};
 pub use crate::sniff::{mime_type, MIME_SNIFF_BYTES};
@@ -201,17 +206,38 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// A JPEG whose longer side is at most `max_side` pixels (never enlarged).
-/// Stills are validated as in [`probe_bytes`]; for video it is the first
-/// decoded frame, after the container and limits checks but without decoding
-/// the rest of the stream.
+/// Stills are validated as in [`probe_bytes`]; for video it is the poster
+/// frame (the first frame from 1 s in, or a tenth of the length, that is not
+/// near-black; else the first), after the container and limits checks,
+/// decoding the stream only as far as that frame.
 pub fn thumbnail(data: &[u8], max_side: u32, limits: &Limits) -> Result<Vec<u8>, MediaError> {
     limits.check_bytes(len_u64(data))?;
     let picture = match sniff(data) {
         Sniffed::Image(format) => image_probe::decode(data, format, limits)?.1,
-        Sniffed::Video => video_probe::first_frame(data.to_vec(), limits)?,
+        Sniffed::Video => poster::video_poster(data.to_vec(), max_side, limits)?,
         Sniffed::Unknown => return Err(MediaError::UnknownFormat),
     };
     image_probe::encode_thumbnail(&picture, max_side)
+}
+
+/// The flash check (WCAG 2.3.1, see [`flash`]) over every frame of a video
+/// or an animated GIF or WebP; `None` for a still, which cannot flash. The
+/// file should have passed [`probe_bytes`]; the same limits apply again.
+pub fn flash_check(data: &[u8], limits: &Limits) -> Result<Option<FlashReport>, MediaError> {
+    limits.check_bytes(len_u64(data))?;
+    match sniff(data) {
+        Sniffed::Video => flash_decode::video(data.to_vec(), limits).map(Some),
+        Sniffed::Image(format @ image::ImageFormat::Gif) => {
+            flash_decode::animation(data, format, limits).map(Some)
+        }
+        Sniffed::Image(format @ image::ImageFormat::WebP)
+            if image_probe::is_animated_webp(data) =>
+        {
+            flash_decode::animation(data, format, limits).map(Some)
+        }
+        Sniffed::Image(_) => Ok(None),
+        Sniffed::Unknown => Err(MediaError::UnknownFormat),
+    }
 }
 
 fn measure_image(

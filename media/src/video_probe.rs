@@ -1,7 +1,8 @@
 //! Video ingest through the system FFmpeg (`ffmpeg-next`): open a container
 //! from memory, pick its video stream, check the limits from the headers,
 //! then demux and decode every packet of that stream to prove the file is
-//! whole. Also decodes the first frame for thumbnails.
+//! whole. Also hands decoded frames, scaled down, to the poster frame and
+//! the flash check.
 //!
 //! Only the ISO base media (MP4, MOV) and Matroska (MKV, WebM) demuxers may
 //! run, so an upload can never make FFmpeg follow a playlist or a reference
@@ -17,7 +18,6 @@ use ffmpeg::format::stream::Disposition;
 use ffmpeg::software::scaling;
 use ffmpeg::util::error::EAGAIN;
 use ffmpeg::{codec, decoder, frame, media, Packet, Rational};
-use image::{DynamicImage, RgbImage};
 
 use crate::{Limits, MediaError};
 
@@ -64,21 +64,61 @@ pub(crate) fn validate(data: Vec<u8>, limits: &Limits) -> Result<Video, MediaErr
     open.finish(&tally, limits)
 }
 
-/// The first frame of the video stream as an RGB picture, after the same
-/// container and limit checks as [`validate`].
-pub(crate) fn first_frame(data: Vec<u8>, limits: &Limits) -> Result<DynamicImage, MediaError> {
+/// One decoded frame handed to an [`each_frame`] visitor.
+pub(crate) struct FrameAt<'a> {
+    pub(crate) frame: &'a frame::Video,
+    /// When it shows, from the first frame's time, in milliseconds.
+    pub(crate) at_ms: u64,
+    /// The length the headers declare, if any.
+    pub(crate) declared_ms: Option<u64>,
+}
+
+/// Decodes the video stream in order after the same container and limit
+/// checks as [`validate`], handing each frame to `visit` until it returns
+/// `false` or the stream ends. Frames without a timestamp are placed one
+/// frame interval (40 ms at an unknown rate) after the previous one.
+pub(crate) fn each_frame(
+    data: Vec<u8>,
+    limits: &Limits,
+    mut visit: impl FnMut(FrameAt<'_>) -> Result<bool, MediaError>,
+) -> Result<(), MediaError> {
     let mut open = Opened::new(data, limits)?;
+    let declared_ms = open.declared.ms();
+    let step_ms = open
+        .frame_interval
+        .and_then(|i| to_ms(i, open.time_base))
+        .filter(|&ms| ms > 0)
+        .unwrap_or(40);
     let mut frame = frame::Video::empty();
+    let mut last_ms: Option<u64> = None;
     let mut sent_eof = false;
     loop {
         match open.decoder.receive_frame(&mut frame) {
-            Ok(()) => return to_rgb(&frame, limits),
+            Ok(()) => {
+                limits.check_frame(frame.width(), frame.height())?;
+                let at_ms = frame
+                    .timestamp()
+                    .or(frame.pts())
+                    .and_then(|ts| to_ms(ts.saturating_sub(open.start), open.time_base))
+                    .or(last_ms.map(|l| l + step_ms))
+                    .unwrap_or(0);
+                last_ms = Some(at_ms);
+                let at = FrameAt {
+                    frame: &frame,
+                    at_ms,
+                    declared_ms,
+                };
+                if !visit(at)? {
+                    return Ok(());
+                }
+                continue;
+            }
             Err(ffmpeg::Error::Other { errno: EAGAIN }) => {}
-            Err(ffmpeg::Error::Eof) => return Err(corrupt("no frame decodes".into())),
+            Err(ffmpeg::Error::Eof) => return Ok(()),
             Err(e) => return Err(corrupt(format!("decoding failed: {e}"))),
         }
         if sent_eof {
-            return Err(corrupt("no frame decodes".into()));
+            return Ok(());
         }
         let mut packet = Packet::empty();
         match packet.read(&mut open.input) {
@@ -96,6 +136,48 @@ pub(crate) fn first_frame(data: Vec<u8>, limits: &Limits) -> Result<DynamicImage
             Err(e) => return Err(corrupt(format!("demuxing stopped: {e}"))),
         }
     }
+}
+
+/// `frame` scaled (area averaging) to `width` x `height` RGB bytes, row by
+/// row; `scaler` is reused while the frame's format and size stay the same.
+pub(crate) fn scale_rgb(
+    frame: &frame::Video,
+    (width, height): (u32, u32),
+    scaler: &mut Option<scaling::Context>,
+) -> Result<Vec<u8>, MediaError> {
+    let fits = scaler.as_ref().is_some_and(|s| {
+        let input = s.input();
+        (input.format, input.width, input.height) == (frame.format(), frame.width(), frame.height())
+            && (s.output().width, s.output().height) == (width, height)
+    });
+    if !fits {
+        *scaler = Some(
+            scaling::Context::get(
+                frame.format(),
+                frame.width(),
+                frame.height(),
+                ffmpeg::format::Pixel::RGB24,
+                width,
+                height,
+                scaling::Flags::AREA,
+            )
+            .map_err(|e| MediaError::Ffmpeg(format!("cannot set up scaling: {e}")))?,
+        );
+    }
+    let scaler = scaler
+        .as_mut()
+        .ok_or_else(|| MediaError::Ffmpeg("no scaler".into()))?;
+    let mut rgb = frame::Video::empty();
+    scaler
+        .run(frame, &mut rgb)
+        .map_err(|e| MediaError::Ffmpeg(format!("scaling failed: {e}")))?;
+    let row = width as usize * 3;
+    let stride = rgb.stride(0);
+    let mut pixels = Vec::with_capacity(row * height as usize);
+    for line in rgb.data(0).chunks(stride).take(height as usize) {
+        pixels.extend_from_slice(&line[..row]);
+    }
+    Ok(pixels)
 }
 
 /// A container opened on its video stream, with what its headers declare.
@@ -314,35 +396,6 @@ impl Opened {
         }
         Ok(tolerance)
     }
-}
-
-/// Converts a decoded frame to RGB at its own size.
-fn to_rgb(frame: &frame::Video, limits: &Limits) -> Result<DynamicImage, MediaError> {
-    let (width, height) = (frame.width(), frame.height());
-    limits.check_frame(width, height)?;
-    let mut scaler = scaling::Context::get(
-        frame.format(),
-        width,
-        height,
-        ffmpeg::format::Pixel::RGB24,
-        width,
-        height,
-        scaling::Flags::BILINEAR,
-    )
-    .map_err(|e| MediaError::Ffmpeg(format!("cannot set up scaling: {e}")))?;
-    let mut rgb = frame::Video::empty();
-    scaler
-        .run(frame, &mut rgb)
-        .map_err(|e| MediaError::Ffmpeg(format!("scaling failed: {e}")))?;
-    let row = width as usize * 3;
-    let stride = rgb.stride(0);
-    let mut pixels = Vec::with_capacity(row * height as usize);
-    for line in rgb.data(0).chunks(stride).take(height as usize) {
-        pixels.extend_from_slice(&line[..row]);
-    }
-    RgbImage::from_raw(width, height, pixels)
-        .map(DynamicImage::ImageRgb8)
-        .ok_or_else(|| MediaError::Ffmpeg("scaled frame has the wrong size".into()))
 }
 
 /// Initialises FFmpeg once per process and silences its log: every problem

@@ -63,6 +63,10 @@ pub struct MediaConfig {
     pub loudness_target_lufs: f64,
     /// What to do with a video off the loudness target by more than 1 LU.
     pub loudness: crate::ingest::LoudnessAction,
+    /// What to do with a video or an animation that flashes more than three times in a
+    /// second (WCAG 2.3.1).
+    #[serde(default)]
+    pub flash: crate::media_checks::FlashMode,
 }
 
 impl MediaConfig {
@@ -108,6 +112,7 @@ impl MediaConfig {
                 ..media::LoudnessTarget::default()
             },
             loudness: self.loudness,
+            flash: self.flash,
             limits: media::Limits::default(),
         })
     }
@@ -341,7 +346,7 @@ fn doc(key: &str) -> &'static str {
         "tls" => "HTTPS on the HTTP address: \"off\", \"self-signed\" (generated into DATA_DIR/tls/), or a table {cert, key, ca} of PEM files.",
         "tls_names" => "More host names or addresses a generated certificate is valid for, e.g. [\"signage.example.org\"].",
         "mqtt_ca_file" => "A PEM file whose certificates alone are trusted for an mqtts:// broker (default: the system's roots).",
-        "media" => "The kiosk video gate and loudness of uploads: gate_max_profile (\"baseline\", \"main\", \"high\"), gate_max_level (H.264 level times ten), gate_max_width, gate_max_height, gate_max_fps; loudness_target_lufs (EBU R128); loudness: \"normalise\" (a gain while transcoding), \"warn\" (stored with a warning) or \"refuse\" a video more than 1 LU off the target.",
+        "media" => "The kiosk video gate and loudness of uploads: gate_max_profile (\"baseline\", \"main\", \"high\"), gate_max_level (H.264 level times ten), gate_max_width, gate_max_height, gate_max_fps; loudness_target_lufs (EBU R128); loudness: \"normalise\" (a gain while transcoding), \"warn\" (stored with a warning) or \"refuse\" a video more than 1 LU off the target; flash: \"refuse\" (a video or an animated image flashing more than 3 times in any second, WCAG 2.3.1, is refused) or \"warn\" (stored with a warning for the approver).",
         _ => "",
     }
 }
@@ -411,6 +416,23 @@ mod tests {
         assert!(load("[media]\nloudness_target_lufs = 3.0\n")
             .unwrap_err()
             .contains("loudness_target_lufs"));
+    }
+
+    #[test]
+    fn media_checks_refuse_by_default_and_may_warn() {
+        use crate::media_checks::FlashMode;
+        assert_eq!(Config::defaults().media.flash, FlashMode::Refuse);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[media]\nflash = \"warn\"\n").unwrap();
+        let c = Config::load(Some(&f), None, None).unwrap();
+        assert_eq!(c.media.flash, FlashMode::Warn);
+        let env = |name: &str| (name == "SIGNAGE_MEDIA").then(|| "{flash=\"warn\"}".to_owned());
+        let c = Config::load_from(None, &env, Flags::default()).unwrap();
+        assert_eq!(c.media.flash, FlashMode::Warn);
+        std::fs::write(&f, "[media]\nflash = \"maybe\"\n").unwrap();
+        let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
+        assert!(e.contains("media") && e.contains("maybe"), "{e}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct MediaPolicy {
     pub gate: VideoGate,
     pub loudness_target: LoudnessTarget,
     pub loudness: LoudnessAction,
+    /// What a video or an animation that fails the flash check gets.
+    pub flash: crate::media_checks::FlashMode,
     pub limits: media::Limits,
 }
 
@@ -45,6 +47,7 @@ impl Default for MediaPolicy {
             gate: VideoGate::default(),
             loudness_target: LoudnessTarget::default(),
             loudness: LoudnessAction::Normalise,
+            flash: crate::media_checks::FlashMode::default(),
             limits: media::Limits::default(),
         }
     }
@@ -102,11 +105,18 @@ pub struct Ingested {
     /// The transcoded file, to store instead of the upload; `None`: store the upload.
     pub transcoded: Option<tempfile::TempPath>,
     pub checks: Vec<MediaCheck>,
+    /// A JPEG thumbnail (a video's poster frame) of what is stored; `None` when it could
+    /// not be made (the first request for it tries again).
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 /// Runs the pipeline on the uploaded file at `path`; transcoded files are made in
 /// `work_dir` (on the store's disk, so storing them is a rename). `report` hears each
 /// phase with the fraction done in it.
+///
+/// The flash check runs first, on the upload itself (a refusal then costs no
+/// transcoding; frames dropped to the gate's rate would only hide flashes), then the
+/// gate and loudness; the thumbnail is made of what is stored.
 pub fn ingest(
     path: &Path,
     work_dir: &Path,
@@ -115,14 +125,47 @@ pub fn ingest(
 ) -> Result<Ingested, IngestError> {
     report(Phase::Probing, 0.0);
     let measured = media::probe_file(path, &policy.limits)?;
-    if measured.kind != media::MediaKind::Video {
-        return Ok(Ingested {
+    report(Phase::Checking, 0.0);
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| IngestError::Io {
+            dir: p.to_owned(),
+            source,
+        })
+    };
+    let flash = crate::media_checks::flash(&read(path)?, policy.flash, &policy.limits).map_err(
+        |e| match e {
+            crate::media_checks::CheckError::Refused { check, detail } => {
+                IngestError::Refused { check, detail }
+            }
+            crate::media_checks::CheckError::Media { source, .. } => IngestError::Media(source),
+        },
+    )?;
+    let mut done = if measured.kind == media::MediaKind::Video {
+        gate_and_loudness(path, work_dir, policy, measured, report)?
+    } else {
+        Ingested {
             measured,
             transcoded: None,
             checks: Vec::new(),
-        });
-    }
+            thumbnail: None,
+        }
+    };
+    done.checks.extend(flash);
+    let stored = read(done.transcoded.as_deref().unwrap_or(path))?;
+    done.thumbnail = crate::posters::render(&stored)
+        .inspect_err(|e| tracing::warn!("no thumbnail made at upload: {e}"))
+        .ok();
+    Ok(done)
+}
 
+/// The kiosk gate and loudness of a video: transcoded or normalised when needed.
+fn gate_and_loudness(
+    path: &Path,
+    work_dir: &Path,
+    policy: &MediaPolicy,
+    measured: Measured,
+    report: &mut dyn FnMut(Phase, f32),
+) -> Result<Ingested, IngestError> {
     report(Phase::Checking, 0.0);
     let verdict = media::inspect(path, &policy.gate)?;
     report(Phase::Checking, 0.5);
@@ -206,6 +249,7 @@ pub fn ingest(
             measured,
             transcoded: None,
             checks,
+            thumbnail: None,
         });
     }
 
@@ -281,6 +325,7 @@ pub fn ingest(
         measured: stored,
         transcoded: Some(out),
         checks,
+        thumbnail: None,
     })
 }
 
@@ -421,7 +466,8 @@ mod tests {
             [
                 ("gate", CheckOutcome::Passed),
                 ("transcode", CheckOutcome::Passed),
-                ("loudness", CheckOutcome::Warning)
+                ("loudness", CheckOutcome::Warning),
+                ("flash", CheckOutcome::Passed)
             ]
         );
 

@@ -67,6 +67,7 @@ fn creative(status: ApprovalStatus) -> CreativeEntity {
         },
         checks: Vec::new(),
         source_sha256: None,
+        thumbnail_sha256: None,
     }
 }
 

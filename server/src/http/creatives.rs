@@ -1,7 +1,8 @@
 //! `/api/v1/creatives`: upload (multipart: a `file` part streamed to disk while hashed,
 //! and a `meta` JSON part), list, read, thumbnail and retire. An upload is probed with
 //! `media` off the runtime (fully decoded, so truncated or corrupt files and decompression
-//! bombs are refused with a 4xx) before anything is stored. Under four-eyes approval an
+//! bombs are refused with a 4xx) and checked (`media_checks`: flashes) before anything is
+//! stored; its thumbnail is made and stored with it (`posters`). Under four-eyes approval an
 //! upload is a draft, submitted and then approved or rejected by an approver who did not
 //! submit it (`/submit`, `/approve`, `/reject`); only an approved creative plays.
 
@@ -309,14 +310,26 @@ async fn upload(
         ),
         checks: ingested.checks,
         source_sha256: (stored_sha != sha256).then_some(sha256),
+        thumbnail_sha256: None,
     };
     let s = shared.clone();
     let keep = ingested.transcoded.unwrap_or(temp);
-    blocking(move || {
+    let jpeg = ingested.thumbnail;
+    let id = entity.spec.id.clone();
+    let thumbnail = blocking(move || {
         let kept = keep.keep().map_err(|e| ApiError::internal(e.error))?;
-        Ok(s.store.adopt_media(&sha, &kept)?)
+        s.store.adopt_media(&sha, &kept)?;
+        // Without a thumbnail stored the first request makes one: not worth failing for.
+        Ok(jpeg.and_then(|j| {
+            crate::posters::keep(s.store.as_ref(), &j)
+                .inspect_err(|e| tracing::warn!(creative = %id, "thumbnail not stored: {e}"))
+                .ok()
+                .map(|t| t.as_str().to_owned())
+        }))
     })
     .await?;
+    let mut entity = entity;
+    entity.thumbnail_sha256 = thumbnail;
     let e = entity.clone();
     apply(
         shared,
@@ -338,7 +351,7 @@ async fn upload(
 }
 
 /// An ingest refusal as a 400 whose field names the check (`file` for a file we cannot
-/// read, `loudness`, `transcode`).
+/// read, `flash`, `loudness`, `transcode`).
 fn refusal(id: &str, e: IngestError) -> ApiError {
     match &e {
         IngestError::Io { .. } => ApiError::internal(e),
@@ -418,7 +431,7 @@ async fn receive(
     Ok((path, hex::encode(hasher.finalize()), bytes))
 }
 
-/// A JPEG of at most 320 pixels a side (videos: the first frame).
+/// A JPEG of at most 320 pixels a side (videos: the poster frame), stored with the media.
 #[utoipa::path(get, path = "/api/v1/creatives/{id}/thumbnail", params(("id" = String, Path, example = "rm2023-w51-1")),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -434,10 +447,7 @@ async fn thumbnail(
             .creatives
             .get(&id)
             .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))?;
-        let sha =
-            Sha256::parse(&c.spec.sha256).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-        let data = std::fs::read(shared.store.media_path(&sha)).map_err(ApiError::internal)?;
-        media::thumbnail(&data, 320, &media::Limits::default()).map_err(ApiError::internal)
+        crate::posters::thumbnail_of(shared.store.as_ref(), c).map_err(ApiError::internal)
     })
     .await?;
     Ok((

@@ -48,6 +48,11 @@ pub struct CreativeEntity {
     /// (a video transcoded into the kiosk gate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_sha256: Option<String>,
+    /// SHA-256 of its stored thumbnail (a JPEG of at most 320 px a side; a video's
+    /// poster frame), made at upload; absent for creatives stored before thumbnails
+    /// were kept and for imported ones, whose thumbnail is made on first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_sha256: Option<String>,
 }
 
 /// One media check's verdict on an uploaded creative.
@@ -405,6 +410,7 @@ pub fn scenario_entities(
             approval: Approval::before_approval(),
             checks: Vec::new(),
             source_sha256: None,
+            thumbnail_sha256: None,
         }));
     }
     for c in &file.campaigns {

@@ -53,6 +53,11 @@ const t = addStrings({
     'slot label': '{time}: {campaign}, {creative}', 'hour': 'Hour', 'other screen': 'Another screen',
     'all fields': 'Every field of the submitted version', Timeline: 'Timeline', 'screens found': '{n} screens', 'more screens': 'more than {n}: narrow the search',
     'unknown screen': 'There is no screen {id} in service.', Size: 'Size', Duration: 'Duration', 'Open': 'Open',
+    'Media checks': 'Media checks', Check: 'Check', Outcome: 'Outcome', Detail: 'What was found',
+    'no checks': 'No media check ran on this creative (stored before the checks existed, or a still).',
+    check_flash: 'Flashes (WCAG 2.3.1)', check_gate: 'Video gate', check_transcode: 'Transcoding', check_loudness: 'Loudness',
+    outcome_passed: 'passed', outcome_changed: 'changed to pass', outcome_warning: 'warning', outcome_refused: 'refused',
+    'check warning': 'A media check warns: {checks}',
   },
   zh: {
     Creatives: '素材', Approvals: '审批', Preview: '预览',
@@ -98,6 +103,11 @@ const t = addStrings({
     'slot label': '{time}：{campaign}，{creative}', hour: '小时', 'other screen': '其他屏幕',
     'all fields': '提交版本的全部字段', Timeline: '时间轴', 'screens found': '{n} 块屏幕', 'more screens': '超过 {n} 块：请缩小范围',
     'unknown screen': '没有在用的屏幕 {id}。', Size: '大小', Duration: '时长', Open: '打开',
+    'Media checks': '媒体检查', Check: '检查', Outcome: '结果', Detail: '发现',
+    'no checks': '此素材未经媒体检查（在检查功能之前存入，或为静态图）。',
+    check_flash: '闪烁（WCAG 2.3.1）', check_gate: '视频规格', check_transcode: '转码', check_loudness: '响度',
+    outcome_passed: '通过', outcome_changed: '已调整后通过', outcome_warning: '警告', outcome_refused: '拒绝',
+    'check warning': '媒体检查警告：{checks}',
   },
 });
 
@@ -114,6 +124,26 @@ function bytes(n) {
   if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MB`;
   if (n >= 1 << 10) return `${Math.round(n / (1 << 10))} KB`;
   return `${n} B`;
+}
+
+/** A check's name, translated when known. */
+function checkName(check) {
+  const key = `check_${check}`;
+  const name = t(key);
+  return name === key ? check : name;
+}
+
+/** The media checks' verdicts on a creative (`checks`, in the order they ran). */
+function checksView(c) {
+  const checks = c.checks || [];
+  return el('section', {id: 'creative-checks', 'aria-labelledby': 'checks-h'},
+    el('h2', {id: 'checks-h', text: t('Media checks')}),
+    checks.length
+      ? table(['Check', 'Outcome', 'Detail'], checks.map(k => el('tr', {dataset: {check: k.check, outcome: k.outcome}},
+        el('th', {scope: 'row', text: checkName(k.check)}),
+        el('td', {className: k.outcome === 'passed' ? 'ok' : k.outcome === 'refused' ? 'bad' : 'warn', text: t(`outcome_${k.outcome}`)}),
+        el('td', {text: k.detail}))), {className: 'compact'})
+      : el('p', {className: 'empty', text: t('no checks')}));
 }
 
 /** A creative's displayed state: retired wins over its review. */
@@ -215,9 +245,12 @@ function creativeCard(c, onSubmit) {
     ? el('p', {className: 'muted', text: `${t('submitted')} ${t('by {who} at {at}', {who: c.approval.submitted_by, at: fmtTime(c.approval.submitted_at)})}`}) : null;
   const reason = state === 'rejected' && c.approval.reason
     ? el('p', {className: 'reason bad', dataset: {reason: c.spec.id}, text: t('Rejected because', {reason: c.approval.reason})}) : null;
+  const warned = (c.checks || []).filter(k => k.outcome === 'warning');
+  const warning = warned.length
+    ? el('p', {className: 'warn', dataset: {checkWarning: c.spec.id}, text: t('check warning', {checks: warned.map(k => `${checkName(k.check)}: ${k.detail}`).join('; ')})}) : null;
   return el('li', {className: `card st-${state}`, dataset: {id: c.spec.id, state}},
     el('img', {src: `/api/v1/creatives/${enc(c.spec.id)}/thumbnail`, alt: title, loading: 'lazy', width: 160, height: 90, className: 'thumb'}),
-    el('div', {className: 'body'}, el('h3', {text: title}), badge(state), info, who, reason, actions));
+    el('div', {className: 'body'}, el('h3', {text: title}), badge(state), info, who, reason, warning, actions));
 }
 
 async function creativesPage(main) {
@@ -549,6 +582,7 @@ async function creativeReview(main, params) {
     el('figure', {id: 'creative-large'}, creativeMedia(c, true),
       el('figcaption', {text: `${t(`kind_${c.spec.kind}`)}, ${c.spec.duration_seconds} s, ${m.width || '?'}×${m.height || '?'} px, ${bytes(c.spec.bytes)}`})),
     st === 'rejected' && c.approval.reason ? el('p', {className: 'reason bad', text: t('Rejected because', {reason: c.approval.reason})}) : '',
+    checksView(c),
     decisionForm(c.approval.status, async (action, reason, line) => {
       const done = await send('POST', `/creatives/${enc(c.spec.id)}/${action}`, action === 'reject' ? {reason} : undefined);
       say(line, t(action === 'approve' ? 'approved it' : 'rejected it', {name: title}));
