@@ -26,8 +26,8 @@ pub mod redb;
 
 pub use entities::{
     scenario_entities, Approval, ApprovalStatus, ApprovedCampaign, CampaignEntity, CampaignState,
-    CheckOutcome, CreativeEntity, Entity, MediaCheck, PendingConfirmation, ScreenEntity, StoredEmergency, StoredMeasurement,
-    VenueEntity,
+    CheckOutcome, CreativeEntity, Entity, MediaCheck, PendingConfirmation, ScreenEntity,
+    StoredEmergency, StoredMeasurement, VenueEntity,
 };
 
 pub use ledger::{
