@@ -72,6 +72,7 @@ impl Rig {
             published: None,
             statuses: crate::status::StatusSigner::new(Keypair::from_secret([5; 32])),
             live: Default::default(),
+            data_dir: dir.path().to_owned(),
         };
         Rig {
             _dir: dir,
