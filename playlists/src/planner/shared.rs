@@ -165,6 +165,3 @@ fn add_day(
         *counts.entry(k).or_default() += n;
     }
 }
-
-#[cfg(test)]
-mod tests;
