@@ -8,7 +8,7 @@
 //!   computes it): the previous way (every play of every screen's own plan through a
 //!   callback) and now (`report::rows`);
 //! - `signage plan` of a day as CSV to /dev/null (its output grows with the screens: a
-//!   week of 11,000 screens is about 440 million rows).
+//!   week of 11,000 screens is about 196 million rows).
 //!
 //! `cargo bench -p server --bench plan_week` (`PLAN_SCREENS=2000` for a district).
 

@@ -101,7 +101,8 @@ pub fn planned(
     to: DateTime<Utc>,
     venue: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
-    let catalogue = crate::catalogue::build(&store.snapshot()?)?;
+    let snapshot = store.snapshot()?;
+    let catalogue = crate::catalogue::build(&snapshot)?;
     let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for v in &catalogue.venues {
         if dim == Dimension::Venue && venue.is_none_or(|x| x == v.id.as_str()) {
@@ -109,7 +110,9 @@ pub fn planned(
         }
     }
     let keep = |s: &ScreenSchedule| venue.is_none_or(|x| x == s.venue.id.as_str());
-    each_tally(store, from, to, &keep, &mut |schedule, tally| {
+    let items = in_force_with(store, &snapshot, &catalogue, from, to, &keep)?;
+    let (tallies, _) = crate::shared_plan::tallies(&items);
+    let mut each = |schedule: &ScreenSchedule, tally: &playlists::Tally| {
         if dim == Dimension::Screen {
             out.entry(schedule.screen.id.to_string())
                 .or_insert_with(|| (schedule.venue.id.to_string(), 0));
@@ -123,7 +126,10 @@ pub fn planned(
             };
             out.entry(key).or_default().1 += n;
         }
-    })?;
+    };
+    for ((schedule, _, _), tally) in items.iter().zip(&tallies) {
+        each(schedule, tally);
+    }
     Ok(out)
 }
 
@@ -139,6 +145,19 @@ pub fn schedules_in_force(
 ) -> anyhow::Result<Vec<InForce>> {
     let snapshot = store.snapshot()?;
     let catalogue = crate::catalogue::build(&snapshot)?;
+    in_force_with(store, &snapshot, &catalogue, from, to, keep)
+}
+
+/// [`schedules_in_force`] with the snapshot and its catalogue already at hand (building the
+/// catalogue of a city takes a good part of a second).
+fn in_force_with(
+    store: &dyn Store,
+    snapshot: &crate::store::Snapshot,
+    catalogue: &playlists::Catalogue,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: &dyn Fn(&ScreenSchedule) -> bool,
+) -> anyhow::Result<Vec<InForce>> {
     let server_key = crate::keys::server_key(store.dir())?.public();
     let mut out = Vec::new();
     let published = store.published()?;
@@ -162,7 +181,7 @@ pub fn schedules_in_force(
     for part in opened {
         out.extend(part?.into_iter().filter(|(s, a, b)| a < b && keep(s)));
     }
-    let index = playlists::catalogue::CatalogueIndex::new(&catalogue);
+    let index = playlists::catalogue::CatalogueIndex::new(catalogue);
     for screen in &catalogue.screens {
         if !published.contains_key(screen.id.as_str()) {
             if let Some(schedule) = index.schedule_for(screen.id.as_str()) {
