@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --with-browser
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Supply chain: licences, bans and sources against deny.toml. Advisories are left out: their
+# database is fetched from GitHub, which these machines cannot reach (README, Operations).
+if ! command -v cargo-deny >/dev/null 2>&1; then
+    cargo install cargo-deny --locked
+fi
+cargo deny check licenses bans sources
 cargo build --workspace --bins
 cargo test --workspace --no-fail-fast "$@"
 # The API against its own OpenAPI document (Schemathesis on a live server).

@@ -24,6 +24,7 @@ pub mod memory;
 pub mod mqtt;
 pub mod outbox;
 pub mod player;
+pub mod readiness;
 pub mod schedule;
 pub mod sim;
 pub mod status;
@@ -272,6 +273,7 @@ pub async fn run(
             cache: cache.clone(),
             clock: clock.clone(),
             live: live.clone(),
+            data_dir: dir.clone(),
         };
         spawn_fatal(
             &tracker,
@@ -307,6 +309,7 @@ pub async fn run(
         statuses,
         live,
         beat,
+        data_dir: dir.clone(),
     };
     daemon::ready();
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;

@@ -97,6 +97,8 @@ pub struct MainLoop {
     pub live: crate::telemetry::Live,
     /// Beaten on every turn of the loop: systemd's watchdog is fed only while it beats.
     pub beat: daemon::Beat,
+    /// Where the outbox and the cache live (probed for the store verdict).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl MainLoop {
@@ -387,12 +389,13 @@ impl MainLoop {
             notes: self.notes.clone(),
             at: now,
             download_failures: self.download_failures.clone(),
+            readiness: None,
         }
     }
 
     /// Publishes the retained status; without `always`, only if the presence changed.
     pub(crate) fn publish_status(&mut self, always: bool) {
-        let facts = self.facts(true);
+        let mut facts = self.facts(true);
         self.live.set(crate::telemetry::Verdicts {
             playable_until: self.held().and(self.playable_until),
             download_failures: facts.download_failures.len(),
@@ -407,6 +410,12 @@ impl MainLoop {
         if !self.connected || !(always || presence_changed(self.published.as_ref(), &presence)) {
             return;
         }
+        // Judged only for a status that goes out: the store verdict writes a probe file.
+        facts.readiness = Some(crate::readiness::judge(
+            self.connected,
+            &self.data_dir,
+            facts.outbox_backlog,
+        ));
         let payload = self.statuses.seal(build_status(facts));
         match self.client.try_publish(
             self.topics.status(self.screen()),
@@ -425,7 +434,13 @@ impl MainLoop {
         if !self.connected {
             return false;
         }
-        let payload = self.statuses.seal(build_status(self.facts(false)));
+        let mut facts = self.facts(false);
+        facts.readiness = Some(crate::readiness::judge(
+            false,
+            &self.data_dir,
+            facts.outbox_backlog,
+        ));
+        let payload = self.statuses.seal(build_status(facts));
         if let Err(e) = self.client.try_publish(
             self.topics.status(self.screen()),
             QoS::AtLeastOnce,

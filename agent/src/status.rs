@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::{DownloadFailure, Keypair, Status, LAST_WILL_SEQ, STATUS_KIND, VERSION};
+use playlists::wire::{
+    DownloadFailure, Keypair, Readiness, Status, LAST_WILL_SEQ, STATUS_KIND, VERSION,
+};
 
 use crate::cache::CacheStats;
 
@@ -29,6 +31,7 @@ pub struct Facts {
     pub notes: Vec<String>,
     pub at: Option<DateTime<Utc>>,
     pub download_failures: Vec<DownloadFailure>,
+    pub readiness: Option<Readiness>,
 }
 
 pub fn build_status(f: Facts) -> Status {
@@ -51,6 +54,7 @@ pub fn build_status(f: Facts) -> Status {
         notes: f.notes,
         at: f.at,
         download_failures: f.download_failures,
+        readiness: f.readiness,
         session: 0,
         seq: 0,
     }

@@ -3,7 +3,9 @@
 //! cache bytes and items, the runway in seconds, creatives whose download keeps failing,
 //! the broker connection. Levels are read when scraped: the outbox and cache directly, the
 //! main loop's verdicts (runway end, failures, connection) from [`Live`], which it updates
-//! whenever it works out its status.
+//! whenever it works out its status. The readiness verdicts (the status's `readiness`) are
+//! judged at each scrape: `signage_agent_ready`, `signage_agent_store_writable`,
+//! `signage_agent_ingest_keeping_up`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -62,12 +64,16 @@ pub struct Levels {
     pub cache_max_bytes: u64,
     pub runway_seconds: f64,
     pub verdicts: Verdicts,
+    /// The data directory takes writes.
+    pub store_writable: bool,
+    /// The outbox backlog is under [`crate::readiness::BACKLOG_BEHIND`].
+    pub ingest_keeping_up: bool,
 }
 
 const META: Metadata<'static> = Metadata::new("signage-agent", ::metrics::Level::INFO, None);
 
 /// The metric names, their kind and help.
-const GAUGES: [(&str, &str); 9] = [
+const GAUGES: [(&str, &str); 12] = [
     (
         "signage_agent_plays_total",
         "Plays recorded in the outbox (its current epoch's last seq).",
@@ -98,6 +104,18 @@ const GAUGES: [(&str, &str); 9] = [
         "signage_agent_media_ready",
         "1 when every creative of the prefetch horizon is cached.",
     ),
+    (
+        "signage_agent_store_writable",
+        "1 when the data directory (outbox and cache) takes writes.",
+    ),
+    (
+        "signage_agent_ingest_keeping_up",
+        "1 when the outbox backlog is under the readiness threshold.",
+    ),
+    (
+        "signage_agent_ready",
+        "1 when broker, store and ingest are all ready (the status's readiness).",
+    ),
 ];
 
 /// The text exposition of `levels`.
@@ -114,6 +132,11 @@ pub fn render(levels: &Levels) -> String {
         v.download_failures as f64,
         f64::from(u8::from(v.connected)),
         f64::from(u8::from(v.media_ready)),
+        f64::from(u8::from(levels.store_writable)),
+        f64::from(u8::from(levels.ingest_keeping_up)),
+        f64::from(u8::from(
+            v.connected && levels.store_writable && levels.ingest_keeping_up,
+        )),
     ];
     for ((name, help), value) in GAUGES.iter().zip(values) {
         let unit = if name.ends_with("_bytes") {
@@ -145,6 +168,8 @@ pub struct Sources {
     pub cache: Arc<Cache>,
     pub clock: Clock,
     pub live: Live,
+    /// Probed for the store verdict.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Sources {
@@ -156,7 +181,10 @@ impl Sources {
             (Some(until), Some(now)) => (until - now).num_seconds().max(0) as f64,
             _ => 0.0,
         };
+        let readiness = crate::readiness::judge(verdicts.connected, &self.data_dir, book.backlog());
         Levels {
+            store_writable: readiness.store.ok,
+            ingest_keeping_up: readiness.ingest.ok,
             plays: book.last_seq(),
             backlog: book.backlog(),
             cache_bytes: stats.bytes,
@@ -226,6 +254,8 @@ mod tests {
                 connected: true,
                 media_ready: false,
             },
+            store_writable: true,
+            ingest_keeping_up: true,
         });
         for want in [
             "# TYPE signage_agent_plays_total counter",
@@ -237,6 +267,9 @@ mod tests {
             "signage_agent_download_failures 1",
             "signage_agent_broker_connected 1",
             "signage_agent_media_ready 0",
+            "signage_agent_store_writable 1",
+            "signage_agent_ingest_keeping_up 1",
+            "signage_agent_ready 1",
             "# TYPE signage_agent_cache_bytes gauge",
         ] {
             assert!(text.contains(want), "{want} not in\n{text}");

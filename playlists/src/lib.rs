@@ -23,4 +23,4 @@ pub use ids::{CampaignId, CreativeId, ScreenId, Sha256, VenueId};
 pub use model::{
     Campaign, Creative, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue,
 };
-pub use planner::{DayPlan, Planner, Play};
+pub use planner::{DayPlan, PlanKey, Planner, Play, Tally, TallyEntry};

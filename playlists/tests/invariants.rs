@@ -447,3 +447,95 @@ proptest! {
         check_case(&case)?;
     }
 }
+
+/// Plans every screen of the case and a twin of each (another id at the same venue, and a
+/// copy of each venue under another id, district and tags) one by one, groups them by
+/// their [`PlanKey`], and checks that every screen of a group has the group's plan (the
+/// same slots, campaign ids and creative ids) and that a [`Tally`] counts exactly the
+/// plays of the plan.
+fn check_sharing(case: &Case) -> Result<(), TestCaseError> {
+    use std::collections::HashMap;
+
+    use playlists::{PlanKey, Planner, Tally, VenueId};
+
+    let mut cat = case.catalogue();
+    let venues = cat.venues.clone();
+    for v in &venues {
+        let mut twin = v.clone();
+        twin.id = VenueId::parse(&format!("{}-twin", v.id)).expect("id");
+        twin.district = Some("elsewhere".into());
+        twin.tags = vec!["other".into()];
+        cat.venues.push(twin);
+    }
+    let screens = cat.screens.clone();
+    for s in &screens {
+        for (suffix, venue) in [
+            ("twin", s.venue.to_string()),
+            ("away", format!("{}-twin", s.venue)),
+        ] {
+            let mut twin = s.clone();
+            twin.id = playlists::ScreenId::parse(&format!("{}-{suffix}", s.id)).expect("id");
+            twin.venue = VenueId::parse(&venue).expect("id");
+            cat.screens.push(twin);
+        }
+    }
+    type Named = Vec<(i64, String, String)>;
+    let mut groups: HashMap<PlanKey, (String, Named)> = HashMap::new();
+    let from = case.from();
+    for s in &cat.screens {
+        // Both shapes of schedule: a document's (targeted campaigns only) and the full one.
+        for schedule in [cat.schedule_for(&s.id), cat.full_schedule_for(&s.id)] {
+            let schedule = schedule.expect("screen in catalogue");
+            let to = case.to(s.slot_seconds);
+            let planner = Planner::new(&schedule);
+            let plays = planner.plan_range(from, to);
+            let named: Named = plays
+                .iter()
+                .map(|p| {
+                    (
+                        p.slot,
+                        schedule.campaigns[p.campaign].id.to_string(),
+                        schedule.creatives[p.creative].id.to_string(),
+                    )
+                })
+                .collect();
+            let tally = Tally::of(&planner, from, to);
+            prop_assert_eq!(tally.plays(), plays.len() as u64, "screen {}", s.id);
+            for e in &tally.entries {
+                let n = plays
+                    .iter()
+                    .filter(|p| {
+                        (p.slot * i64::from(s.slot_seconds)).div_euclid(3_600) * 3_600 == e.hour
+                            && p.campaign as u32 == e.campaign
+                            && p.creative as u32 == e.creative
+                    })
+                    .count();
+                prop_assert_eq!(n, e.plays as usize, "screen {} {:?}", s.id, e);
+            }
+            // Equal keys, equal windows (a key includes the slot length; the window here
+            // depends only on it).
+            let key = PlanKey::of(&planner);
+            match groups.get(&key) {
+                Some((first, theirs)) => prop_assert!(
+                    *theirs == named,
+                    "{} shares the key of {first} but plans differently",
+                    s.id
+                ),
+                None => {
+                    groups.insert(key, (s.id.to_string(), named));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(200))]
+
+    /// Screens whose schedules have one key plan identically, wherever they are.
+    #[test]
+    fn screens_sharing_a_plan_key_plan_identically(case in case(0..ZONES.len(), 0..ANCHORS.len(), 0..SLOTS.len())) {
+        check_sharing(&case)?;
+    }
+}

@@ -211,41 +211,44 @@ fn planned(
         By::Dim(_) => {}
     }
     let keep = |s: &ScreenSchedule| filter.keeps_schedule(s);
-    crate::report::each_planned(store, from, to, &keep, &mut |schedule, play| {
-        let Some(p) = play else {
-            if by == By::Dim(Dimension::Screen) && filter.campaign.is_none() {
-                out.entry(schedule.screen.id.to_string())
-                    .or_insert_with(|| (schedule.venue.id.to_string(), 0));
-            }
-            return;
-        };
-        let campaign = schedule.campaigns[p.campaign].id.as_str();
-        if filter.campaign.as_deref().is_some_and(|c| c != campaign) {
-            return;
+    crate::report::each_tally(store, from, to, &keep, &mut |schedule, tally| {
+        if by == By::Dim(Dimension::Screen) && filter.campaign.is_none() {
+            out.entry(schedule.screen.id.to_string())
+                .or_insert_with(|| (schedule.venue.id.to_string(), 0));
         }
-        let (key, detail) = match by {
-            By::District => (
-                schedule
-                    .venue
-                    .district
-                    .clone()
-                    .unwrap_or_else(|| NO_DISTRICT.into()),
-                String::new(),
-            ),
-            By::Dim(Dimension::Venue) => (
-                schedule.venue.id.to_string(),
-                schedule.venue.venue_type.to_string(),
-            ),
-            By::Dim(Dimension::Screen) => (
-                schedule.screen.id.to_string(),
-                schedule.venue.id.to_string(),
-            ),
-            By::Dim(Dimension::Campaign) => (campaign.to_owned(), String::new()),
-            By::Dim(Dimension::Creative) => {
-                (schedule.creatives[p.creative].id.to_string(), String::new())
+        for ((c, k), n) in tally.totals() {
+            let campaign = schedule.campaigns[c as usize].id.as_str();
+            if filter
+                .campaign
+                .as_deref()
+                .is_some_and(|want| want != campaign)
+            {
+                continue;
             }
-        };
-        out.entry(key).or_insert_with(|| (detail, 0)).1 += 1;
+            let (key, detail) = match by {
+                By::District => (
+                    schedule
+                        .venue
+                        .district
+                        .clone()
+                        .unwrap_or_else(|| NO_DISTRICT.into()),
+                    String::new(),
+                ),
+                By::Dim(Dimension::Venue) => (
+                    schedule.venue.id.to_string(),
+                    schedule.venue.venue_type.to_string(),
+                ),
+                By::Dim(Dimension::Screen) => (
+                    schedule.screen.id.to_string(),
+                    schedule.venue.id.to_string(),
+                ),
+                By::Dim(Dimension::Campaign) => (campaign.to_owned(), String::new()),
+                By::Dim(Dimension::Creative) => {
+                    (schedule.creatives[k as usize].id.to_string(), String::new())
+                }
+            };
+            out.entry(key).or_insert_with(|| (detail, 0)).1 += n;
+        }
     })?;
     Ok(out)
 }

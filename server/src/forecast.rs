@@ -1,7 +1,8 @@
 //! What a draft campaign would deliver before anyone submits it: the shared planner run
 //! over the campaign's flight on the screens it targets, with and without it, counted per
 //! venue, district and campaign, and which campaigns would lose plays to it. Pure: two
-//! catalogues in, counts out.
+//! catalogues in, counts out. Screens that plan alike share one plan
+//! ([`crate::shared_plan`]).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use playlists::catalogue::CatalogueIndex;
-use playlists::{Catalogue, Planner};
+use playlists::Catalogue;
 
 /// The longest stretch of a flight a forecast plans.
 pub const MAX_DAYS: i64 = 31;
@@ -56,32 +57,37 @@ pub fn forecast(without: &Catalogue, with: &Catalogue, campaign: &str) -> Option
     let screens: Vec<String> = index_with.targeted(c).map(|s| s.id.to_string()).collect();
     type Table = BTreeMap<String, (u64, u64, u64)>;
     let (mut venues, mut districts, mut campaigns) = (Table::new(), Table::new(), Table::new());
+    // Every screen without and with the draft; screens that plan alike share a plan.
+    let mut items = Vec::with_capacity(screens.len() * 2);
+    let mut sides = Vec::with_capacity(screens.len() * 2);
     for screen in &screens {
         for (which, index) in [(0, &index_without), (1, &index_with)] {
-            let Some(schedule) = index.schedule_for(screen) else {
-                continue;
-            };
-            let district = schedule.venue.district.clone().unwrap_or_default();
-            let venue = schedule.venue.id.to_string();
-            Planner::new(&schedule).for_each_day(from, to, |day, first, end| {
-                for p in day.plays().filter(|p| (first..end).contains(&p.slot)) {
-                    let name = schedule.campaigns[p.campaign].id.to_string();
-                    let ours = name == campaign;
-                    for (table, key) in [
-                        (&mut venues, &venue),
-                        (&mut districts, &district),
-                        (&mut campaigns, &name),
-                    ] {
-                        let e = table.entry(key.clone()).or_default();
-                        if which == 0 {
-                            e.0 += 1;
-                        } else {
-                            e.1 += 1;
-                            e.2 += u64::from(ours);
-                        }
-                    }
+            if let Some(schedule) = index.schedule_for(screen) {
+                items.push((schedule, from, to));
+                sides.push(which);
+            }
+        }
+    }
+    let (tallies, _) = crate::shared_plan::tallies(&items);
+    for (((schedule, _, _), which), tally) in items.iter().zip(sides).zip(&tallies) {
+        let district = schedule.venue.district.clone().unwrap_or_default();
+        let venue = schedule.venue.id.to_string();
+        for ((c, _), n) in tally.totals() {
+            let name = schedule.campaigns[c as usize].id.to_string();
+            let ours = name == campaign;
+            for (table, key) in [
+                (&mut venues, &venue),
+                (&mut districts, &district),
+                (&mut campaigns, &name),
+            ] {
+                let e = table.entry(key.clone()).or_default();
+                if which == 0 {
+                    e.0 += n;
+                } else {
+                    e.1 += n;
+                    e.2 += if ours { n } else { 0 };
                 }
-            });
+            }
         }
     }
     let rows = |t: Table| -> Vec<Counts> {

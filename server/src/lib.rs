@@ -43,6 +43,7 @@ pub mod report;
 pub mod review;
 pub mod series;
 pub mod session;
+pub mod shared_plan;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -1,12 +1,14 @@
 //! Planned plays over a window, as CSV or a table: the same planner the agents play with,
-//! run per screen on all cores (rayon), written in screen then time order.
+//! run once per distinct schedule (screens that plan identically share one plan,
+//! [`crate::shared_plan`]) on all cores (rayon), written in screen then time order.
 
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
 
+use playlists::catalogue::CatalogueIndex;
 use playlists::timefmt::push_utc;
-use playlists::{Catalogue, Planner, ScreenId, ScreenSchedule};
+use playlists::{Catalogue, Play, ScreenId, ScreenSchedule};
 use rayon::prelude::*;
 
 pub const CSV_HEADER: &str = "screen_id,venue_id,slot_start,campaign_id,creative_id\n";
@@ -34,40 +36,33 @@ pub fn schedules(catalogue: &Catalogue, only: &[String]) -> anyhow::Result<Vec<S
     };
     ids.sort();
     ids.dedup();
+    // By index: a city's schedules in one pass, not a search of the catalogue per screen.
+    let index = CatalogueIndex::new(catalogue);
     Ok(ids
         .iter()
-        .filter_map(|id| catalogue.schedule_for(id))
+        .filter_map(|id| index.schedule_for(id.as_str()))
         .collect())
 }
 
-/// One screen's plays in `[from, to)` as CSV rows (no header).
-pub fn screen_csv(
-    schedule: &ScreenSchedule,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> (Vec<u8>, u64) {
-    let planner = Planner::new(schedule);
+/// One screen's `plays` (its own plan or one it shares) as CSV rows (no header).
+pub fn screen_csv(schedule: &ScreenSchedule, plays: &[Play]) -> (Vec<u8>, u64) {
     let screen = schedule.screen.id.as_str().as_bytes();
     let venue = schedule.venue.id.as_str().as_bytes();
     let slot = i64::from(schedule.screen.slot_seconds);
-    let mut out = Vec::with_capacity(1 << 20);
-    let mut rows = 0u64;
-    planner.for_each_day(from, to, |day, first, end| {
-        for p in day.plays().filter(|p| (first..end).contains(&p.slot)) {
-            out.extend_from_slice(screen);
-            out.push(b',');
-            out.extend_from_slice(venue);
-            out.push(b',');
-            push_utc(&mut out, p.slot * slot);
-            out.push(b',');
-            out.extend_from_slice(schedule.campaigns[p.campaign].id.as_str().as_bytes());
-            out.push(b',');
-            out.extend_from_slice(schedule.creatives[p.creative].id.as_str().as_bytes());
-            out.push(b'\n');
-            rows += 1;
-        }
-    });
-    (out, rows)
+    let mut out = Vec::with_capacity(plays.len() * 96);
+    for p in plays {
+        out.extend_from_slice(screen);
+        out.push(b',');
+        out.extend_from_slice(venue);
+        out.push(b',');
+        push_utc(&mut out, p.slot * slot);
+        out.push(b',');
+        out.extend_from_slice(schedule.campaigns[p.campaign].id.as_str().as_bytes());
+        out.push(b',');
+        out.extend_from_slice(schedule.creatives[p.creative].id.as_str().as_bytes());
+        out.push(b'\n');
+    }
+    (out, plays.len() as u64)
 }
 
 /// Writes the plan of `schedules` over `[from, to)`; returns the number of plays.
@@ -89,8 +84,11 @@ pub fn write_plan(
             "screen_id", "venue_id", "slot_start", "campaign_id"
         )?;
     }
-    for group in schedules.chunks(threads * 2) {
-        let parts: Vec<_> = group.par_iter().map(|s| screen_csv(s, from, to)).collect();
+    crate::shared_plan::each_plan(schedules, from, to, threads * 2, |group| {
+        let parts: Vec<_> = group
+            .par_iter()
+            .map(|(s, plays)| screen_csv(s, plays))
+            .collect();
         for (bytes, rows) in parts {
             total += rows;
             match format {
@@ -110,7 +108,8 @@ pub fn write_plan(
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     out.flush()?;
     Ok(total)
 }

@@ -93,6 +93,7 @@ fn dim_name(d: Dimension) -> &'static str {
 /// beginning), so no later edit of the catalogue changes the planned figures of the past.
 /// A screen that was never published (a store from before documents were kept) is
 /// planned from the current catalogue; a decommissioned one up to its decommissioning.
+/// Each distinct plan is made once ([`crate::shared_plan`]) and counted per screen.
 pub fn planned(
     store: &dyn Store,
     dim: Dimension,
@@ -100,7 +101,8 @@ pub fn planned(
     to: DateTime<Utc>,
     venue: Option<&str>,
 ) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
-    let catalogue = crate::catalogue::build(&store.snapshot()?)?;
+    let snapshot = store.snapshot()?;
+    let catalogue = crate::catalogue::build(&snapshot)?;
     let mut out: BTreeMap<String, (String, u64)> = BTreeMap::new();
     for v in &catalogue.venues {
         if dim == Dimension::Venue && venue.is_none_or(|x| x == v.id.as_str()) {
@@ -108,22 +110,106 @@ pub fn planned(
         }
     }
     let keep = |s: &ScreenSchedule| venue.is_none_or(|x| x == s.venue.id.as_str());
-    each_planned(store, from, to, &keep, &mut |schedule, play| {
+    let items = in_force_with(store, &snapshot, &catalogue, from, to, &keep)?;
+    let (tallies, _) = crate::shared_plan::tallies(&items);
+    let mut each = |schedule: &ScreenSchedule, tally: &playlists::Tally| {
         if dim == Dimension::Screen {
             out.entry(schedule.screen.id.to_string())
                 .or_insert_with(|| (schedule.venue.id.to_string(), 0));
         }
-        if let Some(p) = play {
+        for ((campaign, creative), n) in tally.totals() {
             let key = match dim {
                 Dimension::Venue => schedule.venue.id.to_string(),
                 Dimension::Screen => schedule.screen.id.to_string(),
-                Dimension::Campaign => schedule.campaigns[p.campaign].id.to_string(),
-                Dimension::Creative => schedule.creatives[p.creative].id.to_string(),
+                Dimension::Campaign => schedule.campaigns[campaign as usize].id.to_string(),
+                Dimension::Creative => schedule.creatives[creative as usize].id.to_string(),
             };
-            out.entry(key).or_default().1 += 1;
+            out.entry(key).or_default().1 += n;
         }
-    })?;
+    };
+    for ((schedule, _, _), tally) in items.iter().zip(&tallies) {
+        each(schedule, tally);
+    }
     Ok(out)
+}
+
+/// The schedules in force over parts of `[from, to)` on the screens whose schedules
+/// `keep` accepts, each with its part: every issued document of a published screen (a
+/// decommissioned screen's up to its decommissioning), and the current catalogue's
+/// schedule of a screen never published. In screen order.
+pub fn schedules_in_force(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: &dyn Fn(&ScreenSchedule) -> bool,
+) -> anyhow::Result<Vec<InForce>> {
+    let snapshot = store.snapshot()?;
+    let catalogue = crate::catalogue::build(&snapshot)?;
+    in_force_with(store, &snapshot, &catalogue, from, to, keep)
+}
+
+/// [`schedules_in_force`] with the snapshot and its catalogue already at hand (building the
+/// catalogue of a city takes a good part of a second).
+fn in_force_with(
+    store: &dyn Store,
+    snapshot: &crate::store::Snapshot,
+    catalogue: &playlists::Catalogue,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: &dyn Fn(&ScreenSchedule) -> bool,
+) -> anyhow::Result<Vec<InForce>> {
+    let server_key = crate::keys::server_key(store.dir())?.public();
+    let mut out = Vec::new();
+    let published = store.published()?;
+    let mut screens: Vec<&String> = published.keys().collect();
+    screens.sort();
+    let mut read = Vec::with_capacity(screens.len());
+    for screen in screens {
+        // A decommissioned screen is planned nothing from then on.
+        let to = snapshot
+            .screens
+            .get(screen.as_str())
+            .and_then(|s| s.decommissioned_at)
+            .map_or(to, |t| t.min(to));
+        read.push((screen, to, store.issued(screen)?));
+    }
+    use rayon::prelude::*;
+    let opened: Vec<anyhow::Result<Vec<InForce>>> = read
+        .par_iter()
+        .map(|(screen, to, docs)| open_in_force(&server_key, screen, docs, from, *to))
+        .collect();
+    for part in opened {
+        out.extend(part?.into_iter().filter(|(s, a, b)| a < b && keep(s)));
+    }
+    let index = playlists::catalogue::CatalogueIndex::new(catalogue);
+    for screen in &catalogue.screens {
+        if !published.contains_key(screen.id.as_str()) {
+            if let Some(schedule) = index.schedule_for(screen.id.as_str()) {
+                if from < to && keep(&schedule) {
+                    out.push((schedule, from, to));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `f` with every schedule in force over part of `[from, to)` (as
+/// [`schedules_in_force`] finds them) and the tally of its plays over that part, each
+/// distinct plan made once.
+pub fn each_tally(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    keep: &dyn Fn(&ScreenSchedule) -> bool,
+    f: &mut dyn FnMut(&ScreenSchedule, &playlists::Tally),
+) -> anyhow::Result<()> {
+    let items = schedules_in_force(store, from, to, keep)?;
+    let (tallies, _) = crate::shared_plan::tallies(&items);
+    for ((schedule, _, _), tally) in items.iter().zip(&tallies) {
+        f(schedule, tally);
+    }
+    Ok(())
 }
 
 /// Calls `f` with every play planned over `[from, to)` on the screens whose schedules
@@ -136,41 +222,13 @@ pub fn each_planned(
     keep: &dyn Fn(&ScreenSchedule) -> bool,
     f: &mut dyn FnMut(&ScreenSchedule, Option<&Play>),
 ) -> anyhow::Result<()> {
-    let snapshot = store.snapshot()?;
-    let catalogue = crate::catalogue::build(&snapshot)?;
-    let server_key = crate::keys::server_key(store.dir())?.public();
-    let mut count = |schedule: &ScreenSchedule, a: DateTime<Utc>, b: DateTime<Utc>| {
-        if !keep(schedule) || a >= b {
-            return;
-        }
-        f(schedule, None);
-        let planner = Planner::new(schedule);
-        planner.for_each_day(a, b, |day, first, end| {
+    for (schedule, a, b) in schedules_in_force(store, from, to, keep)? {
+        f(&schedule, None);
+        Planner::new(&schedule).for_each_day(a, b, |day, first, end| {
             for p in day.plays().filter(|p| (first..end).contains(&p.slot)) {
-                f(schedule, Some(&p));
+                f(&schedule, Some(&p));
             }
         });
-    };
-    let published = store.published()?;
-    let mut screens: Vec<&String> = published.keys().collect();
-    screens.sort();
-    for screen in screens {
-        // A decommissioned screen is planned nothing from then on.
-        let to = snapshot
-            .screens
-            .get(screen.as_str())
-            .and_then(|s| s.decommissioned_at)
-            .map_or(to, |t| t.min(to));
-        for (schedule, a, b) in in_force(store, &server_key, screen, from, to)? {
-            count(&schedule, a, b);
-        }
-    }
-    for screen in &catalogue.screens {
-        if !published.contains_key(screen.id.as_str()) {
-            if let Some(schedule) = catalogue.schedule_for(&screen.id) {
-                count(&schedule, from, to);
-            }
-        }
     }
     Ok(())
 }
@@ -187,7 +245,18 @@ pub fn in_force(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> anyhow::Result<Vec<InForce>> {
-    let docs = store.issued(screen)?;
+    open_in_force(server_key, screen, &store.issued(screen)?, from, to)
+}
+
+/// [`in_force`] of documents already read: pure, so a city's documents are opened (their
+/// signatures checked, their bodies parsed) on all cores.
+fn open_in_force(
+    server_key: &ed25519_dalek::VerifyingKey,
+    screen: &str,
+    docs: &[crate::store::IssuedDocument],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<InForce>> {
     let mut out = Vec::new();
     for (i, d) in docs.iter().enumerate() {
         let start = if i == 0 {

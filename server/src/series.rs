@@ -134,25 +134,41 @@ pub fn series(
         })
         .collect();
     let keep = |s: &playlists::ScreenSchedule| filter.keeps_schedule(s);
-    crate::report::each_planned(store, from, to, &keep, &mut |schedule, play| {
-        let Some(p) = play else { return };
-        if filter
-            .campaign
-            .as_deref()
-            .is_some_and(|c| c != schedule.campaigns[p.campaign].id.as_str())
-        {
-            return;
-        }
-        let at = DateTime::from_timestamp(p.slot * i64::from(schedule.screen.slot_seconds), 0)
-            .unwrap_or_default();
-        if let Some(i) = bucket_of(&cuts, at) {
-            points[i].planned += 1;
-        }
-    })?;
-    let ledger = store.ledger();
     let whole_hours = cuts
         .iter()
         .all(|(a, b)| a.timestamp() % 3_600 == 0 && b.timestamp() % 3_600 == 0);
+    let wanted = |schedule: &playlists::ScreenSchedule, campaign: usize| {
+        filter
+            .campaign
+            .as_deref()
+            .is_none_or(|c| c == schedule.campaigns[campaign].id.as_str())
+    };
+    if whole_hours {
+        // Every UTC hour lies inside one bucket: the shared plans' hourly tallies answer.
+        crate::report::each_tally(store, from, to, &keep, &mut |schedule, tally| {
+            for e in &tally.entries {
+                let at = DateTime::from_timestamp(e.hour, 0).unwrap_or_default();
+                if wanted(schedule, e.campaign as usize) {
+                    if let Some(i) = bucket_of(&cuts, at) {
+                        points[i].planned += u64::from(e.plays);
+                    }
+                }
+            }
+        })?;
+    } else {
+        crate::report::each_planned(store, from, to, &keep, &mut |schedule, play| {
+            let Some(p) = play else { return };
+            if !wanted(schedule, p.campaign) {
+                return;
+            }
+            let at = DateTime::from_timestamp(p.slot * i64::from(schedule.screen.slot_seconds), 0)
+                .unwrap_or_default();
+            if let Some(i) = bucket_of(&cuts, at) {
+                points[i].planned += 1;
+            }
+        })?;
+    }
+    let ledger = store.ledger();
     if whole_hours && filter.district.is_none() && filter.campaign.is_none() {
         // The rollups answer each bucket, as they answer the report.
         let (venue, screen) = (filter.venue.as_deref(), filter.screen.as_deref());

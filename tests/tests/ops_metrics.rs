@@ -305,6 +305,20 @@ async fn metrics_scrape_parses_and_counts_what_happened() {
         .unwrap();
     let online = fleet["items"].as_array().unwrap().len() as f64;
     assert_eq!(online, 1.0, "{fleet}");
+    // The agent's readiness, as the server's /ready says its own: broker, store, ingest,
+    // each with its reason, in its status and so in the fleet view.
+    let row = &fleet["items"][0];
+    assert_eq!(row["ready"], true, "{row}");
+    let readiness = &row["status"]["readiness"];
+    for (verdict, detail) in [
+        ("broker", "connected"),
+        ("store", "data directory writable"),
+        ("ingest", "plays not yet acknowledged"),
+    ] {
+        assert_eq!(readiness[verdict]["ok"], true, "{readiness}");
+        let said = readiness[verdict]["detail"].as_str().unwrap();
+        assert!(said.contains(detail), "{verdict}: {said}");
+    }
     assert_eq!(
         get(&s, "signage_screens_online", &[("district", district)]),
         online
@@ -330,8 +344,25 @@ async fn metrics_scrape_parses_and_counts_what_happened() {
     assert_eq!(get(&a, "signage_agent_media_ready", &[]), 1.0);
     let runway = get(&a, "signage_agent_runway_seconds", &[]);
     assert!(runway > 0.0 && runway <= 168.0 * 3600.0, "{runway}");
+    for verdict in [
+        "signage_agent_ready",
+        "signage_agent_store_writable",
+        "signage_agent_ingest_keeping_up",
+    ] {
+        assert_eq!(get(&a, verdict, &[]), 1.0, "{verdict}");
+    }
+    let readiness = status.readiness.expect("the status carries its readiness");
+    assert!(readiness.ready, "{readiness:?}");
     assert_eq!(types["signage_agent_plays_total"], "counter");
     assert_eq!(types["signage_agent_runway_seconds"], "gauge");
     agent.terminate().await;
+    // Its goodbye says it no longer reaches the broker, the other verdicts still judged.
+    let gone = env.status(SCREEN).expect("the offline status");
+    let readiness = gone
+        .readiness
+        .expect("the offline status carries its readiness");
+    assert!(!gone.online && !readiness.ready && !readiness.broker.ok);
+    assert_eq!(readiness.broker.detail, "not connected");
+    assert!(readiness.store.ok && readiness.ingest.ok, "{readiness:?}");
     env.stop().await;
 }

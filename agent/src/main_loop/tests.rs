@@ -73,6 +73,7 @@ impl Rig {
             statuses: crate::status::StatusSigner::new(Keypair::from_secret([5; 32])),
             live: Default::default(),
             beat: daemon::Liveness::default().register("main loop"),
+            data_dir: dir.path().to_owned(),
         };
         Rig {
             _dir: dir,

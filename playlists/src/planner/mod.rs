@@ -25,6 +25,9 @@ use chrono_tz::Tz;
 
 use crate::model::{Campaign, Priority, ScreenSchedule};
 
+pub mod shared;
+pub use shared::{PlanKey, Tally, TallyEntry};
+
 /// One planned play: the slot and indices into the schedule's campaigns and creatives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Play {

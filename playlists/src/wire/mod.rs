@@ -11,7 +11,8 @@ pub use pop::{PlayRecord, PlayStatus, PopAck, PopBatch};
 pub use schedule::{ScheduleDoc, WireCreative};
 pub use signed::{Keypair, SignedEnvelope, WireError};
 pub use status::{
-    open_status, Command, CommandAction, DownloadFailure, Status, LAST_WILL_SEQ, STATUS_KIND,
+    open_status, Command, CommandAction, DownloadFailure, Readiness, Status, Verdict,
+    LAST_WILL_SEQ, STATUS_KIND,
 };
 
 /// The current wire version, the `"v"` of every payload.

@@ -67,6 +67,41 @@ pub struct Status {
     /// Creatives whose download keeps failing (each retried later, with backoff).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub download_failures: Vec<DownloadFailure>,
+    /// The same verdicts as the server's `/ready`: broker, store, ingest, with a reason
+    /// each. Absent from statuses of older agents and from the Last Will (signed before
+    /// anything could be judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
+}
+
+/// Whether an agent can do its work: its broker connection is up, its store (the redb
+/// outbox and the sled cache, in its data directory) takes writes, and its plays reach the
+/// server (the outbox backlog under a threshold). `ready` is all three.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub broker: Verdict,
+    pub store: Verdict,
+    pub ingest: Verdict,
+}
+
+/// One verdict and its reason, in words for an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Verdict {
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Readiness {
+    /// The three verdicts, `ready` when all hold.
+    pub fn of(broker: Verdict, store: Verdict, ingest: Verdict) -> Readiness {
+        Readiness {
+            ready: broker.ok && store.ok && ingest.ok,
+            broker,
+            store,
+            ingest,
+        }
+    }
 }
 
 impl Status {
@@ -243,6 +278,31 @@ mod tests {
             ..status
         };
         assert!(will.order() < next_session.order());
+    }
+
+    /// A status from an agent older than the readiness verdicts still parses (without
+    /// them), and one with them round-trips.
+    #[test]
+    fn readiness_is_optional_and_round_trips() {
+        let old = r#"{"v":1,"screen_id":"scr-1","online":true,"outbox_backlog":3}"#;
+        let status: Status = serde_json::from_str(old).unwrap();
+        assert_eq!((status.readiness, status.outbox_backlog), (None, 3));
+        let verdict = |ok, detail: &str| Verdict {
+            ok,
+            detail: detail.into(),
+        };
+        let with = Status {
+            readiness: Some(Readiness::of(
+                verdict(true, "connected"),
+                verdict(true, "writable"),
+                verdict(false, "5000 plays waiting"),
+            )),
+            ..status
+        };
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["readiness"]["ready"], false);
+        assert_eq!(json["readiness"]["ingest"]["detail"], "5000 plays waiting");
+        assert_eq!(serde_json::from_value::<Status>(json).unwrap(), with);
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct FleetRow {
     pub clock_synced: Option<bool>,
     /// Minutes it has been dark (offline or silent), when longer than the threshold.
     pub dark_minutes: Option<i64>,
+    /// The agent's own readiness (broker, store, ingest; the reasons are in
+    /// `status.readiness`); `null` when its agent does not report it.
+    pub ready: Option<bool>,
     /// The agent's last retained status, as it sent it.
     #[schema(value_type = Option<Object>)]
     pub status: Option<serde_json::Value>,
@@ -177,6 +180,7 @@ impl<'a> Inputs<'a> {
             backlog: status.map(|st| st.outbox_backlog),
             clock_synced: status.map(|st| st.clock_synced),
             dark_minutes: dark,
+            ready: status.and_then(|st| st.readiness.as_ref()).map(|r| r.ready),
             status: status.and_then(|st| serde_json::to_value(st).ok()),
         }
     }
