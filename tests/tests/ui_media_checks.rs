@@ -111,5 +111,68 @@ async fn checks_and_posters_on_the_dashboard() {
          return !!r && r.dataset.outcome === 'passed' && r.textContent.includes('passed')",
     )
     .await;
+
+    // Staff upload a VP9 WebM through the page: the server transcodes it into the kiosk
+    // gate while the page follows its progress, and the page names the checks' verdicts.
+    let webm = env.tmp.path().join("kiosk-unfriendly.webm");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=s=320x180:r=25:d=4")
+        .args(["-c:v", "libvpx-vp9", "-b:v", "200k"])
+        .arg(&webm)
+        .status()
+        .expect("the ffmpeg command line");
+    assert!(status.success());
+    page.click("#logout").await;
+    page.log_in("sara", STAFF_PASSWORD).await;
+    page.goto(&format!("{base}/#/creatives")).await;
+    page.wait_js(
+        "the upload form",
+        "return !!document.querySelector('form#upload')",
+    )
+    .await;
+    let input = page.element("form#upload input[name=file]").await;
+    page.post(
+        &format!("/element/{input}/value"),
+        json!({"text": webm.to_str().expect("a UTF-8 path")}),
+    )
+    .await;
+    page.type_into("form#upload input[name=id]", "vp9-clip").await;
+    page.click("form#upload button.primary").await;
+    page.wait_js(
+        "the transcoded upload's verdicts on the page",
+        "const l = document.querySelector('#upload-said'); \
+         return !!l && l.textContent.includes('uploaded vp9-clip') && \
+           l.textContent.includes('gate changed to pass') && \
+           l.textContent.includes('transcode changed to pass') && \
+           l.textContent.includes('flash passed')",
+    )
+    .await;
+    // Independently of the page: what is stored is H.264 now.
+    let stored: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/creatives/vp9-clip"))
+        .bearer_auth(&staff)
+        .send()
+        .await
+        .expect("the creative")
+        .json()
+        .await
+        .expect("JSON");
+    let sha = stored["spec"]["sha256"].as_str().expect("a sha256");
+    let media = reqwest::get(format!("{base}/media/{sha}"))
+        .await
+        .expect("the stored media")
+        .bytes()
+        .await
+        .expect("its bytes");
+    let stored_file = env.tmp.path().join("stored.mp4");
+    std::fs::write(&stored_file, &media).unwrap();
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name"])
+        .args(["-of", "csv=p=0"])
+        .arg(&stored_file)
+        .output()
+        .expect("ffprobe");
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "h264");
     page.close().await;
 }

@@ -257,14 +257,23 @@ export async function route() {
     return;
   }
   for (const a of $$('#nav a')) a.toggleAttribute('aria-current', a.dataset.path === found.r.path.split('/')[0]);
-  main.replaceChildren();
+  // Each render fills its own view: one still awaiting the server when the next page
+  // starts (a quick click, a language switch) fills a view no longer shown, and its
+  // timers are stopped as soon as it returns.
+  const generation = ++shown;
+  const view = el('div', {className: 'view'});
+  main.replaceChildren(view);
   document.title = `${t(found.r.title)} · signage`;
   try {
-    cleanup = await found.r.render(main, found.params, query);
+    const done = await found.r.render(view, found.params, query);
+    if (generation === shown) cleanup = done;
+    else if (typeof done === 'function') done();
   } catch (e) {
-    main.append(el('p', {className: 'said bad', role: 'alert', text: `${t('refused')}: ${e.message}`}));
+    view.append(el('p', {className: 'said bad', role: 'alert', text: `${t('refused')}: ${e.message}`}));
   }
 }
+
+let shown = 0;
 
 /** Where a user lands: the home page of their first role in this order, else the first
  * page of the menu. */

@@ -14,6 +14,9 @@ const t = addStrings({
     'Upload a creative': 'Upload a creative', File: 'File (image or video)', Id: 'Id', Title: 'Title',
     'Seconds on screen': 'Seconds on screen (stills)', Upload: 'Upload', 'Upload progress': 'Upload progress',
     uploading: 'uploading {pct} %…', uploaded: 'uploaded {id}: a draft; submit it for approval',
+    phase_probing: 'reading the file…', phase_checking: 'checking (kiosk gate, loudness, flashes)…',
+    phase_transcoding: 'transcoding for kiosks {pct} %…', phase_storing: 'storing…',
+    verdicts: 'checks: {list}',
     'upload failed': 'the upload did not reach the server (network error)',
     'too big': 'the file is {size}: the server takes at most {max}',
     'Find': 'Find', 'State': 'State', all: 'all', draft: 'draft', submitted: 'submitted', approved: 'approved',
@@ -64,6 +67,9 @@ const t = addStrings({
     'Upload a creative': '上传素材', File: '文件（图片或视频）', Id: '编号', Title: '标题',
     'Seconds on screen': '播放秒数（静态图）', Upload: '上传', 'Upload progress': '上传进度',
     uploading: '上传中 {pct}%…', uploaded: '已上传 {id}：草稿，请提交审批',
+    phase_probing: '正在读取文件…', phase_checking: '正在检查（终端规格、响度、闪烁）…',
+    phase_transcoding: '正在为终端转码 {pct}%…', phase_storing: '正在保存…',
+    verdicts: '检查：{list}',
     'upload failed': '上传未到达服务器（网络错误）',
     'too big': '文件为 {size}：服务器最多接受 {max}',
     Find: '查找', State: '状态', all: '全部', draft: '草稿', submitted: '待审批', approved: '已批准',
@@ -191,9 +197,23 @@ function upload(form, progress, line) {
   const body = new FormData();
   body.append('meta', JSON.stringify(meta));
   if (file && file.size) body.append('file', file, file.name);
+  // The server reports what it does with the file once received (probing, checks,
+  // transcoding) under a token of ours.
+  const token = `ui-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  let polling = null;
+  const follow = async () => {
+    try {
+      const p = await api(`/creatives/progress/${token}`);
+      if (!['probing', 'checking', 'transcoding', 'storing'].includes(p.phase)) return;
+      const pct = Math.round(p.fraction * 100);
+      progress.value = p.phase === 'transcoding' ? pct : progress.value;
+      line.textContent = t(`phase_${p.phase}`, {pct});
+      line.className = 'said';
+    } catch (_) { /* not there yet, or gone: the upload's answer says how it ended */ }
+  };
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/v1/creatives');
+    xhr.open('POST', `/api/v1/creatives?progress=${token}`);
     xhr.setRequestHeader('X-CSRF-Token', session.user ? session.user.csrf_token : '');
     xhr.upload.addEventListener('progress', ev => {
       if (!ev.lengthComputable) return;
@@ -202,6 +222,11 @@ function upload(form, progress, line) {
       line.textContent = t('uploading', {pct});
       line.className = 'said';
     });
+    xhr.upload.addEventListener('load', () => {
+      progress.value = 0;
+      polling = setInterval(follow, 500);
+    });
+    xhr.addEventListener('loadend', () => clearInterval(polling));
     xhr.addEventListener('load', () => {
       let parsed = null;
       try { parsed = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
@@ -343,7 +368,9 @@ async function creativesPage(main) {
       try {
         const made = await upload(form, progress, upLine);
         for (const s of $$('.err', form)) s.textContent = '';
-        say(upLine, t('uploaded', {id: made.spec.id}));
+        const verdicts = (made.checks || []).map(c => `${c.check} ${t(`outcome_${c.outcome}`)}`);
+        say(upLine, [t('uploaded', {id: made.spec.id}), verdicts.length ? t('verdicts', {list: verdicts.join(', ')}) : '']
+          .filter(Boolean).join(' · '));
         form.reset();
         await load();
       } catch (e) {
