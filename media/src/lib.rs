@@ -30,6 +30,7 @@
 
 mod error;
 mod image_probe;
+mod rendition;
 mod sniff;
 mod video_probe;
 
@@ -39,6 +40,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use crate::error::MediaError;
+pub use crate::rendition::{still_rendition, Fit, RenditionSpec};
 pub use crate::sniff::{mime_type, MIME_SNIFF_BYTES};
 use crate::sniff::{sniff, Sniffed};
 
