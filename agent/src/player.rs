@@ -313,6 +313,7 @@ impl Player {
                     PlayStatus::Failed
                 },
                 clock_synced: self.clock.synced(),
+                media_sha256: None,
             };
             new = Some((
                 NewPlay {

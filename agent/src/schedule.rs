@@ -141,6 +141,10 @@ pub(crate) mod fixture {
                     height: 1080,
                     duration_seconds: slot_seconds,
                     title: format!("creative {i}"),
+                    fit: None,
+                    background: None,
+                    any_aspect: false,
+                    rendition: None,
                 }
             })
             .collect();
