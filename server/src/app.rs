@@ -69,6 +69,8 @@ pub struct Shared {
     pub schedule_hashes: Mutex<HashMap<String, [u8; 32]>>,
     /// What `GET /metrics` reports.
     pub metrics: crate::telemetry::Metrics,
+    /// Makes the renditions documents name; remembers those that cannot be made.
+    pub renditions: crate::renditions::Renditions,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -340,6 +342,7 @@ pub async fn start_with(
         emergency_confirm: options.emergency_confirm,
         schedule_hashes: Mutex::new(HashMap::new()),
         metrics: crate::telemetry::Metrics::new(),
+        renditions: crate::renditions::Renditions::default(),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
@@ -547,6 +550,9 @@ async fn publish_schedules(
     let s = shared.clone();
     let built = tokio::task::spawn_blocking(move || {
         let catalogue = s.catalogue.catalogue()?;
+        let renditions = s
+            .renditions
+            .prepare(&*s.store, &catalogue, screens.as_ref())?;
         let docs = crate::publisher::build(
             &*s.store,
             &catalogue,
@@ -555,6 +561,7 @@ async fn publish_schedules(
             Utc::now(),
             s.schedule_ttl,
             in_force_from.unwrap_or_else(|| s.clock.now()),
+            &renditions,
         )?;
         anyhow::Ok(docs)
     })

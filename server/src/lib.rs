@@ -36,6 +36,7 @@ pub mod mosquitto;
 pub mod plan;
 pub mod provision;
 pub mod publisher;
+pub mod renditions;
 pub mod report;
 pub mod review;
 pub mod series;

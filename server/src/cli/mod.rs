@@ -206,6 +206,33 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Media tools (what the server does to creatives, on files).
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MediaCommand {
+    /// Makes a still's rendition at an exact size, as the server does for a screen: a JPEG
+    /// of WIDTH x HEIGHT (fit inside on the background, or --fill with a centre crop).
+    Rendition {
+        /// The still (JPEG, PNG, WebP, GIF).
+        input: PathBuf,
+        /// Where to write the JPEG.
+        output: PathBuf,
+        #[arg(long)]
+        width: u32,
+        #[arg(long)]
+        height: u32,
+        /// Fill the size with a centre crop instead of fitting inside.
+        #[arg(long, conflicts_with = "background")]
+        fill: bool,
+        /// The background behind a fitted picture, #rrggbb.
+        #[arg(long, default_value = "#000000")]
+        background: String,
+    },
 }
 
 /// Where a command reads or changes the server's state: a running server through its
@@ -823,6 +850,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => default_scenario()?,
             };
             bench_plan(&scenario, from, to, runs)
+        }
+        Command::Media {
+            command:
+                MediaCommand::Rendition {
+                    input,
+                    output,
+                    width,
+                    height,
+                    fill,
+                    background,
+                },
+        } => {
+            let fit = if fill {
+                playlists::Fit::Cover
+            } else {
+                playlists::Fit::parse(None, Some(&background))
+                    .map_err(|(field, problem)| anyhow::anyhow!("--{field}: {problem}"))?
+            };
+            let spec = media::RenditionSpec {
+                width,
+                height,
+                fit: match fit {
+                    playlists::Fit::Contain { background } => media::Fit::Contain { background },
+                    playlists::Fit::Cover => media::Fit::Cover,
+                },
+            };
+            let m = media::still_rendition(&input, &spec, &media::Limits::default(), &output)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+            println!(
+                "{} {}x{} {} bytes sha256 {}",
+                output.display(),
+                m.width,
+                m.height,
+                m.bytes,
+                m.sha256
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -24,7 +24,7 @@ use super::campaigns::{at_once, Rejection, EDIT, READ, REVIEW};
 use super::{apply, blocking, ApiError, ApiPath, ApiQuery, Caller, ErrorBody, Page, PageQuery};
 use crate::app::Shared;
 use crate::approval::{self, Action};
-use crate::store::{CampaignState, CreativeEntity, Entity, StoredMeasurement};
+use crate::store::{CampaignState, CreativeEntity, Entity, StoredMeasurement, StoredRendition};
 
 /// The largest upload accepted (the media crate's own file limit is the same).
 pub const MAX_UPLOAD: usize = 256 * 1024 * 1024;
@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(list_creatives, upload_creative))
         .routes(routes!(get_creative))
         .routes(routes!(thumbnail))
+        .routes(routes!(renditions))
         .routes(routes!(retire_creative))
         .routes(routes!(submit_creative))
         .routes(routes!(approve_creative))
@@ -54,13 +55,24 @@ pub struct UploadMeta {
     /// When given, the upload is refused unless the file has this SHA-256.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// How renditions meet a screen of another aspect ratio: `"fit"` (the default:
+    /// inside, on `background`) or `"fill"` (a centre crop).
+    #[serde(default)]
+    pub fit: Option<String>,
+    /// `#rrggbb` behind a `"fit"` rendition; black when left out.
+    #[serde(default)]
+    pub background: Option<String>,
+    /// Plays on screens of any aspect ratio, not only within 2 % of its own.
+    #[serde(default)]
+    pub any_aspect: bool,
 }
 
 /// The multipart form of an upload (for the OpenAPI document).
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code, reason = "describes the multipart body; parsed by hand")]
 struct UploadForm {
-    /// JSON: `{"id", "title"?, "duration_seconds"?, "sha256"?}`.
+    /// JSON: `{"id", "title"?, "duration_seconds"?, "sha256"?, "fit"?, "background"?,
+    /// "any_aspect"?}`.
     meta: String,
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     file: Vec<u8>,
@@ -149,6 +161,8 @@ async fn upload_creative(
     }
     playlists::CreativeId::parse(&meta.id)
         .map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
+    playlists::Fit::parse(meta.fit.as_deref(), meta.background.as_deref())
+        .map_err(|(field, problem)| ApiError::invalid_field(field, problem))?;
     let path = temp.to_path_buf();
     let id = meta.id.clone();
     let measured = blocking(move || {
@@ -189,9 +203,9 @@ async fn upload_creative(
             title: meta.title.clone(),
             sha256: sha256.clone(),
             bytes,
-            fit: None,
-            background: None,
-            any_aspect: false,
+            fit: meta.fit.clone(),
+            background: meta.background.clone(),
+            any_aspect: meta.any_aspect,
         },
         measurement: StoredMeasurement::from_measurement(&measurement),
         retired_at: None,
@@ -301,6 +315,34 @@ async fn thumbnail(
         ],
         jpeg,
     ))
+}
+
+/// The renditions made of a creative (per screen resolution and fit), each a file in
+/// `/media/{sha256}`.
+#[utoipa::path(get, path = "/api/v1/creatives/{id}/renditions", params(("id" = String, Path, example = "rm2023-w51-1")),
+    responses((status = 200, body = Vec<StoredRendition>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn renditions(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Vec<StoredRendition>>, ApiError> {
+    caller.require(READ)?;
+    let list = blocking(move || {
+        let snapshot = shared.store.snapshot()?;
+        let c = snapshot
+            .creatives
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))?;
+        // A file shared by creatives of other fits has their renditions too: keep this one's.
+        let fit = playlists::Fit::parse(c.spec.fit.as_deref(), c.spec.background.as_deref())
+            .unwrap_or_default();
+        let mut list = shared.store.renditions_of(&c.spec.sha256)?;
+        list.retain(|r| r.fit == fit.name() && r.background == fit.background_hex());
+        Ok(list)
+    })
+    .await?;
+    Ok(Json(list))
 }
 
 /// Retires a creative: it leaves every schedule; its history stays. Refused while a
