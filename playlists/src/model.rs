@@ -206,6 +206,11 @@ impl Creative {
         self.duration_seconds <= screen.slot_seconds
             && (self.any_aspect || aspect_close(self, screen))
     }
+
+    /// Aspect ratio within 2 % of the screen's.
+    pub fn aspect_matches(&self, screen: &Screen) -> bool {
+        aspect_close(self, screen)
+    }
 }
 
 fn aspect_close(creative: &Creative, screen: &Screen) -> bool {

@@ -212,12 +212,15 @@ fn describe_keys(screen: &str, keys: &[ScreenKey]) -> String {
 }
 
 /// The planner on each issued document, with the day plan last used.
+/// A document's schedule and, by creative index, the file each creative is played from.
+type DocPlan = (ScreenSchedule, Vec<String>);
+
 struct Plans<'a> {
     store: &'a dyn Store,
     key: &'a VerifyingKey,
     /// Each document's schedule, with the file each creative is played from on its
     /// screen (the rendition it names, or the original), by creative index.
-    docs: HashMap<(String, u64), Option<(ScreenSchedule, Vec<String>)>>,
+    docs: HashMap<(String, u64), Option<DocPlan>>,
     day: Option<((String, u64), DayPlan)>,
 }
 

@@ -45,6 +45,10 @@ fn fresh(
 /// versions of the changed (or nearly expired) ones. `now` is wall-clock time (signed
 /// issue and expiry); `in_force_from` is the scheduling clock's now, from which a new
 /// version counts as planned (the same instant unless the server runs a scaled clock).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the store, what to build from, the key, the three times and the renditions are independent inputs"
+)]
 pub fn build(
     store: &dyn DocumentStore,
     catalogue: &Catalogue,

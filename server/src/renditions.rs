@@ -32,25 +32,28 @@ pub enum RenditionError {
 }
 
 /// What `screen` downloads for `creative` when it is not the original: the rendition to
-/// make (its size and fit), or `None` to send the original. Stills get one at the
-/// screen's resolution unless they already have it; video and animations (refused by
-/// `media` as they are made) are sent as they are until the transcoder takes them.
+/// make (its size and fit), or `None` to send the original. A still gets one at the
+/// screen's resolution unless the original already has it, or has the screen's aspect
+/// ratio and is no larger (the kiosk scales it up as well as a rendition would, and the
+/// download would only grow). Video and animations (refused by `media` as they are made)
+/// are sent as they are until the transcoder takes them.
 pub fn rendition_for(
     kind: MediaKind,
     creative: &Creative,
     screen: &Screen,
 ) -> Option<media::RenditionSpec> {
+    let no_larger = creative.width <= screen.width && creative.height <= screen.height;
+    let keep = no_larger && creative.aspect_matches(screen);
     match kind {
         MediaKind::Video => None,
-        MediaKind::Image => ((creative.width, creative.height) != (screen.width, screen.height))
-            .then(|| media::RenditionSpec {
-                width: screen.width,
-                height: screen.height,
-                fit: match creative.fit {
-                    Fit::Contain { background } => media::Fit::Contain { background },
-                    Fit::Cover => media::Fit::Cover,
-                },
-            }),
+        MediaKind::Image => (!keep).then_some(media::RenditionSpec {
+            width: screen.width,
+            height: screen.height,
+            fit: match creative.fit {
+                Fit::Contain { background } => media::Fit::Contain { background },
+                Fit::Cover => media::Fit::Cover,
+            },
+        }),
     }
 }
 
