@@ -28,24 +28,28 @@ if [ -z "${2:-}" ]; then
 fi
 runs=15
 
-# Prints "median min max" of the whole-process wall time of "$@" in ms over $runs runs.
+# Prints "median min max cpu" of "$@" over $runs runs: whole-process wall time in ms, and
+# the median CPU time (user + system, ms), which a busy machine disturbs less.
 measure() {
   "$@" >/dev/null 2>&1 # warm-up (page cache, dynamic linking)
-  local times=()
+  local log="$work/times"
+  : >"$log"
+  local TIMEFORMAT='%R %U %S'
   for _ in $(seq "$runs"); do
-    local t0 t1
-    t0=$(date +%s%N)
-    "$@" >/dev/null 2>&1
-    t1=$(date +%s%N)
-    times+=($(((t1 - t0) / 1000000)))
+    { time "$@" >/dev/null 2>&1; } 2>>"$log"
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)], a[1], a[NR]}'
+  local walls cpus m
+  walls=$(awk '{print int($1 * 1000)}' "$log" | sort -n)
+  cpus=$(awk '{print int(($2 + $3) * 1000)}' "$log" | sort -n)
+  m=$(((runs + 1) / 2))
+  echo "$(sed -n "${m}p" <<<"$walls") $(head -1 <<<"$walls") $(tail -1 <<<"$walls") $(sed -n "${m}p" <<<"$cpus")"
 }
 
-read -r ours ours_min ours_max < <(measure "$bin" media rendition "$input" "$work/ours.jpg" --width 1920 --height 1080)
-read -r vips vips_min vips_max < <(measure vipsthumbnail "$input" --size 1920x1080 -o "$work/vips.jpg[Q=85]")
+read -r ours ours_min ours_max ours_cpu < <(measure "$bin" media rendition "$input" "$work/ours.jpg" --width 1920 --height 1080)
+read -r vips vips_min vips_max vips_cpu < <(measure vipsthumbnail "$input" --size 1920x1080 -o "$work/vips.jpg[Q=85]")
 
-echo "4K JPEG ($(stat -c %s "$input") bytes) -> 1920x1080 JPEG q85, whole process, median of $runs (min-max):"
-printf '  %-28s %5d ms  (%d-%d)  %s bytes\n' "signage media rendition" "$ours" "$ours_min" "$ours_max" "$(stat -c %s "$work/ours.jpg")"
-printf '  %-28s %5d ms  (%d-%d)  %s bytes\n' "vipsthumbnail" "$vips" "$vips_min" "$vips_max" "$(stat -c %s "$work/vips.jpg")"
+echo "4K JPEG ($(stat -c %s "$input") bytes) -> 1920x1080 JPEG q85, whole process, median of $runs:"
+echo "  (wall ms, min-max; CPU ms = user + system; load average $(cut -d' ' -f1 /proc/loadavg))"
+printf '  %-26s wall %5d ms (%d-%d)  CPU %5d ms  %s bytes\n' "signage media rendition" "$ours" "$ours_min" "$ours_max" "$ours_cpu" "$(stat -c %s "$work/ours.jpg")"
+printf '  %-26s wall %5d ms (%d-%d)  CPU %5d ms  %s bytes\n' "vipsthumbnail" "$vips" "$vips_min" "$vips_max" "$vips_cpu" "$(stat -c %s "$work/vips.jpg")"
 echo "  signage binary: $bin"
