@@ -1,7 +1,8 @@
 //! Still renditions: a creative at a screen's exact resolution, so a kiosk downloads and
 //! scales no more pixels than it shows. Decoding goes through `image_probe` (same checks,
 //! same memory budget as ingest), resizing through `fast_image_resize` (SIMD convolution,
-//! an order of magnitude faster than `image`'s own resize), encoding to JPEG.
+//! an order of magnitude faster than `image`'s own resize), encoding to JPEG with
+//! `jpeg-encoder`.
 //!
 //! Which renditions exist, where they are kept and which screen gets which are the
 //! server's business; video and animations are not handled here (see
@@ -12,8 +13,7 @@ use std::path::Path;
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, ExtendedColorType, ImageEncoder};
+use image::DynamicImage;
 
 use crate::sniff::{sniff, Sniffed};
 use crate::Measured;
@@ -177,10 +177,24 @@ fn pad(inner: &[u8], size: (u32, u32), spec: &RenditionSpec, background: [u8; 3]
     canvas
 }
 
+/// JPEG through `jpeg-encoder` (SIMD colour conversion and DCT, 4:2:0 chroma like
+/// libvips): a third smaller and faster than `image`'s own encoder (4:2:2) at the same
+/// quality.
 fn encode_jpeg(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, MediaError> {
+    let side = |v: u32| {
+        u16::try_from(v)
+            .map_err(|_| MediaError::Rendition(format!("{v} pixels is too wide for JPEG")))
+    };
     let mut jpeg = Vec::new();
-    JpegEncoder::new_with_quality(&mut jpeg, RENDITION_QUALITY)
-        .write_image(rgb, width, height, ExtendedColorType::Rgb8)
+    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, RENDITION_QUALITY);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder
+        .encode(
+            rgb,
+            side(width)?,
+            side(height)?,
+            jpeg_encoder::ColorType::Rgb,
+        )
         .map_err(|e| MediaError::Rendition(format!("JPEG encoding: {e}")))?;
     Ok(jpeg)
 }
