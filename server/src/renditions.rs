@@ -210,3 +210,76 @@ fn make(
     store.put_rendition(&r)?;
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use playlists::{CreativeId, ScreenId, VenueId};
+
+    fn screen(width: u32, height: u32) -> Screen {
+        Screen {
+            id: ScreenId::parse("s").unwrap(),
+            venue: VenueId::parse("v").unwrap(),
+            width,
+            height,
+            slot_seconds: 15,
+        }
+    }
+
+    fn creative(kind: MediaKind, width: u32, height: u32, fit: Fit) -> Creative {
+        Creative {
+            id: CreativeId::parse("c").unwrap(),
+            kind,
+            sha256: Sha256::of(b"c"),
+            bytes: 1,
+            width,
+            height,
+            duration_seconds: 10,
+            title: String::new(),
+            fit,
+            any_aspect: true,
+        }
+    }
+
+    /// `(creative size, screen size)` -> the rendition's size, or `None` for the original.
+    fn check(kind: MediaKind, c: (u32, u32), s: (u32, u32), expect: Option<(u32, u32)>) {
+        let got = rendition_for(
+            kind,
+            &creative(kind, c.0, c.1, Fit::Cover),
+            &screen(s.0, s.1),
+        );
+        assert_eq!(got.map(|r| (r.width, r.height)), expect, "{c:?} on {s:?}");
+    }
+
+    #[test]
+    fn stills_get_the_screens_size_unless_they_have_it_or_are_smaller_alike() {
+        let image = MediaKind::Image;
+        check(image, (3840, 2160), (1920, 1080), Some((1920, 1080)));
+        check(image, (3840, 2160), (1080, 1920), Some((1080, 1920)));
+        check(image, (1920, 1080), (1920, 1080), None);
+        check(image, (1920, 1080), (3840, 2160), None);
+        // Smaller but of another aspect: padded or cropped to the screen.
+        check(image, (1920, 1080), (1920, 1200), Some((1920, 1200)));
+        check(MediaKind::Video, (3840, 2160), (1920, 1080), None);
+    }
+
+    #[test]
+    fn the_fit_follows_the_creative() {
+        let red = Fit::Contain {
+            background: [255, 0, 0],
+        };
+        let c = creative(MediaKind::Image, 100, 100, red);
+        let spec = rendition_for(c.kind, &c, &screen(50, 20)).unwrap();
+        assert_eq!(
+            spec.fit,
+            media::Fit::Contain {
+                background: [255, 0, 0]
+            }
+        );
+        assert!(key_of(&c, &spec).ends_with("/50x20/fit/#ff0000"));
+        let c = creative(MediaKind::Image, 100, 100, Fit::Cover);
+        let spec = rendition_for(c.kind, &c, &screen(50, 20)).unwrap();
+        assert_eq!(spec.fit, media::Fit::Cover);
+        assert!(key_of(&c, &spec).ends_with("/50x20/fill"));
+    }
+}
