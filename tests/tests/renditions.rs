@@ -7,7 +7,8 @@
 //!   portrait one padded with the background above and below the picture;
 //! - each agent's cache holds its own rendition, not the other's and not the 4K original;
 //! - the plays of the campaign in the ledger name the creative, its original hash and the
-//!   rendition's hash as the file played, and `audit verify` finds no problem.
+//!   rendition's hash as the file played, and `audit verify` finds no problem;
+//! - an original that cannot be rendered is published as it is.
 
 use std::time::Duration;
 
@@ -244,5 +245,73 @@ async fn each_screen_downloads_and_plays_its_own_rendition() {
 
     let verdict = server::audit::verify(&*env.store).expect("audit");
     assert!(verdict.problems.is_empty(), "{:?}", verdict.problems);
+    env.stop().await;
+}
+
+/// An original that cannot be rendered (damaged on disk after ingest) does not stop
+/// publishing: the document names the original, and no rendition is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rendition_that_cannot_be_made_sends_the_original() {
+    let env = TestEnv::spawn_with(
+        None,
+        Options {
+            approval: server::approval::ApprovalMode::Off,
+            ..Options::default()
+        },
+    )
+    .await;
+    let base = format!("{}/api/v1", env.http_url());
+    let http = reqwest::Client::new();
+    let admin = env.admin_token();
+    let original = still_4k();
+    let form = Form::new()
+        .text(
+            "meta",
+            json!({"id": "rend-broken", "duration_seconds": 10, "any_aspect": true}).to_string(),
+        )
+        .part("file", Part::bytes(original.clone()).file_name("still.jpg"));
+    let (status, body) = call(
+        http.post(format!("{base}/creatives"))
+            .bearer_auth(&admin)
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let sha = playlists::Sha256::parse(body["spec"]["sha256"].as_str().expect("sha")).expect("sha");
+    // Half the file: a truncated JPEG, which the rendition refuses.
+    std::fs::write(env.store.media_path(&sha), &original[..original.len() / 2]).expect("damage");
+
+    let before = env.store.published().expect("published")[LANDSCAPE].version;
+    let campaign = json!({
+        "id": "rend-broken-c", "name": "Broken", "priority": "high", "weight": 1,
+        "flight": {"start": "2023-12-20T00:00:00+08:00", "end": "2023-12-21T00:00:00+08:00"},
+        "dayparts": ["* * * * *"], "target": {"screens": [LANDSCAPE]},
+        "creatives": ["rend-broken"]
+    });
+    let (status, body) = call(
+        http.post(format!("{base}/campaigns"))
+            .bearer_auth(&admin)
+            .json(&campaign),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let after = env.store.published().expect("published")[LANDSCAPE].version;
+    assert!(after > before, "published anyway: {before} -> {after}");
+    let issued = env.store.issued(LANDSCAPE).expect("issued");
+    let latest = issued.iter().max_by_key(|d| d.version).expect("a document");
+    assert!(
+        latest.signed.contains("rend-broken"),
+        "the creative is in the document"
+    );
+    assert!(
+        !latest.signed.contains("rendition"),
+        "no rendition is named"
+    );
+    let (status, list) = call(
+        http.get(format!("{base}/creatives/rend-broken/renditions"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!((status, list), (200, json!([])));
     env.stop().await;
 }
