@@ -154,6 +154,10 @@ fn fill_cache(data_dir: &Path) -> anyhow::Result<(u64, Vec<WireCreative>)> {
             height: 1080,
             duration_seconds: 15,
             title: format!("creative {i}"),
+            fit: None,
+            background: None,
+            any_aspect: false,
+            rendition: None,
         });
     }
     cache.flush()?;

@@ -347,6 +347,10 @@ pub(crate) fn alert(priority: &str) -> (WireCampaign, Vec<WireCreative>) {
         height: 1080,
         duration_seconds: 15,
         title: "Alert".into(),
+        fit: None,
+        background: None,
+        any_aspect: false,
+        rendition: None,
     };
     let campaign = WireCampaign {
         id: "alert".into(),

@@ -1,7 +1,8 @@
 //! Media download ahead of need. For the schedule held, the pure planner says which
 //! creatives the coming `horizon` (the prefetch window, a week by default) will show and
 //! when each is first needed; the fetcher downloads the missing ones in that order from
-//! `{server_url}{creative.url}` over plain HTTP, streaming each into the cache (size and
+//! `{server_url}{creative.url}` (the rendition the document names for this screen, else
+//! the original: [`HeldSchedule::downloads`]) over plain HTTP, streaming each into the cache (size and
 //! SHA-256 checked) and resuming cut downloads from the bytes held (`download.rs`). A
 //! creative whose download still fails waits on its own backoff (`failures.rs`) and is
 //! named in the status meanwhile, while the others go on. Then it fetches the schedule's other
@@ -227,9 +228,7 @@ impl Fetcher {
         let Some(now) = self.clock.now() else {
             return Needs {
                 uses: held
-                    .doc
-                    .body
-                    .creatives
+                    .downloads
                     .iter()
                     .map(|c| FirstUse {
                         sha256: c.sha256.clone(),
@@ -263,7 +262,7 @@ impl Fetcher {
         let absent = self.absent(wanted, true).await?;
         Ok(absent
             .iter()
-            .filter_map(|sha| held.doc.body.creatives.iter().find(|c| &c.sha256 == sha))
+            .filter_map(|sha| held.downloads.iter().find(|c| &c.sha256 == sha))
             .cloned()
             .collect())
     }
@@ -300,7 +299,7 @@ impl Fetcher {
     async fn fill(&self, held: &Arc<HeldSchedule>, needs: &Needs, failures: &mut Failures) {
         let needed: HashSet<&str> = needs.uses.iter().map(|u| u.sha256.as_str()).collect();
         let mut later: Vec<&WireCreative> = Vec::new();
-        for c in &held.doc.body.creatives {
+        for c in &held.downloads {
             if !needed.contains(c.sha256.as_str()) && !later.iter().any(|l| l.sha256 == c.sha256) {
                 later.push(c);
             }

@@ -285,10 +285,12 @@ impl Player {
             let campaign = &held.schedule.campaigns[play.campaign];
             let creative = &held.schedule.creatives[play.creative];
             let sha = creative.sha256.to_string();
+            // The file played: the rendition named for this screen, or the original.
+            let media_sha = held.media_sha256(play.creative).to_owned();
             let cache = self.cache.clone();
             let playable = {
-                let sha = sha.clone();
-                tokio::task::spawn_blocking(move || cache.playable(&sha)).await??
+                let media_sha = media_sha.clone();
+                tokio::task::spawn_blocking(move || cache.playable(&media_sha)).await??
             };
             if !playable {
                 tracing::warn!(creative = %creative.id, slot = %slot_start, "creative not in the cache: play failed");
@@ -313,6 +315,7 @@ impl Player {
                     PlayStatus::Failed
                 },
                 clock_synced: self.clock.synced(),
+                media_sha256: Some(media_sha.clone()),
             };
             new = Some((
                 NewPlay {
@@ -328,7 +331,7 @@ impl Player {
                     slot_start,
                     campaign.id.to_string(),
                     creative.id.to_string(),
-                    creative.sha256.to_string(),
+                    media_sha,
                     creative.kind.as_str(),
                 )
             });

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use playlists::wire::ScheduleDoc;
+use playlists::wire::{ScheduleDoc, WireCreative};
 use playlists::{Planner, ScreenSchedule};
 
 use crate::accept::Reject;
@@ -27,6 +27,9 @@ pub struct HeldSchedule {
     pub schedule: ScreenSchedule,
     /// The document exactly as the server signed it, before any overlay.
     pub signed: Arc<ScheduleDoc>,
+    /// `doc.body.creatives` as this screen downloads them: each with the `sha256`, `bytes`
+    /// and `url` of the rendition the document names for the screen, else as it is.
+    pub downloads: Vec<WireCreative>,
     /// Differs between any two held schedules, also of one version (an overlay changes
     /// what plays without a new version): what the player's cached day plan is keyed on.
     pub revision: u64,
@@ -42,8 +45,23 @@ impl HeldSchedule {
     /// `doc` is `signed` with overlays merged into its body; it is validated again.
     pub fn overlaid(signed: Arc<ScheduleDoc>, doc: ScheduleDoc) -> Result<HeldSchedule, Reject> {
         let schedule = doc.body.to_schedule()?;
+        let downloads = doc
+            .body
+            .creatives
+            .iter()
+            .map(|c| {
+                let media = c.media();
+                WireCreative {
+                    sha256: media.sha256.to_owned(),
+                    bytes: media.bytes,
+                    url: media.url.to_owned(),
+                    ..c.clone()
+                }
+            })
+            .collect();
         Ok(HeldSchedule {
             version: doc.version,
+            downloads,
             doc,
             schedule,
             signed,
@@ -51,14 +69,18 @@ impl HeldSchedule {
         })
     }
 
-    /// SHA-256 hex of every creative the document lists.
+    /// SHA-256 hex of every file the document has this screen download and play.
     pub fn referenced(&self) -> HashSet<String> {
-        self.doc
-            .body
-            .creatives
-            .iter()
-            .map(|c| c.sha256.clone())
-            .collect()
+        self.downloads.iter().map(|c| c.sha256.clone()).collect()
+    }
+
+    /// SHA-256 hex of the file played for `schedule.creatives[index]`: its rendition for
+    /// this screen, or its original. (`to_schedule` keeps the document's order.)
+    pub fn media_sha256(&self, index: usize) -> &str {
+        self.downloads.get(index).map_or_else(
+            || self.schedule.creatives[index].sha256.as_str(),
+            |c| c.sha256.as_str(),
+        )
     }
 
     /// The creatives the plan uses in `[from, to)`, each once (by hash), in the order of
@@ -70,7 +92,7 @@ impl HeldSchedule {
         let mut out = Vec::new();
         planner.for_each_day(from, to, |day, first, end| {
             for play in day.plays().filter(|p| (first..end).contains(&p.slot)) {
-                let sha = self.schedule.creatives[play.creative].sha256.as_str();
+                let sha = self.media_sha256(play.creative);
                 if !seen.contains(sha) {
                     seen.insert(sha.to_owned());
                     out.push(FirstUse {
@@ -141,6 +163,10 @@ pub(crate) mod fixture {
                     height: 1080,
                     duration_seconds: slot_seconds,
                     title: format!("creative {i}"),
+                    fit: None,
+                    background: None,
+                    any_aspect: false,
+                    rendition: None,
                 }
             })
             .collect();

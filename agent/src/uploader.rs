@@ -283,6 +283,7 @@ mod tests {
                 duration_ms: 0,
                 status: playlists::wire::PlayStatus::Failed,
                 clock_synced: true,
+                media_sha256: None,
             },
             in_progress: false,
         }

@@ -76,6 +76,14 @@ pub enum MediaError {
     /// (initialisation, allocation, scaling).
     #[error("FFmpeg failed: {0}")]
     Ffmpeg(String),
+    /// A still rendition was asked of an animated GIF or WebP: animations
+    /// are sent as they are.
+    #[error("an animated image has no still rendition (its original is sent)")]
+    Animated,
+    /// Making a rendition failed after decoding (an impossible size,
+    /// resizing, encoding, writing the output).
+    #[error("cannot make the rendition: {0}")]
+    Rendition(String),
     /// Encoding a thumbnail failed.
     #[error("cannot encode the thumbnail: {0}")]
     Encode(String),

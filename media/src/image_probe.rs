@@ -85,6 +85,16 @@ pub(crate) fn decode(
     Ok((size, picture))
 }
 
+/// Whether `data` (sniffed as `format`) holds more than one frame: an animated GIF or
+/// WebP. Walks the container only (no decompression).
+pub(crate) fn is_animation(data: &[u8], format: ImageFormat) -> bool {
+    match format {
+        ImageFormat::Gif => gif_frame_count(data) > 1,
+        ImageFormat::WebP => is_animated_webp(data) && webp_frame_count(data) > 1,
+        _ => false,
+    }
+}
+
 /// A JPEG of `picture` whose longer side is at most `max_side` (at least 1)
 /// pixels, never enlarged; transparency is flattened onto white.
 pub(crate) fn encode_thumbnail(

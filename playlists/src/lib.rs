@@ -21,6 +21,6 @@ mod openooh_data;
 pub use catalogue::Catalogue;
 pub use ids::{CampaignId, CreativeId, ScreenId, Sha256, VenueId};
 pub use model::{
-    Campaign, Creative, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue,
+    Campaign, Creative, Fit, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue,
 };
 pub use planner::{DayPlan, PlanKey, Planner, Play, Tally, TallyEntry};

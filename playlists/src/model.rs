@@ -102,6 +102,84 @@ pub struct Screen {
     pub slot_seconds: u32,
 }
 
+/// How a creative of another aspect ratio (or size) meets a screen's: what its
+/// renditions for that screen look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fit {
+    /// Scaled to fit inside the screen, the rest filled with `background` (RGB).
+    Contain { background: [u8; 3] },
+    /// Scaled to fill the screen, the overflow cropped evenly (a centre crop).
+    Cover,
+}
+
+impl Default for Fit {
+    /// Fit inside, on black.
+    fn default() -> Self {
+        Fit::Contain {
+            background: [0, 0, 0],
+        }
+    }
+}
+
+impl Fit {
+    /// `"fit"` or `"fill"`, as in scenario files and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fit::Contain { .. } => "fit",
+            Fit::Cover => "fill",
+        }
+    }
+
+    /// The background as `#rrggbb` (lowercase), for [`Fit::Contain`].
+    pub fn background_hex(self) -> Option<String> {
+        match self {
+            Fit::Contain {
+                background: [r, g, b],
+            } => Some(format!("#{r:02x}{g:02x}{b:02x}")),
+            Fit::Cover => None,
+        }
+    }
+
+    /// From a scenario's or wire's optional `fit` (`"fit"`, the default, or `"fill"`) and
+    /// `background` (`#rrggbb`, default black; only with `"fit"`). The error names the
+    /// field at fault.
+    pub fn parse(
+        fit: Option<&str>,
+        background: Option<&str>,
+    ) -> Result<Fit, (&'static str, String)> {
+        match (fit.unwrap_or("fit"), background) {
+            ("fit", None) => Ok(Fit::default()),
+            ("fit", Some(hex)) => Ok(Fit::Contain {
+                background: parse_colour(hex).ok_or_else(|| {
+                    (
+                        "background",
+                        format!("{hex:?} is not a colour: write #rrggbb, e.g. \"#000000\""),
+                    )
+                })?,
+            }),
+            ("fill", None) => Ok(Fit::Cover),
+            ("fill", Some(_)) => Err((
+                "background",
+                "a background applies to fit \"fit\" only (\"fill\" covers the screen)".to_owned(),
+            )),
+            (other, _) => Err((
+                "fit",
+                format!("{other:?} is not a fit: \"fit\" (inside, on the background) or \"fill\" (centre crop)"),
+            )),
+        }
+    }
+}
+
+/// `#rrggbb` (either case) as RGB.
+fn parse_colour(hex: &str) -> Option<[u8; 3]> {
+    let digits = hex.strip_prefix('#')?;
+    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let byte = |i: usize| u8::from_str_radix(&digits[i..i + 2], 16).ok();
+    Some([byte(0)?, byte(2)?, byte(4)?])
+}
+
 /// A creative with the dimensions measured from its file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Creative {
@@ -114,12 +192,24 @@ pub struct Creative {
     /// How long it plays, whole seconds (a video: its length, rounded).
     pub duration_seconds: u32,
     pub title: String,
+    /// How its renditions meet a screen of another aspect ratio.
+    pub fit: Fit,
+    /// Plays on screens of any aspect ratio (its renditions fit or fill them), not only
+    /// within 2 % of its own.
+    pub any_aspect: bool,
 }
 
 impl Creative {
-    /// Aspect ratio within 2 % of the screen's and duration at most the slot.
+    /// Duration at most the slot, and aspect ratio within 2 % of the screen's unless the
+    /// creative plays on any aspect.
     pub fn fits(&self, screen: &Screen) -> bool {
-        self.duration_seconds <= screen.slot_seconds && aspect_close(self, screen)
+        self.duration_seconds <= screen.slot_seconds
+            && (self.any_aspect || aspect_close(self, screen))
+    }
+
+    /// Aspect ratio within 2 % of the screen's.
+    pub fn aspect_matches(&self, screen: &Screen) -> bool {
+        aspect_close(self, screen)
     }
 }
 
@@ -231,6 +321,8 @@ mod tests {
             height: h,
             duration_seconds: secs,
             title: String::new(),
+            fit: Fit::default(),
+            any_aspect: false,
         }
     }
 
@@ -253,5 +345,43 @@ mod tests {
         check((1021, 1000, 5), (1000, 1000, 5), false);
         check((1000, 1000, 5), (1022, 1000, 5), false);
         check((1920, 540, 15), (1920, 540, 30), true);
+    }
+
+    #[test]
+    fn any_aspect_fits_every_screen_but_not_a_short_slot() {
+        let any = Creative {
+            any_aspect: true,
+            ..creative(3840, 2160, 10)
+        };
+        assert!(any.fits(&screen(1080, 1920, 15)));
+        assert!(any.fits(&screen(1920, 1080, 10)));
+        assert!(!any.fits(&screen(1080, 1920, 5)));
+    }
+
+    #[test]
+    fn fit_parses_and_names_the_field() {
+        let ok = |fit, bg| Fit::parse(fit, bg).unwrap();
+        assert_eq!(ok(None, None), Fit::default());
+        assert_eq!(ok(Some("fill"), None), Fit::Cover);
+        assert_eq!(
+            ok(Some("fit"), Some("#FF0080")),
+            Fit::Contain {
+                background: [255, 0, 128]
+            }
+        );
+        assert_eq!(
+            ok(None, Some("#ff0080")).background_hex().unwrap(),
+            "#ff0080"
+        );
+        for (fit, bg, field) in [
+            (Some("stretch"), None, "fit"),
+            (None, Some("red"), "background"),
+            (None, Some("#12345"), "background"),
+            (None, Some("#12345g"), "background"),
+            (None, Some("#1234567"), "background"),
+            (Some("fill"), Some("#000000"), "background"),
+        ] {
+            assert_eq!(Fit::parse(fit, bg).unwrap_err().0, field, "{fit:?} {bg:?}");
+        }
     }
 }

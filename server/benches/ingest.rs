@@ -85,6 +85,7 @@ fn signed_calls() -> (Vec<Vec<Incoming>>, Vec<(String, Keypair)>) {
                         duration_ms: 10_000,
                         status: PlayStatus::Complete,
                         clock_synced: true,
+                        media_sha256: None,
                     }
                 })
                 .collect();

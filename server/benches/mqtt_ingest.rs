@@ -38,6 +38,7 @@ fn record(screen: &str, seq: u64) -> PlayRecord {
         duration_ms: 15_000,
         status: PlayStatus::Complete,
         clock_synced: true,
+        media_sha256: None,
     }
 }
 

@@ -74,7 +74,16 @@ fn main() -> anyhow::Result<()> {
     let build = |screens: Option<&std::collections::BTreeSet<String>>| -> anyhow::Result<(usize, usize, f64)> {
         let cat = catalogue.catalogue()?;
         let t = Instant::now();
-        let out = server::publisher::build(&*store, &cat, screens, &key, Utc::now(), ttl, Utc::now())?;
+        let out = server::publisher::build(
+            &*store,
+            &cat,
+            screens,
+            &key,
+            Utc::now(),
+            ttl,
+            Utc::now(),
+            &server::renditions::RenditionMap::default(),
+        )?;
         let changed = out.iter().filter(|o| o.changed).count();
         Ok((out.len(), changed, t.elapsed().as_secs_f64()))
     };

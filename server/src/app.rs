@@ -73,6 +73,8 @@ pub struct Shared {
     pub media: crate::ingest::MediaPolicy,
     /// Where uploads with a progress token are.
     pub upload_progress: crate::ingest::ProgressBoard,
+    /// Makes the renditions documents name; remembers those that cannot be made.
+    pub renditions: crate::renditions::Renditions,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -353,6 +355,7 @@ pub async fn start_with(
         metrics: crate::telemetry::Metrics::new(),
         media: options.media,
         upload_progress: crate::ingest::ProgressBoard::default(),
+        renditions: crate::renditions::Renditions::default(),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
@@ -574,6 +577,9 @@ async fn publish_schedules(
     let s = shared.clone();
     let built = tokio::task::spawn_blocking(move || {
         let catalogue = s.catalogue.catalogue()?;
+        let renditions = s
+            .renditions
+            .prepare(&*s.store, &catalogue, screens.as_ref())?;
         let docs = crate::publisher::build(
             &*s.store,
             &catalogue,
@@ -582,6 +588,7 @@ async fn publish_schedules(
             Utc::now(),
             s.schedule_ttl,
             in_force_from.unwrap_or_else(|| s.clock.now()),
+            &renditions,
         )?;
         anyhow::Ok(docs)
     })

@@ -212,10 +212,15 @@ fn describe_keys(screen: &str, keys: &[ScreenKey]) -> String {
 }
 
 /// The planner on each issued document, with the day plan last used.
+/// A document's schedule and, by creative index, the file each creative is played from.
+type DocPlan = (ScreenSchedule, Vec<String>);
+
 struct Plans<'a> {
     store: &'a dyn Store,
     key: &'a VerifyingKey,
-    docs: HashMap<(String, u64), Option<ScreenSchedule>>,
+    /// Each document's schedule, with the file each creative is played from on its
+    /// screen (the rendition it names, or the original), by creative index.
+    docs: HashMap<(String, u64), Option<DocPlan>>,
     day: Option<((String, u64), DayPlan)>,
 }
 
@@ -230,7 +235,7 @@ impl<'a> Plans<'a> {
     }
 
     /// The schedule of `screen`'s document `version`, if the server issued it.
-    fn schedule(&mut self, screen: &str, version: u64) -> Option<&ScreenSchedule> {
+    fn schedule(&mut self, screen: &str, version: u64) -> Option<&(ScreenSchedule, Vec<String>)> {
         let k = (screen.to_owned(), version);
         if !self.docs.contains_key(&k) {
             for d in self.store.issued(screen).unwrap_or_default() {
@@ -241,7 +246,15 @@ impl<'a> Plans<'a> {
                     playlists::wire::MAX_SCHEDULE_BYTES,
                 )
                 .ok()
-                .and_then(|doc| doc.body.to_schedule().ok());
+                .and_then(|doc| {
+                    let media = doc
+                        .body
+                        .creatives
+                        .iter()
+                        .map(|c| c.media().sha256.to_owned())
+                        .collect();
+                    Some((doc.body.to_schedule().ok()?, media))
+                });
                 self.docs.insert((screen.to_owned(), d.version), schedule);
             }
             self.docs.entry(k.clone()).or_insert(None);
@@ -249,10 +262,11 @@ impl<'a> Plans<'a> {
         self.docs.get(&k).and_then(Option::as_ref)
     }
 
-    /// (campaign id, creative id) the document plans for the record's slot.
-    fn planned(&mut self, r: &PlayRecord) -> Result<Option<(String, String)>, String> {
+    /// (campaign id, creative id, file played) the document plans for the record's slot.
+    fn planned(&mut self, r: &PlayRecord) -> Result<Option<(String, String, String)>, String> {
         let k = (r.screen_id.clone(), r.schedule_version);
-        let Some(schedule) = self.schedule(&r.screen_id, r.schedule_version).cloned() else {
+        let Some((schedule, media)) = self.schedule(&r.screen_id, r.schedule_version).cloned()
+        else {
             return Err(format!(
                 "names schedule version {}, which the server never issued",
                 r.schedule_version
@@ -274,6 +288,7 @@ impl<'a> Plans<'a> {
             (
                 schedule.campaigns[p.campaign].id.to_string(),
                 schedule.creatives[p.creative].id.to_string(),
+                media[p.creative].clone(),
             )
         }))
     }
@@ -308,7 +323,7 @@ fn check_play(
             "{at}: schedule version {} plans no play in that slot",
             r.schedule_version
         )),
-        Ok(Some((campaign, creative)))
+        Ok(Some((campaign, creative, _)))
             if campaign != r.campaign_id || creative != r.creative_id =>
         {
             Some(format!(
@@ -316,6 +331,16 @@ fn check_play(
                 r.campaign_id, r.creative_id, r.schedule_version
             ))
         }
-        Ok(Some(_)) => None,
+        // Records of agents older than renditions do not name the file.
+        Ok(Some((_, _, media))) => match &r.media_sha256 {
+            Some(played) if *played != media => Some(format!(
+                "{at}: played file {}, schedule version {} names {} for {}",
+                short(played),
+                r.schedule_version,
+                short(&media),
+                r.creative_id
+            )),
+            _ => None,
+        },
     }
 }

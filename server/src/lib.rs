@@ -39,6 +39,7 @@ pub mod plan;
 pub mod posters;
 pub mod provision;
 pub mod publisher;
+pub mod renditions;
 pub mod report;
 pub mod review;
 pub mod series;

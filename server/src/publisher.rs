@@ -16,6 +16,7 @@ use playlists::Catalogue;
 
 use playlists::catalogue::CatalogueIndex;
 
+use crate::renditions::RenditionMap;
 use crate::store::{DocumentStore, IssuedDocument, Published, StoreError};
 
 /// A signed schedule ready to publish.
@@ -44,6 +45,10 @@ fn fresh(
 /// versions of the changed (or nearly expired) ones. `now` is wall-clock time (signed
 /// issue and expiry); `in_force_from` is the scheduling clock's now, from which a new
 /// version counts as planned (the same instant unless the server runs a scaled clock).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the store, what to build from, the key, the three times and the renditions are independent inputs"
+)]
 pub fn build(
     store: &dyn DocumentStore,
     catalogue: &Catalogue,
@@ -52,6 +57,7 @@ pub fn build(
     now: DateTime<Utc>,
     ttl: TimeDelta,
     in_force_from: DateTime<Utc>,
+    renditions: &RenditionMap,
 ) -> Result<Vec<Outgoing>, StoreError> {
     let published = store.published()?;
     let index = CatalogueIndex::new(catalogue);
@@ -65,7 +71,8 @@ pub fn build(
         let Some(schedule) = index.schedule_for(id) else {
             continue;
         };
-        let body = ScheduleBody::from_schedule(&schedule);
+        let body =
+            ScheduleBody::from_schedule_with(&schedule, |c| renditions.wire(c, &schedule.screen));
         let hash = body.content_hash().to_string();
         let kept = published
             .get(id)
@@ -128,6 +135,7 @@ mod tests {
             t(now),
             TimeDelta::hours(168),
             t(now),
+            &RenditionMap::default(),
         )
         .unwrap();
         let o = &out[0];

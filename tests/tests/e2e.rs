@@ -138,6 +138,7 @@ fn check_history(store: &server::store::SharedStore, from: DateTime<Utc>, to: Da
         Utc::now(),
         chrono::TimeDelta::hours(168),
         Utc::now(),
+        &server::renditions::RenditionMap::default(),
     )
     .expect("new documents");
     assert!(

@@ -309,6 +309,7 @@ fn pop_batch(key: &Keypair, screen: &str) -> Vec<u8> {
         duration_ms: 15_000,
         status: PlayStatus::Complete,
         clock_synced: true,
+        media_sha256: None,
     };
     let batch = PopBatch {
         v: 1,

@@ -137,7 +137,8 @@ async fn checks_and_posters_on_the_dashboard() {
         json!({"text": webm.to_str().expect("a UTF-8 path")}),
     )
     .await;
-    page.type_into("form#upload input[name=id]", "vp9-clip").await;
+    page.type_into("form#upload input[name=id]", "vp9-clip")
+        .await;
     page.click("form#upload button.primary").await;
     page.wait_js(
         "the transcoded upload's verdicts on the page",
@@ -168,7 +169,14 @@ async fn checks_and_posters_on_the_dashboard() {
     let stored_file = env.tmp.path().join("stored.mp4");
     std::fs::write(&stored_file, &media).unwrap();
     let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name",
+        ])
         .args(["-of", "csv=p=0"])
         .arg(&stored_file)
         .output()

@@ -26,6 +26,7 @@ fn record(slot_start: &str) -> PlayRecord {
         duration_ms: 0,
         status: PlayStatus::Complete,
         clock_synced: true,
+        media_sha256: None,
     }
 }
 

@@ -94,6 +94,20 @@ pub struct FileCreative {
     pub title: String,
     pub sha256: String,
     pub bytes: u64,
+    /// How renditions meet a screen of another aspect ratio: `"fit"` (the default: inside,
+    /// on `background`) or `"fill"` (a centre crop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<String>,
+    /// `#rrggbb` behind a `"fit"` rendition; black when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+    /// Plays on screens of any aspect ratio, not only within 2 % of its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub any_aspect: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 use crate::catalogue::Catalogue;
 use crate::cron::CronExpr;
 use crate::ids::{CreativeId, ScreenId, Sha256, VenueId};
-use crate::model::{Campaign, Creative, Flight, MediaKind, Priority, Screen, Target, Venue};
+use crate::model::{Campaign, Creative, Fit, Flight, MediaKind, Priority, Screen, Target, Venue};
 use crate::taxonomy::VenueType;
 
 mod campaign;
@@ -502,6 +502,8 @@ fn build_creative(
             ));
         }
     }
+    let fit = Fit::parse(c.fit.as_deref(), c.background.as_deref())
+        .map_err(|(field, problem)| invalid("creative", &c.id, field, problem))?;
     Ok(Creative {
         id,
         kind,
@@ -511,5 +513,7 @@ fn build_creative(
         height: m.height,
         duration_seconds: c.duration_seconds,
         title: c.title.clone(),
+        fit,
+        any_aspect: c.any_aspect,
     })
 }

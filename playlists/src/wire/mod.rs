@@ -8,7 +8,7 @@ pub mod signed;
 pub mod status;
 
 pub use pop::{PlayRecord, PlayStatus, PopAck, PopBatch};
-pub use schedule::{ScheduleDoc, WireCreative};
+pub use schedule::{MediaRef, ScheduleDoc, WireCreative, WireRendition};
 pub use signed::{Keypair, SignedEnvelope, WireError};
 pub use status::{
     open_status, Command, CommandAction, DownloadFailure, Readiness, Status, Verdict,

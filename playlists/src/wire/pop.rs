@@ -49,6 +49,11 @@ pub struct PlayRecord {
     pub duration_ms: u64,
     pub status: PlayStatus,
     pub clock_synced: bool,
+    /// SHA-256 of the file played: the rendition its document named for the screen, or
+    /// the creative's original when it named none. Absent in records of agents older
+    /// than renditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_sha256: Option<String>,
 }
 
 /// Records of one screen and epoch, `seq`-ordered, chained to the previous batch of the

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::cron::CronExpr;
 use crate::ids::{CampaignId, CreativeId, ScreenId, Sha256, VenueId};
 use crate::model::{
-    Campaign, Creative, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue,
+    Campaign, Creative, Fit, Flight, MediaKind, Priority, Screen, ScreenSchedule, Target, Venue,
 };
 use crate::taxonomy::VenueType;
 
@@ -102,10 +102,75 @@ pub struct WireCreative {
     pub title: String,
     /// Path on the server, e.g. `/media/{sha256}`.
     pub url: String,
+    /// `"fit"` (the default, left out) or `"fill"`: see [`Fit`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<String>,
+    /// `#rrggbb` behind a `"fit"` rendition; left out for black.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+    /// Plays on screens of any aspect ratio: the planner needs it to agree with the server.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub any_aspect: bool,
+    /// The file made for this document's screen (its resolution), which the screen
+    /// downloads and plays instead of the original; left out when the original is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendition: Option<WireRendition>,
+}
+
+/// A creative made for one screen's resolution, content-addressed like the original.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireRendition {
+    pub sha256: String,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Path on the server, e.g. `/media/{sha256}`.
+    pub url: String,
+}
+
+/// What a screen downloads for a creative: its rendition, or else the original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaRef<'a> {
+    pub sha256: &'a str,
+    pub bytes: u64,
+    pub url: &'a str,
+}
+
+impl WireCreative {
+    /// The file this screen downloads, verifies and plays.
+    pub fn media(&self) -> MediaRef<'_> {
+        match &self.rendition {
+            Some(r) => MediaRef {
+                sha256: &r.sha256,
+                bytes: r.bytes,
+                url: &r.url,
+            },
+            None => MediaRef {
+                sha256: &self.sha256,
+                bytes: self.bytes,
+                url: &self.url,
+            },
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ScheduleBody {
+    /// The document body of `s`, every creative sent as its original.
     pub fn from_schedule(s: &ScreenSchedule) -> ScheduleBody {
+        ScheduleBody::from_schedule_with(s, |_| None)
+    }
+
+    /// The document body of `s`, naming for each creative the rendition `rendition` gives
+    /// for this screen (`None`: the original is sent).
+    pub fn from_schedule_with(
+        s: &ScreenSchedule,
+        rendition: impl Fn(&Creative) -> Option<WireRendition>,
+    ) -> ScheduleBody {
         let t = |t: &Target| WireTarget {
             screens: t
                 .screens
@@ -167,6 +232,13 @@ impl ScheduleBody {
                     duration_seconds: c.duration_seconds,
                     title: c.title.clone(),
                     url: format!("/media/{}", c.sha256),
+                    fit: (c.fit != Fit::default()).then(|| c.fit.name().to_owned()),
+                    background: match c.fit {
+                        Fit::Contain { .. } if c.fit != Fit::default() => c.fit.background_hex(),
+                        _ => None,
+                    },
+                    any_aspect: c.any_aspect,
+                    rendition: rendition(c),
                 })
                 .collect(),
         }
@@ -239,6 +311,9 @@ impl WireCreative {
             height: self.height,
             duration_seconds: self.duration_seconds,
             title: self.title.clone(),
+            fit: Fit::parse(self.fit.as_deref(), self.background.as_deref())
+                .map_err(|(field, e)| bad(&format!("creative {field}"), &e))?,
+            any_aspect: self.any_aspect,
         })
     }
 }
@@ -323,5 +398,77 @@ impl ScheduleDoc {
             expires_at,
             body,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creative() -> WireCreative {
+        WireCreative {
+            id: "c1".into(),
+            kind: "image".into(),
+            sha256: "ab".repeat(32),
+            bytes: 10,
+            width: 3840,
+            height: 2160,
+            duration_seconds: 10,
+            title: String::new(),
+            url: format!("/media/{}", "ab".repeat(32)),
+            fit: None,
+            background: None,
+            any_aspect: false,
+            rendition: None,
+        }
+    }
+
+    #[test]
+    fn defaults_leave_the_json_as_before_renditions() {
+        let json = serde_json::to_string(&creative()).unwrap();
+        for absent in ["fit", "background", "any_aspect", "rendition"] {
+            assert!(!json.contains(absent), "{json}");
+        }
+        let domain = creative().to_creative().unwrap();
+        assert_eq!((domain.fit, domain.any_aspect), (Fit::default(), false));
+        assert_eq!(creative().media().sha256, "ab".repeat(32));
+    }
+
+    #[test]
+    fn fit_and_rendition_round_trip() {
+        let c = WireCreative {
+            fit: Some("fit".into()),
+            background: Some("#FF0000".into()),
+            any_aspect: true,
+            rendition: Some(WireRendition {
+                sha256: "cd".repeat(32),
+                bytes: 5,
+                width: 1080,
+                height: 1920,
+                url: format!("/media/{}", "cd".repeat(32)),
+            }),
+            ..creative()
+        };
+        let back: WireCreative = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        let domain = c.to_creative().unwrap();
+        assert_eq!(
+            domain.fit,
+            Fit::Contain {
+                background: [255, 0, 0]
+            }
+        );
+        assert!(domain.any_aspect);
+        let media = c.media();
+        assert_eq!((media.sha256, media.bytes), ("cd".repeat(32).as_str(), 5));
+        let bad = WireCreative {
+            fit: Some("stretch".into()),
+            ..creative()
+        };
+        assert!(bad
+            .to_creative()
+            .unwrap_err()
+            .to_string()
+            .contains("creative fit"));
     }
 }

@@ -191,6 +191,10 @@ mod tests {
             height: 1080,
             duration_seconds: 15,
             title: "突发公共卫生事件提示 Public-health emergency notice, please wear a mask".into(),
+            fit: None,
+            background: None,
+            any_aspect: false,
+            rendition: None,
         }
     }
 

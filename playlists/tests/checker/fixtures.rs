@@ -54,6 +54,8 @@ pub fn creative(id: &str, width: u32, height: u32, duration_seconds: u32) -> Cre
         height,
         duration_seconds,
         title: id.to_owned(),
+        fit: playlists::Fit::default(),
+        any_aspect: false,
     }
 }
 

@@ -51,6 +51,9 @@ fn creative(status: ApprovalStatus) -> CreativeEntity {
             title: String::new(),
             sha256: "00".repeat(32),
             bytes: 1,
+            fit: None,
+            background: None,
+            any_aspect: false,
         },
         measurement: StoredMeasurement {
             kind: "image".into(),

@@ -203,7 +203,7 @@ enum Command {
         #[command(subcommand)]
         command: ScenarioCommand,
     },
-    /// Media tools.
+    /// Media tools: what the server does to creatives, on files.
     Media {
         #[command(subcommand)]
         command: MediaCommand,
@@ -212,6 +212,38 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MediaCommand {
+    /// Makes a still's rendition at an exact size, as the server does for a screen: a JPEG
+    /// of WIDTH x HEIGHT (fit inside on the background, or --fill with a centre crop).
+    Rendition {
+        /// The still (JPEG, PNG, WebP, GIF).
+        input: PathBuf,
+        /// Where to write the JPEG.
+        output: PathBuf,
+        #[arg(long)]
+        width: u32,
+        #[arg(long)]
+        height: u32,
+        /// Fill the size with a centre crop instead of fitting inside.
+        #[arg(long, conflicts_with = "background")]
+        fill: bool,
+        /// The background behind a fitted picture, #rrggbb.
+        #[arg(long, default_value = "#000000")]
+        background: String,
+    },
+    /// Transcodes a video into the default kiosk gate as an upload is (libx264 High 4.2,
+    /// at most 1920x1080 and 30 fps, AAC normalised to -23 LUFS, fast-start MP4) and
+    /// prints the seconds of video transcoded per second (scripts/bench-transcode.sh).
+    Transcode {
+        input: PathBuf,
+        output: PathBuf,
+        /// Keep the audio's level (no loudness pass).
+        #[arg(long)]
+        no_loudness: bool,
     },
 }
 
@@ -325,21 +357,6 @@ enum ReviewCommand {
         /// Why; shown with the campaign or creative.
         #[arg(long, required = true)]
         reason: String,
-    },
-}
-
-/// `signage media ...`.
-#[derive(Debug, Subcommand)]
-enum MediaCommand {
-    /// Transcodes a video into the default kiosk gate as an upload is (libx264 High 4.2,
-    /// at most 1920x1080 and 30 fps, AAC normalised to -23 LUFS, fast-start MP4) and
-    /// prints the seconds of video transcoded per second (scripts/bench-transcode.sh).
-    Transcode {
-        input: PathBuf,
-        output: PathBuf,
-        /// Keep the audio's level (no loudness pass).
-        #[arg(long)]
-        no_loudness: bool,
     },
 }
 
@@ -931,6 +948,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => default_scenario()?,
             };
             bench_plan(&scenario, from, to, runs)
+        }
+        Command::Media {
+            command:
+                MediaCommand::Rendition {
+                    input,
+                    output,
+                    width,
+                    height,
+                    fill,
+                    background,
+                },
+        } => {
+            let fit = if fill {
+                playlists::Fit::Cover
+            } else {
+                playlists::Fit::parse(None, Some(&background))
+                    .map_err(|(field, problem)| anyhow::anyhow!("--{field}: {problem}"))?
+            };
+            let spec = media::RenditionSpec {
+                width,
+                height,
+                fit: match fit {
+                    playlists::Fit::Contain { background } => media::Fit::Contain { background },
+                    playlists::Fit::Cover => media::Fit::Cover,
+                },
+            };
+            let m = media::still_rendition(&input, &spec, &media::Limits::default(), &output)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+            println!(
+                "{} {}x{} {} bytes sha256 {}",
+                output.display(),
+                m.width,
+                m.height,
+                m.bytes,
+                m.sha256
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -26,7 +26,7 @@ use super::{apply, blocking, ApiError, ApiPath, ApiQuery, Caller, ErrorBody, Pag
 use crate::app::Shared;
 use crate::approval::{self, Action};
 use crate::ingest::{self, IngestError, Phase, Progress, ProgressBoard};
-use crate::store::{CampaignState, CreativeEntity, Entity, StoredMeasurement};
+use crate::store::{CampaignState, CreativeEntity, Entity, StoredMeasurement, StoredRendition};
 
 /// The largest upload accepted (the media crate's own file limit is the same).
 pub const MAX_UPLOAD: usize = 256 * 1024 * 1024;
@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(get_creative))
         .routes(routes!(upload_progress))
         .routes(routes!(thumbnail))
+        .routes(routes!(renditions))
         .routes(routes!(retire_creative))
         .routes(routes!(submit_creative))
         .routes(routes!(approve_creative))
@@ -57,13 +58,24 @@ pub struct UploadMeta {
     /// When given, the upload is refused unless the file has this SHA-256.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// How renditions meet a screen of another aspect ratio: `"fit"` (the default:
+    /// inside, on `background`) or `"fill"` (a centre crop).
+    #[serde(default)]
+    pub fit: Option<String>,
+    /// `#rrggbb` behind a `"fit"` rendition; black when left out.
+    #[serde(default)]
+    pub background: Option<String>,
+    /// Plays on screens of any aspect ratio, not only within 2 % of its own.
+    #[serde(default)]
+    pub any_aspect: bool,
 }
 
 /// The multipart form of an upload (for the OpenAPI document).
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code, reason = "describes the multipart body; parsed by hand")]
 struct UploadForm {
-    /// JSON: `{"id", "title"?, "duration_seconds"?, "sha256"?}`.
+    /// JSON: `{"id", "title"?, "duration_seconds"?, "sha256"?, "fit"?, "background"?,
+    /// "any_aspect"?}`.
     meta: String,
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     file: Vec<u8>,
@@ -234,6 +246,8 @@ async fn upload(
     }
     playlists::CreativeId::parse(&meta.id)
         .map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
+    playlists::Fit::parse(meta.fit.as_deref(), meta.background.as_deref())
+        .map_err(|(field, problem)| ApiError::invalid_field(field, problem))?;
     let s = shared.clone();
     let id = meta.id.clone();
     // Refuse a taken id before any transcoding (the commit checks again).
@@ -298,6 +312,9 @@ async fn upload(
             title: meta.title.clone(),
             sha256: stored_sha.clone(),
             bytes: measured.bytes,
+            fit: meta.fit.clone(),
+            background: meta.background.clone(),
+            any_aspect: meta.any_aspect,
         },
         measurement: StoredMeasurement::from_measurement(&measurement),
         retired_at: None,
@@ -457,6 +474,34 @@ async fn thumbnail(
         ],
         jpeg,
     ))
+}
+
+/// The renditions made of a creative (per screen resolution and fit), each a file in
+/// `/media/{sha256}`.
+#[utoipa::path(get, path = "/api/v1/creatives/{id}/renditions", params(("id" = String, Path, example = "rm2023-w51-1")),
+    responses((status = 200, body = Vec<StoredRendition>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn renditions(
+    State(shared): State<Arc<Shared>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Vec<StoredRendition>>, ApiError> {
+    caller.require(READ)?;
+    let list = blocking(move || {
+        let snapshot = shared.store.snapshot()?;
+        let c = snapshot
+            .creatives
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no creative {id:?}")))?;
+        // A file shared by creatives of other fits has their renditions too: keep this one's.
+        let fit = playlists::Fit::parse(c.spec.fit.as_deref(), c.spec.background.as_deref())
+            .unwrap_or_default();
+        let mut list = shared.store.renditions_of(&c.spec.sha256)?;
+        list.retain(|r| r.fit == fit.name() && r.background == fit.background_hex());
+        Ok(list)
+    })
+    .await?;
+    Ok(Json(list))
 }
 
 /// Retires a creative: it leaves every schedule; its history stays. Refused while a

@@ -428,6 +428,7 @@ mod tests {
             ("/api/v1/creatives/{id}", &["get"]),
             ("/api/v1/creatives/progress/{token}", &["get"]),
             ("/api/v1/creatives/{id}/thumbnail", &["get"]),
+            ("/api/v1/creatives/{id}/renditions", &["get"]),
             ("/api/v1/campaigns", &["get", "post"]),
             ("/api/v1/campaigns/{id}", &["get", "put"]),
             ("/api/v1/campaigns/{id}/archive", &["post"]),

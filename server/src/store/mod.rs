@@ -489,6 +489,65 @@ pub trait MediaStore {
     fn upload_dir(&self) -> PathBuf;
 }
 
+/// A rendition of a creative's original: what it was made from and as, and the file made
+/// (content-addressed in the media like any creative).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct StoredRendition {
+    /// SHA-256 of the original it was made from.
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    /// `"fit"` (inside, on `background`) or `"fill"` (centre crop).
+    pub fit: String,
+    /// `#rrggbb` for `"fit"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+    /// SHA-256 of the rendition's file.
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl StoredRendition {
+    /// The index key of what it was made from and as.
+    pub fn key(&self) -> String {
+        rendition_key(
+            &self.source,
+            self.width,
+            self.height,
+            &self.fit,
+            self.background.as_deref(),
+        )
+    }
+}
+
+/// The index key of a rendition of `source` at `width` x `height` with a fit: the source
+/// first, so that one original's renditions are one key range.
+pub fn rendition_key(
+    source: &str,
+    width: u32,
+    height: u32,
+    fit: &str,
+    background: Option<&str>,
+) -> String {
+    match background {
+        Some(bg) => format!(
+            "{source}/{width}x{height}/{fit}/{}",
+            bg.to_ascii_lowercase()
+        ),
+        None => format!("{source}/{width}x{height}/{fit}"),
+    }
+}
+
+/// The index of renditions made: made once, found by what they were made from and as.
+pub trait RenditionStore {
+    /// The rendition kept under `key` (see [`rendition_key`]).
+    fn rendition(&self, key: &str) -> Result<Option<StoredRendition>, StoreError>;
+    /// Records a rendition whose file is already in the media.
+    fn put_rendition(&self, rendition: &StoredRendition) -> Result<(), StoreError>;
+    /// Every rendition made from `source` (a SHA-256), in key order.
+    fn renditions_of(&self, source: &str) -> Result<Vec<StoredRendition>, StoreError>;
+}
+
 /// Everything the server stores.
 pub trait Store:
     CatalogueStore
@@ -499,6 +558,7 @@ pub trait Store:
     + SessionStore
     + MetaStore
     + MediaStore
+    + RenditionStore
     + Send
     + Sync
     + Debug

@@ -14,6 +14,7 @@
 //! | `user_tokens`  | token SHA-256 (hex)      | user name                                     |
 //! | `sessions`     | session id SHA-256 (hex) | the [`Session`] as JSON                       |
 //! | `meta`         | key                      | bytes                                         |
+//! | `renditions`   | source SHA-256/size/fit  | the [`StoredRendition`](super::StoredRendition) as JSON |
 //! | `pop_*`        | see `ledger/`            |                                               |
 //!
 //! The change log also holds event entries (logins, refusals) that change no entity; the
@@ -46,6 +47,7 @@ use crate::store::ChangeRecord;
 mod guard;
 pub mod ledger;
 mod migrate;
+mod renditions;
 mod users;
 
 const VENUES: TableDefinition<&str, &[u8]> = TableDefinition::new("venues");
@@ -196,6 +198,7 @@ impl RedbStore {
             USERS,
             META,
             SESSIONS,
+            renditions::RENDITIONS,
         ] {
             tx.open_table(t)?;
         }

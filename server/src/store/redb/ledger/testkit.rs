@@ -112,6 +112,7 @@ impl Agent {
             duration_ms: 10_000,
             status: PlayStatus::Complete,
             clock_synced: true,
+            media_sha256: None,
         }
     }
 

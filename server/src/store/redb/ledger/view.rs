@@ -62,6 +62,8 @@ pub(super) struct PlayRecord<'a> {
     pub duration_ms: u64,
     pub status: PlayStatus,
     pub clock_synced: bool,
+    #[serde(borrow, default)]
+    pub media_sha256: Option<Cow<'a, str>>,
 }
 
 impl PlayRecord<'_> {
@@ -82,6 +84,7 @@ impl PlayRecord<'_> {
             && self.duration_ms == r.duration_ms
             && self.status == r.status
             && self.clock_synced == r.clock_synced
+            && self.media_sha256.as_deref() == r.media_sha256.as_deref()
     }
 }
 
@@ -109,6 +112,7 @@ mod tests {
                 duration_ms: self.duration_ms,
                 status: self.status,
                 clock_synced: self.clock_synced,
+                media_sha256: self.media_sha256.as_deref().map(str::to_owned),
             }
         }
     }

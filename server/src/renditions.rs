@@ -1,0 +1,285 @@
+//! Renditions per screen: before the publisher builds the documents of some screens, it
+//! makes the renditions those documents need and are missing (stills only; in parallel
+//! on rayon's pool; each once, kept in the media and indexed in the store), then names in
+//! each screen's document the rendition that screen downloads.
+//!
+//! [`rendition_for`] decides what a screen gets for a creative: the seam where video
+//! transcoding will plug in. A rendition that cannot be made (a corrupt or animated
+//! original) does not stop publishing: it is logged once and the original is sent.
+//! Decoding and resizing are `media`'s; where files live is the store's.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+
+use playlists::catalogue::CatalogueIndex;
+use playlists::wire::WireRendition;
+use playlists::{Catalogue, Creative, Fit, MediaKind, Screen, Sha256};
+use rayon::prelude::*;
+
+use crate::store::{rendition_key, Store, StoreError, StoredRendition};
+
+/// Why one rendition was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum RenditionError {
+    #[error(transparent)]
+    Media(#[from] media::MediaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("rendition file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the rendition's hash {0:?} is not a SHA-256")]
+    Hash(String),
+}
+
+/// What `screen` downloads for `creative` when it is not the original: the rendition to
+/// make (its size and fit), or `None` to send the original. A still gets one at the
+/// screen's resolution unless the original already has it, or has the screen's aspect
+/// ratio and is no larger (the kiosk scales it up as well as a rendition would, and the
+/// download would only grow). Video and animations (refused by `media` as they are made)
+/// are sent as they are until the transcoder takes them.
+pub fn rendition_for(
+    kind: MediaKind,
+    creative: &Creative,
+    screen: &Screen,
+) -> Option<media::RenditionSpec> {
+    let no_larger = creative.width <= screen.width && creative.height <= screen.height;
+    let keep = no_larger && creative.aspect_matches(screen);
+    match kind {
+        MediaKind::Video => None,
+        MediaKind::Image => (!keep).then_some(media::RenditionSpec {
+            width: screen.width,
+            height: screen.height,
+            fit: match creative.fit {
+                Fit::Contain { background } => media::Fit::Contain { background },
+                Fit::Cover => media::Fit::Cover,
+            },
+        }),
+    }
+}
+
+/// The index key of `creative`'s rendition for `spec`.
+fn key_of(creative: &Creative, spec: &media::RenditionSpec) -> String {
+    rendition_key(
+        creative.sha256.as_str(),
+        spec.width,
+        spec.height,
+        creative.fit.name(),
+        creative.fit.background_hex().as_deref(),
+    )
+}
+
+/// The renditions known for one round of documents.
+#[derive(Debug, Default)]
+pub struct RenditionMap {
+    made: HashMap<String, StoredRendition>,
+}
+
+impl RenditionMap {
+    /// The rendition `screen`'s document names for `creative`, if one was made.
+    pub fn wire(&self, creative: &Creative, screen: &Screen) -> Option<WireRendition> {
+        let spec = rendition_for(creative.kind, creative, screen)?;
+        let r = self.made.get(&key_of(creative, &spec))?;
+        Some(WireRendition {
+            sha256: r.sha256.clone(),
+            bytes: r.bytes,
+            width: r.width,
+            height: r.height,
+            url: format!("/media/{}", r.sha256),
+        })
+    }
+}
+
+/// Makes renditions and remembers, for the life of the process, those that cannot be
+/// made, so a corrupt original is tried (and logged) once, not at every publish.
+#[derive(Debug, Default)]
+pub struct Renditions {
+    failed: Mutex<HashSet<String>>,
+}
+
+impl Renditions {
+    /// Makes what the documents of `screens` (every screen when `None`) need and the store
+    /// lacks, and returns every rendition they name. Only a store that cannot be read
+    /// fails it; a rendition that cannot be made is left out (its original is sent).
+    pub fn prepare(
+        &self,
+        store: &dyn Store,
+        catalogue: &Catalogue,
+        screens: Option<&BTreeSet<String>>,
+    ) -> Result<RenditionMap, StoreError> {
+        let index = CatalogueIndex::new(catalogue);
+        let ids: Vec<&str> = match screens {
+            Some(set) => set.iter().map(String::as_str).collect(),
+            None => catalogue.screens.iter().map(|s| s.id.as_str()).collect(),
+        };
+        let mut wanted: BTreeMap<String, (Creative, media::RenditionSpec)> = BTreeMap::new();
+        for id in ids {
+            let Some(schedule) = index.schedule_for(id) else {
+                continue;
+            };
+            for c in &schedule.creatives {
+                if !c.fits(&schedule.screen) {
+                    continue;
+                }
+                if let Some(spec) = rendition_for(c.kind, c, &schedule.screen) {
+                    wanted
+                        .entry(key_of(c, &spec))
+                        .or_insert_with(|| (c.clone(), spec));
+                }
+            }
+        }
+        let mut map = RenditionMap::default();
+        let mut missing = Vec::new();
+        let failed = self.failed.lock().map(|f| f.clone()).unwrap_or_default();
+        for (key, (creative, spec)) in wanted {
+            match store.rendition(&key)? {
+                Some(r) if store.media_path(&sha(&r.sha256)?).exists() => {
+                    map.made.insert(key, r);
+                }
+                _ if failed.contains(&key) => {}
+                _ => missing.push((key, creative, spec)),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(map);
+        }
+        let started = std::time::Instant::now();
+        let results: Vec<_> = missing
+            .par_iter()
+            .map(|(key, creative, spec)| (key, creative, make(store, creative, spec)))
+            .collect();
+        let (mut made, mut failures) = (0, 0);
+        for (key, creative, result) in results {
+            match result {
+                Ok(r) => {
+                    made += 1;
+                    map.made.insert(key.clone(), r);
+                }
+                Err(e) => {
+                    failures += 1;
+                    if matches!(e, RenditionError::Media(media::MediaError::Animated)) {
+                        tracing::info!(creative = %creative.id, "animated: sent as its original");
+                    } else {
+                        tracing::warn!(creative = %creative.id, rendition = %key, error = %e, "rendition not made; the original is sent");
+                    }
+                    if let Ok(mut f) = self.failed.lock() {
+                        f.insert(key.clone());
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            made,
+            failures,
+            ms = started.elapsed().as_millis() as u64,
+            "renditions made"
+        );
+        Ok(map)
+    }
+}
+
+fn sha(hex: &str) -> Result<Sha256, StoreError> {
+    Sha256::parse(hex).map_err(|e| StoreError::Corrupt {
+        what: "rendition index".into(),
+        problem: e.to_string(),
+    })
+}
+
+/// Makes one rendition: written in the upload directory, moved into the media under its
+/// hash, then indexed (so the index never names a file that is not there).
+fn make(
+    store: &dyn Store,
+    creative: &Creative,
+    spec: &media::RenditionSpec,
+) -> Result<StoredRendition, RenditionError> {
+    let temp = tempfile::NamedTempFile::new_in(store.upload_dir())?.into_temp_path();
+    let source = store.media_path(&creative.sha256);
+    let measured = media::still_rendition(&source, spec, &media::Limits::default(), &temp)?;
+    let sha256 = Sha256::parse(&measured.sha256)
+        .map_err(|_| RenditionError::Hash(measured.sha256.clone()))?;
+    let kept = temp.keep().map_err(|e| e.error)?;
+    store.adopt_media(&sha256, &kept)?;
+    let r = StoredRendition {
+        source: creative.sha256.to_string(),
+        width: measured.width,
+        height: measured.height,
+        fit: creative.fit.name().to_owned(),
+        background: creative.fit.background_hex(),
+        sha256: measured.sha256,
+        bytes: measured.bytes,
+    };
+    store.put_rendition(&r)?;
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use playlists::{CreativeId, ScreenId, VenueId};
+
+    fn screen(width: u32, height: u32) -> Screen {
+        Screen {
+            id: ScreenId::parse("s").unwrap(),
+            venue: VenueId::parse("v").unwrap(),
+            width,
+            height,
+            slot_seconds: 15,
+        }
+    }
+
+    fn creative(kind: MediaKind, width: u32, height: u32, fit: Fit) -> Creative {
+        Creative {
+            id: CreativeId::parse("c").unwrap(),
+            kind,
+            sha256: Sha256::of(b"c"),
+            bytes: 1,
+            width,
+            height,
+            duration_seconds: 10,
+            title: String::new(),
+            fit,
+            any_aspect: true,
+        }
+    }
+
+    /// `(creative size, screen size)` -> the rendition's size, or `None` for the original.
+    fn check(kind: MediaKind, c: (u32, u32), s: (u32, u32), expect: Option<(u32, u32)>) {
+        let got = rendition_for(
+            kind,
+            &creative(kind, c.0, c.1, Fit::Cover),
+            &screen(s.0, s.1),
+        );
+        assert_eq!(got.map(|r| (r.width, r.height)), expect, "{c:?} on {s:?}");
+    }
+
+    #[test]
+    fn stills_get_the_screens_size_unless_they_have_it_or_are_smaller_alike() {
+        let image = MediaKind::Image;
+        check(image, (3840, 2160), (1920, 1080), Some((1920, 1080)));
+        check(image, (3840, 2160), (1080, 1920), Some((1080, 1920)));
+        check(image, (1920, 1080), (1920, 1080), None);
+        check(image, (1920, 1080), (3840, 2160), None);
+        // Smaller but of another aspect: padded or cropped to the screen.
+        check(image, (1920, 1080), (1920, 1200), Some((1920, 1200)));
+        check(MediaKind::Video, (3840, 2160), (1920, 1080), None);
+    }
+
+    #[test]
+    fn the_fit_follows_the_creative() {
+        let red = Fit::Contain {
+            background: [255, 0, 0],
+        };
+        let c = creative(MediaKind::Image, 100, 100, red);
+        let spec = rendition_for(c.kind, &c, &screen(50, 20)).unwrap();
+        assert_eq!(
+            spec.fit,
+            media::Fit::Contain {
+                background: [255, 0, 0]
+            }
+        );
+        assert!(key_of(&c, &spec).ends_with("/50x20/fit/#ff0000"));
+        let c = creative(MediaKind::Image, 100, 100, Fit::Cover);
+        let spec = rendition_for(c.kind, &c, &screen(50, 20)).unwrap();
+        assert_eq!(spec.fit, media::Fit::Cover);
+        assert!(key_of(&c, &spec).ends_with("/50x20/fill"));
+    }
+}

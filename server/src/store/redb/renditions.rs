@@ -1,0 +1,97 @@
+//! The `renditions` table: the index of renditions made, keyed by
+//! [`rendition_key`](crate::store::rendition_key) (source SHA-256 first, so one original's
+//! renditions are one key range). The files themselves are media like any other.
+
+use redb::{ReadableDatabase, TableDefinition};
+
+use super::{decode, encode, RedbStore};
+use crate::store::{RenditionStore, StoreError, StoredRendition};
+
+pub(super) const RENDITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("renditions");
+
+impl RenditionStore for RedbStore {
+    fn rendition(&self, key: &str) -> Result<Option<StoredRendition>, StoreError> {
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(RENDITIONS)?;
+            t.get(key)?
+                .map(|v| decode(|| format!("rendition {key}"), v.value()))
+                .transpose()
+        })
+    }
+
+    fn put_rendition(&self, rendition: &StoredRendition) -> Result<(), StoreError> {
+        self.guarded(|| {
+            let tx = self.db.begin_write()?;
+            tx.open_table(RENDITIONS)?
+                .insert(rendition.key().as_str(), encode(rendition).as_slice())?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn renditions_of(&self, source: &str) -> Result<Vec<StoredRendition>, StoreError> {
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(RENDITIONS)?;
+            // Keys are `{source}/…`; '0' follows '/' in ASCII.
+            let (from, to) = (format!("{source}/"), format!("{source}0"));
+            let mut out = Vec::new();
+            for row in t.range(from.as_str()..to.as_str())? {
+                let (k, v) = row?;
+                out.push(decode(|| format!("rendition {}", k.value()), v.value())?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OpenMode;
+
+    fn rendition(source: &str, width: u32, fit: &str) -> StoredRendition {
+        StoredRendition {
+            source: source.into(),
+            width,
+            height: 100,
+            fit: fit.into(),
+            background: (fit == "fit").then(|| "#000000".into()),
+            sha256: format!("{width:064x}"),
+            bytes: u64::from(width),
+        }
+    }
+
+    #[test]
+    fn kept_by_source_size_and_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), OpenMode::Create).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let made = [
+            rendition(&a, 10, "fit"),
+            rendition(&a, 20, "fill"),
+            rendition(&b, 30, "fit"),
+        ];
+        for r in &made {
+            store.put_rendition(r).unwrap();
+        }
+        assert_eq!(
+            store.rendition(&made[1].key()).unwrap(),
+            Some(made[1].clone())
+        );
+        assert_eq!(
+            store.rendition(&rendition(&a, 20, "fit").key()).unwrap(),
+            None
+        );
+        assert_eq!(store.renditions_of(&a).unwrap(), made[..2].to_vec());
+        assert_eq!(store.renditions_of(&b).unwrap(), made[2..].to_vec());
+        drop(store);
+        let store = RedbStore::open(dir.path(), OpenMode::Existing).unwrap();
+        assert_eq!(
+            store.renditions_of(&a).unwrap().len(),
+            2,
+            "kept across opens"
+        );
+    }
+}
