@@ -77,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         from,
         TimeDelta::hours(24 * 30),
         from,
+        &server::renditions::RenditionMap::default(),
     )?;
     let schedules = server::plan::schedules(&catalogue, &[])?;
     println!(

@@ -74,7 +74,7 @@ pub struct Shared {
     /// Where uploads with a progress token are.
     pub upload_progress: crate::ingest::ProgressBoard,
     /// Makes the renditions documents name; remembers those that cannot be made.
-    pub renditions: crate::renditions::Renditions,
+    pub renditions: Arc<crate::renditions::Renditions>,
 }
 
 /// The broker and HTTP addresses written into agent configs.
@@ -355,7 +355,7 @@ pub async fn start_with(
         metrics: crate::telemetry::Metrics::new(),
         media: options.media,
         upload_progress: crate::ingest::ProgressBoard::default(),
-        renditions: crate::renditions::Renditions::default(),
+        renditions: Arc::default(),
     });
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
@@ -366,6 +366,19 @@ pub async fn start_with(
     };
     tracker.spawn(crate::fleet::status_worker(shared.clone(), status_rx));
     tracker.spawn(healer(publisher.clone(), shutdown.clone()));
+    {
+        let p = publisher.clone();
+        tracker.spawn(crate::renditions::video_worker(
+            shared.renditions.clone(),
+            shared.store.clone(),
+            shared.media.gate.clone(),
+            move |screens| {
+                let p = p.clone();
+                async move { p.schedules(Some(screens), false).await }
+            },
+            shutdown.clone(),
+        ));
+    }
 
     tracker.spawn(publisher_task(
         shared.clone(),

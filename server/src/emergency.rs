@@ -24,6 +24,7 @@ use playlists::wire::{Command, CommandAction, Keypair, MAX_SMALL_BYTES, VERSION}
 use playlists::{CampaignId, Catalogue, ScreenId};
 
 use crate::catalogue::{CatalogueError, CatalogueService};
+use crate::renditions::RenditionMap;
 use crate::store::{Entity, PendingConfirmation, StoreError, StoredEmergency};
 
 /// How long a start or end command is valid for: enough for a reconnecting agent to get
@@ -156,6 +157,12 @@ pub struct Request<'a> {
     pub now: DateTime<Utc>,
     /// How long a second operator has to confirm a start; `None`: no confirmation.
     pub confirm_within: Option<TimeDelta>,
+    /// Where the renditions already made are found, so commands name each screen's as its
+    /// documents do; `None`: commands name the originals.
+    pub renditions: Option<(
+        &'a crate::renditions::Renditions,
+        &'a dyn crate::store::Store,
+    )>,
 }
 
 /// Checks and stores a new emergency; returns the commands to send.
@@ -217,7 +224,7 @@ pub fn start(r: Request<'_>, req: StartRequest) -> Result<Announcement, Emergenc
             pending: None,
             ..emergency.clone()
         }));
-        let signed = start_commands(r.key, &playing, &emergency)?;
+        let signed = start_commands(r.key, &playing, &emergency, r.renditions)?;
         snapshot.put(Entity::Emergency(emergency.clone()));
         if emergency.pending.is_none() {
             commands = signed;
@@ -238,11 +245,22 @@ fn start_commands(
     key: &Keypair,
     snapshot: &crate::store::Snapshot,
     emergency: &StoredEmergency,
+    renditions: Option<(&crate::renditions::Renditions, &dyn crate::store::Store)>,
 ) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
     let with =
         crate::catalogue::build(snapshot).map_err(|e| EmergencyError::Invalid(e.to_string()))?;
     let targeted = targeted_screens(&with, emergency)?;
-    sealed_commands(key, &with, &targeted, &emergency.id, |body| {
+    let map = match renditions {
+        Some((r, store)) => {
+            let screens = targeted.iter().map(|s| s.to_string()).collect();
+            r.known(store, &with, &screens).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "renditions unreadable: commands name the originals");
+                RenditionMap::default()
+            })
+        }
+        None => RenditionMap::default(),
+    };
+    sealed_commands(key, &with, &targeted, &emergency.id, &map, |body| {
         let campaign = body
             .campaigns
             .iter()
@@ -296,7 +314,7 @@ pub fn confirm(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError>
             ..e
         };
         snapshot.put(Entity::Emergency(emergency.clone()));
-        commands = start_commands(r.key, snapshot, &emergency)?;
+        commands = start_commands(r.key, snapshot, &emergency, r.renditions)?;
         confirmed = Some(emergency);
         Ok(())
     })?;
@@ -337,7 +355,8 @@ pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
         let with = crate::catalogue::build(snapshot)
             .map_err(|e| EmergencyError::Invalid(e.to_string()))?;
         let targeted = targeted_screens(&with, &emergency)?;
-        commands = sealed_commands(r.key, &with, &targeted, &emergency.id, |_| {
+        let none = RenditionMap::default();
+        commands = sealed_commands(r.key, &with, &targeted, &emergency.id, &none, |_| {
             Some(CommandAction::EmergencyEnd {
                 campaign_id: emergency.id.clone(),
                 ends_at: emergency.end,
@@ -405,6 +424,7 @@ fn sealed_commands(
     catalogue: &Catalogue,
     screens: &[ScreenId],
     id: &str,
+    renditions: &RenditionMap,
     action: impl Fn(&ScheduleBody) -> Option<CommandAction>,
 ) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
     let issued_at = Utc::now();
@@ -413,7 +433,8 @@ fn sealed_commands(
         let Some(schedule) = catalogue.schedule_for(screen) else {
             continue;
         };
-        let body = ScheduleBody::from_schedule(&schedule);
+        let body =
+            ScheduleBody::from_schedule_with(&schedule, |c| renditions.wire(c, &schedule.screen));
         let Some(action) = action(&body) else {
             continue;
         };
@@ -474,6 +495,7 @@ mod tests {
             author: who,
             now,
             confirm_within: Some(minutes(10)),
+            renditions: None,
         };
         let req = |id: &str| StartRequest {
             id: id.into(),

@@ -1,15 +1,21 @@
 //! Renditions per screen: before the publisher builds the documents of some screens, it
-//! makes the renditions those documents need and are missing (stills only; in parallel
-//! on rayon's pool; each once, kept in the media and indexed in the store), then names in
+//! makes the still renditions those documents need and are missing (in parallel on
+//! rayon's pool; each once, kept in the media and indexed in the store), then names in
 //! each screen's document the rendition that screen downloads.
 //!
-//! [`rendition_for`] decides what a screen gets for a creative: the seam where video
-//! transcoding will plug in. A rendition that cannot be made (a corrupt or animated
-//! original) does not stop publishing: it is logged once and the original is sent.
-//! Decoding and resizing are `media`'s; where files live is the store's.
+//! [`rendition_for`] decides what a screen gets for a creative. A video larger than its
+//! screen is transcoded down to it, which takes seconds to minutes: publishing does not
+//! wait for it. The rendition is queued for [`video_worker`]; until it is made the
+//! screens get the (gated) original, and once it is made their documents are rebuilt to
+//! name it. A rendition that cannot be made (a corrupt or animated original) does not stop
+//! publishing: it is logged once and the original is sent. Decoding, resizing and
+//! transcoding are `media`'s; where files live is the store's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use playlists::catalogue::CatalogueIndex;
 use playlists::wire::WireRendition;
@@ -45,7 +51,15 @@ pub fn rendition_for(
     let no_larger = creative.width <= screen.width && creative.height <= screen.height;
     let keep = no_larger && creative.aspect_matches(screen);
     match kind {
-        MediaKind::Video => None,
+        // Scaled down to fit inside the screen (its aspect kept: a kiosk's player
+        // letterboxes video), never up.
+        MediaKind::Video => (!no_larger).then_some(media::RenditionSpec {
+            width: screen.width,
+            height: screen.height,
+            fit: media::Fit::Contain {
+                background: [0, 0, 0],
+            },
+        }),
         MediaKind::Image => (!keep).then_some(media::RenditionSpec {
             width: screen.width,
             height: screen.height,
@@ -94,6 +108,24 @@ impl RenditionMap {
 #[derive(Debug, Default)]
 pub struct Renditions {
     failed: Mutex<HashSet<String>>,
+    videos: Mutex<VideoQueue>,
+    wake: Notify,
+}
+
+/// Video renditions waiting for [`video_worker`]: by index key, what to make and the
+/// screens whose documents name it once made; and the one being made.
+#[derive(Debug, Default)]
+struct VideoQueue {
+    waiting: BTreeMap<String, Job>,
+    making: Option<String>,
+}
+
+/// A rendition to make, and the screens whose documents name it.
+#[derive(Debug, Clone)]
+struct Job {
+    creative: Creative,
+    spec: media::RenditionSpec,
+    screens: BTreeSet<String>,
 }
 
 impl Renditions {
@@ -106,37 +138,18 @@ impl Renditions {
         catalogue: &Catalogue,
         screens: Option<&BTreeSet<String>>,
     ) -> Result<RenditionMap, StoreError> {
-        let index = CatalogueIndex::new(catalogue);
-        let ids: Vec<&str> = match screens {
-            Some(set) => set.iter().map(String::as_str).collect(),
-            None => catalogue.screens.iter().map(|s| s.id.as_str()).collect(),
-        };
-        let mut wanted: BTreeMap<String, (Creative, media::RenditionSpec)> = BTreeMap::new();
-        for id in ids {
-            let Some(schedule) = index.schedule_for(id) else {
-                continue;
-            };
-            for c in &schedule.creatives {
-                if !c.fits(&schedule.screen) {
-                    continue;
-                }
-                if let Some(spec) = rendition_for(c.kind, c, &schedule.screen) {
-                    wanted
-                        .entry(key_of(c, &spec))
-                        .or_insert_with(|| (c.clone(), spec));
-                }
-            }
-        }
+        let wanted = wanted(catalogue, screens);
         let mut map = RenditionMap::default();
         let mut missing = Vec::new();
         let failed = self.failed.lock().map(|f| f.clone()).unwrap_or_default();
-        for (key, (creative, spec)) in wanted {
+        for (key, job) in wanted {
             match store.rendition(&key)? {
                 Some(r) if store.media_path(&sha(&r.sha256)?).exists() => {
                     map.made.insert(key, r);
                 }
                 _ if failed.contains(&key) => {}
-                _ => missing.push((key, creative, spec)),
+                _ if job.creative.kind == MediaKind::Video => self.queue_video(key, job),
+                _ => missing.push((key, job.creative, job.spec)),
             }
         }
         if missing.is_empty() {
@@ -177,6 +190,162 @@ impl Renditions {
     }
 }
 
+/// The renditions the documents of `screens` (every screen when `None`) name, by index
+/// key, with the screens naming each.
+fn wanted(catalogue: &Catalogue, screens: Option<&BTreeSet<String>>) -> BTreeMap<String, Job> {
+    let index = CatalogueIndex::new(catalogue);
+    let ids: Vec<&str> = match screens {
+        Some(set) => set.iter().map(String::as_str).collect(),
+        None => catalogue.screens.iter().map(|s| s.id.as_str()).collect(),
+    };
+    let mut wanted: BTreeMap<String, Job> = BTreeMap::new();
+    for id in ids {
+        let Some(schedule) = index.schedule_for(id) else {
+            continue;
+        };
+        for c in &schedule.creatives {
+            if !c.fits(&schedule.screen) {
+                continue;
+            }
+            if let Some(spec) = rendition_for(c.kind, c, &schedule.screen) {
+                wanted
+                    .entry(key_of(c, &spec))
+                    .or_insert_with(|| Job {
+                        creative: c.clone(),
+                        spec,
+                        screens: BTreeSet::new(),
+                    })
+                    .screens
+                    .insert(id.to_owned());
+            }
+        }
+    }
+    wanted
+}
+
+impl Renditions {
+    /// Those of the renditions the documents of `screens` name that are made already;
+    /// nothing is made or queued (for emergency commands, which must not wait).
+    pub fn known(
+        &self,
+        store: &dyn Store,
+        catalogue: &Catalogue,
+        screens: &BTreeSet<String>,
+    ) -> Result<RenditionMap, StoreError> {
+        let mut map = RenditionMap::default();
+        for key in wanted(catalogue, Some(screens)).into_keys() {
+            if let Some(r) = store.rendition(&key)? {
+                if store.media_path(&sha(&r.sha256)?).exists() {
+                    map.made.insert(key, r);
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// Queues a video rendition for [`video_worker`] (once: a queued one gains screens).
+    fn queue_video(&self, key: String, job: Job) {
+        let Ok(mut q) = self.videos.lock() else {
+            return;
+        };
+        if q.making.as_deref() == Some(key.as_str()) {
+            return;
+        }
+        q.waiting
+            .entry(key)
+            .and_modify(|j| j.screens.extend(job.screens.iter().cloned()))
+            .or_insert(job);
+        drop(q);
+        self.wake.notify_one();
+    }
+
+    /// The next video rendition to make, marked as being made.
+    fn next_video(&self) -> Option<(String, Job)> {
+        let mut q = self.videos.lock().ok()?;
+        let (key, job) = q.waiting.pop_first()?;
+        q.making = Some(key.clone());
+        Some((key, job))
+    }
+
+    fn video_done(&self, key: &str, failed: bool) {
+        if let Ok(mut q) = self.videos.lock() {
+            q.making = None;
+        }
+        if failed {
+            if let Ok(mut f) = self.failed.lock() {
+                f.insert(key.to_owned());
+            }
+        }
+    }
+}
+
+/// Makes queued video renditions one at a time, off the runtime, and asks for the
+/// documents of the screens that name each to be rebuilt once it is made (through
+/// `republish`, the publisher). Runs until `shutdown`.
+pub async fn video_worker<F, Fut>(
+    renditions: Arc<Renditions>,
+    store: Arc<dyn Store>,
+    gate: media::VideoGate,
+    republish: F,
+    shutdown: CancellationToken,
+) where
+    F: Fn(BTreeSet<String>) -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    loop {
+        let next = renditions.next_video();
+        let Some((key, job)) = next else {
+            tokio::select! {
+                _ = renditions.wake.notified() => continue,
+                _ = shutdown.cancelled() => return,
+            }
+        };
+        let started = std::time::Instant::now();
+        let (s, g, j) = (store.clone(), gate.clone(), job.clone());
+        let made =
+            tokio::task::spawn_blocking(move || make_video(&*s, &j.creative, &j.spec, g)).await;
+        match made {
+            Ok(Ok(r)) => {
+                renditions.video_done(&key, false);
+                tracing::info!(creative = %job.creative.id, rendition = %key, width = r.width, height = r.height,
+                    ms = started.elapsed().as_millis() as u64, screens = job.screens.len(), "video rendition made");
+                republish(job.screens).await;
+            }
+            Ok(Err(e)) => {
+                renditions.video_done(&key, true);
+                tracing::warn!(creative = %job.creative.id, rendition = %key, error = %e, "video rendition not made; the original is sent");
+            }
+            Err(e) => {
+                renditions.video_done(&key, true);
+                tracing::error!(rendition = %key, error = %e, "video rendition task failed");
+            }
+        }
+    }
+}
+
+/// Transcodes one video rendition into the gate, scaled down to fit the spec's frame.
+fn make_video(
+    store: &dyn Store,
+    creative: &Creative,
+    spec: &media::RenditionSpec,
+    gate: media::VideoGate,
+) -> Result<StoredRendition, RenditionError> {
+    let temp = tempfile::Builder::new()
+        .suffix(".mp4")
+        .tempfile_in(store.upload_dir())?
+        .into_temp_path();
+    let source = store.media_path(&creative.sha256);
+    let transcode = media::TranscodeSpec {
+        max_width: spec.width.min(gate.max_width),
+        max_height: spec.height.min(gate.max_height),
+        loudness: None,
+        ..media::TranscodeSpec::for_gate(gate)
+    };
+    media::transcode(&source, &temp, &transcode, &mut |_| {})?;
+    let measured = media::probe_file(&temp, &media::Limits::default())?;
+    keep(store, creative, temp, measured)
+}
+
 fn sha(hex: &str) -> Result<Sha256, StoreError> {
     Sha256::parse(hex).map_err(|e| StoreError::Corrupt {
         what: "rendition index".into(),
@@ -194,6 +363,16 @@ fn make(
     let temp = tempfile::NamedTempFile::new_in(store.upload_dir())?.into_temp_path();
     let source = store.media_path(&creative.sha256);
     let measured = media::still_rendition(&source, spec, &media::Limits::default(), &temp)?;
+    keep(store, creative, temp, measured)
+}
+
+/// Moves a made rendition into the media under its hash, then indexes it.
+fn keep(
+    store: &dyn Store,
+    creative: &Creative,
+    temp: tempfile::TempPath,
+    measured: media::Measured,
+) -> Result<StoredRendition, RenditionError> {
     let sha256 = Sha256::parse(&measured.sha256)
         .map_err(|_| RenditionError::Hash(measured.sha256.clone()))?;
     let kept = temp.keep().map_err(|e| e.error)?;
@@ -260,7 +439,15 @@ mod tests {
         check(image, (1920, 1080), (3840, 2160), None);
         // Smaller but of another aspect: padded or cropped to the screen.
         check(image, (1920, 1080), (1920, 1200), Some((1920, 1200)));
-        check(MediaKind::Video, (3840, 2160), (1920, 1080), None);
+    }
+
+    #[test]
+    fn videos_are_scaled_down_to_smaller_screens_only() {
+        let video = MediaKind::Video;
+        check(video, (1920, 1080), (1280, 720), Some((1280, 720)));
+        check(video, (1920, 1080), (1080, 1920), Some((1080, 1920)));
+        check(video, (1920, 1080), (1920, 1080), None);
+        check(video, (1280, 720), (1920, 1080), None);
     }
 
     #[test]

@@ -8,12 +8,15 @@
 //! - each agent's cache holds its own rendition, not the other's and not the 4K original;
 //! - the plays of the campaign in the ledger name the creative, its original hash and the
 //!   rendition's hash as the file played, and `audit verify` finds no problem;
+//! - an emergency with the same creative plays the portrait screen's rendition too (its
+//!   command names it), never downloading the original;
 //! - an original that cannot be rendered is published as it is.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::multipart::{Form, Part};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use server::app::Options;
 use server::clock::ServerClock;
@@ -222,6 +225,83 @@ async fn each_screen_downloads_and_plays_its_own_rendition() {
             );
         }
     }
+    // An emergency with the same creative on the portrait screen: its command names the
+    // screen's rendition as its documents do, so the takeover plays it too.
+    let port: u16 = env
+        .mqtt_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let mut options = MqttOptions::new("rend-test-watcher", "127.0.0.1", port);
+    let (user, secret) = env.server_login();
+    options.set_credentials(user, secret);
+    let (watcher, mut events) = AsyncClient::new(options, 64);
+    watcher
+        .subscribe(
+            format!("signage/v1/screens/{PORTRAIT}/command"),
+            QoS::AtLeastOnce,
+        )
+        .await
+        .expect("subscribe");
+    let (command_tx, mut command_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut subscribed = false;
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    let _ = command_tx.send(None);
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let _ = command_tx.send(Some(p.payload.to_vec()));
+                }
+                _ => {}
+            }
+        }
+    });
+    while !subscribed {
+        subscribed = command_rx.recv().await.expect("the watcher").is_none();
+    }
+    let (status, body) = call(
+        http.post(format!("{base}/emergencies"))
+            .bearer_auth(&admin)
+            .json(
+                &json!({"id": "rend-alert", "name": "Alert", "creatives": [CREATIVE],
+                          "target": {"screens": [PORTRAIT]}}),
+            ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let alert_plays = || {
+        screen_plays(&*env.handle.shared.ledger, PORTRAIT)
+            .into_iter()
+            .filter(|r| r.campaign_id == "rend-alert")
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        "the portrait agent to play the emergency",
+        Duration::from_secs(120),
+        || !alert_plays().is_empty(),
+        || portrait_agent.log_tail(),
+    )
+    .await;
+    for r in alert_plays() {
+        assert_eq!(
+            r.media_sha256.as_deref(),
+            Some(portrait_sha.as_str()),
+            "{r:?}"
+        );
+    }
+    let command = tokio::time::timeout(Duration::from_secs(10), command_rx.recv())
+        .await
+        .expect("the emergency's command on the broker")
+        .flatten()
+        .expect("a command");
+    let text = String::from_utf8_lossy(&command);
+    assert!(
+        text.contains("rend-alert") && text.contains(&portrait_sha),
+        "the command names the portrait rendition: {text}"
+    );
     landscape.terminate().await;
     portrait_agent.terminate().await;
 

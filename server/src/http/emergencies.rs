@@ -240,6 +240,7 @@ async fn change(
             author: &author,
             now: s.clock.now(),
             confirm_within: s.emergency_confirm,
+            renditions: Some((&*s.renditions, &*s.store)),
         })
         .map_err(naming_the_field)
     })
