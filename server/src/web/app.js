@@ -36,9 +36,12 @@ function menu() {
     .map(p => el('a', {href: `#/${p.path}`, dataset: {path: p.path}, text: t(p.title)})));
 }
 
+/** A navigation: the page of the new address. */
+const onHash = () => route();
+
 function showLogin(message) {
   session.user = null;
-  window.removeEventListener('hashchange', route);
+  window.removeEventListener('hashchange', onHash);
   $('#main').replaceChildren();
   $('#app').hidden = true;
   $('#login-page').hidden = false;
@@ -52,8 +55,8 @@ async function showApp(user) {
   $('#login-page').hidden = true;
   $('#app').hidden = false;
   menu();
-  window.addEventListener('hashchange', route);
-  await route();
+  window.addEventListener('hashchange', onHash);
+  await route(true);
 }
 
 setLoggedOutHandler(showLogin);
@@ -84,7 +87,7 @@ $('#logout').addEventListener('click', async () => {
 $('#lang').addEventListener('click', () => {
   setLang(lang.current === 'zh' ? 'en' : 'zh');
   translateShell();
-  if (session.user) { $('#user').textContent = t('logged in as', {name: session.user.name, roles: session.user.roles.join(', ')}); menu(); route(); }
+  if (session.user) { $('#user').textContent = t('logged in as', {name: session.user.name, roles: session.user.roles.join(', ')}); menu(); route(true); }
 });
 
 setLang(lang.current);

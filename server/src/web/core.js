@@ -235,8 +235,13 @@ export function pages() { return routes; }
 
 let cleanup = null;
 
-/** Shows the page for the current `#/path`. */
-export async function route() {
+/** Shows the page for the current `#/path`. A second call for the address already shown
+ * (or being shown) does nothing unless `force` (a new login, another language): a login's
+ * redirect and a navigation can both announce one address, and rendering it twice would
+ * replace a page under the user's hands. */
+export async function route(force = false) {
+  if (!force && location.hash === routed) return;
+  routed = location.hash;
   if (typeof cleanup === 'function') { try { cleanup(); } catch (_) { /* page gone */ } }
   cleanup = null;
   const main = $('#main');
@@ -274,6 +279,7 @@ export async function route() {
 }
 
 let shown = 0;
+let routed = null;
 
 /** Where a user lands: the home page of their first role in this order, else the first
  * page of the menu. */
