@@ -65,6 +65,11 @@ const TABLE: &[(&str, &str, &[&str])] = &[
         "/api/v1/creatives/{id}/thumbnail",
         &[STAFF, APPROVER],
     ),
+    (
+        "get",
+        "/api/v1/creatives/{id}/renditions",
+        &[STAFF, APPROVER],
+    ),
     ("post", "/api/v1/creatives/{id}/retire", &[STAFF]),
     ("post", "/api/v1/creatives/{id}/submit", &[STAFF]),
     ("post", "/api/v1/creatives/{id}/approve", &[APPROVER]),
