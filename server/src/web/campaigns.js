@@ -493,7 +493,9 @@ async function editor(main, params) {
     const c = read();
     const saved = isNew && !form.dataset.saved ? await send('POST', '/campaigns', c) : await send('PUT', `/campaigns/${enc(c.id)}`, c);
     form.dataset.saved = saved.spec.id;
-    showState(saved);
+    // A new campaign's page is replaced by the saved campaign's (`outcome` goes there):
+    // its state shows there, not on a page about to go.
+    if (!isNew) showState(saved);
     return saved;
   };
   const outcome = async (what, done) => {
