@@ -451,6 +451,11 @@ fn interval(rate: Rational, time_base: Rational) -> Option<i64> {
 /// as uploads and only the `file` protocol, so a container cannot make
 /// FFmpeg open anything else.
 pub(crate) fn open_path(path: &std::path::Path) -> Result<Input, MediaError> {
+    // A file that cannot be read is said so, not blamed on its container.
+    std::fs::File::open(path).map_err(|source| MediaError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     init()?;
     let mut options = ffmpeg::Dictionary::new();
     options.set("format_whitelist", DEMUXERS);

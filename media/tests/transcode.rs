@@ -350,6 +350,13 @@ fn bad_input_is_an_error_not_a_panic() {
     let missing = dir.path().join("missing.webm");
     assert!(inspect(&missing, &gate).is_err());
     assert!(measure_loudness(&missing).is_err());
+    let said = transcode(&missing, &out, &spec, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        said.contains("cannot read") && said.contains("missing.webm"),
+        "a missing file is named as unreadable, not as a corrupt video: {said}"
+    );
     // A still is not a video: no video stream to gate.
     let png = dir.path().join("still.png");
     image::RgbImage::new(8, 8).save(&png).unwrap();
