@@ -48,6 +48,10 @@ st run "$base/api/v1/openapi.json" \
   --request-timeout 60 \
   --suppress-health-check too_slow,filter_too_much \
   --report junit --report-dir "${API_FUZZ_REPORT_DIR:-target/schemathesis}" || status=$?
+if [ "$status" -ne 0 ] && grep -q " ERROR " "$work/serve.log"; then
+  echo "the server logged these errors during the run:" >&2
+  grep -A3 " ERROR " "$work/serve.log" | tail -40 >&2
+fi
 if grep -q "panicked" "$work/serve.log"; then
   echo "the server panicked during the run:" >&2
   grep -A5 panicked "$work/serve.log" >&2

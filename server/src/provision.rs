@@ -41,6 +41,14 @@ impl Provisioned {
     }
 }
 
+/// A screen that is unknown or decommissioned gets no credentials.
+pub(crate) fn not_in_service(screen: &str) -> StoreError {
+    StoreError::NotFound {
+        entity: "screen in service",
+        id: screen.to_owned(),
+    }
+}
+
 /// Makes a key pair and the config text for `screen` (which must be a known screen).
 pub fn prepare(
     store: &dyn Store,
@@ -55,10 +63,9 @@ pub fn prepare(
         .screens
         .get(id.as_str())
         .is_some_and(|s| s.decommissioned_at.is_none());
-    anyhow::ensure!(
-        known,
-        "unknown screen {screen:?}: add it (or import a scenario that defines it) first"
-    );
+    if !known {
+        return Err(not_in_service(screen).into());
+    }
     let server = crate::keys::server_key(store.dir())?;
     let key = crate::keys::generate()?;
     let password = crate::broker_auth::new_password()?;
@@ -82,4 +89,55 @@ pub fn prepare(
         public_hex: key.public_hex(),
         broker_hash,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::catalogue::CatalogueService;
+    use crate::store::OpenMode;
+
+    #[test]
+    fn a_screen_decommissioned_after_preparing_gets_no_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), OpenMode::Create).unwrap();
+        let catalogue = CatalogueService::new(store.clone());
+        let scenario =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/beijing-role-models");
+        crate::import::import(
+            &catalogue,
+            &scenario,
+            &crate::import::ImportOptions::admin(),
+        )
+        .unwrap();
+        let screen = "bj-metro-xidan-s1";
+        let url = ("mqtt://127.0.0.1:1883", "http://127.0.0.1:8080");
+        let prepared = prepare(&*store, screen, url.0, url.1, "signage").unwrap();
+        catalogue
+            .change("admin", "gone", Utc::now(), |s| {
+                s.screens.get_mut(screen).unwrap().decommissioned_at = Some(Utc::now());
+                Ok::<_, crate::catalogue::CatalogueError>(())
+            })
+            .unwrap();
+        let err = prepared.register(&*store, Utc::now()).unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+        assert!(store
+            .screen_keys()
+            .unwrap()
+            .get(screen)
+            .is_none_or(|k| k.is_empty()));
+        assert_eq!(store.broker_login(screen).unwrap(), None);
+        // Preparing again is refused with the same typed error, not an opaque one.
+        let again = prepare(&*store, screen, url.0, url.1, "signage").unwrap_err();
+        assert!(matches!(
+            again.downcast_ref::<StoreError>(),
+            Some(StoreError::NotFound { .. })
+        ));
+        // A screen in service still gets its credentials.
+        let other = prepare(&*store, "bj-metro-xidan-s2", url.0, url.1, "signage").unwrap();
+        other.register(&*store, Utc::now()).unwrap();
+        assert!(store.broker_login("bj-metro-xidan-s2").unwrap().is_some());
+    }
 }

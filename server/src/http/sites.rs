@@ -19,7 +19,7 @@ use super::{
     PageQuery,
 };
 use crate::app::Shared;
-use crate::store::{Entity, Role, ScreenEntity, VenueEntity};
+use crate::store::{Entity, Role, ScreenEntity, StoreError, VenueEntity};
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
@@ -252,8 +252,6 @@ async fn decommission_screen(
         &caller,
         format!("screen {id} decommissioned"),
         move |s| {
-            let at = s.head;
-            let _ = at;
             let Some(screen) = s.screens.get_mut(&i) else {
                 return Err(ApiError::not_found(format!("no screen {i:?}")));
             };
@@ -324,9 +322,13 @@ async fn provision_screen(
                 "screen {id:?} is decommissioned"
             )));
         }
+        // The screen may be decommissioned meanwhile: a store error keeps its status.
         let mut prov =
             crate::provision::prepare(&*s.store, &id, &mqtt_url, &server_url, s.topics.prefix())
-                .map_err(ApiError::internal)?;
+                .map_err(|e| match e.downcast::<StoreError>() {
+                    Ok(e) => ApiError::from(e),
+                    Err(e) => ApiError::internal(e),
+                })?;
         if let Some(pem) = &s.agent_urls.server_ca_pem {
             prov.pin_ca(pem);
         }

@@ -585,6 +585,11 @@ impl KeyStore for RedbStore {
     ) -> Result<(), StoreError> {
         self.guarded(|| {
             let tx = self.db.begin_write()?;
+            // Checked in the writing transaction: a screen decommissioned since the
+            // config was prepared gets no credentials.
+            if !Self::in_service(&tx.open_table(SCREENS)?, screen)? {
+                return Err(crate::provision::not_in_service(screen));
+            }
             push_key(&tx, screen, public_hex, at)?;
             tx.commit()?;
             Ok(())
@@ -641,6 +646,11 @@ impl BrokerLoginStore for RedbStore {
     ) -> Result<(), StoreError> {
         self.guarded(|| {
             let tx = self.db.begin_write()?;
+            // Checked in the writing transaction: a screen decommissioned since the
+            // config was prepared gets no credentials.
+            if !Self::in_service(&tx.open_table(SCREENS)?, screen)? {
+                return Err(crate::provision::not_in_service(screen));
+            }
             push_key(&tx, screen, public_hex, at)?;
             tx.open_table(BROKER_LOGINS)?.insert(screen, broker_hash)?;
             tx.commit()?;
