@@ -26,6 +26,8 @@ mod location;
 pub mod postgres;
 pub mod redb;
 
+#[cfg(test)]
+mod conformance;
 
 pub use entities::{
     scenario_entities, Approval, ApprovalStatus, ApprovedCampaign, CampaignEntity, CampaignState,

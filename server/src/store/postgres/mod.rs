@@ -222,3 +222,5 @@ fn read_snapshot<T>(
     Ok(out)
 }
 
+#[cfg(test)]
+mod tests;
