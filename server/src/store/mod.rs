@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use playlists::Sha256;
 
+pub mod dump;
 mod entities;
 pub mod ledger;
 mod location;

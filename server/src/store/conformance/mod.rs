@@ -12,6 +12,7 @@ use super::{
 };
 
 mod catalogue;
+mod copy;
 mod others;
 
 /// Every component trait: what both backends implement.

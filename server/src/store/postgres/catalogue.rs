@@ -53,7 +53,7 @@ pub(super) fn append_revision(
     Ok(())
 }
 
-fn kind_of(s: &str) -> Option<EntityKind> {
+pub(super) fn kind_of(s: &str) -> Option<EntityKind> {
     [
         EntityKind::Venue,
         EntityKind::Screen,
@@ -63,6 +63,35 @@ fn kind_of(s: &str) -> Option<EntityKind> {
     ]
     .into_iter()
     .find(|k| k.as_str() == s)
+}
+
+/// A stored entity of `kind` and `id` from its JSON.
+pub(super) fn entity_of(
+    kind: EntityKind,
+    id: &str,
+    body: serde_json::Value,
+) -> Result<Entity, StoreError> {
+    let what = || format!("{} {id:?}", kind.as_str());
+    let entity = match kind {
+        EntityKind::Venue => Entity::Venue(decode(what, body)?),
+        EntityKind::Screen => Entity::Screen(decode(what, body)?),
+        EntityKind::Creative => Entity::Creative(decode(what, body)?),
+        EntityKind::Campaign => Entity::Campaign(decode(what, body)?),
+        EntityKind::Emergency => Entity::Emergency(decode(what, body)?),
+        EntityKind::User => {
+            return Err(StoreError::Corrupt {
+                what: what(),
+                problem: "a user is not a catalogue entity".into(),
+            })
+        }
+    };
+    if entity.id() != id {
+        return Err(StoreError::Corrupt {
+            what: what(),
+            problem: format!("it is stored under another id ({:?})", entity.id()),
+        });
+    }
+    Ok(entity)
 }
 
 fn read_head(tx: &mut Transaction<'_>) -> Result<u64, StoreError> {
@@ -77,33 +106,15 @@ impl CatalogueStore for PgStore {
                 head: read_head(tx)?,
                 ..Snapshot::default()
             };
-            for row in tx.query("SELECT kind, id, body FROM entities ORDER BY kind, id", &[])? {
+            for row in tx.query("SELECT kind, id, body FROM entities", &[])? {
                 let (kind, id): (String, String) = (row.get(0), row.get(1));
-                let what = || format!("{kind} {id:?}");
-                let body: serde_json::Value = row.get(2);
-                match kind_of(&kind) {
-                    Some(EntityKind::Venue) => {
-                        snapshot.venues.insert(id.clone(), decode(what, body)?);
-                    }
-                    Some(EntityKind::Screen) => {
-                        snapshot.screens.insert(id.clone(), decode(what, body)?);
-                    }
-                    Some(EntityKind::Creative) => {
-                        snapshot.creatives.insert(id.clone(), decode(what, body)?);
-                    }
-                    Some(EntityKind::Campaign) => {
-                        snapshot.campaigns.insert(id.clone(), decode(what, body)?);
-                    }
-                    Some(EntityKind::Emergency) => {
-                        snapshot.emergencies.insert(id.clone(), decode(what, body)?);
-                    }
-                    Some(EntityKind::User) | None => {
-                        return Err(StoreError::Corrupt {
-                            what: format!("entity {id:?}"),
-                            problem: format!("unknown kind {kind:?}"),
-                        })
-                    }
-                }
+                let Some(kind) = kind_of(&kind) else {
+                    return Err(StoreError::Corrupt {
+                        what: format!("entity {id:?}"),
+                        problem: format!("unknown kind {kind:?}"),
+                    });
+                };
+                snapshot.put(entity_of(kind, &id, row.get(2))?);
             }
             Ok(snapshot)
         })
@@ -219,15 +230,21 @@ fn put_entity(
     if before.as_ref() == Some(&after) {
         return Ok(None);
     }
-    tx.execute(
-        "INSERT INTO entities (kind, id, body) VALUES ($1, $2, $3)
-         ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body",
-        &[&kind.as_str(), &id, &after],
-    )?;
+    insert_entity(tx, entity)?;
     Ok(Some(ChangeRecord {
         entity: kind,
         id: id.to_owned(),
         before,
         after: Some(after),
     }))
+}
+
+/// Writes `entity` as it is (insert or replace).
+pub(super) fn insert_entity(tx: &mut Transaction<'_>, entity: &Entity) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO entities (kind, id, body) VALUES ($1, $2, $3)
+         ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body",
+        &[&entity.kind().as_str(), &entity.id(), &entity.to_json()],
+    )?;
+    Ok(())
 }

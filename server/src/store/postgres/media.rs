@@ -37,8 +37,9 @@ impl MetaStore for PgStore {
 }
 
 impl PgStore {
-    /// Stores the bytes `read` yields under `sha256` in one transaction, unless stored.
-    fn store_media(&self, sha256: &Sha256, read: &mut dyn Read) -> Result<(), StoreError> {
+    /// Stores the bytes `read` yields under `sha256` in one transaction, unless stored
+    /// (the local copy is not made: [`PgStore::local_media`] fetches it when needed).
+    pub fn put_media_from(&self, sha256: &Sha256, read: &mut dyn Read) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
         // A concurrent writer of the same file holds this row until it commits; then
@@ -155,11 +156,27 @@ impl PgStore {
         if path.exists() {
             return Ok(path);
         }
-        let io = |source| StoreError::Io {
+        let tmp = self.fetch_media(sha256, &self.upload_dir())?;
+        tmp.persist(&path).map_err(|e| StoreError::Io {
             path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(path)
+    }
+
+    /// Media `sha256` from the database in a temporary file in `dir`, its hash checked
+    /// and its bytes synced to disk (a damaged file is [`StoreError::Corrupt`] and leaves
+    /// nothing behind).
+    pub fn fetch_media(
+        &self,
+        sha256: &Sha256,
+        dir: &Path,
+    ) -> Result<tempfile::NamedTempFile, StoreError> {
+        let io = |source| StoreError::Io {
+            path: dir.to_owned(),
             source,
         };
-        let mut tmp = tempfile::NamedTempFile::new_in(self.upload_dir()).map_err(io)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         let mut hasher = sha2::Sha256::new();
         self.read_media(sha256, 0..u64::MAX, &mut |part| {
             hasher.update(part);
@@ -173,8 +190,7 @@ impl PgStore {
             });
         }
         tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
-        Ok(path)
+        Ok(tmp)
     }
 }
 
@@ -212,7 +228,7 @@ impl MediaStore for PgStore {
     }
 
     fn put_media(&self, sha256: &Sha256, data: &[u8]) -> Result<(), StoreError> {
-        self.store_media(sha256, &mut &data[..])?;
+        self.put_media_from(sha256, &mut &data[..])?;
         let path = self.media_path(sha256);
         if path.exists() {
             return Ok(());
@@ -226,7 +242,7 @@ impl MediaStore for PgStore {
             source,
         };
         let mut f = std::fs::File::open(file).map_err(io)?;
-        self.store_media(sha256, &mut f)?;
+        self.put_media_from(sha256, &mut f)?;
         let path = self.media_path(sha256);
         if path.exists() {
             let _ = std::fs::remove_file(file);

@@ -33,6 +33,7 @@ use super::{OpenMode, StoreError};
 
 mod catalogue;
 mod documents;
+mod dump;
 mod media;
 mod migrate;
 mod users;
@@ -104,6 +105,11 @@ impl PgStore {
             )
         })?;
         let shown = shown(&config);
+        // One connection first: its error names the problem (a refused connection, an
+        // unknown database, a password) at once, where the pool would wait and generalise.
+        drop(config.connect(NoTls).map_err(|e| {
+            StoreError::Backend(format!("cannot connect to {shown}: {}", describe(&e)).into())
+        })?);
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -164,8 +170,27 @@ impl PgStore {
 
 impl From<::postgres::Error> for StoreError {
     fn from(e: ::postgres::Error) -> Self {
-        StoreError::Backend(Box::new(e))
+        StoreError::Backend(describe(&e).into())
     }
+}
+
+/// What PostgreSQL said, in full: the server's message and code, or the client's error
+/// with its causes (`postgres::Error` alone says only "db error").
+fn describe(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(": {detail}"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// Whether `e` is a unique-key violation (a row that already exists).

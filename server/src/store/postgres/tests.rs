@@ -202,4 +202,11 @@ fn a_bad_url_or_an_absent_server_is_a_clear_error() {
         "{text}"
     );
     assert!(!text.contains("secret"), "no password in messages: {text}");
+    let db = TestDb::new();
+    let absent = db.url().replace("signage_test_", "absent_");
+    let e = PgStore::open(&absent, dir.path(), OpenMode::Create).unwrap_err();
+    assert!(
+        e.to_string().contains("does not exist (SQLSTATE 3D000)"),
+        "{e}"
+    );
 }
