@@ -29,3 +29,35 @@ pub fn open_url(
     }
     Ok(OpenedStore::Redb(open(Path::new(location), mode)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::testdb::TestDb;
+    use crate::store::CatalogueStore;
+
+    #[test]
+    fn a_url_opens_postgresql_and_a_path_redb() {
+        let (data, local) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let redb = open_url(
+            data.path().to_str().unwrap(),
+            local.path(),
+            OpenMode::Create,
+        );
+        assert!(matches!(redb, Ok(OpenedStore::Redb(_))), "{redb:?}");
+        assert!(data.path().join(crate::store::redb::FILE).exists());
+
+        let db = TestDb::new();
+        for url in [db.url(), db.url().replace("postgres://", "postgresql://")] {
+            match open_url(&url, local.path(), OpenMode::Create).unwrap() {
+                OpenedStore::Postgres(store) => assert_eq!(store.head().unwrap(), 0),
+                other => panic!("{other:?}"),
+            }
+        }
+        let missing = open_url("/nonexistent/store", local.path(), OpenMode::Existing);
+        assert!(
+            matches!(missing, Err(StoreError::Missing { .. })),
+            "{missing:?}"
+        );
+    }
+}

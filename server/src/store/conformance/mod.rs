@@ -13,6 +13,7 @@ use super::{
 
 mod catalogue;
 mod copy;
+mod figures;
 mod others;
 
 /// Every component trait: what both backends implement.

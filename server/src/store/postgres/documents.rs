@@ -14,6 +14,9 @@ use crate::store::{
     StoreError,
 };
 
+/// Rows written by one statement.
+const BATCH: usize = 1_000;
+
 impl DocumentStore for PgStore {
     fn published(&self) -> Result<HashMap<String, Published>, StoreError> {
         let rows = self
@@ -28,33 +31,59 @@ impl DocumentStore for PgStore {
             .collect()
     }
 
+    /// Written a thousand rows to a statement (arrays unnested): a city's publication is a
+    /// few round trips, not two per screen. A later document in `docs` for the same screen
+    /// (or the same version) wins, as it would written one by one.
     fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError> {
         if docs.is_empty() {
             return Ok(());
         }
+        let mut latest: HashMap<&str, &IssuedDocument> = HashMap::new();
+        let mut kept: BTreeMap<(&str, u64), &IssuedDocument> = BTreeMap::new();
+        for d in docs {
+            latest.insert(&d.screen_id, d);
+            kept.insert((&d.screen_id, d.version), d);
+        }
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
-        for d in docs {
-            let version = to_i64(d.version, || {
-                format!("the version of {}'s document", d.screen_id)
-            })?;
-            let p = Published {
-                version: d.version,
-                content_hash: d.content_hash.clone(),
-                issued_at: Some(d.issued_at),
-                expires_at: Some(d.expires_at),
-            };
-            tx.execute(
-                "INSERT INTO published (screen_id, body) VALUES ($1, $2)
-                 ON CONFLICT (screen_id) DO UPDATE SET body = EXCLUDED.body",
-                &[&d.screen_id, &encode(&p)],
-            )?;
+        let kept: Vec<&IssuedDocument> = kept.into_values().collect();
+        for batch in kept.chunks(BATCH) {
+            let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for d in batch {
+                columns.0.push(d.screen_id.as_str());
+                columns.1.push(to_i64(d.version, || {
+                    format!("the version of {}'s document", d.screen_id)
+                })?);
+                columns.2.push(d.in_force_from);
+                columns.3.push(encode(d));
+            }
             tx.execute(
                 "INSERT INTO documents (screen_id, version, in_force_from, body)
-                 VALUES ($1, $2, $3, $4)
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::jsonb[])
                  ON CONFLICT (screen_id, version) DO UPDATE
                  SET in_force_from = EXCLUDED.in_force_from, body = EXCLUDED.body",
-                &[&d.screen_id, &version, &d.in_force_from, &encode(d)],
+                &[&columns.0, &columns.1, &columns.2, &columns.3],
+            )?;
+        }
+        let latest: Vec<&IssuedDocument> = latest.into_values().collect();
+        for batch in latest.chunks(BATCH) {
+            let screens: Vec<&str> = batch.iter().map(|d| d.screen_id.as_str()).collect();
+            let bodies: Vec<serde_json::Value> = batch
+                .iter()
+                .map(|d| {
+                    encode(&Published {
+                        version: d.version,
+                        content_hash: d.content_hash.clone(),
+                        issued_at: Some(d.issued_at),
+                        expires_at: Some(d.expires_at),
+                    })
+                })
+                .collect();
+            tx.execute(
+                "INSERT INTO published (screen_id, body)
+                 SELECT * FROM unnest($1::text[], $2::jsonb[])
+                 ON CONFLICT (screen_id) DO UPDATE SET body = EXCLUDED.body",
+                &[&screens, &bodies],
             )?;
         }
         tx.commit()?;
