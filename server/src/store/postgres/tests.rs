@@ -10,8 +10,8 @@ use super::testdb::TestDb;
 use super::{PgStore, CHUNK_SIZE};
 use crate::store::conformance::{at, screen, venue};
 use crate::store::{
-    CatalogueStore, Commit, DocumentStore, IssuedDocument, KeyStore, MediaStore, OpenMode,
-    StoreError, UserStore,
+    BrokerLoginStore, CatalogueStore, Commit, DocumentStore, IssuedDocument, KeyStore, MediaStore,
+    OpenMode, StoreError, UserStore,
 };
 
 fn replicas(db: &TestDb) -> (PgStore, PgStore, tempfile::TempDir, tempfile::TempDir) {
@@ -209,4 +209,51 @@ fn a_bad_url_or_an_absent_server_is_a_clear_error() {
         e.to_string().contains("does not exist (SQLSTATE 3D000)"),
         "{e}"
     );
+}
+
+/// A decommissioning committed while credentials are being registered: the registration
+/// waits on the screen's row, then finds it out of service and writes nothing.
+#[test]
+fn credentials_wait_for_a_decommissioning_in_progress_and_are_refused() {
+    let db = TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let s = db.open(dir.path(), OpenMode::Create);
+    s.commit(commit(0, vec![venue("v1"), screen("s1", 1, None)]))
+        .unwrap()
+        .unwrap();
+    let retired = screen("s1", 1, Some(at(5))).to_json();
+    let mut writer = ::postgres::Client::connect(&db.url(), ::postgres::NoTls).unwrap();
+    let mut tx = writer.transaction().unwrap();
+    tx.execute(
+        "UPDATE entities SET body = $1 WHERE kind = 'screen' AND id = 's1'",
+        &[&retired],
+    )
+    .unwrap();
+    let outcome = std::thread::scope(|scope| {
+        let registering = scope.spawn(|| s.add_screen_credentials("s1", "k1", "$7$h", at(6)));
+        // Until the registration waits on the row lock (a condition, not a duration).
+        let mut watcher = ::postgres::Client::connect(&db.url(), ::postgres::NoTls).unwrap();
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 || registering.is_finished() {
+                break;
+            }
+            std::thread::yield_now();
+        }
+        tx.commit().unwrap();
+        registering.join().unwrap()
+    });
+    assert!(
+        matches!(outcome, Err(StoreError::NotFound { .. })),
+        "{outcome:?}"
+    );
+    assert!(s.screen_keys().unwrap().is_empty());
+    assert_eq!(s.broker_login("s1").unwrap(), None);
 }
