@@ -15,6 +15,7 @@ mod commands;
 mod emergency;
 mod review;
 mod state;
+mod store;
 mod upload;
 
 use crate::report::Window;
@@ -192,6 +193,11 @@ enum Command {
     Emergency {
         #[command(subcommand)]
         command: EmergencyCommand,
+    },
+    /// The store itself: copy one into PostgreSQL or back.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// The server's configuration.
     Config {
@@ -895,6 +901,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             EmergencyCommand::List { target } => state::emergencies(&target.resolve()?),
         },
+        Command::Store { command } => command.run(),
         Command::Config {
             command: ConfigCommand::Reference,
         } => {
