@@ -22,6 +22,7 @@ use playlists::Sha256;
 
 mod entities;
 pub mod ledger;
+mod planned;
 pub mod redb;
 
 pub use entities::{
@@ -29,6 +30,8 @@ pub use entities::{
     CheckOutcome, CreativeEntity, Entity, MediaCheck, PendingConfirmation, ScreenEntity,
     StoredEmergency, StoredMeasurement, VenueEntity,
 };
+
+pub use planned::{PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
 
 pub use ledger::{
     epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
@@ -307,6 +310,11 @@ pub trait DocumentStore {
     fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError>;
     /// Every document issued for `screen`, oldest version first.
     fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError>;
+    /// Where this store keeps planned counts with the documents; `None` when it does not
+    /// (reports then plan from the documents).
+    fn planned_store(&self) -> Option<&dyn PlannedStore> {
+        None
+    }
 }
 
 /// A screen's public key and when it was valid.
