@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use playlists::{ScreenSchedule, Tally};
 
@@ -53,10 +52,8 @@ pub fn plan_counts(schedule: &ScreenSchedule, tally: &Tally) -> (u64, PlanCounts
             })
             .collect(),
     };
-    let digest = Sha256::digest(serde_json::to_vec(&counts).unwrap_or_default());
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&digest[..8]);
-    (u64::from_be_bytes(id), counts)
+    let id = crate::store::plan_id(&serde_json::to_vec(&counts).unwrap_or_default());
+    (id, counts)
 }
 
 /// The end of a document's counted part: as long after `in_force_from` as it is valid.

@@ -31,7 +31,7 @@ pub use entities::{
     StoredEmergency, StoredMeasurement, VenueEntity,
 };
 
-pub use planned::{PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
+pub use planned::{plan_id, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
 
 pub use ledger::{
     epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,

@@ -71,6 +71,16 @@ impl PlanCounts {
     }
 }
 
+/// The id of a plan: the first 8 bytes of the SHA-256 of its counts as stored (JSON), so
+/// equal counts are one plan and a backend can check what it reads.
+pub fn plan_id(bytes: &[u8]) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(id)
+}
+
 /// What issuing documents changes in the planned counts: parts removed (by screen and
 /// `from`), parts written (replacing any with the same screen and `from`), plans added.
 #[derive(Debug, Clone, Default)]

@@ -70,6 +70,13 @@ impl PlannedStore for RedbStore {
             let Some(v) = t.get(plan)? else {
                 return Ok(None);
             };
+            // A plan's id is the start of its bytes' SHA-256: damage cannot pass for counts.
+            if crate::store::plan_id(v.value()) != plan {
+                return Err(StoreError::Corrupt {
+                    what: format!("planned counts {plan:016x}"),
+                    problem: "its bytes do not match its id".into(),
+                });
+            }
             let mut counts: PlanCounts =
                 decode(|| format!("planned counts {plan:016x}"), v.value())?;
             counts.check(plan)?;
@@ -92,8 +99,15 @@ impl PlannedStore for RedbStore {
                 let mut parts = tx.open_table(PARTS)?;
                 let mut plans = tx.open_table(PLANS)?;
                 for (id, counts) in &change.plans {
+                    let bytes = encode(counts);
+                    if crate::store::plan_id(&bytes) != *id {
+                        return Err(StoreError::Corrupt {
+                            what: format!("new planned counts {id:016x}"),
+                            problem: "the id is not that of the counts".into(),
+                        });
+                    }
                     if plans.get(*id)?.is_none() {
-                        plans.insert(*id, encode(counts).as_slice())?;
+                        plans.insert(*id, bytes.as_slice())?;
                     }
                 }
                 for (screen, from) in &change.remove {
@@ -109,5 +123,129 @@ impl PlannedStore for RedbStore {
             tx.commit()?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DocumentStore, OpenMode, PlanEntry};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn part(screen: &str, from: &str, to: &str, plan: u64) -> PlannedPart {
+        PlannedPart {
+            screen_id: screen.into(),
+            version: 1,
+            venue_id: "v1".into(),
+            venue_type: "retail".into(),
+            district: Some("d1".into()),
+            from: t(from),
+            to: t(to),
+            plan,
+        }
+    }
+
+    fn doc(screen: &str) -> IssuedDocument {
+        IssuedDocument {
+            screen_id: screen.into(),
+            version: 1,
+            issued_at: t("2023-12-20T00:00:00Z"),
+            expires_at: t("2023-12-21T00:00:00Z"),
+            in_force_from: t("2023-12-20T00:00:00Z"),
+            content_hash: "h".into(),
+            signed: "{}".into(),
+        }
+    }
+
+    /// Parts are found by overlap and screen, plans by id and hours; a change that names
+    /// a plan by another's id is refused whole (its documents not kept either), and a
+    /// damaged plan is named, not read.
+    #[test]
+    fn parts_and_plans_round_trip_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), OpenMode::Create).unwrap();
+        assert!(store
+            .planned_parts(None, t("2023-12-20T00:00:00Z"), t("2023-12-21T00:00:00Z"))
+            .unwrap()
+            .is_empty());
+        let counts = PlanCounts {
+            campaigns: vec!["c1".into()],
+            creatives: vec!["k1".into(), "k2".into()],
+            entries: vec![
+                PlanEntry(1_703_030_400, 0, 0, 5),
+                PlanEntry(1_703_034_000, 0, 1, 7),
+            ],
+        };
+        let id = crate::store::plan_id(&encode(&counts));
+        let change = PlannedChange {
+            remove: vec![],
+            parts: vec![
+                part("s1", "2023-12-20T00:00:00Z", "2023-12-20T02:00:00Z", id),
+                part("s2", "2023-12-20T01:30:00Z", "2023-12-20T02:00:00Z", id),
+            ],
+            plans: vec![(id, counts.clone())],
+        };
+        store.record_issued_planned(&[doc("s1")], &change).unwrap();
+        assert_eq!(store.published().unwrap().len(), 1);
+        let all = |a: &str, b: &str| -> Vec<String> {
+            store
+                .planned_parts(None, t(a), t(b))
+                .unwrap()
+                .into_iter()
+                .map(|p| p.screen_id)
+                .collect()
+        };
+        assert_eq!(all("2023-12-20T00:00:00Z", "2023-12-20T01:30:00Z"), ["s1"]);
+        assert_eq!(
+            all("2023-12-20T01:00:00Z", "2023-12-20T03:00:00Z"),
+            ["s1", "s2"]
+        );
+        assert!(all("2023-12-20T02:00:00Z", "2023-12-20T03:00:00Z").is_empty());
+        let one = store
+            .planned_parts(
+                Some("s2"),
+                t("2023-12-20T00:00:00Z"),
+                t("2023-12-21T00:00:00Z"),
+            )
+            .unwrap();
+        assert_eq!(one, vec![change.parts[1].clone()]);
+        let got = store
+            .plan_counts(id, 1_703_034_000, 1_703_037_600)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.entries, vec![PlanEntry(1_703_034_000, 0, 1, 7)]);
+        assert_eq!(store.plan_counts(id ^ 1, 0, i64::MAX).unwrap(), None);
+
+        // Removing by (screen, from).
+        let gone = PlannedChange {
+            remove: vec![("s2".into(), t("2023-12-20T01:30:00Z"))],
+            ..PlannedChange::default()
+        };
+        store.record_issued_planned(&[], &gone).unwrap();
+        assert_eq!(all("2023-12-20T00:00:00Z", "2023-12-21T00:00:00Z"), ["s1"]);
+
+        // A plan filed under another id is refused, and so are the documents with it.
+        let wrong = PlannedChange {
+            plans: vec![(id ^ 1, counts.clone())],
+            ..PlannedChange::default()
+        };
+        assert!(store.record_issued_planned(&[doc("s9")], &wrong).is_err());
+        assert_eq!(store.published().unwrap().len(), 1);
+
+        // Damaged bytes under a plan's id.
+        let mut bytes = encode(&counts);
+        let at = bytes.iter().position(|b| *b == b'7').unwrap();
+        bytes[at] = b'9';
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(PLANS)
+            .unwrap()
+            .insert(id, bytes.as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        let err = store.plan_counts(id, 0, i64::MAX).unwrap_err();
+        assert!(err.to_string().contains("do not match its id"), "{err}");
     }
 }
