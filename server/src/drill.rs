@@ -222,7 +222,7 @@ fn planned(
         By::Dim(_) => {}
     }
     let keep = |p: &crate::planned::Place| filter.keeps_place(p);
-    crate::planned::each_count(store, from, to, &keep, &mut |place, counts| {
+    crate::planned::each_count(store, snapshot, from, to, &keep, &mut |place, counts| {
         if by == By::Dim(Dimension::Screen) && filter.campaign.is_none() {
             out.entry(place.screen_id.clone())
                 .or_insert_with(|| (place.venue_id.clone(), 0));

@@ -118,7 +118,7 @@ pub fn planned(
         }
     }
     let keep = |p: &crate::planned::Place| venue.is_none_or(|x| x == p.venue_id);
-    crate::planned::each_count(store, from, to, &keep, &mut |place, counts| {
+    crate::planned::each_count(store, &snapshot, from, to, &keep, &mut |place, counts| {
         if dim == Dimension::Screen {
             out.entry(place.screen_id.clone())
                 .or_insert_with(|| (place.venue_id.clone(), 0));

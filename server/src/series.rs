@@ -147,16 +147,23 @@ pub fn series(
         // Every UTC hour lies inside one bucket: the shared plans' hourly tallies answer.
         // Counts kept with the documents answer, planned only where they cannot.
         let keep = |p: &crate::planned::Place| filter.keeps_place(p);
-        crate::planned::each_count(store, from, to, &keep, &mut |_, counts| {
-            for e in &counts.entries {
-                let at = DateTime::from_timestamp(e.hour, 0).unwrap_or_default();
-                if filter.campaign.as_deref().is_none_or(|c| c == &*e.campaign) {
-                    if let Some(i) = bucket_of(&cuts, at) {
-                        points[i].planned += e.plays;
+        crate::planned::each_count(
+            store,
+            &store.snapshot()?,
+            from,
+            to,
+            &keep,
+            &mut |_, counts| {
+                for e in &counts.entries {
+                    let at = DateTime::from_timestamp(e.hour, 0).unwrap_or_default();
+                    if filter.campaign.as_deref().is_none_or(|c| c == &*e.campaign) {
+                        if let Some(i) = bucket_of(&cuts, at) {
+                            points[i].planned += e.plays;
+                        }
                     }
                 }
-            }
-        })?;
+            },
+        )?;
     } else {
         crate::report::each_planned(store, from, to, &keep, &mut |schedule, play| {
             let Some(p) = play else { return };

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use playlists::wire::ScheduleDoc;
 use playlists::{ScreenSchedule, Tally};
 
-use crate::store::{IssuedDocument, PlanCounts, PlannedPart, Store};
+use crate::store::{IssuedDocument, PlanCounts, PlannedPart, Snapshot, Store};
 
 pub mod issue;
 #[cfg(test)]
@@ -258,19 +258,19 @@ pub(crate) fn open_spans(
     Ok(out)
 }
 
-/// Calls `f` with the planned plays over `[from, to)` of every screen whose place `keep`
+/// Calls `f` with the planned plays over `[from, to)` (`snapshot` is the store's) of every screen whose place `keep`
 /// accepts, as [`crate::report::planned`] has always counted them (the documents in force,
 /// a decommissioned screen up to its decommissioning, a screen never published from the
 /// current catalogue), one call per part of a screen's window, read from stored counts
 /// wherever they answer exactly.
 pub fn each_count(
     store: &dyn Store,
+    snapshot: &Snapshot,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     keep: &dyn Fn(&Place) -> bool,
     f: &mut dyn FnMut(&Place, &Counts),
 ) -> anyhow::Result<Answered> {
-    let snapshot = store.snapshot()?;
     let published = store.published()?;
     let mut screens: Vec<&String> = published.keys().collect();
     screens.sort();
@@ -378,7 +378,7 @@ pub fn each_count(
         .keys()
         .any(|s| !published.contains_key(s.as_str()))
     {
-        let catalogue = crate::catalogue::build(&snapshot)?;
+        let catalogue = crate::catalogue::build(snapshot)?;
         let index = playlists::catalogue::CatalogueIndex::new(&catalogue);
         for screen in &catalogue.screens {
             if !published.contains_key(screen.id.as_str()) {

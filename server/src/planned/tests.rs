@@ -180,7 +180,15 @@ impl Env {
             }
         }
         assert!(total > 0, "nothing planned over {from}..{to}");
-        crate::planned::each_count(store, from, to, &|_| true, &mut |_, _| {}).unwrap()
+        crate::planned::each_count(
+            store,
+            &store.snapshot().unwrap(),
+            from,
+            to,
+            &|_| true,
+            &mut |_, _| {},
+        )
+        .unwrap()
     }
 }
 
