@@ -171,6 +171,8 @@ struct StoredPiece {
     plan: u64,
     h1: i64,
     h2: i64,
+    /// The part's span of those hours (planned instead if the plan is missing).
+    span: Span,
 }
 
 /// A stored part's span inside a screen's window: the hours `[h1, h2)` the plan answers,
@@ -311,6 +313,7 @@ pub fn each_count(
                     plan: part.plan,
                     h1,
                     h2,
+                    span: (a.max(at(h1)), b.min(at(h2))),
                 });
             }
             spans.extend(s.live);
@@ -342,7 +345,7 @@ pub fn each_count(
             // A part whose plan is missing: plan its span from the documents.
             live.entry(p.place.screen_id.as_str())
                 .or_default()
-                .push((at(p.h1), at(p.h2)));
+                .push(p.span);
             continue;
         };
         let c = made

@@ -35,11 +35,14 @@ impl PlannedStore for RedbStore {
                 Some(s) => t.range((s, i64::MIN)..=(s, i64::MAX))?,
                 None => t.range::<(&str, i64)>(..)?,
             };
+            // A screen's parts do not overlap (each issue cuts the earlier ones where it
+            // takes over), so of those starting before `from` only the last can reach
+            // into the window: older ones are passed over by key, not decoded.
+            let (from_us, to_us) = (micros(from), micros(to));
             let mut out = Vec::new();
-            for row in rows {
-                let (k, v) = row?;
-                let (s, at) = k.value();
-                let part: PlannedPart = decode(|| format!("planned part {s} {at}"), v.value())?;
+            let mut before: Option<(String, i64, Vec<u8>)> = None;
+            let take = |s: &str, at: i64, bytes: &[u8], out: &mut Vec<PlannedPart>| {
+                let part: PlannedPart = decode(|| format!("planned part {s} {at}"), bytes)?;
                 if part.screen_id != s || micros(part.from) != at || part.from >= part.to {
                     return Err(StoreError::Corrupt {
                         what: format!("the planned counts of screen {s}"),
@@ -49,6 +52,29 @@ impl PlannedStore for RedbStore {
                 if part.from < to && part.to > from {
                     out.push(part);
                 }
+                Ok(())
+            };
+            for row in rows {
+                let (k, v) = row?;
+                let (s, at) = k.value();
+                if before.as_ref().is_some_and(|b| b.0 != s) {
+                    if let Some((bs, bat, bytes)) = before.take() {
+                        take(&bs, bat, &bytes, &mut out)?;
+                    }
+                }
+                if at < from_us {
+                    before = Some((s.to_owned(), at, v.value().to_vec()));
+                    continue;
+                }
+                if let Some((bs, bat, bytes)) = before.take() {
+                    take(&bs, bat, &bytes, &mut out)?;
+                }
+                if at < to_us {
+                    take(s, at, v.value(), &mut out)?;
+                }
+            }
+            if let Some((bs, bat, bytes)) = before.take() {
+                take(&bs, bat, &bytes, &mut out)?;
             }
             Ok(out)
         })
