@@ -4,9 +4,14 @@
 //! screens), imported into a fresh redb store, and every screen's document issued. Prints:
 //! - plan a week: every screen's plays for the week, counted per hour, campaign and
 //!   creative, one plan per screen (before) and one per distinct schedule (now);
+//! - issuing every screen's document (built, signed and kept, as at start) with planned
+//!   counts and, in a second store, without (as before counts were kept), and the store's
+//!   size after each;
 //! - a report of the week (planned against delivered per venue, as `signage report venues`
-//!   computes it): the previous way (every play of every screen's own plan through a
-//!   callback) and now (`report::rows`);
+//!   computes it): every play of every screen's own plan through a callback (first),
+//!   re-planning the documents once per distinct plan (counts not kept), and now from the
+//!   stored counts (`report::rows`); the same for a window whose ends cut hours (those
+//!   hours planned), six hours, and per district;
 //! - `signage plan` of a day as CSV to /dev/null (its output grows with the screens: a
 //!   week of 11,000 screens is about 196 million rows).
 //!
@@ -18,8 +23,29 @@ use std::time::Instant;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use playlists::{Planner, Tally};
+use server::drill::{By, Filter};
 use server::import::ImportOptions;
-use server::store::{Dimension, OpenMode};
+use server::report::Window;
+use server::store::{Dimension, DocumentStore, IssuedDocument, OpenMode, Published, StoreError};
+
+/// Keeps documents as stores did before planned counts (none kept).
+struct WithoutCounts<'a>(&'a dyn DocumentStore);
+
+impl DocumentStore for WithoutCounts<'_> {
+    fn published(&self) -> Result<std::collections::HashMap<String, Published>, StoreError> {
+        self.0.published()
+    }
+    fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError> {
+        self.0.record_issued(docs)
+    }
+    fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError> {
+        self.0.issued(screen)
+    }
+}
+
+fn file_mib(dir: &std::path::Path) -> f64 {
+    std::fs::metadata(dir.join("signage.redb")).map_or(0.0, |m| m.len() as f64 / 1048576.0)
+}
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -58,27 +84,41 @@ fn main() -> anyhow::Result<()> {
             seed: 1,
         },
     )?;
-    let data = tmp.path().join("data");
-    let store = server::store::open(&data, OpenMode::Create)?;
-    let service = server::catalogue::CatalogueService::new(store.clone());
-    let loaded = server::import::load(&city)?;
-    server::import::import_loaded(&service, &loaded, &ImportOptions::admin())?;
     let (from, to) = (
         t("2023-12-17T00:00:00+08:00"),
         t("2023-12-24T00:00:00+08:00"),
     );
-    let catalogue = service.catalogue()?;
-    let key = server::keys::server_key(&data)?;
-    server::publisher::build(
-        &*store,
-        &catalogue,
-        None,
-        &key,
-        from,
-        TimeDelta::hours(24 * 30),
-        from,
-        &server::renditions::RenditionMap::default(),
-    )?;
+    let loaded = server::import::load(&city)?;
+    // Every document issued at the week's start, valid for the default week: with counts
+    // (the store reports read) and, in a second store, without.
+    let issue = |name: &str, counts: bool| -> anyhow::Result<_> {
+        let data = tmp.path().join(name);
+        let store = server::store::open(&data, OpenMode::Create)?;
+        let service = server::catalogue::CatalogueService::new(store.clone());
+        server::import::import_loaded(&service, &loaded, &ImportOptions::admin())?;
+        let catalogue = service.catalogue()?;
+        let key = server::keys::server_key(&data)?;
+        let without = WithoutCounts(&*store);
+        let docs: &dyn DocumentStore = if counts { &*store } else { &without };
+        let start = Instant::now();
+        server::publisher::build(
+            docs,
+            &catalogue,
+            None,
+            &key,
+            from,
+            TimeDelta::hours(168),
+            from,
+            &server::renditions::RenditionMap::default(),
+        )?;
+        let took = start.elapsed().as_secs_f64();
+        Ok((store, catalogue, took, file_mib(&data)))
+    };
+    let (bare, _, bare_took, bare_mib) = issue("bare", false)?;
+    let (store, catalogue, took, mib) = issue("data", true)?;
+    println!(
+        "  issue every document: without counts {bare_took:.2} s, store {bare_mib:.0} MiB; with counts {took:.2} s, store {mib:.0} MiB"
+    );
     let schedules = server::plan::schedules(&catalogue, &[])?;
     println!(
         "plan_week bench: {} screens at {} venues, the week from {from}",
@@ -120,6 +160,12 @@ fn main() -> anyhow::Result<()> {
         })?;
         Ok(out)
     })?;
+    let (replanned, _) = best_of(1, || {
+        server::report::planned_from_documents(&*bare, Dimension::Venue, from, to, None)
+    })?;
+    let (_, replan) = best_of(3, || {
+        server::report::rows(&*bare, &*bare.ledger(), Dimension::Venue, &window, None)
+    })?;
     let (rows, now) = best_of(3, || {
         server::report::rows(&*store, &*ledger, Dimension::Venue, &window, None)
     })?;
@@ -130,10 +176,59 @@ fn main() -> anyhow::Result<()> {
             "venue {}",
             r.id
         );
+        assert_eq!(
+            replanned.get(&r.id).map_or(0, |v| v.1),
+            r.planned,
+            "venue {}",
+            r.id
+        );
     }
     println!(
-        "  report of the week per venue ({} rows): every play through a callback {before:.2} s; shared plans' tallies {now:.3} s",
+        "  report of the week per venue ({} rows): every play through a callback {before:.2} s; re-planning the documents {replan:.3} s; from stored counts {now:.3} s",
         rows.len()
+    );
+    // Windows whose ends cut hours (those hours are planned), six hours, per district.
+    for (name, a, b) in [
+        (
+            "the week less 20m07s and 13m",
+            from + TimeDelta::seconds(1207),
+            to - TimeDelta::minutes(13),
+        ),
+        (
+            "six hours",
+            from + TimeDelta::hours(30),
+            from + TimeDelta::hours(36),
+        ),
+    ] {
+        let w = Window {
+            from: Some(a),
+            to: Some(b),
+        };
+        let (stored, now) = best_of(3, || {
+            server::report::rows(&*store, &*ledger, Dimension::Venue, &w, None)
+        })?;
+        let (again, replan) = best_of(1, || {
+            server::report::rows(&*bare, &*bare.ledger(), Dimension::Venue, &w, None)
+        })?;
+        assert_eq!(stored, again, "{name}");
+        println!("  report of {name} per venue: re-planning {replan:.3} s; from stored counts {now:.3} s");
+    }
+    let (districts, now) = best_of(3, || {
+        server::drill::rows(&*store, &*ledger, By::District, &window, &Filter::default())
+    })?;
+    let (again, replan) = best_of(1, || {
+        server::drill::rows(
+            &*bare,
+            &*bare.ledger(),
+            By::District,
+            &window,
+            &Filter::default(),
+        )
+    })?;
+    assert_eq!(districts, again, "districts");
+    println!(
+        "  report of the week per district ({} rows): re-planning {replan:.3} s; from stored counts {now:.3} s",
+        districts.len()
     );
 
     // `signage plan` of a day as CSV.

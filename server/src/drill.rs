@@ -120,6 +120,17 @@ impl Filter {
                 .is_none_or(|d| d == s.venue.district.as_deref().unwrap_or(NO_DISTRICT))
     }
 
+    /// Whether a screen's planned plays (where its document placed it) are inside the
+    /// filter's places.
+    pub fn keeps_place(&self, p: &crate::planned::Place) -> bool {
+        self.venue.as_deref().is_none_or(|v| v == p.venue_id)
+            && self.screen.as_deref().is_none_or(|x| x == p.screen_id)
+            && self
+                .district
+                .as_deref()
+                .is_none_or(|d| d == p.district.as_deref().unwrap_or(NO_DISTRICT))
+    }
+
     /// Whether a play record is inside the filter.
     pub fn keeps_record(&self, places: &Places, r: &PlayRecord) -> bool {
         self.venue.as_deref().is_none_or(|v| v == r.venue_id)
@@ -210,44 +221,33 @@ fn planned(
         }
         By::Dim(_) => {}
     }
-    let keep = |s: &ScreenSchedule| filter.keeps_schedule(s);
-    crate::report::each_tally(store, from, to, &keep, &mut |schedule, tally| {
+    let keep = |p: &crate::planned::Place| filter.keeps_place(p);
+    crate::planned::each_count(store, snapshot, from, to, &keep, &mut |place, counts| {
         if by == By::Dim(Dimension::Screen) && filter.campaign.is_none() {
-            out.entry(schedule.screen.id.to_string())
-                .or_insert_with(|| (schedule.venue.id.to_string(), 0));
+            out.entry(place.screen_id.clone())
+                .or_insert_with(|| (place.venue_id.clone(), 0));
         }
-        for ((c, k), n) in tally.totals() {
-            let campaign = schedule.campaigns[c as usize].id.as_str();
+        for (campaign, creative, n) in &counts.totals {
             if filter
                 .campaign
                 .as_deref()
-                .is_some_and(|want| want != campaign)
+                .is_some_and(|want| want != &**campaign)
             {
                 continue;
             }
             let (key, detail) = match by {
-                By::District => (
-                    schedule
-                        .venue
-                        .district
-                        .clone()
-                        .unwrap_or_else(|| NO_DISTRICT.into()),
-                    String::new(),
-                ),
-                By::Dim(Dimension::Venue) => (
-                    schedule.venue.id.to_string(),
-                    schedule.venue.venue_type.to_string(),
-                ),
-                By::Dim(Dimension::Screen) => (
-                    schedule.screen.id.to_string(),
-                    schedule.venue.id.to_string(),
-                ),
-                By::Dim(Dimension::Campaign) => (campaign.to_owned(), String::new()),
-                By::Dim(Dimension::Creative) => {
-                    (schedule.creatives[k as usize].id.to_string(), String::new())
-                }
+                By::District => (place.district.as_deref().unwrap_or(NO_DISTRICT), ""),
+                By::Dim(Dimension::Venue) => (place.venue_id.as_str(), place.venue_type.as_str()),
+                By::Dim(Dimension::Screen) => (place.screen_id.as_str(), place.venue_id.as_str()),
+                By::Dim(Dimension::Campaign) => (&**campaign, ""),
+                By::Dim(Dimension::Creative) => (&**creative, ""),
             };
-            out.entry(key).or_insert_with(|| (detail, 0)).1 += n;
+            match out.get_mut(key) {
+                Some(e) => e.1 += n,
+                None => {
+                    out.insert(key.to_owned(), (detail.to_owned(), *n));
+                }
+            }
         }
     })?;
     Ok(out)

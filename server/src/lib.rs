@@ -36,6 +36,7 @@ pub mod logging;
 pub mod media_checks;
 pub mod mosquitto;
 pub mod plan;
+pub mod planned;
 pub mod posters;
 pub mod provision;
 pub mod publisher;

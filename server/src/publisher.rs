@@ -4,7 +4,8 @@
 //! published document is less than half a TTL from its expiry (re-signed so agents keep
 //! accepting it); otherwise the published version is signed again with its recorded issue
 //! and expiry times, so every copy of one version says the same. Pure of transport: it
-//! returns the signed bytes, the publisher task sends them.
+//! returns the signed bytes, the publisher task sends them. Each document's planned counts
+//! are kept with it ([`crate::planned`]).
 
 use std::collections::BTreeSet;
 
@@ -67,6 +68,7 @@ pub fn build(
     };
     let mut out = Vec::new();
     let mut issued = Vec::new();
+    let mut schedules = Vec::new();
     for id in ids {
         let Some(schedule) = index.schedule_for(id) else {
             continue;
@@ -97,6 +99,7 @@ pub fn build(
                 content_hash: hash,
                 signed: String::from_utf8_lossy(&bytes).into_owned(),
             });
+            schedules.push(schedule);
         }
         out.push(Outgoing {
             screen_id: id.to_owned(),
@@ -105,8 +108,25 @@ pub fn build(
             bytes,
         });
     }
-    store.record_issued(&issued)?;
+    record(store, key, schedules, issued)?;
     Ok(out)
+}
+
+/// Keeps the documents issued, with their planned counts where the store keeps counts
+/// ([`crate::planned::issue`]), in one transaction.
+fn record(
+    store: &dyn DocumentStore,
+    key: &Keypair,
+    schedules: Vec<playlists::ScreenSchedule>,
+    issued: Vec<IssuedDocument>,
+) -> Result<(), StoreError> {
+    let Some(planned) = store.planned_store().filter(|_| !issued.is_empty()) else {
+        return store.record_issued(&issued);
+    };
+    let pairs: Vec<_> = schedules.into_iter().zip(issued).collect();
+    let change = crate::planned::issue::change_for(store, planned, &key.public(), &pairs)?;
+    let docs: Vec<IssuedDocument> = pairs.into_iter().map(|(_, d)| d).collect();
+    planned.record_issued_planned(&docs, &change)
 }
 
 #[cfg(test)]

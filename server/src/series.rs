@@ -145,16 +145,25 @@ pub fn series(
     };
     if whole_hours {
         // Every UTC hour lies inside one bucket: the shared plans' hourly tallies answer.
-        crate::report::each_tally(store, from, to, &keep, &mut |schedule, tally| {
-            for e in &tally.entries {
-                let at = DateTime::from_timestamp(e.hour, 0).unwrap_or_default();
-                if wanted(schedule, e.campaign as usize) {
-                    if let Some(i) = bucket_of(&cuts, at) {
-                        points[i].planned += u64::from(e.plays);
+        // Counts kept with the documents answer, planned only where they cannot.
+        let keep = |p: &crate::planned::Place| filter.keeps_place(p);
+        crate::planned::each_count(
+            store,
+            &store.snapshot()?,
+            from,
+            to,
+            &keep,
+            &mut |_, counts| {
+                for e in &counts.entries {
+                    let at = DateTime::from_timestamp(e.hour, 0).unwrap_or_default();
+                    if filter.campaign.as_deref().is_none_or(|c| c == &*e.campaign) {
+                        if let Some(i) = bucket_of(&cuts, at) {
+                            points[i].planned += e.plays;
+                        }
                     }
                 }
-            }
-        })?;
+            },
+        )?;
     } else {
         crate::report::each_planned(store, from, to, &keep, &mut |schedule, play| {
             let Some(p) = play else { return };

@@ -25,6 +25,7 @@ mod entities;
 pub mod ledger;
 mod location;
 pub mod postgres;
+mod planned;
 pub mod redb;
 
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use entities::{
 };
 
 pub use location::{open_url, OpenedStore};
+pub use planned::{plan_id, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
 
 pub use ledger::{
     epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
@@ -315,6 +317,11 @@ pub trait DocumentStore {
     fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError>;
     /// Every document issued for `screen`, oldest version first.
     fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError>;
+    /// Where this store keeps planned counts with the documents; `None` when it does not
+    /// (reports then plan from the documents).
+    fn planned_store(&self) -> Option<&dyn PlannedStore> {
+        None
+    }
 }
 
 /// A screen's public key and when it was valid.

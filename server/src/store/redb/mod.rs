@@ -15,6 +15,8 @@
 //! | `sessions`     | session id SHA-256 (hex) | the [`Session`] as JSON                       |
 //! | `meta`         | key                      | bytes                                         |
 //! | `renditions`   | source SHA-256/size/fit  | the [`StoredRendition`](super::StoredRendition) as JSON |
+//! | `planned_parts`| (screen id, from µs)     | the [`PlannedPart`](super::PlannedPart) as JSON |
+//! | `planned_plans`| plan id                  | the [`PlanCounts`](super::PlanCounts) as JSON |
 //! | `pop_*`        | see `ledger/`            |                                               |
 //!
 //! The change log also holds event entries (logins, refusals) that change no entity; the
@@ -48,6 +50,7 @@ mod dump;
 mod guard;
 pub mod ledger;
 mod migrate;
+mod planned;
 mod renditions;
 mod users;
 
@@ -470,23 +473,14 @@ impl DocumentStore for RedbStore {
                 return Ok(());
             }
             let tx = self.db.begin_write()?;
-            {
-                let mut published = tx.open_table(PUBLISHED)?;
-                let mut documents = tx.open_table(DOCUMENTS)?;
-                for d in docs {
-                    let p = Published {
-                        version: d.version,
-                        content_hash: d.content_hash.clone(),
-                        issued_at: Some(d.issued_at),
-                        expires_at: Some(d.expires_at),
-                    };
-                    published.insert(d.screen_id.as_str(), encode(&p).as_slice())?;
-                    documents.insert((d.screen_id.as_str(), d.version), encode(d).as_slice())?;
-                }
-            }
+            write_issued(&tx, docs)?;
             tx.commit()?;
             Ok(())
         })
+    }
+
+    fn planned_store(&self) -> Option<&dyn super::PlannedStore> {
+        Some(self)
     }
 
     fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError> {
@@ -541,6 +535,23 @@ impl DocumentStore for RedbStore {
             Ok(out)
         })
     }
+}
+
+/// Keeps `docs` and makes each its screen's latest, inside `tx`.
+fn write_issued(tx: &WriteTransaction, docs: &[IssuedDocument]) -> Result<(), StoreError> {
+    let mut published = tx.open_table(PUBLISHED)?;
+    let mut documents = tx.open_table(DOCUMENTS)?;
+    for d in docs {
+        let p = Published {
+            version: d.version,
+            content_hash: d.content_hash.clone(),
+            issued_at: Some(d.issued_at),
+            expires_at: Some(d.expires_at),
+        };
+        published.insert(d.screen_id.as_str(), encode(&p).as_slice())?;
+        documents.insert((d.screen_id.as_str(), d.version), encode(d).as_slice())?;
+    }
+    Ok(())
 }
 
 fn damaged_documents(screen: &str, problem: &str) -> StoreError {
