@@ -13,6 +13,10 @@
 //! ingest`. Each call holds one batch per screen. Records carry a 128-bit epoch and the
 //! agent's play ids, as real agents send them. `INGEST_TABLES=1` also prints each table's
 //! share of the file (redb's stored bytes, metadata and fragmentation).
+//!
+//! Then everything is archived (`Ledger::archive`, as `signage ledger archive` does) and the
+//! archive files' bytes per record are printed, with the live file's after compacting again
+//! (what is left: rollups, chain heads and archive markers).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,6 +76,12 @@ fn main() {
         l.written as f64 / records as f64,
         l.compacted as f64 / records as f64,
         mib(l.compacted)
+    );
+    println!(
+        "archived: {:.0} bytes per record in the archive files, {:.0} left in the live file ({:.1} MiB: rollups, heads)",
+        l.archive as f64 / records as f64,
+        l.after_archive as f64 / records as f64,
+        mib(l.after_archive)
     );
     println!(
         "raw redb:       {records} values of {VALUE_BYTES} bytes, durable commit per {}:     {raw_rate:>9.0} records/s, {:.1} MiB",
@@ -176,6 +186,10 @@ struct Measured {
     written: u64,
     /// Its size after `Database::compact`.
     compacted: u64,
+    /// The archive files' total size once everything is archived.
+    archive: u64,
+    /// The live file's size after that, compacted.
+    after_archive: u64,
 }
 
 fn ledger_ingest(path: &std::path::Path, shape: Shape) -> Measured {
@@ -207,11 +221,25 @@ fn ledger_ingest(path: &std::path::Path, shape: Shape) -> Measured {
     if std::env::var_os("INGEST_TABLES").is_some() {
         print_tables(&db, shape.records);
     }
+    let compacted = std::fs::metadata(path).expect("file").len();
+    let db = Arc::new(db);
+    let ledger = Ledger::open(db.clone()).expect("open ledger");
+    let dir = path.with_extension("archive");
+    let far = chrono::NaiveDate::from_ymd_opt(2100, 1, 1).expect("a date");
+    let summary = ledger.archive(&dir, far).expect("archive");
+    let archive: u64 = summary.days.iter().map(|d| d.file_bytes).sum();
+    let archived: u64 = summary.days.iter().map(|d| d.records).sum();
+    assert_eq!(archived, shape.records);
+    drop(ledger);
+    let mut db = Arc::into_inner(db).expect("the only handle");
+    while db.compact().expect("compact") {}
     drop(db);
     Measured {
         rate: rate(shape.records, took),
         written,
-        compacted: std::fs::metadata(path).expect("file").len(),
+        compacted,
+        archive,
+        after_archive: std::fs::metadata(path).expect("file").len(),
     }
 }
 
