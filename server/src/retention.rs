@@ -103,7 +103,14 @@ mod tests {
         assert_eq!(moved.days[0].records, 1);
         assert!(archive.join("ledger-2025-03-01.zst").is_file());
         assert_eq!(l.counts().unwrap().records, 0);
-        let verified = l.verify_archive(&archive, &key_ring(&[&a])).unwrap();
+        let mut plays = Vec::new();
+        let verified = l
+            .verify_archive(&archive, &key_ring(&[&a]), &mut |r| {
+                plays.push(r.seq);
+                Ok(())
+            })
+            .unwrap();
         assert_eq!((verified.records, verified.problems.len()), (1, 0));
+        assert_eq!(plays, [1]);
     }
 }

@@ -47,11 +47,12 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
         ))
     }
     /// Re-verifies the archive files in `dir` (signatures, chains, exactly-once) and their
-    /// continuity into the live ledger.
+    /// continuity into the live ledger; calls `plays` with each archived record once.
     fn verify_archive(
         &self,
         _dir: &std::path::Path,
         _key_of: KeysOf<'_>,
+        _plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<ArchiveReport, LedgerError> {
         Err(LedgerError::Io(
             "this store does not archive its ledger".to_owned(),

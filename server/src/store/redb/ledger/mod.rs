@@ -381,8 +381,9 @@ impl super::super::LedgerStore for Ledger {
         &self,
         dir: &std::path::Path,
         key_of: KeysOf<'_>,
+        plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<ArchiveReport, LedgerError> {
-        guarded(|| Ledger::verify_archive(self, dir, key_of))
+        guarded(|| Ledger::verify_archive(self, dir, key_of, plays))
     }
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
         guarded(|| {
@@ -467,12 +468,14 @@ impl Ledger {
     }
 
     /// Re-verifies the archive files in `dir` and their chains' continuity into the ledger.
+    /// Calls `plays` with each archived record once.
     pub fn verify_archive(
         &self,
         dir: &std::path::Path,
         key_of: KeysOf<'_>,
+        plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<ArchiveReport, LedgerError> {
-        archive::verify::verify_archive(&self.db, dir, key_of)
+        archive::verify::verify_archive(&self.db, dir, key_of, plays)
     }
 
     pub fn counts(&self) -> Result<LedgerCounts, LedgerError> {

@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::{Duration, NaiveDate};
 
 use super::super::testkit::{at, key_ring, ledger, query, Agent};
-use super::super::{Dimension, Incoming, Ledger, Outcome, Row};
+use super::super::{Dimension, Incoming, KeysOf, Ledger, Outcome, Row};
 use super::*;
 
 /// Two screens, each playing `per_day` one-record batches a day on 2025-03-01, -02 and -03
@@ -68,6 +68,22 @@ fn exported(l: &Ledger) -> Vec<(String, u64)> {
     out
 }
 
+/// The archive audit, and the (screen, seq) of each archived play it hands over.
+fn verify(
+    l: &Ledger,
+    dir: &Path,
+    keys: KeysOf<'_>,
+) -> (verify::ArchiveReport, Vec<(String, u64)>) {
+    let mut plays = Vec::new();
+    let report = l
+        .verify_archive(dir, keys, &mut |r| {
+            plays.push((r.screen_id.clone(), r.seq));
+            Ok(())
+        })
+        .unwrap();
+    (report, plays)
+}
+
 fn details(problems: &[super::super::AuditProblem]) -> Vec<String> {
     problems.iter().map(ToString::to_string).collect()
 }
@@ -116,10 +132,19 @@ fn archive_then_verify_clean_and_reports_unchanged() {
     let live: Vec<(String, u64)> = exported(&l);
     assert_eq!(live.first(), Some(&("s1".to_owned(), 21)));
     assert_eq!(live.len(), 20);
+    // Archived and live plays together: every play sent, once.
+    let mut all = verify(&l, &archive, &keys).1;
+    all.extend(live);
+    all.sort();
+    let mut want: Vec<(String, u64)> = Vec::new();
+    for s in ["s1", "s2"] {
+        want.extend((1..=30).map(|seq| (s.to_owned(), seq)));
+    }
+    assert_eq!(all, want);
 
     let audit = l.audit(&keys).unwrap();
     assert_eq!(details(&audit.problems), Vec::<String>::new());
-    let verified = l.verify_archive(&archive, &keys).unwrap();
+    let verified = verify(&l, &archive, &keys).0;
     assert_eq!(details(&verified.problems), Vec::<String>::new());
     assert_eq!(
         (
@@ -190,7 +215,7 @@ fn archive_then_verify_clean_and_reports_unchanged() {
         details(&l.audit(&keys).unwrap().problems),
         Vec::<String>::new()
     );
-    let verified = l.verify_archive(&archive, &keys).unwrap();
+    let verified = verify(&l, &archive, &keys).0;
     assert_eq!(details(&verified.problems), Vec::<String>::new());
     assert_eq!((verified.files, verified.records), (4, 61));
 }
@@ -219,7 +244,7 @@ fn a_tampered_archive_file_is_named() {
         e[0] = text.replacen("\\\"c1\\\"", "\\\"c9\\\"", 1).into_bytes();
         assert_ne!(e[0], text.as_bytes());
     });
-    let report = l.verify_archive(&archive, &keys).unwrap();
+    let report = verify(&l, &archive, &keys).0;
     let got = details(&report.problems);
     assert!(
         got.iter().any(|p| p.starts_with("bad-signature s1")
@@ -232,7 +257,7 @@ fn a_tampered_archive_file_is_named() {
     rewrite(&file, |e| {
         e.remove(0);
     });
-    let got = details(&l.verify_archive(&archive, &keys).unwrap().problems);
+    let got = details(&verify(&l, &archive, &keys).0.problems);
     assert!(
         got.iter().any(|p| p.starts_with("chain-break s1")
             && p.contains(&name)
@@ -242,7 +267,7 @@ fn a_tampered_archive_file_is_named() {
 
     // A damaged file.
     std::fs::write(&file, b"not zstd at all").unwrap();
-    let got = details(&l.verify_archive(&archive, &keys).unwrap().problems);
+    let got = details(&verify(&l, &archive, &keys).0.problems);
     assert!(
         got.iter()
             .any(|p| p.contains(&format!("archive file {name} not zstd"))
@@ -251,7 +276,7 @@ fn a_tampered_archive_file_is_named() {
     );
     // And a missing one: the ledger's markers name what is gone.
     std::fs::remove_file(&file).unwrap();
-    let got = details(&l.verify_archive(&archive, &keys).unwrap().problems);
+    let got = details(&verify(&l, &archive, &keys).0.problems);
     assert!(
         got.iter()
             .any(|p| p.contains("the ledger archived batches up to batch 8")),
@@ -297,7 +322,7 @@ fn a_crash_between_writing_and_deleting_loses_and_doubles_nothing() {
         details(&l.audit(&keys).unwrap().problems),
         Vec::<String>::new()
     );
-    let verified = l.verify_archive(&archive, &keys).unwrap();
+    let verified = verify(&l, &archive, &keys).0;
     assert_eq!(details(&verified.problems), Vec::<String>::new());
     assert_eq!((verified.batches, verified.also_live), (12, 12));
 
@@ -308,7 +333,7 @@ fn a_crash_between_writing_and_deleting_loses_and_doubles_nothing() {
     let counts = l.counts().unwrap();
     assert_eq!((counts.batches, counts.records), (12, 12));
     assert_eq!(reports(&l), before);
-    let verified = l.verify_archive(&archive, &keys).unwrap();
+    let verified = verify(&l, &archive, &keys).0;
     assert_eq!(details(&verified.problems), Vec::<String>::new());
     assert_eq!(
         (verified.batches, verified.records, verified.also_live),

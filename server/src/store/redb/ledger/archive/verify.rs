@@ -46,10 +46,13 @@ struct Found {
 
 type Chain = (String, String);
 
+/// Also calls `plays` with each archived record once (from a batch whose signature verified),
+/// by screen, epoch and seq, for the caller's checks against the plan.
 pub(in super::super) fn verify_archive(
     db: &Database,
     dir: &Path,
     key_of: KeysOf<'_>,
+    plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
 ) -> Result<ArchiveReport, LedgerError> {
     let files = files_in(dir)?;
     let mut report = ArchiveReport {
@@ -152,7 +155,7 @@ pub(in super::super) fn verify_archive(
                 }
             }
         }
-        report.records += exactly_once(&mut report.problems, screen, epoch, batches);
+        report.records += exactly_once(&mut report.problems, screen, epoch, batches, plays)?;
     }
     // Chains the ledger says were archived but no file holds.
     for row in archived.iter()? {
@@ -234,7 +237,8 @@ fn exactly_once(
     screen: &str,
     epoch: &str,
     batches: &BTreeMap<u64, Vec<Found>>,
-) -> u64 {
+    plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+) -> Result<u64, LedgerError> {
     let mut seen: BTreeMap<u64, (&PlayRecord, u64)> = BTreeMap::new();
     for (&batch_seq, versions) in batches {
         for f in versions {
@@ -258,7 +262,10 @@ fn exactly_once(
             }
         }
     }
-    seen.len() as u64
+    for (r, _) in seen.values() {
+        plays(r)?;
+    }
+    Ok(seen.len() as u64)
 }
 
 fn problem(screen: &str, kind: ProblemKind, detail: String) -> AuditProblem {
