@@ -69,11 +69,7 @@ fn exported(l: &Ledger) -> Vec<(String, u64)> {
 }
 
 /// The archive audit, and the (screen, seq) of each archived play it hands over.
-fn verify(
-    l: &Ledger,
-    dir: &Path,
-    keys: KeysOf<'_>,
-) -> (verify::ArchiveReport, Vec<(String, u64)>) {
+fn verify(l: &Ledger, dir: &Path, keys: KeysOf<'_>) -> (verify::ArchiveReport, Vec<(String, u64)>) {
     let mut plays = Vec::new();
     let report = l
         .verify_archive(dir, keys, &mut |r| {
