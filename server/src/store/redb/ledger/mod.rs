@@ -35,6 +35,7 @@
 //! | `pop_latest_epoch`    | screen                                      | the epoch its latest stored batch is in|
 //! | `pop_rollups`         | (dimension, venue?, screen?, key, hour)     | (complete, partial, failed)            |
 //! | `pop_archived`        | (screen, epoch)                             | (batch_seq, hash, last seq) archived   |
+//! | `pop_archive_files`   | archive file path                           | (first, last) slot_start of its plays  |
 //!
 //! Envelopes are packed (`pack.rs`): compressed, and unpacked to the exact bytes received.
 //! Batch hashes are the 32 raw bytes of [`batch_hash`](playlists::wire::pop::batch_hash).
@@ -92,6 +93,11 @@ pub(crate) const LATEST: TableDefinition<&str, &str> = TableDefinition::new("pop
 /// The live chain continues from it; records at or below that seq are held in the archive.
 pub(crate) const ARCHIVED: TableDefinition<(&str, &str), (u64, &HashBytes, u64)> =
     TableDefinition::new("pop_archived");
+/// Each archive file written (its path) and the span of its records' `slot_start`
+/// (microseconds since the epoch, first and last), so the raw export reads only the files
+/// a window needs.
+pub(crate) const ARCHIVE_FILES: TableDefinition<&str, (i64, i64)> =
+    TableDefinition::new("pop_archive_files");
 pub(crate) const ROLLUPS: TableDefinition<rollup::RollupKey, (u64, u64, u64)> =
     TableDefinition::new("pop_rollups");
 
@@ -421,6 +427,7 @@ impl Ledger {
         tx.open_table(LATEST)?;
         tx.open_table(ROLLUPS)?;
         tx.open_table(ARCHIVED)?;
+        tx.open_table(ARCHIVE_FILES)?;
         migrate::to_epochs(&tx)?;
         tx.commit()?;
         Ok(Ledger { db })

@@ -34,7 +34,11 @@ use playlists::wire::pop::batch_hash;
 use playlists::wire::{PopBatch, MAX_POP_BYTES};
 
 use super::export::{envelope, payload_of};
-use super::{hash_bytes, HashBytes, LedgerError, ANOMALIES, ARCHIVED, BATCHES, HEADS, RECORDS};
+use super::{
+    hash_bytes, HashBytes, LedgerError, ANOMALIES, ARCHIVED, ARCHIVE_FILES, BATCHES, HEADS, RECORDS,
+};
+
+pub(super) mod read;
 
 pub(super) mod verify;
 
@@ -83,6 +87,8 @@ pub(super) struct Chosen {
     key: (String, String, u64, HashBytes),
     raw: Vec<u8>,
     seqs: Vec<u64>,
+    /// The first and last `slot_start` of its records (microseconds).
+    span: (i64, i64),
 }
 
 /// Archives every batch whose chain prefix lies before `before` into `dir` (created if
@@ -97,7 +103,7 @@ pub(super) fn archive(
     while let Some((day, chosen)) = next_day(db, before)? {
         let file = file_of(dir, day);
         let file_bytes = write_file(&file, chosen.iter().map(|c| c.raw.as_slice()))?;
-        drop_archived(db, &chosen)?;
+        drop_archived(db, &file, &chosen)?;
         summary.days.push(ArchivedDay {
             day,
             file,
@@ -129,7 +135,7 @@ fn next_day(
             ..=(screen.as_str(), epoch.as_str(), u64::MAX, &[0xffu8; 32]);
         if let Some(row) = batches.range(range)?.next() {
             let (_, v) = row?;
-            if let Some((d, _, _)) = read(v.value()) {
+            if let Some((d, _, _, _)) = read(v.value()) {
                 day = Some(day.map_or(d, |x| x.min(d)));
             }
         }
@@ -144,7 +150,7 @@ fn next_day(
         for row in batches.range(range)? {
             let (k, v) = row?;
             // A batch that does not read is never archived, nor anything after it.
-            let Some((d, raw, seqs)) = read(v.value()) else {
+            let Some((d, raw, seqs, span)) = read(v.value()) else {
                 break;
             };
             if d > day {
@@ -155,19 +161,28 @@ fn next_day(
                 key: (s.to_owned(), e.to_owned(), batch_seq, *hash),
                 raw,
                 seqs,
+                span,
             });
         }
     }
     Ok(Some((day, chosen)))
 }
 
-/// A stored batch's day, envelope and record seqs, if it unpacks and parses.
-fn read(stored: &[u8]) -> Option<(NaiveDate, Vec<u8>, Vec<u64>)> {
+/// A batch read for the archive: its day, envelope, record seqs and `slot_start` span.
+type ReadBatch = (NaiveDate, Vec<u8>, Vec<u64>, (i64, i64));
+
+/// A stored batch as the archive needs it, if it unpacks and parses.
+fn read(stored: &[u8]) -> Option<ReadBatch> {
     let raw = envelope(stored)?.into_owned();
     let batch: PopBatch = serde_json::from_str(&payload_of(&raw)?).ok()?;
     let day = batch.records.first()?.slot_start.date_naive();
     let seqs = batch.records.iter().map(|r| r.seq).collect();
-    Some((day, raw, seqs))
+    let times = batch
+        .records
+        .iter()
+        .map(|r| r.slot_start.timestamp_micros());
+    let span = (times.clone().min()?, times.max()?);
+    Some((day, raw, seqs, span))
 }
 
 /// Writes `file` holding `envelopes` and whatever it already held (each batch once),
@@ -262,9 +277,26 @@ pub(super) fn read_file(file: &Path) -> Result<Vec<Vec<u8>>, String> {
 
 /// Deletes `chosen` (now durable in their file) from the live ledger and moves each chain's
 /// archive marker, in one transaction.
-pub(super) fn drop_archived(db: &Database, chosen: &[Chosen]) -> Result<(), LedgerError> {
+pub(super) fn drop_archived(
+    db: &Database,
+    file: &Path,
+    chosen: &[Chosen],
+) -> Result<(), LedgerError> {
     let tx = db.begin_write()?;
     {
+        let path = std::path::absolute(file).map_err(|e| io(file, e))?;
+        let path = path.to_string_lossy();
+        let mut files = tx.open_table(ARCHIVE_FILES)?;
+        let old = files.get(&*path)?.map(|g| g.value());
+        let span = chosen
+            .iter()
+            .map(|c| c.span)
+            .chain(old)
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        if let Some(span) = span {
+            files.insert(&*path, span)?;
+        }
+        drop(files);
         let mut batches = tx.open_table(BATCHES)?;
         let mut records = tx.open_table(RECORDS)?;
         let mut anomalies = tx.open_table(ANOMALIES)?;
