@@ -16,6 +16,7 @@ mod emergency;
 mod ledger;
 mod review;
 mod state;
+mod store;
 mod upload;
 
 use crate::report::Window;
@@ -198,6 +199,11 @@ enum Command {
     Emergency {
         #[command(subcommand)]
         command: EmergencyCommand,
+    },
+    /// The store itself: copy one into PostgreSQL or back.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// The server's configuration.
     Config {
@@ -939,6 +945,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             EmergencyCommand::List { target } => state::emergencies(&target.resolve()?),
         },
+        Command::Store { command } => command.run(),
         Command::Config {
             command: ConfigCommand::Reference,
         } => {

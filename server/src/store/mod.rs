@@ -20,15 +20,23 @@ use serde::{Deserialize, Serialize};
 
 use playlists::Sha256;
 
+pub mod dump;
 mod entities;
 pub mod ledger;
+mod location;
+pub mod postgres;
 pub mod redb;
+
+#[cfg(test)]
+mod conformance;
 
 pub use entities::{
     scenario_entities, Approval, ApprovalStatus, ApprovedCampaign, CampaignEntity, CampaignState,
     CheckOutcome, CreativeEntity, Entity, MediaCheck, PendingConfirmation, ScreenEntity,
     StoredEmergency, StoredMeasurement, VenueEntity,
 };
+
+pub use location::{open_url, OpenedStore};
 
 pub use ledger::{
     epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,

@@ -44,6 +44,7 @@ use super::{
 };
 use crate::store::ChangeRecord;
 
+mod dump;
 mod guard;
 pub mod ledger;
 mod migrate;

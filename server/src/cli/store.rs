@@ -1,0 +1,52 @@
+//! `signage store copy --from A --to B`: moves what a store holds, the proof-of-play
+//! ledger excepted, from a redb data directory into an empty PostgreSQL database or back
+//! (see `store::dump`). Run it with no server using either store.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::store::dump::{copy, End};
+use crate::store::OpenMode;
+
+#[derive(Debug, Subcommand)]
+pub(super) enum StoreCommand {
+    /// Copies the catalogue, change log, documents, keys, broker logins, users, sessions,
+    /// settings, renditions and media (not the ledger: PostgreSQL does not hold it yet)
+    /// into an empty store.
+    Copy {
+        /// A data directory or a postgres:// URL to copy from.
+        #[arg(long)]
+        from: String,
+        /// An empty data directory (created if absent) or PostgreSQL database (its schema
+        /// is created) to copy into.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+impl StoreCommand {
+    pub(super) fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            StoreCommand::Copy { from, to } => {
+                // The PostgreSQL end's files in transit (media on their way to redb).
+                let transit = tempfile::tempdir()?;
+                let source = End::open(&from, transit.path(), OpenMode::Existing)?;
+                let target = End::open(&to, transit.path(), OpenMode::Create)?;
+                let copied = copy(&source, &target)?;
+                println!(
+                    "copied {} entities, {} revisions, {} documents, {} users and {} media \
+                     files from {from} to {to}",
+                    copied.entities, copied.revisions, copied.documents, copied.users, copied.media
+                );
+                if matches!(source, End::Redb(_)) {
+                    println!(
+                        "not copied: the proof-of-play ledger and the data directory's files \
+                         (server key, tokens, TLS), which stay in {from}"
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

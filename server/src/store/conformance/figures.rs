@@ -1,0 +1,108 @@
+//! Figures for the README, comparing the two backends on a generated city (600 venues,
+//! 5,000 screens): `cargo test -p server --lib store_backend_figures -- --ignored
+//! --nocapture` (PostgreSQL on 127.0.0.1:5432). A measurement, not a check.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{at, screen, Backend};
+use crate::store::dump::{copy, End};
+use crate::store::postgres::testdb::TestDb;
+use crate::store::{Commit, IssuedDocument, OpenMode};
+
+fn per(total: Duration, n: u32) -> Duration {
+    total / n
+}
+
+fn measure(label: &str, s: &impl Backend) {
+    let screens: Vec<String> = s.snapshot().unwrap().screens.into_keys().collect();
+    let started = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(s.snapshot().unwrap().screens.len(), screens.len());
+    }
+    let snapshot = per(started.elapsed(), 10);
+
+    let started = Instant::now();
+    for _ in 0..200 {
+        s.head().unwrap();
+    }
+    let head = per(started.elapsed(), 200);
+
+    let started = Instant::now();
+    for i in 0..50u32 {
+        let base = s.head().unwrap();
+        s.commit(Commit {
+            base,
+            author: "bench".into(),
+            at: at(i64::from(i)),
+            comment: "one screen".into(),
+            entities: vec![screen(&screens[i as usize], 1000 + i, None)],
+        })
+        .unwrap()
+        .unwrap();
+    }
+    let commit = per(started.elapsed(), 50);
+
+    let docs: Vec<IssuedDocument> = screens
+        .iter()
+        .map(|id| IssuedDocument {
+            screen_id: id.clone(),
+            version: 1,
+            issued_at: at(0),
+            expires_at: at(86_400),
+            in_force_from: at(0),
+            content_hash: "0".repeat(64),
+            signed: "x".repeat(4_000),
+        })
+        .collect();
+    let started = Instant::now();
+    s.record_issued(&docs).unwrap();
+    let issued = started.elapsed();
+    println!(
+        "{label}: snapshot of {} screens {snapshot:.2?}, head {head:.2?}, commit of one \
+         screen {commit:.2?}, {} documents of 4 kB recorded in one call {issued:.2?}",
+        screens.len(),
+        docs.len()
+    );
+}
+
+#[test]
+#[ignore = "a measurement, not a check"]
+fn store_backend_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let city = dir.path().join("city");
+    let beijing = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/beijing-role-models");
+    crate::generate::generate(
+        &beijing,
+        &city,
+        &crate::generate::GenerateOptions {
+            venues: 600,
+            screens: 5_000,
+            seed: 7,
+        },
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = crate::store::open(&data, OpenMode::Create).unwrap();
+        let catalogue = crate::catalogue::CatalogueService::new(store);
+        crate::import::import(&catalogue, &city, &crate::import::ImportOptions::admin()).unwrap();
+    }
+    let db = TestDb::new();
+    let transit = tempfile::tempdir().unwrap();
+    let from = End::open(data.to_str().unwrap(), transit.path(), OpenMode::Existing).unwrap();
+    let to = End::open(&db.url(), transit.path(), OpenMode::Create).unwrap();
+    let started = Instant::now();
+    let copied = copy(&from, &to).unwrap();
+    println!(
+        "copy into PostgreSQL: {} entities, {} media files in {:.2?}",
+        copied.entities,
+        copied.media,
+        started.elapsed()
+    );
+    let (End::Redb(r), End::Postgres(p)) = (&from, &to) else {
+        unreachable!()
+    };
+    measure("redb", r);
+    measure("PostgreSQL", p);
+}

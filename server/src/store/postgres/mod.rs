@@ -1,0 +1,251 @@
+//! The PostgreSQL store: everything but the proof-of-play ledger (and, later, planned
+//! counts) in one database that several server replicas can share. The only module that
+//! touches PostgreSQL. Each component trait of [`crate::store`] is implemented here
+//! (`catalogue.rs`, `documents.rs`, `users.rs`, `media.rs`); [`Store`](super::Store) is
+//! not, since it needs a ledger this backend does not hold yet.
+//!
+//! The traits are synchronous and called from blocking threads, so this uses the
+//! synchronous `postgres` client with an `r2d2` pool (health-checked connections, a
+//! bounded wait for one when all are busy) rather than an async client behind a runtime.
+//!
+//! Tables (see `schema/`): each row keeps its value as the serde JSON of its type, exactly
+//! as the redb store writes it (JSONB; timestamps inside stay exact to the nanosecond),
+//! beside the columns it is found by. The change log and the catalogue's head are
+//! serialised through one row, `catalogue_head`, locked `FOR UPDATE` by every writer of
+//! the change log: a commit whose base is no longer the head is refused there.
+//!
+//! Media bytes are in the database (`media`, `media_chunks`), so replicas share them; each
+//! store also keeps a local copy under `DIR/media/` because the server reads media as
+//! files ([`MediaStore::media_path`](super::MediaStore::media_path)).
+//! [`PgStore::local_media`] fetches a file another replica stored.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ::postgres::error::SqlState;
+use ::postgres::{Client, NoTls};
+use r2d2_postgres::r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+use serde::de::DeserializeOwned;
+
+use super::{OpenMode, StoreError};
+
+mod catalogue;
+mod documents;
+mod dump;
+mod media;
+mod migrate;
+mod users;
+
+#[cfg(test)]
+pub(crate) mod testdb;
+
+pub use media::CHUNK_SIZE;
+
+type Manager = PostgresConnectionManager<NoTls>;
+
+/// How many connections one store holds at most.
+const POOL_SIZE: u32 = 8;
+/// How long a call waits for a connection before failing.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The PostgreSQL store of one database, with a local directory for uploads in progress
+/// and a copy of the media.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<Manager>,
+    dir: PathBuf,
+    /// The database as shown in messages (no password).
+    shown: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("database", &self.shown)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// Whether `location` names a PostgreSQL database rather than a directory.
+pub fn is_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// `url` as shown in messages: user, host, port and database, never the password.
+fn shown(config: &::postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(::postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(::postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`) and brings its
+    /// schema up to date; `dir` holds uploads in progress and the local copy of the media.
+    /// With [`OpenMode::Existing`], a database without the schema is
+    /// [`StoreError::Missing`] and is left untouched.
+    pub fn open(url: &str, dir: &Path, mode: OpenMode) -> Result<PgStore, StoreError> {
+        let config = ::postgres::Config::from_str(url).map_err(|e| {
+            StoreError::Backend(
+                format!(
+                    "{url:?} is not a PostgreSQL URL (postgres://user@host:port/database): {e}"
+                )
+                .into(),
+            )
+        })?;
+        let shown = shown(&config);
+        // One connection first: its error names the problem (a refused connection, an
+        // unknown database, a password) at once, where the pool would wait and generalise.
+        drop(config.connect(NoTls).map_err(|e| {
+            StoreError::Backend(format!("cannot connect to {shown}: {}", describe(&e)).into())
+        })?);
+        let pool = Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .build(PostgresConnectionManager::new(config, NoTls))
+            .map_err(|e| StoreError::Backend(format!("cannot connect to {shown}: {e}").into()))?;
+        let io = |source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        let store = PgStore {
+            pool,
+            dir: dir.to_owned(),
+            shown,
+        };
+        {
+            let mut client = store.client()?;
+            if mode == OpenMode::Existing && !migrate::has_schema(&mut client)? {
+                return Err(StoreError::Missing {
+                    path: PathBuf::from(&store.shown),
+                });
+            }
+            migrate::migrate(&mut client)?;
+        }
+        std::fs::create_dir_all(dir.join("media")).map_err(io)?;
+        std::fs::create_dir_all(dir.join("uploads")).map_err(io)?;
+        Ok(store)
+    }
+
+    /// The database as shown in messages (no password).
+    pub fn database(&self) -> &str {
+        &self.shown
+    }
+
+    /// The local directory (uploads, the local copy of the media).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A connection from the pool.
+    fn client(&self) -> Result<PooledConnection<Manager>, StoreError> {
+        self.pool.get().map_err(|e| {
+            StoreError::Backend(format!("no connection to {}: {e}", self.shown).into())
+        })
+    }
+
+    /// The schema versions applied, oldest first.
+    pub fn schema_versions(&self) -> Result<Vec<i32>, StoreError> {
+        migrate::applied(&mut *self.client()?)
+    }
+
+    /// Runs `f` on a raw connection (tests damage stored data with it).
+    #[cfg(test)]
+    pub(crate) fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> T) -> T {
+        f(&mut self.client().expect("a connection"))
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Backend(describe(&e).into())
+    }
+}
+
+/// What PostgreSQL said, in full: the server's message and code, or the client's error
+/// with its causes (`postgres::Error` alone says only "db error").
+fn describe(e: &::postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(": {detail}"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// Whether `e` is a unique-key violation (a row that already exists).
+fn is_unique_violation(e: &::postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// A stored JSON value as `T`; one that does not fit is [`StoreError::Corrupt`] naming it.
+fn decode<T: DeserializeOwned>(
+    what: impl Fn() -> String,
+    value: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Corrupt {
+        what: what(),
+        problem: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    // Our own plain data types: serialising them cannot fail.
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// A count or number for a BIGINT column; PostgreSQL has no unsigned 64-bit integer.
+fn to_i64(n: u64, what: impl Fn() -> String) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| {
+        StoreError::Backend(
+            format!("{} is {n}, above what PostgreSQL keeps (2^63-1)", what()).into(),
+        )
+    })
+}
+
+/// A stored BIGINT that must not be negative.
+fn to_u64(n: i64, what: impl Fn() -> String) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt {
+        what: what(),
+        problem: format!("{n} is negative"),
+    })
+}
+
+/// Runs `f` in a transaction that sees one snapshot of the database (reads that must
+/// agree with each other).
+fn read_snapshot<T>(
+    client: &mut Client,
+    f: impl FnOnce(&mut ::postgres::Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let out = f(&mut tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
