@@ -107,6 +107,9 @@ pub struct Options {
     pub liveness: daemon::Liveness,
     /// How uploaded video is judged and changed (the `[media]` configuration).
     pub media: crate::ingest::MediaPolicy,
+    /// Raw proof of play older than this many days is archived hourly, into this directory
+    /// (`[ledger]`); `None` (the default): kept live.
+    pub ledger_retention: Option<(u32, std::path::PathBuf)>,
 }
 
 impl Default for Options {
@@ -122,6 +125,7 @@ impl Default for Options {
             dark_after: TimeDelta::minutes(15),
             liveness: daemon::Liveness::default(),
             media: crate::ingest::MediaPolicy::default(),
+            ledger_retention: None,
         }
     }
 }
@@ -366,6 +370,15 @@ pub async fn start_with(
     };
     tracker.spawn(crate::fleet::status_worker(shared.clone(), status_rx));
     tracker.spawn(healer(publisher.clone(), shutdown.clone()));
+    if let Some((days, dir)) = options.ledger_retention.clone() {
+        tracker.spawn(crate::retention::worker(
+            shared.ledger.clone(),
+            shared.clock,
+            days,
+            dir,
+            shutdown.clone(),
+        ));
+    }
     {
         let p = publisher.clone();
         tracker.spawn(crate::renditions::video_worker(

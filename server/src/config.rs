@@ -46,6 +46,22 @@ pub struct Config {
     pub mqtt_ca_file: Option<PathBuf>,
     /// The kiosk video gate and loudness of uploads (`[media]`).
     pub media: MediaConfig,
+    /// Proof-of-play retention (`[ledger]`).
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: how long raw proof-of-play batches stay in the live ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Days of raw batches kept live (by the UTC day of their first play); older ones are
+    /// moved hourly into daily archive files. 0: kept forever, nothing archived.
+    #[serde(default)]
+    pub raw_retention_days: u32,
+    /// Where archive files go (default DATA_DIR/archive).
+    #[serde(default)]
+    pub archive_dir: Option<PathBuf>,
 }
 
 /// `[media]`: what kiosks play and how loud creatives are (see `ingest`).
@@ -342,6 +358,7 @@ fn doc(key: &str) -> &'static str {
         "approval" => "\"four-eyes\": staff's campaigns and creatives wait for a second person's approval; \"off\": they are live at once.",
         "emergency_confirm" => "\"two-person\": a started emergency waits for a second operator's confirmation; \"off\": it plays at once.",
         "emergency_confirm_minutes" => "How long a second operator has to confirm an emergency (at least 1).",
+        "ledger" => "Proof-of-play retention: raw_retention_days (0, the default: raw batches stay in the live ledger forever; N: batches whose first play is more than N days old, UTC, are moved hourly into daily compressed files ledger-YYYY-MM-DD.zst, which `signage audit verify --archive DIR` checks; reports keep every play) and archive_dir (default DATA_DIR/archive).",
         "dark_alert_minutes" => "A screen offline, or silent since its last status, this many minutes (at least 1) is raised as dark to operators.",
         "tls" => "HTTPS on the HTTP address: \"off\", \"self-signed\" (generated into DATA_DIR/tls/), or a table {cert, key, ca} of PEM files.",
         "tls_names" => "More host names or addresses a generated certificate is valid for, e.g. [\"signage.example.org\"].",
@@ -416,6 +433,24 @@ mod tests {
         assert!(load("[media]\nloudness_target_lufs = 3.0\n")
             .unwrap_err()
             .contains("loudness_target_lufs"));
+    }
+
+    #[test]
+    fn ledger_retention_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load(Some(&f), None, None).map_err(|e| e.to_string())
+        };
+        assert_eq!(Config::defaults().ledger, LedgerConfig::default());
+        let c = load("[ledger]\nraw_retention_days = 30\narchive_dir = \"/srv/a\"\n").unwrap();
+        assert_eq!(c.ledger.raw_retention_days, 30);
+        assert_eq!(c.ledger.archive_dir, Some(PathBuf::from("/srv/a")));
+        let e = load("[ledger]\nraw_retention_days = -1\n").unwrap_err();
+        assert!(e.contains("ledger") && e.contains("expected u32"), "{e}");
+        let e = load("[ledger]\nretention = 3\n").unwrap_err();
+        assert!(e.contains("retention"), "{e}");
     }
 
     #[test]

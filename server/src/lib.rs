@@ -42,6 +42,7 @@ pub mod provision;
 pub mod publisher;
 pub mod renditions;
 pub mod report;
+pub mod retention;
 pub mod review;
 pub mod series;
 pub mod session;

@@ -258,6 +258,33 @@ fn check_cli_reports(data: &std::path::Path) {
 
     let audit = run(&["audit", "verify"]);
     assert!(audit.contains("ledger verified"), "{audit}");
+
+    // Retention through the binary: the hour archived into its UTC day's file, the reports
+    // the same, and the archive verified (signatures, chains, each play against its plan).
+    let report = run(&["report", "venues", "--format", "csv"]);
+    let plays = run(&["report", "plays", "--format", "csv"]);
+    let archived = run(&["ledger", "archive", "--before", "2023-12-21"]);
+    assert!(
+        archived.starts_with("archived 2023-12-20: ") && archived.contains(", 600 records into "),
+        "{archived}"
+    );
+    let file = data.join("archive").join("ledger-2023-12-20.zst");
+    assert!(file.is_file(), "{archived}");
+    assert_eq!(run(&["report", "venues", "--format", "csv"]), report);
+    assert_eq!(
+        run(&["report", "plays", "--format", "csv"]),
+        plays,
+        "the raw export reads archived plays from the files"
+    );
+    let archive = data.join("archive");
+    let archive = archive.to_str().unwrap();
+    let audit = run(&["audit", "verify", "--archive", archive]);
+    assert!(
+        audit.contains("ledger verified")
+            && audit.contains(" files, ")
+            && audit.contains(", 600 records"),
+        "{audit}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,6 +220,11 @@ pub(super) async fn serve(
         tls,
         dark_after: chrono::TimeDelta::minutes(i64::from(config.dark_alert_minutes)),
         media: config.media.policy()?,
+        ledger_retention: (config.ledger.raw_retention_days > 0).then(|| {
+            let dir = config.ledger.archive_dir.clone();
+            let dir = dir.unwrap_or_else(|| store.dir().join("archive"));
+            (config.ledger.raw_retention_days, dir)
+        }),
         ..crate::app::Options::default()
     };
     let handle = crate::app::start_with(

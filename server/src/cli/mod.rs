@@ -13,6 +13,7 @@ mod broker;
 mod client;
 mod commands;
 mod emergency;
+mod ledger;
 mod review;
 mod state;
 mod store;
@@ -155,6 +156,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The proof-of-play ledger's retention.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
     },
     /// The change log: every revision of the catalogue and users, oldest first.
     Changes {
@@ -500,6 +506,32 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         target: Target,
+        /// Also re-verify the archive files in this directory (from `signage ledger
+        /// archive`; usually DATA_DIR/archive) and their chains into the live ledger. Needs
+        /// --data-dir.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Moves proof-of-play batches dated before a day (UTC, of a batch's first play) out of
+    /// the live ledger into daily compressed files, ledger-YYYY-MM-DD.zst, each written and
+    /// synced before its batches are deleted. Reports keep every play (rollups stay).
+    /// Needs --data-dir, with the server stopped.
+    Archive {
+        #[command(flatten)]
+        target: Target,
+        /// Archive batches dated before this day (YYYY-MM-DD).
+        #[arg(long, conflicts_with = "keep_days")]
+        before: Option<chrono::NaiveDate>,
+        /// Or: keep this many days live (today, UTC, less N).
+        #[arg(long)]
+        keep_days: Option<u32>,
+        /// Where the files go (default DATA_DIR/archive).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -808,8 +840,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => state::report(&target.resolve()?, what, Window { from, to }, venue, format),
         Command::Audit {
-            command: AuditCommand::Verify { target },
-        } => state::audit(&target.resolve()?),
+            command: AuditCommand::Verify { target, archive },
+        } => match archive {
+            Some(dir) => ledger::audit_with_archive(&target.resolve()?, &dir),
+            None => state::audit(&target.resolve()?),
+        },
+        Command::Ledger {
+            command:
+                LedgerCommand::Archive {
+                    target,
+                    before,
+                    keep_days,
+                    dir,
+                },
+        } => ledger::archive(&target.resolve()?, before, keep_days, dir),
         Command::Changes { target, entity, id } => {
             let entity = entity
                 .map(|e| {

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use playlists::wire::PlayRecord;
 
 pub use super::redb::ledger::{
-    epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
-    LedgerError, Outcome, ProblemKind, Query, Row, Signer,
+    epoch_name, ArchiveReport, ArchiveSummary, ArchivedDay, AuditProblem, AuditReport,
+    ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts, LedgerError, Outcome, ProblemKind,
+    Query, Row, Signer,
 };
 
 /// Proof-of-play storage. Every call blocks (a durable commit is an fsync): async callers
@@ -33,6 +34,30 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     /// key that signed it, and says which keys signed each epoch.
     fn audit(&self, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError>;
     fn counts(&self) -> Result<LedgerCounts, LedgerError>;
+    /// Retention: moves the batches of each chain's prefix dated before `before` (UTC day of
+    /// a batch's first record) out of the live store into daily compressed files in `dir`,
+    /// durably before deleting them; rollups stay. A store without an archive says so.
+    fn archive(
+        &self,
+        _dir: &std::path::Path,
+        _before: chrono::NaiveDate,
+    ) -> Result<ArchiveSummary, LedgerError> {
+        Err(LedgerError::Io(
+            "this store does not archive its ledger".to_owned(),
+        ))
+    }
+    /// Re-verifies the archive files in `dir` (signatures, chains, exactly-once) and their
+    /// continuity into the live ledger; calls `plays` with each archived record once.
+    fn verify_archive(
+        &self,
+        _dir: &std::path::Path,
+        _key_of: KeysOf<'_>,
+        _plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+    ) -> Result<ArchiveReport, LedgerError> {
+        Err(LedgerError::Io(
+            "this store does not archive its ledger".to_owned(),
+        ))
+    }
     /// How many of `screen`'s records each stored batch of its latest epoch holds
     /// (batch_seq to count).
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError>;

@@ -2,7 +2,8 @@
 //! `report plays` and the simulation's play-by-play check. Formatting is the caller's.
 //!
 //! Records are read from the signed batches that stored them (see `pop_records`), a batch
-//! at a time: [`Reader`] keeps the last few batches it parsed.
+//! at a time: [`Reader`] keeps the last few batches it parsed. Archived records in the
+//! window come from the archive files (`archive::read`), in the same order.
 
 use std::borrow::Cow;
 
@@ -10,6 +11,7 @@ use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use playlists::wire::{PlayRecord, PopBatch, SignedEnvelope, MAX_POP_BYTES};
 
+use super::archive::read::archived_plays;
 use super::pack::{unpack, unpack_into, Unpacked};
 use super::{BatchKey, HashBytes, LedgerError, Query, RecordRef, BATCHES, RECORDS};
 
@@ -24,6 +26,9 @@ pub(super) fn plays(
     let table = tx.open_table(RECORDS)?;
     let batches = tx.open_table(BATCHES)?;
     let mut reader = Reader::new(&batches);
+    // Archived records, merged in order before the live ones that follow them.
+    let archived = archived_plays(&tx, q)?;
+    let mut archived = archived.iter().peekable();
     let rows = match q.screen.as_deref() {
         Some(s) => table.range((s, "", 0)..)?,
         None => table.iter()?,
@@ -35,6 +40,12 @@ pub(super) fn plays(
         if q.screen.as_deref().is_some_and(|s| s != screen) {
             break;
         }
+        while let Some((_, r)) =
+            archived.next_if(|((s, e, q), _)| (s.as_str(), e.as_str(), *q) < (screen, epoch, seq))
+        {
+            f(r)?;
+            n += 1;
+        }
         let r = reader
             .record(screen, epoch, seq, value.value())?
             .map_err(|why| LedgerError::Corrupt(format!("record {screen}/{epoch}/{seq}: {why}")))?;
@@ -44,6 +55,10 @@ pub(super) fn plays(
             f(r)?;
             n += 1;
         }
+    }
+    for (_, r) in archived {
+        f(r)?;
+        n += 1;
     }
     Ok(n)
 }

@@ -10,6 +10,7 @@
 //! - [`rollup`]: per-hour counts per venue, screen, campaign and creative; `delivered`.
 //! - [`export`]: the raw records, for `report plays`.
 //! - [`audit`]: re-verifies signatures, the chain and every stored record.
+//! - [`archive`]: retention: moves old batches into compressed daily files, and audits them.
 //!
 //! # Epochs
 //!
@@ -33,6 +34,8 @@
 //! | `pop_epoch_anomalies` | (screen, epoch, batch_seq, batch hash)      | what was wrong with the chain at ingest|
 //! | `pop_latest_epoch`    | screen                                      | the epoch its latest stored batch is in|
 //! | `pop_rollups`         | (dimension, venue?, screen?, key, hour)     | (complete, partial, failed)            |
+//! | `pop_archived`        | (screen, epoch)                             | (batch_seq, hash, last seq) archived   |
+//! | `pop_archive_files`   | archive file path                           | (first, last) slot_start of its plays  |
 //!
 //! Envelopes are packed (`pack.rs`): compressed, and unpacked to the exact bytes received.
 //! Batch hashes are the 32 raw bytes of [`batch_hash`](playlists::wire::pop::batch_hash).
@@ -52,6 +55,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use playlists::wire::pop::AckedBatch;
 use playlists::wire::PlayRecord;
 
+pub use archive::verify::ArchiveReport;
+pub use archive::{ArchiveSummary, ArchivedDay};
+
+mod archive;
 mod audit;
 mod export;
 mod ingest;
@@ -82,6 +89,15 @@ pub(crate) const GAPS: TableDefinition<(&str, &str, u64), u64> =
 pub(crate) const ANOMALIES: TableDefinition<BatchKey<'static>, &str> =
     TableDefinition::new("pop_epoch_anomalies");
 pub(crate) const LATEST: TableDefinition<&str, &str> = TableDefinition::new("pop_latest_epoch");
+/// Per chain, the last batch moved to the archive: `(batch_seq, hash, highest seq archived)`.
+/// The live chain continues from it; records at or below that seq are held in the archive.
+pub(crate) const ARCHIVED: TableDefinition<(&str, &str), (u64, &HashBytes, u64)> =
+    TableDefinition::new("pop_archived");
+/// Each archive file written (its path) and the span of its records' `slot_start`
+/// (microseconds since the epoch, first and last), so the raw export reads only the files
+/// a window needs.
+pub(crate) const ARCHIVE_FILES: TableDefinition<&str, (i64, i64)> =
+    TableDefinition::new("pop_archive_files");
 pub(crate) const ROLLUPS: TableDefinition<rollup::RollupKey, (u64, u64, u64)> =
     TableDefinition::new("pop_rollups");
 
@@ -360,6 +376,21 @@ impl super::super::LedgerStore for Ledger {
     fn counts(&self) -> Result<LedgerCounts, LedgerError> {
         guarded(|| Ledger::counts(self))
     }
+    fn archive(
+        &self,
+        dir: &std::path::Path,
+        before: chrono::NaiveDate,
+    ) -> Result<ArchiveSummary, LedgerError> {
+        guarded(|| Ledger::archive(self, dir, before))
+    }
+    fn verify_archive(
+        &self,
+        dir: &std::path::Path,
+        key_of: KeysOf<'_>,
+        plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+    ) -> Result<ArchiveReport, LedgerError> {
+        guarded(|| Ledger::verify_archive(self, dir, key_of, plays))
+    }
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
         guarded(|| {
             let tx = self.db.begin_read()?;
@@ -395,6 +426,8 @@ impl Ledger {
         tx.open_table(ANOMALIES)?;
         tx.open_table(LATEST)?;
         tx.open_table(ROLLUPS)?;
+        tx.open_table(ARCHIVED)?;
+        tx.open_table(ARCHIVE_FILES)?;
         migrate::to_epochs(&tx)?;
         tx.commit()?;
         Ok(Ledger { db })
@@ -429,6 +462,27 @@ impl Ledger {
     /// Re-verifies everything stored against `key_of`, each screen's keys newest first.
     pub fn audit(&self, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError> {
         audit::audit(&self.db, key_of)
+    }
+
+    /// Moves every batch whose chain prefix lies before `before` (the UTC day of its first
+    /// record) into daily files in `dir`; rollups stay. See [`archive`].
+    pub fn archive(
+        &self,
+        dir: &std::path::Path,
+        before: chrono::NaiveDate,
+    ) -> Result<ArchiveSummary, LedgerError> {
+        archive::archive(&self.db, dir, before)
+    }
+
+    /// Re-verifies the archive files in `dir` and their chains' continuity into the ledger.
+    /// Calls `plays` with each archived record once.
+    pub fn verify_archive(
+        &self,
+        dir: &std::path::Path,
+        key_of: KeysOf<'_>,
+        plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+    ) -> Result<ArchiveReport, LedgerError> {
+        archive::verify::verify_archive(&self.db, dir, key_of, plays)
     }
 
     pub fn counts(&self) -> Result<LedgerCounts, LedgerError> {

@@ -326,7 +326,7 @@ fn a_flipped_byte_in_a_stored_envelope_is_reported() {
         let (s, _, b, h) = k.value();
         ((s.to_owned(), b, *h), v.value().to_vec())
     };
-    assert_eq!(stored[0], super::super::pack::ZSTD);
+    assert_eq!(stored[0], super::super::pack::ZSTD_DICT1);
     let put = |bytes: &[u8]| {
         write(&l, |tx| {
             let mut t = tx.open_table(BATCHES).unwrap();

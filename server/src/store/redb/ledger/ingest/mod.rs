@@ -23,13 +23,14 @@ use playlists::wire::pop::{batch_hash, genesis_hash, AckedBatch, BATCH_KIND, MAX
 use playlists::wire::signed::open_envelope;
 use playlists::wire::{MAX_POP_BYTES, VERSION};
 
+use super::archive::{marker, Marker};
 use super::export::Reader;
 use super::pack::pack;
 use super::rollup::Tally;
 use super::view::BatchView;
 use super::{
     epoch_name, hash_bytes, BatchKey, HashBytes, Incoming, KeysOf, LedgerError, Outcome, RecordRef,
-    ANOMALIES, BATCHES, GAPS, HEADS, LATEST, RECORDS,
+    ANOMALIES, ARCHIVED, BATCHES, GAPS, HEADS, LATEST, RECORDS,
 };
 
 /// Most threads one ingest call checks batches on.
@@ -247,6 +248,7 @@ struct Writer<'tx> {
     gaps: Table<'tx, (&'static str, &'static str, u64), u64>,
     anomalies: Table<'tx, BatchKey<'static>, &'static str>,
     latest: Table<'tx, &'static str, &'static str>,
+    archived: Table<'tx, (&'static str, &'static str), (u64, &'static HashBytes, u64)>,
 }
 
 impl<'tx> Writer<'tx> {
@@ -258,6 +260,7 @@ impl<'tx> Writer<'tx> {
             gaps: tx.open_table(GAPS)?,
             anomalies: tx.open_table(ANOMALIES)?,
             latest: tx.open_table(LATEST)?,
+            archived: tx.open_table(ARCHIVED)?,
         })
     }
 
@@ -289,8 +292,15 @@ impl<'tx> Writer<'tx> {
     }
 
     /// Which of the first `n` records of `b` are already held, the same: `Err` names the
-    /// first one held with other content (or that cannot be read back).
-    fn held(&self, b: &BatchView<'_>, n: usize) -> Result<Result<Vec<bool>, String>, LedgerError> {
+    /// first one held with other content (or that cannot be read back). A seq at or below
+    /// `archived` (the highest seq moved to the archive) without a live reference is held in
+    /// the archive.
+    fn held(
+        &self,
+        b: &BatchView<'_>,
+        n: usize,
+        archived: u64,
+    ) -> Result<Result<Vec<bool>, String>, LedgerError> {
         let (screen, epoch): (&str, &str) = (&b.screen_id, &b.epoch);
         let mut reader = Reader::new(&self.batches);
         let mut held = Vec::with_capacity(n);
@@ -301,7 +311,7 @@ impl<'tx> Writer<'tx> {
                     (batch_seq, *hash, index)
                 }
                 None => {
-                    held.push(false);
+                    held.push(r.seq <= archived);
                     continue;
                 }
             };
@@ -346,6 +356,23 @@ impl<'tx> Writer<'tx> {
                 ack,
             });
         }
+        let archived: Option<Marker> = marker(&self.archived, screen, epoch)?;
+        if let Some(m) = archived {
+            // A batch from before the archive point whose records are all archived: it was
+            // stored before (the archive holds it), so it is acknowledged again.
+            if b.batch_seq <= m.batch_seq && b.records.iter().all(|r| r.seq <= m.last_seq) {
+                tracing::info!(
+                    screen,
+                    epoch,
+                    batch_seq = b.batch_seq,
+                    "proof-of-play batch from before the archive point: acknowledged, not stored"
+                );
+                return Ok(Outcome::Duplicate {
+                    screen_id: screen.to_owned(),
+                    ack,
+                });
+            }
+        }
         let head = self.head(screen, epoch)?;
         let mut last_seq = head.map_or(0, |h| h.last_seq);
         // Only a seq at or below the head can already be held; the rest are appended past
@@ -365,7 +392,7 @@ impl<'tx> Writer<'tx> {
         } else {
             b.records.partition_point(|r| r.seq <= last_seq)
         };
-        let held = match self.held(b, fresh_from)? {
+        let held = match self.held(b, fresh_from, archived.map_or(0, |m| m.last_seq))? {
             Ok(held) => held,
             Err(reason) => {
                 tracing::warn!(
