@@ -381,7 +381,29 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
             .expect("checked above");
         at.saturating_duration_since(t_edit)
     }));
-    note(t0, format!("the edit reached {} agents", edited.len()));
+    note(
+        t0,
+        format!("the edit reached {} agents: {}", edited.len(), figures.edit),
+    );
+    // Beside the hook: each agent's own signed status, as the server holds it, names the
+    // new version.
+    until(
+        "every edited screen's status to name its new version",
+        opts.phase_limit,
+        || {
+            let map = shared.fleet.lock().expect("fleet map");
+            let confirmed = edited
+                .iter()
+                .filter(|(s, v)| {
+                    map.get(*s)
+                        .is_some_and(|st| st.schedule_version.is_some_and(|h| h >= **v))
+                })
+                .count();
+            figures.edit_status_confirmed = confirmed;
+            Ok((confirmed, edited.len()))
+        },
+    )
+    .await?;
 
     // An all-city emergency.
     let t_emergency = Instant::now();
@@ -432,7 +454,11 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
     }));
     note(
         t0,
-        format!("the emergency played on {} screens", targeted.len()),
+        format!(
+            "the emergency played on {} screens: {}",
+            targeted.len(),
+            figures.emergency
+        ),
     );
     let (status, body) = crate::send_json(
         http.post(format!("{base}/emergencies/{EMERGENCY}/end"))

@@ -44,6 +44,7 @@ fn two_thousand_agents_in_one_process() {
     );
     assert!(figures.edit_targets <= figures.edit_district.1);
     assert_eq!(figures.edit.count, figures.edit_targets);
+    assert_eq!(figures.edit_status_confirmed, figures.edit_targets);
     // The emergency played on every screen it named (seen by the player hook, and in
     // the proof of play written by the agents).
     assert!(figures.emergency_targets > 0);

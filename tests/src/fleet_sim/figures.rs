@@ -59,6 +59,8 @@ pub struct Figures {
     pub edit_targets: usize,
     pub edit_outside: usize,
     pub edit: Spread,
+    /// Edited screens whose status, as the server holds it, names the new version.
+    pub edit_status_confirmed: usize,
     pub emergency_targets: usize,
     pub emergency: Spread,
     /// Ledger records per second and plays finished by the agents per second, over the
