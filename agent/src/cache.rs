@@ -138,6 +138,8 @@ pub struct Cache {
     verified: Mutex<HashSet<String>>,
     /// Media bytes read or written through sled since it was last opened.
     touched: AtomicU64,
+    /// `Some` when many agents in one process share this cache (see `shared.rs`).
+    shared: Option<shared::Turns>,
 }
 
 /// The open sled database and its two trees.
@@ -247,6 +249,7 @@ impl Cache {
             stats: Mutex::new(CacheStats::default()),
             verified: Mutex::new(HashSet::new()),
             touched: AtomicU64::new(0),
+            shared: None,
         };
         cache.reconcile()?;
         Ok((cache, note))
@@ -265,6 +268,9 @@ impl Cache {
     /// and nobody is using it (it never waits). Returns whether it reopened. Call it with
     /// [`RELIEVE_AFTER_BYTES`] during a burst of reads or writes, and with 1 after it.
     pub fn relieve(&self, after_bytes: u64) -> Result<bool, CacheError> {
+        if self.shared.is_some() {
+            return Ok(false);
+        }
         if self.touched.load(Ordering::Relaxed) < after_bytes.max(1) {
             return Ok(false);
         }
@@ -519,6 +525,9 @@ impl Cache {
         needed: &HashSet<String>,
         referenced: &HashSet<String>,
     ) -> Result<Vec<String>, CacheError> {
+        if self.shared.is_some() {
+            return Ok(Vec::new());
+        }
         for sha in self.partials()? {
             if !referenced.contains(&sha) {
                 self.remove(&sha)?;
@@ -536,6 +545,9 @@ impl Cache {
         referenced: &HashSet<String>,
         purge: bool,
     ) -> Result<Vec<String>, CacheError> {
+        if self.shared.is_some() {
+            return Ok(Vec::new());
+        }
         if !purge {
             return self.evict_to_fit(referenced, referenced);
         }
@@ -559,6 +571,7 @@ impl Cache {
 }
 
 mod evict;
+mod shared;
 mod writer;
 
 pub use evict::{choose_evictions, choose_purge, Entry};

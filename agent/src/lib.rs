@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod emergency;
 pub mod fetch;
+pub mod fleet;
 pub mod logging;
 pub mod main_loop;
 pub mod memory;
@@ -92,11 +93,55 @@ impl RunOptions {
     }
 }
 
+/// What a process hosting many agents (the fleet simulator, [`fleet`]) gives each of them
+/// beside its own config and data dir. The default is a lone agent's: its own cache and
+/// media client, nobody watching.
+#[derive(Default)]
+pub struct Host {
+    /// A media cache shared with other agents (opened with [`Cache::open_shared`]) instead
+    /// of `DATA_DIR/cache.sled`.
+    pub cache: Option<Arc<Cache>>,
+    /// A media client shared with other agents.
+    pub http: Option<reqwest::Client>,
+    /// Called once the agent is wired, with what the host may watch.
+    pub watch: Option<Box<dyn FnOnce(Watches) + Send>>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("shared_cache", &self.cache.is_some())
+            .field("watched", &self.watch.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The agent's own state, read-only, for a host to observe.
+#[derive(Clone)]
+pub struct Watches {
+    /// The schedule held (emergency overlays merged), as the player sees it.
+    pub schedules: watch::Receiver<Option<Arc<HeldSchedule>>>,
+    /// `campaign/creative` of the play in progress, set by the player at each boundary.
+    pub now_playing: watch::Receiver<Option<String>>,
+    /// The proof-of-play outbox (its [`Outbox::book`] says what was written).
+    pub outbox: Arc<Outbox>,
+}
+
 /// Runs the agent until `shutdown` is cancelled (or a task fails beyond repair). A schedule
 /// persisted by an earlier run is applied before any network, so the agent plays offline.
 pub async fn run(
     config: AgentConfig,
     opts: RunOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_hosted(config, opts, Host::default(), shutdown).await
+}
+
+/// [`run`] with what a host of many agents shares with this one.
+pub async fn run_hosted(
+    config: AgentConfig,
+    opts: RunOptions,
+    host: Host,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
@@ -122,13 +167,17 @@ pub async fn run(
         tracing::warn!(seqs = ?recovery.partial, "plays interrupted by a crash recorded as partial");
     }
     let outbox = Arc::new(outbox);
-    let (cache, cache_note) = {
-        let dir = dir.clone();
-        let max = config.cache_max_bytes;
-        tokio::task::spawn_blocking(move || Cache::open(&dir, max, Utc::now().timestamp()))
-            .await??
+    let (cache, cache_note) = match host.cache {
+        Some(shared) => (shared, None),
+        None => {
+            let dir = dir.clone();
+            let max = config.cache_max_bytes;
+            let (cache, note) =
+                tokio::task::spawn_blocking(move || Cache::open(&dir, max, Utc::now().timestamp()))
+                    .await??;
+            (Arc::new(cache), note)
+        }
     };
-    let cache = Arc::new(cache);
     let held = restore_schedule(&config, &outbox).await?;
     let web_listener = match opts.player {
         PlayerKind::Web => Some(
@@ -255,9 +304,20 @@ pub async fn run(
         events_tx.clone(),
         uploader.run(uploader_rx, events_tx.clone(), tasks_stop.clone()),
     );
-    let fetcher = fetch::Fetcher {
-        http: tls::http_client(config.ca_pem.as_deref())
+    let http = match host.http {
+        Some(shared) => shared,
+        None => tls::http_client(config.ca_pem.as_deref())
             .map_err(|e| anyhow::anyhow!("media client: {e}"))?,
+    };
+    if let Some(watch) = host.watch {
+        watch(Watches {
+            schedules: schedules_rx.clone(),
+            now_playing: playing_rx.clone(),
+            outbox: outbox.clone(),
+        });
+    }
+    let fetcher = fetch::Fetcher {
+        http,
         server_url: config.server_url.clone(),
         cache: cache.clone(),
         schedules: schedules_rx,

@@ -5,6 +5,7 @@
 
 pub mod agent_proc;
 pub mod env;
+pub mod fleet_sim;
 pub mod ledger_check;
 pub mod webdriver;
 

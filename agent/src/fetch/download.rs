@@ -76,6 +76,20 @@ impl Fetcher {
             };
             return Err((e, 1));
         }
+        // On a cache shared by many agents, one downloads a creative at a time; one that
+        // waited finds it stored by another.
+        let turn = self.cache.download_turn(&c.sha256).await;
+        if turn.is_some() {
+            let cache = self.cache.clone();
+            let sha = c.sha256.clone();
+            let stored = tokio::task::spawn_blocking(move || cache.contains(&sha))
+                .await
+                .map_err(|e| (FetchError::from(e), 1))?
+                .map_err(|e| (FetchError::from(e), 1))?;
+            if stored {
+                return Ok(());
+            }
+        }
         let url = format!("{}{}", self.server_url, c.url);
         let mut backoff = Backoff::new(self.retry.attempt_base, self.retry.attempt_cap);
         let mut attempt = 1;

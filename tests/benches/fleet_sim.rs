@@ -1,0 +1,44 @@
+//! `cargo bench -p tests --bench fleet_sim`: the fleet simulator at city size (11,000
+//! agents by default) — see `tests/src/fleet_sim.rs` for what each figure measures, and
+//! README "Fleet simulator". Figures only; the ledger check is printed, not asserted (the
+//! CI test `fleet_scale` asserts it at 2,000 agents).
+//!
+//! `FLEET_SCREENS` (default 11,000), `FLEET_SPEED` (virtual seconds per real second,
+//! default 2), `FLEET_PLAY_S` (seconds of play measured for ingest, default 30) and
+//! `FLEET_PHASE_LIMIT_S` change the run.
+
+use std::time::Duration;
+
+use tests::fleet_sim::{run, SimOptions};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut opts = SimOptions::new(env("FLEET_SCREENS", 11_000));
+    opts.speed = env("FLEET_SPEED", 2.0);
+    opts.play_for = Duration::from_secs(env("FLEET_PLAY_S", 30));
+    let (figures, check) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(run(&opts))?;
+    println!("{figures}");
+    println!(
+        "  ledger check: {} records, {} written by the agents, {} still in outboxes at the stop, \
+         {} screens played the emergency, {} problems",
+        check.records,
+        check.written,
+        check.unsent,
+        check.emergency_screens.len(),
+        check.problems.len()
+    );
+    for p in check.problems.iter().take(20) {
+        println!("    {p}");
+    }
+    Ok(())
+}
