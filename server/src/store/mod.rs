@@ -24,8 +24,8 @@ pub mod dump;
 mod entities;
 pub mod ledger;
 mod location;
-pub mod postgres;
 mod planned;
+pub mod postgres;
 pub mod redb;
 
 #[cfg(test)]
