@@ -17,7 +17,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
 use playlists::wire::{Keypair, Status, Topics, STATUS_KIND};
-use server::app::{self, MqttTarget};
+use server::app;
 use server::catalogue::CatalogueService;
 use server::generate::GenerateOptions;
 use server::import::ImportOptions;
@@ -98,25 +98,11 @@ async fn run() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let logins = server::broker::Logins::of(&store)?;
-    let broker = server::broker::start(None, logins).await?;
-    let port = broker.addr.port();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let handle = app::start_with(
-        store.clone(),
-        MqttTarget {
-            host: "127.0.0.1".into(),
-            port,
-            shared_subscription: false,
-            tls: None,
-        },
-        listener,
-        Topics::default(),
-        app::Options::default(),
-        shutdown.clone(),
-    )
-    .await?;
+    let tests::inproc::InProcess {
+        handle,
+        broker_port: port,
+        shutdown,
+    } = tests::inproc::start(store.clone(), app::Options::default()).await?;
     let base = format!("http://{}", handle.http_addr);
     let admin = std::fs::read_to_string(store.dir().join(server::admin::FILE))?
         .trim()

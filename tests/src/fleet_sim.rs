@@ -33,8 +33,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use agent::fleet::{Fleet, FleetOptions, Member};
-use playlists::wire::Topics;
-use server::app::{self, MqttTarget};
+use server::app;
 use server::catalogue::CatalogueService;
 use server::clock::ServerClock;
 use server::generate::GenerateOptions;
@@ -128,27 +127,18 @@ async fn city(opts: &SimOptions, t0: Instant, figures: &mut Figures) -> anyhow::
         format!("generated and imported {} screens", opts.screens),
     );
 
-    let logins = server::broker::Logins::of(&store)?;
-    let broker = server::broker::start(None, logins).await?;
-    let port = broker.addr.port();
     let anchor_ms = Utc::now().timestamp_millis();
     let clock = ServerClock::Scaled {
         start: opts.start,
         anchor: DateTime::from_timestamp_millis(anchor_ms).context("anchor")?,
         speed: opts.speed,
     };
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let handle = app::start_with(
+    let crate::inproc::InProcess {
+        handle,
+        broker_port: port,
+        shutdown,
+    } = crate::inproc::start(
         store.clone(),
-        MqttTarget {
-            host: "127.0.0.1".into(),
-            port,
-            shared_subscription: false,
-            tls: None,
-        },
-        listener,
-        Topics::default(),
         app::Options {
             clock,
             // The edit measured is the live path (publish to agents), not a second
@@ -156,7 +146,6 @@ async fn city(opts: &SimOptions, t0: Instant, figures: &mut Figures) -> anyhow::
             approval: server::approval::ApprovalMode::Off,
             ..app::Options::default()
         },
-        shutdown.clone(),
     )
     .await?;
 

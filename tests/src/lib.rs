@@ -6,6 +6,7 @@
 pub mod agent_proc;
 pub mod env;
 pub mod fleet_sim;
+pub mod inproc;
 pub mod ledger_check;
 pub mod webdriver;
 

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use playlists::wire::ScheduleDoc;
 use playlists::{Planner, Play, ScreenSchedule};
 
 use crate::store::{Dimension, Store};
@@ -93,7 +92,7 @@ fn in_force_with(
     use rayon::prelude::*;
     let opened: Vec<anyhow::Result<Vec<InForce>>> = read
         .par_iter()
-        .map(|(screen, to, docs)| open_in_force(&server_key, screen, docs, from, *to))
+        .map(|(_, to, docs)| open_in_force(&server_key, docs, from, *to))
         .collect();
     for part in opened {
         out.extend(part?.into_iter().filter(|(s, a, b)| a < b && keep(s)));
@@ -162,43 +161,16 @@ pub fn in_force(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> anyhow::Result<Vec<InForce>> {
-    open_in_force(server_key, screen, &store.issued(screen)?, from, to)
+    open_in_force(server_key, &store.issued(screen)?, from, to)
 }
 
 /// [`in_force`] of documents already read: pure, so a city's documents are opened (their
 /// signatures checked, their bodies parsed) on all cores.
 fn open_in_force(
     server_key: &ed25519_dalek::VerifyingKey,
-    screen: &str,
     docs: &[crate::store::IssuedDocument],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> anyhow::Result<Vec<InForce>> {
-    let mut out = Vec::new();
-    for (i, d) in docs.iter().enumerate() {
-        let start = if i == 0 {
-            from
-        } else {
-            d.in_force_from.max(from)
-        };
-        let end = docs
-            .get(i + 1)
-            .map_or(to, |next| next.in_force_from.min(to));
-        if start >= end {
-            continue;
-        }
-        let doc: ScheduleDoc = playlists::wire::signed::open(
-            d.signed.as_bytes(),
-            playlists::wire::schedule::KIND,
-            server_key,
-            playlists::wire::MAX_SCHEDULE_BYTES,
-        )
-        .map_err(|e| anyhow::anyhow!("document {screen} v{}: {e}", d.version))?;
-        let schedule = doc
-            .body
-            .to_schedule()
-            .map_err(|e| anyhow::anyhow!("document {screen} v{}: {e}", d.version))?;
-        out.push((schedule, start, end));
-    }
-    Ok(out)
+    crate::planned::open_spans(server_key, docs, &[(from, to)])
 }

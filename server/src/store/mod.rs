@@ -592,6 +592,51 @@ pub fn open(dir: &Path, mode: OpenMode) -> Result<SharedStore, StoreError> {
     Ok(Arc::new(redb::RedbStore::open(dir, mode)?))
 }
 
+/// Checks that what a backend stored together for `screen` still agrees: its published
+/// document is the last of its issued documents. A store published before documents were
+/// kept (migrated) has none to agree with yet; every later publication keeps its document.
+pub(crate) fn published_agrees(
+    screen: &str,
+    published: Option<&Published>,
+    last: Option<&IssuedDocument>,
+) -> Result<(), StoreError> {
+    let problem = match (published, last) {
+        (None, None) => return Ok(()),
+        (Some(p), None) if p.issued_at.is_none() => return Ok(()),
+        (Some(p), Some(last))
+            if p.version == last.version && p.content_hash == last.content_hash =>
+        {
+            return Ok(())
+        }
+        (Some(p), _) => format!(
+            "version {} is published but not among its documents",
+            p.version
+        ),
+        (None, Some(_)) => "it has documents but none is published".to_owned(),
+    };
+    Err(StoreError::Corrupt {
+        what: format!("the schedule documents of screen {screen}"),
+        problem,
+    })
+}
+
+/// The revision that records `user` added by `author`, numbered `number`.
+pub(crate) fn user_added_revision(number: u64, author: &str, user: &User) -> Revision {
+    Revision {
+        number,
+        author: author.to_owned(),
+        at: user.created_at,
+        comment: format!("user {} added", user.name),
+        changes: vec![ChangeRecord {
+            entity: EntityKind::User,
+            id: user.name.clone(),
+            before: None,
+            after: Some(user.public()),
+        }],
+        event: None,
+    }
+}
+
 /// Each screen's keys, newest (current) first, parsed: what ingest and the audit verify
 /// proof-of-play batches with. A key that does not parse is left out.
 pub fn key_rings(

@@ -113,24 +113,7 @@ impl DocumentStore for PgStore {
                 .map(|row| decode(|| format!("published document of {screen}"), row.get(0)))
                 .transpose()?;
             // What `record_issued` wrote together must still agree.
-            match (published, out.last()) {
-                (None, None) => {}
-                (Some(p), None) if p.issued_at.is_none() => {}
-                (Some(p), Some(last))
-                    if p.version == last.version && p.content_hash == last.content_hash => {}
-                (Some(p), _) => {
-                    return Err(damaged(
-                        screen,
-                        &format!(
-                            "version {} is published but not among its documents",
-                            p.version
-                        ),
-                    ))
-                }
-                (None, Some(_)) => {
-                    return Err(damaged(screen, "it has documents but none is published"))
-                }
-            }
+            super::super::published_agrees(screen, published.as_ref(), out.last())?;
             Ok(out)
         })
     }

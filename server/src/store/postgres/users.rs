@@ -81,19 +81,7 @@ impl UserStore for PgStore {
             }
             other => other?,
         };
-        let revision = Revision {
-            number: last + 1,
-            author: author.to_owned(),
-            at: user.created_at,
-            comment: format!("user {} added", user.name),
-            changes: vec![ChangeRecord {
-                entity: EntityKind::User,
-                id: user.name.clone(),
-                before: None,
-                after: Some(user.public()),
-            }],
-            event: None,
-        };
+        let revision = crate::store::user_added_revision(last + 1, author, user);
         append_revision(&mut tx, &revision)?;
         tx.commit()?;
         Ok(revision)

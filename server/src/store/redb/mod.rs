@@ -509,29 +509,7 @@ impl DocumentStore for RedbStore {
             let published: Option<Published> = published
                 .map(|b| decode(|| format!("published document of {screen}"), &b))
                 .transpose()?;
-            match (published, out.last()) {
-                (None, None) => {}
-                // Published before documents were kept (a migrated store): nothing to agree
-                // with yet; every later publication keeps its document.
-                (Some(p), None) if p.issued_at.is_none() => {}
-                (Some(p), Some(last))
-                    if p.version == last.version && p.content_hash == last.content_hash => {}
-                (Some(p), _) => {
-                    return Err(damaged_documents(
-                        screen,
-                        &format!(
-                            "version {} is published but not among its documents",
-                            p.version
-                        ),
-                    ))
-                }
-                (None, Some(_)) => {
-                    return Err(damaged_documents(
-                        screen,
-                        "it has documents but none is published",
-                    ))
-                }
-            }
+            super::published_agrees(screen, published.as_ref(), out.last())?;
             Ok(out)
         })
     }

@@ -122,19 +122,7 @@ impl UserStore for RedbStore {
                 tx.open_table(USER_TOKENS)?
                     .insert(user.token_sha256.as_str(), user.name.as_str())?;
             }
-            let revision = Revision {
-                number: head + 1,
-                author: author.to_owned(),
-                at: user.created_at,
-                comment: format!("user {} added", user.name),
-                changes: vec![ChangeRecord {
-                    entity: EntityKind::User,
-                    id: user.name.clone(),
-                    before: None,
-                    after: Some(user.public()),
-                }],
-                event: None,
-            };
+            let revision = crate::store::user_added_revision(head + 1, author, user);
             Self::append_revision(&tx, &revision)?;
             tx.commit()?;
             Ok(revision)
