@@ -180,8 +180,14 @@ pub struct Applied {
 pub struct CatalogueService {
     store: SharedStore,
     write: Mutex<()>,
-    cached: RwLock<Option<(u64, Arc<Catalogue>)>>,
+    /// The snapshot and catalogue of one revision: a read checks the head alone and
+    /// reads the whole catalogue only once the head moved.
+    cached: RwLock<Option<Cached>>,
 }
+
+/// A revision's catalogue, and its snapshot once read from the store (a change caches the
+/// catalogue it validated, not the snapshot it computed: the store's is the truth).
+type Cached = (u64, Option<Arc<Snapshot>>, Arc<Catalogue>);
 
 impl CatalogueService {
     pub fn new(store: SharedStore) -> CatalogueService {
@@ -196,22 +202,27 @@ impl CatalogueService {
         &self.store
     }
 
-    /// The current snapshot and its catalogue (built once per revision).
-    pub fn current(&self) -> Result<(Snapshot, Arc<Catalogue>), CatalogueError> {
-        let snapshot = self.store.snapshot()?;
-        if let Some((head, c)) = self.cached.read().ok().and_then(|g| g.clone()) {
-            if head == snapshot.head {
-                return Ok((snapshot, c));
+    /// The current snapshot and its catalogue (read and built once per revision).
+    pub fn current(&self) -> Result<(Arc<Snapshot>, Arc<Catalogue>), CatalogueError> {
+        let head = self.store.head()?;
+        let cached = self.cached.read().ok().and_then(|g| g.clone());
+        if let Some((h, Some(snapshot), c)) = &cached {
+            if *h == head {
+                return Ok((snapshot.clone(), c.clone()));
             }
         }
-        let catalogue = Arc::new(build(&snapshot).map_err(|e| {
-            CatalogueError::Store(StoreError::Corrupt {
-                what: format!("catalogue at revision {}", snapshot.head),
-                problem: e.to_string(),
-            })
-        })?);
+        let snapshot = Arc::new(self.store.snapshot()?);
+        let catalogue = match cached {
+            Some((h, _, c)) if h == snapshot.head => c,
+            _ => Arc::new(build(&snapshot).map_err(|e| {
+                CatalogueError::Store(StoreError::Corrupt {
+                    what: format!("catalogue at revision {}", snapshot.head),
+                    problem: e.to_string(),
+                })
+            })?),
+        };
         if let Ok(mut g) = self.cached.write() {
-            *g = Some((snapshot.head, catalogue.clone()));
+            *g = Some((snapshot.head, Some(snapshot.clone()), catalogue.clone()));
         }
         Ok((snapshot, catalogue))
     }
@@ -237,7 +248,7 @@ impl CatalogueService {
     ) -> Result<Applied, E> {
         let _one_at_a_time = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let (before, old) = self.current()?;
-        let mut after = before.clone();
+        let mut after = (*before).clone();
         edit(&mut after)?;
         let catalogue = Arc::new(check(&after).map_err(CatalogueError::from)?);
         let entities = after.changed_since(&before);
@@ -260,7 +271,7 @@ impl CatalogueService {
             })
             .map_err(CatalogueError::from)?;
         if let (Some(r), Ok(mut g)) = (&revision, self.cached.write()) {
-            *g = Some((r.number, catalogue.clone()));
+            *g = Some((r.number, None, catalogue.clone()));
         }
         Ok(Applied {
             revision,
@@ -314,4 +325,65 @@ pub fn existing(snapshot: &Snapshot, kind: EntityKind, id: &str) -> Result<Entit
             entity: kind.as_str(),
             id: id.to_owned(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::store::OpenMode;
+
+    /// The cached snapshot follows the store's head, whoever moved it: this service, or
+    /// another one on the same store (another replica, a CLI).
+    #[test]
+    fn current_follows_every_change_to_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), OpenMode::Create).unwrap();
+        let scenario =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/beijing-role-models");
+        let ours = CatalogueService::new(store.clone());
+        crate::import::import(&ours, &scenario, &crate::import::ImportOptions::admin()).unwrap();
+        let (first, _) = ours.current().unwrap();
+        let (again, _) = ours.current().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "an unchanged head reads nothing again"
+        );
+        let slot = |s: &Snapshot| s.screens["bj-metro-xidan-s1"].spec.slot_seconds;
+
+        ours.change("admin", "slot", Utc::now(), |s| {
+            s.screens
+                .get_mut("bj-metro-xidan-s1")
+                .unwrap()
+                .spec
+                .slot_seconds = 20;
+            Ok::<_, CatalogueError>(())
+        })
+        .unwrap();
+        let (mine, _) = ours.current().unwrap();
+        assert_eq!(slot(&mine), 20);
+        assert_eq!(mine.head, store.head().unwrap());
+
+        let theirs = CatalogueService::new(store.clone());
+        theirs
+            .change("admin", "slot", Utc::now(), |s| {
+                s.screens
+                    .get_mut("bj-metro-xidan-s1")
+                    .unwrap()
+                    .spec
+                    .slot_seconds = 30;
+                Ok::<_, CatalogueError>(())
+            })
+            .unwrap();
+        let (seen, catalogue) = ours.current().unwrap();
+        assert_eq!(slot(&seen), 30);
+        assert_eq!(*seen, store.snapshot().unwrap(), "the store's own snapshot");
+        let built = catalogue
+            .screens
+            .iter()
+            .find(|s| s.id.as_str() == "bj-metro-xidan-s1")
+            .unwrap();
+        assert_eq!(built.slot_seconds, 30);
+    }
 }

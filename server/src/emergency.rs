@@ -140,7 +140,8 @@ pub fn list(
     let (snapshot, _) = catalogue.current()?;
     Ok(snapshot
         .emergencies
-        .into_values()
+        .values()
+        .cloned()
         .map(|e| Listed {
             active: e.pending.is_none() && !e.ended && e.start <= now && now < e.end,
             emergency: e,

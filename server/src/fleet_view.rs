@@ -233,7 +233,7 @@ impl FleetView {
     pub fn index<E>(
         &self,
         head: u64,
-        load: impl FnOnce() -> Result<(Snapshot, Arc<Catalogue>), E>,
+        load: impl FnOnce() -> Result<(Arc<Snapshot>, Arc<Catalogue>), E>,
     ) -> Result<Arc<FleetIndex>, E> {
         if let Some(ix) = self.index.lock().ok().and_then(|g| g.clone()) {
             if ix.head == head {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use playlists::ScreenId;
 
 use crate::broker_auth::PasswordHash;
-use crate::store::{BrokerLoginStore, Store, StoreError};
+use crate::store::{BrokerLoginStore, Snapshot, Store, StoreError};
 
 /// A config ready to hand out, and the key and password hash to register with it.
 #[derive(Debug)]
@@ -49,7 +49,18 @@ pub(crate) fn not_in_service(screen: &str) -> StoreError {
     }
 }
 
-/// Makes a key pair and the config text for `screen` (which must be a known screen).
+/// Refuses `screen` unless `snapshot` holds it in service: the check before preparing
+/// (registering checks again, in its own transaction).
+pub fn ensure_in_service(snapshot: &Snapshot, screen: &str) -> Result<(), StoreError> {
+    match snapshot.screens.get(screen) {
+        Some(s) if s.decommissioned_at.is_none() => Ok(()),
+        _ => Err(not_in_service(screen)),
+    }
+}
+
+/// Makes a key pair and the config text for `screen`. It reads no catalogue (provisioning a
+/// fleet is one pass, not a catalogue read per screen): check the screen with
+/// [`ensure_in_service`] first; registering refuses one that is not in service.
 pub fn prepare(
     store: &dyn Store,
     screen: &str,
@@ -57,15 +68,7 @@ pub fn prepare(
     server_url: &str,
     topic_prefix: &str,
 ) -> anyhow::Result<Provisioned> {
-    let id = ScreenId::parse(screen)?;
-    let snapshot = store.snapshot()?;
-    let known = snapshot
-        .screens
-        .get(id.as_str())
-        .is_some_and(|s| s.decommissioned_at.is_none());
-    if !known {
-        return Err(not_in_service(screen).into());
-    }
+    ScreenId::parse(screen)?;
     let server = crate::keys::server_key(store.dir())?;
     let key = crate::keys::generate()?;
     let password = crate::broker_auth::new_password()?;
@@ -129,12 +132,11 @@ mod tests {
             .get(screen)
             .is_none_or(|k| k.is_empty()));
         assert_eq!(store.broker_login(screen).unwrap(), None);
-        // Preparing again is refused with the same typed error, not an opaque one.
-        let again = prepare(&*store, screen, url.0, url.1, "signage").unwrap_err();
-        assert!(matches!(
-            again.downcast_ref::<StoreError>(),
-            Some(StoreError::NotFound { .. })
-        ));
+        // The check before preparing refuses it too, with the same typed error.
+        let check = ensure_in_service(&store.snapshot().unwrap(), screen).unwrap_err();
+        assert!(matches!(check, StoreError::NotFound { .. }), "{check}");
+        assert!(ensure_in_service(&store.snapshot().unwrap(), "bj-metro-xidan-s2").is_ok());
+        assert!(ensure_in_service(&store.snapshot().unwrap(), "no-such-screen").is_err());
         // A screen in service still gets its credentials.
         let other = prepare(&*store, "bj-metro-xidan-s2", url.0, url.1, "signage").unwrap();
         other.register(&*store, Utc::now()).unwrap();

@@ -167,12 +167,12 @@ async fn forecast(
     caller.require(&[Role::Staff, Role::Approver])?;
     let result = blocking(move || {
         let (snapshot, current) = shared.catalogue.current()?;
-        let mut draft = snapshot.clone();
+        let mut draft = (*snapshot).clone();
         let id = spec.id.clone();
         // "Without" is the catalogue without this campaign, even when a version of it
         // plays already (an edit is forecast against its absence, not against itself).
         let without = if snapshot.campaigns.contains_key(&id) {
-            let mut rest = snapshot.clone();
+            let mut rest = (*snapshot).clone();
             rest.campaigns.remove(&id);
             std::sync::Arc::new(crate::catalogue::build(&rest)?)
         } else {

@@ -19,7 +19,7 @@ use super::{
     PageQuery,
 };
 use crate::app::Shared;
-use crate::store::{Entity, Role, ScreenEntity, StoreError, VenueEntity};
+use crate::store::{Entity, Role, ScreenEntity, VenueEntity};
 
 pub fn router() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
@@ -322,16 +322,13 @@ async fn provision_screen(
                 "screen {id:?} is decommissioned"
             )));
         }
-        // The screen may be decommissioned meanwhile: a store error keeps its status.
         let mut prov =
             crate::provision::prepare(&*s.store, &id, &mqtt_url, &server_url, s.topics.prefix())
-                .map_err(|e| match e.downcast::<StoreError>() {
-                    Ok(e) => ApiError::from(e),
-                    Err(e) => ApiError::internal(e),
-                })?;
+                .map_err(ApiError::internal)?;
         if let Some(pem) = &s.agent_urls.server_ca_pem {
             prov.pin_ca(pem);
         }
+        // A screen decommissioned since the check above is refused here (404).
         prov.register(&*s.store, s.clock.now())
             .map_err(ApiError::from)?;
         Ok(prov.config)
