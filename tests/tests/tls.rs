@@ -138,7 +138,11 @@ async fn wait_media_ready(
                 .cloned()
                 .expect("the screen is in the fleet");
             let status = &row["status"];
-            if status["online"] == true && status["media_ready"] == true {
+            // The fleet view reads published versions at most every 5 s: wait for one too.
+            if status["online"] == true
+                && status["media_ready"] == true
+                && row["published_version"].is_u64()
+            {
                 return row;
             }
         }
