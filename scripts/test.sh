@@ -4,18 +4,24 @@
 # package install test (root: it installs the .debs on this machine and purges them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --with-browser
-cargo fmt --all --check
-cargo clippy --workspace --all-targets -- -D warnings
+# Each phase's wall time, printed as it ends (where CI's time goes).
+phase() {
+    local started=$SECONDS
+    "$@"
+    echo "== phase done in $((SECONDS - started)) s: $*" >&2
+}
+phase scripts/setup.sh --with-browser
+phase cargo fmt --all --check
+phase cargo clippy --workspace --all-targets -- -D warnings
 # Supply chain: licences, bans and sources against deny.toml. Advisories are left out: their
 # database is fetched from GitHub, which these machines cannot reach (README, Operations).
 if ! command -v cargo-deny >/dev/null 2>&1; then
     cargo install cargo-deny --locked
 fi
-cargo deny check licenses bans sources
-cargo build --workspace --bins
-cargo test --workspace --no-fail-fast "$@"
+phase cargo deny check licenses bans sources
+phase cargo build --workspace --bins
+phase cargo test --workspace --no-fail-fast "$@"
 # The API against its own OpenAPI document (Schemathesis on a live server).
-scripts/api-fuzz.sh
+phase scripts/api-fuzz.sh
 # The .deb packages installed on this machine, their units run and a kiosk playing a minute.
-scripts/install-test.sh
+phase scripts/install-test.sh
