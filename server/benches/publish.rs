@@ -4,7 +4,8 @@
 //! and keep every screen's document at start, to rebuild them all unchanged (a
 //! reconnect's resend), and for a campaign edit that targets one district: the screens
 //! the catalogue service names as touched, how many got a new version, and the time,
-//! against a full rebuild after an edit of the same size.
+//! against a full rebuild after an edit of the same size; and an all-city emergency: its
+//! signed commands, then the documents it changes.
 //!
 //! `cargo bench -p server --bench publish` (`PUBLISH_SCREENS=2000` for a district).
 
@@ -139,6 +140,33 @@ fn main() -> anyhow::Result<()> {
     println!(
         "  the same edit with a full rebuild: catalogue change {full_change_s:.2} s; {built} documents rebuilt, {changed} new versions: {full_s:.2} s ({:.0}x the targeted rebuild)",
         full_s / s.max(1e-9)
+    );
+
+    // An all-city emergency: the signed start command for every screen, then the rebuild
+    // of the documents it touches (the commands go out first).
+    let t = Instant::now();
+    let started = server::emergency::start(
+        server::emergency::Request {
+            catalogue: &catalogue,
+            key: &key,
+            author: "bench",
+            now: Utc::now(),
+            confirm_within: None,
+            renditions: None,
+        },
+        server::emergency::StartRequest {
+            id: "bench-alert".into(),
+            name: "bench alert".into(),
+            creatives: vec!["alert-epidemic-l".into(), "alert-epidemic-p".into()],
+            target: serde_json::json!({}),
+            until: Some(Utc::now() + TimeDelta::hours(1)),
+        },
+    )?;
+    let commands_s = t.elapsed().as_secs_f64();
+    let (built, changed, s) = build(Some(&started.affected))?;
+    println!(
+        "  all-city emergency: {} signed commands in {commands_s:.2} s; then {built} documents rebuilt, {changed} new versions: {s:.2} s",
+        started.commands.len()
     );
     Ok(())
 }

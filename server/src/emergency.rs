@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use playlists::catalogue::CatalogueIndex;
 use playlists::wire::schedule::ScheduleBody;
 use playlists::wire::status::COMMAND_KIND;
 use playlists::wire::{Command, CommandAction, Keypair, MAX_SMALL_BYTES, VERSION};
@@ -386,12 +387,13 @@ fn targeted_screens(
         .iter()
         .find(|c| c.id.as_str() == e.id)
         .ok_or_else(|| EmergencyError::Invalid(format!("emergency {:?} did not build", e.id)))?;
+    let index = CatalogueIndex::new(catalogue);
     let targeted: Vec<_> = catalogue
         .screens
         .iter()
         .filter(|s| {
-            catalogue
-                .venue(&s.venue)
+            index
+                .venue(s.venue.as_str())
                 .is_some_and(|v| campaign.target.matches(s, v))
         })
         .collect();
@@ -429,9 +431,10 @@ fn sealed_commands(
     action: impl Fn(&ScheduleBody) -> Option<CommandAction>,
 ) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
     let issued_at = Utc::now();
+    let index = CatalogueIndex::new(catalogue);
     let mut out = BTreeMap::new();
     for screen in screens {
-        let Some(schedule) = catalogue.schedule_for(screen) else {
+        let Some(schedule) = index.schedule_for(screen.as_str()) else {
             continue;
         };
         let body =
