@@ -14,6 +14,12 @@ pub fn default_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("archive")
 }
 
+/// A `--before` day: `YYYY-MM-DD`, said so when it is not one.
+pub(crate) fn parse_day(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("expected a day as YYYY-MM-DD (such as 2026-01-31): {e}"))
+}
+
 /// The first day kept live: `before`, or today (UTC) less `keep_days`.
 pub fn cut_off(
     before: Option<NaiveDate>,
@@ -88,6 +94,12 @@ mod tests {
         assert_eq!(cut_off(Some(day(2)), None, day(9)).unwrap(), day(2));
         assert_eq!(cut_off(None, Some(7), day(9)).unwrap(), day(2));
         assert_eq!(cut_off(None, Some(0), day(9)).unwrap(), day(9));
+        let e = parse_day("notadate").unwrap_err();
+        assert!(e.contains("YYYY-MM-DD"), "{e}");
+        assert_eq!(
+            parse_day("2026-01-31"),
+            Ok(NaiveDate::from_ymd_opt(2026, 1, 31).unwrap())
+        );
         for (before, keep) in [(None, None), (Some(day(2)), Some(3))] {
             let e = cut_off(before, keep, day(9)).unwrap_err().to_string();
             assert!(e.contains("--before YYYY-MM-DD or --keep-days N"), "{e}");

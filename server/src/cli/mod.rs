@@ -524,7 +524,7 @@ enum LedgerCommand {
         #[command(flatten)]
         target: Target,
         /// Archive batches dated before this day (YYYY-MM-DD).
-        #[arg(long, conflicts_with = "keep_days")]
+        #[arg(long, conflicts_with = "keep_days", value_parser = ledger::parse_day)]
         before: Option<chrono::NaiveDate>,
         /// Or: keep this many days live (today, UTC, less N).
         #[arg(long)]

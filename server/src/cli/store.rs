@@ -29,6 +29,9 @@ impl StoreCommand {
     pub(super) fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             StoreCommand::Copy { from, to } => {
+                if same_store(&from, &to) {
+                    anyhow::bail!("--from and --to name the same store ({from}): nothing to copy");
+                }
                 // The PostgreSQL end's files in transit (media on their way to redb).
                 let transit = tempfile::tempdir()?;
                 let source = End::open(&from, transit.path(), OpenMode::Existing)?;
@@ -48,5 +51,32 @@ impl StoreCommand {
                 Ok(ExitCode::SUCCESS)
             }
         }
+    }
+}
+
+/// Whether two locations are one store: equal URLs, or directories that resolve to the
+/// same path.
+fn same_store(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_store_is_not_copied_onto_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_str().unwrap().to_owned();
+        let dotted = format!("{path}/.");
+        assert!(super::same_store(&path, &dotted));
+        assert!(super::same_store("postgres://a@h/db", "postgres://a@h/db"));
+        assert!(!super::same_store(&path, "postgres://a@h/db"));
+        let other = tempfile::tempdir().unwrap();
+        assert!(!super::same_store(&path, other.path().to_str().unwrap()));
     }
 }
