@@ -14,6 +14,7 @@ use super::{
 mod catalogue;
 mod copy;
 mod figures;
+mod ledger;
 mod others;
 
 /// Every component trait: what both backends implement.

@@ -17,11 +17,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("schema/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("schema/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "ledger",
+        sql: include_str!("schema/0002_ledger.sql"),
+    },
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
@@ -112,11 +119,11 @@ mod tests {
         let db = TestDb::new();
         let dir = tempfile::tempdir().unwrap();
         let store = db.open(dir.path(), OpenMode::Create);
-        assert_eq!(store.schema_versions().unwrap(), [1]);
+        assert_eq!(store.schema_versions().unwrap(), [1, 2]);
         drop(store);
         // A second open applies nothing again.
         let store = db.open(dir.path(), OpenMode::Existing);
-        assert_eq!(store.schema_versions().unwrap(), [1]);
+        assert_eq!(store.schema_versions().unwrap(), [1, 2]);
 
         store.with_client(|c| {
             c.execute(
@@ -148,6 +155,6 @@ mod tests {
         assert!(matches!(e, StoreError::Missing { .. }), "{e}");
         // ... and was left untouched.
         let store = db.open(dir.path(), OpenMode::Create);
-        assert_eq!(store.schema_versions().unwrap(), [1]);
+        assert_eq!(store.schema_versions().unwrap(), [1, 2]);
     }
 }

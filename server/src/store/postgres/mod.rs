@@ -1,5 +1,5 @@
-//! The PostgreSQL store: everything but the proof-of-play ledger (and, later, planned
-//! counts) in one database that several server replicas can share. The only module that
+//! The PostgreSQL store: everything but planned counts (the proof-of-play ledger is
+//! [`PgLedger`], in `ledger/`) in one database that several server replicas can share. The only module that
 //! touches PostgreSQL. Each component trait of [`crate::store`] is implemented here
 //! (`catalogue.rs`, `documents.rs`, `users.rs`, `media.rs`); [`Store`](super::Store) is
 //! not, since it needs a ledger this backend does not hold yet.
@@ -34,6 +34,7 @@ use super::{OpenMode, StoreError};
 mod catalogue;
 mod documents;
 mod dump;
+mod ledger;
 mod media;
 mod migrate;
 mod users;
@@ -41,9 +42,11 @@ mod users;
 #[cfg(test)]
 pub(crate) mod testdb;
 
+pub use ledger::PgLedger;
 pub use media::CHUNK_SIZE;
 
-type Manager = PostgresConnectionManager<NoTls>;
+/// The connection manager of the store's pool (and of [`PgLedger::new`]'s).
+pub type Manager = PostgresConnectionManager<NoTls>;
 
 /// How many connections one store holds at most.
 const POOL_SIZE: u32 = 8;

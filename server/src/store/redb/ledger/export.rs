@@ -5,15 +5,13 @@
 //! at a time: [`Reader`] keeps the last few batches it parsed. Archived records in the
 //! window come from the archive files (`archive::read`), in the same order.
 
-use std::borrow::Cow;
-
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
-use playlists::wire::{PlayRecord, PopBatch, SignedEnvelope, MAX_POP_BYTES};
+use playlists::wire::PlayRecord;
 
 use super::archive::read::archived_plays;
-use super::pack::{unpack, unpack_into, Unpacked};
-use super::{BatchKey, HashBytes, LedgerError, Query, RecordRef, BATCHES, RECORDS};
+use super::{BatchKey, HashBytes, LedgerError, Query, BATCHES, RECORDS};
+use crate::store::ledger::reader::{self, records_of, BatchSource};
 
 /// Calls `f` with each record whose `slot_start` is in `[q.from, q.to)` and whose venue and
 /// screen match `q`'s filters; returns how many. One read transaction: a consistent view.
@@ -63,120 +61,24 @@ pub(super) fn plays(
     Ok(n)
 }
 
-/// The envelope a `pop_batches` value keeps, as received, if it is intact.
-pub(super) fn envelope(stored: &[u8]) -> Option<Cow<'_, [u8]>> {
-    unpack(stored, MAX_POP_BYTES)
-}
-
-/// The records of a stored batch, if it is intact: its signed payload still hashes to
-/// `hash` (the hash it was stored under), so a damaged byte never reaches an export as a
-/// record; `buf` is scratch space.
-fn records_of(stored: &[u8], hash: &HashBytes, buf: &mut Vec<u8>) -> Option<Vec<PlayRecord>> {
-    let raw = match unpack_into(stored, MAX_POP_BYTES, buf)? {
-        Unpacked::Raw(raw) => raw,
-        Unpacked::InBuffer => buf.as_slice(),
-    };
-    let payload = payload_of(raw)?;
-    if playlists::wire::pop::batch_hash(&payload).as_str() != hex::encode(hash) {
-        return None;
-    }
-    serde_json::from_str::<PopBatch>(&payload)
-        .ok()
-        .map(|b| b.records)
-}
-
-/// The payload of a stored envelope, as signed; the signature is not checked.
-pub(super) fn payload_of(raw: &[u8]) -> Option<String> {
-    serde_json::from_slice::<SignedEnvelope>(raw)
-        .ok()
-        .map(|env| env.payload)
-}
+pub(super) use crate::store::ledger::reader::{envelope, payload_of};
 
 pub(super) type BatchTable = ReadOnlyTable<BatchKey<'static>, &'static [u8]>;
 
-/// A stored batch: `(screen, epoch, batch_seq, hash)`.
-type OwnedBatchKey = (String, String, u64, HashBytes);
+/// Reads stored records through their references (see [`reader::Reader`]), from this
+/// table of batches.
+pub(super) type Reader<'t, T = BatchTable> = reader::Reader<&'t T>;
 
-/// Batches parsed to read the records stored by reference.
-const CACHED_BATCHES: usize = 4;
-
-/// Reads stored records through their references, parsing each stored batch once while it
-/// is among the last few used (records of a screen mostly come batch by batch).
-pub(super) struct Reader<'t, T = BatchTable> {
-    batches: &'t T,
-    /// Most recently used last. `None`: the batch is not stored or does not parse.
-    cache: Vec<(OwnedBatchKey, Option<Vec<PlayRecord>>)>,
-    /// Scratch space to unpack envelopes in.
-    buf: Vec<u8>,
-}
-
-impl<'t, T: ReadableTable<BatchKey<'static>, &'static [u8]>> Reader<'t, T> {
-    pub fn new(batches: &'t T) -> Reader<'t, T> {
-        Reader {
-            batches,
-            cache: Vec::with_capacity(CACHED_BATCHES),
-            buf: Vec::new(),
-        }
-    }
-
-    /// Record `seq` of `screen`'s `epoch`, stored as `at`; `Err` says why it cannot be read
-    /// (the reference is damaged or its batch is gone).
-    pub fn record(
+impl<T: ReadableTable<BatchKey<'static>, &'static [u8]>> BatchSource for &T {
+    fn records(
         &mut self,
-        screen: &str,
-        epoch: &str,
-        seq: u64,
-        at: RecordRef<'_>,
-    ) -> Result<Result<&PlayRecord, String>, LedgerError> {
-        let (batch_seq, hash, index) = at;
-        let records = self.batch(screen, epoch, batch_seq, hash)?;
-        let Some(records) = records else {
-            return Ok(Err(format!(
-                "its batch {batch_seq} with hash {} is not stored, does not parse or does not match its hash",
-                hex::encode(hash)
-            )));
-        };
-        Ok(match records.get(index as usize) {
-            Some(r) if r.seq == seq && r.screen_id == screen && r.epoch == epoch => Ok(r),
-            Some(r) => Err(format!(
-                "record {index} of batch {batch_seq} is seq {} of screen {:?}",
-                r.seq, r.screen_id
-            )),
-            None => Err(format!(
-                "batch {batch_seq} has {} records, none at index {index}",
-                records.len()
-            )),
+        (screen, epoch, batch_seq, hash): (&str, &str, u64, &HashBytes),
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Vec<PlayRecord>>, LedgerError> {
+        Ok(match self.get((screen, epoch, batch_seq, hash))? {
+            Some(stored) => records_of(stored.value(), hash, buf),
+            None => None,
         })
-    }
-
-    fn batch(
-        &mut self,
-        screen: &str,
-        epoch: &str,
-        batch_seq: u64,
-        hash: &HashBytes,
-    ) -> Result<Option<&Vec<PlayRecord>>, LedgerError> {
-        let hit = self.cache.iter().rposition(|((s, e, b, h), _)| {
-            s == screen && e == epoch && *b == batch_seq && h == hash
-        });
-        let at = match hit {
-            Some(at) => at,
-            None => {
-                let records = match self.batches.get((screen, epoch, batch_seq, hash))? {
-                    Some(stored) => records_of(stored.value(), hash, &mut self.buf),
-                    None => None,
-                };
-                if self.cache.len() == CACHED_BATCHES {
-                    self.cache.remove(0);
-                }
-                self.cache.push((
-                    (screen.to_owned(), epoch.to_owned(), batch_seq, *hash),
-                    records,
-                ));
-                self.cache.len() - 1
-            }
-        };
-        Ok(self.cache[at].1.as_ref())
     }
 }
 

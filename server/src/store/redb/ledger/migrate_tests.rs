@@ -9,10 +9,10 @@ use redb::{Database, ReadableDatabase, TableHandle};
 use playlists::wire::pop::batch_hash;
 
 use super::super::export::payload_of;
-use super::super::pack::pack;
 use super::super::testkit::{key_ring, query, Agent};
-use super::super::{hash_bytes, Dimension, Incoming, Ledger, Outcome, ANOMALIES};
+use super::super::{hash_bytes, Dimension, Incoming, Ledger, Outcome, ANOMALIES, BATCHES};
 use super::*;
+use crate::store::ledger::pack::pack;
 
 /// Batch `raw`'s key in the old tables.
 fn old_key(raw: &[u8]) -> HashBytes {
@@ -140,4 +140,81 @@ fn an_old_ledger_opens_in_the_legacy_epoch() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!((report.batches, report.records), (3, 6));
     assert_eq!(report.chains[0].last_batch_seq, 3);
+}
+
+/// A ledger the old codec wrote (zstd-compressed here to keep the repository small):
+/// screens `bj-metro-xidan-s1` (key `[3; 32]`, batches of 1, 1, 20 and 1 records) and
+/// `bj-community-shuanglu-s1` (key `[4; 32]`, 3, 3, 22 and 3), as the testkit's agents
+/// make them. It opens, audits clean, exports, and takes new batches packed with zstd.
+#[test]
+fn a_ledger_written_by_the_old_codec_reads_audits_and_grows() {
+    let old = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/ledger-pack-v1.redb.zst"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.redb");
+    std::fs::write(&path, zstd::stream::decode_all(&old[..]).unwrap()).unwrap();
+    let l = Ledger::open(Arc::new(redb::Database::open(&path).unwrap())).unwrap();
+
+    // The agents as they were, their chains replayed up to the stored heads.
+    let mut a = Agent::new(3, "bj-metro-xidan-s1", "bj-metro-xidan");
+    let mut b = Agent::new(4, "bj-community-shuanglu-s1", "bj-community-shuanglu");
+    for n in [1, 1, 20, 1] {
+        let p = a.plays(n, "rm2023-annual", "rm2023-annual-01-l");
+        a.batch(p);
+        let p = b.plays(n + 2, "house-filler", "house-capital-civility-p");
+        b.batch(p);
+    }
+    let keys = key_ring(&[&a, &b]);
+    let counts = l.counts().unwrap();
+    assert_eq!((counts.records, counts.batches), (54, 8));
+    let report = l.audit(&keys).unwrap();
+    assert_eq!(report.problems, [], "an old ledger audits clean");
+    assert_eq!(report.records, 54);
+    let mut seen = 0;
+    let query = query(Dimension::Screen);
+    l.plays(&query, &mut |r| {
+        assert!(r.campaign_id == "rm2023-annual" || r.campaign_id == "house-filler");
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, 54);
+
+    let p = a.plays(5, "rm2023-annual", "rm2023-annual-02-l");
+    let next = Incoming {
+        topic_screen: a.screen.clone(),
+        raw: a.batch(p),
+    };
+    let outcomes = l.ingest(&[next], &keys).unwrap();
+    assert!(
+        matches!(outcomes[..], [Outcome::Stored { records: 5, .. }]),
+        "{outcomes:?}"
+    );
+    let report = l.audit(&keys).unwrap();
+    assert_eq!(report.problems, [], "old and new envelopes side by side");
+    assert_eq!((report.batches, report.records), (9, 59));
+    let tags: Vec<u8> = {
+        let tx = l.db.begin_read().unwrap();
+        let t = tx.open_table(BATCHES).unwrap();
+        redb::ReadableTable::iter(&t)
+            .unwrap()
+            .map(|row| row.unwrap().1.value()[0])
+            .collect()
+    };
+    assert_eq!(
+        tags.iter()
+            .filter(|t| **t == crate::store::ledger::pack::LZ)
+            .count(),
+        8,
+        "{tags:?}"
+    );
+    assert_eq!(
+        tags.iter()
+            .filter(|t| **t == crate::store::ledger::pack::ZSTD_DICT1)
+            .count(),
+        1,
+        "{tags:?}"
+    );
 }

@@ -37,7 +37,7 @@
 //! | `pop_archived`        | (screen, epoch)                             | (batch_seq, hash, last seq) archived   |
 //! | `pop_archive_files`   | archive file path                           | (first, last) slot_start of its plays  |
 //!
-//! Envelopes are packed (`pack.rs`): compressed, and unpacked to the exact bytes received.
+//! Envelopes are packed (`store/ledger/pack.rs`): compressed, and unpacked to the exact bytes received.
 //! Batch hashes are the 32 raw bytes of [`batch_hash`](playlists::wire::pop::batch_hash).
 //! A record is stored once, inside its signed batch: `pop_records` says which batch stored it
 //! and where it is in that batch's `records` (index from 0), so a record's bytes are always
@@ -48,29 +48,27 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use ed25519_dalek::VerifyingKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use playlists::wire::pop::AckedBatch;
 use playlists::wire::PlayRecord;
 
 pub use archive::verify::ArchiveReport;
 pub use archive::{ArchiveSummary, ArchivedDay};
+
+pub use crate::store::ledger::{
+    epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
+    LedgerError, Outcome, ProblemKind, Query, Row, Signer,
+};
+pub(crate) use crate::store::ledger::{hash_bytes, HashBytes};
 
 mod archive;
 mod audit;
 mod export;
 mod ingest;
 mod migrate;
-mod pack;
 mod rollup;
 #[cfg(test)]
 pub(crate) mod testkit;
-mod view;
-
-/// A batch hash as stored: the raw SHA-256 digest.
-pub(crate) type HashBytes = [u8; 32];
 
 /// A stored batch: `(screen, epoch, batch_seq, batch hash)`.
 pub(crate) type BatchKey<'a> = (&'a str, &'a str, u64, &'a HashBytes);
@@ -78,7 +76,7 @@ pub(crate) type BatchKey<'a> = (&'a str, &'a str, u64, &'a HashBytes);
 pub(crate) const BATCHES: TableDefinition<BatchKey<'static>, &[u8]> =
     TableDefinition::new("pop_epoch_batches");
 /// Where a stored record is: `(batch_seq, batch hash, index in the batch's records)`.
-pub(crate) type RecordRef<'a> = (u64, &'a HashBytes, u32);
+pub(crate) use crate::store::ledger::reader::RecordRef;
 
 pub(crate) const RECORDS: TableDefinition<(&str, &str, u64), RecordRef<'static>> =
     TableDefinition::new("pop_epoch_records");
@@ -100,17 +98,6 @@ pub(crate) const ARCHIVE_FILES: TableDefinition<&str, (i64, i64)> =
     TableDefinition::new("pop_archive_files");
 pub(crate) const ROLLUPS: TableDefinition<rollup::RollupKey, (u64, u64, u64)> =
     TableDefinition::new("pop_rollups");
-
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("ledger storage: {0}")]
-    Store(#[from] Box<redb::Error>),
-    #[error("ledger data is damaged: {0}")]
-    Corrupt(String),
-    /// Raised by a caller's export callback (writing a report).
-    #[error("export: {0}")]
-    Io(String),
-}
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
@@ -140,211 +127,6 @@ impl fmt::Debug for Ledger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Ledger")
     }
-}
-
-/// A proof-of-play message as received.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    /// The screen id in the MQTT topic it arrived on.
-    pub topic_screen: String,
-    pub raw: Vec<u8>,
-}
-
-/// What became of one [`Incoming`] batch. `Stored` and `Duplicate` are to be acknowledged
-/// (once `ingest` has returned `Ok`); `Rejected` never is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Durable. `records` were new (records already held were skipped); `gaps` are the
-    /// `(first, last)` seq ranges this batch skipped past.
-    Stored {
-        screen_id: String,
-        ack: AckedBatch,
-        records: usize,
-        gaps: Vec<(u64, u64)>,
-    },
-    /// This exact batch was already stored: acknowledge again, nothing changed.
-    Duplicate {
-        screen_id: String,
-        ack: AckedBatch,
-    },
-    Rejected {
-        screen_id: String,
-        reason: String,
-    },
-}
-
-impl Outcome {
-    pub fn screen_id(&self) -> &str {
-        match self {
-            Outcome::Stored { screen_id, .. }
-            | Outcome::Duplicate { screen_id, .. }
-            | Outcome::Rejected { screen_id, .. } => screen_id,
-        }
-    }
-    /// The acknowledgement to send, if any.
-    pub fn ack(&self) -> Option<&AckedBatch> {
-        match self {
-            Outcome::Stored { ack, .. } | Outcome::Duplicate { ack, .. } => Some(ack),
-            Outcome::Rejected { .. } => None,
-        }
-    }
-}
-
-/// What `delivered` groups by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dimension {
-    Venue,
-    Screen,
-    Campaign,
-    Creative,
-}
-
-impl Dimension {
-    pub const ALL: [Dimension; 4] = [
-        Dimension::Venue,
-        Dimension::Screen,
-        Dimension::Campaign,
-        Dimension::Creative,
-    ];
-
-    /// The tag stored in rollup keys. Never renumber.
-    fn tag(self) -> u8 {
-        match self {
-            Dimension::Venue => 0,
-            Dimension::Screen => 1,
-            Dimension::Campaign => 2,
-            Dimension::Creative => 3,
-        }
-    }
-}
-
-/// A report query. `dimension` only matters to `delivered`; `plays` ignores it.
-///
-/// Time: `plays` keeps records whose `slot_start` is in `[from, to)` exactly. `delivered`
-/// reads hourly rollups, so it has hour granularity: it counts the hours (UTC, of
-/// `slot_start`) whose start lies in `[from, to)`. Whole-hour bounds give exact answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Query {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub dimension: Dimension,
-    pub venue: Option<String>,
-    pub screen: Option<String>,
-}
-
-/// Plays delivered for one key of the queried dimension (a venue id, a screen id…).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub key: String,
-    pub complete: u64,
-    pub partial: u64,
-    pub failed: u64,
-}
-
-/// What `audit` found. No problems means every signature, link and record checked out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditReport {
-    pub screens: u64,
-    pub batches: u64,
-    pub records: u64,
-    pub problems: Vec<AuditProblem>,
-    /// Every chain audited: one per screen and epoch, by screen then epoch.
-    pub chains: Vec<ChainSummary>,
-}
-
-/// One screen's epoch as the audit found it, with the keys that signed its batches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainSummary {
-    pub screen_id: String,
-    /// Empty: the legacy epoch.
-    pub epoch: String,
-    pub batches: u64,
-    /// The highest batch_seq stored.
-    pub last_batch_seq: u64,
-    /// Records its batches carry.
-    pub records: u64,
-    /// The screen's keys (index into the list given to `audit`, newest first) that signed
-    /// its batches, each with the first and last batch_seq it signed, in batch order.
-    pub signers: Vec<Signer>,
-}
-
-/// A run of batches signed by one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signer {
-    pub key: VerifyingKey,
-    pub first_batch: u64,
-    pub last_batch: u64,
-}
-
-/// How an epoch is named in messages.
-pub fn epoch_name(epoch: &str) -> String {
-    if epoch.is_empty() {
-        "legacy epoch".to_owned()
-    } else {
-        format!("epoch {epoch}")
-    }
-}
-
-/// A screen's registered keys, newest (current) first: what `ingest` and `audit` verify
-/// batches with. A batch is accepted when one of them verifies it, so batches signed
-/// before a re-provisioning (by the kiosk that was replaced, or sent late) still count.
-pub type KeysOf<'a> = &'a dyn Fn(&str) -> Vec<VerifyingKey>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditProblem {
-    pub screen_id: String,
-    pub kind: ProblemKind,
-    pub detail: String,
-}
-
-impl fmt::Display for AuditProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.kind, self.screen_id, self.detail)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProblemKind {
-    /// A stored batch verifies with none of the screen's keys (or it has none).
-    BadSignature,
-    /// A batch does not follow the one before it, or its stored hash does not match.
-    ChainBreak,
-    /// A stored record differs from the record in its signed batch, or no batch carries it.
-    RecordTampered,
-    /// Seqs the screen skipped and that are still missing.
-    Gap,
-    /// A record inside a stored batch is not in the ledger.
-    MissingRecord,
-    /// Seqs of one epoch held with different content in two batches (the first was kept).
-    SeqConflict,
-}
-
-impl fmt::Display for ProblemKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProblemKind::BadSignature => "bad-signature",
-            ProblemKind::ChainBreak => "chain-break",
-            ProblemKind::RecordTampered => "record-tampered",
-            ProblemKind::Gap => "gap",
-            ProblemKind::MissingRecord => "missing-record",
-            ProblemKind::SeqConflict => "seq-conflict",
-        })
-    }
-}
-
-/// Sizes and, per screen, where its latest epoch (the one its latest batch was in) stands.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LedgerCounts {
-    pub records: u64,
-    pub batches: u64,
-    /// The highest seq held in each screen's latest epoch.
-    pub last_seq: BTreeMap<String, u64>,
-    /// The head batch_seq of each screen's latest epoch.
-    pub last_batch_seq: BTreeMap<String, u64>,
-    /// Each screen's latest epoch.
-    pub epoch: BTreeMap<String, String>,
-    /// Every (screen, epoch) chain: (head batch_seq, highest seq).
-    pub chains: BTreeMap<(String, String), (u64, u64)>,
 }
 
 /// Runs a ledger call, a panic of redb's on damaged data becoming [`LedgerError::Corrupt`].
@@ -513,9 +295,4 @@ impl Ledger {
         }
         Ok(counts)
     }
-}
-
-/// A stored batch hash from its hex form.
-pub(crate) fn hash_bytes(hex_str: &str) -> Option<HashBytes> {
-    hex::decode(hex_str).ok()?.try_into().ok()
 }

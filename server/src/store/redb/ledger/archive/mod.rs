@@ -331,13 +331,7 @@ pub(super) fn drop_archived(
     Ok(())
 }
 
-/// A chain's archive marker: the last batch moved out and the highest seq it moved out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Marker {
-    pub batch_seq: u64,
-    pub hash: HashBytes,
-    pub last_seq: u64,
-}
+pub(crate) use crate::store::ledger::audit::Marker;
 
 /// The archive marker of `(screen, epoch)` in `table`, if any of its batches were archived.
 pub(super) fn marker(

@@ -1,8 +1,9 @@
 //! Tests of the audit: a clean ledger, then one kind of damage at a time.
-use super::super::pack::{pack, unpack};
 use super::super::testkit::{key_ring, ledger, Agent};
-use super::super::{Incoming, Ledger, Outcome};
+use super::super::{AuditProblem, Incoming, Ledger, Outcome, ProblemKind};
 use super::*;
+use crate::store::ledger::pack::{pack, unpack};
+use playlists::wire::PopBatch;
 
 fn send(l: &Ledger, a: &Agent, raws: &[Vec<u8>]) {
     let incoming: Vec<Incoming> = raws
@@ -326,7 +327,7 @@ fn a_flipped_byte_in_a_stored_envelope_is_reported() {
         let (s, _, b, h) = k.value();
         ((s.to_owned(), b, *h), v.value().to_vec())
     };
-    assert_eq!(stored[0], super::super::pack::ZSTD_DICT1);
+    assert_eq!(stored[0], crate::store::ledger::pack::ZSTD_DICT1);
     let put = |bytes: &[u8]| {
         write(&l, |tx| {
             let mut t = tx.open_table(BATCHES).unwrap();

@@ -16,60 +16,32 @@
 
 use std::ops::Bound;
 
-use ed25519_dalek::VerifyingKey;
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
-use playlists::wire::pop::{batch_hash, genesis_hash, AckedBatch, BATCH_KIND, MAX_BATCH_RECORDS};
-use playlists::wire::signed::open_envelope;
-use playlists::wire::{MAX_POP_BYTES, VERSION};
+use playlists::wire::pop::AckedBatch;
 
 use super::archive::{marker, Marker};
 use super::export::Reader;
-use super::pack::pack;
-use super::rollup::Tally;
-use super::view::BatchView;
+use super::rollup::apply;
 use super::{
-    epoch_name, hash_bytes, BatchKey, HashBytes, Incoming, KeysOf, LedgerError, Outcome, RecordRef,
-    ANOMALIES, ARCHIVED, BATCHES, GAPS, HEADS, LATEST, RECORDS,
+    epoch_name, BatchKey, HashBytes, Incoming, KeysOf, LedgerError, Outcome, RecordRef, ANOMALIES,
+    ARCHIVED, BATCHES, GAPS, HEADS, LATEST, RECORDS,
 };
-
-/// Most threads one ingest call checks batches on.
-const MAX_CHECK_THREADS: usize = 8;
-
-/// A batch whose envelope opened with the screen's key: the signed payload, its hash and
-/// the envelope as it is to be stored.
-struct Opened {
-    payload: String,
-    hash: HashBytes,
-    hash_hex: String,
-    stored: Vec<u8>,
-}
-
-/// A batch that passed every check.
-struct Checked<'a> {
-    stored: &'a [u8],
-    hash: &'a HashBytes,
-    hash_hex: &'a str,
-    batch: BatchView<'a>,
-}
+use crate::store::ledger::check::{
+    chain_anomaly, check_all, moves_head, open_all, rejected, tally_all, Checked, Head,
+};
+use crate::store::ledger::tally::Tally;
+use crate::store::ledger::view::BatchView;
 
 pub(super) fn ingest(
     db: &Database,
     incoming: &[Incoming],
     key_of: KeysOf<'_>,
 ) -> Result<Vec<Outcome>, LedgerError> {
-    let keys: Vec<Vec<VerifyingKey>> = incoming.iter().map(|i| key_of(&i.topic_screen)).collect();
-    let opened: Vec<Result<Opened, String>> =
-        par_map(incoming.len(), |n| open(&incoming[n], &keys[n]));
-    let checked: Vec<Result<Checked<'_>, String>> = par_map(incoming.len(), |n| match &opened[n] {
-        Ok(o) => check(&incoming[n], o),
-        Err(reason) => Err(reason.clone()),
-    });
+    let opened = open_all(incoming, key_of);
+    let checked = check_all(incoming, &opened);
     // The rollup counts of every record of each batch, used when all of them are stored.
-    let tallies: Vec<Tally<'_>> = par_map(incoming.len(), |n| match &checked[n] {
-        Ok(c) => Tally::of(&c.batch.records),
-        Err(_) => Tally::default(),
-    });
+    let tallies = tally_all(&checked);
     let mut outcomes = Vec::with_capacity(incoming.len());
     if checked.iter().all(Result::is_err) {
         for (i, c) in incoming.iter().zip(checked) {
@@ -87,157 +59,10 @@ pub(super) fn ingest(
                 Err(reason) => rejected(i, reason.clone()),
             });
         }
-        tally.apply(&tx)?;
+        apply(tally, &tx)?;
     }
     tx.commit()?;
     Ok(outcomes)
-}
-
-/// `f(0..n)`, in order, on up to [`MAX_CHECK_THREADS`] threads.
-fn par_map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |p| p.get())
-        .min(MAX_CHECK_THREADS)
-        .min(n);
-    if threads <= 1 {
-        return (0..n).map(f).collect();
-    }
-    let per = n.div_ceil(threads);
-    let threads = n.div_ceil(per);
-    let f = &f;
-    std::thread::scope(|s| {
-        let others: Vec<std::thread::ScopedJoinHandle<'_, Vec<R>>> = (1..threads)
-            .map(|t| s.spawn(move || (t * per..n.min((t + 1) * per)).map(f).collect()))
-            .collect();
-        let mut out: Vec<R> = (0..per).map(f).collect();
-        for h in others {
-            out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-        out
-    })
-}
-
-fn rejected(i: &Incoming, reason: String) -> Outcome {
-    Outcome::Rejected {
-        screen_id: i.topic_screen.clone(),
-        reason,
-    }
-}
-
-/// Size, key and signature: the first of `keys` (newest first) that verifies it. The error
-/// is the reason, in words (the current key's).
-fn open(i: &Incoming, keys: &[VerifyingKey]) -> Result<Opened, String> {
-    if i.raw.len() > MAX_POP_BYTES {
-        return Err(format!(
-            "batch of {} bytes exceeds the {MAX_POP_BYTES}-byte limit",
-            i.raw.len()
-        ));
-    }
-    let (current, older) = keys
-        .split_first()
-        .ok_or_else(|| format!("unknown screen {:?}", i.topic_screen))?;
-    let env = match open_envelope(&i.raw, BATCH_KIND, current, MAX_POP_BYTES) {
-        Ok(env) => env,
-        Err(e) => older
-            .iter()
-            .find_map(|k| open_envelope(&i.raw, BATCH_KIND, k, MAX_POP_BYTES).ok())
-            .ok_or_else(|| e.to_string())?,
-    };
-    let hash_hex = batch_hash(&env.payload).to_string();
-    let hash = hash_bytes(&hash_hex).expect("a SHA-256 is 64 hex digits");
-    Ok(Opened {
-        payload: env.payload,
-        hash,
-        hash_hex,
-        stored: pack(&i.raw),
-    })
-}
-
-/// Everything else that can be checked without the database.
-fn check<'a>(i: &Incoming, o: &'a Opened) -> Result<Checked<'a>, String> {
-    let batch: BatchView<'_> = serde_json::from_str(&o.payload)
-        .map_err(|e| format!("malformed pop-batch payload: {e}"))?;
-    if batch.v != VERSION {
-        return Err(format!("unsupported pop-batch version {}", batch.v));
-    }
-    if batch.screen_id != i.topic_screen {
-        return Err(format!(
-            "batch of screen {:?} arrived on the topic of screen {:?}",
-            batch.screen_id, i.topic_screen
-        ));
-    }
-    if batch.records.is_empty() {
-        return Err("empty batch".to_owned());
-    }
-    if batch.records.len() > MAX_BATCH_RECORDS {
-        return Err(format!(
-            "batch of {} records exceeds the {MAX_BATCH_RECORDS}-record limit",
-            batch.records.len()
-        ));
-    }
-    let mut prev: Option<u64> = None;
-    for r in &batch.records {
-        if r.screen_id != batch.screen_id {
-            return Err(format!(
-                "record seq {} belongs to screen {:?}, not {:?}",
-                r.seq, r.screen_id, batch.screen_id
-            ));
-        }
-        if r.epoch != batch.epoch {
-            return Err(format!(
-                "record seq {} is of {}, not of the batch's {}",
-                r.seq,
-                epoch_name(&r.epoch),
-                epoch_name(&batch.epoch)
-            ));
-        }
-        if let Some(p) = prev.filter(|p| r.seq <= *p) {
-            return Err(format!(
-                "record seqs must strictly increase: {} follows {p}",
-                r.seq
-            ));
-        }
-        prev = Some(r.seq);
-    }
-    Ok(Checked {
-        stored: &o.stored,
-        hash: &o.hash,
-        hash_hex: &o.hash_hex,
-        batch,
-    })
-}
-
-/// An epoch's chain head: its latest batch and the highest seq held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Head {
-    pub batch_seq: u64,
-    pub hash: HashBytes,
-    /// No record with a higher seq is stored (0 before the first record).
-    pub last_seq: u64,
-}
-
-/// Why batch `batch_seq` naming `prev_hash` does not extend `head`, if it does not.
-fn chain_anomaly(head: Option<&Head>, batch_seq: u64, prev_hash: &str) -> Option<String> {
-    let (want_seq, want_prev) = match head {
-        None => (1, genesis_hash()),
-        Some(h) => (h.batch_seq + 1, hex::encode(h.hash)),
-    };
-    if batch_seq != want_seq {
-        Some(format!(
-            "batch {batch_seq} arrived where batch {want_seq} was expected"
-        ))
-    } else if prev_hash != want_prev {
-        Some(format!(
-            "batch {batch_seq} names previous hash {prev_hash} but the previous batch hashes to {want_prev}"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Whether batch `batch_seq` becomes its epoch's head: it is further along.
-fn moves_head(head: Option<&Head>, batch_seq: u64) -> bool {
-    head.is_none_or(|h| batch_seq > h.batch_seq)
 }
 
 /// The ledger tables of one write transaction.
@@ -480,7 +305,7 @@ impl<'tx> Writer<'tx> {
     }
 }
 
-/// A record's place in its batch (at most [`MAX_BATCH_RECORDS`]).
+/// A record's place in its batch (at most `MAX_BATCH_RECORDS`).
 fn index(i: usize) -> u32 {
     u32::try_from(i).expect("a batch holds at most 1,000 records")
 }

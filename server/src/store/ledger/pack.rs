@@ -23,13 +23,13 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 /// Format byte: the envelope as received follows.
-pub(super) const RAW: u8 = 0;
+pub(crate) const RAW: u8 = 0;
 /// Format byte: the envelope's length and the old codec's sequences follow (read only).
-pub(super) const LZ: u8 = 1;
+pub(crate) const LZ: u8 = 1;
 /// Format byte: the envelope's length and a zstd frame follow.
-pub(super) const ZSTD: u8 = 2;
+pub(crate) const ZSTD: u8 = 2;
 /// Format byte: the envelope's length and a zstd frame made with [`DICT1`] follow.
-pub(super) const ZSTD_DICT1: u8 = 3;
+pub(crate) const ZSTD_DICT1: u8 = 3;
 
 /// The raw-content dictionary of [`ZSTD_DICT1`]: three one-record envelopes as agents sign
 /// them (every field name, each status). Stored values depend on these exact bytes: never
@@ -60,7 +60,7 @@ thread_local! {
 }
 
 /// The stored form of `raw`.
-pub(super) fn pack(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn pack(raw: &[u8]) -> Vec<u8> {
     if let Some(packed) = compress(raw) {
         if packed.len() < raw.len() + 1 && unpack(&packed, raw.len()).as_deref() == Some(raw) {
             return packed;
@@ -73,7 +73,7 @@ pub(super) fn pack(raw: &[u8]) -> Vec<u8> {
 }
 
 /// The bytes `stored` keeps, if it is intact and they are at most `max` long.
-pub(super) fn unpack(stored: &[u8], max: usize) -> Option<Cow<'_, [u8]>> {
+pub(crate) fn unpack(stored: &[u8], max: usize) -> Option<Cow<'_, [u8]>> {
     let mut buf = Vec::new();
     match unpack_into(stored, max, &mut buf)? {
         Unpacked::Raw(raw) => Some(Cow::Borrowed(raw)),
@@ -82,7 +82,7 @@ pub(super) fn unpack(stored: &[u8], max: usize) -> Option<Cow<'_, [u8]>> {
 }
 
 /// Where [`unpack_into`] left the bytes.
-pub(super) enum Unpacked<'s> {
+pub(crate) enum Unpacked<'s> {
     /// Stored as they are: this part of `stored`.
     Raw(&'s [u8]),
     /// In the buffer.
@@ -91,7 +91,7 @@ pub(super) enum Unpacked<'s> {
 
 /// [`unpack`], decompressing into `buf` (cleared first), so a reader of many batches
 /// reuses one allocation.
-pub(super) fn unpack_into<'s>(
+pub(crate) fn unpack_into<'s>(
     stored: &'s [u8],
     max: usize,
     buf: &mut Vec<u8>,
@@ -249,14 +249,11 @@ mod legacy {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use playlists::wire::pop::BATCH_KIND;
     use playlists::wire::signed::open;
     use playlists::wire::PopBatch;
 
-    use super::super::testkit::{key_ring, Agent};
-    use super::super::{Incoming, Ledger, BATCHES};
+    use super::super::testkit::Agent;
     use super::*;
 
     /// A deterministic stream of pseudo-random bytes.
@@ -433,76 +430,4 @@ mod tests {
     }
 
     const MAX: usize = 1 << 20;
-
-    /// A ledger the old codec wrote (zstd-compressed here to keep the repository small):
-    /// screens `bj-metro-xidan-s1` (key `[3; 32]`, batches of 1, 1, 20 and 1 records) and
-    /// `bj-community-shuanglu-s1` (key `[4; 32]`, 3, 3, 22 and 3), as the testkit's agents
-    /// make them. It opens, audits clean, exports, and takes new batches packed with zstd.
-    #[test]
-    fn a_ledger_written_by_the_old_codec_reads_audits_and_grows() {
-        let old = include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/ledger-pack-v1.redb.zst"
-        ));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.redb");
-        std::fs::write(&path, zstd::stream::decode_all(&old[..]).unwrap()).unwrap();
-        let l = Ledger::open(Arc::new(redb::Database::open(&path).unwrap())).unwrap();
-
-        // The agents as they were, their chains replayed up to the stored heads.
-        let mut a = Agent::new(3, "bj-metro-xidan-s1", "bj-metro-xidan");
-        let mut b = Agent::new(4, "bj-community-shuanglu-s1", "bj-community-shuanglu");
-        for n in [1, 1, 20, 1] {
-            let p = a.plays(n, "rm2023-annual", "rm2023-annual-01-l");
-            a.batch(p);
-            let p = b.plays(n + 2, "house-filler", "house-capital-civility-p");
-            b.batch(p);
-        }
-        let keys = key_ring(&[&a, &b]);
-        let counts = l.counts().unwrap();
-        assert_eq!((counts.records, counts.batches), (54, 8));
-        let report = l.audit(&keys).unwrap();
-        assert_eq!(report.problems, [], "an old ledger audits clean");
-        assert_eq!(report.records, 54);
-        let mut seen = 0;
-        let query = super::super::testkit::query(super::super::Dimension::Screen);
-        l.plays(&query, &mut |r| {
-            assert!(r.campaign_id == "rm2023-annual" || r.campaign_id == "house-filler");
-            seen += 1;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen, 54);
-
-        let p = a.plays(5, "rm2023-annual", "rm2023-annual-02-l");
-        let next = Incoming {
-            topic_screen: a.screen.clone(),
-            raw: a.batch(p),
-        };
-        let outcomes = l.ingest(&[next], &keys).unwrap();
-        assert!(
-            matches!(
-                outcomes[..],
-                [super::super::Outcome::Stored { records: 5, .. }]
-            ),
-            "{outcomes:?}"
-        );
-        let report = l.audit(&keys).unwrap();
-        assert_eq!(report.problems, [], "old and new envelopes side by side");
-        assert_eq!((report.batches, report.records), (9, 59));
-        let tags: Vec<u8> = {
-            let tx = redb::ReadableDatabase::begin_read(l.db.as_ref()).unwrap();
-            let t = tx.open_table(BATCHES).unwrap();
-            redb::ReadableTable::iter(&t)
-                .unwrap()
-                .map(|row| row.unwrap().1.value()[0])
-                .collect()
-        };
-        assert_eq!(tags.iter().filter(|t| **t == LZ).count(), 8, "{tags:?}");
-        assert_eq!(
-            tags.iter().filter(|t| **t == ZSTD_DICT1).count(),
-            1,
-            "{tags:?}"
-        );
-    }
 }

@@ -17,12 +17,12 @@ use playlists::wire::PlayStatus;
 
 /// The type names are the wire types' own: serde names them in error messages, and a
 /// refused batch must be told why in the same words.
-pub(super) type BatchView<'a> = PopBatch<'a>;
-pub(super) type RecordView<'a> = PlayRecord<'a>;
+pub(crate) type BatchView<'a> = PopBatch<'a>;
+pub(crate) type RecordView<'a> = PlayRecord<'a>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PopBatch<'a> {
+pub(crate) struct PopBatch<'a> {
     pub v: u32,
     #[serde(borrow)]
     pub screen_id: Cow<'a, str>,
@@ -39,7 +39,7 @@ pub(super) struct PopBatch<'a> {
 /// [`PlayRecord`](playlists::wire::PlayRecord) must be refused.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PlayRecord<'a> {
+pub(crate) struct PlayRecord<'a> {
     #[serde(borrow)]
     pub play_id: Cow<'a, str>,
     #[serde(borrow)]

@@ -1,0 +1,504 @@
+//! Conformance of the proof-of-play ledger: the same cases on the redb ledger and on the
+//! PostgreSQL one, and one scripted history whose every answer (outcomes, counts, rollups,
+//! plays, audit) must be the same on both.
+
+use std::collections::BTreeMap;
+
+use playlists::wire::{PlayRecord, PlayStatus};
+
+use crate::store::ledger::testkit::{at, key_ring, query, Agent};
+use crate::store::ledger::{
+    AuditReport, Dimension, Incoming, LedgerCounts, LedgerStore, Outcome, ProblemKind, Query, Row,
+};
+
+/// A ledger under test and what it lives in (dropped after it).
+pub(crate) struct LedgerFixture {
+    pub ledger: Box<dyn LedgerStore>,
+    _dir: tempfile::TempDir,
+    _db: Option<(
+        super::super::postgres::testdb::TestDb,
+        super::super::postgres::PgStore,
+    )>,
+}
+
+pub(crate) fn redb() -> LedgerFixture {
+    let (dir, ledger) = crate::store::redb::ledger::testkit::ledger();
+    LedgerFixture {
+        ledger: Box::new(ledger),
+        _dir: dir,
+        _db: None,
+    }
+}
+
+pub(crate) fn postgres() -> LedgerFixture {
+    let db = super::super::postgres::testdb::TestDb::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = db.open(dir.path(), super::super::OpenMode::Create);
+    LedgerFixture {
+        ledger: Box::new(store.test_ledger()),
+        _dir: dir,
+        _db: Some((db, store)),
+    }
+}
+
+pub(crate) fn incoming(screen: &str, raw: &[u8]) -> Incoming {
+    Incoming {
+        topic_screen: screen.to_owned(),
+        raw: raw.to_vec(),
+    }
+}
+
+pub(crate) fn stores_duplicates_and_refuses_conflicts(l: &dyn LedgerStore) {
+    let mut a = Agent::new(1, "s1", "v1");
+    let keys = key_ring(&[&a]);
+    let recs = a.plays(3, "c1", "k1"); // seqs 1..=3
+    let first = a.batch(recs.clone());
+    let out = l.ingest(&[incoming("s1", &first)], &keys).unwrap();
+    assert!(
+        matches!(&out[..], [Outcome::Stored { records: 3, gaps, .. }] if gaps.is_empty()),
+        "{out:?}"
+    );
+    // Twice more in one call: both duplicates, nothing changes.
+    let again = l
+        .ingest(&[incoming("s1", &first), incoming("s1", &first)], &keys)
+        .unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|o| matches!(o, Outcome::Duplicate { .. }) && o.ack() == out[0].ack()),
+        "{again:?}"
+    );
+    // Seqs 2 and 3 again (the same), then 4: only 4 is new.
+    let mut overlap = recs[1..].to_vec();
+    overlap.extend(a.plays(1, "c1", "k1"));
+    let second = a.batch(overlap);
+    let out = l.ingest(&[incoming("s1", &second)], &keys).unwrap();
+    assert!(
+        matches!(out[0], Outcome::Stored { records: 1, .. }),
+        "{out:?}"
+    );
+    // Seq 4 altered, with 5: refused whole, never acknowledged.
+    let mut altered = a.plays(0, "c1", "k1");
+    let mut four = recs[2].clone();
+    four.seq = 4;
+    four.play_id = playlists::wire::pop::play_id("s1", "", 4);
+    four.creative_id = "k9".into();
+    altered.push(four);
+    altered.extend(a.plays(1, "c1", "k1"));
+    let third = a.batch_unchained(altered);
+    let out = l.ingest(&[incoming("s1", &third)], &keys).unwrap();
+    match &out[..] {
+        [o @ Outcome::Rejected { reason, .. }] => {
+            assert_eq!(o.ack(), None);
+            assert_eq!(
+                reason,
+                "seq 4 of legacy epoch is already held with other content, from batch 2: a batch that conflicts with stored records is not stored"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let counts = l.counts().unwrap();
+    assert_eq!(
+        (counts.records, counts.batches, counts.last_seq["s1"]),
+        (4, 2, 4)
+    );
+    // The same seqs in a new epoch are other records; the screen's latest epoch moves.
+    let mut b = Agent::new(1, "s1", "v1");
+    b.new_epoch("e2");
+    let recs = b.plays(2, "c1", "k1");
+    let raw = b.batch(recs);
+    let out = l.ingest(&[incoming("s1", &raw)], &keys).unwrap();
+    assert!(
+        matches!(out[0], Outcome::Stored { records: 2, .. }),
+        "{out:?}"
+    );
+    let counts = l.counts().unwrap();
+    assert_eq!(
+        (
+            counts.records,
+            counts.epoch["s1"].as_str(),
+            counts.last_seq["s1"],
+            counts.last_batch_seq["s1"],
+        ),
+        (6, "e2", 2, 1)
+    );
+    assert_eq!(counts.chains[&("s1".to_owned(), String::new())], (2, 4));
+    assert_eq!(l.batch_sizes("s1").unwrap(), BTreeMap::from([(1, 2)]));
+    // Bad signatures and unknown screens are refused.
+    let stranger = Agent::new(9, "s1", "v1");
+    let forged = stranger.batch_unchained(vec![]);
+    let out = l
+        .ingest(&[incoming("s1", &forged), incoming("s7", &first)], &keys)
+        .unwrap();
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Rejected { .. })),
+        "{out:?}"
+    );
+    assert_eq!(l.audit(&keys).unwrap().problems, []);
+}
+
+pub(crate) fn gaps_and_chain_anomalies_are_kept_for_the_audit(l: &dyn LedgerStore) {
+    let mut a = Agent::new(1, "s1", "v1");
+    let keys = key_ring(&[&a]);
+    let first = a.plays(2, "c1", "k1"); // 1, 2
+    let _lost = a.plays(3, "c1", "k1"); // 3..=5 never sent
+    let mut next = a.plays(1, "c1", "k1"); // 6
+    let _lost = a.plays(1, "c1", "k1"); // 7
+    next.extend(a.plays(1, "c1", "k1")); // 8
+    let b1 = a.batch(first);
+    let b2 = a.batch(next);
+    let late = a.plays(1, "c1", "k1"); // 9, in batch 3: arrives late
+    let b3 = a.batch(late);
+    let b4 = a.plays(1, "c1", "k1"); // 10
+    let b4 = a.batch(b4);
+    let out = l
+        .ingest(
+            &[
+                incoming("s1", &b1),
+                incoming("s1", &b2),
+                incoming("s1", &b4),
+            ],
+            &keys,
+        )
+        .unwrap();
+    assert!(
+        matches!(&out[1], Outcome::Stored { gaps, records: 2, .. } if gaps == &[(3, 5), (7, 7)]),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[2], Outcome::Stored { gaps, records: 1, .. } if gaps == &[(9, 9)]),
+        "{out:?}"
+    );
+    let report = l.audit(&keys).unwrap();
+    let found: Vec<(ProblemKind, &str)> = report
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.detail.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                ProblemKind::ChainBreak,
+                "batch 4: its predecessor, batch 3 with hash {h3}, is not stored (at ingest: batch 4 arrived where batch 3 was expected)"
+                    .replace("{h3}", &hash_of(&b3))
+                    .as_str()
+            ),
+            (ProblemKind::Gap, "seqs 3..=5 were skipped: 3 of 3 still missing"),
+            (ProblemKind::Gap, "seqs 7..=7 were skipped: 1 of 1 still missing"),
+            (ProblemKind::Gap, "seqs 9..=9 were skipped: 1 of 1 still missing"),
+        ]
+        .map(|(k, d)| (k, d.to_owned()))
+        .iter()
+        .map(|(k, d)| (*k, d.as_str()))
+        .collect::<Vec<_>>()
+    );
+    // The late batch arrives: the chain verifies, its gap is filled, the head stays.
+    let out = l.ingest(&[incoming("s1", &b3)], &keys).unwrap();
+    assert!(
+        matches!(&out[0], Outcome::Stored { records: 1, gaps, .. } if gaps.is_empty()),
+        "{out:?}"
+    );
+    let report = l.audit(&keys).unwrap();
+    assert_eq!(
+        report.problems.iter().map(|p| p.kind).collect::<Vec<_>>(),
+        [ProblemKind::Gap, ProblemKind::Gap]
+    );
+    let counts = l.counts().unwrap();
+    assert_eq!(
+        (counts.last_batch_seq["s1"], counts.last_seq["s1"]),
+        (4, 10)
+    );
+}
+
+/// The batch hash of a signed envelope, in hex.
+fn hash_of(raw: &[u8]) -> String {
+    let env: playlists::wire::SignedEnvelope = serde_json::from_slice(raw).unwrap();
+    playlists::wire::pop::batch_hash(&env.payload).to_string()
+}
+
+/// Three screens at two venues, two campaigns, several hours and statuses, in batches of
+/// one to three records over two ingest calls; returns the agents and every record sent.
+fn fleet(l: &dyn LedgerStore) -> (Vec<Agent>, Vec<PlayRecord>) {
+    let mut agents = vec![
+        Agent::new(1, "s1", "v1"),
+        Agent::new(2, "s2", "v1"),
+        Agent::new(3, "s3", "v2"),
+    ];
+    let mut all = Vec::new();
+    let statuses = [
+        PlayStatus::Complete,
+        PlayStatus::Partial,
+        PlayStatus::Failed,
+    ];
+    for call in 0..2u32 {
+        let mut batch = Vec::new();
+        for (n, a) in agents.iter_mut().enumerate() {
+            for b in 0..3u32 {
+                let recs: Vec<PlayRecord> = (0..=b)
+                    .map(|i| {
+                        let k = call * 7 + b * 3 + i + n as u32;
+                        let mut r = a.play(
+                            ["c1", "c2"][(k % 2) as usize],
+                            ["k1", "k2", "k3"][(k % 3) as usize],
+                            at(8 + k % 5, (k * 13) % 60),
+                        );
+                        r.status = statuses[(k % 4).min(2) as usize];
+                        r
+                    })
+                    .collect();
+                all.extend(recs.iter().cloned());
+                batch.push(incoming(&a.screen.clone(), &a.batch(recs)));
+            }
+        }
+        let keys = key_ring(&agents.iter().collect::<Vec<_>>());
+        let out = l.ingest(&batch, &keys).unwrap();
+        assert!(
+            out.iter().all(|o| matches!(o, Outcome::Stored { .. })),
+            "{out:?}"
+        );
+    }
+    (agents, all)
+}
+
+/// What `delivered` must answer for `q`, counted from the records themselves.
+pub(crate) fn expected(records: &[PlayRecord], q: &Query) -> Vec<Row> {
+    let hour = |t: chrono::DateTime<chrono::Utc>| t.timestamp().div_euclid(3600);
+    let first_hour = |t: chrono::DateTime<chrono::Utc>| {
+        let s = t.timestamp();
+        s.div_euclid(3600) + i64::from(s.rem_euclid(3600) != 0)
+    };
+    let mut sums: BTreeMap<String, Row> = BTreeMap::new();
+    for r in records {
+        let h = hour(r.slot_start);
+        if q.from.is_some_and(|t| h < first_hour(t)) || q.to.is_some_and(|t| h >= first_hour(t)) {
+            continue;
+        }
+        if q.venue.as_ref().is_some_and(|v| *v != r.venue_id)
+            || q.screen.as_ref().is_some_and(|s| *s != r.screen_id)
+        {
+            continue;
+        }
+        let key = match q.dimension {
+            Dimension::Venue => &r.venue_id,
+            Dimension::Screen => &r.screen_id,
+            Dimension::Campaign => &r.campaign_id,
+            Dimension::Creative => &r.creative_id,
+        };
+        let row = sums.entry(key.clone()).or_insert_with(|| Row {
+            key: key.clone(),
+            complete: 0,
+            partial: 0,
+            failed: 0,
+        });
+        match r.status {
+            PlayStatus::Complete => row.complete += 1,
+            PlayStatus::Partial => row.partial += 1,
+            PlayStatus::Failed => row.failed += 1,
+        }
+    }
+    sums.into_values().collect()
+}
+
+/// Every query `delivered` is checked with: each dimension, with and without filters and
+/// windows.
+pub(crate) fn queries() -> Vec<Query> {
+    let mut out = Vec::new();
+    for dimension in Dimension::ALL {
+        for (venue, screen) in [
+            (None, None),
+            (Some("v1"), None),
+            (None, Some("s3")),
+            (Some("v1"), Some("s2")),
+        ] {
+            for (from, to) in [
+                (None, None),
+                (Some(at(9, 0)), Some(at(11, 0))),
+                (Some(at(10, 30)), None),
+            ] {
+                out.push(Query {
+                    from,
+                    to,
+                    dimension,
+                    venue: venue.map(str::to_owned),
+                    screen: screen.map(str::to_owned),
+                });
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn delivered_equals_an_independent_count(l: &dyn LedgerStore) {
+    let (_, records) = fleet(l);
+    for q in queries() {
+        assert_eq!(l.delivered(&q).unwrap(), expected(&records, &q), "{q:?}");
+    }
+}
+
+pub(crate) fn plays_by_screen_epoch_and_seq(l: &dyn LedgerStore) {
+    let (agents, mut records) = fleet(l);
+    // A new epoch of s1, named to sort before the legacy one's records? No: "" sorts first.
+    let mut a = Agent::new(1, "s1", "v1");
+    a.new_epoch("e2");
+    let recs = vec![a.play("c1", "k1", at(10, 0))];
+    records.extend(recs.iter().cloned());
+    l.ingest(&[incoming("s1", &a.batch(recs))], &key_ring(&[&a]))
+        .unwrap();
+    records.sort_by(|x, y| (&x.screen_id, &x.epoch, x.seq).cmp(&(&y.screen_id, &y.epoch, y.seq)));
+    let check = |q: Query| {
+        let mut got = Vec::new();
+        let n = l
+            .plays(&q, &mut |r| {
+                got.push(r.clone());
+                Ok(())
+            })
+            .unwrap();
+        let want: Vec<PlayRecord> = records
+            .iter()
+            .filter(|r| {
+                q.from.is_none_or(|t| r.slot_start >= t)
+                    && q.to.is_none_or(|t| r.slot_start < t)
+                    && q.venue.as_ref().is_none_or(|v| *v == r.venue_id)
+                    && q.screen.as_ref().is_none_or(|s| *s == r.screen_id)
+            })
+            .cloned()
+            .collect();
+        assert_eq!(n, want.len() as u64, "{q:?}");
+        assert_eq!(got, want, "{q:?}");
+    };
+    for q in queries() {
+        check(q);
+    }
+    check(Query {
+        screen: Some("s9".into()),
+        ..query(Dimension::Screen)
+    });
+    let err = l
+        .plays(&query(Dimension::Screen), &mut |_| {
+            Err(crate::store::ledger::LedgerError::Io("disk full".into()))
+        })
+        .unwrap_err();
+    assert_eq!(err.to_string(), "export: disk full");
+    let keys = key_ring(&agents.iter().chain([&a]).collect::<Vec<_>>());
+    let report = l.audit(&keys).unwrap();
+    assert_eq!(report.problems, []);
+    assert_eq!((report.screens, report.records), (3, records.len() as u64));
+}
+
+/// Everything a ledger answers after a scripted history, to compare backends.
+#[derive(Debug, PartialEq)]
+struct Transcript {
+    outcomes: Vec<Vec<Outcome>>,
+    counts: LedgerCounts,
+    delivered: Vec<Vec<Row>>,
+    plays: Vec<PlayRecord>,
+    audit: AuditReport,
+    batch_sizes: BTreeMap<u64, u64>,
+}
+
+fn history(l: &dyn LedgerStore) -> Transcript {
+    let mut a = Agent::new(1, "s1", "v1");
+    let mut b = Agent::new(2, "s2", "v2");
+    let mut outcomes = Vec::new();
+    let b1 = a.plays(3, "c1", "k1");
+    let a1 = a.batch(b1);
+    let _ = a.plays(2, "c1", "k1"); // a gap
+    let b2 = a.plays(2, "c2", "k2");
+    let a2 = a.batch(b2);
+    let b3 = a.plays(1, "c2", "k2");
+    let _a3 = a.batch(b3); // never arrives
+    let b4 = a.plays(1, "c1", "k3");
+    let a4 = a.batch(b4);
+    let c1 = b.plays(4, "c1", "k1");
+    let x1 = b.batch(c1);
+    let keys1 = key_ring(&[&a, &b]);
+    outcomes.push(
+        l.ingest(
+            &[
+                incoming("s1", &a1),
+                incoming("s2", &x1),
+                incoming("s1", &a1),
+                incoming("s1", &a4),
+            ],
+            &keys1,
+        )
+        .unwrap(),
+    );
+    // s2 re-provisioned: its next batches are signed with a new key, the old still counts.
+    b.rekey(12);
+    let c2 = b.plays(1, "c2", "k2");
+    let x2 = b.batch(c2);
+    b.new_epoch("e2");
+    let c3 = b.plays(2, "c2", "k2");
+    let x3 = b.batch(c3);
+    let keys2 = key_ring(&[&a, &Agent::new(2, "s2", "v2"), &b]);
+    outcomes.push(
+        l.ingest(
+            &[
+                incoming("s2", &x2),
+                incoming("s1", &a2),
+                incoming("s2", &x3),
+                incoming("s2", &x1),
+            ],
+            &keys2,
+        )
+        .unwrap(),
+    );
+    let mut plays = Vec::new();
+    l.plays(&query(Dimension::Screen), &mut |r| {
+        plays.push(r.clone());
+        Ok(())
+    })
+    .unwrap();
+    Transcript {
+        outcomes,
+        counts: l.counts().unwrap(),
+        delivered: queries().iter().map(|q| l.delivered(q).unwrap()).collect(),
+        plays,
+        audit: l.audit(&keys2).unwrap(),
+        batch_sizes: l.batch_sizes("s2").unwrap(),
+    }
+}
+
+#[test]
+fn both_backends_answer_a_history_alike() {
+    let (r, p) = (redb(), postgres());
+    let on_redb = history(&*r.ledger);
+    let on_postgres = history(&*p.ledger);
+    assert!(
+        !on_redb.audit.problems.is_empty(),
+        "the history has a gap and a break"
+    );
+    assert_eq!(on_redb, on_postgres);
+}
+
+macro_rules! ledger_cases {
+    ($($case:ident),* $(,)?) => {
+        mod on_redb {
+            $(
+                #[test]
+                fn $case() {
+                    let f = super::redb();
+                    super::$case(&*f.ledger);
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[test]
+                fn $case() {
+                    let f = super::postgres();
+                    super::$case(&*f.ledger);
+                }
+            )*
+        }
+    };
+}
+
+ledger_cases!(
+    stores_duplicates_and_refuses_conflicts,
+    gaps_and_chain_anomalies_are_kept_for_the_audit,
+    delivered_equals_an_independent_count,
+    plays_by_screen_epoch_and_seq,
+);
