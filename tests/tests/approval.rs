@@ -15,6 +15,7 @@
 //! - with `emergency_confirm = "two-person"`, an emergency is announced only once a second
 //!   operator confirms it.
 
+use tests::store::off_runtime;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -88,7 +89,7 @@ fn carried(docs: &Documents) -> BTreeMap<String, u32> {
 
 /// The version the server last published for each screen.
 fn versions(env: &TestEnv) -> BTreeMap<String, u64> {
-    let published = env.store.published().expect("published");
+    let published = off_runtime(|| env.store.published()).expect("published");
     published.into_iter().map(|(s, p)| (s, p.version)).collect()
 }
 

@@ -17,11 +17,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("schema/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("schema/0001_foundation.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "planned",
+        sql: include_str!("schema/0003_planned.sql"),
+    },
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
@@ -107,16 +114,21 @@ mod tests {
     use crate::store::postgres::testdb::TestDb;
     use crate::store::OpenMode;
 
+    /// Every version this server applies, in order.
+    fn all() -> Vec<i32> {
+        MIGRATIONS.iter().map(|m| m.version).collect()
+    }
+
     #[test]
     fn applied_once_and_refused_when_newer_or_edited() {
         let db = TestDb::new();
         let dir = tempfile::tempdir().unwrap();
         let store = db.open(dir.path(), OpenMode::Create);
-        assert_eq!(store.schema_versions().unwrap(), [1]);
+        assert_eq!(store.schema_versions().unwrap(), all());
         drop(store);
         // A second open applies nothing again.
         let store = db.open(dir.path(), OpenMode::Existing);
-        assert_eq!(store.schema_versions().unwrap(), [1]);
+        assert_eq!(store.schema_versions().unwrap(), all());
 
         store.with_client(|c| {
             c.execute(
@@ -148,6 +160,6 @@ mod tests {
         assert!(matches!(e, StoreError::Missing { .. }), "{e}");
         // ... and was left untouched.
         let store = db.open(dir.path(), OpenMode::Create);
-        assert_eq!(store.schema_versions().unwrap(), [1]);
+        assert_eq!(store.schema_versions().unwrap(), all());
     }
 }
