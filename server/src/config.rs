@@ -448,6 +448,24 @@ mod tests {
     }
 
     #[test]
+    fn the_store_is_a_postgres_url_or_unset() {
+        assert_eq!(Config::defaults().store, None);
+        let load = |store: &str| {
+            let flags = Flags {
+                store: Some(store.into()),
+                ..Flags::default()
+            };
+            Config::load_from(None, &|_| None, flags)
+        };
+        assert!(load("postgresql://u@h/db").is_ok());
+        let e = load("/var/lib/signage").unwrap_err().to_string();
+        assert!(e.contains("is not a postgres:// URL"), "{e}");
+        let env = |n: &str| (n == "SIGNAGE_STORE").then(|| "postgres://u@h/db".to_owned());
+        let c = Config::load_from(None, &env, Flags::default()).unwrap();
+        assert_eq!(c.store.unwrap().expose(), "postgres://u@h/db");
+    }
+
+    #[test]
     fn media_settings() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
@@ -640,6 +658,7 @@ mod tests {
         assert_eq!(c.mqtt_ca_file, Some(PathBuf::from("/etc/signage/ca.pem")));
         // Flags over the environment.
         let flags = Flags {
+            store: Some("postgres://signage:hunter2@db:5432/signage".into()),
             http: Some("127.0.0.1:6000".parse().unwrap()),
             mqtt_url: Some("mqtt://10.0.0.2:1885".into()),
             tls: Some(TlsMode::Files {
@@ -654,6 +673,11 @@ mod tests {
         assert_eq!(c.mqtt_url.as_deref(), Some("mqtt://10.0.0.2:1885"));
         assert!(matches!(c.tls, TlsMode::Files { .. }));
         assert_eq!(c.mqtt_ca_file, Some(PathBuf::from("/other.pem")));
+        let store = c.store.as_ref().unwrap();
+        assert_eq!(store.expose(), "postgres://signage:hunter2@db:5432/signage");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("postgres://signage@db:5432/signage"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
         // A bad value is named with its variable.
         let bad = |name: &'static str, value: &'static str| {
             let env = move |n: &str| (n == name).then(|| value.to_owned());

@@ -45,7 +45,6 @@ pub fn open_in(
 mod tests {
     use super::*;
     use crate::store::postgres::testdb::TestDb;
-    use crate::store::CatalogueStore;
 
     #[test]
     fn a_url_opens_postgresql_and_a_path_redb() {
