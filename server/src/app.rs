@@ -305,7 +305,11 @@ pub async fn start_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Handle> {
     let key = crate::keys::server_key(store.dir())?;
-    let admin = crate::auth::bootstrap(&*store)?;
+    // Off the runtime, as every store call (a PostgreSQL store blocks on its own).
+    let admin = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || crate::auth::bootstrap(&*store)).await??
+    };
     if let Some(path) = admin {
         tracing::info!(path = %path.display(), "admin token (all roles) for the API and CLI");
     }

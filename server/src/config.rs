@@ -16,6 +16,10 @@ const DEFAULTS: &str = include_str!("default-config.toml");
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The store: a PostgreSQL database (`postgres://...`) that replicas share; unset, the
+    /// embedded redb store in the data directory.
+    #[serde(default)]
+    pub store: Option<StoreUrl>,
     pub http: SocketAddr,
     pub embedded_broker: SocketAddr,
     #[serde(default)]
@@ -49,6 +53,24 @@ pub struct Config {
     /// Proof-of-play retention (`[ledger]`).
     #[serde(default)]
     pub ledger: LedgerConfig,
+}
+
+/// A PostgreSQL URL. It may hold a password: `Debug` shows the database without it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL itself, password included (to connect with).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::postgres::shown_url(&self.0))
+    }
 }
 
 /// `[ledger]`: how long raw proof-of-play batches stay in the live ledger.
@@ -145,6 +167,8 @@ pub enum EmergencyConfirm {
 /// What the command line says, over the file and the environment.
 #[derive(Debug, Default)]
 pub struct Flags {
+    /// `--store URL`.
+    pub store: Option<String>,
     pub mqtt_url: Option<String>,
     pub http: Option<SocketAddr>,
     pub tls: Option<TlsMode>,
@@ -215,6 +239,7 @@ impl Config {
             }
         }
         let flags = [
+            ("store", flags.store.map(Into::into)),
             ("mqtt_url", flags.mqtt_url.map(Into::into)),
             ("http", flags.http.map(|a| a.to_string().into())),
             ("tls", flags.tls.as_ref().map(tls_value)),
@@ -254,6 +279,14 @@ impl Config {
         })?;
         if let Some(url) = &c.mqtt_url {
             crate::broker::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!(e))?;
+        }
+        if let Some(store) = &c.store {
+            anyhow::ensure!(
+                crate::store::postgres::is_url(store.expose()),
+                "store {:?} is not a postgres:// URL (leave it out for the embedded store in \
+                 the data directory)",
+                store.expose()
+            );
         }
         anyhow::ensure!(
             !c.topic_prefix.is_empty() && !c.topic_prefix.contains(['+', '#']),
@@ -306,6 +339,7 @@ pub fn env_name(key: &str) -> String {
 /// The command-line flag of `serve` that sets a key, if any.
 pub fn flag_of(key: &str) -> Option<&'static str> {
     match key {
+        "store" => Some("--store"),
         "http" => Some("--http"),
         "mqtt_url" => Some("--mqtt-url"),
         "tls" => Some("--tls, --tls-cert/--tls-key/--tls-ca"),
@@ -349,6 +383,7 @@ pub fn keys() -> &'static [&'static str] {
 /// with examples).
 fn doc(key: &str) -> &'static str {
     match key {
+        "store" => "Where the server keeps its state: a PostgreSQL URL, postgres://user[:password]@host:port/database, which several `signage serve` replicas can share (the data directory then keeps only this machine's files: server key, broker secret, admin token, uploads, a copy of the media; replicas get copies of the same key files). Unset: the embedded store in the data directory. The direct-store commands take the same `--store URL` beside `--data-dir`.",
         "http" => "The address of the HTTP API, media and dashboard.",
         "embedded_broker" => "Where the embedded MQTT broker listens when no mqtt_url is given.",
         "mqtt_url" => "An external broker instead of the embedded one: mqtt://host:port or mqtts://host:port.",
@@ -410,6 +445,24 @@ mod tests {
         assert_eq!(c.emergency_confirm(), None);
         let policy = c.media.policy().unwrap();
         assert_eq!(policy, crate::ingest::MediaPolicy::default());
+    }
+
+    #[test]
+    fn the_store_is_a_postgres_url_or_unset() {
+        assert_eq!(Config::defaults().store, None);
+        let load = |store: &str| {
+            let flags = Flags {
+                store: Some(store.into()),
+                ..Flags::default()
+            };
+            Config::load_from(None, &|_| None, flags)
+        };
+        assert!(load("postgresql://u@h/db").is_ok());
+        let e = load("/var/lib/signage").unwrap_err().to_string();
+        assert!(e.contains("is not a postgres:// URL"), "{e}");
+        let env = |n: &str| (n == "SIGNAGE_STORE").then(|| "postgres://u@h/db".to_owned());
+        let c = Config::load_from(None, &env, Flags::default()).unwrap();
+        assert_eq!(c.store.unwrap().expose(), "postgres://u@h/db");
     }
 
     #[test]
@@ -605,6 +658,7 @@ mod tests {
         assert_eq!(c.mqtt_ca_file, Some(PathBuf::from("/etc/signage/ca.pem")));
         // Flags over the environment.
         let flags = Flags {
+            store: Some("postgres://signage:hunter2@db:5432/signage".into()),
             http: Some("127.0.0.1:6000".parse().unwrap()),
             mqtt_url: Some("mqtt://10.0.0.2:1885".into()),
             tls: Some(TlsMode::Files {
@@ -619,6 +673,14 @@ mod tests {
         assert_eq!(c.mqtt_url.as_deref(), Some("mqtt://10.0.0.2:1885"));
         assert!(matches!(c.tls, TlsMode::Files { .. }));
         assert_eq!(c.mqtt_ca_file, Some(PathBuf::from("/other.pem")));
+        let store = c.store.as_ref().unwrap();
+        assert_eq!(store.expose(), "postgres://signage:hunter2@db:5432/signage");
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("postgres://signage@db:5432/signage"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
         // A bad value is named with its variable.
         let bad = |name: &'static str, value: &'static str| {
             let env = move |n: &str| (n == name).then(|| value.to_owned());

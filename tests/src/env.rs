@@ -1,6 +1,8 @@
-//! `TestEnv`: one in-process server (redb store holding the Beijing scenario, HTTP, MQTT
+//! `TestEnv`: one in-process server (its store holding the Beijing scenario, HTTP, MQTT
 //! client) in a fresh temporary directory, on the embedded broker or an external one, with
-//! helpers to provision screens and read their retained status.
+//! helpers to provision screens and read their retained status. The store is redb in the
+//! data directory, or a fresh PostgreSQL database with `SIGNAGE_TEST_STORE=postgres` (see
+//! [`crate::store`]).
 
 use playlists::wire::{Status, Topics};
 use server::app::{self, MqttTarget};
@@ -8,6 +10,8 @@ use server::catalogue::CatalogueService;
 use server::import::ImportOptions;
 use server::store::{OpenMode, SharedStore};
 use tokio_util::sync::CancellationToken;
+
+use crate::store::off_runtime;
 
 #[derive(Debug)]
 pub struct TestEnv {
@@ -17,6 +21,8 @@ pub struct TestEnv {
     pub shutdown: CancellationToken,
     /// `mqtt://127.0.0.1:PORT` of the broker in use.
     pub mqtt_url: String,
+    /// Where the store is (a PostgreSQL database is dropped with it, after the server).
+    pub test_store: crate::TestStore,
 }
 
 impl TestEnv {
@@ -28,8 +34,9 @@ impl TestEnv {
     /// [`spawn`](Self::spawn) with server options (a scaled clock, a schedule TTL).
     pub async fn spawn_with(mqtt_port: Option<u16>, options: app::Options) -> TestEnv {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store =
-            server::store::open(&tmp.path().join("server"), OpenMode::Create).expect("store");
+        let test_store = crate::TestStore::new();
+        let data = tmp.path().join("server");
+        let store = off_runtime(|| test_store.open(&data, OpenMode::Create));
         let port = match mqtt_port {
             Some(p) => p,
             None => {
@@ -41,11 +48,13 @@ impl TestEnv {
                     .port()
             }
         };
-        server::import::import(
-            &CatalogueService::new(store.clone()),
-            &crate::beijing(),
-            &ImportOptions::admin(),
-        )
+        off_runtime(|| {
+            server::import::import(
+                &CatalogueService::new(store.clone()),
+                &crate::beijing(),
+                &ImportOptions::admin(),
+            )
+        })
         .expect("import the Beijing scenario");
         let shutdown = CancellationToken::new();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -73,28 +82,31 @@ impl TestEnv {
             handle,
             shutdown,
             mqtt_url: format!("mqtt://127.0.0.1:{port}"),
+            test_store,
         }
     }
 
     /// The agent config (with a fresh registered key) for `screen`.
     pub fn provision(&self, screen: &str) -> String {
-        let prepared = server::provision::prepare(
-            &*self.store,
-            screen,
-            &self.mqtt_url,
-            &format!("http://{}", self.handle.http_addr),
-            "signage/v1",
-        )
-        .expect("provision");
-        prepared
-            .register(&*self.store, chrono::Utc::now())
-            .expect("register the key");
-        prepared.config
+        off_runtime(|| {
+            let prepared = server::provision::prepare(
+                &*self.store,
+                screen,
+                &self.mqtt_url,
+                &format!("http://{}", self.handle.http_addr),
+                "signage/v1",
+            )
+            .expect("provision");
+            prepared
+                .register(&*self.store, chrono::Utc::now())
+                .expect("register the key");
+            prepared.config
+        })
     }
 
     /// The live catalogue.
     pub fn catalogue(&self) -> std::sync::Arc<playlists::Catalogue> {
-        self.handle.shared.catalogue.catalogue().expect("catalogue")
+        off_runtime(|| self.handle.shared.catalogue.catalogue()).expect("catalogue")
     }
 
     /// `http://127.0.0.1:PORT` of the server's HTTP API.
@@ -174,8 +186,7 @@ impl TestEnv {
         ));
         let ledger = &self.handle.shared.ledger;
         let last_seq = || {
-            ledger
-                .counts()
+            off_runtime(|| ledger.counts())
                 .expect("ledger counts")
                 .last_seq
                 .get(screen)

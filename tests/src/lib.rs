@@ -8,9 +8,11 @@ pub mod env;
 pub mod fleet_sim;
 pub mod inproc;
 pub mod ledger_check;
+pub mod store;
 pub mod webdriver;
 
 pub use env::TestEnv;
+pub use store::TestStore;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -6,6 +6,7 @@
 
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
+use tests::store::off_runtime;
 
 use tests::TestEnv;
 
@@ -21,8 +22,8 @@ fn snapshot(env: &TestEnv) -> String {
         .count();
     format!(
         "{:?}\n{:?}\n{media:?}\n{uploads}",
-        env.store.snapshot().expect("snapshot"),
-        env.store.revisions(0, usize::MAX).expect("revisions"),
+        off_runtime(|| env.store.snapshot()).expect("snapshot"),
+        off_runtime(|| env.store.revisions(0, usize::MAX)).expect("revisions"),
     )
 }
 
@@ -76,7 +77,12 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
     tests::agent_proc::wait_for(
         "the server's first schedule publication",
         std::time::Duration::from_secs(30),
-        || env.store.published().expect("published").len() == screens,
+        || {
+            off_runtime(|| env.store.published())
+                .expect("published")
+                .len()
+                == screens
+        },
         String::new,
     )
     .await;
@@ -187,7 +193,7 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
 
     // A good upload and campaign: stored, one revision each, and published only to the
     // screens of the district they target.
-    let published_before = env.store.published().expect("published");
+    let published_before = off_runtime(|| env.store.published()).expect("published");
     let (status, body) =
         tests::send_json(http.post(&creatives).bearer_auth(&token).multipart(upload(
             Some(json!({"id": "test-still", "title": "A test still", "duration_seconds": 10})),
@@ -217,7 +223,7 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
         .map(|s| s.id.to_string())
         .collect();
     assert!(!xicheng.is_empty());
-    let published_after = env.store.published().expect("published");
+    let published_after = off_runtime(|| env.store.published()).expect("published");
     for (screen, p) in &published_after {
         let old = published_before[screen].version;
         if xicheng.contains(screen) {
@@ -226,7 +232,7 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
             assert_eq!(p.version, old, "{screen} outside Xicheng was republished");
         }
     }
-    let log = env.store.revisions(0, usize::MAX).expect("revisions");
+    let log = off_runtime(|| env.store.revisions(0, usize::MAX)).expect("revisions");
     let last: Vec<(&str, &str)> = log
         .iter()
         .rev()

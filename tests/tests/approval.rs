@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use reqwest::multipart::{Form, Part};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -88,7 +89,7 @@ fn carried(docs: &Documents) -> BTreeMap<String, u32> {
 
 /// The version the server last published for each screen.
 fn versions(env: &TestEnv) -> BTreeMap<String, u64> {
-    let published = env.store.published().expect("published");
+    let published = off_runtime(|| env.store.published()).expect("published");
     published.into_iter().map(|(s, p)| (s, p.version)).collect()
 }
 

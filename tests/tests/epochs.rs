@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::PlayRecord;
@@ -186,7 +187,7 @@ async fn replaced_kiosks_lose_no_play_and_the_audit_holds() {
     agents.insert(REKEYED, agent);
 
     // A provision whose --out cannot be written rotates nothing.
-    let keys = |env: &TestEnv| env.store.screen_keys().unwrap()[REKEYED].clone();
+    let keys = |env: &TestEnv| off_runtime(|| env.store.screen_keys()).unwrap()[REKEYED].clone();
     let keys_before = keys(&env);
     let token = env.tmp.path().join("token");
     std::fs::write(&token, env.admin_token()).unwrap();

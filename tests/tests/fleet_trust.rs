@@ -8,6 +8,7 @@
 //! applies the current version; a 10 MB message leaves the server connected and ingesting.
 
 use std::time::{Duration, Instant};
+use tests::store::off_runtime;
 
 use agent::config::AgentConfig;
 use playlists::wire::{Keypair, Status, Topics, STATUS_KIND};
@@ -384,7 +385,7 @@ async fn pop_is_acknowledged_after_the_flood(env: &TestEnv, port: u16, a: &Scree
 
 /// The schedule bytes the server published last for `screen`.
 fn current_schedule(env: &TestEnv, screen: &str) -> (u64, Vec<u8>) {
-    let issued = env.store.issued(screen).expect("issued documents");
+    let issued = off_runtime(|| env.store.issued(screen)).expect("issued documents");
     let last = issued.last().expect("a published schedule");
     (last.version, last.signed.clone().into_bytes())
 }
@@ -414,7 +415,7 @@ async fn retained_schedules_heal(env: &TestEnv, port: u16, writer: (&str, &str, 
     env.handle.publish_schedules(false).await.unwrap();
     let (version, current) = current_schedule(env, a.id);
     assert!(version >= 2, "a new version was published");
-    let old = env.store.issued(a.id).unwrap()[0]
+    let old = off_runtime(|| env.store.issued(a.id)).unwrap()[0]
         .signed
         .clone()
         .into_bytes();

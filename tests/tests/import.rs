@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::Command;
 
 use server::store::OpenMode;
-use tests::{copy_beijing, edit_scenario, signage_bin};
+use tests::{copy_beijing, edit_scenario, signage_bin, TestStore};
 
 /// A snapshot of everything an import could change.
-fn snapshot(data: &Path) -> (String, Vec<String>) {
-    let store = server::store::open(data, OpenMode::Existing).expect("open store");
+fn snapshot(test_store: &TestStore, data: &Path) -> (String, Vec<String>) {
+    let store = test_store.open(data, OpenMode::Existing);
     let scenarios = format!(
         "{:?}\n{:?}",
         store.snapshot().expect("snapshot"),
@@ -28,11 +28,13 @@ fn snapshot(data: &Path) -> (String, Vec<String>) {
 fn check(breaking: impl FnOnce(&Path), expect: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    let store = TestStore::new();
     let good = Command::new(signage_bin())
         .arg("import")
         .arg(tests::beijing())
         .arg("--data-dir")
         .arg(&data)
+        .args(store.args())
         .output()
         .unwrap();
     assert!(
@@ -44,12 +46,13 @@ fn check(breaking: impl FnOnce(&Path), expect: &[&str]) {
     let broken = copy_beijing(tmp.path());
     edit_scenario(&broken, |v| v["name"] = "broken copy".into());
     breaking(&broken);
-    let before = snapshot(&data);
+    let before = snapshot(&store, &data);
     let out = Command::new(signage_bin())
         .arg("import")
         .arg(&broken)
         .arg("--data-dir")
         .arg(&data)
+        .args(store.args())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -60,7 +63,7 @@ fn check(breaking: impl FnOnce(&Path), expect: &[&str]) {
             "error {stderr:?} does not mention {e:?}"
         );
     }
-    assert_eq!(snapshot(&data), before, "the store changed");
+    assert_eq!(snapshot(&store, &data), before, "the store changed");
 }
 
 fn set(v: &mut serde_json::Value, list: &str, id: &str, field: &str, value: serde_json::Value) {
@@ -279,23 +282,25 @@ fn malformed_json_and_reimport_is_idempotent() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
+    let store = TestStore::new();
     let run = || {
         Command::new(signage_bin())
             .arg("import")
             .arg(tests::beijing())
             .arg("--data-dir")
             .arg(&data)
+            .args(store.args())
             .output()
             .unwrap()
     };
     let first = run();
     assert!(first.status.success());
-    let before = snapshot(&data);
+    let before = snapshot(&store, &data);
     let second = run();
     assert!(second.status.success());
     assert!(String::from_utf8_lossy(&second.stdout).contains("unchanged"));
-    assert_eq!(snapshot(&data), before);
-    let s = server::store::open(&data, OpenMode::Existing).unwrap();
+    assert_eq!(snapshot(&store, &data), before);
+    let s = store.open(&data, OpenMode::Existing);
     let c = server::catalogue::build(&s.snapshot().unwrap()).unwrap();
     assert_eq!(
         (c.venues.len(), c.screens.len(), c.creatives.len()),

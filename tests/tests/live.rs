@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::multipart::{Form, Part};
@@ -142,7 +143,7 @@ async fn staff_and_auditors_work_on_a_running_server() {
     // Staff upload a creative and create a campaign for Xicheng.
     let (_watcher, live) = watch_schedules(&env.mqtt_url, env.server_login()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let versions_before = env.store.published().expect("published");
+    let versions_before = off_runtime(|| env.store.published()).expect("published");
     let still = fresh_still();
     let form = Form::new()
         .text(
@@ -187,7 +188,7 @@ async fn staff_and_auditors_work_on_a_running_server() {
     assert_eq!(status, 201, "{body}");
 
     // The Xicheng agent applies the new document and plays the campaign.
-    let new_version = env.store.published().expect("published")[INSIDE].version;
+    let new_version = off_runtime(|| env.store.published()).expect("published")[INSIDE].version;
     assert!(new_version > versions_before[INSIDE].version);
     wait_for(
         "the Xicheng agent to play the new campaign",
@@ -209,7 +210,7 @@ async fn staff_and_auditors_work_on_a_running_server() {
     assert_eq!(first.creative_sha256, media::sha256_hex(&still));
     assert_eq!(first.schedule_version, new_version);
     // Outside Xicheng: no new version, nothing sent.
-    let after = env.store.published().expect("published");
+    let after = off_runtime(|| env.store.published()).expect("published");
     assert_eq!(
         after[OUTSIDE], versions_before[OUTSIDE],
         "Chaoyang got a new document"

@@ -163,7 +163,21 @@ pub(super) async fn serve(
     flags: crate::config::Flags,
 ) -> anyhow::Result<ExitCode> {
     let config = crate::config::Config::load_with(config, flags)?;
-    let store = crate::store::open(data_dir, crate::store::OpenMode::Create)?;
+    // Opened off the runtime, as every store call (a PostgreSQL store blocks on its own).
+    let store = {
+        let (dir, url) = (data_dir.to_owned(), config.store.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::store::open_in(
+                &dir,
+                url.as_ref().map(crate::config::StoreUrl::expose),
+                crate::store::OpenMode::Create,
+            )
+        })
+        .await??
+    };
+    if let Some(url) = &config.store {
+        tracing::info!(store = ?url, data_dir = %data_dir.display(), "state in PostgreSQL");
+    }
     let shutdown = shutdown_token();
     let (host, port, mqtt_tls) = match &config.mqtt_url {
         Some(url) => {

@@ -58,8 +58,14 @@ enum Command {
     },
     /// Runs the server: embedded broker unless --mqtt-url, HTTP, store.
     Serve {
+        /// This machine's directory: the embedded store, or with --store the server's key,
+        /// tokens, uploads and a copy of the media.
         #[arg(long)]
         data_dir: PathBuf,
+        /// A PostgreSQL database to keep the state in (postgres://user@host:port/db),
+        /// shared by replicas; the config's `store` (also SIGNAGE_STORE).
+        #[arg(long)]
+        store: Option<String>,
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -273,6 +279,10 @@ struct Target {
     /// The store's data directory, when no server holds it (wins over --server).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the server's PostgreSQL database (postgres://user@host:port/db),
+    /// the data directory being its local one (server key, tokens, media).
+    #[arg(long, requires = "data_dir")]
+    store: Option<String>,
     /// For an https:// server: trust the certificates in this PEM file alone, e.g. a
     /// self-signed server's DATA_DIR/tls/ca.pem (also SIGNAGE_CA_FILE).
     #[arg(long, env = "SIGNAGE_CA_FILE")]
@@ -764,12 +774,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve {
             data_dir,
+            store,
             config,
             mqtt_url,
             http,
             tls,
         } => {
             let flags = crate::config::Flags {
+                store,
                 mqtt_url,
                 http,
                 tls: tls.mode(),

@@ -46,7 +46,11 @@ impl super::Target {
 
     pub(super) fn resolve_with(&self, mode: crate::store::OpenMode) -> anyhow::Result<State> {
         if let Some(dir) = &self.data_dir {
-            return Ok(State::Store(crate::store::open(dir, mode)?));
+            return Ok(State::Store(crate::store::open_in(
+                dir,
+                self.store.as_deref(),
+                mode,
+            )?));
         }
         Ok(State::Api(self.api_only("this command")?))
     }

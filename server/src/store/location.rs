@@ -1,40 +1,52 @@
 //! Opening a store by where it is: a directory (the embedded redb store) or a
-//! `postgres://` URL (the PostgreSQL store, which holds everything but the ledger yet).
+//! `postgres://` URL (the PostgreSQL store, which several servers can share).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use super::{open, postgres, OpenMode, SharedStore, StoreError};
 
-/// A store opened by [`open_url`]. The PostgreSQL store holds everything but the ledger
-/// (issue 12: the ledger and planned counts follow), so it is not a [`Store`](super::Store) yet and
-/// `serve` cannot run on it.
-#[derive(Debug)]
-pub enum OpenedStore {
-    Redb(SharedStore),
-    Postgres(Arc<postgres::PgStore>),
-}
-
 /// Opens the store at `location`: a `postgres://` (or `postgresql://`) URL, with
-/// `local_dir` for uploads in progress and the local copy of the media; otherwise the
-/// directory of an embedded redb store (`local_dir` is not used).
+/// `local_dir` for what stays on this machine (the server's key and tokens, uploads in
+/// progress, the local copy of the media); otherwise the directory of an embedded redb
+/// store, which holds those files itself (`local_dir` is not used).
 pub fn open_url(
     location: &str,
     local_dir: &Path,
     mode: OpenMode,
-) -> Result<OpenedStore, StoreError> {
+) -> Result<SharedStore, StoreError> {
     if postgres::is_url(location) {
-        let store = postgres::PgStore::open(location, local_dir, mode)?;
-        return Ok(OpenedStore::Postgres(Arc::new(store)));
+        return Ok(Arc::new(postgres::PgStore::open(
+            location, local_dir, mode,
+        )?));
     }
-    Ok(OpenedStore::Redb(open(Path::new(location), mode)?))
+    open(Path::new(location), mode)
+}
+
+/// Opens the server's store: the database at `store` when given (a `postgres://` URL, with
+/// `data_dir` as its local directory), otherwise the redb store in `data_dir`.
+pub fn open_in(
+    data_dir: &Path,
+    store: Option<&str>,
+    mode: OpenMode,
+) -> Result<SharedStore, StoreError> {
+    match store {
+        Some(url) if postgres::is_url(url) => open_url(url, data_dir, mode),
+        Some(other) => Err(StoreError::Backend(
+            format!(
+                "store {other:?} is not a postgres:// URL (leave it out for the embedded \
+                 store in the data directory)"
+            )
+            .into(),
+        )),
+        None => open(data_dir, mode),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::postgres::testdb::TestDb;
-    use crate::store::CatalogueStore;
 
     #[test]
     fn a_url_opens_postgresql_and_a_path_redb() {
@@ -43,21 +55,37 @@ mod tests {
             data.path().to_str().unwrap(),
             local.path(),
             OpenMode::Create,
-        );
-        assert!(matches!(redb, Ok(OpenedStore::Redb(_))), "{redb:?}");
+        )
+        .unwrap();
+        assert!(format!("{redb:?}").starts_with("RedbStore"), "{redb:?}");
+        assert_eq!(redb.dir(), data.path());
         assert!(data.path().join(crate::store::redb::FILE).exists());
 
         let db = TestDb::new();
         for url in [db.url(), db.url().replace("postgres://", "postgresql://")] {
-            match open_url(&url, local.path(), OpenMode::Create).unwrap() {
-                OpenedStore::Postgres(store) => assert_eq!(store.head().unwrap(), 0),
-                other => panic!("{other:?}"),
-            }
+            let store = open_url(&url, local.path(), OpenMode::Create).unwrap();
+            assert!(format!("{store:?}").starts_with("PgStore"), "{store:?}");
+            assert_eq!(store.head().unwrap(), 0);
+            assert_eq!(store.dir(), local.path());
+            assert!(store.planned_store().is_some());
         }
         let missing = open_url("/nonexistent/store", local.path(), OpenMode::Existing);
         assert!(
             matches!(missing, Err(StoreError::Missing { .. })),
             "{missing:?}"
         );
+    }
+
+    #[test]
+    fn the_server_store_is_the_data_dir_or_a_database() {
+        let local = tempfile::tempdir().unwrap();
+        let db = TestDb::new();
+        let pg = open_in(local.path(), Some(&db.url()), OpenMode::Create).unwrap();
+        assert!(format!("{pg:?}").starts_with("PgStore"), "{pg:?}");
+        assert!(!local.path().join(crate::store::redb::FILE).exists());
+        let redb = open_in(local.path(), None, OpenMode::Create).unwrap();
+        assert!(format!("{redb:?}").starts_with("RedbStore"), "{redb:?}");
+        let e = open_in(local.path(), Some("/var/lib/x"), OpenMode::Create).unwrap_err();
+        assert!(e.to_string().contains("not a postgres:// URL"), "{e}");
     }
 }

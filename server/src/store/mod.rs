@@ -2,8 +2,8 @@
 //! typed errors. The domain (catalogue, publishing, ingest, reports, emergencies) never
 //! sees a database: it reads a [`Snapshot`] of the catalogue, commits a revision, records
 //! the schedule documents it issued, and reads keys, users and the ledger through the
-//! traits below. `redb/` is the embedded implementation (one file, one process); a
-//! PostgreSQL implementation can follow behind the same traits.
+//! traits below. `redb/` is the embedded implementation (one file, one process);
+//! `postgres/` the one several server replicas share ([`open_in`] picks by `--store`).
 //!
 //! Entities are stored as the scenario format writes them (`FileVenue`, `FileCampaign`, …)
 //! plus their lifecycle. Nothing with history is deleted: campaigns are archived, screens
@@ -37,7 +37,7 @@ pub use entities::{
     StoredEmergency, StoredMeasurement, VenueEntity,
 };
 
-pub use location::{open_url, OpenedStore};
+pub use location::{open_in, open_url};
 pub use planned::{plan_id, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
 
 pub use ledger::{

@@ -16,6 +16,7 @@ mod copy;
 mod figures;
 mod ledger;
 mod others;
+mod planned;
 
 /// Every component trait: what both backends implement.
 pub(crate) trait Backend:
@@ -120,6 +121,7 @@ macro_rules! conformance {
                 others::meta_settings,
                 others::media_put_and_adopted,
                 others::renditions_by_source_size_and_fit,
+                planned::planned_counts_kept_with_their_documents,
             );
         }
     };

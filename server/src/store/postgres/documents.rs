@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::{decode, encode, read_snapshot, to_i64, to_u64, PgStore};
 use crate::store::{
-    BrokerLoginStore, DocumentStore, IssuedDocument, KeyStore, Published, ScreenEntity, ScreenKey,
-    StoreError,
+    BrokerLoginStore, DocumentStore, IssuedDocument, KeyStore, PlannedStore, Published,
+    ScreenEntity, ScreenKey, StoreError,
 };
 
 /// Rows written by one statement.
@@ -31,63 +31,19 @@ impl DocumentStore for PgStore {
             .collect()
     }
 
-    /// Written a thousand rows to a statement (arrays unnested): a city's publication is a
-    /// few round trips, not two per screen. A later document in `docs` for the same screen
-    /// (or the same version) wins, as it would written one by one.
     fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError> {
         if docs.is_empty() {
             return Ok(());
         }
-        let mut latest: HashMap<&str, &IssuedDocument> = HashMap::new();
-        let mut kept: BTreeMap<(&str, u64), &IssuedDocument> = BTreeMap::new();
-        for d in docs {
-            latest.insert(&d.screen_id, d);
-            kept.insert((&d.screen_id, d.version), d);
-        }
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
-        let kept: Vec<&IssuedDocument> = kept.into_values().collect();
-        for batch in kept.chunks(BATCH) {
-            let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for d in batch {
-                columns.0.push(d.screen_id.as_str());
-                columns.1.push(to_i64(d.version, || {
-                    format!("the version of {}'s document", d.screen_id)
-                })?);
-                columns.2.push(d.in_force_from);
-                columns.3.push(encode(d));
-            }
-            tx.execute(
-                "INSERT INTO documents (screen_id, version, in_force_from, body)
-                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::jsonb[])
-                 ON CONFLICT (screen_id, version) DO UPDATE
-                 SET in_force_from = EXCLUDED.in_force_from, body = EXCLUDED.body",
-                &[&columns.0, &columns.1, &columns.2, &columns.3],
-            )?;
-        }
-        let latest: Vec<&IssuedDocument> = latest.into_values().collect();
-        for batch in latest.chunks(BATCH) {
-            let screens: Vec<&str> = batch.iter().map(|d| d.screen_id.as_str()).collect();
-            let bodies: Vec<serde_json::Value> = batch
-                .iter()
-                .map(|d| {
-                    encode(&Published {
-                        version: d.version,
-                        content_hash: d.content_hash.clone(),
-                        issued_at: Some(d.issued_at),
-                        expires_at: Some(d.expires_at),
-                    })
-                })
-                .collect();
-            tx.execute(
-                "INSERT INTO published (screen_id, body)
-                 SELECT * FROM unnest($1::text[], $2::jsonb[])
-                 ON CONFLICT (screen_id) DO UPDATE SET body = EXCLUDED.body",
-                &[&screens, &bodies],
-            )?;
-        }
+        write_issued(&mut tx, docs)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn planned_store(&self) -> Option<&dyn PlannedStore> {
+        Some(self)
     }
 
     fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError> {
@@ -117,6 +73,64 @@ impl DocumentStore for PgStore {
             Ok(out)
         })
     }
+}
+
+/// Keeps `docs` and makes each its screen's latest, in `tx` (see
+/// [`DocumentStore::record_issued`]). Written a thousand rows to a statement (arrays
+/// unnested): a city's publication is a few round trips, not two per screen. A later
+/// document in `docs` for the same screen (or the same version) wins, as it would written
+/// one by one.
+pub(super) fn write_issued(
+    tx: &mut Transaction<'_>,
+    docs: &[IssuedDocument],
+) -> Result<(), StoreError> {
+    let mut latest: HashMap<&str, &IssuedDocument> = HashMap::new();
+    let mut kept: BTreeMap<(&str, u64), &IssuedDocument> = BTreeMap::new();
+    for d in docs {
+        latest.insert(&d.screen_id, d);
+        kept.insert((&d.screen_id, d.version), d);
+    }
+    let kept: Vec<&IssuedDocument> = kept.into_values().collect();
+    for batch in kept.chunks(BATCH) {
+        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for d in batch {
+            columns.0.push(d.screen_id.as_str());
+            columns.1.push(to_i64(d.version, || {
+                format!("the version of {}'s document", d.screen_id)
+            })?);
+            columns.2.push(d.in_force_from);
+            columns.3.push(encode(d));
+        }
+        tx.execute(
+            "INSERT INTO documents (screen_id, version, in_force_from, body)
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::jsonb[])
+             ON CONFLICT (screen_id, version) DO UPDATE
+             SET in_force_from = EXCLUDED.in_force_from, body = EXCLUDED.body",
+            &[&columns.0, &columns.1, &columns.2, &columns.3],
+        )?;
+    }
+    let latest: Vec<&IssuedDocument> = latest.into_values().collect();
+    for batch in latest.chunks(BATCH) {
+        let screens: Vec<&str> = batch.iter().map(|d| d.screen_id.as_str()).collect();
+        let bodies: Vec<serde_json::Value> = batch
+            .iter()
+            .map(|d| {
+                encode(&Published {
+                    version: d.version,
+                    content_hash: d.content_hash.clone(),
+                    issued_at: Some(d.issued_at),
+                    expires_at: Some(d.expires_at),
+                })
+            })
+            .collect();
+        tx.execute(
+            "INSERT INTO published (screen_id, body)
+             SELECT * FROM unnest($1::text[], $2::jsonb[])
+             ON CONFLICT (screen_id) DO UPDATE SET body = EXCLUDED.body",
+            &[&screens, &bodies],
+        )?;
+    }
+    Ok(())
 }
 
 fn damaged(screen: &str, problem: &str) -> StoreError {

@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "ledger",
         sql: include_str!("schema/0002_ledger.sql"),
     },
+    Migration {
+        version: 3,
+        name: "planned",
+        sql: include_str!("schema/0003_planned.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -114,16 +119,21 @@ mod tests {
     use crate::store::postgres::testdb::TestDb;
     use crate::store::OpenMode;
 
+    /// Every version this server applies, in order.
+    fn all() -> Vec<i32> {
+        MIGRATIONS.iter().map(|m| m.version).collect()
+    }
+
     #[test]
     fn applied_once_and_refused_when_newer_or_edited() {
         let db = TestDb::new();
         let dir = tempfile::tempdir().unwrap();
         let store = db.open(dir.path(), OpenMode::Create);
-        assert_eq!(store.schema_versions().unwrap(), [1, 2]);
+        assert_eq!(store.schema_versions().unwrap(), all());
         drop(store);
         // A second open applies nothing again.
         let store = db.open(dir.path(), OpenMode::Existing);
-        assert_eq!(store.schema_versions().unwrap(), [1, 2]);
+        assert_eq!(store.schema_versions().unwrap(), all());
 
         store.with_client(|c| {
             c.execute(
@@ -155,6 +165,6 @@ mod tests {
         assert!(matches!(e, StoreError::Missing { .. }), "{e}");
         // ... and was left untouched.
         let store = db.open(dir.path(), OpenMode::Create);
-        assert_eq!(store.schema_versions().unwrap(), [1, 2]);
+        assert_eq!(store.schema_versions().unwrap(), all());
     }
 }

@@ -1,8 +1,10 @@
-//! The PostgreSQL store: everything but planned counts (the proof-of-play ledger is
-//! [`PgLedger`], in `ledger/`) in one database that several server replicas can share. The only module that
-//! touches PostgreSQL. Each component trait of [`crate::store`] is implemented here
-//! (`catalogue.rs`, `documents.rs`, `users.rs`, `media.rs`); [`Store`](super::Store) is
-//! not, since it needs a ledger this backend does not hold yet.
+//! The PostgreSQL store: everything the server stores in one database that several server
+//! replicas can share. The only module that touches PostgreSQL. Each component trait of
+//! [`crate::store`] is implemented here (`catalogue.rs`, `documents.rs`, `planned.rs`,
+//! `users.rs`, `media.rs`), the proof-of-play ledger in `ledger/`, and so
+//! [`Store`](super::Store). The local directory holds what stays per machine: the server's
+//! key, broker secret and admin token (replicas are given copies of the same files),
+//! uploads in progress and the local copy of the media.
 //!
 //! The traits are synchronous and called from blocking threads, so this uses the
 //! synchronous `postgres` client with an `r2d2` pool (health-checked connections, a
@@ -19,8 +21,10 @@
 //! files ([`MediaStore::media_path`](super::MediaStore::media_path)).
 //! [`PgStore::local_media`] fetches a file another replica stored.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::postgres::error::SqlState;
@@ -29,7 +33,13 @@ use r2d2_postgres::r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use serde::de::DeserializeOwned;
 
-use super::{OpenMode, StoreError};
+use playlists::wire::PlayRecord;
+
+use super::ledger::{ArchiveReport, ArchiveSummary};
+use super::{
+    AuditReport, Incoming, KeysOf, LedgerCounts, LedgerError, LedgerStore, OpenMode, Outcome,
+    Query, Row, Store, StoreError,
+};
 
 mod catalogue;
 mod documents;
@@ -37,6 +47,7 @@ mod dump;
 mod ledger;
 mod media;
 mod migrate;
+mod planned;
 mod users;
 
 #[cfg(test)]
@@ -57,7 +68,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// and a copy of the media.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool<Manager>,
+    /// The pool and the ledger on it, shared by every clone.
+    conns: Arc<Connections>,
     dir: PathBuf,
     /// The database as shown in messages (no password).
     shown: String,
@@ -75,6 +87,15 @@ impl std::fmt::Debug for PgStore {
 /// Whether `location` names a PostgreSQL database rather than a directory.
 pub fn is_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// A PostgreSQL URL as shown in messages and logs: user, host, port and database, never
+/// the password (a URL that does not parse is shown as such, not quoted).
+pub fn shown_url(url: &str) -> String {
+    match ::postgres::Config::from_str(url) {
+        Ok(config) => shown(&config),
+        Err(_) => "(not a PostgreSQL URL)".to_owned(),
+    }
 }
 
 /// `url` as shown in messages: user, host, port and database, never the password.
@@ -124,7 +145,10 @@ impl PgStore {
             source,
         };
         let store = PgStore {
-            pool,
+            conns: Arc::new(Connections {
+                ledger: Some(PgLedger::new(pool.clone(), shown.clone())),
+                pool: Some(pool),
+            }),
             dir: dir.to_owned(),
             shown,
         };
@@ -147,14 +171,14 @@ impl PgStore {
         &self.shown
     }
 
-    /// The local directory (uploads, the local copy of the media).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// A connection from the pool.
     fn client(&self) -> Result<PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|e| {
+        let Some(pool) = &self.conns.pool else {
+            return Err(StoreError::Backend(
+                format!("{} is closed", self.shown).into(),
+            ));
+        };
+        pool.get().map_err(|e| {
             StoreError::Backend(format!("no connection to {}: {e}", self.shown).into())
         })
     }
@@ -168,6 +192,108 @@ impl PgStore {
     #[cfg(test)]
     pub(crate) fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> T) -> T {
         f(&mut self.client().expect("a connection"))
+    }
+}
+
+/// A store's connections and the ledger that uses them, closed when the last clone of the
+/// store (or of its ledger) goes. The synchronous client closes a connection by blocking on
+/// a runtime of its own, which a thread driving an async runtime may not do: there they
+/// are closed on a thread of their own.
+struct Connections {
+    pool: Option<Pool<Manager>>,
+    ledger: Option<PgLedger>,
+}
+
+impl Drop for Connections {
+    fn drop(&mut self) {
+        let (pool, ledger) = (self.pool.take(), self.ledger.take());
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::spawn(move || drop((ledger, pool))).join();
+        }
+    }
+}
+
+/// The ledger as [`Store::ledger`] hands it out: it keeps the store's connections open.
+struct SharedLedger(Arc<Connections>);
+
+impl std::fmt::Debug for SharedLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0.ledger {
+            Some(l) => l.fmt(f),
+            None => f.write_str("PgLedger (closed)"),
+        }
+    }
+}
+
+impl SharedLedger {
+    fn get(&self) -> Result<&PgLedger, LedgerError> {
+        self.0
+            .ledger
+            .as_ref()
+            .ok_or_else(|| LedgerError::Io("the PostgreSQL ledger is closed".into()))
+    }
+}
+
+impl LedgerStore for SharedLedger {
+    fn ingest(
+        &self,
+        batches: &[Incoming],
+        key_of: KeysOf<'_>,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        self.get()?.ingest(batches, key_of)
+    }
+
+    fn delivered(&self, q: &Query) -> Result<Vec<Row>, LedgerError> {
+        self.get()?.delivered(q)
+    }
+
+    fn plays(
+        &self,
+        q: &Query,
+        f: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+    ) -> Result<u64, LedgerError> {
+        self.get()?.plays(q, f)
+    }
+
+    fn audit(&self, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError> {
+        self.get()?.audit(key_of)
+    }
+
+    fn counts(&self) -> Result<LedgerCounts, LedgerError> {
+        self.get()?.counts()
+    }
+
+    fn archive(
+        &self,
+        dir: &Path,
+        before: chrono::NaiveDate,
+    ) -> Result<ArchiveSummary, LedgerError> {
+        self.get()?.archive(dir, before)
+    }
+
+    fn verify_archive(
+        &self,
+        dir: &Path,
+        key_of: KeysOf<'_>,
+        plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+    ) -> Result<ArchiveReport, LedgerError> {
+        self.get()?.verify_archive(dir, key_of, plays)
+    }
+
+    fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
+        self.get()?.batch_sizes(screen)
+    }
+}
+
+impl Store for PgStore {
+    fn ledger(&self) -> Arc<dyn LedgerStore> {
+        Arc::new(SharedLedger(self.conns.clone()))
+    }
+
+    /// The local directory: the server's key and tokens, uploads in progress and the
+    /// local copy of the media.
+    fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 

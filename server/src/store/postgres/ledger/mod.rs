@@ -200,6 +200,6 @@ impl LedgerStore for PgLedger {
 impl super::PgStore {
     /// The ledger in this store's database, on its pool.
     pub(crate) fn test_ledger(&self) -> PgLedger {
-        PgLedger::new(self.pool.clone(), self.shown.clone())
+        self.conns.ledger.clone().expect("the store is open")
     }
 }
