@@ -14,7 +14,7 @@ use super::{
 mod catalogue;
 mod copy;
 mod figures;
-mod ledger;
+pub(crate) mod ledger;
 mod others;
 mod planned;
 

@@ -46,6 +46,10 @@ pub(crate) struct Marker {
 /// A stored record's reference, owned: `(batch_seq, batch hash, index in its batch)`.
 pub(crate) type OwnedRef = (u64, HashBytes, u32);
 
+/// What [`AuditSource::each_batch`] calls with each stored batch: `(batch_seq, hash,
+/// packed envelope)`.
+pub(crate) type EachBatch<'f> = dyn FnMut(u64, &HashBytes, &[u8]) -> Result<(), LedgerError> + 'f;
+
 /// One store's rows, as the audit of a chain reads them. Every method answers for one
 /// chain `(screen, epoch)`; a store reads them all from one consistent snapshot.
 pub(crate) trait AuditSource {
@@ -61,7 +65,7 @@ pub(crate) trait AuditSource {
         &self,
         screen: &str,
         epoch: &str,
-        f: &mut dyn FnMut(u64, &HashBytes, &[u8]) -> Result<(), LedgerError>,
+        f: &mut EachBatch<'_>,
     ) -> Result<(), LedgerError>;
     /// Whether batch `(batch_seq, hash)` of the chain is stored.
     fn has_batch(

@@ -12,7 +12,9 @@ use ed25519_dalek::VerifyingKey;
 use playlists::wire::PlayRecord;
 
 use super::{hash32, signed, unsigned, Fail};
-use crate::store::ledger::audit::{audit_chain, no_key, orphan_records, AuditSource, OwnedRef};
+use crate::store::ledger::audit::{
+    audit_chain, no_key, orphan_records, AuditSource, EachBatch, OwnedRef,
+};
 use crate::store::ledger::reader::records_of;
 use crate::store::ledger::{AuditReport, HashBytes, KeysOf, LedgerError};
 
@@ -89,7 +91,7 @@ impl AuditSource for Snapshot<'_, '_> {
         &self,
         screen: &str,
         epoch: &str,
-        f: &mut dyn FnMut(u64, &HashBytes, &[u8]) -> Result<(), LedgerError>,
+        f: &mut EachBatch<'_>,
     ) -> Result<(), LedgerError> {
         let portal = self
             .tx
@@ -285,7 +287,6 @@ pub(super) fn audit(
             &mut problems,
         )?);
     }
-    drop(snapshot);
     for (screen, epoch, n) in orphans {
         problems.push(orphan_records(&screen, &epoch, unsigned(n, "a count")?));
     }

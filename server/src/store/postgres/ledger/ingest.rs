@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use ::postgres::Transaction;
+use ::postgres::{IsolationLevel, Transaction};
 use sha2::Digest;
 
 use playlists::wire::pop::AckedBatch;
@@ -48,7 +48,12 @@ pub(super) fn ingest(
     locks.sort_unstable();
     locks.dedup();
     ledger.run(|client| {
-        let mut tx = client.transaction()?;
+        // Read committed whatever the server's default: each statement after the locks
+        // sees what the chain's previous writer committed.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()?;
         for key in &locks {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[key])?;
         }

@@ -26,10 +26,15 @@
 //! chain it touches (a 64-bit key derived from the screen and epoch, taken in key order so
 //! two calls never wait on each other in a circle), so the check for a stored batch and the
 //! write that follows are never interleaved with another writer of that chain: the second
-//! finds the batch stored and answers `Duplicate`. A transaction that fails for a lost
-//! race anyway (a deadlock on rollup rows, a serialisation failure) is retried whole; the
-//! caller never sees it. An advisory lock needs no row to exist beforehand, so a new chain
-//! is serialised like an old one.
+//! finds the batch stored and answers `Duplicate` (the transaction is read committed, so
+//! each statement after the locks sees what the previous writer committed). A transaction
+//! that fails for a lost race anyway (a deadlock on rollup rows, a serialisation failure)
+//! is retried whole; the caller never sees it. An advisory lock needs no row to exist
+//! beforehand, so a new chain is serialised like an old one.
+//!
+//! At rest, one-record batches (what agents send) take about 634 bytes per record, tables
+//! and indexes together (`tests::bytes_per_record_at_rest`): 453 in `pop_batches` (the
+//! packed envelope and its key), 162 in `pop_records`.
 //!
 //! Not here yet: `archive` and `verify_archive` (the trait's defaults refuse). Sequence
 //! numbers and batch numbers above `i64::MAX` (PostgreSQL's BIGINT) are refused at ingest.

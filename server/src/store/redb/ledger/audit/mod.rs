@@ -20,7 +20,9 @@ use super::{
     AuditReport, BatchKey, HashBytes, KeysOf, LedgerError, RecordRef, ANOMALIES, ARCHIVED, BATCHES,
     GAPS, HEADS, RECORDS,
 };
-use crate::store::ledger::audit::{audit_chain, no_key, orphan_records, AuditSource, OwnedRef};
+use crate::store::ledger::audit::{
+    audit_chain, no_key, orphan_records, AuditSource, EachBatch, OwnedRef,
+};
 use crate::store::ledger::reader::BatchSource;
 
 const NO_HASH: HashBytes = [0; 32];
@@ -149,7 +151,7 @@ impl AuditSource for Tables {
         &self,
         screen: &str,
         epoch: &str,
-        f: &mut dyn FnMut(u64, &HashBytes, &[u8]) -> Result<(), LedgerError>,
+        f: &mut EachBatch<'_>,
     ) -> Result<(), LedgerError> {
         for row in self
             .batches
