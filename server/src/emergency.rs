@@ -119,8 +119,9 @@ pub struct Outcome {
     pub emergency: StoredEmergency,
     /// Screens sent a command.
     pub screens: Vec<String>,
-    /// Screens whose schedule was republished with a new version.
-    pub schedules_changed: usize,
+    /// Screens whose schedule was republished with a new version; `null` when another
+    /// replica publishes (it sends the commands and schedules within about a second).
+    pub schedules_changed: Option<usize>,
 }
 
 /// One row of `GET /api/v1/emergencies`.
@@ -353,16 +354,7 @@ pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
             ended = Some(emergency);
             return Ok(());
         }
-        let with = crate::catalogue::build(snapshot)
-            .map_err(|e| EmergencyError::Invalid(e.to_string()))?;
-        let targeted = targeted_screens(&with, &emergency)?;
-        let none = RenditionMap::default();
-        commands = sealed_commands(r.key, &with, &targeted, &emergency.id, &none, |_| {
-            Some(CommandAction::EmergencyEnd {
-                campaign_id: emergency.id.clone(),
-                ends_at: emergency.end,
-            })
-        })?;
+        commands = end_commands(r.key, snapshot, &emergency)?;
         ended = Some(emergency);
         Ok(())
     })?;
@@ -373,6 +365,59 @@ pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
         commands: commands.into_iter().collect(),
         affected: applied.affected,
     })
+}
+
+/// The end command for each screen the (ended) emergency in `snapshot` targeted.
+fn end_commands(
+    key: &Keypair,
+    snapshot: &crate::store::Snapshot,
+    emergency: &StoredEmergency,
+) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
+    let with =
+        crate::catalogue::build(snapshot).map_err(|e| EmergencyError::Invalid(e.to_string()))?;
+    let targeted = targeted_screens(&with, emergency)?;
+    let none = RenditionMap::default();
+    sealed_commands(key, &with, &targeted, &emergency.id, &none, |_| {
+        Some(CommandAction::EmergencyEnd {
+            campaign_id: emergency.id.clone(),
+            ends_at: emergency.end,
+        })
+    })
+}
+
+/// What a change of an emergency from `before` to `after` (as the change log records it)
+/// announces, for a replica that did not make it: a start or confirmation sends the start
+/// commands while the emergency (as `snapshot`, the current catalogue, has it) still runs
+/// at `now`; an end sends the end commands. Returns the commands and when the change takes
+/// effect; `None` for a change that announces nothing (a pending start, an edit).
+#[allow(clippy::type_complexity, reason = "the commands and their effective time")]
+pub fn announced(
+    key: &Keypair,
+    snapshot: &crate::store::Snapshot,
+    before: Option<&StoredEmergency>,
+    after: &StoredEmergency,
+    now: DateTime<Utc>,
+    renditions: Option<(&crate::renditions::Renditions, &dyn crate::store::Store)>,
+) -> Result<Option<(Vec<(String, Vec<u8>)>, DateTime<Utc>)>, EmergencyError> {
+    let playing = |e: &StoredEmergency| e.pending.is_none() && !e.ended;
+    let started = playing(after) && before.is_none_or(|b| b.pending.is_some());
+    let ended = after.ended && before.is_some_and(playing);
+    if started {
+        let Some(current) = snapshot
+            .emergencies
+            .get(&after.id)
+            .filter(|e| playing(*e) && e.end > now)
+        else {
+            return Ok(None);
+        };
+        let commands = start_commands(key, snapshot, current, renditions)?;
+        Ok(Some((commands.into_iter().collect(), after.start)))
+    } else if ended {
+        let commands = end_commands(key, snapshot, after)?;
+        Ok(Some((commands.into_iter().collect(), after.end)))
+    } else {
+        Ok(None)
+    }
 }
 
 /// The screens the emergency targets on which at least one of its creatives fits; refuses

@@ -33,6 +33,7 @@ use super::{OpenMode, StoreError};
 
 mod catalogue;
 mod documents;
+pub mod lease;
 mod dump;
 mod media;
 mod migrate;
