@@ -244,10 +244,11 @@ impl CatalogueService {
     /// committed through this service since the last call (each is told once): what a
     /// replica following the store needs to tell its own changes from others'. Read
     /// between changes, so a revision committed here is never missed nor told as another's.
-    #[allow(clippy::type_complexity, reason = "three values read together, used at once")]
-    pub fn follow(
-        &self,
-    ) -> Result<(Arc<Snapshot>, Arc<Catalogue>, BTreeSet<u64>), CatalogueError> {
+    #[allow(
+        clippy::type_complexity,
+        reason = "three values read together, used at once"
+    )]
+    pub fn follow(&self) -> Result<(Arc<Snapshot>, Arc<Catalogue>, BTreeSet<u64>), CatalogueError> {
         let _between_changes = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let (snapshot, catalogue) = self.current()?;
         let mut own = self.own.lock().unwrap_or_else(|p| p.into_inner());

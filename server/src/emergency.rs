@@ -390,7 +390,10 @@ fn end_commands(
 /// commands while the emergency (as `snapshot`, the current catalogue, has it) still runs
 /// at `now`; an end sends the end commands. Returns the commands and when the change takes
 /// effect; `None` for a change that announces nothing (a pending start, an edit).
-#[allow(clippy::type_complexity, reason = "the commands and their effective time")]
+#[allow(
+    clippy::type_complexity,
+    reason = "the commands and their effective time"
+)]
 pub fn announced(
     key: &Keypair,
     snapshot: &crate::store::Snapshot,

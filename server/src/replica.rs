@@ -155,7 +155,9 @@ impl Follower {
             // Every revision since the last holder's record (within the lookback) may be
             // unannounced: that holder may have died before sending it.
             let lookback = self.catch_up_from(base.as_ref().map_or(head, |(b, _)| b.head));
-            let from = announced_through(shared).await.map_or(lookback, |a| a.max(lookback));
+            let from = announced_through(shared)
+                .await
+                .map_or(lookback, |a| a.max(lookback));
             self.marks.clear();
             self.recorded = None;
             let found = self
@@ -175,7 +177,13 @@ impl Follower {
             }
             let now = (snapshot, catalogue);
             let found = self
-                .announce(shared, base.head, now, own, Some((base.clone(), base_catalogue.clone())))
+                .announce(
+                    shared,
+                    base.head,
+                    now,
+                    own,
+                    Some((base.clone(), base_catalogue.clone())),
+                )
                 .await;
             match found {
                 Ok(work) => work,
@@ -286,16 +294,16 @@ impl Follower {
 
 /// Queues what a step found: the commands, then the schedules.
 async fn queue(publisher: &Publisher, work: Work) {
-        publisher.commands(work.commands).await;
-        match work.screens {
-            None => publisher.queue_schedules(None, true, None).await,
-            Some(screens) if !screens.is_empty() => {
-                publisher
-                    .queue_schedules(Some(screens), false, work.in_force_from)
-                    .await
-            }
-            Some(_) => {}
+    publisher.commands(work.commands).await;
+    match work.screens {
+        None => publisher.queue_schedules(None, true, None).await,
+        Some(screens) if !screens.is_empty() => {
+            publisher
+                .queue_schedules(Some(screens), false, work.in_force_from)
+                .await
         }
+        Some(_) => {}
+    }
 }
 
 /// The last revision a holder recorded as announced, if any.
@@ -348,7 +356,11 @@ fn commands_of(
             .and_then(|v| serde_json::from_value::<StoredEmergency>(v).ok())
     };
     for r in revisions {
-        for c in r.changes.iter().filter(|c| c.entity == EntityKind::Emergency) {
+        for c in r
+            .changes
+            .iter()
+            .filter(|c| c.entity == EntityKind::Emergency)
+        {
             let Some(after) = parse(&c.after) else {
                 continue;
             };

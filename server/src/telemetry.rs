@@ -267,7 +267,11 @@ impl Metrics {
         self.gauge(BROKER_CONNECTED, vec![])
             .set(if levels.broker_connected { 1.0 } else { 0.0 });
         self.gauge(PUBLISHER_LEASE_HELD, vec![])
-            .set(if levels.publisher_lease_held { 1.0 } else { 0.0 });
+            .set(if levels.publisher_lease_held {
+                1.0
+            } else {
+                0.0
+            });
         self.gauge(STORE_BYTES, vec![])
             .set(levels.store_bytes as f64);
         self.recorder.handle().render()

@@ -159,11 +159,7 @@ async fn watch(port: u16, (user, secret): (String, String)) -> (AsyncClient, Arc
 }
 
 fn published(store: &SharedStore) -> BTreeMap<String, Published> {
-    store
-        .published()
-        .expect("published")
-        .into_iter()
-        .collect()
+    store.published().expect("published").into_iter().collect()
 }
 
 /// The screens whose published version is above `before`'s.
@@ -205,6 +201,8 @@ async fn one_replica_publishes_what_every_replica_changes() {
         .expect("embedded broker");
     let port = broker.addr.port();
 
+    let secret = server::broker_auth::server_secret(store.dir()).expect("server secret");
+    let (_watcher, seen) = watch(port, (server::broker_auth::SERVER_USER.into(), secret)).await;
     let a = replica(&store, port).await;
     let b = replica(&store, port).await;
     assert!(a.publishing(), "the first replica took the lease");
@@ -213,8 +211,6 @@ async fn one_replica_publishes_what_every_replica_changes() {
         .expect("admin token")
         .trim()
         .to_owned();
-    let secret = server::broker_auth::server_secret(store.dir()).expect("server secret");
-    let (_watcher, seen) = watch(port, (server::broker_auth::SERVER_USER.into(), secret)).await;
 
     // The first publication, by the holder alone.
     let screens = a.handle.shared.catalogue.catalogue().expect("catalogue");
@@ -222,10 +218,11 @@ async fn one_replica_publishes_what_every_replica_changes() {
     wait_for(
         "the holder's first schedule publication",
         Duration::from_secs(30),
-        || published(&store).len() == all,
-        String::new,
+        || published(&store).len() == all && seen.lock().expect("seen").schedules.len() == all,
+        || format!("{:?}", seen.lock().expect("seen")),
     )
     .await;
+    seen.lock().expect("seen").schedules.clear();
     assert_eq!(
         b.metric("signage_schedules_published_total").await,
         "signage_schedules_published_total 0"
@@ -251,9 +248,11 @@ async fn one_replica_publishes_what_every_replica_changes() {
     // new versions of the screens it targeted, of those only.
     let (campaign, targeted) = {
         let index = CatalogueIndex::new(&screens);
+        let stored = store.snapshot().expect("snapshot").campaigns;
         screens
             .campaigns
             .iter()
+            .filter(|c| stored.contains_key(c.id.as_str()))
             .map(|c| {
                 let t: BTreeSet<String> = index.targeted(c).map(|s| s.id.to_string()).collect();
                 (c.id.to_string(), t)

@@ -22,8 +22,8 @@ use playlists::Sha256;
 
 pub mod dump;
 mod entities;
-pub mod ledger;
 pub mod lease;
+pub mod ledger;
 mod location;
 mod planned;
 pub mod postgres;

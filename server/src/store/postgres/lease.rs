@@ -77,7 +77,9 @@ impl PgLease {
     }
 
     fn backend(&self, what: &str, e: &::postgres::Error) -> StoreError {
-        StoreError::Backend(format!("publisher lease on {}: {what}: {}", self.shown, describe(e)).into())
+        StoreError::Backend(
+            format!("publisher lease on {}: {what}: {}", self.shown, describe(e)).into(),
+        )
     }
 }
 

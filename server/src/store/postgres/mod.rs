@@ -33,8 +33,8 @@ use super::{OpenMode, StoreError};
 
 mod catalogue;
 mod documents;
-pub mod lease;
 mod dump;
+pub mod lease;
 mod media;
 mod migrate;
 mod users;
