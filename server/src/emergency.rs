@@ -409,7 +409,7 @@ pub fn announced(
         let Some(current) = snapshot
             .emergencies
             .get(&after.id)
-            .filter(|e| playing(*e) && e.end > now)
+            .filter(|e| playing(e) && e.end > now)
         else {
             return Ok(None);
         };

@@ -34,6 +34,8 @@ const LOOKBACK: Duration = Duration::from_secs(300);
 pub const ANNOUNCED: &str = "publisher.announced_through";
 
 type Lease = Arc<dyn PublisherLease>;
+/// Signed commands by screen, in sending order.
+type Commands = Vec<(String, Vec<u8>)>;
 
 /// Asks for the lease once, as the server starts (a lone server then publishes from its
 /// first connection on).
@@ -124,7 +126,7 @@ struct Follower {
 /// What one step found to announce.
 #[derive(Default)]
 struct Work {
-    commands: Vec<(String, Vec<u8>)>,
+    commands: Commands,
     /// `None`: every screen, sent again (catching up).
     screens: Option<BTreeSet<String>>,
     in_force_from: Option<DateTime<Utc>>,
@@ -347,7 +349,7 @@ fn commands_of(
     shared: &Shared,
     snapshot: &Snapshot,
     revisions: &[Revision],
-) -> (Vec<(String, Vec<u8>)>, Option<DateTime<Utc>>) {
+) -> (Commands, Option<DateTime<Utc>>) {
     let mut commands = Vec::new();
     let mut from: Option<DateTime<Utc>> = None;
     let now = shared.clock.now();
