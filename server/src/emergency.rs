@@ -596,6 +596,62 @@ mod tests {
         assert!(ended.emergency.ended);
     }
 
+    /// What a replica that did not make a change announces for it: a start (or a
+    /// confirmation) the start commands while it runs, an end the end commands, a pending
+    /// start nothing.
+    #[test]
+    fn another_replicas_changes_announce_as_their_own_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
+        let catalogue = CatalogueService::new(store);
+        let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/beijing-role-models");
+        let admin = crate::import::ImportOptions::admin();
+        crate::import::import(&catalogue, &scenario, &admin).unwrap();
+        let key = Keypair::from_secret([1; 32]);
+        let t0: DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
+        let r = |now, confirm_within| Request {
+            catalogue: &catalogue,
+            key: &key,
+            author: "olga",
+            now,
+            confirm_within,
+            renditions: None,
+        };
+        let req = |id: &str| StartRequest {
+            id: id.into(),
+            name: "drill".into(),
+            creatives: vec!["alert-epidemic-l".into()],
+            target: serde_json::json!({ "districts": ["xicheng"] }),
+            until: None,
+        };
+        let told = |before: Option<&StoredEmergency>, after: &StoredEmergency, now| {
+            let (snapshot, _) = catalogue.current().unwrap();
+            announced(&key, &snapshot, before, after, now, None).unwrap()
+        };
+
+        let started = start(r(t0, None), req("drill-1")).unwrap();
+        let (commands, at) = told(None, &started.emergency, t0).expect("a start is announced");
+        let screens: Vec<_> = commands.iter().map(|(s, _)| s.clone()).collect();
+        let theirs: Vec<_> = started.commands.iter().map(|(s, _)| s.clone()).collect();
+        assert_eq!(screens, theirs);
+        assert_eq!(at, started.emergency.start);
+
+        let later = t0 + TimeDelta::minutes(1);
+        let ended = end(r(later, None), "drill-1").unwrap();
+        let (commands, at) =
+            told(Some(&started.emergency), &ended.emergency, later).expect("an end is announced");
+        assert_eq!(commands.len(), ended.commands.len());
+        assert_eq!(at, ended.emergency.end);
+        assert!(
+            told(None, &started.emergency, later).is_none(),
+            "an ended emergency's start is not sent again"
+        );
+
+        let pending = start(r(t0, Some(TimeDelta::minutes(10))), req("drill-2")).unwrap();
+        assert!(told(None, &pending.emergency, t0).is_none());
+    }
+
     #[test]
     fn flights_start_and_end_on_whole_seconds() {
         let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
