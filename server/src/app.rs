@@ -172,6 +172,9 @@ pub struct Publisher {
     resend_all: Arc<AtomicBool>,
     wake: Arc<Notify>,
     heal: Arc<Heal>,
+    /// Whether this replica holds the publisher lease (`crate::replica`): only then are
+    /// jobs run; otherwise they are dropped, and the holder follows the store instead.
+    publishing: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -208,6 +211,34 @@ impl Publisher {
             return 0;
         }
         rx.await.unwrap_or(0)
+    }
+
+    /// Whether this replica publishes (holds the publisher lease). When it does not, its
+    /// changes reach the broker through the replica that does.
+    pub fn publishing(&self) -> bool {
+        self.publishing.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_publishing(&self, publishing: bool) {
+        self.publishing.store(publishing, Ordering::SeqCst);
+    }
+
+    /// Queues a rebuild of `screens` (all when `None`) without waiting for it.
+    pub(crate) async fn queue_schedules(
+        &self,
+        screens: Option<BTreeSet<String>>,
+        resend: bool,
+        in_force_from: Option<DateTime<Utc>>,
+    ) {
+        let job = Job::Schedules {
+            screens,
+            resend,
+            in_force_from,
+            done: None,
+        };
+        if self.tx.send(job).await.is_err() {
+            tracing::warn!("publisher stopped; schedules not rebuilt");
+        }
     }
 
     /// Queues signed commands, in order, before any later schedule.
@@ -330,7 +361,15 @@ pub async fn start_with(
         server_ca_pem: options.tls.as_ref().and_then(|t| t.pin_pem.clone()),
     });
     let login = ServerLogin::load(store.dir())?;
-    let client_id = format!("{SERVER_USER}-{}", std::process::id());
+    // Unique among replicas (and servers of one process): the broker keeps one session
+    // per client id, so a shared one would have replicas take each other's connection.
+    let mut nonce = [0u8; 4];
+    getrandom::getrandom(&mut nonce)?;
+    let client_id = format!(
+        "{SERVER_USER}-{}-{}",
+        std::process::id(),
+        hex::encode(nonce)
+    );
     let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target, &login), 1024);
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(64);
     let publisher = Publisher {
@@ -338,7 +377,10 @@ pub async fn start_with(
         resend_all: Arc::new(AtomicBool::new(false)),
         wake: Arc::new(Notify::new()),
         heal: Arc::new(Heal::default()),
+        publishing: Arc::new(AtomicBool::new(false)),
     };
+    let lease: Arc<dyn crate::store::lease::PublisherLease> = Arc::from(store.publisher_lease());
+    crate::replica::first_try(&publisher, &lease).await;
     let shared = Arc::new(Shared {
         ledger: store.ledger(),
         catalogue: CatalogueService::new(store.clone()),
@@ -397,6 +439,7 @@ pub async fn start_with(
         ));
     }
 
+    tracker.spawn(crate::replica::run(shared.clone(), lease, shutdown.clone()));
     tracker.spawn(publisher_task(
         shared.clone(),
         client.clone(),
@@ -570,6 +613,17 @@ async fn publisher_task(
                 Job::Schedules { screens: None, resend: true, in_force_from: None, done: None }
             }
         };
+        if !publisher.publishing() {
+            // Another replica publishes: it follows the store and sends what this one
+            // changed. A waiting caller is told no versions changed here.
+            if let Job::Schedules {
+                done: Some(done), ..
+            } = job
+            {
+                let _ = done.send(0);
+            }
+            continue;
+        }
         match job {
             Job::Commands(commands) => {
                 for (screen, bytes) in commands {
@@ -637,6 +691,10 @@ async fn publish_schedules(
     let mut changed = 0;
     let mut sent = 0;
     for d in docs {
+        if !shared.publisher.publishing() {
+            tracing::warn!("publisher lease lost; publishing stopped");
+            break;
+        }
         if d.changed || resend {
             sent += 1;
             changed += usize::from(d.changed);

@@ -183,6 +183,8 @@ pub struct CatalogueService {
     /// The snapshot and catalogue of one revision: a read checks the head alone and
     /// reads the whole catalogue only once the head moved.
     cached: RwLock<Option<Cached>>,
+    /// Revisions committed through this service and not yet taken by [`Self::follow`].
+    own: Mutex<BTreeSet<u64>>,
 }
 
 /// A revision's catalogue, and its snapshot once read from the store (a change caches the
@@ -195,6 +197,7 @@ impl CatalogueService {
             store,
             write: Mutex::new(()),
             cached: RwLock::new(None),
+            own: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -237,6 +240,23 @@ impl CatalogueService {
         Ok(self.current()?.1)
     }
 
+    /// The current snapshot and catalogue, with the revisions up to its head that were
+    /// committed through this service since the last call (each is told once): what a
+    /// replica following the store needs to tell its own changes from others'. Read
+    /// between changes, so a revision committed here is never missed nor told as another's.
+    #[allow(
+        clippy::type_complexity,
+        reason = "three values read together, used at once"
+    )]
+    pub fn follow(&self) -> Result<(Arc<Snapshot>, Arc<Catalogue>, BTreeSet<u64>), CatalogueError> {
+        let _between_changes = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let (snapshot, catalogue) = self.current()?;
+        let mut own = self.own.lock().unwrap_or_else(|p| p.into_inner());
+        let later = own.split_off(&(snapshot.head + 1));
+        let mine = std::mem::replace(&mut *own, later);
+        Ok((snapshot, catalogue, mine))
+    }
+
     /// Applies `edit` to a copy of the current snapshot, validates the result, and commits
     /// the entities that differ as one revision by `author`.
     pub fn change<E: From<CatalogueError>>(
@@ -272,6 +292,9 @@ impl CatalogueService {
             .map_err(CatalogueError::from)?;
         if let (Some(r), Ok(mut g)) = (&revision, self.cached.write()) {
             *g = Some((r.number, None, catalogue.clone()));
+        }
+        if let (Some(r), Ok(mut own)) = (&revision, self.own.lock()) {
+            own.insert(r.number);
         }
         Ok(Applied {
             revision,

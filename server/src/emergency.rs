@@ -120,8 +120,9 @@ pub struct Outcome {
     pub emergency: StoredEmergency,
     /// Screens sent a command.
     pub screens: Vec<String>,
-    /// Screens whose schedule was republished with a new version.
-    pub schedules_changed: usize,
+    /// Screens whose schedule was republished with a new version; `null` when another
+    /// replica publishes (it sends the commands and schedules within about a second).
+    pub schedules_changed: Option<usize>,
 }
 
 /// One row of `GET /api/v1/emergencies`.
@@ -354,16 +355,7 @@ pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
             ended = Some(emergency);
             return Ok(());
         }
-        let with = crate::catalogue::build(snapshot)
-            .map_err(|e| EmergencyError::Invalid(e.to_string()))?;
-        let targeted = targeted_screens(&with, &emergency)?;
-        let none = RenditionMap::default();
-        commands = sealed_commands(r.key, &with, &targeted, &emergency.id, &none, |_| {
-            Some(CommandAction::EmergencyEnd {
-                campaign_id: emergency.id.clone(),
-                ends_at: emergency.end,
-            })
-        })?;
+        commands = end_commands(r.key, snapshot, &emergency)?;
         ended = Some(emergency);
         Ok(())
     })?;
@@ -374,6 +366,62 @@ pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
         commands: commands.into_iter().collect(),
         affected: applied.affected,
     })
+}
+
+/// The end command for each screen the (ended) emergency in `snapshot` targeted.
+fn end_commands(
+    key: &Keypair,
+    snapshot: &crate::store::Snapshot,
+    emergency: &StoredEmergency,
+) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
+    let with =
+        crate::catalogue::build(snapshot).map_err(|e| EmergencyError::Invalid(e.to_string()))?;
+    let targeted = targeted_screens(&with, emergency)?;
+    let none = RenditionMap::default();
+    sealed_commands(key, &with, &targeted, &emergency.id, &none, |_| {
+        Some(CommandAction::EmergencyEnd {
+            campaign_id: emergency.id.clone(),
+            ends_at: emergency.end,
+        })
+    })
+}
+
+/// What a change of an emergency from `before` to `after` (as the change log records it)
+/// announces, for a replica that did not make it: a start or confirmation sends the start
+/// commands while the emergency (as `snapshot`, the current catalogue, has it) still runs
+/// at `now`; an end sends the end commands. Returns the commands and when the change takes
+/// effect; `None` for a change that announces nothing (a pending start, an edit).
+#[allow(
+    clippy::type_complexity,
+    reason = "the commands and their effective time"
+)]
+pub fn announced(
+    key: &Keypair,
+    snapshot: &crate::store::Snapshot,
+    before: Option<&StoredEmergency>,
+    after: &StoredEmergency,
+    now: DateTime<Utc>,
+    renditions: Option<(&crate::renditions::Renditions, &dyn crate::store::Store)>,
+) -> Result<Option<(Vec<(String, Vec<u8>)>, DateTime<Utc>)>, EmergencyError> {
+    let playing = |e: &StoredEmergency| e.pending.is_none() && !e.ended;
+    let started = playing(after) && before.is_none_or(|b| b.pending.is_some());
+    let ended = after.ended && before.is_some_and(playing);
+    if started {
+        let Some(current) = snapshot
+            .emergencies
+            .get(&after.id)
+            .filter(|e| playing(e) && e.end > now)
+        else {
+            return Ok(None);
+        };
+        let commands = start_commands(key, snapshot, current, renditions)?;
+        Ok(Some((commands.into_iter().collect(), after.start)))
+    } else if ended {
+        let commands = end_commands(key, snapshot, after)?;
+        Ok(Some((commands.into_iter().collect(), after.end)))
+    } else {
+        Ok(None)
+    }
 }
 
 /// The screens the emergency targets on which at least one of its creatives fits; refuses
@@ -549,6 +597,62 @@ mod tests {
         let ended = end(r("olga", t0 + minutes(12)), "drill-2").unwrap();
         assert!(ended.commands.is_empty() && ended.affected.is_empty());
         assert!(ended.emergency.ended);
+    }
+
+    /// What a replica that did not make a change announces for it: a start (or a
+    /// confirmation) the start commands while it runs, an end the end commands, a pending
+    /// start nothing.
+    #[test]
+    fn another_replicas_changes_announce_as_their_own_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
+        let catalogue = CatalogueService::new(store);
+        let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/beijing-role-models");
+        let admin = crate::import::ImportOptions::admin();
+        crate::import::import(&catalogue, &scenario, &admin).unwrap();
+        let key = Keypair::from_secret([1; 32]);
+        let t0: DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
+        let r = |now, confirm_within| Request {
+            catalogue: &catalogue,
+            key: &key,
+            author: "olga",
+            now,
+            confirm_within,
+            renditions: None,
+        };
+        let req = |id: &str| StartRequest {
+            id: id.into(),
+            name: "drill".into(),
+            creatives: vec!["alert-epidemic-l".into()],
+            target: serde_json::json!({ "districts": ["xicheng"] }),
+            until: None,
+        };
+        let told = |before: Option<&StoredEmergency>, after: &StoredEmergency, now| {
+            let (snapshot, _) = catalogue.current().unwrap();
+            announced(&key, &snapshot, before, after, now, None).unwrap()
+        };
+
+        let started = start(r(t0, None), req("drill-1")).unwrap();
+        let (commands, at) = told(None, &started.emergency, t0).expect("a start is announced");
+        let screens: Vec<_> = commands.iter().map(|(s, _)| s.clone()).collect();
+        let theirs: Vec<_> = started.commands.iter().map(|(s, _)| s.clone()).collect();
+        assert_eq!(screens, theirs);
+        assert_eq!(at, started.emergency.start);
+
+        let later = t0 + TimeDelta::minutes(1);
+        let ended = end(r(later, None), "drill-1").unwrap();
+        let (commands, at) =
+            told(Some(&started.emergency), &ended.emergency, later).expect("an end is announced");
+        assert_eq!(commands.len(), ended.commands.len());
+        assert_eq!(at, ended.emergency.end);
+        assert!(
+            told(None, &started.emergency, later).is_none(),
+            "an ended emergency's start is not sent again"
+        );
+
+        let pending = start(r(t0, Some(TimeDelta::minutes(10))), req("drill-2")).unwrap();
+        assert!(told(None, &pending.emergency, t0).is_none());
     }
 
     #[test]

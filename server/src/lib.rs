@@ -41,6 +41,7 @@ pub mod posters;
 pub mod provision;
 pub mod publisher;
 pub mod renditions;
+pub mod replica;
 pub mod report;
 pub mod retention;
 pub mod review;

@@ -35,6 +35,8 @@ pub const OUTBOX_BACKLOG: &str = "signage_outbox_backlog_records";
 pub const INGEST_QUEUE: &str = "signage_ingest_queue_batches";
 /// 1 when the server's MQTT connection is up.
 pub const BROKER_CONNECTED: &str = "signage_broker_connected";
+/// 1 when this replica holds the publisher lease (it publishes schedules and commands).
+pub const PUBLISHER_LEASE_HELD: &str = "signage_publisher_lease_held";
 /// Bytes of the data directory (database files and media).
 pub const STORE_BYTES: &str = "signage_store_bytes";
 
@@ -80,6 +82,7 @@ pub struct Levels {
     pub outbox_backlog: u64,
     pub ingest_queue: u64,
     pub broker_connected: bool,
+    pub publisher_lease_held: bool,
     pub store_bytes: u64,
 }
 
@@ -165,6 +168,10 @@ impl Metrics {
             (
                 BROKER_CONNECTED,
                 "1 when the server's MQTT connection is up.",
+            ),
+            (
+                PUBLISHER_LEASE_HELD,
+                "1 when this replica holds the publisher lease: it publishes schedules and commands.",
             ),
             (
                 STORE_BYTES,
@@ -259,6 +266,12 @@ impl Metrics {
             .set(levels.ingest_queue as f64);
         self.gauge(BROKER_CONNECTED, vec![])
             .set(if levels.broker_connected { 1.0 } else { 0.0 });
+        self.gauge(PUBLISHER_LEASE_HELD, vec![])
+            .set(if levels.publisher_lease_held {
+                1.0
+            } else {
+                0.0
+            });
         self.gauge(STORE_BYTES, vec![])
             .set(levels.store_bytes as f64);
         self.recorder.handle().render()
@@ -352,6 +365,7 @@ mod tests {
             outbox_backlog: 7,
             store_bytes: 4096,
             broker_connected: true,
+            publisher_lease_held: true,
             ..Levels::default()
         };
         levels.screens_online.insert("朝阳区".into(), 2);
@@ -366,6 +380,7 @@ mod tests {
             "signage_screens_online{district=\"朝阳区\"} 2",
             "signage_outbox_backlog_records 7",
             "signage_broker_connected 1",
+            "signage_publisher_lease_held 1",
             "signage_store_bytes 4096",
             "# TYPE signage_publish_seconds histogram",
             "# HELP signage_plays_ingested_total",

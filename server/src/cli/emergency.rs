@@ -56,12 +56,12 @@ pub async fn start(
         .post(&["emergencies"], Some(&serde_json::to_value(&req)?))
         .await?;
     println!(
-        "emergency {} started at {} (end: {}): command sent to {} screen(s), {} schedule(s) republished",
+        "emergency {} started at {} (end: {}): command sent to {} screen(s), {}",
         outcome.emergency.id,
         shown(outcome.emergency.start),
         end_shown(&outcome.emergency),
         outcome.screens.len(),
-        outcome.schedules_changed
+        republished(outcome.schedules_changed)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -70,11 +70,11 @@ pub async fn end(api: &ApiClient, id: &str) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!id.trim().is_empty(), "the emergency id is empty");
     let outcome: Outcome = api.post(&["emergencies", id, "end"], None).await?;
     println!(
-        "emergency {} ended at {}: command sent to {} screen(s), {} schedule(s) republished",
+        "emergency {} ended at {}: command sent to {} screen(s), {}",
         outcome.emergency.id,
         shown(outcome.emergency.end),
         outcome.screens.len(),
-        outcome.schedules_changed
+        republished(outcome.schedules_changed)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -108,4 +108,12 @@ pub fn print_list(rows: Vec<Listed>) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// What the server said of the schedules it republished.
+fn republished(changed: Option<usize>) -> String {
+    match changed {
+        Some(n) => format!("{n} schedule(s) republished"),
+        None => "schedules queued for the publishing replica".to_owned(),
+    }
 }

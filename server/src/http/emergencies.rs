@@ -275,11 +275,18 @@ async fn announce(
     in_force_from: chrono::DateTime<chrono::Utc>,
 ) -> Outcome {
     let screens: Vec<String> = a.commands.iter().map(|(s, _)| s.clone()).collect();
-    shared.publisher.commands(a.commands).await;
-    let schedules_changed = shared
-        .publisher
-        .schedules_from(Some(a.affected), Some(in_force_from))
-        .await;
+    // Another replica publishes: it follows the store and announces this change itself.
+    let schedules_changed = if shared.publisher.publishing() {
+        shared.publisher.commands(a.commands).await;
+        Some(
+            shared
+                .publisher
+                .schedules_from(Some(a.affected), Some(in_force_from))
+                .await,
+        )
+    } else {
+        None
+    };
     Outcome {
         emergency: a.emergency,
         screens,

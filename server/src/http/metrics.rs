@@ -33,6 +33,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError
         let mut levels = Levels {
             ingest_queue: s.ingest_queue.load(Ordering::SeqCst) as u64,
             broker_connected: s.broker_connected.load(Ordering::SeqCst),
+            publisher_lease_held: s.publisher.publishing(),
             store_bytes: crate::telemetry::dir_bytes(s.store.dir()),
             ..Levels::default()
         };

@@ -204,6 +204,9 @@ struct Readiness {
     broker: Check,
     store: Check,
     ingest: Check,
+    /// Whether this replica publishes schedules and commands (holds the publisher lease);
+    /// never a reason to be unready: another replica publishes.
+    publisher: Check,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -259,6 +262,15 @@ async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Readiness
         ingest: Check {
             ok: queued < INGEST_BEHIND,
             detail: format!("{queued} batches waiting"),
+        },
+        publisher: Check {
+            ok: true,
+            detail: if shared.publisher.publishing() {
+                "this replica publishes (holds the publisher lease)"
+            } else {
+                "another replica publishes (holds the publisher lease)"
+            }
+            .into(),
         },
         ready: false,
         store,

@@ -22,6 +22,7 @@ use playlists::Sha256;
 
 pub mod dump;
 mod entities;
+pub mod lease;
 pub mod ledger;
 mod location;
 mod planned;
@@ -582,6 +583,11 @@ pub trait Store:
     fn ledger(&self) -> Arc<dyn LedgerStore>;
     /// The data directory (server key, admin token, media).
     fn dir(&self) -> &Path;
+    /// A new contender for the right to publish schedules and commands (one per server):
+    /// by default always held, for a backend that one server uses alone.
+    fn publisher_lease(&self) -> Box<dyn lease::PublisherLease> {
+        Box::new(lease::Sole)
+    }
 }
 
 /// The shared handle the domain holds.

@@ -44,6 +44,7 @@ use super::{
 mod catalogue;
 mod documents;
 mod dump;
+pub mod lease;
 mod ledger;
 mod media;
 mod migrate;
@@ -73,6 +74,8 @@ pub struct PgStore {
     dir: PathBuf,
     /// The database as shown in messages (no password).
     shown: String,
+    /// How to connect: the publisher lease holds a session of its own.
+    config: ::postgres::Config,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -138,7 +141,7 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(CONNECT_TIMEOUT)
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
             .map_err(|e| StoreError::Backend(format!("cannot connect to {shown}: {e}").into()))?;
         let io = |source| StoreError::Io {
             path: dir.to_owned(),
@@ -151,6 +154,7 @@ impl PgStore {
             }),
             dir: dir.to_owned(),
             shown,
+            config,
         };
         {
             let mut client = store.client()?;
@@ -294,6 +298,12 @@ impl Store for PgStore {
     /// local copy of the media.
     fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A PostgreSQL advisory lock on a session of its own: replicas of one database take
+    /// turns publishing, and a dead holder's session lets go.
+    fn publisher_lease(&self) -> Box<dyn super::lease::PublisherLease> {
+        Box::new(lease::PgLease::new(&self.config))
     }
 }
 

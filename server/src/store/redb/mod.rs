@@ -126,6 +126,8 @@ pub struct RedbStore {
     db: Arc<Database>,
     dir: PathBuf,
     ledger: Arc<ledger::Ledger>,
+    /// The publisher lease among the servers of this process sharing this store.
+    publisher: super::lease::LocalLeases,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -222,6 +224,7 @@ impl RedbStore {
             db,
             dir: dir.to_owned(),
             ledger,
+            publisher: super::lease::LocalLeases::default(),
         };
         migrate::scenarios_to_entities(&store)?;
         Ok(store)
@@ -744,6 +747,10 @@ impl Store for RedbStore {
 
     fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    fn publisher_lease(&self) -> Box<dyn super::lease::PublisherLease> {
+        Box::new(self.publisher.contender())
     }
 }
 
