@@ -29,8 +29,77 @@ pub fn screen_plays(ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
     records
 }
 
-/// Every record of `screen` in the ledger, by seq, after checking them as the module says.
+/// Every record of `screen` in the ledger, by seq, after checking them as the module says
+/// (each play against the plan of today's catalogue).
 pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
+    let records = checked_records(store, ledger, screen);
+    check_plan(store, screen, &records);
+    records
+}
+
+/// [`checked_plays`] for a screen whose catalogue changed while it played: each play
+/// against the plan of the schedule document it names (its `schedule_version`), read from
+/// the documents the store kept and planned here with the shared planner.
+pub fn checked_plays_on_documents(
+    store: &dyn Store,
+    ledger: &dyn LedgerStore,
+    screen: &str,
+) -> Vec<PlayRecord> {
+    let records = checked_records(store, ledger, screen);
+    let mut planners = BTreeMap::new();
+    for doc in store.issued(screen).expect("issued documents") {
+        let envelope: playlists::wire::signed::SignedEnvelope =
+            serde_json::from_str(&doc.signed).expect("a signed envelope");
+        let body: playlists::wire::ScheduleDoc =
+            serde_json::from_str(&envelope.payload).expect("a schedule document");
+        assert_eq!(
+            body.version, doc.version,
+            "document {} of {screen}",
+            doc.version
+        );
+        let schedule = body.body.to_schedule().expect("the document's schedule");
+        planners.insert(doc.version, schedule);
+    }
+    for r in &records {
+        let schedule = planners.get(&r.schedule_version).unwrap_or_else(|| {
+            panic!(
+                "play {} names version {}, which was never issued",
+                r.seq, r.schedule_version
+            )
+        });
+        let planner = Planner::new(schedule);
+        let slot = planner.slot_at(r.slot_start);
+        assert_eq!(
+            planner.slot_start(slot),
+            r.slot_start,
+            "play {} off the slot grid",
+            r.seq
+        );
+        let p = planner
+            .plan_range(r.slot_start, r.slot_start + chrono::Duration::seconds(1))
+            .into_iter()
+            .find(|p| p.slot == slot)
+            .unwrap_or_else(|| {
+                panic!("play {} in slot {} that plans nothing", r.seq, r.slot_start)
+            });
+        assert_eq!(
+            (r.campaign_id.as_str(), r.creative_id.as_str()),
+            (
+                schedule.campaigns[p.campaign].id.as_str(),
+                schedule.creatives[p.creative].id.as_str()
+            ),
+            "play {} at {} differs from the plan of version {}",
+            r.seq,
+            r.slot_start,
+            r.schedule_version
+        );
+    }
+    records
+}
+
+/// Every record of `screen` in the ledger, by seq: seqs, slots, statuses and the audit
+/// checked, not the plan.
+fn checked_records(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
     let records = screen_plays(ledger, screen);
     assert!(!records.is_empty(), "no plays of {screen} in the ledger");
 
@@ -66,8 +135,6 @@ pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) 
         assert!(r.clock_synced, "play {} without a synced clock", r.seq);
     }
 
-    check_plan(store, screen, &records);
-
     // The audit re-verifies signatures, the chain and every record.
     let keys = server::store::key_rings(store).expect("screen keys");
     let key_of = |s: &str| keys.get(s).cloned().unwrap_or_default();
@@ -77,7 +144,17 @@ pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) 
         "audit problems: {:?}",
         audit.problems
     );
-    assert_eq!(audit.records, records.len() as u64);
+    let audited: u64 = audit
+        .chains
+        .iter()
+        .filter(|c| c.screen_id == screen)
+        .map(|c| c.records)
+        .sum();
+    assert_eq!(
+        audited,
+        records.len() as u64,
+        "records of {screen} the audit read"
+    );
     records
 }
 

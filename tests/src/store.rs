@@ -49,6 +49,11 @@ impl TestStore {
         if !on_postgres() {
             return TestStore { db: None };
         }
+        TestStore::postgres()
+    }
+
+    /// A fresh database of its own, whatever `SIGNAGE_TEST_STORE` says (the replica tests).
+    pub fn postgres() -> TestStore {
         let mut random = [0u8; 6];
         getrandom::getrandom(&mut random).expect("random bytes");
         let name = format!(
@@ -98,8 +103,12 @@ impl Default for TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         let Some(db) = &self.db else { return };
-        let dropped = admin(&db.server)
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        // On a thread of its own: a test may drop its store on a runtime's thread.
+        let dropped = off_runtime(|| {
+            let mut client =
+                postgres::Client::connect(&format!("{}/postgres", db.server), postgres::NoTls)?;
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
+        });
         if let Err(e) = dropped {
             eprintln!("test database {} left behind: {e}", db.name);
         }

@@ -6,7 +6,7 @@
 use ::postgres::Transaction;
 use chrono::{DateTime, Utc};
 
-use super::{decode, encode, read_snapshot, to_i64, to_u64, PgStore};
+use super::{decode, encode, off_worker, read_snapshot, to_i64, to_u64, PgStore};
 use crate::store::{
     CatalogueStore, ChangeRecord, Commit, Entity, EntityKind, EventKind, Revision, Snapshot,
     StoreError,
@@ -101,87 +101,95 @@ fn read_head(tx: &mut Transaction<'_>) -> Result<u64, StoreError> {
 
 impl CatalogueStore for PgStore {
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        read_snapshot(&mut *self.client()?, |tx| {
-            let mut snapshot = Snapshot {
-                head: read_head(tx)?,
-                ..Snapshot::default()
-            };
-            for row in tx.query("SELECT kind, id, body FROM entities", &[])? {
-                let (kind, id): (String, String) = (row.get(0), row.get(1));
-                let Some(kind) = kind_of(&kind) else {
-                    return Err(StoreError::Corrupt {
-                        what: format!("entity {id:?}"),
-                        problem: format!("unknown kind {kind:?}"),
-                    });
+        off_worker(|| {
+            read_snapshot(&mut *self.client()?, |tx| {
+                let mut snapshot = Snapshot {
+                    head: read_head(tx)?,
+                    ..Snapshot::default()
                 };
-                snapshot.put(entity_of(kind, &id, row.get(2))?);
-            }
-            Ok(snapshot)
+                for row in tx.query("SELECT kind, id, body FROM entities", &[])? {
+                    let (kind, id): (String, String) = (row.get(0), row.get(1));
+                    let Some(kind) = kind_of(&kind) else {
+                        return Err(StoreError::Corrupt {
+                            what: format!("entity {id:?}"),
+                            problem: format!("unknown kind {kind:?}"),
+                        });
+                    };
+                    snapshot.put(entity_of(kind, &id, row.get(2))?);
+                }
+                Ok(snapshot)
+            })
         })
     }
 
     fn head(&self) -> Result<u64, StoreError> {
-        let row = self
-            .client()?
-            .query_one("SELECT head FROM catalogue_head WHERE only_row", &[])?;
-        to_u64(row.get(0), || "the catalogue head".into())
+        off_worker(|| {
+            let row = self
+                .client()?
+                .query_one("SELECT head FROM catalogue_head WHERE only_row", &[])?;
+            to_u64(row.get(0), || "the catalogue head".into())
+        })
     }
 
     fn commit(&self, commit: Commit) -> Result<Option<Revision>, StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let (head, last) = lock_head(&mut tx)?;
-        if head != commit.base {
-            return Err(StoreError::Conflict {
-                expected: commit.base,
-                head,
-            });
-        }
-        let mut changes = Vec::new();
-        for entity in &commit.entities {
-            if let Some(change) = put_entity(&mut tx, entity)? {
-                changes.push(change);
+        off_worker(|| {
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            let (head, last) = lock_head(&mut tx)?;
+            if head != commit.base {
+                return Err(StoreError::Conflict {
+                    expected: commit.base,
+                    head,
+                });
             }
-        }
-        if changes.is_empty() {
-            return Ok(None);
-        }
-        let revision = Revision {
-            number: last + 1,
-            author: commit.author,
-            at: commit.at,
-            comment: commit.comment,
-            changes,
-            event: None,
-        };
-        append_revision(&mut tx, &revision)?;
-        tx.commit()?;
-        Ok(Some(revision))
+            let mut changes = Vec::new();
+            for entity in &commit.entities {
+                if let Some(change) = put_entity(&mut tx, entity)? {
+                    changes.push(change);
+                }
+            }
+            if changes.is_empty() {
+                return Ok(None);
+            }
+            let revision = Revision {
+                number: last + 1,
+                author: commit.author,
+                at: commit.at,
+                comment: commit.comment,
+                changes,
+                event: None,
+            };
+            append_revision(&mut tx, &revision)?;
+            tx.commit()?;
+            Ok(Some(revision))
+        })
     }
 
     fn revisions(&self, after: u64, limit: usize) -> Result<Vec<Revision>, StoreError> {
-        // Above every number PostgreSQL keeps: nothing follows.
-        let Ok(after) = i64::try_from(after) else {
-            return Ok(Vec::new());
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.client()?.query(
-            "SELECT number, body FROM revisions WHERE number > $1 ORDER BY number LIMIT $2",
-            &[&after, &limit],
-        )?;
-        rows.into_iter()
-            .map(|row| {
-                let n: i64 = row.get(0);
-                let revision: Revision = decode(|| format!("revision {n}"), row.get(1))?;
-                if i64::try_from(revision.number) != Ok(n) {
-                    return Err(StoreError::Corrupt {
-                        what: format!("revision {n}"),
-                        problem: format!("it says it is revision {}", revision.number),
-                    });
-                }
-                Ok(revision)
-            })
-            .collect()
+        off_worker(|| {
+            // Above every number PostgreSQL keeps: nothing follows.
+            let Ok(after) = i64::try_from(after) else {
+                return Ok(Vec::new());
+            };
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = self.client()?.query(
+                "SELECT number, body FROM revisions WHERE number > $1 ORDER BY number LIMIT $2",
+                &[&after, &limit],
+            )?;
+            rows.into_iter()
+                .map(|row| {
+                    let n: i64 = row.get(0);
+                    let revision: Revision = decode(|| format!("revision {n}"), row.get(1))?;
+                    if i64::try_from(revision.number) != Ok(n) {
+                        return Err(StoreError::Corrupt {
+                            what: format!("revision {n}"),
+                            problem: format!("it says it is revision {}", revision.number),
+                        });
+                    }
+                    Ok(revision)
+                })
+                .collect()
+        })
     }
 
     fn record_event(
@@ -191,20 +199,22 @@ impl CatalogueStore for PgStore {
         at: DateTime<Utc>,
         comment: &str,
     ) -> Result<Revision, StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let (_, last) = lock_head(&mut tx)?;
-        let revision = Revision {
-            number: last + 1,
-            author: author.to_owned(),
-            at,
-            comment: comment.to_owned(),
-            changes: Vec::new(),
-            event: Some(kind),
-        };
-        append_revision(&mut tx, &revision)?;
-        tx.commit()?;
-        Ok(revision)
+        off_worker(|| {
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            let (_, last) = lock_head(&mut tx)?;
+            let revision = Revision {
+                number: last + 1,
+                author: author.to_owned(),
+                at,
+                comment: comment.to_owned(),
+                changes: Vec::new(),
+                event: Some(kind),
+            };
+            append_revision(&mut tx, &revision)?;
+            tx.commit()?;
+            Ok(revision)
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use ::postgres::{GenericClient, Transaction};
 use chrono::{DateTime, Utc};
 
-use super::{decode, encode, read_snapshot, to_i64, to_u64, PgStore};
+use super::{decode, encode, off_worker, read_snapshot, to_i64, to_u64, PgStore};
 use crate::store::{
     BrokerLoginStore, DocumentStore, IssuedDocument, KeyStore, PlannedStore, Published,
     ScreenEntity, ScreenKey, StoreError,
@@ -19,27 +19,31 @@ const BATCH: usize = 1_000;
 
 impl DocumentStore for PgStore {
     fn published(&self) -> Result<HashMap<String, Published>, StoreError> {
-        let rows = self
-            .client()?
-            .query("SELECT screen_id, body FROM published", &[])?;
-        rows.into_iter()
-            .map(|row| {
-                let screen: String = row.get(0);
-                let p = decode(|| format!("published document of {screen}"), row.get(1))?;
-                Ok((screen, p))
-            })
-            .collect()
+        off_worker(|| {
+            let rows = self
+                .client()?
+                .query("SELECT screen_id, body FROM published", &[])?;
+            rows.into_iter()
+                .map(|row| {
+                    let screen: String = row.get(0);
+                    let p = decode(|| format!("published document of {screen}"), row.get(1))?;
+                    Ok((screen, p))
+                })
+                .collect()
+        })
     }
 
     fn record_issued(&self, docs: &[IssuedDocument]) -> Result<(), StoreError> {
-        if docs.is_empty() {
-            return Ok(());
-        }
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        write_issued(&mut tx, docs)?;
-        tx.commit()?;
-        Ok(())
+        off_worker(|| {
+            if docs.is_empty() {
+                return Ok(());
+            }
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            write_issued(&mut tx, docs)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn planned_store(&self) -> Option<&dyn PlannedStore> {
@@ -47,30 +51,32 @@ impl DocumentStore for PgStore {
     }
 
     fn issued(&self, screen: &str) -> Result<Vec<IssuedDocument>, StoreError> {
-        read_snapshot(&mut *self.client()?, |tx| {
-            let mut out: Vec<IssuedDocument> = Vec::new();
-            for row in tx.query(
-                "SELECT version, body FROM documents WHERE screen_id = $1 ORDER BY version",
-                &[&screen],
-            )? {
-                let version = to_u64(row.get(0), || format!("a document version of {screen}"))?;
-                let doc: IssuedDocument =
-                    decode(|| format!("document {screen} v{version}"), row.get(1))?;
-                if doc.screen_id != screen || doc.version != version {
-                    return Err(damaged(screen, "a document is filed under another key"));
-                }
-                out.push(doc);
-            }
-            let published: Option<Published> = tx
-                .query_opt(
-                    "SELECT body FROM published WHERE screen_id = $1",
+        off_worker(|| {
+            read_snapshot(&mut *self.client()?, |tx| {
+                let mut out: Vec<IssuedDocument> = Vec::new();
+                for row in tx.query(
+                    "SELECT version, body FROM documents WHERE screen_id = $1 ORDER BY version",
                     &[&screen],
-                )?
-                .map(|row| decode(|| format!("published document of {screen}"), row.get(0)))
-                .transpose()?;
-            // What `record_issued` wrote together must still agree.
-            super::super::published_agrees(screen, published.as_ref(), out.last())?;
-            Ok(out)
+                )? {
+                    let version = to_u64(row.get(0), || format!("a document version of {screen}"))?;
+                    let doc: IssuedDocument =
+                        decode(|| format!("document {screen} v{version}"), row.get(1))?;
+                    if doc.screen_id != screen || doc.version != version {
+                        return Err(damaged(screen, "a document is filed under another key"));
+                    }
+                    out.push(doc);
+                }
+                let published: Option<Published> = tx
+                    .query_opt(
+                        "SELECT body FROM published WHERE screen_id = $1",
+                        &[&screen],
+                    )?
+                    .map(|row| decode(|| format!("published document of {screen}"), row.get(0)))
+                    .transpose()?;
+                // What `record_issued` wrote together must still agree.
+                super::super::published_agrees(screen, published.as_ref(), out.last())?;
+                Ok(out)
+            })
         })
     }
 }
@@ -205,16 +211,18 @@ fn push_key(
 
 impl KeyStore for PgStore {
     fn screen_keys(&self) -> Result<HashMap<String, Vec<ScreenKey>>, StoreError> {
-        let rows = self
-            .client()?
-            .query("SELECT screen_id, keys FROM screen_keys", &[])?;
-        rows.into_iter()
-            .map(|row| {
-                let screen: String = row.get(0);
-                let keys = decode(|| format!("keys of screen {screen}"), row.get(1))?;
-                Ok((screen, keys))
-            })
-            .collect()
+        off_worker(|| {
+            let rows = self
+                .client()?
+                .query("SELECT screen_id, keys FROM screen_keys", &[])?;
+            rows.into_iter()
+                .map(|row| {
+                    let screen: String = row.get(0);
+                    let keys = decode(|| format!("keys of screen {screen}"), row.get(1))?;
+                    Ok((screen, keys))
+                })
+                .collect()
+        })
     }
 
     fn add_screen_key(
@@ -223,14 +231,16 @@ impl KeyStore for PgStore {
         public_hex: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        if !lock_in_service(&mut tx, screen)? {
-            return Err(crate::provision::not_in_service(screen));
-        }
-        push_key(&mut tx, screen, public_hex, at)?;
-        tx.commit()?;
-        Ok(())
+        off_worker(|| {
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            if !lock_in_service(&mut tx, screen)? {
+                return Err(crate::provision::not_in_service(screen));
+            }
+            push_key(&mut tx, screen, public_hex, at)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 
@@ -242,48 +252,54 @@ impl BrokerLoginStore for PgStore {
         broker_hash: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        // Checked in the writing transaction: a screen decommissioned since the config
-        // was prepared gets no credentials.
-        if !lock_in_service(&mut tx, screen)? {
-            return Err(crate::provision::not_in_service(screen));
-        }
-        push_key(&mut tx, screen, public_hex, at)?;
-        tx.execute(
-            "INSERT INTO broker_logins (screen_id, hash) VALUES ($1, $2)
-             ON CONFLICT (screen_id) DO UPDATE SET hash = EXCLUDED.hash",
-            &[&screen, &broker_hash],
-        )?;
-        tx.commit()?;
-        Ok(())
+        off_worker(|| {
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            // Checked in the writing transaction: a screen decommissioned since the config
+            // was prepared gets no credentials.
+            if !lock_in_service(&mut tx, screen)? {
+                return Err(crate::provision::not_in_service(screen));
+            }
+            push_key(&mut tx, screen, public_hex, at)?;
+            tx.execute(
+                "INSERT INTO broker_logins (screen_id, hash) VALUES ($1, $2)
+                 ON CONFLICT (screen_id) DO UPDATE SET hash = EXCLUDED.hash",
+                &[&screen, &broker_hash],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn broker_login(&self, screen: &str) -> Result<Option<String>, StoreError> {
-        read_snapshot(&mut *self.client()?, |tx| {
-            let Some(row) = tx.query_opt(
-                "SELECT hash FROM broker_logins WHERE screen_id = $1",
-                &[&screen],
-            )?
-            else {
-                return Ok(None);
-            };
-            let serving = in_service(tx, &[screen.to_owned()])?;
-            Ok((!serving.is_empty()).then(|| row.get(0)))
+        off_worker(|| {
+            read_snapshot(&mut *self.client()?, |tx| {
+                let Some(row) = tx.query_opt(
+                    "SELECT hash FROM broker_logins WHERE screen_id = $1",
+                    &[&screen],
+                )?
+                else {
+                    return Ok(None);
+                };
+                let serving = in_service(tx, &[screen.to_owned()])?;
+                Ok((!serving.is_empty()).then(|| row.get(0)))
+            })
         })
     }
 
     fn broker_logins(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        read_snapshot(&mut *self.client()?, |tx| {
-            let mut all: BTreeMap<String, String> = tx
-                .query("SELECT screen_id, hash FROM broker_logins", &[])?
-                .into_iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect();
-            let screens: Vec<String> = all.keys().cloned().collect();
-            let serving = in_service(tx, &screens)?;
-            all.retain(|screen, _| serving.contains(screen));
-            Ok(all)
+        off_worker(|| {
+            read_snapshot(&mut *self.client()?, |tx| {
+                let mut all: BTreeMap<String, String> = tx
+                    .query("SELECT screen_id, hash FROM broker_logins", &[])?
+                    .into_iter()
+                    .map(|row| (row.get(0), row.get(1)))
+                    .collect();
+                let screens: Vec<String> = all.keys().cloned().collect();
+                let serving = in_service(tx, &screens)?;
+                all.retain(|screen, _| serving.contains(screen));
+                Ok(all)
+            })
         })
     }
 }

@@ -12,7 +12,7 @@ use sha2::Digest;
 
 use playlists::Sha256;
 
-use super::{decode, encode, to_i64, to_u64, PgStore};
+use super::{decode, encode, off_worker, to_i64, to_u64, PgStore};
 use crate::store::{MediaStore, MetaStore, RenditionStore, StoreError, StoredRendition};
 
 /// The size of a stored chunk of media (the last one of a file may be shorter).
@@ -20,19 +20,23 @@ pub const CHUNK_SIZE: usize = 1 << 20;
 
 impl MetaStore for PgStore {
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .client()?
-            .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
-            .map(|row| row.get(0)))
+        off_worker(|| {
+            Ok(self
+                .client()?
+                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+                .map(|row| row.get(0)))
+        })
     }
 
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.client()?.execute(
-            "INSERT INTO meta (key, value) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            &[&key, &value],
-        )?;
-        Ok(())
+        off_worker(|| {
+            self.client()?.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )?;
+            Ok(())
+        })
     }
 }
 
@@ -228,27 +232,31 @@ impl MediaStore for PgStore {
     }
 
     fn put_media(&self, sha256: &Sha256, data: &[u8]) -> Result<(), StoreError> {
-        self.put_media_from(sha256, &mut &data[..])?;
-        let path = self.media_path(sha256);
-        if path.exists() {
-            return Ok(());
-        }
-        write_local(&path, &self.upload_dir(), data)
+        off_worker(|| {
+            self.put_media_from(sha256, &mut &data[..])?;
+            let path = self.media_path(sha256);
+            if path.exists() {
+                return Ok(());
+            }
+            write_local(&path, &self.upload_dir(), data)
+        })
     }
 
     fn adopt_media(&self, sha256: &Sha256, file: &Path) -> Result<(), StoreError> {
-        let io = |source| StoreError::Io {
-            path: file.to_owned(),
-            source,
-        };
-        let mut f = std::fs::File::open(file).map_err(io)?;
-        self.put_media_from(sha256, &mut f)?;
-        let path = self.media_path(sha256);
-        if path.exists() {
-            let _ = std::fs::remove_file(file);
-            return Ok(());
-        }
-        std::fs::rename(file, &path).map_err(|source| StoreError::Io { path, source })
+        off_worker(|| {
+            let io = |source| StoreError::Io {
+                path: file.to_owned(),
+                source,
+            };
+            let mut f = std::fs::File::open(file).map_err(io)?;
+            self.put_media_from(sha256, &mut f)?;
+            let path = self.media_path(sha256);
+            if path.exists() {
+                let _ = std::fs::remove_file(file);
+                return Ok(());
+            }
+            std::fs::rename(file, &path).map_err(|source| StoreError::Io { path, source })
+        })
     }
 
     fn upload_dir(&self) -> PathBuf {
@@ -258,31 +266,37 @@ impl MediaStore for PgStore {
 
 impl RenditionStore for PgStore {
     fn rendition(&self, key: &str) -> Result<Option<StoredRendition>, StoreError> {
-        self.client()?
-            .query_opt("SELECT body FROM renditions WHERE key = $1", &[&key])?
-            .map(|row| decode(|| format!("rendition {key}"), row.get(0)))
-            .transpose()
+        off_worker(|| {
+            self.client()?
+                .query_opt("SELECT body FROM renditions WHERE key = $1", &[&key])?
+                .map(|row| decode(|| format!("rendition {key}"), row.get(0)))
+                .transpose()
+        })
     }
 
     fn put_rendition(&self, rendition: &StoredRendition) -> Result<(), StoreError> {
-        self.client()?.execute(
-            "INSERT INTO renditions (key, source, body) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET source = EXCLUDED.source, body = EXCLUDED.body",
-            &[&rendition.key(), &rendition.source, &encode(rendition)],
-        )?;
-        Ok(())
+        off_worker(|| {
+            self.client()?.execute(
+                "INSERT INTO renditions (key, source, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET source = EXCLUDED.source, body = EXCLUDED.body",
+                &[&rendition.key(), &rendition.source, &encode(rendition)],
+            )?;
+            Ok(())
+        })
     }
 
     fn renditions_of(&self, source: &str) -> Result<Vec<StoredRendition>, StoreError> {
-        let rows = self.client()?.query(
-            "SELECT key, body FROM renditions WHERE source = $1 ORDER BY key",
-            &[&source],
-        )?;
-        rows.into_iter()
-            .map(|row| {
-                let key: String = row.get(0);
-                decode(|| format!("rendition {key}"), row.get(1))
-            })
-            .collect()
+        off_worker(|| {
+            let rows = self.client()?.query(
+                "SELECT key, body FROM renditions WHERE source = $1 ORDER BY key",
+                &[&source],
+            )?;
+            rows.into_iter()
+                .map(|row| {
+                    let key: String = row.get(0);
+                    decode(|| format!("rendition {key}"), row.get(1))
+                })
+                .collect()
+        })
     }
 }

@@ -244,11 +244,11 @@ impl LedgerStore for SharedLedger {
         batches: &[Incoming],
         key_of: KeysOf<'_>,
     ) -> Result<Vec<Outcome>, LedgerError> {
-        self.get()?.ingest(batches, key_of)
+        off_worker(|| self.get()?.ingest(batches, key_of))
     }
 
     fn delivered(&self, q: &Query) -> Result<Vec<Row>, LedgerError> {
-        self.get()?.delivered(q)
+        off_worker(|| self.get()?.delivered(q))
     }
 
     fn plays(
@@ -256,15 +256,15 @@ impl LedgerStore for SharedLedger {
         q: &Query,
         f: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<u64, LedgerError> {
-        self.get()?.plays(q, f)
+        off_worker(|| self.get()?.plays(q, f))
     }
 
     fn audit(&self, key_of: KeysOf<'_>) -> Result<AuditReport, LedgerError> {
-        self.get()?.audit(key_of)
+        off_worker(|| self.get()?.audit(key_of))
     }
 
     fn counts(&self) -> Result<LedgerCounts, LedgerError> {
-        self.get()?.counts()
+        off_worker(|| self.get()?.counts())
     }
 
     fn archive(
@@ -272,7 +272,7 @@ impl LedgerStore for SharedLedger {
         dir: &Path,
         before: chrono::NaiveDate,
     ) -> Result<ArchiveSummary, LedgerError> {
-        self.get()?.archive(dir, before)
+        off_worker(|| self.get()?.archive(dir, before))
     }
 
     fn verify_archive(
@@ -281,11 +281,11 @@ impl LedgerStore for SharedLedger {
         key_of: KeysOf<'_>,
         plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<ArchiveReport, LedgerError> {
-        self.get()?.verify_archive(dir, key_of, plays)
+        off_worker(|| self.get()?.verify_archive(dir, key_of, plays))
     }
 
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
-        self.get()?.batch_sizes(screen)
+        off_worker(|| self.get()?.batch_sizes(screen))
     }
 }
 
@@ -304,6 +304,21 @@ impl Store for PgStore {
     /// turns publishing, and a dead holder's session lets go.
     fn publisher_lease(&self) -> Box<dyn super::lease::PublisherLease> {
         Box::new(lease::PgLease::new(&self.config))
+    }
+}
+
+/// Runs `f`, which blocks on PostgreSQL, where blocking is allowed. The synchronous client
+/// runs a runtime of its own and panics on a worker thread of another: the server's async
+/// code calls the store directly (an HTTP extractor reading a user, say), which redb
+/// allows. On a worker of a multi-threaded runtime `f` runs in `block_in_place` (the worker
+/// hands its tasks to another thread and leaves the runtime meanwhile); elsewhere (a plain
+/// thread, a blocking-pool thread) it just runs.
+pub(crate) fn off_worker<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

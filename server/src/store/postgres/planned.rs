@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::documents::write_issued;
-use super::{decode, encode, PgStore};
+use super::{decode, encode, off_worker, PgStore};
 use crate::store::{
     plan_id, IssuedDocument, PlanCounts, PlannedChange, PlannedPart, PlannedStore, StoreError,
 };
@@ -40,30 +40,32 @@ impl PlannedStore for PgStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<PlannedPart>, StoreError> {
-        // The columns hold microseconds (what PostgreSQL keeps, as the parameters are
-        // sent): the query is a superset of the overlap, which is then decided exactly on
-        // the parts' own times.
-        let rows = self.client()?.query(
-            "SELECT screen_id, from_at, body FROM planned_parts
-             WHERE ($1::text IS NULL OR screen_id = $1) AND from_at <= $3 AND to_at >= $2
-             ORDER BY screen_id, from_at",
-            &[&screen, &from, &to],
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (s, at): (String, DateTime<Utc>) = (row.get(0), row.get(1));
-            let part: PlannedPart = decode(
-                || format!("planned part {s} {}", at.to_rfc3339()),
-                row.get(2),
+        off_worker(|| {
+            // The columns hold microseconds (what PostgreSQL keeps, as the parameters are
+            // sent): the query is a superset of the overlap, which is then decided exactly on
+            // the parts' own times.
+            let rows = self.client()?.query(
+                "SELECT screen_id, from_at, body FROM planned_parts
+                 WHERE ($1::text IS NULL OR screen_id = $1) AND from_at <= $3 AND to_at >= $2
+                 ORDER BY screen_id, from_at",
+                &[&screen, &from, &to],
             )?;
-            if part.screen_id != s || micros(part.from) != micros(at) || part.from >= part.to {
-                return Err(damaged_part(&s));
+            let mut out = Vec::new();
+            for row in rows {
+                let (s, at): (String, DateTime<Utc>) = (row.get(0), row.get(1));
+                let part: PlannedPart = decode(
+                    || format!("planned part {s} {}", at.to_rfc3339()),
+                    row.get(2),
+                )?;
+                if part.screen_id != s || micros(part.from) != micros(at) || part.from >= part.to {
+                    return Err(damaged_part(&s));
+                }
+                if part.from < to && part.to > from {
+                    out.push(part);
+                }
             }
-            if part.from < to && part.to > from {
-                out.push(part);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn plan_counts(
@@ -72,31 +74,33 @@ impl PlannedStore for PgStore {
         from_hour: i64,
         to_hour: i64,
     ) -> Result<Option<PlanCounts>, StoreError> {
-        let Some(row) = self.client()?.query_opt(
-            "SELECT counts FROM planned_plans WHERE id = $1",
-            &[&to_column(plan)],
-        )?
-        else {
-            return Ok(None);
-        };
-        let bytes: Vec<u8> = row.get(0);
-        // A plan's id is the start of its bytes' SHA-256: damage cannot pass for counts.
-        if plan_id(&bytes) != plan {
-            return Err(StoreError::Corrupt {
-                what: format!("planned counts {plan:016x}"),
-                problem: "its bytes do not match its id".into(),
-            });
-        }
-        let mut counts: PlanCounts =
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                what: format!("planned counts {plan:016x}"),
-                problem: e.to_string(),
-            })?;
-        counts.check(plan)?;
-        counts
-            .entries
-            .retain(|e| (from_hour..to_hour).contains(&e.hour()));
-        Ok(Some(counts))
+        off_worker(|| {
+            let Some(row) = self.client()?.query_opt(
+                "SELECT counts FROM planned_plans WHERE id = $1",
+                &[&to_column(plan)],
+            )?
+            else {
+                return Ok(None);
+            };
+            let bytes: Vec<u8> = row.get(0);
+            // A plan's id is the start of its bytes' SHA-256: damage cannot pass for counts.
+            if plan_id(&bytes) != plan {
+                return Err(StoreError::Corrupt {
+                    what: format!("planned counts {plan:016x}"),
+                    problem: "its bytes do not match its id".into(),
+                });
+            }
+            let mut counts: PlanCounts =
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    what: format!("planned counts {plan:016x}"),
+                    problem: e.to_string(),
+                })?;
+            counts.check(plan)?;
+            counts
+                .entries
+                .retain(|e| (from_hour..to_hour).contains(&e.hour()));
+            Ok(Some(counts))
+        })
     }
 
     /// Plans are added once (an id already stored is the same counts); parts removed,
@@ -107,66 +111,68 @@ impl PlannedStore for PgStore {
         docs: &[IssuedDocument],
         change: &PlannedChange,
     ) -> Result<(), StoreError> {
-        let mut plans: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
-        for (id, counts) in &change.plans {
-            let bytes = serde_json::to_vec(counts).unwrap_or_default();
-            if plan_id(&bytes) != *id {
-                return Err(StoreError::Corrupt {
-                    what: format!("new planned counts {id:016x}"),
-                    problem: "the id is not that of the counts".into(),
-                });
+        off_worker(|| {
+            let mut plans: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
+            for (id, counts) in &change.plans {
+                let bytes = serde_json::to_vec(counts).unwrap_or_default();
+                if plan_id(&bytes) != *id {
+                    return Err(StoreError::Corrupt {
+                        what: format!("new planned counts {id:016x}"),
+                        problem: "the id is not that of the counts".into(),
+                    });
+                }
+                plans.insert(to_column(*id), bytes);
             }
-            plans.insert(to_column(*id), bytes);
-        }
-        let mut parts: BTreeMap<(&str, i64), &PlannedPart> = BTreeMap::new();
-        for p in change.parts.iter().filter(|p| p.from < p.to) {
-            parts.insert((p.screen_id.as_str(), micros(p.from)), p);
-        }
+            let mut parts: BTreeMap<(&str, i64), &PlannedPart> = BTreeMap::new();
+            for p in change.parts.iter().filter(|p| p.from < p.to) {
+                parts.insert((p.screen_id.as_str(), micros(p.from)), p);
+            }
 
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        write_issued(&mut tx, docs)?;
-        let plans: Vec<(i64, Vec<u8>)> = plans.into_iter().collect();
-        for batch in plans.chunks(BATCH) {
-            let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-            let counts: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_slice()).collect();
-            tx.execute(
-                "INSERT INTO planned_plans (id, counts)
-                 SELECT * FROM unnest($1::bigint[], $2::bytea[])
-                 ON CONFLICT (id) DO NOTHING",
-                &[&ids, &counts],
-            )?;
-        }
-        for batch in change.remove.chunks(BATCH) {
-            let screens: Vec<&str> = batch.iter().map(|(s, _)| s.as_str()).collect();
-            let froms: Vec<DateTime<Utc>> = batch.iter().map(|(_, f)| *f).collect();
-            tx.execute(
-                "DELETE FROM planned_parts p
-                 USING unnest($1::text[], $2::timestamptz[]) AS gone (screen_id, from_at)
-                 WHERE p.screen_id = gone.screen_id AND p.from_at = gone.from_at",
-                &[&screens, &froms],
-            )?;
-        }
-        let parts: Vec<&PlannedPart> = parts.into_values().collect();
-        for batch in parts.chunks(BATCH) {
-            let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for p in batch {
-                columns.0.push(p.screen_id.as_str());
-                columns.1.push(p.from);
-                columns.2.push(p.to);
-                columns.3.push(encode(p));
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            write_issued(&mut tx, docs)?;
+            let plans: Vec<(i64, Vec<u8>)> = plans.into_iter().collect();
+            for batch in plans.chunks(BATCH) {
+                let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+                let counts: Vec<&[u8]> = batch.iter().map(|(_, b)| b.as_slice()).collect();
+                tx.execute(
+                    "INSERT INTO planned_plans (id, counts)
+                     SELECT * FROM unnest($1::bigint[], $2::bytea[])
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&ids, &counts],
+                )?;
             }
-            tx.execute(
-                "INSERT INTO planned_parts (screen_id, from_at, to_at, body)
-                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
-                                      $4::jsonb[])
-                 ON CONFLICT (screen_id, from_at) DO UPDATE
-                 SET to_at = EXCLUDED.to_at, body = EXCLUDED.body",
-                &[&columns.0, &columns.1, &columns.2, &columns.3],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
+            for batch in change.remove.chunks(BATCH) {
+                let screens: Vec<&str> = batch.iter().map(|(s, _)| s.as_str()).collect();
+                let froms: Vec<DateTime<Utc>> = batch.iter().map(|(_, f)| *f).collect();
+                tx.execute(
+                    "DELETE FROM planned_parts p
+                     USING unnest($1::text[], $2::timestamptz[]) AS gone (screen_id, from_at)
+                     WHERE p.screen_id = gone.screen_id AND p.from_at = gone.from_at",
+                    &[&screens, &froms],
+                )?;
+            }
+            let parts: Vec<&PlannedPart> = parts.into_values().collect();
+            for batch in parts.chunks(BATCH) {
+                let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for p in batch {
+                    columns.0.push(p.screen_id.as_str());
+                    columns.1.push(p.from);
+                    columns.2.push(p.to);
+                    columns.3.push(encode(p));
+                }
+                tx.execute(
+                    "INSERT INTO planned_parts (screen_id, from_at, to_at, body)
+                     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[],
+                                          $4::jsonb[])
+                     ON CONFLICT (screen_id, from_at) DO UPDATE
+                     SET to_at = EXCLUDED.to_at, body = EXCLUDED.body",
+                    &[&columns.0, &columns.1, &columns.2, &columns.3],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::catalogue::{append_revision, lock_head};
+use super::off_worker;
 use super::{decode, encode, is_unique_violation, PgStore};
 use crate::store::{
     ChangeRecord, EntityKind, Revision, Session, SessionStore, StoreError, User, UserStore,
@@ -24,67 +25,75 @@ fn user_of(name: &str, body: serde_json::Value) -> Result<User, StoreError> {
 
 impl UserStore for PgStore {
     fn users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = self
-            .client()?
-            .query("SELECT name, body FROM users ORDER BY name", &[])?;
-        rows.into_iter()
-            .map(|row| user_of(row.get(0), row.get(1)))
-            .collect()
+        off_worker(|| {
+            let rows = self
+                .client()?
+                .query("SELECT name, body FROM users ORDER BY name", &[])?;
+            rows.into_iter()
+                .map(|row| user_of(row.get(0), row.get(1)))
+                .collect()
+        })
     }
 
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        self.client()?
-            .query_opt("SELECT name, body FROM users WHERE name = $1", &[&name])?
-            .map(|row| user_of(row.get(0), row.get(1)))
-            .transpose()
+        off_worker(|| {
+            self.client()?
+                .query_opt("SELECT name, body FROM users WHERE name = $1", &[&name])?
+                .map(|row| user_of(row.get(0), row.get(1)))
+                .transpose()
+        })
     }
 
     fn user_by_token(&self, token_sha256: &str) -> Result<Option<User>, StoreError> {
-        self.client()?
-            .query_opt(
-                "SELECT name, body FROM users WHERE token_sha256 = $1",
-                &[&token_sha256],
-            )?
-            .map(|row| user_of(row.get(0), row.get(1)))
-            .transpose()
+        off_worker(|| {
+            self.client()?
+                .query_opt(
+                    "SELECT name, body FROM users WHERE token_sha256 = $1",
+                    &[&token_sha256],
+                )?
+                .map(|row| user_of(row.get(0), row.get(1)))
+                .transpose()
+        })
     }
 
     fn add_user(&self, user: &User, author: &str) -> Result<Revision, StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let (_, last) = lock_head(&mut tx)?;
-        let taken = tx.query_opt(
-            "SELECT name FROM users WHERE name = $1 OR token_sha256 = $2",
-            &[&user.name, &user.token_sha256],
-        )?;
-        if let Some(row) = taken {
-            let name: String = row.get(0);
-            return Err(StoreError::Exists {
-                entity: if name == user.name {
-                    "user"
-                } else {
-                    "user with this token"
-                },
-                id: user.name.clone(),
-            });
-        }
-        let inserted = tx.execute(
-            "INSERT INTO users (name, token_sha256, body) VALUES ($1, $2, $3)",
-            &[&user.name, &user.token_sha256, &encode(user)],
-        );
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
+        off_worker(|| {
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            let (_, last) = lock_head(&mut tx)?;
+            let taken = tx.query_opt(
+                "SELECT name FROM users WHERE name = $1 OR token_sha256 = $2",
+                &[&user.name, &user.token_sha256],
+            )?;
+            if let Some(row) = taken {
+                let name: String = row.get(0);
                 return Err(StoreError::Exists {
-                    entity: "user",
+                    entity: if name == user.name {
+                        "user"
+                    } else {
+                        "user with this token"
+                    },
                     id: user.name.clone(),
-                })
+                });
             }
-            other => other?,
-        };
-        let revision = crate::store::user_added_revision(last + 1, author, user);
-        append_revision(&mut tx, &revision)?;
-        tx.commit()?;
-        Ok(revision)
+            let inserted = tx.execute(
+                "INSERT INTO users (name, token_sha256, body) VALUES ($1, $2, $3)",
+                &[&user.name, &user.token_sha256, &encode(user)],
+            );
+            match inserted {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Exists {
+                        entity: "user",
+                        id: user.name.clone(),
+                    })
+                }
+                other => other?,
+            };
+            let revision = crate::store::user_added_revision(last + 1, author, user);
+            append_revision(&mut tx, &revision)?;
+            tx.commit()?;
+            Ok(revision)
+        })
     }
 
     fn set_password(
@@ -94,84 +103,94 @@ impl UserStore for PgStore {
         author: &str,
         at: DateTime<Utc>,
     ) -> Result<Revision, StoreError> {
-        let mut client = self.client()?;
-        let mut tx = client.transaction()?;
-        let (_, last) = lock_head(&mut tx)?;
-        let Some(row) = tx.query_opt(
-            "SELECT name, body FROM users WHERE name = $1 FOR UPDATE",
-            &[&name],
-        )?
-        else {
-            return Err(StoreError::NotFound {
-                entity: "user",
-                id: name.to_owned(),
-            });
-        };
-        let mut user = user_of(row.get(0), row.get(1))?;
-        user.password_phc = Some(password_phc.to_owned());
-        tx.execute(
-            "UPDATE users SET body = $2 WHERE name = $1",
-            &[&name, &encode(&user)],
-        )?;
-        tx.execute("DELETE FROM sessions WHERE user_name = $1", &[&name])?;
-        let revision = Revision {
-            number: last + 1,
-            author: author.to_owned(),
-            at,
-            comment: format!("password of user {name} set"),
-            changes: vec![ChangeRecord {
-                entity: EntityKind::User,
-                id: name.to_owned(),
-                before: None,
-                after: Some(user.public()),
-            }],
-            event: None,
-        };
-        append_revision(&mut tx, &revision)?;
-        tx.commit()?;
-        Ok(revision)
+        off_worker(|| {
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            let (_, last) = lock_head(&mut tx)?;
+            let Some(row) = tx.query_opt(
+                "SELECT name, body FROM users WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )?
+            else {
+                return Err(StoreError::NotFound {
+                    entity: "user",
+                    id: name.to_owned(),
+                });
+            };
+            let mut user = user_of(row.get(0), row.get(1))?;
+            user.password_phc = Some(password_phc.to_owned());
+            tx.execute(
+                "UPDATE users SET body = $2 WHERE name = $1",
+                &[&name, &encode(&user)],
+            )?;
+            tx.execute("DELETE FROM sessions WHERE user_name = $1", &[&name])?;
+            let revision = Revision {
+                number: last + 1,
+                author: author.to_owned(),
+                at,
+                comment: format!("password of user {name} set"),
+                changes: vec![ChangeRecord {
+                    entity: EntityKind::User,
+                    id: name.to_owned(),
+                    before: None,
+                    after: Some(user.public()),
+                }],
+                event: None,
+            };
+            append_revision(&mut tx, &revision)?;
+            tx.commit()?;
+            Ok(revision)
+        })
     }
 }
 
 impl SessionStore for PgStore {
     fn put_session(&self, id_sha256: &str, session: &Session) -> Result<(), StoreError> {
-        self.client()?.execute(
-            "INSERT INTO sessions (id_sha256, user_name, last_seen, body) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id_sha256) DO UPDATE
-             SET user_name = EXCLUDED.user_name, last_seen = EXCLUDED.last_seen,
-                 body = EXCLUDED.body",
-            &[
-                &id_sha256,
-                &session.user,
-                &session.last_seen,
-                &encode(session),
-            ],
-        )?;
-        Ok(())
+        off_worker(|| {
+            self.client()?.execute(
+                "INSERT INTO sessions (id_sha256, user_name, last_seen, body) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id_sha256) DO UPDATE
+                 SET user_name = EXCLUDED.user_name, last_seen = EXCLUDED.last_seen,
+                     body = EXCLUDED.body",
+                &[
+                    &id_sha256,
+                    &session.user,
+                    &session.last_seen,
+                    &encode(session),
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     fn session(&self, id_sha256: &str) -> Result<Option<Session>, StoreError> {
-        self.client()?
-            .query_opt(
-                "SELECT body FROM sessions WHERE id_sha256 = $1",
-                &[&id_sha256],
-            )?
-            .map(|row| decode(|| "a session".to_owned(), row.get(0)))
-            .transpose()
+        off_worker(|| {
+            self.client()?
+                .query_opt(
+                    "SELECT body FROM sessions WHERE id_sha256 = $1",
+                    &[&id_sha256],
+                )?
+                .map(|row| decode(|| "a session".to_owned(), row.get(0)))
+                .transpose()
+        })
     }
 
     fn delete_session(&self, id_sha256: &str) -> Result<(), StoreError> {
-        self.client()?
-            .execute("DELETE FROM sessions WHERE id_sha256 = $1", &[&id_sha256])?;
-        Ok(())
+        off_worker(|| {
+            self.client()?
+                .execute("DELETE FROM sessions WHERE id_sha256 = $1", &[&id_sha256])?;
+            Ok(())
+        })
     }
 
     /// Compares `last_seen` in PostgreSQL, which keeps microseconds: a session seen less
     /// than a microsecond before `idle_before` may be kept until the next purge.
     fn purge_sessions(&self, idle_before: DateTime<Utc>) -> Result<usize, StoreError> {
-        let n = self
-            .client()?
-            .execute("DELETE FROM sessions WHERE last_seen < $1", &[&idle_before])?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        off_worker(|| {
+            let n = self
+                .client()?
+                .execute("DELETE FROM sessions WHERE last_seen < $1", &[&idle_before])?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
     }
 }
