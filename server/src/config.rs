@@ -676,7 +676,10 @@ mod tests {
         let store = c.store.as_ref().unwrap();
         assert_eq!(store.expose(), "postgres://signage:hunter2@db:5432/signage");
         let shown = format!("{c:?}");
-        assert!(shown.contains("postgres://signage@db:5432/signage"), "{shown}");
+        assert!(
+            shown.contains("postgres://signage@db:5432/signage"),
+            "{shown}"
+        );
         assert!(!shown.contains("hunter2"), "{shown}");
         // A bad value is named with its variable.
         let bad = |name: &'static str, value: &'static str| {

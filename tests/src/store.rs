@@ -54,11 +54,14 @@ impl TestStore {
         let name = format!(
             "signage_e2e_{}_{}",
             std::process::id(),
-            random.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            random
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         );
         let server = pg_server();
-        admin(&server)
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+        // (On a thread of its own: async tests make their store too.)
+        off_runtime(|| admin(&server).batch_execute(&format!("CREATE DATABASE {name}")))
             .expect("create the test's database");
         TestStore {
             db: Some(Database { server, name }),
@@ -82,7 +85,9 @@ impl TestStore {
 
     /// Opens the store with `data` as its data directory.
     pub fn open(&self, data: &Path, mode: OpenMode) -> SharedStore {
-        server::store::open_in(data, self.url().as_deref(), mode).expect("open the test's store")
+        let url = self.url();
+        off_runtime(|| server::store::open_in(data, url.as_deref(), mode))
+            .expect("open the test's store")
     }
 }
 
@@ -95,8 +100,10 @@ impl Default for TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         let Some(db) = &self.db else { return };
-        let dropped = admin(&db.server)
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        let dropped = off_runtime(|| {
+            admin(&db.server)
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
+        });
         if let Err(e) = dropped {
             eprintln!("test database {} left behind: {e}", db.name);
         }

@@ -4,9 +4,9 @@
 //! media files). Then a good upload and campaign go through and reach the schedules of
 //! the screens they target, and only those.
 
-use tests::store::off_runtime;
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
+use tests::store::off_runtime;
 
 use tests::TestEnv;
 
@@ -77,7 +77,12 @@ async fn bad_input_is_a_json_4xx_naming_the_field_and_changes_nothing() {
     tests::agent_proc::wait_for(
         "the server's first schedule publication",
         std::time::Duration::from_secs(30),
-        || off_runtime(|| env.store.published()).expect("published").len() == screens,
+        || {
+            off_runtime(|| env.store.published())
+                .expect("published")
+                .len()
+                == screens
+        },
         String::new,
     )
     .await;

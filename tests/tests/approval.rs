@@ -15,10 +15,10 @@
 //! - with `emergency_confirm = "two-person"`, an emergency is announced only once a second
 //!   operator confirms it.
 
-use tests::store::off_runtime;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use reqwest::multipart::{Form, Part};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};

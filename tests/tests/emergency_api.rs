@@ -4,8 +4,8 @@
 //! versions) exactly as it was; a good start and end change it; the `signage emergency`
 //! CLI prints what happened and exits non-zero with the server's message.
 
-use tests::store::off_runtime;
 use serde_json::{json, Value};
+use tests::store::off_runtime;
 use tests::TestEnv;
 
 const SCREEN: &str = "bj-metro-xidan-s1";
@@ -20,7 +20,9 @@ fn snapshot(env: &TestEnv) -> String {
         .collect();
     format!(
         "{:?}\n{:?}\n{:?}",
-        off_runtime(|| env.store.snapshot()).expect("snapshot").emergencies,
+        off_runtime(|| env.store.snapshot())
+            .expect("snapshot")
+            .emergencies,
         env.catalogue().campaigns,
         published
     )
@@ -49,7 +51,12 @@ async fn bad_input_is_refused_and_changes_nothing() {
     tests::agent_proc::wait_for(
         "the server's first schedule publication",
         std::time::Duration::from_secs(30),
-        || off_runtime(|| env.store.published()).expect("published").len() == screens,
+        || {
+            off_runtime(|| env.store.published())
+                .expect("published")
+                .len()
+                == screens
+        },
         String::new,
     )
     .await;

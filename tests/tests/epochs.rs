@@ -8,9 +8,9 @@
 //! every epoch and the key rotations; a provision whose `--out` cannot be written leaves the
 //! current key as it was.
 
-use tests::store::off_runtime;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::PlayRecord;

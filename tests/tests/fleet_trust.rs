@@ -7,8 +7,8 @@
 //! older signed schedule published retained are replaced within 10 s and a fresh agent
 //! applies the current version; a 10 MB message leaves the server connected and ingesting.
 
-use tests::store::off_runtime;
 use std::time::{Duration, Instant};
+use tests::store::off_runtime;
 
 use agent::config::AgentConfig;
 use playlists::wire::{Keypair, Status, Topics, STATUS_KIND};

@@ -11,10 +11,10 @@
 //! - the auditor reads reports and the audit through `signage ... --server` while agents
 //!   play, and the delivered counts are the ledger's.
 
-use tests::store::off_runtime;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::multipart::{Form, Part};

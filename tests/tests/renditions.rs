@@ -12,8 +12,8 @@
 //!   command names it), never downloading the original;
 //! - an original that cannot be rendered is published as it is.
 
-use tests::store::off_runtime;
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use chrono::{DateTime, Utc};
 use reqwest::multipart::{Form, Part};

@@ -16,7 +16,9 @@ pub fn open_url(
     mode: OpenMode,
 ) -> Result<SharedStore, StoreError> {
     if postgres::is_url(location) {
-        return Ok(Arc::new(postgres::PgStore::open(location, local_dir, mode)?));
+        return Ok(Arc::new(postgres::PgStore::open(
+            location, local_dir, mode,
+        )?));
     }
     open(Path::new(location), mode)
 }

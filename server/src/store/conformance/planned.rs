@@ -54,7 +54,10 @@ fn screens(ps: &dyn PlannedStore, a: i64, b: i64) -> Vec<String> {
 
 pub(crate) fn planned_counts_kept_with_their_documents(s: &impl Backend) {
     let ps = s.planned_store().expect("the backend keeps planned counts");
-    assert!(ps.planned_parts(None, at(0), at(86_400)).unwrap().is_empty());
+    assert!(ps
+        .planned_parts(None, at(0), at(86_400))
+        .unwrap()
+        .is_empty());
     assert_eq!(ps.plan_counts(1, 0, i64::MAX).unwrap(), None);
 
     let (id, plan) = counts(7);
@@ -69,7 +72,11 @@ pub(crate) fn planned_counts_kept_with_their_documents(s: &impl Backend) {
         plans: vec![(id, plan.clone())],
     };
     ps.record_issued_planned(&[doc("s1")], &change).unwrap();
-    assert_eq!(s.published().unwrap().len(), 1, "the documents are kept too");
+    assert_eq!(
+        s.published().unwrap().len(),
+        1,
+        "the documents are kept too"
+    );
     assert_eq!(s.issued("s1").unwrap(), vec![doc("s1")]);
 
     // Overlap is decided on the parts' exact times (nanoseconds included).
@@ -90,7 +97,10 @@ pub(crate) fn planned_counts_kept_with_their_documents(s: &impl Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(got.entries, vec![PlanEntry(1_703_034_000, 0, 1, 7)]);
-    assert_eq!((got.campaigns, got.creatives), (plan.campaigns.clone(), plan.creatives.clone()));
+    assert_eq!(
+        (got.campaigns, got.creatives),
+        (plan.campaigns.clone(), plan.creatives.clone())
+    );
     assert_eq!(ps.plan_counts(id, 0, i64::MAX).unwrap(), Some(plan.clone()));
     assert_eq!(ps.plan_counts(id ^ 1, 0, i64::MAX).unwrap(), None);
 
@@ -108,7 +118,10 @@ pub(crate) fn planned_counts_kept_with_their_documents(s: &impl Backend) {
         vec![part("s1", 0, 1_800, other)]
     );
     assert_eq!(ps.plan_counts(id, 0, i64::MAX).unwrap(), Some(plan.clone()));
-    assert_eq!(ps.plan_counts(other, 0, i64::MAX).unwrap(), Some(other_plan));
+    assert_eq!(
+        ps.plan_counts(other, 0, i64::MAX).unwrap(),
+        Some(other_plan)
+    );
 
     // A plan filed under another's id is refused, and the documents with it.
     let wrong = PlannedChange {

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::{decode, encode, read_snapshot, to_i64, to_u64, PgStore};
 use crate::store::{
-    BrokerLoginStore, DocumentStore, IssuedDocument, KeyStore, PlannedStore, Published, ScreenEntity,
-    ScreenKey, StoreError,
+    BrokerLoginStore, DocumentStore, IssuedDocument, KeyStore, PlannedStore, Published,
+    ScreenEntity, ScreenKey, StoreError,
 };
 
 /// Rows written by one statement.

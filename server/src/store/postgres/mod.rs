@@ -170,7 +170,6 @@ impl PgStore {
         &self.shown
     }
 
-
     /// A connection from the pool.
     fn client(&self) -> Result<PooledConnection<Manager>, StoreError> {
         let Some(pool) = &self.conns.pool else {
