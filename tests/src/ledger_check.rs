@@ -11,120 +11,132 @@ use server::store::{Dimension, LedgerStore, Query, Store};
 
 /// Every record of `screen` in the ledger, by seq.
 pub fn screen_plays(ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
-    let q = Query {
-        from: None,
-        to: None,
-        dimension: Dimension::Screen,
-        venue: None,
-        screen: Some(screen.to_owned()),
-    };
-    let mut records = Vec::new();
-    ledger
-        .plays(&q, &mut |r| {
-            records.push(r.clone());
-            Ok(())
-        })
-        .expect("ledger plays");
-    records.sort_by_key(|r| r.seq);
-    records
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| {
+        let q = Query {
+            from: None,
+            to: None,
+            dimension: Dimension::Screen,
+            venue: None,
+            screen: Some(screen.to_owned()),
+        };
+        let mut records = Vec::new();
+        ledger
+            .plays(&q, &mut |r| {
+                records.push(r.clone());
+                Ok(())
+            })
+            .expect("ledger plays");
+        records.sort_by_key(|r| r.seq);
+        records
+    })
 }
 
 /// Every record of `screen` in the ledger, by seq, after checking them as the module says.
 pub fn checked_plays(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
-    let records = screen_plays(ledger, screen);
-    assert!(!records.is_empty(), "no plays of {screen} in the ledger");
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| {
+        let records = screen_plays(ledger, screen);
+        assert!(!records.is_empty(), "no plays of {screen} in the ledger");
 
-    // Seqs 1..=N, no gap, no repeat.
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(r.seq, i as u64 + 1, "seq gap or repeat at {r:?}");
-        assert_eq!(r.screen_id, screen);
-    }
-    // No slot played twice, and slots only move forward.
-    let mut slots = BTreeSet::new();
-    for w in records.windows(2) {
-        assert!(
-            w[0].slot_start < w[1].slot_start,
-            "slot {} (seq {}) not after slot {} (seq {})",
-            w[1].slot_start,
-            w[1].seq,
-            w[0].slot_start,
-            w[0].seq
-        );
-    }
-    for r in &records {
-        assert!(
-            slots.insert(r.slot_start),
-            "slot {} played twice",
-            r.slot_start
-        );
-        assert!(
-            matches!(r.status, PlayStatus::Complete | PlayStatus::Partial),
-            "play {} is {:?}",
-            r.seq,
-            r.status
-        );
-        assert!(r.clock_synced, "play {} without a synced clock", r.seq);
-    }
+        // Seqs 1..=N, no gap, no repeat.
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.seq, i as u64 + 1, "seq gap or repeat at {r:?}");
+            assert_eq!(r.screen_id, screen);
+        }
+        // No slot played twice, and slots only move forward.
+        let mut slots = BTreeSet::new();
+        for w in records.windows(2) {
+            assert!(
+                w[0].slot_start < w[1].slot_start,
+                "slot {} (seq {}) not after slot {} (seq {})",
+                w[1].slot_start,
+                w[1].seq,
+                w[0].slot_start,
+                w[0].seq
+            );
+        }
+        for r in &records {
+            assert!(
+                slots.insert(r.slot_start),
+                "slot {} played twice",
+                r.slot_start
+            );
+            assert!(
+                matches!(r.status, PlayStatus::Complete | PlayStatus::Partial),
+                "play {} is {:?}",
+                r.seq,
+                r.status
+            );
+            assert!(r.clock_synced, "play {} without a synced clock", r.seq);
+        }
 
-    check_plan(store, screen, &records);
+        check_plan(store, screen, &records);
 
-    // The audit re-verifies signatures, the chain and every record.
-    let keys = server::store::key_rings(store).expect("screen keys");
-    let key_of = |s: &str| keys.get(s).cloned().unwrap_or_default();
-    let audit = ledger.audit(&key_of).expect("audit");
-    assert!(
-        audit.problems.is_empty(),
-        "audit problems: {:?}",
-        audit.problems
-    );
-    assert_eq!(audit.records, records.len() as u64);
-    records
+        // The audit re-verifies signatures, the chain and every record.
+        let keys = server::store::key_rings(store).expect("screen keys");
+        let key_of = |s: &str| keys.get(s).cloned().unwrap_or_default();
+        let audit = ledger.audit(&key_of).expect("audit");
+        assert!(
+            audit.problems.is_empty(),
+            "audit problems: {:?}",
+            audit.problems
+        );
+        assert_eq!(audit.records, records.len() as u64);
+        records
+    })
 }
 
 /// Each of `records` (of `screen`, by slot) is on the slot grid and is the planner's play
 /// for its slot.
 pub fn check_plan(store: &dyn Store, screen: &str, records: &[PlayRecord]) {
-    let catalogue =
-        server::catalogue::build(&store.snapshot().expect("snapshot")).expect("catalogue");
-    let schedule = catalogue
-        .schedule_for(&ScreenId::parse(screen).expect("screen id"))
-        .expect("screen schedule");
-    let planner = Planner::new(&schedule);
-    let first = records.first().expect("records").slot_start;
-    let last = records.last().expect("records").slot_start;
-    let plan: BTreeMap<i64, playlists::Play> = planner
-        .plan_range(first, last + chrono::Duration::seconds(1))
-        .into_iter()
-        .map(|p| (p.slot, p))
-        .collect();
-    for r in records {
-        let slot = planner.slot_at(r.slot_start);
-        assert_eq!(
-            planner.slot_start(slot),
-            r.slot_start,
-            "play {} off the slot grid",
-            r.seq
-        );
-        let p = plan.get(&slot).unwrap_or_else(|| {
-            panic!("play {} in slot {} that plans nothing", r.seq, r.slot_start)
-        });
-        let campaign = schedule.campaigns[p.campaign].id.to_string();
-        let creative = schedule.creatives[p.creative].id.to_string();
-        assert_eq!(
-            (r.campaign_id.as_str(), r.creative_id.as_str()),
-            (campaign.as_str(), creative.as_str()),
-            "play {} at {} differs from the plan",
-            r.seq,
-            r.slot_start
-        );
-    }
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| {
+        let catalogue =
+            server::catalogue::build(&store.snapshot().expect("snapshot")).expect("catalogue");
+        let schedule = catalogue
+            .schedule_for(&ScreenId::parse(screen).expect("screen id"))
+            .expect("screen schedule");
+        let planner = Planner::new(&schedule);
+        let first = records.first().expect("records").slot_start;
+        let last = records.last().expect("records").slot_start;
+        let plan: BTreeMap<i64, playlists::Play> = planner
+            .plan_range(first, last + chrono::Duration::seconds(1))
+            .into_iter()
+            .map(|p| (p.slot, p))
+            .collect();
+        for r in records {
+            let slot = planner.slot_at(r.slot_start);
+            assert_eq!(
+                planner.slot_start(slot),
+                r.slot_start,
+                "play {} off the slot grid",
+                r.seq
+            );
+            let p = plan.get(&slot).unwrap_or_else(|| {
+                panic!("play {} in slot {} that plans nothing", r.seq, r.slot_start)
+            });
+            let campaign = schedule.campaigns[p.campaign].id.to_string();
+            let creative = schedule.creatives[p.creative].id.to_string();
+            assert_eq!(
+                (r.campaign_id.as_str(), r.creative_id.as_str()),
+                (campaign.as_str(), creative.as_str()),
+                "play {} at {} differs from the plan",
+                r.seq,
+                r.slot_start
+            );
+        }
+    })
 }
 
 /// Records per stored batch of `screen` (batch_seq → count), read from the ledger's
 /// index of its latest epoch.
 pub fn records_per_batch(store: &dyn Store, screen: &str) -> BTreeMap<u64, u64> {
-    store
-        .ledger()
-        .batch_sizes(screen)
-        .expect("records per batch")
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| {
+        store
+            .ledger()
+            .batch_sizes(screen)
+            .expect("records per batch")
+    })
 }
