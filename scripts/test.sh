@@ -21,6 +21,16 @@ fi
 phase cargo deny check licenses bans sources
 phase cargo build --workspace --bins
 phase cargo test --workspace --no-fail-fast "$@"
+# The end-to-end tests that involve the server's store, again with the store in PostgreSQL
+# (SIGNAGE_TEST_STORE=postgres: each TestEnv and test store its own database on
+# 127.0.0.1:5432, dropped after it; tests/src/store.rs). Left out: the browser tests (ui_*,
+# dashboard, journey, xss, session), kiosk and install ones, and those whose server runs
+# on the simulator's own redb store (e2e, simulate) or that test redb itself (corruption,
+# store_cli, store_copy).
+phase env SIGNAGE_TEST_STORE=postgres cargo test -p tests --no-fail-fast \
+    --test import --test roles --test approval --test emergency_api --test api_bad_input \
+    --test live --test emergency --test epochs --test forged --test offline --test crash \
+    --test fleet_trust --test renditions
 # The API against its own OpenAPI document (Schemathesis on a live server).
 phase scripts/api-fuzz.sh
 # The .deb packages installed on this machine, their units run and a kiosk playing a minute.

@@ -11,22 +11,25 @@ use server::store::{Dimension, LedgerStore, Query, Store};
 
 /// Every record of `screen` in the ledger, by seq.
 pub fn screen_plays(ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
-    let q = Query {
-        from: None,
-        to: None,
-        dimension: Dimension::Screen,
-        venue: None,
-        screen: Some(screen.to_owned()),
-    };
-    let mut records = Vec::new();
-    ledger
-        .plays(&q, &mut |r| {
-            records.push(r.clone());
-            Ok(())
-        })
-        .expect("ledger plays");
-    records.sort_by_key(|r| r.seq);
-    records
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| {
+        let q = Query {
+            from: None,
+            to: None,
+            dimension: Dimension::Screen,
+            venue: None,
+            screen: Some(screen.to_owned()),
+        };
+        let mut records = Vec::new();
+        ledger
+            .plays(&q, &mut |r| {
+                records.push(r.clone());
+                Ok(())
+            })
+            .expect("ledger plays");
+        records.sort_by_key(|r| r.seq);
+        records
+    })
 }
 
 /// Every record of `screen` in the ledger, by seq, after checking them as the module says
@@ -47,7 +50,8 @@ pub fn checked_plays_on_documents(
 ) -> Vec<PlayRecord> {
     let records = checked_records(store, ledger, screen);
     let mut planners = BTreeMap::new();
-    for doc in store.issued(screen).expect("issued documents") {
+    let issued = crate::store::off_runtime(|| store.issued(screen).expect("issued documents"));
+    for doc in issued {
         let envelope: playlists::wire::signed::SignedEnvelope =
             serde_json::from_str(&doc.signed).expect("a signed envelope");
         let body: playlists::wire::ScheduleDoc =
@@ -100,6 +104,15 @@ pub fn checked_plays_on_documents(
 /// Every record of `screen` in the ledger, by seq: seqs, slots, statuses and the audit
 /// checked, not the plan.
 fn checked_records(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| checked_records_here(store, ledger, screen))
+}
+
+fn checked_records_here(
+    store: &dyn Store,
+    ledger: &dyn LedgerStore,
+    screen: &str,
+) -> Vec<PlayRecord> {
     let records = screen_plays(ledger, screen);
     assert!(!records.is_empty(), "no plays of {screen} in the ledger");
 
@@ -161,47 +174,53 @@ fn checked_records(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) ->
 /// Each of `records` (of `screen`, by slot) is on the slot grid and is the planner's play
 /// for its slot.
 pub fn check_plan(store: &dyn Store, screen: &str, records: &[PlayRecord]) {
-    let catalogue =
-        server::catalogue::build(&store.snapshot().expect("snapshot")).expect("catalogue");
-    let schedule = catalogue
-        .schedule_for(&ScreenId::parse(screen).expect("screen id"))
-        .expect("screen schedule");
-    let planner = Planner::new(&schedule);
-    let first = records.first().expect("records").slot_start;
-    let last = records.last().expect("records").slot_start;
-    let plan: BTreeMap<i64, playlists::Play> = planner
-        .plan_range(first, last + chrono::Duration::seconds(1))
-        .into_iter()
-        .map(|p| (p.slot, p))
-        .collect();
-    for r in records {
-        let slot = planner.slot_at(r.slot_start);
-        assert_eq!(
-            planner.slot_start(slot),
-            r.slot_start,
-            "play {} off the slot grid",
-            r.seq
-        );
-        let p = plan.get(&slot).unwrap_or_else(|| {
-            panic!("play {} in slot {} that plans nothing", r.seq, r.slot_start)
-        });
-        let campaign = schedule.campaigns[p.campaign].id.to_string();
-        let creative = schedule.creatives[p.creative].id.to_string();
-        assert_eq!(
-            (r.campaign_id.as_str(), r.creative_id.as_str()),
-            (campaign.as_str(), creative.as_str()),
-            "play {} at {} differs from the plan",
-            r.seq,
-            r.slot_start
-        );
-    }
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| {
+        let catalogue =
+            server::catalogue::build(&store.snapshot().expect("snapshot")).expect("catalogue");
+        let schedule = catalogue
+            .schedule_for(&ScreenId::parse(screen).expect("screen id"))
+            .expect("screen schedule");
+        let planner = Planner::new(&schedule);
+        let first = records.first().expect("records").slot_start;
+        let last = records.last().expect("records").slot_start;
+        let plan: BTreeMap<i64, playlists::Play> = planner
+            .plan_range(first, last + chrono::Duration::seconds(1))
+            .into_iter()
+            .map(|p| (p.slot, p))
+            .collect();
+        for r in records {
+            let slot = planner.slot_at(r.slot_start);
+            assert_eq!(
+                planner.slot_start(slot),
+                r.slot_start,
+                "play {} off the slot grid",
+                r.seq
+            );
+            let p = plan.get(&slot).unwrap_or_else(|| {
+                panic!("play {} in slot {} that plans nothing", r.seq, r.slot_start)
+            });
+            let campaign = schedule.campaigns[p.campaign].id.to_string();
+            let creative = schedule.creatives[p.creative].id.to_string();
+            assert_eq!(
+                (r.campaign_id.as_str(), r.creative_id.as_str()),
+                (campaign.as_str(), creative.as_str()),
+                "play {} at {} differs from the plan",
+                r.seq,
+                r.slot_start
+            );
+        }
+    })
 }
 
 /// Records per stored batch of `screen` (batch_seq → count), read from the ledger's
 /// index of its latest epoch.
 pub fn records_per_batch(store: &dyn Store, screen: &str) -> BTreeMap<u64, u64> {
-    store
-        .ledger()
-        .batch_sizes(screen)
-        .expect("records per batch")
+    // Off the runtime: async tests call these, and the store may block on its own.
+    crate::store::off_runtime(|| {
+        store
+            .ledger()
+            .batch_sizes(screen)
+            .expect("records per batch")
+    })
 }

@@ -65,8 +65,8 @@ impl TestStore {
                 .collect::<String>()
         );
         let server = pg_server();
-        admin(&server)
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+        // (On a thread of its own: async tests make their store too.)
+        off_runtime(|| admin(&server).batch_execute(&format!("CREATE DATABASE {name}")))
             .expect("create the test's database");
         TestStore {
             db: Some(Database { server, name }),
@@ -90,7 +90,9 @@ impl TestStore {
 
     /// Opens the store with `data` as its data directory.
     pub fn open(&self, data: &Path, mode: OpenMode) -> SharedStore {
-        server::store::open_in(data, self.url().as_deref(), mode).expect("open the test's store")
+        let url = self.url();
+        off_runtime(|| server::store::open_in(data, url.as_deref(), mode))
+            .expect("open the test's store")
     }
 }
 
@@ -103,11 +105,9 @@ impl Default for TestStore {
 impl Drop for TestStore {
     fn drop(&mut self) {
         let Some(db) = &self.db else { return };
-        // On a thread of its own: a test may drop its store on a runtime's thread.
         let dropped = off_runtime(|| {
-            let mut client =
-                postgres::Client::connect(&format!("{}/postgres", db.server), postgres::NoTls)?;
-            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
+            admin(&db.server)
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
         });
         if let Err(e) = dropped {
             eprintln!("test database {} left behind: {e}", db.name);

@@ -12,9 +12,7 @@ const SCREEN: &str = "bj-metro-xidan-s1";
 
 /// What a refused request must leave alone.
 fn snapshot(env: &TestEnv) -> String {
-    let published: std::collections::BTreeMap<_, _> = env
-        .store
-        .published()
+    let published: std::collections::BTreeMap<_, _> = off_runtime(|| env.store.published())
         .expect("published")
         .into_iter()
         .collect();

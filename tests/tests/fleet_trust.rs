@@ -369,7 +369,7 @@ async fn pop_is_acknowledged_after_the_flood(env: &TestEnv, port: u16, a: &Scree
             }
         }
     }
-    let counts = env.handle.shared.ledger.counts().expect("ledger counts");
+    let counts = off_runtime(|| env.handle.shared.ledger.counts()).expect("ledger counts");
     assert_eq!(
         counts.last_seq.get(a.id),
         Some(&1),

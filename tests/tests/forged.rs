@@ -95,11 +95,13 @@ async fn forged_and_replayed_schedules_are_ignored() {
             .unwrap();
         c["weight"] = 2.into();
     });
-    server::import::import(
-        &handle.shared.catalogue,
-        &changed,
-        &server::import::ImportOptions::admin(),
-    )
+    tests::store::off_runtime(|| {
+        server::import::import(
+            &handle.shared.catalogue,
+            &changed,
+            &server::import::ImportOptions::admin(),
+        )
+    })
     .unwrap();
     assert!(handle.publish_schedules(false).await.unwrap() > 0);
     wait_for("the agent to apply schedule version 2", || {

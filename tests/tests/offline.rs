@@ -7,6 +7,7 @@
 //! reaches the ledger in bounded batches: nothing lost, no gap, every play the planner's.
 
 use std::time::Duration;
+use tests::store::off_runtime;
 
 use chrono::{DateTime, Utc};
 use playlists::wire::pop::MAX_BATCH_RECORDS;
@@ -49,7 +50,13 @@ async fn seventy_two_hours_offline_lose_nothing() {
     args.extend(["--durability".into(), "relaxed".into()]);
     agent.spawn(&args);
     let ledger = &handle.shared.ledger;
-    let last_seq = || ledger.counts().unwrap().last_seq.get(SCREEN).copied();
+    let last_seq = || {
+        off_runtime(|| ledger.counts())
+            .unwrap()
+            .last_seq
+            .get(SCREEN)
+            .copied()
+    };
     wait_for(
         "the first acknowledged plays",
         Duration::from_secs(30),
@@ -62,10 +69,10 @@ async fn seventy_two_hours_offline_lose_nothing() {
     mosquitto.stop();
     let down = virtual_now();
     // Batches received before the stop may still be on their way into the ledger.
-    let mut before = ledger.counts().unwrap();
+    let mut before = off_runtime(|| ledger.counts()).unwrap();
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = ledger.counts().unwrap();
+        let now = off_runtime(|| ledger.counts()).unwrap();
         if now == before {
             break;
         }
@@ -79,7 +86,7 @@ async fn seventy_two_hours_offline_lose_nothing() {
     let up = virtual_now();
     assert!(up - down >= chrono::Duration::hours(OUTAGE_HOURS));
     assert_eq!(
-        ledger.counts().unwrap().last_seq,
+        off_runtime(|| ledger.counts()).unwrap().last_seq,
         before.last_seq,
         "records arrived while the broker was down"
     );

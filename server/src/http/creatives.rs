@@ -547,7 +547,10 @@ async fn retire_creative(
         },
     )
     .await?;
-    let snapshot = shared.store.snapshot()?;
+    let snapshot = {
+        let s = shared.clone();
+        super::blocking(move || Ok(s.store.snapshot()?)).await?
+    };
     snapshot
         .creatives
         .get(&id)

@@ -115,7 +115,13 @@ impl FromRequestParts<Arc<Shared>> for Caller {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         if bearer.is_some() || session::cookie_value(&parts.headers).is_none() {
-            return Ok(Caller(crate::auth::authenticate(&*shared.store, bearer)?));
+            // Off the runtime, as every store call.
+            let (s, bearer) = (shared.clone(), bearer.map(str::to_owned));
+            let user = super::blocking(move || {
+                Ok(crate::auth::authenticate(&*s.store, bearer.as_deref())?)
+            })
+            .await?;
+            return Ok(Caller(user));
         }
         let (user, s, _) = session::from_cookie(shared, &parts.headers).await?;
         if !matches!(parts.method, Method::GET | Method::HEAD) {

@@ -228,7 +228,10 @@ async fn put_screen_entity(
     })
     .await?;
     let _ = applied;
-    let snapshot = shared.store.snapshot()?;
+    let snapshot = {
+        let s = shared.clone();
+        super::blocking(move || Ok(s.store.snapshot()?)).await?
+    };
     snapshot
         .screens
         .get(&id)
@@ -265,7 +268,10 @@ async fn decommission_screen(
         },
     )
     .await?;
-    let snapshot = shared.store.snapshot()?;
+    let snapshot = {
+        let s = shared.clone();
+        super::blocking(move || Ok(s.store.snapshot()?)).await?
+    };
     snapshot
         .screens
         .get(&id)
