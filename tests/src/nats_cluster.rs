@@ -1,8 +1,8 @@
 //! A three-node (or N-node) NATS cluster on loopback for the tests: `nats-server`
 //! processes (Debian's `/usr/sbin/nats-server`), each with its `server_name`, JetStream in
 //! its own store directory, cluster routes to the others, an MQTT listener (which needs
-//! JetStream; with three nodes its session and retained-message streams are replicated
-//! three ways) and the HTTP monitoring port this harness reads to know the cluster is
+//! JetStream; with three nodes its session, message and retained-message streams and its
+//! consumers are set to three replicas, so they survive a node) and the HTTP monitoring port this harness reads to know the cluster is
 //! formed. A node can be killed (SIGKILL, as a crash) and restarted on the same ports and
 //! store.
 //!
@@ -159,12 +159,20 @@ impl NatsCluster {
                  max_payload: 4194304\n\
                  jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 256MB\n  max_file_store: 1GB\n}}\n\
                  {cluster}\
-                 mqtt {{\n  listen: 127.0.0.1:{mqtt}\n}}\n",
+                 mqtt {{\n  listen: 127.0.0.1:{mqtt}\n{replicas}}}\n",
                 name = node.name,
                 client = node.client_port,
                 monitor = node.monitor_port,
                 store = store.display(),
                 mqtt = node.mqtt_port,
+                // Set, not left to the node: it sizes them by the peers it sees when the
+                // first MQTT client connects (two, seen here), and R2 streams stall when a
+                // node dies.
+                replicas = if n >= 3 {
+                    "  stream_replicas: 3\n  consumer_replicas: 3\n"
+                } else {
+                    ""
+                },
             );
             std::fs::write(&node.conf, conf).expect("nats conf");
         }
