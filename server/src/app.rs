@@ -4,7 +4,9 @@
 //! schedules and commands are sent), the ingest and status workers, the healer (resends a
 //! screen's current schedule when the broker retains anything else), the hourly schedule
 //! refresh and the HTTP server, started from bound resources and stopped by a
-//! cancellation token. The connection logs in as the server (`broker_auth`).
+//! cancellation token. The connection logs in as the server (`broker_auth`). Proof of
+//! play comes from that connection or, with a NATS cluster, from a NATS queue group read
+//! by a task of its own (`pop_source`); acknowledgements go out over MQTT either way.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +112,9 @@ pub struct Options {
     /// Raw proof of play older than this many days is archived hourly, into this directory
     /// (`[ledger]`); `None` (the default): kept live.
     pub ledger_retention: Option<(u32, std::path::PathBuf)>,
+    /// Where proof of play is read from: the MQTT subscription (the default) or a NATS
+    /// queue group (`pop_source`).
+    pub ingest: crate::pop_source::PopSource,
 }
 
 impl Default for Options {
@@ -126,6 +131,7 @@ impl Default for Options {
             liveness: daemon::Liveness::default(),
             media: crate::ingest::MediaPolicy::default(),
             ledger_retention: None,
+            ingest: crate::pop_source::PopSource::default(),
         }
     }
 }
@@ -415,6 +421,19 @@ pub async fn start_with(
         statuses: status_tx,
     };
     tracker.spawn(crate::fleet::status_worker(shared.clone(), status_rx));
+    let mqtt_ingest = match options.ingest.clone() {
+        crate::pop_source::PopSource::Mqtt => true,
+        crate::pop_source::PopSource::Nats(nats) => {
+            let (queue, s) = (routes.ingest.clone(), shared.clone());
+            tracker.spawn(crate::pop_source::run_nats(
+                nats,
+                shared.topics.clone(),
+                move |screen, raw| crate::pop_source::offer(&queue, &s.ingest_queue, screen, raw),
+                shutdown.clone(),
+            ));
+            false
+        }
+    };
     tracker.spawn(healer(publisher.clone(), shutdown.clone()));
     if let Some((days, dir)) = options.ledger_retention.clone() {
         tracker.spawn(crate::retention::worker(
@@ -480,12 +499,9 @@ pub async fn start_with(
                         shared.broker_connected.store(true, Ordering::SeqCst);
                         backoff = Duration::from_millis(200);
                         let t = &shared.topics;
-                        let topics = [
-                            t.pop_all(target.shared_subscription),
-                            t.status_all(),
-                            t.schedule_all(),
-                        ];
-                        for topic in topics {
+                        let pops = mqtt_ingest.then(|| t.pop_all(target.shared_subscription));
+                        let topics = [t.status_all(), t.schedule_all()];
+                        for topic in pops.into_iter().chain(topics) {
                             if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
                                 tracing::error!(error = %e, "subscribing failed");
                             }
@@ -732,19 +748,7 @@ fn on_publish(shared: &Shared, routes: &Routes, topic: &str, payload: Vec<u8>) {
     };
     let screen = screen.to_owned();
     if topic.ends_with("/pop") {
-        // Never wait here: a full queue drops the batch, which the agent resends until
-        // it is acknowledged.
-        match routes.ingest.try_send(Incoming {
-            topic_screen: screen.clone(),
-            raw: payload,
-        }) {
-            Ok(()) => {
-                shared.ingest_queue.fetch_add(1, Ordering::SeqCst);
-            }
-            Err(e) => {
-                tracing::warn!(screen, error = %e, "ingest queue full; batch left for resend")
-            }
-        }
+        crate::pop_source::offer(&routes.ingest, &shared.ingest_queue, screen, payload);
     } else if topic.ends_with("/status") {
         if payload.len() > playlists::wire::MAX_SMALL_BYTES {
             tracing::warn!(screen, bytes = payload.len(), "oversized status dropped");

@@ -48,6 +48,10 @@ pub struct Config {
     /// the system's roots).
     #[serde(default)]
     pub mqtt_ca_file: Option<PathBuf>,
+    /// Proof of play from a NATS queue group instead of the MQTT subscription: a
+    /// comma-separated list of NATS server URLs (see [`Config::pop_source`]).
+    #[serde(default)]
+    pub nats_ingest: Option<String>,
     /// The kiosk video gate and loudness of uploads (`[media]`).
     pub media: MediaConfig,
     /// Proof-of-play retention (`[ledger]`).
@@ -309,7 +313,27 @@ impl Config {
             c.schedule_ttl_hours
         );
         c.media.policy()?;
+        c.pop_source()?;
         Ok(c)
+    }
+
+    /// Where proof of play is read from: a NATS queue group when `nats_ingest` names
+    /// servers (their MQTT listeners carry the agents; the topic prefix must map to a
+    /// NATS subject), else the MQTT subscription.
+    pub fn pop_source(&self) -> anyhow::Result<crate::pop_source::PopSource> {
+        let Some(list) = &self.nats_ingest else {
+            return Ok(crate::pop_source::PopSource::Mqtt);
+        };
+        let nats = crate::pop_source::NatsIngest::parse(list)
+            .map_err(|e| anyhow::anyhow!("nats_ingest: {e}"))?;
+        anyhow::ensure!(
+            self.mqtt_url.is_some(),
+            "nats_ingest needs mqtt_url (the MQTT listener of a node of that NATS cluster): \
+             the embedded broker's messages never reach NATS"
+        );
+        crate::pop_source::subject_filter(&self.topic_prefix)
+            .map_err(|e| anyhow::anyhow!("topic_prefix with nats_ingest: {e}"))?;
+        Ok(crate::pop_source::PopSource::Nats(nats))
     }
 }
 
@@ -398,6 +422,7 @@ fn doc(key: &str) -> &'static str {
         "tls" => "HTTPS on the HTTP address: \"off\", \"self-signed\" (generated into DATA_DIR/tls/), or a table {cert, key, ca} of PEM files.",
         "tls_names" => "More host names or addresses a generated certificate is valid for, e.g. [\"signage.example.org\"].",
         "mqtt_ca_file" => "A PEM file whose certificates alone are trusted for an mqtts:// broker (default: the system's roots).",
+        "nats_ingest" => "Proof of play from a NATS cluster instead of the MQTT subscription: comma-separated NATS URLs (nats://[user:password@]host:port), e.g. \"nats://h1:4222,nats://h2:4222\"; replicas split ingest in the queue group signage-ingest on the subjects the cluster's MQTT listeners map the pop topics to; acks, schedules and commands stay on MQTT (mqtt_url: one of the cluster's MQTT listeners).",
         "media" => "The kiosk video gate and loudness of uploads: gate_max_profile (\"baseline\", \"main\", \"high\"), gate_max_level (H.264 level times ten), gate_max_width, gate_max_height, gate_max_fps; loudness_target_lufs (EBU R128); loudness: \"normalise\" (a gain while transcoding), \"warn\" (stored with a warning) or \"refuse\" a video more than 1 LU off the target; flash: \"refuse\" (a video or an animated image flashing more than 3 times in any second, WCAG 2.3.1, is refused) or \"warn\" (stored with a warning for the approver).",
         _ => "",
     }
@@ -521,6 +546,42 @@ mod tests {
         std::fs::write(&f, "[media]\nflash = \"maybe\"\n").unwrap();
         let e = Config::load(Some(&f), None, None).unwrap_err().to_string();
         assert!(e.contains("media") && e.contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn nats_ingest_chooses_the_pop_source() {
+        use crate::pop_source::PopSource;
+        assert_eq!(Config::defaults().pop_source().unwrap(), PopSource::Mqtt);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load_from(Some(&f), &|_| None, Flags::default())
+        };
+        let e = load("nats_ingest = \"nats://h1:4222\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nats_ingest needs mqtt_url"), "{e}");
+        let c = load(
+            "nats_ingest = \"nats://h1:4222,nats://h2:4222\"\nmqtt_url = \"mqtt://h1:1883\"\n",
+        )
+        .unwrap();
+        match c.pop_source().unwrap() {
+            PopSource::Nats(n) => assert_eq!(n.hosts(), ["h1:4222", "h2:4222"]),
+            other => panic!("{other:?}"),
+        }
+        let e = load("nats_ingest = \"\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("nats_ingest") && e.contains("no NATS server"),
+            "{e}"
+        );
+        let e = load("nats_ingest = \"nats://h1:4222\"\nmqtt_url = \"mqtt://h1:1883\"\ntopic_prefix = \"/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("topic_prefix") && e.contains("empty level"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -208,6 +208,21 @@ fn take_statuses(shared: &Shared, keys: &mut Keys, batch: Vec<(String, Vec<u8>)>
         match keys.judge(shared, &screen, &raw, in_service.contains(screen.as_str())) {
             Ok(status) => {
                 shared.fleet_view.received(&screen, chrono::Utc::now());
+                // Still holding no schedule after its first status of a connection while
+                // one is published: the broker lost or never delivered the retained copy
+                // (seen on clustered NATS). Sending it again reaches the agent live.
+                let published = shared
+                    .schedule_hashes
+                    .lock()
+                    .is_ok_and(|h| h.contains_key(&screen));
+                if status.online
+                    && status.schedule_version.is_none()
+                    && status.seq >= 2
+                    && published
+                {
+                    tracing::info!(screen, "agent holds no schedule; sending it again");
+                    shared.publisher.heal(&screen);
+                }
                 if let Ok(mut fleet) = shared.fleet.lock() {
                     fleet.insert(screen, status);
                 }

@@ -37,6 +37,7 @@ pub mod media_checks;
 pub mod mosquitto;
 pub mod plan;
 pub mod planned;
+pub mod pop_source;
 pub mod posters;
 pub mod provision;
 pub mod publisher;

@@ -40,7 +40,7 @@ use server::generate::GenerateOptions;
 use server::import::ImportOptions;
 use server::store::{OpenMode, SharedStore};
 
-pub use check::LedgerCheck;
+pub use check::{ledger_against_outboxes, LedgerCheck};
 pub use figures::{Figures, Spread};
 
 /// The campaign the edit creates, and the emergency.

@@ -1,13 +1,15 @@
 //! Shared helpers of the end-to-end tests: scenario copies to break, the built binaries,
 //! a Mosquitto broker started on a free port (and restarted on it), an agent process on
-//! the scaled clock, the ledger checks of the crash and offline tests, and headless Chromium
-//! over WebDriver for the dashboard's tests.
+//! the scaled clock, the ledger checks of the crash and offline tests, a NATS cluster with
+//! MQTT listeners (`nats_cluster`), and headless Chromium over WebDriver for the
+//! dashboard's tests.
 
 pub mod agent_proc;
 pub mod env;
 pub mod fleet_sim;
 pub mod inproc;
 pub mod ledger_check;
+pub mod nats_cluster;
 pub mod store;
 pub mod webdriver;
 

@@ -239,6 +239,7 @@ pub(super) async fn serve(
             let dir = dir.unwrap_or_else(|| store.dir().join("archive"));
             (config.ledger.raw_retention_days, dir)
         }),
+        ingest: config.pop_source()?,
         ..crate::app::Options::default()
     };
     let handle = crate::app::start_with(
