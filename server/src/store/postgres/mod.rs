@@ -75,7 +75,7 @@ pub struct PgStore {
     /// The database as shown in messages (no password).
     shown: String,
     /// How to connect: the publisher lease holds a session of its own.
-    config: ::postgres::Config,
+    config: Arc<::postgres::Config>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -154,7 +154,7 @@ impl PgStore {
             }),
             dir: dir.to_owned(),
             shown,
-            config,
+            config: Arc::new(config),
         };
         {
             let mut client = store.client()?;
