@@ -81,6 +81,31 @@ pub fn plan_id(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(id)
 }
 
+/// Plan `plan`'s counts from its stored bytes, with only the entries of hours in
+/// `[from_hour, to_hour)`: checked against the id (the start of their SHA-256, so damage
+/// cannot pass for counts) and for entries naming no campaign or creative.
+pub(crate) fn read_plan(
+    plan: u64,
+    bytes: &[u8],
+    from_hour: i64,
+    to_hour: i64,
+) -> Result<PlanCounts, StoreError> {
+    let corrupt = |problem: String| StoreError::Corrupt {
+        what: format!("planned counts {plan:016x}"),
+        problem,
+    };
+    if plan_id(bytes) != plan {
+        return Err(corrupt("its bytes do not match its id".into()));
+    }
+    let mut counts: PlanCounts =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    counts.check(plan)?;
+    counts
+        .entries
+        .retain(|e| (from_hour..to_hour).contains(&e.hour()));
+    Ok(counts)
+}
+
 /// What issuing documents changes in the planned counts: parts removed (by screen and
 /// `from`), parts written (replacing any with the same screen and `from`), plans added.
 #[derive(Debug, Clone, Default)]

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::documents::write_issued;
 use super::{decode, encode, off_worker, PgStore};
+use crate::store::planned::read_plan;
 use crate::store::{
     plan_id, IssuedDocument, PlanCounts, PlannedChange, PlannedPart, PlannedStore, StoreError,
 };
@@ -83,23 +84,7 @@ impl PlannedStore for PgStore {
                 return Ok(None);
             };
             let bytes: Vec<u8> = row.get(0);
-            // A plan's id is the start of its bytes' SHA-256: damage cannot pass for counts.
-            if plan_id(&bytes) != plan {
-                return Err(StoreError::Corrupt {
-                    what: format!("planned counts {plan:016x}"),
-                    problem: "its bytes do not match its id".into(),
-                });
-            }
-            let mut counts: PlanCounts =
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                    what: format!("planned counts {plan:016x}"),
-                    problem: e.to_string(),
-                })?;
-            counts.check(plan)?;
-            counts
-                .entries
-                .retain(|e| (from_hour..to_hour).contains(&e.hour()));
-            Ok(Some(counts))
+            read_plan(plan, &bytes, from_hour, to_hour).map(Some)
         })
     }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{decode, encode, write_issued, RedbStore};
+use crate::store::planned::read_plan;
 use crate::store::{
     IssuedDocument, PlanCounts, PlannedChange, PlannedPart, PlannedStore, StoreError,
 };
@@ -96,20 +97,7 @@ impl PlannedStore for RedbStore {
             let Some(v) = t.get(plan)? else {
                 return Ok(None);
             };
-            // A plan's id is the start of its bytes' SHA-256: damage cannot pass for counts.
-            if crate::store::plan_id(v.value()) != plan {
-                return Err(StoreError::Corrupt {
-                    what: format!("planned counts {plan:016x}"),
-                    problem: "its bytes do not match its id".into(),
-                });
-            }
-            let mut counts: PlanCounts =
-                decode(|| format!("planned counts {plan:016x}"), v.value())?;
-            counts.check(plan)?;
-            counts
-                .entries
-                .retain(|e| (from_hour..to_hour).contains(&e.hour()));
-            Ok(Some(counts))
+            read_plan(plan, v.value(), from_hour, to_hour).map(Some)
         })
     }
 
