@@ -20,17 +20,25 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
 fi
 phase cargo deny check licenses bans sources
 phase cargo build --workspace --bins
-phase cargo test --workspace --no-fail-fast "$@"
+# Tests of every binary side by side, each in a process of its own (.config/nextest.toml:
+# how many at once, which take the machine alone). cargo-nextest is a test tool: installed
+# when missing. It does not run doc tests; the workspace's doc comments hold no code to run
+# (add `cargo test --doc` here with the first).
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi
+phase cargo nextest run --workspace --no-fail-fast "$@"
 # The end-to-end tests that involve the server's store, again with the store in PostgreSQL
 # (SIGNAGE_TEST_STORE=postgres: each TestEnv and test store its own database on
 # 127.0.0.1:5432, dropped after it; tests/src/store.rs). Left out: the browser tests (ui_*,
 # dashboard, journey, xss, session), kiosk and install ones, and those whose server runs
 # on the simulator's own redb store (e2e, simulate) or that test redb itself (corruption,
 # store_cli, store_copy).
-phase env SIGNAGE_TEST_STORE=postgres cargo test -p tests --no-fail-fast \
-    --test import --test roles --test approval --test emergency_api --test api_bad_input \
-    --test live --test emergency --test epochs --test forged --test offline --test crash \
-    --test fleet_trust --test renditions
+phase env SIGNAGE_TEST_STORE=postgres cargo nextest run -p tests --no-fail-fast -E \
+    'binary(import) | binary(roles) | binary(approval) | binary(emergency_api) |
+     binary(api_bad_input) | binary(live) | binary(emergency) | binary(epochs) |
+     binary(forged) | binary(offline) | binary(crash) | binary(fleet_trust) |
+     binary(renditions)'
 # The API against its own OpenAPI document (Schemathesis on a live server).
 phase scripts/api-fuzz.sh
 # The .deb packages installed on this machine, their units run and a kiosk playing a minute.

@@ -362,6 +362,7 @@ pub async fn run_hosted(
         player: opts.player.as_str().to_owned(),
         notes: cache_note.into_iter().collect(),
         connected: false,
+        resubscribe: false,
         media_ready: false,
         playable_until: None,
         download_failures: Vec::new(),

@@ -83,6 +83,9 @@ pub struct MainLoop {
     pub player: String,
     pub notes: Vec<String>,
     pub connected: bool,
+    /// The broker refused a subscription on this connection: subscribe again at the next
+    /// beat (every [`daemon::BEAT_EVERY`], so a broker that keeps refusing is not flooded).
+    pub resubscribe: bool,
     /// Every creative the prefetch horizon needs is cached (the fetcher's last word on
     /// the held version).
     pub media_ready: bool,
@@ -125,6 +128,7 @@ impl MainLoop {
             match event {
                 Event::Net(NetEvent::Connected) => self.on_connected().await,
                 Event::Net(NetEvent::Disconnected(_)) => self.on_disconnected().await,
+                Event::Net(NetEvent::SubscribeRefused(_)) => self.on_subscribe_refused(),
                 Event::Net(NetEvent::Message { topic, payload }) => {
                     self.on_message(&topic, &payload).await
                 }
@@ -132,7 +136,7 @@ impl MainLoop {
                 Event::Upload(UploadEvent::Acked { backlog }) => self.on_acked(backlog),
                 Event::SimReady(r) => self.on_sim_ready(&r),
                 Event::Heartbeat => self.publish_status(true),
-                Event::Alive => {}
+                Event::Alive => self.subscribe_again(),
                 Event::Fatal(e) => break Some(e),
             }
         };
@@ -152,14 +156,35 @@ impl MainLoop {
 
     async fn on_connected(&mut self) {
         self.connected = true;
-        let subs = subscriptions(&self.topics, self.screen(), self.clock.as_sim().is_some());
-        if let Err(e) = self.client.try_subscribe_many(subs) {
-            tracing::warn!(error = %e, "could not queue subscriptions");
-        }
+        self.subscribe();
         self.publish_status(true);
         let _ = self.uploader.send(UploaderMsg::Connected(true)).await;
         if let Some(ready) = self.clock.as_sim().and_then(|s| s.last_ready()) {
             self.on_sim_ready(&ready);
+        }
+    }
+
+    /// Subscribes to everything this agent listens on (again: the broker keeps what is
+    /// already subscribed and resends retained schedules, which are accepted only once).
+    fn subscribe(&mut self) {
+        self.resubscribe = false;
+        let subs = subscriptions(&self.topics, self.screen(), self.clock.as_sim().is_some());
+        if let Err(e) = self.client.try_subscribe_many(subs) {
+            tracing::warn!(error = %e, "could not queue subscriptions");
+        }
+    }
+
+    /// A refusal is answered at the next beat, not at once: a broker that refuses quickly
+    /// (an ACL) would otherwise be asked in a loop.
+    fn on_subscribe_refused(&mut self) {
+        self.resubscribe = true;
+    }
+
+    /// Subscribes again after a refusal, once connected.
+    fn subscribe_again(&mut self) {
+        if self.resubscribe && self.connected {
+            tracing::info!("subscribing again after a refusal");
+            self.subscribe();
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use playlists::wire::{Topics, MAX_POP_BYTES, MAX_SCHEDULE_BYTES};
 use rumqttc::{
     AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, NetworkOptions, Outgoing,
-    Packet, QoS, SubscribeFilter,
+    Packet, QoS, SubscribeFilter, SubscribeReasonCode,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,10 @@ pub enum NetEvent {
     Connected,
     /// The connection failed or dropped; the driver retries by itself.
     Disconnected(String),
+    /// The broker refused this many filters of a SUBSCRIBE (a SUBACK failure code): a
+    /// clustered broker may refuse while its session store is unavailable (NATS around a
+    /// node's restart). The main loop subscribes again.
+    SubscribeRefused(usize),
     Message {
         topic: String,
         payload: Vec<u8>,
@@ -113,6 +117,18 @@ pub async fn drive<E: From<NetEvent>>(
                 tracing::info!(code = ?ack.code, session_present = ack.session_present, "connected to the broker");
                 backoff.reset();
                 NetEvent::Connected
+            }
+            Ok(MqttEvent::Incoming(Packet::SubAck(ack))) => {
+                let refused = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| matches!(c, SubscribeReasonCode::Failure))
+                    .count();
+                if refused == 0 {
+                    continue;
+                }
+                tracing::warn!(refused, "the broker refused subscriptions");
+                NetEvent::SubscribeRefused(refused)
             }
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => NetEvent::Message {
                 topic: p.topic,

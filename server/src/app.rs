@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -479,9 +479,11 @@ pub async fn start_with(
             let mut backoff = Duration::from_millis(200);
             let mut alive = tokio::time::interval(daemon::BEAT_EVERY);
             alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut subscriptions = crate::subscriptions::Subscriptions::default();
             'driver: loop {
                 // The poll is never cancelled mid-way (only at shutdown): the beat ticks
-                // beside it while it waits on a quiet connection.
+                // beside it while it waits on a quiet connection, and asks again for what
+                // the broker refused.
                 let event = {
                     let poll = events.poll();
                     tokio::pin!(poll);
@@ -490,7 +492,13 @@ pub async fn start_with(
                         tokio::select! {
                             _ = shutdown.cancelled() => break 'driver,
                             e = &mut poll => break e,
-                            _ = alive.tick() => {}
+                            _ = alive.tick() => {
+                                let refused = subscriptions.take_refused();
+                                if !refused.is_empty() {
+                                    tracing::info!(filters = ?refused, "subscribing again after a refusal");
+                                    subscribe(&client, &mut subscriptions, refused);
+                                }
+                            }
                         }
                     }
                 };
@@ -501,12 +509,16 @@ pub async fn start_with(
                         let t = &shared.topics;
                         let pops = mqtt_ingest.then(|| t.pop_all(target.shared_subscription));
                         let topics = [t.status_all(), t.schedule_all()];
-                        for topic in pops.into_iter().chain(topics) {
-                            if let Err(e) = client.try_subscribe(topic, QoS::AtLeastOnce) {
-                                tracing::error!(error = %e, "subscribing failed");
-                            }
-                        }
+                        subscriptions.connected();
+                        subscribe(&client, &mut subscriptions, pops.into_iter().chain(topics).collect());
                         shared.publisher.resend_everything();
+                    }
+                    Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => subscriptions.sent(pkid),
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        let refused = subscriptions.acked(ack.pkid, &ack.return_codes);
+                        if !refused.is_empty() {
+                            tracing::warn!(filters = ?refused, "the broker refused subscriptions; asking again shortly");
+                        }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         on_publish(&shared, &routes, &p.topic, p.payload.to_vec())
@@ -812,6 +824,24 @@ async fn healer(publisher: Publisher, shutdown: CancellationToken) {
         };
         if publisher.tx.send(job).await.is_err() {
             break;
+        }
+    }
+}
+
+/// Subscribes to `filters` in one SUBSCRIBE (its SUBACK answers them in this order).
+fn subscribe(
+    client: &AsyncClient,
+    subscriptions: &mut crate::subscriptions::Subscriptions,
+    filters: Vec<String>,
+) {
+    let packet = filters
+        .iter()
+        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+    match client.try_subscribe_many(packet) {
+        Ok(()) => subscriptions.queued(filters),
+        Err(e) => {
+            tracing::error!(error = %e, ?filters, "could not queue subscriptions; asking again shortly");
+            subscriptions.not_queued(filters);
         }
     }
 }

@@ -51,5 +51,6 @@ pub mod session;
 pub mod shared_plan;
 pub mod sim;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod tls;

@@ -48,7 +48,28 @@ pub fn checked_plays_on_documents(
     ledger: &dyn LedgerStore,
     screen: &str,
 ) -> Vec<PlayRecord> {
-    let records = checked_records(store, ledger, screen);
+    checked_plays_on_documents_from(store, ledger, screen, Start::Cached)
+}
+
+/// What a screen held when its agent first started playing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Its media was cached before its first slot: every play is complete or partial.
+    Cached,
+    /// It was still downloading (a broker slow to deliver the retained schedule on a fast
+    /// scaled clock): its first plays may be failed ones, honestly recorded, until its
+    /// first play that found its media; after that, none.
+    Fetching,
+}
+
+/// [`checked_plays_on_documents`] for a screen that started as `start` says.
+pub fn checked_plays_on_documents_from(
+    store: &dyn Store,
+    ledger: &dyn LedgerStore,
+    screen: &str,
+    start: Start,
+) -> Vec<PlayRecord> {
+    let records = crate::store::off_runtime(|| checked_records_here(store, ledger, screen, start));
     let mut planners = BTreeMap::new();
     let issued = crate::store::off_runtime(|| store.issued(screen).expect("issued documents"));
     for doc in issued {
@@ -105,13 +126,14 @@ pub fn checked_plays_on_documents(
 /// checked, not the plan.
 fn checked_records(store: &dyn Store, ledger: &dyn LedgerStore, screen: &str) -> Vec<PlayRecord> {
     // Off the runtime: async tests call these, and the store may block on its own.
-    crate::store::off_runtime(|| checked_records_here(store, ledger, screen))
+    crate::store::off_runtime(|| checked_records_here(store, ledger, screen, Start::Cached))
 }
 
 fn checked_records_here(
     store: &dyn Store,
     ledger: &dyn LedgerStore,
     screen: &str,
+    start: Start,
 ) -> Vec<PlayRecord> {
     let records = screen_plays(ledger, screen);
     assert!(!records.is_empty(), "no plays of {screen} in the ledger");
@@ -133,14 +155,21 @@ fn checked_records_here(
             w[0].seq
         );
     }
-    for r in &records {
+    let played = |r: &PlayRecord| matches!(r.status, PlayStatus::Complete | PlayStatus::Partial);
+    let first_played = records.iter().position(played);
+    assert!(
+        first_played.is_some(),
+        "no play of {screen} found its media"
+    );
+    for (i, r) in records.iter().enumerate() {
         assert!(
             slots.insert(r.slot_start),
             "slot {} played twice",
             r.slot_start
         );
+        let fetching = start == Start::Fetching && Some(i) < first_played;
         assert!(
-            matches!(r.status, PlayStatus::Complete | PlayStatus::Partial),
+            played(r) || (fetching && r.status == PlayStatus::Failed),
             "play {} is {:?}",
             r.seq,
             r.status

@@ -21,7 +21,7 @@ struct Rig {
     schedules: watch::Receiver<Option<Arc<HeldSchedule>>>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Sent {
     Subscribe(Vec<String>),
     Status(bool, Option<u64>, bool),
@@ -66,6 +66,7 @@ impl Rig {
             player: "headless".into(),
             notes: vec![],
             connected: false,
+            resubscribe: false,
             media_ready: false,
             playable_until: None,
             download_failures: Vec::new(),
@@ -195,6 +196,32 @@ async fn connect_schedule_media_and_goodbye() {
         rig.sent(),
         [Sent::Status(false, Some(2), true), Sent::Disconnect]
     );
+}
+
+#[tokio::test]
+async fn refused_subscriptions_are_asked_again_at_the_next_beat_while_connected() {
+    let mut rig = Rig::new();
+    rig.ml.on_connected().await;
+    rig.sent();
+    let all = Sent::Subscribe(vec![SCHEDULE.into(), COMMAND.into(), ACK.into()]);
+    // Nothing refused: a beat subscribes nothing.
+    rig.ml.subscribe_again();
+    assert_eq!(rig.sent(), []);
+    rig.ml.on_subscribe_refused();
+    assert_eq!(rig.sent(), [], "not at once");
+    rig.ml.subscribe_again();
+    assert_eq!(rig.sent(), std::slice::from_ref(&all));
+    rig.ml.subscribe_again();
+    assert_eq!(rig.sent(), [], "once per refusal");
+    // Refused, then disconnected: the next connection subscribes anyway, once.
+    rig.ml.on_subscribe_refused();
+    rig.ml.on_disconnected().await;
+    rig.ml.subscribe_again();
+    assert_eq!(rig.sent(), []);
+    rig.ml.on_connected().await;
+    assert_eq!(rig.sent()[0], all);
+    rig.ml.subscribe_again();
+    assert_eq!(rig.sent(), []);
 }
 
 #[tokio::test]
