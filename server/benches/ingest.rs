@@ -17,6 +17,14 @@
 //! Then everything is archived (`Ledger::archive`, as `signage ledger archive` does) and the
 //! archive files' bytes per record are printed, with the live file's after compacting again
 //! (what is left: rollups, chain heads and archive markers).
+//!
+//! `INGEST_PG=postgres://user@host:port` (a server where that user may create databases)
+//! then ingests the same calls into the PostgreSQL ledger of a database made for the run,
+//! by one replica and then, on a fresh database, by two: each replica its own store (its
+//! own connections) on one thread, the screens split between them as a NATS queue group or
+//! `$share` subscription splits agents (an agent sends its next batch only once the last is
+//! acknowledged, so one replica at a time works on a chain). Prints records/s for each and
+//! the database's bytes per record (`pg_database_size`, less the empty schema's).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +97,88 @@ fn main() {
         mib(raw_bytes)
     );
     println!("ratio (ledger / raw): {:.2}", l.rate / raw_rate);
+    if let Ok(url) = std::env::var("INGEST_PG") {
+        for replicas in [1, 2] {
+            let (rate, bytes) = pg_ingest(&url, shape, replicas);
+            println!(
+                "PostgreSQL ledger, {replicas} replica(s): {rate:>9.0} records/s, {:.0} bytes per record",
+                bytes as f64 / records as f64
+            );
+        }
+    }
+}
+
+/// The calls into a new database at `server` by `replicas` stores side by side; returns
+/// records/s and what the ledger added to the database's size. The database is dropped.
+fn pg_ingest(server: &str, shape: Shape, replicas: usize) -> (f64, u64) {
+    use server::store::{open_url, OpenMode};
+    let (calls, screens) = signed_calls(shape);
+    let keys: std::collections::HashMap<String, ed25519_dalek::VerifyingKey> = screens
+        .iter()
+        .map(|(s, k)| (s.clone(), k.public()))
+        .collect();
+    let name = format!("signage_bench_ingest_{}_{replicas}", std::process::id());
+    let server = server.trim_end_matches('/');
+    let mut admin = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls)
+        .expect("connect to PostgreSQL (INGEST_PG)");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create the bench database");
+    let url = format!("{server}/{name}");
+    let local = tempfile::tempdir().expect("temp dir");
+    let stores: Vec<_> = (0..replicas)
+        .map(|r| {
+            let mode = if r == 0 {
+                OpenMode::Create
+            } else {
+                OpenMode::Existing
+            };
+            let dir = local.path().join(r.to_string());
+            std::fs::create_dir_all(&dir).expect("replica dir");
+            open_url(&url, &dir, mode).expect("open the PostgreSQL store")
+        })
+        .collect();
+    let size = |admin: &mut postgres::Client| -> u64 {
+        let row = admin
+            .query_one("SELECT pg_database_size($1)", &[&name])
+            .expect("database size");
+        row.get::<_, i64>(0) as u64
+    };
+    let empty = size(&mut admin);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for (r, store) in stores.iter().enumerate() {
+            let (calls, keys) = (&calls, &keys);
+            scope.spawn(move || {
+                let ledger = store.ledger();
+                let key_of = |s: &str| keys.get(s).copied().into_iter().collect();
+                for call in calls {
+                    // This replica's screens: batch j of a call is screen j's.
+                    let mine: Vec<Incoming> = call
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| j % replicas == r)
+                        .map(|(_, b)| b.clone())
+                        .collect();
+                    for outcome in ledger.ingest(&mine, &key_of).expect("ingest") {
+                        assert!(
+                            matches!(outcome, Outcome::Stored { .. }),
+                            "unexpected {outcome:?}"
+                        );
+                    }
+                }
+            });
+        }
+    });
+    let took = started.elapsed();
+    let stored = stores[0].ledger().counts().expect("counts").records;
+    assert_eq!(stored, shape.records);
+    let bytes = size(&mut admin).saturating_sub(empty);
+    drop(stores);
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .expect("drop the bench database");
+    (rate(shape.records, took), bytes)
 }
 
 fn mib(bytes: u64) -> f64 {
