@@ -22,6 +22,7 @@
 //! forensics) and a fresh one is made: the screen keeps playing.
 
 mod book;
+mod sparse;
 #[cfg(test)]
 mod tests;
 
@@ -212,12 +213,13 @@ impl Outbox {
         Ok((outbox, recovery))
     }
 
-    /// A fresh outbox in memory, in a new epoch, for a host of many agents whose process
-    /// cannot spare a file descriptor per agent (the fleet simulator's fd-light mode: see
-    /// [`crate::fleet::Outboxes`]). Its records live as long as the process: a lone agent
-    /// never uses it, because proof of play must outlive a crash.
+    /// A fresh outbox in memory (only the pages written: `sparse.rs`), in a new epoch, for
+    /// a host of many agents whose process cannot spare a file descriptor per agent (the
+    /// fleet simulator's fd-light mode: see [`crate::fleet::Outboxes`]). Its records live
+    /// as long as the process: a lone agent never uses it, because proof of play must
+    /// outlive a crash.
     pub fn in_memory(durability: Durability) -> Result<(Outbox, Recovery), OutboxError> {
-        let db = redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        let db = redb::Builder::new().create_with_backend(sparse::SparseMemory::default())?;
         init_tables(&db)?;
         let mut outbox = Outbox {
             db,
