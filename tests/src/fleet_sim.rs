@@ -534,11 +534,12 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
 
     // Proof of play: rate and lag over a window of playing.
     let ledger = shared.ledger.clone();
-    let (rate, plays, lag) = ingest::measure(&fleet, &*ledger, opts.play_for).await?;
+    let measured = ingest::measure(&fleet, &*ledger, opts.play_for).await?;
     dead(&fleet)?;
-    figures.ingest_rate = rate;
-    figures.play_rate = plays;
-    figures.ingest_lag = lag;
+    figures.ingest_rate = measured.rate;
+    figures.play_rate = measured.plays;
+    figures.ingest_lag = measured.lag;
+    figures.ingest_pending = measured.pending;
     figures.plays = fleet.observed.iter().map(|o| o.plays()).sum();
     figures.fds = figures.fds.max(figures::open_fds());
     figures.rss_end = figures::rss_bytes();

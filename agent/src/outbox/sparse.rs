@@ -38,8 +38,9 @@ impl SparseMemory {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bytes held (pieces written), for tests and diagnostics.
-    pub fn held_bytes(&self) -> u64 {
+    /// Bytes held (pieces written).
+    #[cfg(test)]
+    fn held_bytes(&self) -> u64 {
         self.lock().pieces.len() as u64 * PIECE
     }
 }

@@ -68,6 +68,9 @@ pub struct Figures {
     pub ingest_rate: f64,
     pub play_rate: f64,
     pub ingest_lag: Spread,
+    /// Plays finished in the window still not in the ledger a minute after it (their lag
+    /// is not in `ingest_lag`).
+    pub ingest_pending: usize,
     /// Play starts the host saw, and records in the ledger at the end.
     pub plays: usize,
     pub ledger_records: u64,
@@ -118,6 +121,13 @@ impl fmt::Display for Figures {
             "  proof of play: ingest {:.0} records/s for {:.0} plays/s finished; lag {}",
             self.ingest_rate, self.play_rate, self.ingest_lag
         )?;
+        if self.ingest_pending > 0 {
+            writeln!(
+                f,
+                "  NOT KEPT UP: {} plays finished in the window were still not in the ledger a minute after it",
+                self.ingest_pending
+            )?;
+        }
         writeln!(
             f,
             "  plays started: {}, ledger records at the end: {}",
