@@ -99,7 +99,7 @@ impl redb::StorageBackend for SparseMemory {
         if len < inner.len {
             // Whatever lies beyond the new end must read as zeros if it grows again.
             inner.pieces.retain(|&i, _| i * PIECE < len);
-            if len % PIECE != 0 {
+            if !len.is_multiple_of(PIECE) {
                 if let Some(piece) = inner.pieces.get_mut(&(len / PIECE)) {
                     piece[(len % PIECE) as usize..].fill(0);
                 }
