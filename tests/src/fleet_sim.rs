@@ -1,7 +1,9 @@
 //! The fleet simulator: a generated city of N screens on a real server (redb store, HTTP
 //! API, embedded broker), and N real agents in this one process (`agent::fleet`: the
 //! agent library's own code, each with its MQTT connection, key, broker password, redb
-//! outbox and headless player; one shared media cache), all on one scaled timeline.
+//! outbox and headless player; one shared media cache), all on one scaled timeline. In
+//! the fd-light mode ([`SimOptions::fd_light`]) the broker is a Mosquitto process and the
+//! outboxes live in memory, so the process holds one descriptor per agent.
 //!
 //! [`run`] measures, in this order (see `README.md`, "Fleet simulator"):
 //! - **connect storm**: from starting every agent at once until every agent holds the
