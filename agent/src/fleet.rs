@@ -1,8 +1,9 @@
 //! Many agents in one process, for load tests of a whole fleet (the fleet simulator of
 //! the `tests` crate). Each member runs the agent's own [`run_hosted`](crate::run_hosted)
 //! with its own config (screen id, key, broker password), its own MQTT connection, its own
-//! redb outbox in its own data dir and a headless player, on one shared timeline (the
-//! scaled clock). They share what the agent's design allows: one sled media cache (content
+//! redb outbox in its own data dir (or in memory, [`Outboxes::Memory`], where the
+//! process cannot spare a file descriptor per agent) and a headless player, on one shared
+//! timeline (the scaled clock). They share what the agent's design allows: one sled media cache (content
 //! addressed; see `cache/shared.rs` for what sharing changes) and one media HTTP client.
 //! A sled database per agent would cost megabytes and a flusher thread each.
 //!
@@ -38,6 +39,19 @@ pub struct FleetOptions {
     /// The shared timeline; `None` runs on the system clock.
     pub scaled: Option<crate::clock::Scaled>,
     pub durability: Durability,
+}
+
+/// Where the members keep their proof-of-play outboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outboxes {
+    /// `outbox.redb` in each member's data dir, as a lone agent does (a file descriptor
+    /// per member).
+    #[default]
+    Files,
+    /// In memory (redb's in-memory backend): no file descriptor per member, so a process
+    /// limited to 20,000 descriptors can host 11,000 members beside their sockets. The
+    /// records live until the process ends.
+    Memory,
 }
 
 /// What the host saw of one member, stamped with the fleet's monotonic clock.
@@ -121,8 +135,18 @@ pub struct Fleet {
 
 impl Fleet {
     /// Opens the shared cache and starts every member (they connect at once: the connect
-    /// storm). Returns when all are spawned; each then runs until [`Fleet::stop`].
+    /// storm), each with its outbox file. Returns when all are spawned; each then runs
+    /// until [`Fleet::stop`].
     pub async fn start(members: Vec<Member>, opts: FleetOptions) -> anyhow::Result<Fleet> {
+        Fleet::start_with(members, opts, Outboxes::Files).await
+    }
+
+    /// [`Fleet::start`] with the members' outboxes kept where `outboxes` says.
+    pub async fn start_with(
+        members: Vec<Member>,
+        opts: FleetOptions,
+        outboxes: Outboxes,
+    ) -> anyhow::Result<Fleet> {
         std::fs::create_dir_all(&opts.cache_dir)?;
         let (cache, note) = {
             let dir = opts.cache_dir.clone();
@@ -160,6 +184,7 @@ impl Fleet {
             let host = Host {
                 cache: Some(cache.clone()),
                 http: Some(http.clone()),
+                outbox_in_memory: outboxes == Outboxes::Memory,
                 watch: Some(Box::new({
                     let seen = seen.clone();
                     let tracker = tracker.clone();

@@ -105,6 +105,10 @@ pub struct Host {
     pub http: Option<reqwest::Client>,
     /// Called once the agent is wired, with what the host may watch.
     pub watch: Option<Box<dyn FnOnce(Watches) + Send>>,
+    /// Keep the proof-of-play outbox in memory ([`Outbox::in_memory`]) instead of
+    /// `DATA_DIR/outbox.redb`: one file descriptor fewer per agent, for a host of
+    /// thousands; records do not survive the process. Never a lone agent's choice.
+    pub outbox_in_memory: bool,
 }
 
 impl std::fmt::Debug for Host {
@@ -112,6 +116,7 @@ impl std::fmt::Debug for Host {
         f.debug_struct("Host")
             .field("shared_cache", &self.cache.is_some())
             .field("watched", &self.watch.is_some())
+            .field("outbox_in_memory", &self.outbox_in_memory)
             .finish_non_exhaustive()
     }
 }
@@ -153,7 +158,15 @@ pub async fn run_hosted(
     let (outbox, recovery) = {
         let dir = dir.clone();
         let durability = opts.durability;
-        tokio::task::spawn_blocking(move || Outbox::open(&dir, durability)).await??
+        let in_memory = host.outbox_in_memory;
+        tokio::task::spawn_blocking(move || {
+            if in_memory {
+                Outbox::in_memory(durability)
+            } else {
+                Outbox::open(&dir, durability)
+            }
+        })
+        .await??
     };
     if let Some((aside, why)) = &recovery.moved_aside {
         tracing::error!(

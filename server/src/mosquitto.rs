@@ -19,6 +19,10 @@ pub struct Files {
     pub acl: String,
 }
 
+/// Mosquitto's queue per client (`max_queued_messages`): two messages of each of 50,000
+/// screens in flight to the server at once.
+pub const MAX_QUEUED_MESSAGES: usize = 100_000;
+
 pub const CONF: &str = "mosquitto.conf";
 pub const PASSWD: &str = "passwd";
 pub const ACL: &str = "acl";
@@ -65,10 +69,16 @@ pub fn conf(dir: &Path, port: u16) -> String {
          # never reaches (or disconnects) the server; room for a full-size schedule.\n\
          max_packet_size {max}\n\
          # The server republishes every schedule when it connects: nothing to keep on disk.\n\
-         persistence false\n",
+         persistence false\n\
+         # The server's one subscription takes every screen's status and proof of play, and\n\
+         # a city's screens end a slot together: Mosquitto's default queue (1,000 messages\n\
+         # a client) drops such a burst (agents resend only after 10 s). Room for 50,000.\n\
+         max_queued_messages {queued}\n\
+         max_inflight_messages 500\n",
         passwd = dir.join(PASSWD).display(),
         acl = dir.join(ACL).display(),
         max = crate::broker::MAX_PACKET_BYTES,
+        queued = MAX_QUEUED_MESSAGES,
     )
 }
 
@@ -105,6 +115,7 @@ mod tests {
         );
         assert!(f.conf.contains("listener 1884\n"));
         assert!(f.conf.contains("allow_anonymous false\n"));
+        assert!(f.conf.contains("max_queued_messages 100000\n"));
         assert!(f.conf.contains("password_file /etc/signage/passwd\n"));
         assert!(f.conf.contains("acl_file /etc/signage/acl\n"));
         let max: usize = f

@@ -1,7 +1,9 @@
 //! The fleet simulator: a generated city of N screens on a real server (redb store, HTTP
 //! API, embedded broker), and N real agents in this one process (`agent::fleet`: the
 //! agent library's own code, each with its MQTT connection, key, broker password, redb
-//! outbox and headless player; one shared media cache), all on one scaled timeline.
+//! outbox and headless player; one shared media cache), all on one scaled timeline. In
+//! the fd-light mode ([`SimOptions::fd_light`]) the broker is a Mosquitto process and the
+//! outboxes live in memory, so the process holds one descriptor per agent.
 //!
 //! [`run`] measures, in this order (see `README.md`, "Fleet simulator"):
 //! - **connect storm**: from starting every agent at once until every agent holds the
@@ -26,13 +28,14 @@ mod figures;
 mod ingest;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use agent::fleet::{Fleet, FleetOptions, Member};
+use agent::fleet::{Fleet, FleetOptions, Member, Outboxes};
 use server::app;
 use server::catalogue::CatalogueService;
 use server::clock::ServerClock;
@@ -65,7 +68,16 @@ pub struct SimOptions {
     pub play_for: Duration,
     /// How long any one phase may take before the run fails.
     pub phase_limit: Duration,
+    /// The fd-light mode: the broker is a Mosquitto process (with the server's broker
+    /// logins and ACL, as `signage broker mosquitto-config` writes them) instead of the
+    /// embedded one, and the agents' outboxes live in memory, so this process holds one
+    /// socket per agent instead of three descriptors (its socket, the embedded broker's
+    /// end of it, its outbox file): 11,000 agents fit the 20,000-descriptor limit.
+    pub fd_light: bool,
 }
+
+/// Above this many screens, [`SimOptions::new`] picks the fd-light mode.
+pub const FD_LIGHT_ABOVE: usize = 5_000;
 
 impl SimOptions {
     pub fn new(screens: usize) -> SimOptions {
@@ -85,7 +97,18 @@ impl SimOptions {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(300),
             ),
+            fd_light: fd_light(screens, std::env::var("FLEET_FD_LIGHT").ok().as_deref()),
         }
+    }
+}
+
+/// Whether to run fd-light: `FLEET_FD_LIGHT` (`1` or `0`) when set, otherwise above
+/// [`FD_LIGHT_ABOVE`] screens.
+fn fd_light(screens: usize, env: Option<&str>) -> bool {
+    match env.map(str::trim) {
+        Some("1") | Some("true") | Some("yes") => true,
+        Some("0") | Some("false") | Some("no") => false,
+        _ => screens > FD_LIGHT_ABOVE,
     }
 }
 
@@ -97,6 +120,8 @@ struct City {
     shutdown: tokio_util::sync::CancellationToken,
     anchor_ms: i64,
     members: Vec<Member>,
+    /// The broker process of the fd-light mode (`None`: the embedded broker).
+    mosquitto: Option<crate::Mosquitto>,
 }
 
 /// Prints a line to stderr with the elapsed time (progress of a long run).
@@ -133,21 +158,27 @@ async fn city(opts: &SimOptions, t0: Instant, figures: &mut Figures) -> anyhow::
         anchor: DateTime::from_timestamp_millis(anchor_ms).context("anchor")?,
         speed: opts.speed,
     };
+    let options = app::Options {
+        clock,
+        // The edit measured is the live path (publish to agents), not a second person's
+        // approval.
+        approval: server::approval::ApprovalMode::Off,
+        ..app::Options::default()
+    };
     let crate::inproc::InProcess {
         handle,
         broker_port: port,
         shutdown,
-    } = crate::inproc::start(
-        store.clone(),
-        app::Options {
-            clock,
-            // The edit measured is the live path (publish to agents), not a second
-            // person's approval.
-            approval: server::approval::ApprovalMode::Off,
-            ..app::Options::default()
-        },
-    )
-    .await?;
+    } = if opts.fd_light {
+        // Mosquitto starts after provisioning (its password file lists every screen);
+        // the server retries until it is up.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        crate::inproc::start_with_broker(store.clone(), options, port).await?
+    } else {
+        crate::inproc::start(store.clone(), options).await?
+    };
 
     // Provisioning as `signage screens provision` does it (a key and a broker password
     // per screen, registered in one transaction each), without re-reading the catalogue
@@ -188,6 +219,13 @@ async fn city(opts: &SimOptions, t0: Instant, figures: &mut Figures) -> anyhow::
     }
     figures.provision = t.elapsed();
     note(t0, format!("provisioned {} screens", members.len()));
+    let mosquitto = if opts.fd_light {
+        let m = mosquitto(&store, &tmp.path().join("mosquitto"), port)?;
+        note(t0, format!("Mosquitto (pid {}) on port {port}", m.pid()));
+        Some(m)
+    } else {
+        None
+    };
     Ok(City {
         tmp,
         store,
@@ -195,7 +233,37 @@ async fn city(opts: &SimOptions, t0: Instant, figures: &mut Figures) -> anyhow::
         shutdown,
         anchor_ms,
         members,
+        mosquitto,
     })
+}
+
+/// Starts Mosquitto on `port` with the files `signage broker mosquitto-config` writes from
+/// `store` (the server's login, each screen's stored hash, the ACL), in `dir`.
+fn mosquitto(store: &SharedStore, dir: &Path, port: u16) -> anyhow::Result<crate::Mosquitto> {
+    std::fs::create_dir_all(dir)?;
+    let secret = server::broker_auth::server_secret(store.dir())?;
+    // The prefix of `Topics::default()`, which the in-process server uses.
+    let files = server::mosquitto::files(
+        dir,
+        port,
+        "signage/v1",
+        &server::broker_auth::PasswordHash::new(&secret)?,
+        &store.broker_logins()?,
+    );
+    for (name, text) in [
+        (server::mosquitto::PASSWD, &files.passwd),
+        (server::mosquitto::ACL, &files.acl),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    }
+    // Not `log_type all`: at fleet size that is a line per message.
+    Ok(crate::Mosquitto::start_config_logging(
+        &files.conf,
+        port,
+        &["error", "warning", "notice", "information"],
+    ))
 }
 
 /// Polls `f` every 100 ms until it returns how many of how many are done with all done;
@@ -234,6 +302,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
     let mut figures = Figures {
         screens: opts.screens,
         speed: opts.speed,
+        fd_light: opts.fd_light,
         ..Figures::default()
     };
     let City {
@@ -243,7 +312,9 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
         shutdown,
         anchor_ms,
         members,
+        mosquitto,
     } = city(opts, t0, &mut figures).await?;
+    let broker_pid = mosquitto.as_ref().map(crate::Mosquitto::pid);
     let shared = handle.shared.clone();
     let admin = std::fs::read_to_string(store.dir().join(server::admin::FILE))?
         .trim()
@@ -256,13 +327,18 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
     let scaled = agent::clock::Scaled::new(opts.start, anchor_ms, opts.speed)?;
     let t_storm = Instant::now();
     let count = members.len();
-    let fleet = Fleet::start(
+    let fleet = Fleet::start_with(
         members,
         FleetOptions {
             cache_dir: tmp.path().join("fleet-cache"),
             cache_max_bytes: 8 << 30,
             scaled: Some(scaled),
             durability: agent::Durability::Relaxed,
+        },
+        if opts.fd_light {
+            Outboxes::Memory
+        } else {
+            Outboxes::Files
         },
     )
     .await?;
@@ -289,6 +365,8 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
     figures.connect_storm = t_storm.elapsed();
     figures.rss_per_agent =
         figures::rss_bytes().saturating_sub(rss_before) as f64 / count.max(1) as f64;
+    figures.fds = figures::open_fds();
+    figures.broker_rss = broker_pid.and_then(|p| figures::proc_status_bytes(p, "VmRSS"));
     note(
         t0,
         format!("{count} agents connected and holding their schedule"),
@@ -458,12 +536,16 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
 
     // Proof of play: rate and lag over a window of playing.
     let ledger = shared.ledger.clone();
-    let (rate, plays, lag) = ingest::measure(&fleet, &*ledger, opts.play_for).await?;
+    let measured = ingest::measure(&fleet, &*ledger, opts.play_for).await?;
     dead(&fleet)?;
-    figures.ingest_rate = rate;
-    figures.play_rate = plays;
-    figures.ingest_lag = lag;
+    figures.ingest_rate = measured.rate;
+    figures.play_rate = measured.plays;
+    figures.ingest_lag = measured.lag;
+    figures.ingest_pending = measured.pending;
     figures.plays = fleet.observed.iter().map(|o| o.plays()).sum();
+    figures.fds = figures.fds.max(figures::open_fds());
+    figures.rss_end = figures::rss_bytes();
+    figures.broker_peak = broker_pid.and_then(|p| figures::proc_status_bytes(p, "VmHWM"));
     note(t0, "ingest measured; stopping the fleet");
 
     let observed = fleet.observed.clone();
@@ -478,6 +560,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
     figures.ledger_records = check.records;
     shutdown.cancel();
     handle.wait().await;
+    drop(mosquitto);
     note(t0, "done");
     drop(tmp);
     Ok((figures, check))

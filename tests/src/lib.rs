@@ -111,13 +111,24 @@ impl Mosquitto {
     /// mosquitto-config` writes it), logging to a file we read, and as root when we are
     /// root (the generated password file is readable by its owner only).
     pub fn start_config(conf_text: &str, port: u16) -> Mosquitto {
+        Self::start_config_logging(conf_text, port, &["all"])
+    }
+
+    /// [`start_config`](Self::start_config) logging only `log_types` (Mosquitto's
+    /// `log_type` values; `information` is needed to see it start): at fleet size, `all` logs
+    /// every message.
+    pub fn start_config_logging(conf_text: &str, port: u16, log_types: &[&str]) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = Command::new("id")
             .arg("-u")
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let types: String = log_types
+            .iter()
+            .map(|t| format!("log_type {t}\n"))
+            .collect();
         let conf = format!(
-            "{conf_text}log_dest stderr\nlog_type all\n{}",
+            "{conf_text}log_dest stderr\n{types}{}",
             if root { "user root\n" } else { "" }
         );
         let child = Self::spawn_conf(dir.path(), &conf, port)
@@ -192,6 +203,11 @@ impl Mosquitto {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// The broker's process id (for its memory in `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self) -> String {

@@ -60,4 +60,8 @@ fn two_thousand_agents_in_one_process() {
     assert_eq!(check.records + check.unsent, check.written);
     assert!(check.records > 0);
     assert!(figures.ingest_lag.count > 0);
+    assert_eq!(
+        figures.ingest_pending, 0,
+        "plays not in the ledger a minute after the window"
+    );
 }

@@ -22,6 +22,7 @@
 //! forensics) and a fresh one is made: the screen keeps playing.
 
 mod book;
+mod sparse;
 #[cfg(test)]
 mod tests;
 
@@ -209,6 +210,24 @@ impl Outbox {
         );
         let (outbox, mut recovery) = open_at(dir, &path, durability)?;
         recovery.moved_aside = Some((aside, err.to_string()));
+        Ok((outbox, recovery))
+    }
+
+    /// A fresh outbox in memory (only the pages written: `sparse.rs`), in a new epoch, for
+    /// a host of many agents whose process cannot spare a file descriptor per agent (the
+    /// fleet simulator's fd-light mode: see [`crate::fleet::Outboxes`]). Its records live
+    /// as long as the process: a lone agent never uses it, because proof of play must
+    /// outlive a crash.
+    pub fn in_memory(durability: Durability) -> Result<(Outbox, Recovery), OutboxError> {
+        let db = redb::Builder::new().create_with_backend(sparse::SparseMemory::default())?;
+        init_tables(&db)?;
+        let mut outbox = Outbox {
+            db,
+            epoch: String::new(),
+            durability: redb_durability(durability),
+            book: Mutex::new(Book::default()),
+        };
+        let recovery = outbox.recover()?;
         Ok((outbox, recovery))
     }
 
@@ -586,14 +605,10 @@ fn open_at(
             create_atomically(dir, path)?;
         }
         let db = Database::open(path)?;
-        let durability = match durability {
-            Durability::Immediate => redb::Durability::Immediate,
-            Durability::Relaxed => redb::Durability::None,
-        };
         let mut outbox = Outbox {
             db,
             epoch: String::new(),
-            durability,
+            durability: redb_durability(durability),
             book: Mutex::new(Book::default()),
         };
         let recovery = outbox.recover()?;
@@ -609,6 +624,25 @@ fn open_at(
             "reading the file failed: {what}"
         )))
     })
+}
+
+/// redb's durability for ours.
+fn redb_durability(durability: Durability) -> redb::Durability {
+    match durability {
+        Durability::Immediate => redb::Durability::Immediate,
+        Durability::Relaxed => redb::Durability::None,
+    }
+}
+
+/// Makes the three tables of an empty outbox and writes a new epoch.
+fn init_tables(db: &Database) -> Result<(), OutboxError> {
+    let tx = db.begin_write()?;
+    tx.open_table(STATE)?
+        .insert("epoch", new_epoch()?.as_bytes())?;
+    tx.open_table(PLAYS)?;
+    tx.open_table(BATCHES)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// A new random epoch: 128 bits, hex.
@@ -630,12 +664,7 @@ fn create_atomically(dir: &Path, path: &Path) -> Result<(), OutboxError> {
     let _ = std::fs::remove_file(&tmp);
     {
         let db = Database::create(&tmp)?;
-        let tx = db.begin_write()?;
-        tx.open_table(STATE)?
-            .insert("epoch", new_epoch()?.as_bytes())?;
-        tx.open_table(PLAYS)?;
-        tx.open_table(BATCHES)?;
-        tx.commit()?;
+        init_tables(&db)?;
     }
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Ok(d) = std::fs::File::open(dir) {

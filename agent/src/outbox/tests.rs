@@ -418,3 +418,28 @@ fn an_outbox_in_use_is_not_moved_aside() {
     assert!(!err.is_damage(), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn an_outbox_in_memory_numbers_batches_and_acks_as_a_file_does() {
+    let key = Keypair::from_secret([3; 32]);
+    let (outbox, recovery) = Outbox::in_memory(Durability::Relaxed).unwrap();
+    assert_eq!(recovery, Recovery::default());
+    let epoch = outbox.epoch().to_owned();
+    assert!(epoch.len() == 32 && epoch.chars().all(|c| c.is_ascii_hexdigit()));
+    play(&outbox, 4, true);
+    assert_eq!(tags(&outbox), "FFFP");
+    let b = outbox.form_batch("scr-1", &key, 10).unwrap().unwrap();
+    assert_eq!((b.info.first_seq, b.info.last_seq), (1, 3));
+    assert_eq!(tags(&outbox), "BBBP");
+    assert_eq!(
+        outbox.ack(&epoch, b.info.batch_seq, &b.info.hash).unwrap(),
+        AckOutcome::Deleted
+    );
+    assert_eq!(tags(&outbox), "P");
+    outbox.store_schedule(b"{}").unwrap();
+    assert_eq!(outbox.load_schedule().unwrap().as_deref(), Some(&b"{}"[..]));
+    // Each is its own store, in its own epoch.
+    let (other, _) = Outbox::in_memory(Durability::Relaxed).unwrap();
+    assert_ne!(other.epoch(), epoch);
+    assert_eq!(other.book().next_seq, 1);
+}

@@ -68,9 +68,23 @@ pub struct Figures {
     pub ingest_rate: f64,
     pub play_rate: f64,
     pub ingest_lag: Spread,
+    /// Plays finished in the window still not in the ledger a minute after it (their lag
+    /// is not in `ingest_lag`).
+    pub ingest_pending: usize,
     /// Play starts the host saw, and records in the ledger at the end.
     pub plays: usize,
     pub ledger_records: u64,
+    /// The fd-light mode (Mosquitto, outboxes in memory) was on.
+    pub fd_light: bool,
+    /// Open file descriptors of this process: the most seen after the storm and after
+    /// the ingest window.
+    pub fds: usize,
+    /// This process's resident memory after the ingest window.
+    pub rss_end: u64,
+    /// Mosquitto's resident memory after the storm (every schedule retained), and its
+    /// peak at the end; `None` with the embedded broker (it is in this process).
+    pub broker_rss: Option<u64>,
+    pub broker_peak: Option<u64>,
 }
 
 impl fmt::Display for Figures {
@@ -107,24 +121,57 @@ impl fmt::Display for Figures {
             "  proof of play: ingest {:.0} records/s for {:.0} plays/s finished; lag {}",
             self.ingest_rate, self.play_rate, self.ingest_lag
         )?;
-        write!(
+        if self.ingest_pending > 0 {
+            writeln!(
+                f,
+                "  NOT KEPT UP: {} plays finished in the window were still not in the ledger a minute after it",
+                self.ingest_pending
+            )?;
+        }
+        writeln!(
             f,
             "  plays started: {}, ledger records at the end: {}",
             self.plays, self.ledger_records
-        )
+        )?;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        writeln!(
+            f,
+            "  this process: {} file descriptors ({:.2} per agent), {:.0} MiB resident at the end",
+            self.fds,
+            self.fds as f64 / self.screens.max(1) as f64,
+            mib(self.rss_end)
+        )?;
+        match (self.broker_rss, self.broker_peak) {
+            (Some(rss), Some(peak)) => write!(
+                f,
+                "  broker: Mosquitto, {:.0} MiB resident after the storm, {:.0} MiB peak; outboxes in memory",
+                mib(rss),
+                mib(peak)
+            ),
+            _ if self.fd_light => write!(f, "  broker: Mosquitto (memory not read)"),
+            _ => write!(f, "  broker: embedded (in this process); outboxes in files"),
+        }
     }
 }
 
 /// This process's resident memory (Linux), 0 where unknown.
 pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
+    proc_status_bytes(std::process::id(), "VmRSS").unwrap_or(0)
+}
+
+/// A field in kB of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
+pub fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// How many file descriptors this process holds (`/proc/self/fd`), 0 where unknown.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
 #[cfg(test)]
@@ -142,5 +189,14 @@ mod tests {
         let one = Spread::of([ms(7)]);
         assert_eq!((one.p50, one.p99, one.max), (ms(7), ms(7), ms(7)));
         assert_eq!(Spread::of([]).count, 0);
+    }
+
+    #[test]
+    fn reads_this_process_memory_and_descriptors() {
+        let rss = proc_status_bytes(std::process::id(), "VmRSS").expect("VmRSS");
+        assert!(rss > 0);
+        assert_eq!(proc_status_bytes(std::process::id(), "NoSuchField"), None);
+        // At least standard input, output and error.
+        assert!(open_fds() >= 3);
     }
 }
