@@ -70,6 +70,13 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
+    /// `store copy` failed after it had written into its target (`target`, as shown in
+    /// messages), which the copy found empty and now holds part of the source.
+    #[error(
+        "store copy: {problem}; {target} now holds a partial copy: empty it (drop the \
+         database, or delete the directory) before copying again"
+    )]
+    PartialCopy { target: String, problem: String },
 }
 
 /// How a command opens a store.

@@ -41,6 +41,19 @@ pub enum LedgerError {
     /// host, port and name, never a password).
     #[error("ledger storage in {database}: {message}")]
     Database { database: String, message: String },
+    /// The chain's batches up to `batch_seq` were moved to the archive (`ledger archive`),
+    /// so the live ledger cannot give every batch back (see [`LedgerStore::batches`]).
+    #[error(
+        "the {epoch_shown} of screen {screen} was archived up to batch {batch_seq} \
+         (`signage ledger archive`): its archived batches are no longer in the ledger, so it \
+         cannot be read back batch by batch (nor copied)",
+        epoch_shown = epoch_name(epoch)
+    )]
+    Archived {
+        screen: String,
+        epoch: String,
+        batch_seq: u64,
+    },
 }
 
 /// A proof-of-play message as received.
@@ -299,6 +312,16 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
             "this store does not archive its ledger".to_owned(),
         ))
     }
+    /// Calls `f` with every stored batch as the exact envelope received, with the screen it
+    /// was ingested for; returns how many. Order: screen by screen, each screen's chains by
+    /// epoch with its latest epoch last, each chain by batch_seq then hash. Ingesting them in
+    /// that order into an empty ledger (with the same keys) stores the same records, rollups
+    /// and latest epochs: what `store copy` does. A ledger whose chains were archived in part
+    /// refuses with [`LedgerError::Archived`].
+    fn batches(
+        &self,
+        f: &mut dyn FnMut(&str, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<u64, LedgerError>;
     /// How many of `screen`'s records each stored batch of its latest epoch holds
     /// (batch_seq to count).
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError>;

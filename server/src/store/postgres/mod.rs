@@ -284,6 +284,13 @@ impl LedgerStore for SharedLedger {
         off_worker(|| self.get()?.verify_archive(dir, key_of, plays))
     }
 
+    fn batches(
+        &self,
+        f: &mut dyn FnMut(&str, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<u64, LedgerError> {
+        off_worker(|| self.get()?.batches(f))
+    }
+
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
         off_worker(|| self.get()?.batch_sizes(screen))
     }
