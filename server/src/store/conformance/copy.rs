@@ -96,8 +96,8 @@ fn beijing_store(dir: &Path) {
 }
 
 /// Planned counts for a third document of the first screen, and a ledger: two screens'
-/// agents (keys registered after the placeholders above) sending a few batches, one screen
-/// in two epochs.
+/// agents (keys registered after the placeholders above) sending batches, one screen in
+/// two epochs.
 fn planned_and_plays(store: &dyn crate::store::Store, screens: &[&String]) {
     let counts = PlanCounts {
         campaigns: vec!["c1".into()],
@@ -154,6 +154,15 @@ fn planned_and_plays(store: &dyn crate::store::Store, screens: &[&String]) {
             });
         }
     }
+    // Then 520 one-record batches of the first screen, as agents send them: the copy
+    // ingests them in two chunks, the chain cut between them.
+    for _ in 0..520 {
+        let records = agents[0].plays(1, "c2", "k1");
+        batches.push(Incoming {
+            topic_screen: agents[0].screen.clone(),
+            raw: agents[0].batch(records),
+        });
+    }
     let out = store.ledger().ingest(&batches, &key_of).unwrap();
     assert!(out.iter().all(|o| matches!(o, Outcome::Stored { .. })));
 }
@@ -167,7 +176,7 @@ fn same_ledger(a: &impl Backend, b: &impl Backend) {
     assert_eq!(audit.problems, []);
     assert_eq!(audit, la.audit(&key_of).unwrap());
     assert_eq!(la.counts().unwrap(), lb.counts().unwrap());
-    assert_eq!(lb.counts().unwrap().records, 12);
+    assert_eq!(lb.counts().unwrap().records, 532);
     let plays = |l: &dyn crate::store::LedgerStore| {
         let mut out = Vec::new();
         l.plays(&query(Dimension::Screen), &mut |r| {
@@ -253,7 +262,7 @@ fn the_beijing_store_copied_into_postgresql_and_back_reads_the_same() {
     assert!(copied.entities > 10 && copied.media > 0, "{copied:?}");
     assert_eq!(
         (copied.planned_parts, copied.batches, copied.records),
-        (1, 6, 12)
+        (1, 526, 532)
     );
 
     let back_dir = back.path().join("data");
