@@ -42,8 +42,8 @@ pub use location::{open_in, open_url};
 pub use planned::{plan_id, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
 
 pub use ledger::{
-    epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
-    LedgerError, LedgerStore, Outcome, ProblemKind, Query, Row, Signer,
+    epoch_name, AuditProblem, AuditReport, BatchSink, ChainSummary, Dimension, Incoming, KeysOf,
+    LedgerCounts, LedgerError, LedgerStore, Outcome, ProblemKind, Query, Row, Signer,
 };
 
 /// What went wrong in storage. Callers branch on the variant, never on the text.

@@ -199,6 +199,10 @@ pub fn epoch_name(epoch: &str) -> String {
     }
 }
 
+/// What [`LedgerStore::batches`] calls with each stored batch: `(screen id, envelope as
+/// received)`; an error stops the reading and is returned.
+pub type BatchSink<'f> = dyn FnMut(&str, &[u8]) -> Result<(), LedgerError> + 'f;
+
 /// A screen's registered keys, newest (current) first: what `ingest` and `audit` verify
 /// batches with. A batch is accepted when one of them verifies it, so batches signed
 /// before a re-provisioning (by the kiosk that was replaced, or sent late) still count.
@@ -318,10 +322,7 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
     /// that order into an empty ledger (with the same keys) stores the same records, rollups
     /// and latest epochs: what `store copy` does. A ledger whose chains were archived in part
     /// refuses with [`LedgerError::Archived`].
-    fn batches(
-        &self,
-        f: &mut dyn FnMut(&str, &[u8]) -> Result<(), LedgerError>,
-    ) -> Result<u64, LedgerError>;
+    fn batches(&self, f: &mut BatchSink<'_>) -> Result<u64, LedgerError>;
     /// How many of `screen`'s records each stored batch of its latest epoch holds
     /// (batch_seq to count).
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError>;

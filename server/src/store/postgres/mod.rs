@@ -284,10 +284,7 @@ impl LedgerStore for SharedLedger {
         off_worker(|| self.get()?.verify_archive(dir, key_of, plays))
     }
 
-    fn batches(
-        &self,
-        f: &mut dyn FnMut(&str, &[u8]) -> Result<(), LedgerError>,
-    ) -> Result<u64, LedgerError> {
+    fn batches(&self, f: &mut crate::store::ledger::BatchSink<'_>) -> Result<u64, LedgerError> {
         off_worker(|| self.get()?.batches(f))
     }
 

@@ -196,10 +196,7 @@ impl LedgerStore for PgLedger {
     fn counts(&self) -> Result<LedgerCounts, LedgerError> {
         self.run(read::counts)
     }
-    fn batches(
-        &self,
-        f: &mut dyn FnMut(&str, &[u8]) -> Result<(), LedgerError>,
-    ) -> Result<u64, LedgerError> {
+    fn batches(&self, f: &mut crate::store::ledger::BatchSink<'_>) -> Result<u64, LedgerError> {
         // Not retried: `f` may have seen batches already.
         let mut client = self.client()?;
         match read::batches(&mut client, f) {

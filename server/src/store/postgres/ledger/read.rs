@@ -140,7 +140,7 @@ const BATCH_PAGE: i32 = 256;
 /// promises (each screen's latest epoch last), from one consistent snapshot.
 pub(super) fn batches(
     client: &mut Client,
-    f: &mut dyn FnMut(&str, &[u8]) -> Result<(), LedgerError>,
+    f: &mut crate::store::ledger::BatchSink<'_>,
 ) -> Result<u64, Fail> {
     let mut tx = snapshot(client)?;
     let portal = tx.bind(

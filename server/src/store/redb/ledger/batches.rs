@@ -10,9 +10,7 @@ use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use super::{BatchKey, Ledger, LedgerError, ARCHIVED, BATCHES, LATEST};
 use crate::store::ledger::reader::stored_envelope;
-
-/// What `batches` calls with each batch: `(screen, envelope)`.
-type Each<'f> = dyn FnMut(&str, &[u8]) -> Result<(), LedgerError> + 'f;
+use crate::store::ledger::BatchSink as Each;
 
 type BatchTable = ReadOnlyTable<BatchKey<'static>, &'static [u8]>;
 

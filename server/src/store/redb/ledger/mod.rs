@@ -175,10 +175,7 @@ impl super::super::LedgerStore for Ledger {
     ) -> Result<ArchiveReport, LedgerError> {
         guarded(|| Ledger::verify_archive(self, dir, key_of, plays))
     }
-    fn batches(
-        &self,
-        f: &mut dyn FnMut(&str, &[u8]) -> Result<(), LedgerError>,
-    ) -> Result<u64, LedgerError> {
+    fn batches(&self, f: &mut crate::store::ledger::BatchSink<'_>) -> Result<u64, LedgerError> {
         guarded(|| batches::batches(self, f))
     }
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
