@@ -374,3 +374,54 @@ fn a_ledger_archived_in_part_is_refused_before_anything_is_written() {
     };
     assert!(p.holds_nothing(true).unwrap());
 }
+
+#[test]
+fn a_batch_the_target_refuses_fails_the_copy_naming_it() {
+    let (src, transit) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    beijing_store(src.path());
+    let screen = {
+        let store = crate::store::open(src.path(), OpenMode::Existing).unwrap();
+        let screen = store
+            .snapshot()
+            .unwrap()
+            .screens
+            .keys()
+            .nth(3)
+            .unwrap()
+            .clone();
+        // Signed by a key the store does not hold (accepted here with it): the copy,
+        // verifying with the copied keys, cannot store it.
+        let mut stranger = Agent::new(99, &screen, "v");
+        let ring = vec![stranger.key.public()];
+        let records = stranger.plays(1, "c1", "k1");
+        let batch = Incoming {
+            topic_screen: screen.clone(),
+            raw: stranger.batch(records),
+        };
+        let out = store.ledger().ingest(&[batch], &|_| ring.clone()).unwrap();
+        assert!(matches!(&out[..], [Outcome::Stored { .. }]), "{out:?}");
+        screen
+    };
+    let from = End::open(
+        src.path().to_str().unwrap(),
+        transit.path(),
+        OpenMode::Existing,
+    )
+    .unwrap();
+    let db = TestDb::new();
+    let to = End::open(&db.url(), transit.path(), OpenMode::Create).unwrap();
+    let e = copy(&from, &to).unwrap_err();
+    let StoreError::PartialCopy { target, problem } = &e else {
+        panic!("{e:?}")
+    };
+    let url = db.url();
+    let name = url.rsplit('/').next().unwrap();
+    assert!(target.ends_with(name), "{target}");
+    assert!(
+        problem.starts_with(&format!(
+            "batch 1 of screen {screen}'s legacy epoch was not stored in the copy: refused:"
+        )),
+        "{problem}"
+    );
+    assert!(e.to_string().contains("partial copy"), "{e}");
+}
