@@ -19,9 +19,8 @@
 
 use std::collections::BTreeMap;
 
-use playlists::Sha256;
-
 use chrono::{DateTime, Utc};
+use playlists::Sha256;
 
 use super::{
     Entity, IssuedDocument, PlannedChange, PlannedStore, Published, Revision, ScreenKey, Session,
@@ -154,6 +153,7 @@ impl End {
         }
     }
 
+    /// Its planned counts.
     fn planned(&self) -> &dyn PlannedStore {
         match self {
             End::Redb(s) => s,
