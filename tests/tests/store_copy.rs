@@ -1,12 +1,17 @@
-//! `signage store copy`, through the real binary: the Beijing store (with a user and a
-//! changed catalogue) copied into an empty PostgreSQL database and back into a new data
-//! directory reads the same through every command that reads a store; a copy into a
-//! database that holds something, or from a directory without a store, is refused with a
-//! message naming it. Needs PostgreSQL on 127.0.0.1:5432 (user `postgres`, trust auth;
-//! `SIGNAGE_TEST_PG` overrides), where it makes and drops its own database.
+//! `signage store copy`, through the real binary: the Beijing store after an hour of three
+//! real agents on the virtual clock (so documents with planned counts, and a ledger of
+//! signed batches), with a user added, copied into an empty PostgreSQL database and back
+//! into a new data directory reads the same through every command that reads a store
+//! (the change log, the plan, plays, planned against delivered, the audit) and holds the
+//! same planned counts; a copy into a database that holds something, or from a directory
+//! without a store, is refused with a message naming it. Needs PostgreSQL on
+//! 127.0.0.1:5432 (user `postgres`, trust auth; `SIGNAGE_TEST_PG` overrides), where it
+//! makes and drops its own database, and the `signage-agent` binary.
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+use server::store::{OpenMode, PlannedPart};
 use tests::{beijing, signage_ok as ok, signage_output as signage};
 
 const FROM: &str = "2023-12-20T06:00:00+08:00";
@@ -56,10 +61,74 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
 }
 
+const SCREENS: [&str; 3] = [
+    "bj-metro-xidan-s1",
+    "bj-bus-daxing-huangcun-s1",
+    "bj-community-daxing-xihongmen-s1",
+];
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// The Beijing scenario in `dir` after three agents played 06:00-07:00 on the virtual
+/// clock (the simulation imports it).
+fn simulated(dir: &Path) {
+    let mut opts = server::sim::SimOptions::new(
+        beijing(),
+        t(FROM),
+        t(TO),
+        dir.to_owned(),
+        tests::agent_bin(),
+    );
+    opts.screens = SCREENS.iter().map(|s| s.to_string()).collect();
+    opts.topics = playlists::wire::Topics::new(&format!("store-copy-{}/v1", std::process::id()));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome = runtime
+        .block_on(server::sim::simulate(
+            opts,
+            tokio_util::sync::CancellationToken::new(),
+        ))
+        .expect("simulation");
+    assert!(outcome.delivered > 0 && outcome.ledger_equals_plan);
+}
+
+/// The planned counts the store in `dir` holds: every part with its plan's counts.
+fn planned(dir: &Path) -> Vec<(PlannedPart, Option<server::store::PlanCounts>)> {
+    let store = server::store::open(dir, OpenMode::Existing).unwrap();
+    let ps = store.planned_store().expect("redb keeps planned counts");
+    ps.planned_parts(None, t("2000-01-01T00:00:00Z"), t("2100-01-01T00:00:00Z"))
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            let counts = ps.plan_counts(p.plan, i64::MIN, i64::MAX).unwrap();
+            (p, counts)
+        })
+        .collect()
+}
+
 /// What the read commands print for the store in `dir`.
 fn reads(dir: &Path) -> Vec<String> {
     let d = s(dir);
+    let report = |what: &str| {
+        ok(&[
+            "report",
+            what,
+            "--data-dir",
+            d,
+            "--from",
+            FROM,
+            "--to",
+            TO,
+            "--format",
+            "csv",
+        ])
+    };
     vec![
+        report("plays"),
+        report("venues"),
+        report("campaigns"),
+        ok(&["audit", "verify", "--data-dir", d]),
         ok(&["changes", "--data-dir", d]),
         ok(&[
             "plan",
@@ -80,7 +149,7 @@ fn reads(dir: &Path) -> Vec<String> {
 fn a_store_copied_into_postgresql_and_back_reads_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    ok(&["import", s(&beijing()), "--data-dir", s(&a)]);
+    simulated(&a);
     ok(&[
         "users",
         "add",
@@ -91,20 +160,32 @@ fn a_store_copied_into_postgresql_and_back_reads_the_same() {
         s(&a),
     ]);
     let before = reads(&a);
-    assert!(before[0].contains("user ada added"), "{}", before[0]);
+    assert!(before[4].contains("user ada added"), "{}", before[4]);
+    assert_eq!(before[0].lines().count(), 601, "a header and 600 plays");
+    assert!(before[3].contains("audited 3 screens"), "{}", before[3]);
+    assert!(before[3].contains("ledger verified"), "{}", before[3]);
+    let planned_before = planned(&a);
+    assert!(!planned_before.is_empty());
 
     let db = Db::new("roundtrip");
     let out = ok(&["store", "copy", "--from", s(&a), "--to", &db.url()]);
-    assert!(out.contains("copied 162 entities, 2 revisions"), "{out}");
+    assert!(out.contains("copied 162 entities, "), "{out}");
     assert!(out.contains("46 media files"), "{out}");
+    assert!(out.contains("600 records)"), "{out}");
     assert!(
-        out.contains("not copied: the proof-of-play ledger"),
+        out.contains("not copied: the data directory's files"),
         "{out}"
     );
-    let out = ok(&["store", "copy", "--from", &db.url(), "--to", s(&b)]);
-    assert!(out.contains("copied 162 entities, 2 revisions"), "{out}");
+    let back = ok(&["store", "copy", "--from", &db.url(), "--to", s(&b)]);
+    let counts = |out: &str| out.split(" from ").next().unwrap_or_default().to_owned();
+    assert_eq!(counts(&back), counts(&out));
+    // The server key stays in the data directory: the operator copies it (reports check
+    // the documents' signatures with it).
+    let key = |dir: &Path| dir.join("server.key");
+    std::fs::copy(key(&a), key(&b)).unwrap();
 
     assert_eq!(reads(&b), before);
+    assert_eq!(planned(&b), planned_before);
     // Media byte for byte (the plan above only names them).
     for entry in std::fs::read_dir(a.join("media")).unwrap() {
         let entry = entry.unwrap();
@@ -122,6 +203,7 @@ fn a_store_copied_into_postgresql_and_back_reads_the_same() {
     );
     let c = tmp.path().join("c");
     ok(&["store", "copy", "--from", &db.url(), "--to", s(&c)]);
+    std::fs::copy(key(&a), key(&c)).unwrap();
     assert_eq!(reads(&c), before);
 }
 

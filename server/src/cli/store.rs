@@ -1,5 +1,5 @@
 //! `signage store copy --from A --to B`: moves what a store holds, the proof-of-play
-//! ledger excepted, from a redb data directory into an empty PostgreSQL database or back
+//! ledger included, from a redb data directory into an empty PostgreSQL database or back
 //! (see `store::dump`). Run it with no server using either store.
 
 use std::process::ExitCode;
@@ -11,9 +11,10 @@ use crate::store::OpenMode;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum StoreCommand {
-    /// Copies the catalogue, change log, documents, keys, broker logins, users, sessions,
-    /// settings, renditions and media (not the ledger: PostgreSQL does not hold it yet)
-    /// into an empty store.
+    /// Copies the catalogue, change log, documents, planned counts, keys, broker logins,
+    /// users, sessions, settings, renditions, media and the proof-of-play ledger (every
+    /// signed batch, verified again) into an empty store. A ledger archived in part is
+    /// refused.
     Copy {
         /// A data directory or a postgres:// URL to copy from.
         #[arg(long)]
@@ -38,14 +39,22 @@ impl StoreCommand {
                 let target = End::open(&to, transit.path(), OpenMode::Create)?;
                 let copied = copy(&source, &target)?;
                 println!(
-                    "copied {} entities, {} revisions, {} documents, {} users and {} media \
-                     files from {from} to {to}",
-                    copied.entities, copied.revisions, copied.documents, copied.users, copied.media
+                    "copied {} entities, {} revisions, {} documents, {} planned-count parts, \
+                     {} users, {} media files and {} proof-of-play batches ({} records) from \
+                     {from} to {to}",
+                    copied.entities,
+                    copied.revisions,
+                    copied.documents,
+                    copied.planned_parts,
+                    copied.users,
+                    copied.media,
+                    copied.batches,
+                    copied.records
                 );
                 if matches!(source, End::Redb(_)) {
                     println!(
-                        "not copied: the proof-of-play ledger and the data directory's files \
-                         (server key, tokens, TLS), which stay in {from}"
+                        "not copied: the data directory's files (server key, tokens, TLS) and \
+                         ledger archive files, which stay in {from}"
                     );
                 }
                 Ok(ExitCode::SUCCESS)

@@ -1,20 +1,33 @@
-//! Everything a store holds but the proof-of-play ledger, as plain values: what
-//! `signage store copy` moves between the redb store and the PostgreSQL one. Each backend
-//! exports a [`Dump`] and imports one into an empty store, as it is (revision numbers,
-//! key histories, password hashes, sessions), in one transaction; media files are copied
-//! one by one beside it (content-addressed, so a file copied twice is harmless).
+//! What `signage store copy` moves between the redb store and the PostgreSQL one, into an
+//! empty store, in this order:
+//!
+//! 1. the media files, one by one (content-addressed, so a file copied twice is harmless);
+//! 2. a [`Dump`] of everything else but the ledger, as plain values (revision numbers, key
+//!    histories, password hashes, sessions), exported by one backend and imported by the
+//!    other in one transaction;
+//! 3. the planned counts (parts and the plans they use), copied as stored in one
+//!    transaction, not recomputed;
+//! 4. the proof-of-play ledger ([`ledger`]): every signed batch read back as received and
+//!    ingested into the target in chunks, verified with the keys step 2 copied.
+//!
+//! A source whose ledger was archived in part (`ledger archive`) is refused before anything
+//! is written. A failure after step 2 leaves a partial copy, which the error says
+//! ([`StoreError::PartialCopy`]): empty the target and copy again.
 //!
 //! A dump is held in memory whole (media excepted): fine for a city's catalogue and
-//! documents today, to be streamed table by table when the ledger joins it.
+//! documents; the ledger is streamed.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use playlists::Sha256;
 
 use super::{
-    Entity, IssuedDocument, Published, Revision, ScreenKey, Session, StoreError, StoredRendition,
-    User,
+    Entity, IssuedDocument, PlannedChange, PlannedStore, Published, Revision, ScreenKey, Session,
+    StoreError, StoredRendition, User,
 };
+
+mod ledger;
 
 /// The non-ledger contents of a store.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -80,6 +93,11 @@ pub struct Copied {
     pub documents: usize,
     pub users: usize,
     pub media: usize,
+    /// Planned-count parts (one screen's document over a span), with the plans they use.
+    pub planned_parts: usize,
+    /// Proof-of-play batches re-ingested, and the records they stored.
+    pub batches: u64,
+    pub records: u64,
 }
 
 impl Dump {
@@ -90,6 +108,7 @@ impl Dump {
             documents: self.documents.len(),
             users: self.users.len(),
             media: self.media.len(),
+            ..Copied::default()
         }
     }
 }
@@ -126,6 +145,30 @@ impl End {
         }
     }
 
+    /// The store itself, as the traits see it.
+    fn store(&self) -> &dyn super::Store {
+        match self {
+            End::Redb(s) => s,
+            End::Postgres(s) => s,
+        }
+    }
+
+    /// Its planned counts.
+    fn planned(&self) -> &dyn PlannedStore {
+        match self {
+            End::Redb(s) => s,
+            End::Postgres(s) => s,
+        }
+    }
+
+    /// The store as shown in messages: its directory or its database (no password).
+    fn shown(&self) -> String {
+        match self {
+            End::Redb(s) => super::Store::dir(s).display().to_string(),
+            End::Postgres(s) => s.database().to_owned(),
+        }
+    }
+
     fn import(&self, dump: &Dump) -> Result<(), StoreError> {
         match self {
             End::Redb(s) => s.import(dump),
@@ -133,33 +176,34 @@ impl End {
         }
     }
 
-    /// Refuses a store that holds anything a copy could overwrite.
+    /// Refuses a store that holds anything a copy could overwrite (or add to).
     fn ensure_empty(&self) -> Result<(), StoreError> {
-        let (empty, id) = match self {
-            End::Redb(s) => (
-                s.holds_nothing()?,
-                super::Store::dir(s).display().to_string(),
-            ),
-            End::Postgres(s) => (s.holds_nothing(true)?, s.database().to_owned()),
+        let rest = match self {
+            End::Redb(s) => s.holds_nothing()?,
+            End::Postgres(s) => s.holds_nothing(true)?,
         };
+        let (start, end) = all_time();
+        let empty = rest
+            && ledger::holds_nothing(&*self.store().ledger())?
+            && self.planned().planned_parts(None, start, end)?.is_empty();
         if empty {
             Ok(())
         } else {
             Err(StoreError::Exists {
                 entity: "store",
-                id,
+                id: self.shown(),
             })
         }
     }
 }
 
-/// Copies everything but the ledger from `from` into the empty store `to`: the media
-/// files first (content-addressed: one copied before a failure is harmless), then the
-/// rest in one transaction. Only between the two backends (redb to PostgreSQL and back).
+/// Copies everything `from` holds into the empty store `to`, in the order the module
+/// says. Only between the two backends (redb to PostgreSQL and back).
 pub fn copy(from: &End, to: &End) -> Result<Copied, StoreError> {
     let dump = from.export()?;
     dump.check()?;
     to.ensure_empty()?;
+    ledger::ensure_whole(&*from.store().ledger())?;
     match (from, to) {
         (End::Redb(r), End::Postgres(p)) => {
             for sha in &dump.media {
@@ -187,5 +231,53 @@ pub fn copy(from: &End, to: &End) -> Result<Copied, StoreError> {
         }
     }
     to.import(&dump)?;
-    Ok(dump.copied())
+    let partial = |problem: String| StoreError::PartialCopy {
+        target: to.shown(),
+        problem,
+    };
+    let mut copied = dump.copied();
+    copied.planned_parts =
+        copy_planned(from.planned(), to.planned()).map_err(|e| partial(e.to_string()))?;
+    (copied.batches, copied.records) =
+        ledger::copy(&*from.store().ledger(), to.store()).map_err(partial)?;
+    Ok(copied)
+}
+
+/// Every instant a planned part can cover: the years 1 to 9999 (PostgreSQL's timestamps
+/// start in 4713 BC; documents are issued in this era).
+fn all_time() -> (DateTime<Utc>, DateTime<Utc>) {
+    let at = |secs| DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    (at(-62_135_596_800), at(253_402_300_799))
+}
+
+/// Copies the planned counts as stored: every part, and each plan a part uses (plans no
+/// part uses any more are left behind), in one transaction; returns how many parts.
+fn copy_planned(from: &dyn PlannedStore, to: &dyn PlannedStore) -> Result<usize, StoreError> {
+    let (start, end) = all_time();
+    let parts = from.planned_parts(None, start, end)?;
+    let mut plans = BTreeMap::new();
+    for p in &parts {
+        if plans.contains_key(&p.plan) {
+            continue;
+        }
+        let counts = from
+            .plan_counts(p.plan, i64::MIN, i64::MAX)?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("the planned counts of screen {}", p.screen_id),
+                problem: format!(
+                    "its part from {} counts by plan {:016x}, which is not stored",
+                    p.from.to_rfc3339(),
+                    p.plan
+                ),
+            })?;
+        plans.insert(p.plan, counts);
+    }
+    let n = parts.len();
+    let change = PlannedChange {
+        remove: Vec::new(),
+        parts,
+        plans: plans.into_iter().collect(),
+    };
+    to.record_issued_planned(&[], &change)?;
+    Ok(n)
 }

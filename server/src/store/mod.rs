@@ -42,8 +42,8 @@ pub use location::{open_in, open_url};
 pub use planned::{plan_id, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
 
 pub use ledger::{
-    epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
-    LedgerError, LedgerStore, Outcome, ProblemKind, Query, Row, Signer,
+    epoch_name, AuditProblem, AuditReport, BatchSink, ChainSummary, Dimension, Incoming, KeysOf,
+    LedgerCounts, LedgerError, LedgerStore, Outcome, ProblemKind, Query, Row, Signer,
 };
 
 /// What went wrong in storage. Callers branch on the variant, never on the text.
@@ -70,6 +70,13 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
+    /// `store copy` failed after it had written into its target (`target`, as shown in
+    /// messages), which the copy found empty and now holds part of the source.
+    #[error(
+        "store copy: {problem}; {target} now holds a partial copy: empty it (drop the \
+         database, or delete the directory) before copying again"
+    )]
+    PartialCopy { target: String, problem: String },
 }
 
 /// How a command opens a store.

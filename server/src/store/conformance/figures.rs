@@ -106,3 +106,77 @@ fn store_backend_figures() {
     measure("redb", r);
     measure("PostgreSQL", p);
 }
+
+#[test]
+#[ignore = "a measurement, not a check"]
+fn store_copy_ledger_figures() {
+    use crate::store::ledger::testkit::Agent;
+    use crate::store::{key_rings, Incoming, Outcome};
+    // Each of the Beijing screens sends this many one-record batches.
+    const BATCHES: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = crate::store::open(&data, OpenMode::Create).unwrap();
+        let catalogue = crate::catalogue::CatalogueService::new(store.clone());
+        let beijing =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/beijing-role-models");
+        crate::import::import(&catalogue, &beijing, &crate::import::ImportOptions::admin())
+            .unwrap();
+        let mut agents: Vec<Agent> = store
+            .snapshot()
+            .unwrap()
+            .screens
+            .keys()
+            .zip(1..)
+            .map(|(s, n)| Agent::new(n, s, "v1"))
+            .collect();
+        for a in &agents {
+            store
+                .add_screen_key(&a.screen, &a.key.public_hex(), super::at(0))
+                .unwrap();
+        }
+        let rings = key_rings(&*store).unwrap();
+        let key_of = |s: &str| rings.get(s).cloned().unwrap_or_default();
+        for _ in 0..BATCHES / 10 {
+            let mut batch = Vec::new();
+            for a in &mut agents {
+                for _ in 0..10 {
+                    let records = a.plays(1, "c1", "k1");
+                    batch.push(Incoming {
+                        topic_screen: a.screen.clone(),
+                        raw: a.batch(records),
+                    });
+                }
+            }
+            let out = store.ledger().ingest(&batch, &key_of).unwrap();
+            assert!(out.iter().all(|o| matches!(o, Outcome::Stored { .. })));
+        }
+    }
+    let db = TestDb::new();
+    let transit = tempfile::tempdir().unwrap();
+    let from = End::open(data.to_str().unwrap(), transit.path(), OpenMode::Existing).unwrap();
+    let to = End::open(&db.url(), transit.path(), OpenMode::Create).unwrap();
+    let started = Instant::now();
+    let copied = copy(&from, &to).unwrap();
+    println!(
+        "ledger copy into PostgreSQL: {} one-record batches, {} records in {:.2?}",
+        copied.batches,
+        copied.records,
+        started.elapsed()
+    );
+    let back = End::open(
+        dir.path().join("back").to_str().unwrap(),
+        transit.path(),
+        OpenMode::Create,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let again = copy(&to, &back).unwrap();
+    println!(
+        "and back into redb: {} batches, {} records in {:.2?}",
+        again.batches,
+        again.records,
+        started.elapsed()
+    );
+}

@@ -41,6 +41,19 @@ pub enum LedgerError {
     /// host, port and name, never a password).
     #[error("ledger storage in {database}: {message}")]
     Database { database: String, message: String },
+    /// The chain's batches up to `batch_seq` were moved to the archive (`ledger archive`),
+    /// so the live ledger cannot give every batch back (see [`LedgerStore::batches`]).
+    #[error(
+        "the {epoch_shown} of screen {screen} was archived up to batch {batch_seq} \
+         (`signage ledger archive`): its archived batches are no longer in the ledger, so it \
+         cannot be read back batch by batch (nor copied)",
+        epoch_shown = epoch_name(epoch)
+    )]
+    Archived {
+        screen: String,
+        epoch: String,
+        batch_seq: u64,
+    },
 }
 
 /// A proof-of-play message as received.
@@ -186,6 +199,10 @@ pub fn epoch_name(epoch: &str) -> String {
     }
 }
 
+/// What [`LedgerStore::batches`] calls with each stored batch: `(screen id, envelope as
+/// received)`; an error stops the reading and is returned.
+pub type BatchSink<'f> = dyn FnMut(&str, &[u8]) -> Result<(), LedgerError> + 'f;
+
 /// A screen's registered keys, newest (current) first: what `ingest` and `audit` verify
 /// batches with. A batch is accepted when one of them verifies it, so batches signed
 /// before a re-provisioning (by the kiosk that was replaced, or sent late) still count.
@@ -299,6 +316,13 @@ pub trait LedgerStore: Send + Sync + std::fmt::Debug {
             "this store does not archive its ledger".to_owned(),
         ))
     }
+    /// Calls `f` with every stored batch as the exact envelope received, with the screen it
+    /// was ingested for; returns how many. Order: screen by screen, each screen's chains by
+    /// epoch with its latest epoch last, each chain by batch_seq then hash. Ingesting them in
+    /// that order into an empty ledger (with the same keys) stores the same records, rollups
+    /// and latest epochs: what `store copy` does. A ledger whose chains were archived in part
+    /// refuses with [`LedgerError::Archived`].
+    fn batches(&self, f: &mut BatchSink<'_>) -> Result<u64, LedgerError>;
     /// How many of `screen`'s records each stored batch of its latest epoch holds
     /// (batch_seq to count).
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError>;

@@ -29,6 +29,22 @@ pub(crate) fn envelope(stored: &[u8]) -> Option<Cow<'_, [u8]>> {
     unpack(stored, MAX_POP_BYTES)
 }
 
+/// The envelope stored batch `(screen, epoch, batch_seq)` keeps, as received; damaged
+/// (it no longer unpacks) is an error naming the batch. What `LedgerStore::batches` gives.
+pub(crate) fn stored_envelope<'a>(
+    stored: &'a [u8],
+    screen: &str,
+    epoch: &str,
+    batch_seq: u64,
+) -> Result<Cow<'a, [u8]>, LedgerError> {
+    envelope(stored).ok_or_else(|| {
+        LedgerError::Corrupt(format!(
+            "batch {batch_seq} of screen {screen}'s {}: the stored envelope no longer unpacks",
+            super::epoch_name(epoch)
+        ))
+    })
+}
+
 /// The records of a stored batch, if it is intact: its signed payload still hashes to
 /// `hash` (the hash it was stored under), so a damaged byte never reaches an export as a
 /// record; `buf` is scratch space.

@@ -284,6 +284,10 @@ impl LedgerStore for SharedLedger {
         off_worker(|| self.get()?.verify_archive(dir, key_of, plays))
     }
 
+    fn batches(&self, f: &mut crate::store::ledger::BatchSink<'_>) -> Result<u64, LedgerError> {
+        off_worker(|| self.get()?.batches(f))
+    }
+
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
         off_worker(|| self.get()?.batch_sizes(screen))
     }

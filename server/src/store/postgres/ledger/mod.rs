@@ -8,7 +8,7 @@
 //! their transactions and queries.
 //!
 //! - [`ingest`]: one transaction per call, exactly once across replicas.
-//! - [`read`]: `delivered`, `plays`, `counts`, `batch_sizes`.
+//! - [`read`]: `delivered`, `plays`, `counts`, `batch_sizes`, `batches` (for `store copy`).
 //! - [`audit`]: the redb ledger's audit, run screen by screen on a copy of its rows.
 //!
 //! # Records are kept by reference
@@ -195,6 +195,15 @@ impl LedgerStore for PgLedger {
     }
     fn counts(&self) -> Result<LedgerCounts, LedgerError> {
         self.run(read::counts)
+    }
+    fn batches(&self, f: &mut crate::store::ledger::BatchSink<'_>) -> Result<u64, LedgerError> {
+        // Not retried: `f` may have seen batches already.
+        let mut client = self.client()?;
+        match read::batches(&mut client, f) {
+            Ok(n) => Ok(n),
+            Err(Fail::Ledger(e)) => Err(e),
+            Err(Fail::Pg(e)) => Err(self.error(super::describe(&e))),
+        }
     }
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
         self.run(|c| read::batch_sizes(c, screen))

@@ -9,7 +9,7 @@ use ::postgres::{Client, IsolationLevel, Transaction};
 use playlists::wire::PlayRecord;
 
 use super::{hash32, unsigned, Fail};
-use crate::store::ledger::reader::{records_of, BatchSource, Reader};
+use crate::store::ledger::reader::{records_of, stored_envelope, BatchSource, Reader};
 use crate::store::ledger::tally::first_hour_from;
 use crate::store::ledger::{HashBytes, LedgerCounts, LedgerError, Query, Row};
 
@@ -129,6 +129,42 @@ pub(super) fn plays(
         }
     }
     drop(reader);
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Stored batches fetched per round trip by [`batches`].
+const BATCH_PAGE: i32 = 256;
+
+/// Calls `f` with every stored batch as received, in the order `LedgerStore::batches`
+/// promises (each screen's latest epoch last), from one consistent snapshot.
+pub(super) fn batches(
+    client: &mut Client,
+    f: &mut crate::store::ledger::BatchSink<'_>,
+) -> Result<u64, Fail> {
+    let mut tx = snapshot(client)?;
+    let portal = tx.bind(
+        "SELECT b.screen, b.epoch, b.batch_seq, b.envelope FROM pop_batches b
+         LEFT JOIN pop_latest_epoch l ON l.screen = b.screen AND l.epoch = b.epoch
+         ORDER BY b.screen, l.epoch IS NOT NULL, b.epoch, b.batch_seq, b.hash",
+        &[],
+    )?;
+    let mut n = 0;
+    loop {
+        let page = tx.query_portal(&portal, BATCH_PAGE)?;
+        if page.is_empty() {
+            break;
+        }
+        for row in &page {
+            let (screen, epoch): (&str, &str) = (row.get(0), row.get(1));
+            let batch_seq = unsigned(row.get(2), "a batch's batch_seq")?;
+            f(
+                screen,
+                &stored_envelope(row.get(3), screen, epoch, batch_seq)?,
+            )?;
+            n += 1;
+        }
+    }
     tx.commit()?;
     Ok(n)
 }

@@ -9,6 +9,7 @@
 //! - [`ingest`]: checks and stores batches, one durable write transaction per call.
 //! - [`rollup`]: per-hour counts per venue, screen, campaign and creative; `delivered`.
 //! - [`export`]: the raw records, for `report plays`.
+//! - [`batches`]: every stored batch as received, for `store copy`.
 //! - [`audit`]: re-verifies signatures, the chain and every stored record.
 //! - [`archive`]: retention: moves old batches into compressed daily files, and audits them.
 //!
@@ -63,6 +64,7 @@ pub(crate) use crate::store::ledger::{hash_bytes, HashBytes};
 
 mod archive;
 mod audit;
+mod batches;
 mod export;
 mod ingest;
 mod migrate;
@@ -172,6 +174,9 @@ impl super::super::LedgerStore for Ledger {
         plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<ArchiveReport, LedgerError> {
         guarded(|| Ledger::verify_archive(self, dir, key_of, plays))
+    }
+    fn batches(&self, f: &mut crate::store::ledger::BatchSink<'_>) -> Result<u64, LedgerError> {
+        guarded(|| batches::batches(self, f))
     }
     fn batch_sizes(&self, screen: &str) -> Result<BTreeMap<u64, u64>, LedgerError> {
         guarded(|| {
