@@ -221,6 +221,11 @@ impl Outbox {
     pub fn in_memory(durability: Durability) -> Result<(Outbox, Recovery), OutboxError> {
         let db = redb::Builder::new().create_with_backend(sparse::SparseMemory::default())?;
         init_tables(&db)?;
+        Outbox::recovered(db, durability)
+    }
+
+    /// The outbox on an open database, recovered (interrupted plays and batches).
+    fn recovered(db: Database, durability: Durability) -> Result<(Outbox, Recovery), OutboxError> {
         let mut outbox = Outbox {
             db,
             epoch: String::new(),
@@ -604,15 +609,7 @@ fn open_at(
         if !path.exists() {
             create_atomically(dir, path)?;
         }
-        let db = Database::open(path)?;
-        let mut outbox = Outbox {
-            db,
-            epoch: String::new(),
-            durability: redb_durability(durability),
-            book: Mutex::new(Book::default()),
-        };
-        let recovery = outbox.recover()?;
-        Ok((outbox, recovery))
+        Outbox::recovered(Database::open(path)?, durability)
     }));
     attempt.unwrap_or_else(|panic| {
         let what = panic

@@ -90,21 +90,29 @@ fn store_backend_figures() {
     }
     let db = TestDb::new();
     let transit = tempfile::tempdir().unwrap();
-    let from = End::open(data.to_str().unwrap(), transit.path(), OpenMode::Existing).unwrap();
-    let to = End::open(&db.url(), transit.path(), OpenMode::Create).unwrap();
-    let started = Instant::now();
-    let copied = copy(&from, &to).unwrap();
+    let (from, to, copied, took) = copied_into(&data, &db, transit.path());
     println!(
-        "copy into PostgreSQL: {} entities, {} media files in {:.2?}",
-        copied.entities,
-        copied.media,
-        started.elapsed()
+        "copy into PostgreSQL: {} entities, {} media files in {took:.2?}",
+        copied.entities, copied.media,
     );
     let (End::Redb(r), End::Postgres(p)) = (&from, &to) else {
         unreachable!()
     };
     measure("redb", r);
     measure("PostgreSQL", p);
+}
+
+/// The redb store in `data` copied into `db`, timed: both ends, what moved, how long.
+fn copied_into(
+    data: &Path,
+    db: &TestDb,
+    transit: &Path,
+) -> (End, End, crate::store::dump::Copied, Duration) {
+    let from = End::open(data.to_str().unwrap(), transit, OpenMode::Existing).unwrap();
+    let to = End::open(&db.url(), transit, OpenMode::Create).unwrap();
+    let started = Instant::now();
+    let copied = copy(&from, &to).unwrap();
+    (from, to, copied, started.elapsed())
 }
 
 #[test]
@@ -155,15 +163,10 @@ fn store_copy_ledger_figures() {
     }
     let db = TestDb::new();
     let transit = tempfile::tempdir().unwrap();
-    let from = End::open(data.to_str().unwrap(), transit.path(), OpenMode::Existing).unwrap();
-    let to = End::open(&db.url(), transit.path(), OpenMode::Create).unwrap();
-    let started = Instant::now();
-    let copied = copy(&from, &to).unwrap();
+    let (_, to, copied, took) = copied_into(&data, &db, transit.path());
     println!(
-        "ledger copy into PostgreSQL: {} one-record batches, {} records in {:.2?}",
-        copied.batches,
-        copied.records,
-        started.elapsed()
+        "ledger copy into PostgreSQL: {} one-record batches, {} records in {took:.2?}",
+        copied.batches, copied.records,
     );
     let back = End::open(
         dir.path().join("back").to_str().unwrap(),
