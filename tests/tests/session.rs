@@ -143,9 +143,24 @@ async fn login_csrf_logout_and_the_change_log() {
         .to_owned();
     assert_eq!(csrf.len(), 64);
     assert_ne!(csrf, cookie);
-    // The store file holds the session (its CSRF token) but never the cookie itself.
-    let file = std::fs::read(env.store.dir().join("signage.redb")).expect("store file");
-    let holds = |s: &str| file.windows(s.len()).any(|w| w == s.as_bytes());
+    // The store holds the session (its CSRF token) but never the cookie itself: every byte
+    // of the redb file, or every session row of the PostgreSQL database as text.
+    let stored: Vec<u8> = match env.test_store.url() {
+        None => std::fs::read(env.store.dir().join("signage.redb")).expect("store file"),
+        Some(url) => tokio::task::spawn_blocking(move || {
+            let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            db.query("SELECT s::text FROM sessions s", &[])
+                .expect("the sessions table")
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .concat()
+                .into_bytes()
+        })
+        .await
+        .expect("read the sessions"),
+    };
+    let holds = |s: &str| stored.windows(s.len()).any(|w| w == s.as_bytes());
     assert!(holds(&csrf), "the session is stored");
     assert!(!holds(&cookie), "the cookie is stored only hashed");
 

@@ -32,6 +32,23 @@ pub struct PgLease {
     held: AtomicBool,
 }
 
+impl Drop for PgLease {
+    /// The synchronous client's drop runs a runtime of its own, which panics on a tokio
+    /// worker thread: a runtime shutting down drops the replica's task, and this lease with
+    /// it, there. The session is closed on a thread of its own (closing it lets the lease
+    /// go, as [`PublisherLease::release`] does).
+    fn drop(&mut self) {
+        let session = self
+            .session
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(client) = session {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
 impl std::fmt::Debug for PgLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgLease")
@@ -189,5 +206,24 @@ mod tests {
         a.release();
         assert!(!a.held());
         assert!(takes(&c));
+    }
+
+    #[test]
+    fn a_held_lease_dropped_on_a_runtime_worker_lets_go_without_panicking() {
+        let db = TestDb::new();
+        let a = lease(&db);
+        assert!(a.try_hold().unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        // Dropped inside a task on a worker, as a runtime's shutdown drops the replica's.
+        rt.block_on(async move { tokio::spawn(async move { drop(a) }).await })
+            .expect("the drop did not panic");
+        let b = lease(&db);
+        assert!(
+            takes(&b),
+            "the dropped holder's session still holds the lease"
+        );
     }
 }
