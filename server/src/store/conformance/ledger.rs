@@ -51,6 +51,34 @@ pub(crate) fn incoming(screen: &str, raw: &[u8]) -> Incoming {
     }
 }
 
+/// Numbers above PostgreSQL's BIGINT are refused by both backends alike (so any ledger
+/// copies either way), naming the limit; nothing is stored.
+pub(crate) fn refuses_numbers_beyond_the_shared_limit(l: &dyn LedgerStore) {
+    let mut a = Agent::new(1, "s1", "v1");
+    let keys = key_ring(&[&a]);
+    let mut recs = a.plays(1, "c1", "k1");
+    recs[0].seq = i64::MAX as u64 + 1;
+    let mut batch = a.payload(recs);
+    let huge_seq = a.seal(&batch);
+    batch.records[0].seq = 1;
+    batch.batch_seq = u64::MAX;
+    let huge_batch = a.seal(&batch);
+    let out = l
+        .ingest(
+            &[incoming("s1", &huge_seq), incoming("s1", &huge_batch)],
+            &keys,
+        )
+        .unwrap();
+    for o in &out {
+        assert!(
+            matches!(o, Outcome::Rejected { reason, .. }
+                if reason == "batch or record numbers above 9223372036854775807 are not stored"),
+            "{o:?}"
+        );
+    }
+    assert_eq!(l.counts().unwrap().records, 0);
+}
+
 pub(crate) fn stores_duplicates_and_refuses_conflicts(l: &dyn LedgerStore) {
     let mut a = Agent::new(1, "s1", "v1");
     let keys = key_ring(&[&a]);
@@ -627,6 +655,7 @@ macro_rules! ledger_cases {
 }
 
 ledger_cases!(
+    refuses_numbers_beyond_the_shared_limit,
     stores_duplicates_and_refuses_conflicts,
     gaps_and_chain_anomalies_are_kept_for_the_audit,
     delivered_equals_an_independent_count,

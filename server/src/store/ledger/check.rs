@@ -122,6 +122,9 @@ fn open(i: &Incoming, keys: &[VerifyingKey]) -> Result<Opened, String> {
 }
 
 /// Everything else that can be checked without the database.
+/// The highest batch or record number stored (PostgreSQL's BIGINT; an agent counts from 1).
+pub(crate) const MAX_NUMBER: u64 = i64::MAX as u64;
+
 fn check<'a>(i: &Incoming, o: &'a Opened) -> Result<Checked<'a>, String> {
     let batch: BatchView<'_> = serde_json::from_str(&o.payload)
         .map_err(|e| format!("malformed pop-batch payload: {e}"))?;
@@ -141,6 +144,13 @@ fn check<'a>(i: &Incoming, o: &'a Opened) -> Result<Checked<'a>, String> {
         return Err(format!(
             "batch of {} records exceeds the {MAX_BATCH_RECORDS}-record limit",
             batch.records.len()
+        ));
+    }
+    // Both backends store what PostgreSQL's BIGINT holds, so a ledger copies either way.
+    let max = MAX_NUMBER;
+    if batch.batch_seq > max || batch.records.iter().any(|r| r.seq > max) {
+        return Err(format!(
+            "batch or record numbers above {max} are not stored"
         ));
     }
     let mut prev: Option<u64> = None;

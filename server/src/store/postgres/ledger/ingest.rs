@@ -26,12 +26,7 @@ pub(super) fn ingest(
     key_of: KeysOf<'_>,
 ) -> Result<Vec<Outcome>, LedgerError> {
     let opened = open_all(incoming, key_of);
-    let mut checked = check_all(incoming, &opened);
-    for c in &mut checked {
-        if let Err(reason) = c.as_ref().map_or(Ok(()), in_range) {
-            *c = Err(reason);
-        }
-    }
+    let checked = check_all(incoming, &opened);
     let tallies = tally_all(&checked);
     if checked.iter().all(Result::is_err) {
         return Ok(incoming
@@ -69,17 +64,6 @@ pub(super) fn ingest(
         tx.commit()?;
         Ok(outcomes)
     })
-}
-
-/// PostgreSQL's BIGINT holds what a batch numbers, or the batch is refused.
-fn in_range(c: &Checked<'_>) -> Result<(), String> {
-    let max = i64::MAX as u64;
-    if c.batch.batch_seq > max || c.batch.records.iter().any(|r| r.seq > max) {
-        return Err(format!(
-            "batch or record numbers above {max} are not stored"
-        ));
-    }
-    Ok(())
 }
 
 /// The advisory lock key of chain `(screen, epoch)`: the first 8 bytes of a SHA-256 of

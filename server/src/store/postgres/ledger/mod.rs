@@ -37,7 +37,8 @@
 //! packed envelope and its key), 162 in `pop_records`.
 //!
 //! Not here yet: `archive` and `verify_archive` (the trait's defaults refuse). Sequence
-//! numbers and batch numbers above `i64::MAX` (PostgreSQL's BIGINT) are refused at ingest.
+//! numbers and batch numbers above `i64::MAX` (PostgreSQL's BIGINT) are refused at ingest
+//! by the shared check, on both backends (`ledger::check::MAX_NUMBER`).
 
 use std::collections::BTreeMap;
 use std::fmt;
