@@ -14,13 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use playlists::wire::pop::{PopAck, ACK_KIND};
 use playlists::wire::{Keypair, Status, Topics};
+
+mod driver;
 
 use crate::broker_auth::{ServerLogin, SERVER_USER};
 use crate::catalogue::CatalogueService;
@@ -376,7 +378,7 @@ pub async fn start_with(
         std::process::id(),
         hex::encode(nonce)
     );
-    let (client, mut events) = AsyncClient::new(mqtt_options(&client_id, &target, &login), 1024);
+    let (client, events) = AsyncClient::new(mqtt_options(&client_id, &target, &login), 1024);
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(64);
     let publisher = Publisher {
         tx: jobs_tx,
@@ -416,7 +418,7 @@ pub async fn start_with(
     let tracker = TaskTracker::new();
     let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(4096);
     let (status_tx, status_rx) = mpsc::channel::<(String, Vec<u8>)>(4096);
-    let routes = Routes {
+    let routes = driver::Routes {
         ingest: ingest_tx,
         statuses: status_tx,
     };
@@ -469,74 +471,18 @@ pub async fn start_with(
 
     // MQTT driver: subscribes on every connect, routes incoming messages. It never awaits
     // the client it drives (the client's queue is drained only here).
-    {
-        let shared = shared.clone();
-        let client = client.clone();
-        let shutdown = shutdown.clone();
-        let target = target.clone();
-        let beat = options.liveness.register("mqtt driver");
-        tracker.spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            let mut alive = tokio::time::interval(daemon::BEAT_EVERY);
-            alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut subscriptions = crate::subscriptions::Subscriptions::default();
-            'driver: loop {
-                // The poll is never cancelled mid-way (only at shutdown): the beat ticks
-                // beside it while it waits on a quiet connection, and asks again for what
-                // the broker refused.
-                let event = {
-                    let poll = events.poll();
-                    tokio::pin!(poll);
-                    loop {
-                        beat.beat();
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break 'driver,
-                            e = &mut poll => break e,
-                            _ = alive.tick() => {
-                                let refused = subscriptions.take_refused();
-                                if !refused.is_empty() {
-                                    tracing::info!(filters = ?refused, "subscribing again after a refusal");
-                                    subscribe(&client, &mut subscriptions, refused);
-                                }
-                            }
-                        }
-                    }
-                };
-                match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        shared.broker_connected.store(true, Ordering::SeqCst);
-                        backoff = Duration::from_millis(200);
-                        let t = &shared.topics;
-                        let pops = mqtt_ingest.then(|| t.pop_all(target.shared_subscription));
-                        let topics = [t.status_all(), t.schedule_all()];
-                        subscriptions.connected();
-                        subscribe(&client, &mut subscriptions, pops.into_iter().chain(topics).collect());
-                        shared.publisher.resend_everything();
-                    }
-                    Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => subscriptions.sent(pkid),
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        let refused = subscriptions.acked(ack.pkid, &ack.return_codes);
-                        if !refused.is_empty() {
-                            tracing::warn!(filters = ?refused, "the broker refused subscriptions; asking again shortly");
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        on_publish(&shared, &routes, &p.topic, p.payload.to_vec())
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        shared.broker_connected.store(false, Ordering::SeqCst);
-                        tracing::warn!(error = %e, "MQTT connection lost; reconnecting");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break 'driver,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-        });
-    }
+    tracker.spawn(driver::run(
+        driver::Driver {
+            shared: shared.clone(),
+            client: client.clone(),
+            target: target.clone(),
+            routes,
+            mqtt_ingest,
+            beat: options.liveness.register("mqtt driver"),
+        },
+        events,
+        shutdown.clone(),
+    ));
 
     // Ingest worker: drains pending batches, stores them durably, then acknowledges.
     {
@@ -742,59 +688,10 @@ async fn publish_schedules(
     changed
 }
 
-/// Where the driver hands messages on, without waiting.
-struct Routes {
-    ingest: mpsc::Sender<Incoming>,
-    statuses: mpsc::Sender<(String, Vec<u8>)>,
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+/// The SHA-256 of a published document's bytes.
+pub(super) fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
-}
-
-/// Routes one incoming message; never waits (full queues drop, with a log).
-fn on_publish(shared: &Shared, routes: &Routes, topic: &str, payload: Vec<u8>) {
-    let Some(screen) = shared.topics.screen_of(topic) else {
-        return;
-    };
-    let screen = screen.to_owned();
-    if topic.ends_with("/pop") {
-        crate::pop_source::offer(&routes.ingest, &shared.ingest_queue, screen, payload);
-    } else if topic.ends_with("/status") {
-        if payload.len() > playlists::wire::MAX_SMALL_BYTES {
-            tracing::warn!(screen, bytes = payload.len(), "oversized status dropped");
-            return;
-        }
-        if let Err(e) = routes.statuses.try_send((screen.clone(), payload)) {
-            tracing::warn!(screen, error = %e, "status queue full; status dropped");
-        }
-    } else if topic == shared.topics.schedule(&screen) {
-        on_retained_schedule(shared, &screen, &payload);
-    }
-}
-
-/// What the broker holds (or just passed on) for `screen`'s schedule: when it is not the
-/// exact bytes last published (garbage, empty, another or an older signed version), the
-/// healer sends the current document again. Our own publish echoes back equal, so this
-/// never loops; a screen with nothing published yet is left to the publisher.
-fn on_retained_schedule(shared: &Shared, screen: &str, payload: &[u8]) {
-    let current = shared
-        .schedule_hashes
-        .lock()
-        .ok()
-        .and_then(|h| h.get(screen).copied());
-    let Some(current) = current else {
-        return;
-    };
-    if current != sha256(payload) {
-        tracing::warn!(
-            screen,
-            bytes = payload.len(),
-            "the broker holds another schedule than the current one; republishing"
-        );
-        shared.publisher.heal(screen);
-    }
 }
 
 /// Gathers heal requests for [`HEAL_DEBOUNCE`], then queues one resend of those screens'
@@ -824,24 +721,6 @@ async fn healer(publisher: Publisher, shutdown: CancellationToken) {
         };
         if publisher.tx.send(job).await.is_err() {
             break;
-        }
-    }
-}
-
-/// Subscribes to `filters` in one SUBSCRIBE (its SUBACK answers them in this order).
-fn subscribe(
-    client: &AsyncClient,
-    subscriptions: &mut crate::subscriptions::Subscriptions,
-    filters: Vec<String>,
-) {
-    let packet = filters
-        .iter()
-        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-    match client.try_subscribe_many(packet) {
-        Ok(()) => subscriptions.queued(filters),
-        Err(e) => {
-            tracing::error!(error = %e, ?filters, "could not queue subscriptions; asking again shortly");
-            subscriptions.not_queued(filters);
         }
     }
 }
