@@ -360,6 +360,9 @@ pub async fn run_hosted(
 
     let liveness = daemon::Liveness::default();
     let beat = liveness.register("main loop");
+    // READY before the watchdog's first ping (as the server does): systemd, and the notify
+    // test, take a WATCHDOG=1 before READY=1 as out of order.
+    daemon::ready();
     let watchdog = daemon::spawn_watchdog(&liveness, &tasks_stop);
     tracing::info!(screen = %screen, broker = %format!("{}:{}", config.mqtt_host, config.mqtt_port), clock = ?opts.clock, "agent started");
     let main = MainLoop {
@@ -385,7 +388,6 @@ pub async fn run_hosted(
         beat,
         data_dir: dir.clone(),
     };
-    daemon::ready();
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;
     daemon::stopping();
     if let Some(w) = watchdog {
