@@ -753,9 +753,16 @@ async fn ingest_worker(
         let shared2 = shared.clone();
         let started = std::time::Instant::now();
         let outcomes = tokio::task::spawn_blocking(move || {
-            let keys = crate::store::key_rings(&*shared2.store).unwrap_or_default();
+            let mut screens: Vec<&str> = batch.iter().map(|i| i.topic_screen.as_str()).collect();
+            screens.sort_unstable();
+            screens.dedup();
+            let keys = crate::store::key_rings_of(&*shared2.store, &screens)
+                .map_err(|e| format!("reading the screens' keys failed: {e}"))?;
             let key_of = |screen: &str| keys.get(screen).cloned().unwrap_or_default();
-            shared2.ledger.ingest(&batch, &key_of)
+            shared2
+                .ledger
+                .ingest(&batch, &key_of)
+                .map_err(|e| format!("ledger write failed: {e}"))
         })
         .await;
         let outcomes = match outcomes {
@@ -765,7 +772,7 @@ async fn ingest_worker(
                 o
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "ledger write failed; batches stay unacknowledged");
+                tracing::error!(error = %e, "batches stay unacknowledged");
                 continue;
             }
             Err(e) => {

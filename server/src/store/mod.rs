@@ -345,6 +345,15 @@ pub struct ScreenKey {
 pub trait KeyStore {
     /// Every screen's keys, oldest first; the last is current.
     fn screen_keys(&self) -> Result<HashMap<String, Vec<ScreenKey>>, StoreError>;
+    /// The keys of each of `screens` that has any, as [`KeyStore::screen_keys`]: what
+    /// ingest reads per call, so its cost follows the batches, not the fleet.
+    fn keys_of(&self, screens: &[&str]) -> Result<HashMap<String, Vec<ScreenKey>>, StoreError> {
+        let mut all = self.screen_keys()?;
+        Ok(screens
+            .iter()
+            .filter_map(|s| Some((s.to_string(), all.remove(*s)?)))
+            .collect())
+    }
     /// Adds a key valid from `at`; the previous key's validity ends there.
     fn add_screen_key(
         &self,
@@ -655,9 +664,21 @@ pub(crate) fn user_added_revision(number: u64, author: &str, user: &User) -> Rev
 pub fn key_rings(
     store: &dyn KeyStore,
 ) -> Result<HashMap<String, Vec<ed25519_dalek::VerifyingKey>>, StoreError> {
-    Ok(store
-        .screen_keys()?
-        .into_iter()
+    Ok(rings(store.screen_keys()?))
+}
+
+/// [`key_rings`] of `screens` only.
+pub fn key_rings_of(
+    store: &dyn KeyStore,
+    screens: &[&str],
+) -> Result<HashMap<String, Vec<ed25519_dalek::VerifyingKey>>, StoreError> {
+    Ok(rings(store.keys_of(screens)?))
+}
+
+fn rings(
+    keys: HashMap<String, Vec<ScreenKey>>,
+) -> HashMap<String, Vec<ed25519_dalek::VerifyingKey>> {
+    keys.into_iter()
         .map(|(screen, keys)| {
             let ring = keys
                 .iter()
@@ -666,7 +687,7 @@ pub fn key_rings(
                 .collect();
             (screen, ring)
         })
-        .collect())
+        .collect()
 }
 
 /// Each screen's current key.

@@ -168,6 +168,102 @@ pub(crate) fn stores_duplicates_and_refuses_conflicts(l: &dyn LedgerStore) {
     assert_eq!(l.audit(&keys).unwrap().problems, []);
 }
 
+/// The same decisions as [`stores_duplicates_and_refuses_conflicts`] when the batches
+/// arrive in one call (a drain of several agents' re-sends): each batch is judged against
+/// what the earlier ones in the call stored.
+pub(crate) fn decides_each_batch_of_a_call_after_the_ones_before(l: &dyn LedgerStore) {
+    let mut a = Agent::new(1, "s1", "v1");
+    let mut b = Agent::new(2, "s2", "v1");
+    let keys = key_ring(&[&a, &b]);
+    let recs = a.plays(2, "c1", "k1"); // seqs 1, 2
+    let first = a.batch(recs.clone());
+    // Seq 2 again (the same) with 3: only 3 is new.
+    let mut overlap = recs[1..].to_vec();
+    overlap.extend(a.plays(1, "c1", "k1"));
+    let second = a.batch(overlap);
+    // Seq 3 altered: refused whole.
+    let mut three = recs[1].clone();
+    three.seq = 3;
+    three.play_id = playlists::wire::pop::play_id("s1", "", 3);
+    three.creative_id = "k9".into();
+    let altered = a.batch_unchained(vec![three]);
+    // Another screen's batch, skipping seqs 1 and 2.
+    let mut other = b.plays(3, "c1", "k1");
+    other.drain(..2);
+    let theirs = b.batch(other);
+    let out = l
+        .ingest(
+            &[
+                incoming("s1", &first),
+                incoming("s2", &theirs),
+                incoming("s1", &second),
+                incoming("s1", &altered),
+                incoming("s1", &first),
+            ],
+            &keys,
+        )
+        .unwrap();
+    match &out[..] {
+        [Outcome::Stored {
+            records: 2,
+            gaps: g1,
+            ..
+        }, Outcome::Stored {
+            records: 1,
+            gaps: g2,
+            ..
+        }, Outcome::Stored {
+            records: 1,
+            gaps: g3,
+            ..
+        }, Outcome::Rejected { reason, .. }, d @ Outcome::Duplicate { .. }] => {
+            assert_eq!(
+                (g1.as_slice(), g2.as_slice(), g3.as_slice()),
+                (&[][..], &[(1, 2)][..], &[][..])
+            );
+            assert_eq!(
+                reason,
+                "seq 3 of legacy epoch is already held with other content, from batch 2: a batch that conflicts with stored records is not stored"
+            );
+            assert_eq!(d.ack(), out[0].ack());
+        }
+        other => panic!("{other:?}"),
+    }
+    let counts = l.counts().unwrap();
+    assert_eq!((counts.records, counts.batches), (4, 3));
+    assert_eq!((counts.last_seq["s1"], counts.last_seq["s2"]), (3, 3));
+    assert_eq!(counts.last_batch_seq["s1"], 2);
+    let mut seen = Vec::new();
+    l.plays(&query(Dimension::Screen), &mut |r| {
+        seen.push((r.screen_id.clone(), r.seq, r.creative_id.clone()));
+        Ok(())
+    })
+    .unwrap();
+    seen.sort();
+    let k1 = "k1".to_owned();
+    assert_eq!(
+        seen,
+        [
+            ("s1".to_owned(), 1, k1.clone()),
+            ("s1".to_owned(), 2, k1.clone()),
+            ("s1".to_owned(), 3, k1.clone()),
+            ("s2".to_owned(), 3, k1),
+        ]
+    );
+    // Only s2's skipped seqs are a problem.
+    let audit = l.audit(&keys).unwrap();
+    let screens: Vec<&str> = audit
+        .problems
+        .iter()
+        .map(|p| p.screen_id.as_str())
+        .collect();
+    assert!(
+        !screens.is_empty() && screens.iter().all(|s| *s == "s2"),
+        "{:?}",
+        audit.problems
+    );
+}
+
 pub(crate) fn gaps_and_chain_anomalies_are_kept_for_the_audit(l: &dyn LedgerStore) {
     let mut a = Agent::new(1, "s1", "v1");
     let keys = key_ring(&[&a]);
@@ -657,6 +753,7 @@ macro_rules! ledger_cases {
 ledger_cases!(
     refuses_numbers_beyond_the_shared_limit,
     stores_duplicates_and_refuses_conflicts,
+    decides_each_batch_of_a_call_after_the_ones_before,
     gaps_and_chain_anomalies_are_kept_for_the_audit,
     delivered_equals_an_independent_count,
     plays_by_screen_epoch_and_seq,

@@ -104,6 +104,11 @@ pub(crate) fn keys_and_their_validity(s: &impl Backend) {
     );
     let current = crate::store::current_keys(s).unwrap();
     assert_eq!(current["s1"], "k2");
+    // Read for some screens only (ingest's read): unknown and keyless screens are left out.
+    let some = s.keys_of(&["s1", "s2", "nobody"]).unwrap();
+    assert_eq!(some.keys().collect::<Vec<_>>(), ["s1"]);
+    assert_eq!(some["s1"], s.screen_keys().unwrap()["s1"]);
+    assert!(s.keys_of(&[]).unwrap().is_empty());
 }
 
 pub(crate) fn broker_logins_only_for_screens_in_service(s: &impl Backend) {

@@ -225,6 +225,22 @@ impl KeyStore for PgStore {
         })
     }
 
+    fn keys_of(&self, screens: &[&str]) -> Result<HashMap<String, Vec<ScreenKey>>, StoreError> {
+        off_worker(|| {
+            let rows = self.client()?.query(
+                "SELECT screen_id, keys FROM screen_keys WHERE screen_id = ANY($1)",
+                &[&screens],
+            )?;
+            rows.into_iter()
+                .map(|row| {
+                    let screen: String = row.get(0);
+                    let keys = decode(|| format!("keys of screen {screen}"), row.get(1))?;
+                    Ok((screen, keys))
+                })
+                .collect()
+        })
+    }
+
     fn add_screen_key(
         &self,
         screen: &str,

@@ -570,6 +570,20 @@ impl KeyStore for RedbStore {
         })
     }
 
+    fn keys_of(&self, screens: &[&str]) -> Result<HashMap<String, Vec<ScreenKey>>, StoreError> {
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(SCREEN_KEYS)?;
+            let mut out = HashMap::new();
+            for &screen in screens {
+                if let Some(v) = t.get(screen)? {
+                    out.insert(screen.to_owned(), parse_keys(screen, v.value())?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn add_screen_key(
         &self,
         screen: &str,
