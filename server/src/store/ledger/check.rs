@@ -85,6 +85,22 @@ fn par_map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     })
 }
 
+/// Batch `b` refused for conflicting with stored records (`reason`): logged, neither stored
+/// nor acknowledged.
+pub(crate) fn refused(b: &BatchView<'_>, reason: String) -> Outcome {
+    tracing::warn!(
+        screen = &*b.screen_id,
+        epoch = &*b.epoch,
+        batch_seq = b.batch_seq,
+        reason,
+        "proof-of-play batch refused: not stored, not acknowledged"
+    );
+    Outcome::Rejected {
+        screen_id: b.screen_id.to_string(),
+        reason,
+    }
+}
+
 pub(crate) fn rejected(i: &Incoming, reason: String) -> Outcome {
     Outcome::Rejected {
         screen_id: i.topic_screen.clone(),

@@ -23,13 +23,7 @@ impl DocumentStore for PgStore {
             let rows = self
                 .client()?
                 .query("SELECT screen_id, body FROM published", &[])?;
-            rows.into_iter()
-                .map(|row| {
-                    let screen: String = row.get(0);
-                    let p = decode(|| format!("published document of {screen}"), row.get(1))?;
-                    Ok((screen, p))
-                })
-                .collect()
+            by_screen(rows, "published document of")
         })
     }
 
@@ -215,13 +209,7 @@ impl KeyStore for PgStore {
             let rows = self
                 .client()?
                 .query("SELECT screen_id, keys FROM screen_keys", &[])?;
-            rows.into_iter()
-                .map(|row| {
-                    let screen: String = row.get(0);
-                    let keys = decode(|| format!("keys of screen {screen}"), row.get(1))?;
-                    Ok((screen, keys))
-                })
-                .collect()
+            by_screen(rows, "keys of screen")
         })
     }
 
@@ -231,13 +219,7 @@ impl KeyStore for PgStore {
                 "SELECT screen_id, keys FROM screen_keys WHERE screen_id = ANY($1)",
                 &[&screens],
             )?;
-            rows.into_iter()
-                .map(|row| {
-                    let screen: String = row.get(0);
-                    let keys = decode(|| format!("keys of screen {screen}"), row.get(1))?;
-                    Ok((screen, keys))
-                })
-                .collect()
+            by_screen(rows, "keys of screen")
         })
     }
 
@@ -318,4 +300,19 @@ impl BrokerLoginStore for PgStore {
             })
         })
     }
+}
+
+/// Rows of `(screen id, JSON value)` by screen; `what` names a value in errors ("keys of
+/// screen" for "keys of screen s1").
+fn by_screen<T: serde::de::DeserializeOwned>(
+    rows: Vec<::postgres::Row>,
+    what: &str,
+) -> Result<HashMap<String, T>, StoreError> {
+    rows.into_iter()
+        .map(|row| {
+            let screen: String = row.get(0);
+            let value = decode(|| format!("{what} {screen}"), row.get(1))?;
+            Ok((screen, value))
+        })
+        .collect()
 }

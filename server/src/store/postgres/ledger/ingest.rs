@@ -21,7 +21,7 @@ use playlists::wire::pop::AckedBatch;
 use super::read::TxBatches;
 use super::{hash32, signed, unsigned, Fail, PgLedger};
 use crate::store::ledger::check::{
-    chain_anomaly, check_all, moves_head, open_all, rejected, tally_all, Checked, Head,
+    chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all, Checked, Head,
 };
 use crate::store::ledger::reader::Reader;
 use crate::store::ledger::tally::Tally;
@@ -427,19 +427,7 @@ impl<'a> Call<'_, 'a> {
         let head = self.known.heads[at];
         let held = match self.held(tx, at, c)? {
             Ok(held) => held,
-            Err(reason) => {
-                tracing::warn!(
-                    screen,
-                    epoch,
-                    batch_seq = b.batch_seq,
-                    reason,
-                    "proof-of-play batch refused: not stored, not acknowledged"
-                );
-                return Ok(Outcome::Rejected {
-                    screen_id: screen.to_owned(),
-                    reason,
-                });
-            }
+            Err(reason) => return Ok(refused(b, reason)),
         };
         let anomaly = chain_anomaly(head.as_ref(), b.batch_seq, &b.prev_hash);
         if let Some(detail) = &anomaly {

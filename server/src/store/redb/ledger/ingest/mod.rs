@@ -28,7 +28,7 @@ use super::{
     ARCHIVED, BATCHES, GAPS, HEADS, LATEST, RECORDS,
 };
 use crate::store::ledger::check::{
-    chain_anomaly, check_all, moves_head, open_all, rejected, tally_all, Checked, Head,
+    chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all, Checked, Head,
 };
 use crate::store::ledger::tally::Tally;
 use crate::store::ledger::view::BatchView;
@@ -219,19 +219,7 @@ impl<'tx> Writer<'tx> {
         };
         let held = match self.held(b, fresh_from, archived.map_or(0, |m| m.last_seq))? {
             Ok(held) => held,
-            Err(reason) => {
-                tracing::warn!(
-                    screen,
-                    epoch,
-                    batch_seq = b.batch_seq,
-                    reason,
-                    "proof-of-play batch refused: not stored, not acknowledged"
-                );
-                return Ok(Outcome::Rejected {
-                    screen_id: screen.to_owned(),
-                    reason,
-                });
-            }
+            Err(reason) => return Ok(refused(b, reason)),
         };
         if let Some(detail) = chain_anomaly(head.as_ref(), b.batch_seq, &b.prev_hash) {
             tracing::warn!(
