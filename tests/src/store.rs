@@ -3,7 +3,8 @@
 //! of its own on the PostgreSQL at 127.0.0.1:5432 (user `postgres`, trust auth;
 //! `SIGNAGE_TEST_PG` overrides the server's URL, without a database name), dropped when
 //! the [`TestStore`] is. Tests that run `signage` as a process pass [`TestStore::args`]
-//! wherever they pass `--data-dir`, so the process opens the same store.
+//! wherever they pass `--data-dir` (or build the command line with [`TestStore::with`]),
+//! `signage serve` included, so every process opens the same store.
 
 use std::path::Path;
 
@@ -32,6 +33,8 @@ pub struct TestStore {
 struct Database {
     server: String,
     name: String,
+    /// `server/name`.
+    url: String,
 }
 
 fn pg_server() -> String {
@@ -68,16 +71,15 @@ impl TestStore {
         // (On a thread of its own: async tests make their store too.)
         off_runtime(|| admin(&server).batch_execute(&format!("CREATE DATABASE {name}")))
             .expect("create the test's database");
+        let url = format!("{server}/{name}");
         TestStore {
-            db: Some(Database { server, name }),
+            db: Some(Database { server, name, url }),
         }
     }
 
     /// The database's URL, when the store is PostgreSQL.
     pub fn url(&self) -> Option<String> {
-        self.db
-            .as_ref()
-            .map(|db| format!("{}/{}", db.server, db.name))
+        self.db.as_ref().map(|db| db.url.clone())
     }
 
     /// What `signage` takes beside `--data-dir` to open this store: `--store URL`, or
@@ -86,6 +88,45 @@ impl TestStore {
         self.url()
             .map(|url| vec!["--store".to_owned(), url])
             .unwrap_or_default()
+    }
+
+    /// `args` followed by [`args`](Self::args): a `signage` command line that opens this
+    /// store beside the `--data-dir` it names.
+    pub fn with<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        if let Some(db) = &self.db {
+            all.extend(["--store", db.url.as_str()]);
+        }
+        all
+    }
+
+    /// The hashes of the media files the database holds, sorted (`None` on redb, whose
+    /// media are the data directory's files): what a test that says "nothing stored"
+    /// checks besides the local copies.
+    pub fn stored_media(&self) -> Option<Vec<String>> {
+        let db = self.db.as_ref()?;
+        let rows = off_runtime(|| {
+            postgres::Client::connect(&db.url, postgres::NoTls)
+                .and_then(|mut c| c.query("SELECT sha256 FROM media ORDER BY sha256", &[]))
+        })
+        .expect("list the database's media");
+        Some(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Whether the database has any table (`None` on redb): a read must not make the
+    /// schema in an empty database.
+    pub fn has_tables(&self) -> Option<bool> {
+        let db = self.db.as_ref()?;
+        let row = off_runtime(|| {
+            postgres::Client::connect(&db.url, postgres::NoTls).and_then(|mut c| {
+                c.query_one(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+                    &[],
+                )
+            })
+        })
+        .expect("list the database's tables");
+        Some(row.get::<_, i64>(0) > 0)
     }
 
     /// Opens the store with `data` as its data directory.

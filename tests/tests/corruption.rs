@@ -6,6 +6,7 @@
 //! space). Success with different output is the worst case: damaged rows exported as if
 //! they were sound. The test knows nothing of the file's layout: offsets are spread over
 //! the whole file, packed over its first pages, and drawn from its non-zero bytes.
+//! redb only, whatever `SIGNAGE_TEST_STORE` says: it damages the redb file itself.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Value};
 
-use tests::{beijing, signage_bin, signage_ok as ok};
+use tests::{beijing, signage_bin, signage_ok as ok, TestStore};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
@@ -28,12 +28,13 @@ fn free_port() -> u16 {
 }
 
 /// `signage serve` over plain HTTP on free ports, on a store holding the Beijing
-/// scenario; killed on drop.
+/// scenario; killed on drop (before its database is dropped).
 struct Server {
     child: Child,
     url: String,
     token: String,
     data: PathBuf,
+    store: TestStore,
     _dir: tempfile::TempDir,
 }
 
@@ -41,7 +42,8 @@ impl Server {
     async fn start(config: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        ok(&["import", s(&beijing()), "--data-dir", s(&data)]);
+        let store = TestStore::new();
+        ok(&store.with(&["import", s(&beijing()), "--data-dir", s(&data)]));
         for _ in 0..5 {
             let (http, broker) = (free_port(), free_port());
             let file = dir.path().join("config.toml");
@@ -54,6 +56,7 @@ impl Server {
             .expect("write config");
             let mut child = Command::new(signage_bin())
                 .args(["serve", "--data-dir", s(&data), "--config", s(&file)])
+                .args(store.args())
                 .env_remove("SIGNAGE_HTTP")
                 .env_remove("SIGNAGE_MQTT_URL")
                 .env_remove("SIGNAGE_MEDIA")
@@ -79,6 +82,7 @@ impl Server {
                         url,
                         token,
                         data,
+                        store,
                         _dir: dir,
                     };
                 }
@@ -123,15 +127,16 @@ impl Server {
             .expect("get")
     }
 
-    /// The files of the media directory and of uploads in progress.
-    fn files(&self) -> (Vec<String>, usize) {
+    /// The files of the media directory, of uploads in progress, and the media the
+    /// database holds (on PostgreSQL).
+    fn files(&self) -> (Vec<String>, usize, Option<Vec<String>>) {
         let mut media: Vec<String> = std::fs::read_dir(self.data.join("media"))
             .expect("media dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         media.sort();
         let uploads = std::fs::read_dir(self.data.join("uploads")).map_or(0, |d| d.count());
-        (media, uploads)
+        (media, uploads, self.store.stored_media())
     }
 }
 
@@ -252,6 +257,12 @@ async fn flashing_uploads_are_refused_and_a_fade_is_stored_with_its_poster() {
         .expect("a stored thumbnail")
         .to_owned();
     let on_disk = std::fs::read(server.data.join("media").join(&thumb_sha)).expect("stored");
+    if let Some(stored) = server.store.stored_media() {
+        assert!(
+            stored.contains(&thumb_sha),
+            "the thumbnail is in the database"
+        );
+    }
     let r = server.get("/creatives/fade-in/thumbnail").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/jpeg");
@@ -309,6 +320,12 @@ async fn warn_keeps_a_flashing_clip_and_imported_creatives_get_stored_thumbnails
     let after = server.files().0;
     let added: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
     assert_eq!(added.len(), 1, "one thumbnail stored: {added:?}");
+    if let Some(stored) = server.store.stored_media() {
+        assert!(
+            stored.contains(added[0]),
+            "the thumbnail is in the database"
+        );
+    }
     assert_eq!(
         std::fs::read(server.data.join("media").join(added[0])).unwrap(),
         first

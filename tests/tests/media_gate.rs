@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::multipart::{Form, Part};
-use tests::signage_bin;
+use tests::{signage_bin, TestStore};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -18,17 +18,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `signage serve` over plain HTTP on free ports; killed on drop.
+/// `signage serve` over plain HTTP on free ports, on a fresh store; killed on drop
+/// (before its database is dropped).
 struct Server {
     child: Child,
     url: String,
     data: tempfile::TempDir,
+    _store: TestStore,
 }
 
 impl Server {
     /// Starts `serve` with `extra` appended to its config file.
     fn start(extra: &str) -> Server {
         let data = tempfile::tempdir().unwrap();
+        let store = TestStore::new();
         let (http, broker) = (free_port(), free_port());
         let config = data.path().join("config.toml");
         std::fs::write(
@@ -44,6 +47,7 @@ impl Server {
             .arg(data.path().join("store"))
             .arg("--config")
             .arg(&config)
+            .args(store.args())
             .env_remove("SIGNAGE_HTTP")
             .env_remove("SIGNAGE_MQTT_URL")
             .stdin(Stdio::null())
@@ -66,7 +70,12 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Server { child, url, data }
+        Server {
+            child,
+            url,
+            data,
+            _store: store,
+        }
     }
 
     fn token_file(&self) -> PathBuf {

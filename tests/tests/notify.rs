@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{agent_bin, beijing, signage_bin, signage_ok};
+use tests::{agent_bin, beijing, signage_bin, signage_ok, TestStore};
 
 const SCREEN: &str = "bj-metro-tiananmen-east-s1";
 
@@ -98,7 +98,8 @@ fn stop(child: &mut Child, notified: &mut Notified, log: &Path) {
 fn server_and_agent_notify_ready_watchdog_and_stopping() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
-    signage_ok(&["import", s(&beijing()), "--data-dir", s(&data)]);
+    let store = TestStore::new();
+    signage_ok(&store.with(&["import", s(&beijing()), "--data-dir", s(&data)]));
     let (http, broker) = (free_port(), free_port());
     let config = tmp.path().join("server.toml");
     std::fs::write(
@@ -110,7 +111,9 @@ fn server_and_agent_notify_ready_watchdog_and_stopping() {
     let server_log = tmp.path().join("server.log");
     let mut server_notify = Notified::bind(&tmp.path().join("server.sock"));
     let mut server = spawn(
-        Command::new(signage_bin()).args(["serve", "--data-dir", s(&data), "--config", s(&config)]),
+        Command::new(signage_bin())
+            .args(["serve", "--data-dir", s(&data), "--config", s(&config)])
+            .args(store.args()),
         &tmp.path().join("server.sock"),
         &server_log,
     );

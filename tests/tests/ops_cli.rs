@@ -9,20 +9,20 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::{signage_bin, signage_ok};
+use tests::{signage_bin, signage_ok, TestStore};
 
 const SCREEN: &str = "bj-metro-xidan-s1";
 
-/// A store holding the Beijing scenario.
-fn store(dir: &Path) -> String {
+/// A store holding the Beijing scenario (its data directory in `dir`).
+fn store(dir: &Path, store: &TestStore) -> String {
     let data = dir.join("data");
     let data = data.to_str().unwrap().to_owned();
-    signage_ok(&[
+    signage_ok(&store.with(&[
         "import",
         tests::beijing().to_str().unwrap(),
         "--data-dir",
         &data,
-    ]);
+    ]));
     data
 }
 
@@ -33,7 +33,8 @@ fn agent_config(path: &Path) -> toml::Table {
 #[test]
 fn provision_uses_the_configured_prefix_and_addresses() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = store(tmp.path());
+    let test_store = TestStore::new();
+    let data = store(tmp.path(), &test_store);
     let config = tmp.path().join("signage.toml");
     std::fs::write(
         &config,
@@ -42,7 +43,7 @@ fn provision_uses_the_configured_prefix_and_addresses() {
     .unwrap();
     let out = tmp.path().join("agent.toml");
     let (config, out_s) = (config.to_str().unwrap(), out.to_str().unwrap());
-    signage_ok(&[
+    signage_ok(&test_store.with(&[
         "screens",
         "provision",
         SCREEN,
@@ -52,7 +53,7 @@ fn provision_uses_the_configured_prefix_and_addresses() {
         config,
         "--out",
         out_s,
-    ]);
+    ]));
     let agent = agent_config(&out);
     assert_eq!(agent["topic_prefix"].as_str(), Some("city/v2"));
     assert_eq!(agent["server_url"].as_str(), Some("https://10.1.2.3:9080"));
@@ -71,6 +72,7 @@ fn provision_uses_the_configured_prefix_and_addresses() {
             out_s,
         ])
         .args(extra)
+        .args(test_store.args())
         .env_remove("SIGNAGE_SERVER");
         for (k, v) in envs {
             cmd.env(k, v);
@@ -109,7 +111,7 @@ fn provision_uses_the_configured_prefix_and_addresses() {
 
     // The broker's ACL grants the configured prefix.
     let broker = tmp.path().join("mosquitto");
-    signage_ok(&[
+    signage_ok(&test_store.with(&[
         "broker",
         "mosquitto-config",
         "--data-dir",
@@ -118,7 +120,7 @@ fn provision_uses_the_configured_prefix_and_addresses() {
         config,
         "--out",
         broker.to_str().unwrap(),
-    ]);
+    ]));
     let acl = std::fs::read_to_string(broker.join("acl")).unwrap();
     assert!(acl.contains("topic readwrite city/v2/#"), "{acl}");
     assert!(
@@ -189,9 +191,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Runs `signage [pre] serve` with standard error to a file until it says it runs, then
-/// stops it with SIGTERM; its standard error.
+/// Runs `signage [pre] serve` on a fresh store with standard error to a file until it says
+/// it runs, then stops it with SIGTERM; its standard error.
 fn serve_log(dir: &Path, pre: &[&str]) -> String {
+    let store = TestStore::new();
     let config = dir.join("serve.toml");
     std::fs::write(
         &config,
@@ -208,6 +211,7 @@ fn serve_log(dir: &Path, pre: &[&str]) -> String {
         .arg(dir.join("data"))
         .arg("--config")
         .arg(&config)
+        .args(store.args())
         .env_remove("NO_COLOR")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

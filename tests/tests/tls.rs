@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::agent_proc::AgentProc;
-use tests::{beijing, signage_bin, signage_ok as ok, signage_output as signage};
+use tests::{beijing, signage_bin, signage_ok as ok, signage_output as signage, TestStore};
 
 const FROM: &str = "2023-12-20T06:00:00+08:00";
 const TO: &str = "2023-12-20T07:00:00+08:00";
@@ -46,10 +46,17 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `serve` with `config` (written to a file, `http` and `embedded_broker` put
-    /// first) and `args`, and waits until it says it serves HTTPS and `/health` answers
-    /// to a client pinning `ca` (which the server may generate as it starts).
-    async fn start(data: &Path, config: &str, args: &[&str], ca: &Path) -> Server {
+    /// Starts `serve` on `store` with `config` (written to a file, `http` and
+    /// `embedded_broker` put first) and `args`, and waits until it says it serves HTTPS and
+    /// `/health` answers to a client pinning `ca` (which the server may generate as it
+    /// starts).
+    async fn start(
+        data: &Path,
+        store: &TestStore,
+        config: &str,
+        args: &[&str],
+        ca: &Path,
+    ) -> Server {
         let logs = tempfile::tempdir().expect("tempdir");
         for _ in 0..5 {
             let (http, broker) = (free_port(), free_port());
@@ -65,6 +72,7 @@ impl Server {
             let mut child = Command::new(signage_bin())
                 .args(["serve", "--data-dir", s(data), "--config", s(&file)])
                 .args(args)
+                .args(store.args())
                 .env_remove("SIGNAGE_HTTP")
                 .env_remove("SIGNAGE_MQTT_URL")
                 .stdin(Stdio::null())
@@ -179,11 +187,12 @@ async fn serve_with_a_generated_certificate() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let d = s(&data);
-    ok(&["import", s(&beijing()), "--data-dir", d]);
-    let local_plan = ok(&["plan", "--data-dir", d, "--from", FROM, "--to", TO]);
+    let store = TestStore::new();
+    ok(&store.with(&["import", s(&beijing()), "--data-dir", d]));
+    let local_plan = ok(&store.with(&["plan", "--data-dir", d, "--from", FROM, "--to", TO]));
     assert!(local_plan.lines().count() > 10, "{local_plan}");
     let ca = data.join("tls").join("ca.pem");
-    let server = Server::start(&data, "", &["--tls", "self-signed"], &ca).await;
+    let server = Server::start(&data, &store, "", &["--tls", "self-signed"], &ca).await;
     let port = server.port();
 
     // The generated key is the owner's alone.
@@ -420,7 +429,8 @@ async fn mqtts_on_mosquitto_with_a_configured_certificate() {
     }
 
     let data = tmp.path().join("data");
-    ok(&["import", s(&beijing()), "--data-dir", s(&data)]);
+    let store = TestStore::new();
+    ok(&store.with(&["import", s(&beijing()), "--data-dir", s(&data)]));
     let config = format!(
         "mqtt_url = \"mqtts://127.0.0.1:{}\"\nmqtt_ca_file = \"{}\"\n\
          [tls]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
@@ -430,7 +440,7 @@ async fn mqtts_on_mosquitto_with_a_configured_certificate() {
         s(&key),
         s(&ca)
     );
-    let server = Server::start(&data, &config, &[], &ca).await;
+    let server = Server::start(&data, &store, &config, &[], &ca).await;
     let admin = data.join("admin.token");
     let token = std::fs::read_to_string(&admin).unwrap().trim().to_owned();
     let agent_config = provision(&server, &admin, &ca, &tmp.path().join("agent.toml"));

@@ -186,11 +186,19 @@ async fn upload_submit_reject_fix_approve_and_preview_in_the_browser() {
     )
     .await;
     check_page(&page, "creatives").await;
+    // Submitting the creative reloads the library, then the campaigns in review: their
+    // table is made anew, buttons included. The campaign's button is clicked only once it
+    // is the new one (the old one, found while the table is replaced, goes stale).
+    page.js(
+        "document.querySelector('[data-submit-campaign=\"ui-camp\"]').dataset.old = '1'; return true",
+    )
+    .await;
     page.click("[data-submit=\"ui-still\"]").await;
     page.wait_js(
-        "the creative submitted",
+        "the creative submitted and the campaigns in review reloaded",
         "const c = document.querySelector('#creatives [data-id=\"ui-still\"]'); \
-         return !!c && c.dataset.state === 'submitted'",
+         const b = document.querySelector('[data-submit-campaign=\"ui-camp\"]'); \
+         return !!c && c.dataset.state === 'submitted' && !!b && !b.dataset.old",
     )
     .await;
     page.click("[data-submit-campaign=\"ui-camp\"]").await;
