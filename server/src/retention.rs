@@ -2,6 +2,11 @@
 //! proof-of-play batches older than the retention are moved from the live ledger into
 //! daily archive files (the ledger's `archive`: durable files first, then one deleting
 //! transaction). `signage ledger archive` does the same by hand on a stopped server.
+//!
+//! Replicas sharing a PostgreSQL store each start this task, but only the one holding the
+//! publisher lease (`crate::replica`) runs a pass; a lease that changes hands mid-pass is
+//! safe too, since the PostgreSQL ledger's archiving steps take turns on a database lock
+//! (`store/postgres/ledger/archive.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,12 +49,14 @@ pub async fn run_once(
     Ok(summary)
 }
 
-/// Runs [`run_once`] at start and every hour until `shutdown`.
+/// Runs [`run_once`] at start and every hour until `shutdown`, each time `runs_here` says
+/// this replica is the one to (it holds the publisher lease).
 pub async fn worker(
     ledger: Arc<dyn LedgerStore>,
     clock: ServerClock,
     days: u32,
     dir: PathBuf,
+    runs_here: impl Fn() -> bool + Send + 'static,
     shutdown: CancellationToken,
 ) {
     let mut every = tokio::time::interval(EVERY);
@@ -58,6 +65,10 @@ pub async fn worker(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = every.tick() => {}
+        }
+        if !runs_here() {
+            tracing::debug!("another replica holds the publisher lease: it archives");
+            continue;
         }
         if let Err(e) = run_once(ledger.clone(), clock.now(), days, dir.clone()).await {
             tracing::error!(error = %e, "archiving proof of play failed; the ledger keeps the batches");

@@ -2,7 +2,8 @@
 //! (`store/ledger/check.rs`, before any transaction), then stored in one transaction that
 //! holds the advisory lock of every chain it touches (see the module doc): the envelope
 //! (packed), a reference to each new record, the chain head, gaps, the anomaly if the
-//! batch breaks its chain, the screen's latest epoch and the rollups.
+//! batch breaks its chain, the screen's latest epoch and the rollups. As in redb, a batch
+//! or record at or before its chain's archive marker (`archive.rs`) is held in the archive.
 
 use std::collections::HashMap;
 
@@ -68,7 +69,7 @@ pub(super) fn ingest(
 
 /// The advisory lock key of chain `(screen, epoch)`: the first 8 bytes of a SHA-256 of
 /// both (a collision only makes two chains wait for each other).
-fn chain_lock(screen: &str, epoch: &str) -> i64 {
+pub(super) fn chain_lock(screen: &str, epoch: &str) -> i64 {
     let mut h = sha2::Sha256::new();
     h.update(b"signage pop chain\0");
     h.update(screen.as_bytes());
@@ -94,11 +95,13 @@ fn head(tx: &mut Transaction<'_>, screen: &str, epoch: &str) -> Result<Option<He
 }
 
 /// Which records of `c` are already held, the same: `Err` names the first one held with
-/// other content (or that cannot be read back).
+/// other content (or that cannot be read back). A seq at or below `archived` (the highest
+/// seq moved to the archive) without a live reference is held in the archive.
 fn held(
     tx: &mut Transaction<'_>,
     shown: &str,
     c: &Checked<'_>,
+    archived: u64,
 ) -> Result<Result<Vec<bool>, String>, Fail> {
     let b = &c.batch;
     let (screen, epoch): (&str, &str) = (&b.screen_id, &b.epoch);
@@ -120,7 +123,7 @@ fn held(
     let mut held = Vec::with_capacity(b.records.len());
     for r in &b.records {
         let Some(&(batch_seq, hash, idx)) = at.get(&r.seq) else {
-            held.push(false);
+            held.push(r.seq <= archived);
             continue;
         };
         let conflict = match reader.record(screen, epoch, r.seq, (batch_seq, &hash, idx))? {
@@ -168,8 +171,25 @@ fn store<'a>(
             ack,
         });
     }
+    let archived = super::archive::marker(tx, screen, epoch)?;
+    if let Some(m) = archived {
+        // A batch from before the archive point whose records are all archived: it was
+        // stored before (the archive holds it), so it is acknowledged again.
+        if b.batch_seq <= m.batch_seq && b.records.iter().all(|r| r.seq <= m.last_seq) {
+            tracing::info!(
+                screen,
+                epoch,
+                batch_seq = b.batch_seq,
+                "proof-of-play batch from before the archive point: acknowledged, not stored"
+            );
+            return Ok(Outcome::Duplicate {
+                screen_id: screen.to_owned(),
+                ack,
+            });
+        }
+    }
     let head = head(tx, screen, epoch)?;
-    let held = match held(tx, shown, c)? {
+    let held = match held(tx, shown, c, archived.map_or(0, |m| m.last_seq))? {
         Ok(held) => held,
         Err(reason) => {
             tracing::warn!(
