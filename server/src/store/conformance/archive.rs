@@ -576,30 +576,7 @@ fn two_archivers_at_once_on_postgres() {
     assert_eq!(total(&after[0]), total(&before[0]) + 20);
 }
 
-macro_rules! archive_cases {
-    ($($case:ident),* $(,)?) => {
-        mod on_redb {
-            $(
-                #[test]
-                fn $case() {
-                    let f = super::redb();
-                    super::$case(&*f.ledger);
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[test]
-                fn $case() {
-                    let f = super::postgres();
-                    super::$case(&*f.ledger);
-                }
-            )*
-        }
-    };
-}
-
-archive_cases!(
+super::ledger::ledger_cases!(
     one_record_batches_round_trip_and_verify,
     archive_then_verify_clean_and_reports_unchanged,
     a_tampered_archive_file_is_named,

@@ -15,7 +15,8 @@ use playlists::wire::pop::AckedBatch;
 use super::read::TxBatches;
 use super::{hash32, signed, unsigned, Fail, PgLedger};
 use crate::store::ledger::check::{
-    chain_anomaly, check_all, moves_head, open_all, rejected, tally_all, Checked, Head,
+    archived_before, chain_anomaly, check_all, moves_head, open_all, rejected, tally_all, Checked,
+    Head,
 };
 use crate::store::ledger::reader::Reader;
 use crate::store::ledger::tally::Tally;
@@ -172,21 +173,11 @@ fn store<'a>(
         });
     }
     let archived = super::archive::marker(tx, screen, epoch)?;
-    if let Some(m) = archived {
-        // A batch from before the archive point whose records are all archived: it was
-        // stored before (the archive holds it), so it is acknowledged again.
-        if b.batch_seq <= m.batch_seq && b.records.iter().all(|r| r.seq <= m.last_seq) {
-            tracing::info!(
-                screen,
-                epoch,
-                batch_seq = b.batch_seq,
-                "proof-of-play batch from before the archive point: acknowledged, not stored"
-            );
-            return Ok(Outcome::Duplicate {
-                screen_id: screen.to_owned(),
-                ack,
-            });
-        }
+    if archived_before(archived.as_ref(), b) {
+        return Ok(Outcome::Duplicate {
+            screen_id: screen.to_owned(),
+            ack,
+        });
     }
     let head = head(tx, screen, epoch)?;
     let held = match held(tx, shown, c, archived.map_or(0, |m| m.last_seq))? {
