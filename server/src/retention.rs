@@ -91,10 +91,10 @@ mod tests {
         assert_eq!(cut_off(now, u32::MAX), NaiveDate::MIN);
     }
 
-    #[tokio::test]
-    async fn a_pass_archives_what_is_older_than_the_retention() {
-        use crate::store::redb::ledger::testkit::{at, key_ring, ledger, Agent};
-        let (dir, l) = ledger();
+    use crate::store::ledger::testkit::{at, key_ring, Agent};
+
+    /// One record played on 2025-03-01, in `l`; the agent.
+    fn one_play(l: &dyn LedgerStore) -> Agent {
         let mut a = Agent::new(1, "s1", "v1");
         let r = a.play("c1", "k1", at(10, 0));
         let raw = a.batch(vec![r]);
@@ -103,8 +103,12 @@ mod tests {
             raw,
         };
         l.ingest(&[incoming], &key_ring(&[&a])).unwrap();
-        let l: Arc<dyn LedgerStore> = Arc::new(l);
-        let archive = dir.path().join("archive");
+        a
+    }
+
+    /// A pass keeps what the retention keeps and archives the rest, verifiably.
+    async fn a_pass(l: Arc<dyn LedgerStore>, archive: PathBuf) {
+        let a = one_play(&*l);
         let now = Utc.with_ymd_and_hms(2025, 3, 9, 12, 0, 0).unwrap();
         let kept = run_once(l.clone(), now, 8, archive.clone()).await.unwrap();
         assert_eq!(kept.days, []);
@@ -123,5 +127,58 @@ mod tests {
             .unwrap();
         assert_eq!((verified.records, verified.problems.len()), (1, 0));
         assert_eq!(plays, [1]);
+    }
+
+    #[tokio::test]
+    async fn a_pass_archives_what_is_older_than_the_retention() {
+        let (dir, l) = crate::store::redb::ledger::testkit::ledger();
+        a_pass(Arc::new(l), dir.path().join("archive")).await;
+    }
+
+    #[test]
+    fn a_pass_archives_what_is_older_than_the_retention_on_postgres() {
+        let db = crate::store::postgres::testdb::TestDb::new();
+        let dir = tempfile::tempdir().unwrap();
+        let store = db.open(dir.path(), crate::store::OpenMode::Create);
+        let l = crate::store::Store::ledger(&store);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(a_pass(l, dir.path().join("archive")));
+    }
+
+    /// The worker runs a pass only where `runs_here` says so (the publisher lease).
+    #[tokio::test]
+    async fn only_the_replica_it_runs_on_archives() {
+        let (dir, l) = crate::store::redb::ledger::testkit::ledger();
+        one_play(&l);
+        let l: Arc<dyn LedgerStore> = Arc::new(l);
+        let now = Utc.with_ymd_and_hms(2025, 3, 9, 12, 0, 0).unwrap();
+        let clock = ServerClock::Scaled {
+            start: now,
+            anchor: Utc::now(),
+            speed: 0.0,
+        };
+        let archive = dir.path().join("archive");
+        for here in [false, true] {
+            let (asked, mut was_asked) = tokio::sync::mpsc::unbounded_channel();
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(worker(
+                l.clone(),
+                clock,
+                7,
+                archive.clone(),
+                move || {
+                    let _ = asked.send(());
+                    here
+                },
+                shutdown.clone(),
+            ));
+            // Its first tick is at once; the next an hour later: one pass or none.
+            was_asked.recv().await.unwrap();
+            shutdown.cancel();
+            task.await.unwrap();
+            let records = l.counts().unwrap().records;
+            assert_eq!(records, if here { 0 } else { 1 }, "runs here: {here}");
+            assert_eq!(archive.join("ledger-2025-03-01.zst").is_file(), here);
+        }
     }
 }
