@@ -172,14 +172,24 @@ fn store<'a>(
             ack,
         });
     }
-    let archived = super::archive::marker(tx, screen, epoch)?;
+    let head = head(tx, screen, epoch)?;
+    // A chain's archive marker is at or below its head (batch and seq): only a batch that
+    // does not go past the head can be archived already or carry archived records, so the
+    // usual next batch costs no look-up.
+    let behind = head.is_some_and(|h| {
+        b.batch_seq <= h.batch_seq || b.records.first().is_some_and(|r| r.seq <= h.last_seq)
+    });
+    let archived = if behind {
+        super::archive::marker(tx, screen, epoch)?
+    } else {
+        None
+    };
     if archived_before(archived.as_ref(), b) {
         return Ok(Outcome::Duplicate {
             screen_id: screen.to_owned(),
             ack,
         });
     }
-    let head = head(tx, screen, epoch)?;
     let held = match held(tx, shown, c, archived.map_or(0, |m| m.last_seq))? {
         Ok(held) => held,
         Err(reason) => {
