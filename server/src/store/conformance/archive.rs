@@ -51,11 +51,11 @@ fn three_days(l: &dyn LedgerStore, per_day: usize) -> (Vec<Agent>, Vec<(String, 
     (agents, sent)
 }
 
-fn ring(agents: &[Agent]) -> impl Fn(&str) -> Vec<ed25519_dalek::VerifyingKey> {
+pub(super) fn ring(agents: &[Agent]) -> impl Fn(&str) -> Vec<ed25519_dalek::VerifyingKey> {
     key_ring(&agents.iter().collect::<Vec<_>>())
 }
 
-fn day(d: u32) -> NaiveDate {
+pub(super) fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 3, d).unwrap()
 }
 
@@ -79,7 +79,7 @@ fn exported(l: &dyn LedgerStore) -> Vec<(String, u64)> {
 }
 
 /// The archive audit, and the (screen, seq) of each archived play it hands over.
-fn verify(
+pub(super) fn verify(
     l: &dyn LedgerStore,
     dir: &Path,
     keys: KeysOf<'_>,
@@ -583,46 +583,3 @@ super::ledger::ledger_cases!(
     a_crash_between_writing_and_deleting_loses_and_doubles_nothing,
     a_record_resent_after_its_batch_was_archived,
 );
-
-/// The figure: archiving one day of one-record batches (what agents send), 500 screens
-/// with 40 plays each, on both backends: `cargo test -p server --lib archive_figures --
-/// --ignored --nocapture` (PostgreSQL on 127.0.0.1:5432). A measurement, not a check.
-#[test]
-#[ignore = "a measurement: run by hand"]
-fn archive_figures() {
-    for (label, f) in [("redb", redb()), ("postgres", postgres())] {
-        let l = &*f.ledger;
-        let mut agents: Vec<Agent> = (0..500u32)
-            .map(|n| Agent::new((n % 250) as u8 + 1, &format!("s{n:03}"), "v1"))
-            .collect();
-        let keys = ring(&agents);
-        for n in 0..40 {
-            let slot = at(8, 0) + Duration::minutes(15 * n);
-            let call: Vec<Incoming> = agents
-                .iter_mut()
-                .map(|a| {
-                    let r = a.play("c1", "k1", slot);
-                    incoming(&a.screen.clone(), &a.batch(vec![r]))
-                })
-                .collect();
-            l.ingest(&call, &keys).unwrap();
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let started = std::time::Instant::now();
-        let summary = l.archive(dir.path(), day(2)).unwrap();
-        let took = started.elapsed();
-        let d = &summary.days[0];
-        let started = std::time::Instant::now();
-        let verified = verify(l, dir.path(), &keys).0;
-        let verify_took = started.elapsed();
-        assert_eq!(verified.problems, []);
-        println!(
-            "{label}: archived {} batches ({} records) in {took:.2?} ({:.0} batches/s), file {} bytes ({:.0} bytes/record); verify {verify_took:.2?}",
-            d.batches,
-            d.records,
-            d.batches as f64 / took.as_secs_f64(),
-            d.file_bytes,
-            d.file_bytes as f64 / d.records as f64
-        );
-    }
-}
