@@ -179,22 +179,23 @@ fn check_history(store: &server::store::SharedStore, from: DateTime<Utc>, to: Da
     assert!(verdict.problems.is_empty(), "{:?}", verdict.problems);
 }
 
+/// What `signage ARGS` prints, once it has succeeded.
+fn signage(args: &[&str]) -> String {
+    let out = std::process::Command::new(tests::signage_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "signage {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The operator's view through the real binary: exports, venue compliance, audit.
 fn check_cli_reports(data: &std::path::Path, on_postgres_too: bool) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(tests::signage_bin())
-            .args(args)
-            .arg("--data-dir")
-            .arg(data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "signage {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| signage(&[args, &["--data-dir", data.to_str().unwrap()]].concat());
     let plays = run(&["report", "plays", "--format", "csv"]);
     let mut lines = plays.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -313,18 +314,6 @@ fn archive_on_postgres(data: &std::path::Path, report: &str, plays: &str) {
     let elsewhere = tempfile::tempdir().unwrap();
     let archive = elsewhere.path().join("archive");
     let archive = archive.to_str().unwrap();
-    let signage = |args: &[&str]| {
-        let out = std::process::Command::new(tests::signage_bin())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "signage {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
     signage(&[
         "store",
         "copy",
@@ -334,9 +323,13 @@ fn archive_on_postgres(data: &std::path::Path, report: &str, plays: &str) {
         &url,
     ]);
     let run = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--data-dir", data.to_str().unwrap(), "--store", &url]);
-        signage(&all)
+        signage(
+            &[
+                args,
+                &["--data-dir", data.to_str().unwrap(), "--store", &url],
+            ]
+            .concat(),
+        )
     };
     assert_eq!(run(&["report", "venues", "--format", "csv"]), report);
     let archived = run(&[

@@ -163,6 +163,20 @@ pub(crate) fn span(chosen: &[Chosen], old: Option<(i64, i64)>) -> Option<(i64, i
         .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
 }
 
+/// An archiving run into `dir` (created if missing): `step` archives the oldest day left,
+/// if any (with [`write_day`]), and is called until none is left.
+pub(crate) fn run(
+    dir: &Path,
+    mut step: impl FnMut() -> Result<Option<ArchivedDay>, LedgerError>,
+) -> Result<ArchiveSummary, LedgerError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut summary = ArchiveSummary::default();
+    while let Some(day) = step()? {
+        summary.days.push(day);
+    }
+    Ok(summary)
+}
+
 /// Writes `chosen` into the file of `day` in `dir` (durably, merged with what it held), then
 /// calls `drop_archived` with the file's absolute path to delete them from the ledger; what
 /// was done. Nothing is deleted when the file could not be written.

@@ -35,7 +35,7 @@ use super::{hash32, signed, unsigned, Fail, PgLedger};
 use crate::store::ledger::archive::read::ExportKey;
 use crate::store::ledger::archive::verify::{ArchiveReport, ArchivedLedger};
 use crate::store::ledger::archive::{
-    io, markers, span, write_day, ArchiveSummary, ArchivedDay, Chosen, Marker,
+    markers, span, write_day, ArchiveSummary, ArchivedDay, Chosen, Marker,
 };
 use crate::store::ledger::{HashBytes, KeysOf, LedgerError, Query};
 
@@ -52,12 +52,7 @@ pub(super) fn archive(
     dir: &Path,
     before: NaiveDate,
 ) -> Result<ArchiveSummary, LedgerError> {
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut summary = ArchiveSummary::default();
-    while let Some(day) = ledger.run(|client| step(client, dir, before))? {
-        summary.days.push(day);
-    }
-    Ok(summary)
+    crate::store::ledger::archive::run(dir, || ledger.run(|client| step(client, dir, before)))
 }
 
 /// Archives the oldest day left, if any, holding the archive lock throughout.

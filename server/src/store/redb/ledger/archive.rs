@@ -19,7 +19,7 @@ use super::{
 use crate::store::ledger::archive::read::ExportKey;
 use crate::store::ledger::archive::verify::{ArchiveReport, ArchivedLedger};
 pub(crate) use crate::store::ledger::archive::Marker;
-use crate::store::ledger::archive::{io, markers, span, write_day, ArchiveSummary, Chosen};
+use crate::store::ledger::archive::{markers, span, write_day, ArchiveSummary, Chosen};
 
 /// Archives every batch whose chain prefix lies before `before` into `dir` (created if
 /// missing), one file per day, oldest first.
@@ -28,13 +28,12 @@ pub(super) fn archive(
     dir: &Path,
     before: NaiveDate,
 ) -> Result<ArchiveSummary, LedgerError> {
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut summary = ArchiveSummary::default();
-    while let Some((day, chosen)) = next_day(db, before)? {
-        let done = write_day(dir, day, &chosen, |file| drop_archived(db, file, &chosen))?;
-        summary.days.push(done);
-    }
-    Ok(summary)
+    crate::store::ledger::archive::run(dir, || {
+        let Some((day, chosen)) = next_day(db, before)? else {
+            return Ok(None);
+        };
+        write_day(dir, day, &chosen, |file| drop_archived(db, file, &chosen)).map(Some)
+    })
 }
 
 /// The oldest day before `before` with live batches at the start of a chain, and the batches
