@@ -1,6 +1,6 @@
 //! Tests of the PostgreSQL ledger that only it has: damage written with SQL, exactly once
-//! across replicas, an archiving step whose session dies midway, and its size at rest. The cases both backends share are in
-//! `store/conformance/ledger.rs`.
+//! across replicas, an archiving step whose session dies midway, and its size at rest.
+//! The cases both backends share are in `store/conformance/ledger.rs`.
 
 use std::collections::{BTreeMap, HashSet};
 
