@@ -187,9 +187,10 @@ fn store_copy_ledger_figures() {
     );
 }
 
-/// The figure for the README: archiving one day of one-record batches (what agents send), 500 screens
-/// with 40 plays each, on both backends: `cargo test -p server --lib archive_figures --
-/// --ignored --nocapture` (PostgreSQL on 127.0.0.1:5432). A measurement, not a check.
+/// The figure for the README: archiving one day of one-record batches (what agents send),
+/// 500 screens with 40 plays each, on both backends: `cargo test -p server --lib
+/// archive_figures -- --ignored --nocapture` (PostgreSQL on 127.0.0.1:5432). A
+/// measurement, not a check.
 #[test]
 #[ignore = "a measurement: run by hand"]
 fn archive_figures() {

@@ -11,7 +11,8 @@
 //! - [`export`]: the raw records, for `report plays`.
 //! - [`batches`]: every stored batch as received, for `store copy`.
 //! - [`audit`]: re-verifies signatures, the chain and every stored record.
-//! - [`archive`]: retention: moves old batches into compressed daily files, and audits them.
+//! - [`archive`]: retention: moves old batches into compressed daily files (the format, the
+//!   choice of batches and the archive audit are shared: `store/ledger/archive/`).
 //!
 //! # Epochs
 //!
