@@ -438,11 +438,13 @@ pub async fn start_with(
     };
     tracker.spawn(healer(publisher.clone(), shutdown.clone()));
     if let Some((days, dir)) = options.ledger_retention.clone() {
+        let p = publisher.clone();
         tracker.spawn(crate::retention::worker(
             shared.ledger.clone(),
             shared.clock,
             days,
             dir,
+            move || p.publishing(),
             shutdown.clone(),
         ));
     }

@@ -2,6 +2,11 @@
 //! proof-of-play batches older than the retention are moved from the live ledger into
 //! daily archive files (the ledger's `archive`: durable files first, then one deleting
 //! transaction). `signage ledger archive` does the same by hand on a stopped server.
+//!
+//! Replicas sharing a PostgreSQL store each start this task, but only the one holding the
+//! publisher lease (`crate::replica`) runs a pass; a lease that changes hands mid-pass is
+//! safe too, since the PostgreSQL ledger's archiving steps take turns on a database lock
+//! (`store/postgres/ledger/archive.rs`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,12 +49,14 @@ pub async fn run_once(
     Ok(summary)
 }
 
-/// Runs [`run_once`] at start and every hour until `shutdown`.
+/// Runs [`run_once`] at start and every hour until `shutdown`, each time `runs_here` says
+/// this replica is the one to (it holds the publisher lease).
 pub async fn worker(
     ledger: Arc<dyn LedgerStore>,
     clock: ServerClock,
     days: u32,
     dir: PathBuf,
+    runs_here: impl Fn() -> bool + Send + 'static,
     shutdown: CancellationToken,
 ) {
     let mut every = tokio::time::interval(EVERY);
@@ -58,6 +65,10 @@ pub async fn worker(
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = every.tick() => {}
+        }
+        if !runs_here() {
+            tracing::debug!("another replica holds the publisher lease: it archives");
+            continue;
         }
         if let Err(e) = run_once(ledger.clone(), clock.now(), days, dir.clone()).await {
             tracing::error!(error = %e, "archiving proof of play failed; the ledger keeps the batches");
@@ -80,10 +91,10 @@ mod tests {
         assert_eq!(cut_off(now, u32::MAX), NaiveDate::MIN);
     }
 
-    #[tokio::test]
-    async fn a_pass_archives_what_is_older_than_the_retention() {
-        use crate::store::redb::ledger::testkit::{at, key_ring, ledger, Agent};
-        let (dir, l) = ledger();
+    use crate::store::ledger::testkit::{at, key_ring, Agent};
+
+    /// One record played on 2025-03-01, in `l`; the agent.
+    fn one_play(l: &dyn LedgerStore) -> Agent {
         let mut a = Agent::new(1, "s1", "v1");
         let r = a.play("c1", "k1", at(10, 0));
         let raw = a.batch(vec![r]);
@@ -92,8 +103,12 @@ mod tests {
             raw,
         };
         l.ingest(&[incoming], &key_ring(&[&a])).unwrap();
-        let l: Arc<dyn LedgerStore> = Arc::new(l);
-        let archive = dir.path().join("archive");
+        a
+    }
+
+    /// A pass keeps what the retention keeps and archives the rest, verifiably.
+    async fn a_pass(l: Arc<dyn LedgerStore>, archive: PathBuf) {
+        let a = one_play(&*l);
         let now = Utc.with_ymd_and_hms(2025, 3, 9, 12, 0, 0).unwrap();
         let kept = run_once(l.clone(), now, 8, archive.clone()).await.unwrap();
         assert_eq!(kept.days, []);
@@ -112,5 +127,58 @@ mod tests {
             .unwrap();
         assert_eq!((verified.records, verified.problems.len()), (1, 0));
         assert_eq!(plays, [1]);
+    }
+
+    #[tokio::test]
+    async fn a_pass_archives_what_is_older_than_the_retention() {
+        let (dir, l) = crate::store::redb::ledger::testkit::ledger();
+        a_pass(Arc::new(l), dir.path().join("archive")).await;
+    }
+
+    #[test]
+    fn a_pass_archives_what_is_older_than_the_retention_on_postgres() {
+        let db = crate::store::postgres::testdb::TestDb::new();
+        let dir = tempfile::tempdir().unwrap();
+        let store = db.open(dir.path(), crate::store::OpenMode::Create);
+        let l = crate::store::Store::ledger(&store);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(a_pass(l, dir.path().join("archive")));
+    }
+
+    /// The worker runs a pass only where `runs_here` says so (the publisher lease).
+    #[tokio::test]
+    async fn only_the_replica_it_runs_on_archives() {
+        let (dir, l) = crate::store::redb::ledger::testkit::ledger();
+        one_play(&l);
+        let l: Arc<dyn LedgerStore> = Arc::new(l);
+        let now = Utc.with_ymd_and_hms(2025, 3, 9, 12, 0, 0).unwrap();
+        let clock = ServerClock::Scaled {
+            start: now,
+            anchor: Utc::now(),
+            speed: 0.0,
+        };
+        let archive = dir.path().join("archive");
+        for here in [false, true] {
+            let (asked, mut was_asked) = tokio::sync::mpsc::unbounded_channel();
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(worker(
+                l.clone(),
+                clock,
+                7,
+                archive.clone(),
+                move || {
+                    let _ = asked.send(());
+                    here
+                },
+                shutdown.clone(),
+            ));
+            // Its first tick is at once; the next an hour later: one pass or none.
+            was_asked.recv().await.unwrap();
+            shutdown.cancel();
+            task.await.unwrap();
+            let records = l.counts().unwrap().records;
+            assert_eq!(records, if here { 0 } else { 1 }, "runs here: {here}");
+            assert_eq!(archive.join("ledger-2025-03-01.zst").is_file(), here);
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! `signage ledger archive` (retention: moves old proof-of-play batches out of the live
 //! ledger into daily compressed files) and `signage audit verify --archive DIR`. Both work
-//! on the store directly (`--data-dir`): the archive files are the server machine's.
+//! on the store directly (`--data-dir`, with `--store` for PostgreSQL): the archive files
+//! are the server machine's. A redb store must be stopped; PostgreSQL replicas may keep
+//! running (archiving steps and the archive audit take turns on a database lock).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,7 +41,7 @@ fn store_of<'a>(state: &'a State, what: &str) -> anyhow::Result<&'a crate::store
     match state {
         State::Store(store) => Ok(store),
         State::Api(_) => anyhow::bail!(
-            "{what} works on the store's files: give --data-dir DIR (with the server stopped)"
+            "{what} works on the store directly: give --data-dir DIR (with the server stopped), and --store URL for PostgreSQL"
         ),
     }
 }

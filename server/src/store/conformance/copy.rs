@@ -375,6 +375,95 @@ fn a_ledger_archived_in_part_is_refused_before_anything_is_written() {
     assert!(p.holds_nothing(true).unwrap());
 }
 
+/// The same from PostgreSQL: a store copied there whole, then archived in part, does not
+/// copy back, and the redb target holds nothing.
+#[test]
+fn a_postgres_ledger_archived_in_part_is_refused_too() {
+    let (src, transit, archive, back) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    beijing_store(src.path());
+    let from = End::open(
+        src.path().to_str().unwrap(),
+        transit.path(),
+        OpenMode::Existing,
+    )
+    .unwrap();
+    let db = TestDb::new();
+    let pg = End::open(&db.url(), transit.path(), OpenMode::Create).unwrap();
+    copy(&from, &pg).unwrap();
+    let End::Postgres(p) = &pg else {
+        unreachable!()
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(2025, 3, 2).unwrap();
+    let summary = crate::store::Store::ledger(p)
+        .archive(archive.path(), day)
+        .unwrap();
+    assert!(!summary.days.is_empty());
+    let to = End::open(
+        back.path().to_str().unwrap(),
+        transit.path(),
+        OpenMode::Create,
+    )
+    .unwrap();
+    let e = copy(&pg, &to).unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Ledger(LedgerError::Archived { batch_seq, .. }) if *batch_seq > 0),
+        "{e:?}"
+    );
+    let End::Redb(r) = &to else { unreachable!() };
+    assert!(r.holds_nothing().unwrap());
+}
+
+/// A target whose ledger was archived whole (no batch or record left, its chains and
+/// markers still there) is not empty: a copy into it is refused.
+#[test]
+fn a_target_whose_ledger_was_archived_whole_is_not_empty() {
+    let (src, transit, archive) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    beijing_store(src.path());
+    let from = End::open(
+        src.path().to_str().unwrap(),
+        transit.path(),
+        OpenMode::Existing,
+    )
+    .unwrap();
+    let db = TestDb::new();
+    let to = End::open(&db.url(), transit.path(), OpenMode::Create).unwrap();
+    let End::Postgres(p) = &to else {
+        unreachable!()
+    };
+    let ledger = crate::store::Store::ledger(p);
+    let mut a = Agent::new(1, "s1", "v1");
+    let r = a.play("c1", "k1", at(0));
+    let incoming = Incoming {
+        topic_screen: "s1".into(),
+        raw: a.batch(vec![r]),
+    };
+    let keys = crate::store::ledger::testkit::key_ring(&[&a]);
+    ledger.ingest(&[incoming], &keys).unwrap();
+    let day = at(0).date_naive().succ_opt().unwrap();
+    assert_eq!(ledger.archive(archive.path(), day).unwrap().days.len(), 1);
+    assert_eq!(ledger.counts().unwrap().batches, 0);
+    let e = copy(&from, &to).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Exists {
+                entity: "store",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn a_batch_the_target_refuses_fails_the_copy_naming_it() {
     let (src, transit) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -1,12 +1,15 @@
 //! Figures for the README, comparing the two backends on a generated city (600 venues,
 //! 5,000 screens): `cargo test -p server --lib store_backend_figures -- --ignored
-//! --nocapture` (PostgreSQL on 127.0.0.1:5432). A measurement, not a check.
+//! --nocapture` (PostgreSQL on 127.0.0.1:5432); and archiving a day of the ledger
+//! (`archive_figures`). Measurements, not checks.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{at, screen, Backend};
+use super::{archive, at, ledger, screen, Backend};
 use crate::store::dump::{copy, End};
+use crate::store::ledger::testkit::Agent;
+use crate::store::ledger::Incoming;
 use crate::store::postgres::testdb::TestDb;
 use crate::store::{Commit, IssuedDocument, OpenMode};
 
@@ -182,4 +185,48 @@ fn store_copy_ledger_figures() {
         again.records,
         started.elapsed()
     );
+}
+
+/// The figure for the README: archiving one day of one-record batches (what agents send),
+/// 500 screens with 40 plays each, on both backends: `cargo test -p server --lib
+/// archive_figures -- --ignored --nocapture` (PostgreSQL on 127.0.0.1:5432). A
+/// measurement, not a check.
+#[test]
+#[ignore = "a measurement: run by hand"]
+fn archive_figures() {
+    for (label, f) in [("redb", ledger::redb()), ("postgres", ledger::postgres())] {
+        let l = &*f.ledger;
+        let mut agents: Vec<Agent> = (0..500u32)
+            .map(|n| Agent::new((n % 250) as u8 + 1, &format!("s{n:03}"), "v1"))
+            .collect();
+        let keys = archive::ring(&agents);
+        for n in 0..40 {
+            let slot = crate::store::ledger::testkit::at(8, 0) + chrono::Duration::minutes(15 * n);
+            let call: Vec<Incoming> = agents
+                .iter_mut()
+                .map(|a| {
+                    let r = a.play("c1", "k1", slot);
+                    ledger::incoming(&a.screen.clone(), &a.batch(vec![r]))
+                })
+                .collect();
+            l.ingest(&call, &keys).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let summary = l.archive(dir.path(), archive::day(2)).unwrap();
+        let took = started.elapsed();
+        let d = &summary.days[0];
+        let started = std::time::Instant::now();
+        let verified = archive::verify(l, dir.path(), &keys).0;
+        let verify_took = started.elapsed();
+        assert_eq!(verified.problems, []);
+        println!(
+            "{label}: archived {} batches ({} records) in {took:.2?} ({:.0} batches/s), file {} bytes ({:.0} bytes/record); verify {verify_took:.2?}",
+            d.batches,
+            d.records,
+            d.batches as f64 / took.as_secs_f64(),
+            d.file_bytes,
+            d.file_bytes as f64 / d.records as f64
+        );
+    }
 }

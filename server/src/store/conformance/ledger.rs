@@ -750,6 +750,9 @@ macro_rules! ledger_cases {
     };
 }
 
+/// The ledger's cases of another module of the suite, on both backends.
+pub(crate) use ledger_cases;
+
 ledger_cases!(
     refuses_numbers_beyond_the_shared_limit,
     stores_duplicates_and_refuses_conflicts,

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Entity, ScreenEntity, VenueEntity};
 
+mod archive;
 mod catalogue;
 mod copy;
 mod figures;

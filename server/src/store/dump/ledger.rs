@@ -38,10 +38,11 @@ pub(super) fn ensure_whole(from: &dyn LedgerStore) -> Result<(), StoreError> {
     }
 }
 
-/// Whether a target ledger holds nothing.
+/// Whether a target ledger holds nothing: no batch, no record, and no chain (a ledger
+/// whose every batch was archived still has its chains, and their archive markers).
 pub(super) fn holds_nothing(to: &dyn LedgerStore) -> Result<bool, StoreError> {
     let counts = to.counts()?;
-    Ok(counts.batches == 0 && counts.records == 0)
+    Ok(counts.batches == 0 && counts.records == 0 && counts.chains.is_empty())
 }
 
 /// Re-ingests every batch of `from` into `to`'s empty ledger; returns the batches and the

@@ -237,3 +237,20 @@ pub(crate) fn chain_anomaly(
 pub(crate) fn moves_head(head: Option<&Head>, batch_seq: u64) -> bool {
     head.is_none_or(|h| batch_seq > h.batch_seq)
 }
+
+/// Whether batch `b` is from before its chain's archive point (`archived`, the chain's
+/// marker) with every record archived: it was stored before and the archive holds it, so
+/// it is acknowledged again (a duplicate) and not stored.
+pub(crate) fn archived_before(archived: Option<&super::audit::Marker>, b: &BatchView<'_>) -> bool {
+    let Some(m) = archived else { return false };
+    let before = b.batch_seq <= m.batch_seq && b.records.iter().all(|r| r.seq <= m.last_seq);
+    if before {
+        tracing::info!(
+            screen = &*b.screen_id,
+            epoch = &*b.epoch,
+            batch_seq = b.batch_seq,
+            "proof-of-play batch from before the archive point: acknowledged, not stored"
+        );
+    }
+    before
+}

@@ -14,8 +14,10 @@ use ed25519_dalek::VerifyingKey;
 use playlists::wire::pop::AckedBatch;
 use playlists::wire::PlayRecord;
 
-pub use super::redb::ledger::{ArchiveReport, ArchiveSummary, ArchivedDay};
+pub use archive::verify::ArchiveReport;
+pub use archive::{ArchiveSummary, ArchivedDay};
 
+pub(crate) mod archive;
 pub(crate) mod audit;
 pub(crate) mod check;
 pub(crate) mod pack;

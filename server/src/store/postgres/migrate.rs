@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "planned",
         sql: include_str!("schema/0003_planned.sql"),
     },
+    Migration {
+        version: 4,
+        name: "archive",
+        sql: include_str!("schema/0004_archive.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -262,6 +262,7 @@ pub(super) fn audit(
     let records: i64 = tx
         .query_one("SELECT count(*) FROM pop_records", &[])?
         .get(0);
+    let markers = super::archive::all_markers(&mut tx)?;
     let snapshot = Snapshot {
         tx: RefCell::new(&mut tx),
         shown,
@@ -283,7 +284,7 @@ pub(super) fn audit(
             screen,
             epoch,
             ring,
-            None,
+            markers.get(&(screen.clone(), epoch.clone())).copied(),
             &mut problems,
         )?);
     }

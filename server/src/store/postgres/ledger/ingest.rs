@@ -2,7 +2,8 @@
 //! (`store/ledger/check.rs`, before any transaction), then stored in one transaction that
 //! holds the advisory lock of every chain it touches (see the module doc): the envelope
 //! (packed), a reference to each new record, the chain head, gaps, the anomaly if the
-//! batch breaks its chain, the screen's latest epoch and the rollups.
+//! batch breaks its chain, the screen's latest epoch and the rollups. As in redb, a batch
+//! or record at or before its chain's archive marker (`archive.rs`) is held in the archive.
 //!
 //! A call costs a fixed number of statements, not a few per batch: the locks, the stored
 //! batches, chain heads and records the call's batches name are read in one query each,
@@ -21,7 +22,8 @@ use playlists::wire::pop::AckedBatch;
 use super::read::TxBatches;
 use super::{hash32, signed, unsigned, Fail, PgLedger};
 use crate::store::ledger::check::{
-    chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all, Checked, Head,
+    archived_before, chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all,
+    Checked, Head,
 };
 use crate::store::ledger::reader::Reader;
 use crate::store::ledger::tally::Tally;
@@ -122,7 +124,7 @@ impl<'a> Chains<'a> {
 
 /// The advisory lock key of chain `(screen, epoch)`: the first 8 bytes of a SHA-256 of
 /// both (a collision only makes two chains wait for each other).
-fn chain_lock(screen: &str, epoch: &str) -> i64 {
+pub(super) fn chain_lock(screen: &str, epoch: &str) -> i64 {
     let mut h = sha2::Sha256::new();
     h.update(b"signage pop chain\0");
     h.update(screen.as_bytes());
@@ -357,12 +359,15 @@ struct Call<'c, 'a> {
 
 impl<'a> Call<'_, 'a> {
     /// Which records of `c` (of chain `at`) are already held, the same: `Err` names the
-    /// first one held with other content (or that cannot be read back).
+    /// first one held with other content (or that cannot be read back). A seq at or below
+    /// `archived` (the highest seq moved to the archive) without a live reference is held
+    /// in the archive.
     fn held(
         &mut self,
         tx: &mut Transaction<'_>,
         at: usize,
         c: &Checked<'_>,
+        archived: u64,
     ) -> Result<Result<Vec<bool>, String>, Fail> {
         let b = &c.batch;
         let places: Vec<Option<Place>> = b
@@ -371,7 +376,7 @@ impl<'a> Call<'_, 'a> {
             .map(|r| self.known.records.get(&(at, r.seq)).copied())
             .collect();
         if places.iter().all(Option::is_none) {
-            return Ok(Ok(vec![false; places.len()]));
+            return Ok(Ok(b.records.iter().map(|r| r.seq <= archived).collect()));
         }
         // The stored batches are read through the transaction: write what is decided.
         self.pending.flush(tx, self.chains, &self.known)?;
@@ -379,7 +384,7 @@ impl<'a> Call<'_, 'a> {
         let mut held = Vec::with_capacity(b.records.len());
         for (r, place) in b.records.iter().zip(places) {
             let Some((batch_seq, hash, idx)) = place else {
-                held.push(false);
+                held.push(r.seq <= archived);
                 continue;
             };
             let conflict =
@@ -425,7 +430,25 @@ impl<'a> Call<'_, 'a> {
             });
         }
         let head = self.known.heads[at];
-        let held = match self.held(tx, at, c)? {
+        // A chain's archive marker is at or below its head (batch and seq): only a batch that
+        // does not go past the head can be archived already or carry archived records, so the
+        // usual next batch costs no look-up. Markers move only under the chain's lock, which
+        // this call holds.
+        let behind = head.is_some_and(|h| {
+            b.batch_seq <= h.batch_seq || b.records.first().is_some_and(|r| r.seq <= h.last_seq)
+        });
+        let archived = if behind {
+            super::archive::marker(tx, screen, epoch)?
+        } else {
+            None
+        };
+        if archived_before(archived.as_ref(), b) {
+            return Ok(Outcome::Duplicate {
+                screen_id: screen.to_owned(),
+                ack,
+            });
+        }
+        let held = match self.held(tx, at, c, archived.map_or(0, |m| m.last_seq))? {
             Ok(held) => held,
             Err(reason) => return Ok(refused(b, reason)),
         };

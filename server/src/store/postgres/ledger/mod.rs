@@ -10,6 +10,8 @@
 //! - [`ingest`]: one transaction per call, exactly once across replicas.
 //! - [`read`]: `delivered`, `plays`, `counts`, `batch_sizes`, `batches` (for `store copy`).
 //! - [`audit`]: the redb ledger's audit, run screen by screen on a copy of its rows.
+//! - [`archive`]: retention, as in redb and into the same files: chain prefixes older than
+//!   the cut-off move to daily archive files, safely with archivers on several replicas.
 //!
 //! # Records are kept by reference
 //!
@@ -36,9 +38,20 @@
 //! and indexes together (`tests::bytes_per_record_at_rest`): 453 in `pop_batches` (the
 //! packed envelope and its key), 162 in `pop_records`.
 //!
-//! Not here yet: `archive` and `verify_archive` (the trait's defaults refuse). Sequence
-//! numbers and batch numbers above `i64::MAX` (PostgreSQL's BIGINT) are refused at ingest
-//! by the shared check, on both backends (`ledger::check::MAX_NUMBER`).
+//! # Retention across replicas
+//!
+//! `archive` and `verify_archive` are redb's (`store/ledger/archive/`: the same files, the
+//! same per-chain markers in `pop_archived`, file spans in `pop_archive_files`, schema
+//! `0004_archive.sql`). Each day archived is one transaction holding a database-wide
+//! archive lock (so two replicas archiving at once take turns, and the second finds the
+//! day done), its file written and fsynced before the rows go; the deletion takes the
+//! chains' ingest locks, so an ingest sees a batch live or its marker moved, never neither
+//! (see `archive.rs`). The archive directory must be the same directory for every replica
+//! that archives or reads plays (a shared filesystem, or one machine running retention):
+//! the ledger records each file's absolute path.
+//!
+//! Sequence numbers and batch numbers above `i64::MAX` (PostgreSQL's BIGINT) are refused at
+//! ingest by the shared check, on both backends (`ledger::check::MAX_NUMBER`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,9 +62,11 @@ use r2d2_postgres::r2d2::{Pool, PooledConnection};
 
 use super::Manager;
 use crate::store::ledger::{
-    AuditReport, Incoming, KeysOf, LedgerCounts, LedgerError, LedgerStore, Outcome, Query, Row,
+    ArchiveReport, ArchiveSummary, AuditReport, Incoming, KeysOf, LedgerCounts, LedgerError,
+    LedgerStore, Outcome, Query, Row,
 };
 
+mod archive;
 mod audit;
 mod ingest;
 mod read;
@@ -196,6 +211,22 @@ impl LedgerStore for PgLedger {
     }
     fn counts(&self) -> Result<LedgerCounts, LedgerError> {
         self.run(read::counts)
+    }
+    fn archive(
+        &self,
+        dir: &std::path::Path,
+        before: chrono::NaiveDate,
+    ) -> Result<ArchiveSummary, LedgerError> {
+        archive::archive(self, dir, before)
+    }
+    fn verify_archive(
+        &self,
+        dir: &std::path::Path,
+        key_of: KeysOf<'_>,
+        plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
+    ) -> Result<ArchiveReport, LedgerError> {
+        // Not retried: `plays` may have seen records already.
+        archive::verify_archive(self, dir, key_of, plays)
     }
     fn batches(&self, f: &mut crate::store::ledger::BatchSink<'_>) -> Result<u64, LedgerError> {
         // Not retried: `f` may have seen batches already.

@@ -1,5 +1,6 @@
 //! Reading the PostgreSQL ledger: `delivered` from the rollups, `plays` through the record
-//! references (each read from its signed batch, as in redb), `counts` and `batch_sizes`.
+//! references (each read from its signed batch, as in redb) merged with the archived plays
+//! of the window (`archive.rs`), `counts`, `batch_sizes` and `batches`.
 
 use std::collections::BTreeMap;
 
@@ -101,6 +102,9 @@ pub(super) fn plays(
             &[],
         )?,
     };
+    // Archived records, merged in order before the live ones that follow them.
+    let archived = super::archive::archived_plays(&mut tx, shown, q)?;
+    let mut archived = archived.iter().peekable();
     let mut reader = Reader::new(TxBatches(&mut tx, shown));
     let mut n = 0;
     loop {
@@ -111,6 +115,12 @@ pub(super) fn plays(
         for row in &page {
             let (screen, epoch): (&str, &str) = (row.get(0), row.get(1));
             let seq = unsigned(row.get(2), "a record's seq")?;
+            while let Some((_, r)) = archived
+                .next_if(|((s, e, q), _)| (s.as_str(), e.as_str(), *q) < (screen, epoch, seq))
+            {
+                f(r)?;
+                n += 1;
+            }
             let batch_seq = unsigned(row.get(3), "a record's batch_seq")?;
             let hash = hash32(row.get(4), "a record's batch hash")?;
             let idx = u32::try_from(row.get::<_, i32>(5))
@@ -129,6 +139,10 @@ pub(super) fn plays(
         }
     }
     drop(reader);
+    for (_, r) in archived {
+        f(r)?;
+        n += 1;
+    }
     tx.commit()?;
     Ok(n)
 }
@@ -137,12 +151,23 @@ pub(super) fn plays(
 const BATCH_PAGE: i32 = 256;
 
 /// Calls `f` with every stored batch as received, in the order `LedgerStore::batches`
-/// promises (each screen's latest epoch last), from one consistent snapshot.
+/// promises (each screen's latest epoch last), from one consistent snapshot; a ledger with
+/// an archive marker is refused, since the archived prefix of its chains is not here.
 pub(super) fn batches(
     client: &mut Client,
     f: &mut crate::store::ledger::BatchSink<'_>,
 ) -> Result<u64, Fail> {
     let mut tx = snapshot(client)?;
+    if let Some(row) = tx.query_opt(
+        "SELECT screen, epoch, batch_seq FROM pop_archived ORDER BY screen, epoch LIMIT 1",
+        &[],
+    )? {
+        return Err(Fail::Ledger(LedgerError::Archived {
+            screen: row.get(0),
+            epoch: row.get(1),
+            batch_seq: unsigned(row.get(2), "an archive marker's batch_seq")?,
+        }));
+    }
     let portal = tx.bind(
         "SELECT b.screen, b.epoch, b.batch_seq, b.envelope FROM pop_batches b
          LEFT JOIN pop_latest_epoch l ON l.screen = b.screen AND l.epoch = b.epoch

@@ -1,6 +1,6 @@
 //! Tests of the PostgreSQL ledger that only it has: damage written with SQL, exactly once
-//! across replicas, and its size at rest. The cases both backends share are in
-//! `store/conformance/ledger.rs`.
+//! across replicas, an archiving step whose session dies midway, and its size at rest.
+//! The cases both backends share are in `store/conformance/ledger.rs`.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -242,4 +242,94 @@ fn bytes_per_record_at_rest() {
         "{records} records in one-record batches: {total} bytes, {} bytes per record",
         total / records as i64
     );
+}
+
+/// An archiving step whose session dies after its file is written and before its deletion
+/// commits (here: terminated by the server while it waits for a chain lock that another
+/// session holds) loses and doubles nothing: every batch is still live, the archive audit
+/// counts the file's batches once, and the next run finishes the job, each batch once.
+#[test]
+fn an_archiver_cut_off_mid_step_loses_and_doubles_nothing() {
+    use chrono::{Duration, NaiveDate};
+    let (db, dir, store) = fixture();
+    let l = store.test_ledger();
+    let mut a = Agent::new(1, "s1", "v1");
+    let keys = key_ring(&[&a]);
+    for n in 0..12 {
+        // Three plays a day on 2025-03-01 to -04.
+        let slot = crate::store::ledger::testkit::at(8, 0)
+            + Duration::days(n / 3)
+            + Duration::hours(4 * (n % 3));
+        let r = a.play("c1", "k1", slot);
+        let raw = a.batch(vec![r]);
+        l.ingest(&[incoming("s1", &raw)], &keys).unwrap();
+    }
+    let before = l.delivered(&query(Dimension::Screen)).unwrap();
+    let day = |d| NaiveDate::from_ymd_opt(2025, 3, d).unwrap();
+    let archive = dir.path().join("archive");
+    let file = crate::store::ledger::archive::file_of(&archive, day(1));
+    let mut blocker = ::postgres::Client::connect(&db.url(), ::postgres::NoTls).unwrap();
+    let lock = super::ingest::chain_lock("s1", "");
+    blocker
+        .execute("SELECT pg_advisory_lock($1)", &[&lock])
+        .unwrap();
+    let outcome = std::thread::scope(|s| {
+        let run = s.spawn(|| l.archive(&archive, day(4)));
+        // The step waits for the chain's lock once its file is written: cut its session.
+        let mut polls = 0;
+        let pid: i32 = loop {
+            let waiting = blocker
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                     AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock($1)%'",
+                    &[],
+                )
+                .unwrap();
+            if let Some(row) = waiting.first() {
+                break row.get(0);
+            }
+            polls += 1;
+            assert!(polls < 3_000, "the archiver never waited for the chain");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert!(
+            file.is_file(),
+            "the file is written before the rows are deleted"
+        );
+        blocker
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        run.join().unwrap()
+    });
+    assert!(outcome.is_err(), "{outcome:?}");
+    blocker
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+        .unwrap();
+    let counts = l.counts().unwrap();
+    assert_eq!((counts.batches, counts.records), (12, 12));
+    assert_eq!(l.delivered(&query(Dimension::Screen)).unwrap(), before);
+    assert_eq!(l.audit(&keys).unwrap().problems, []);
+    let verified = l.verify_archive(&archive, &keys, &mut |_| Ok(())).unwrap();
+    assert_eq!(verified.problems, []);
+    assert_eq!((verified.batches, verified.also_live), (3, 3));
+
+    let summary = l.archive(&archive, day(4)).unwrap();
+    let days: Vec<(NaiveDate, u64)> = summary.days.iter().map(|d| (d.day, d.batches)).collect();
+    assert_eq!(days, [(day(1), 3), (day(2), 3), (day(3), 3)]);
+    assert_eq!(
+        crate::store::ledger::archive::read_file(&file)
+            .unwrap()
+            .len(),
+        3
+    );
+    let counts = l.counts().unwrap();
+    assert_eq!((counts.batches, counts.records), (3, 3));
+    assert_eq!(l.delivered(&query(Dimension::Screen)).unwrap(), before);
+    let verified = l.verify_archive(&archive, &keys, &mut |_| Ok(())).unwrap();
+    assert_eq!(verified.problems, []);
+    assert_eq!(
+        (verified.batches, verified.records, verified.also_live),
+        (9, 9, 0)
+    );
+    assert_eq!(l.audit(&keys).unwrap().problems, []);
 }

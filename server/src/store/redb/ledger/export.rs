@@ -3,13 +3,13 @@
 //!
 //! Records are read from the signed batches that stored them (see `pop_records`), a batch
 //! at a time: [`Reader`] keeps the last few batches it parsed. Archived records in the
-//! window come from the archive files (`archive::read`), in the same order.
+//! window come from the archive files (`store/ledger/archive/read.rs`), in the same order.
 
 use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use playlists::wire::PlayRecord;
 
-use super::archive::read::archived_plays;
+use super::archive::archived_plays;
 use super::{BatchKey, HashBytes, LedgerError, Query, BATCHES, RECORDS};
 use crate::store::ledger::reader::{self, records_of, BatchSource};
 
@@ -60,8 +60,6 @@ pub(super) fn plays(
     }
     Ok(n)
 }
-
-pub(super) use crate::store::ledger::reader::{envelope, payload_of};
 
 pub(super) type BatchTable = ReadOnlyTable<BatchKey<'static>, &'static [u8]>;
 

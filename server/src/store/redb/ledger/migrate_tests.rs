@@ -8,11 +8,12 @@ use redb::{Database, ReadableDatabase, TableHandle};
 
 use playlists::wire::pop::batch_hash;
 
-use super::super::export::payload_of;
 use super::super::testkit::{key_ring, query, Agent};
-use super::super::{hash_bytes, Dimension, Incoming, Ledger, Outcome, ANOMALIES, BATCHES};
+use super::super::{Dimension, Incoming, Ledger, Outcome, ANOMALIES, BATCHES};
 use super::*;
+use crate::store::ledger::hash_bytes;
 use crate::store::ledger::pack::pack;
+use crate::store::ledger::reader::payload_of;
 
 /// Batch `raw`'s key in the old tables.
 fn old_key(raw: &[u8]) -> HashBytes {

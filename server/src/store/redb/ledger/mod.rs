@@ -11,7 +11,8 @@
 //! - [`export`]: the raw records, for `report plays`.
 //! - [`batches`]: every stored batch as received, for `store copy`.
 //! - [`audit`]: re-verifies signatures, the chain and every stored record.
-//! - [`archive`]: retention: moves old batches into compressed daily files, and audits them.
+//! - [`archive`]: retention: moves old batches into compressed daily files (the format, the
+//!   choice of batches and the archive audit are shared: `store/ledger/archive/`).
 //!
 //! # Epochs
 //!
@@ -53,14 +54,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 
 use playlists::wire::PlayRecord;
 
-pub use archive::verify::ArchiveReport;
-pub use archive::{ArchiveSummary, ArchivedDay};
+pub use crate::store::ledger::archive::verify::ArchiveReport;
+pub use crate::store::ledger::archive::{ArchiveSummary, ArchivedDay};
 
+pub(crate) use crate::store::ledger::HashBytes;
 pub use crate::store::ledger::{
     epoch_name, AuditProblem, AuditReport, ChainSummary, Dimension, Incoming, KeysOf, LedgerCounts,
     LedgerError, Outcome, ProblemKind, Query, Row, Signer,
 };
-pub(crate) use crate::store::ledger::{hash_bytes, HashBytes};
 
 mod archive;
 mod audit;
@@ -269,7 +270,7 @@ impl Ledger {
         key_of: KeysOf<'_>,
         plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
     ) -> Result<ArchiveReport, LedgerError> {
-        archive::verify::verify_archive(&self.db, dir, key_of, plays)
+        archive::verify_archive(&self.db, dir, key_of, plays)
     }
 
     pub fn counts(&self) -> Result<LedgerCounts, LedgerError> {

@@ -28,7 +28,8 @@ use super::{
     ARCHIVED, BATCHES, GAPS, HEADS, LATEST, RECORDS,
 };
 use crate::store::ledger::check::{
-    chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all, Checked, Head,
+    archived_before, chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all,
+    Checked, Head,
 };
 use crate::store::ledger::tally::Tally;
 use crate::store::ledger::view::BatchView;
@@ -182,21 +183,11 @@ impl<'tx> Writer<'tx> {
             });
         }
         let archived: Option<Marker> = marker(&self.archived, screen, epoch)?;
-        if let Some(m) = archived {
-            // A batch from before the archive point whose records are all archived: it was
-            // stored before (the archive holds it), so it is acknowledged again.
-            if b.batch_seq <= m.batch_seq && b.records.iter().all(|r| r.seq <= m.last_seq) {
-                tracing::info!(
-                    screen,
-                    epoch,
-                    batch_seq = b.batch_seq,
-                    "proof-of-play batch from before the archive point: acknowledged, not stored"
-                );
-                return Ok(Outcome::Duplicate {
-                    screen_id: screen.to_owned(),
-                    ack,
-                });
-            }
+        if archived_before(archived.as_ref(), b) {
+            return Ok(Outcome::Duplicate {
+                screen_id: screen.to_owned(),
+                ack,
+            });
         }
         let head = self.head(screen, epoch)?;
         let mut last_seq = head.map_or(0, |h| h.last_seq);

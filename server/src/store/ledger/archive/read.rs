@@ -1,42 +1,43 @@
-//! Archived records for the raw export: the plays of the archive files whose span overlaps
-//! a query's window (the ledger keeps each file's span), so `report plays` and the reports'
-//! partial edge hours count archived plays as they counted them live.
+//! Archived records for the raw export, for both backends: the plays of the archive files
+//! whose span overlaps a query's window (the ledger keeps each file's span), so `report
+//! plays` and the reports' partial edge hours count archived plays as they counted them
+//! live.
 //!
 //! Signatures are the archive audit's; here a batch is only read. A record also still live
 //! (an interrupted archiving run) is left to the live ledger, so each is given once. A file
 //! the ledger wrote but cannot read is an error naming it: a report that silently skipped
 //! it would undercount.
 
-use std::collections::BTreeMap;
-
-use redb::{ReadTransaction, ReadableTable};
+use std::collections::{BTreeMap, BTreeSet};
 
 use playlists::wire::{PlayRecord, PopBatch};
 
-use super::super::export::payload_of;
-use super::super::{LedgerError, Query, ARCHIVE_FILES, RECORDS};
+use super::super::reader::payload_of;
+use super::super::{LedgerError, Query};
 use super::read_file;
 
 /// A record's place in the export's order.
-pub(in super::super) type ExportKey = (String, String, u64);
+pub(crate) type ExportKey = (String, String, u64);
 
-/// The archived records matching `q` and not live, in export order (screen, epoch, seq).
-pub(in super::super) fn archived_plays(
-    tx: &ReadTransaction,
+/// Which of the candidate records given are live.
+pub(crate) type LiveOf<'f> =
+    dyn FnMut(&[ExportKey]) -> Result<BTreeSet<ExportKey>, LedgerError> + 'f;
+
+/// The archived records matching `q` in `files` (each archive file the ledger wrote, with
+/// the span of its plays), those `live` says are not live, in export order (screen, epoch,
+/// seq). `live` is asked once, with every candidate.
+pub(crate) fn archived_plays(
+    files: &[(String, (i64, i64))],
     q: &Query,
+    live: &mut LiveOf<'_>,
 ) -> Result<Vec<(ExportKey, PlayRecord)>, LedgerError> {
-    let files = tx.open_table(ARCHIVE_FILES)?;
-    let live = tx.open_table(RECORDS)?;
     let from = q.from.map_or(i64::MIN, |t| t.timestamp_micros());
     let to = q.to.map_or(i64::MAX, |t| t.timestamp_micros());
     let mut out: BTreeMap<ExportKey, PlayRecord> = BTreeMap::new();
-    for row in files.iter()? {
-        let (path, span) = row?;
-        let (first, last) = span.value();
-        if last < from || first >= to {
+    for (path, (first, last)) in files {
+        if *last < from || *first >= to {
             continue;
         }
-        let path = path.value();
         let envelopes = read_file(std::path::Path::new(path)).map_err(|why| {
             LedgerError::Corrupt(format!(
                 "archive file {path} {why}: the plays it holds are needed for this window"
@@ -53,11 +54,7 @@ pub(in super::super) fn archived_plays(
                 let wanted = (from..to).contains(&t)
                     && q.screen.as_deref().is_none_or(|s| s == r.screen_id)
                     && q.venue.as_deref().is_none_or(|v| v == r.venue_id);
-                if !wanted
-                    || live
-                        .get((r.screen_id.as_str(), r.epoch.as_str(), r.seq))?
-                        .is_some()
-                {
+                if !wanted {
                     continue;
                 }
                 let key = (r.screen_id.clone(), r.epoch.clone(), r.seq);
@@ -65,5 +62,11 @@ pub(in super::super) fn archived_plays(
             }
         }
     }
-    Ok(out.into_iter().collect())
+    let keys: Vec<ExportKey> = out.keys().cloned().collect();
+    let live = if keys.is_empty() {
+        Default::default()
+    } else {
+        live(&keys)?
+    };
+    Ok(out.into_iter().filter(|(k, _)| !live.contains(k)).collect())
 }

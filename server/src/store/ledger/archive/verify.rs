@@ -1,6 +1,8 @@
-//! The archive audit: re-verifies every batch in the archive files of a directory against
-//! the screens' keys, and each chain's continuity from its genesis through the archive to
-//! the live ledger's archive marker (whose successor the live audit links to).
+//! The archive audit, for both backends: re-verifies every batch in the archive files of a
+//! directory against the screens' keys, and each chain's continuity from its genesis
+//! through the archive to the live ledger's archive marker (whose successor the live audit
+//! links to). The store answers what it holds through [`ArchivedLedger`], from one
+//! consistent state.
 //!
 //! A batch found both in the archive and live (a run that crashed after writing its file
 //! and before deleting) is counted once. A batch beyond a chain's marker that the live
@@ -11,17 +13,30 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
-use redb::{Database, ReadableDatabase, ReadableTable};
 
 use playlists::wire::pop::{batch_hash, genesis_hash, BATCH_KIND};
 use playlists::wire::signed::open_envelope;
 use playlists::wire::{PlayRecord, PopBatch};
 
-use super::super::export::payload_of;
-use super::super::{
-    epoch_name, AuditProblem, HashBytes, KeysOf, LedgerError, ProblemKind, ARCHIVED, BATCHES,
-};
-use super::{files_in, read_file, stored_hash};
+use super::super::reader::payload_of;
+use super::super::{epoch_name, AuditProblem, HashBytes, KeysOf, LedgerError, ProblemKind};
+use super::{files_in, read_file, stored_hash, Marker};
+
+/// What the archive audit asks of the live ledger.
+pub(crate) trait ArchivedLedger {
+    /// The archive marker of chain `(screen, epoch)`, if any of its batches were archived.
+    fn marker(&self, screen: &str, epoch: &str) -> Result<Option<Marker>, LedgerError>;
+    /// Whether batch `(batch_seq, hash)` of the chain is live.
+    fn is_live(
+        &self,
+        screen: &str,
+        epoch: &str,
+        batch_seq: u64,
+        hash: &HashBytes,
+    ) -> Result<bool, LedgerError>;
+    /// Every chain with an archive marker: `(screen, epoch, the marker's batch_seq)`.
+    fn archived_chains(&self) -> Result<Vec<(String, String, u64)>, LedgerError>;
+}
 
 /// What the archive audit found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -48,8 +63,8 @@ type Chain = (String, String);
 
 /// Also calls `plays` with each archived record once (from a batch whose signature verified),
 /// by screen, epoch and seq, for the caller's checks against the plan.
-pub(in super::super) fn verify_archive(
-    db: &Database,
+pub(crate) fn verify_archive(
+    ledger: &dyn ArchivedLedger,
     dir: &Path,
     key_of: KeysOf<'_>,
     plays: &mut dyn FnMut(&PlayRecord) -> Result<(), LedgerError>,
@@ -122,11 +137,8 @@ pub(in super::super) fn verify_archive(
             }
         }
     }
-    let tx = db.begin_read()?;
-    let live = tx.open_table(BATCHES)?;
-    let archived = tx.open_table(ARCHIVED)?;
     for ((screen, epoch), batches) in &chains {
-        let marker = super::marker(&archived, screen, epoch)?;
+        let marker = ledger.marker(screen, epoch)?;
         check_chain(
             &mut report,
             screen,
@@ -137,10 +149,7 @@ pub(in super::super) fn verify_archive(
         for (batch_seq, versions) in batches {
             report.batches += versions.len() as u64;
             for f in versions {
-                let is_live = live
-                    .get((screen.as_str(), epoch.as_str(), *batch_seq, &f.hash))?
-                    .is_some();
-                if is_live {
+                if ledger.is_live(screen, epoch, *batch_seq, &f.hash)? {
                     report.also_live += 1;
                 } else if marker.is_none_or(|m| *batch_seq > m.batch_seq) {
                     report.problems.push(problem(
@@ -158,17 +167,14 @@ pub(in super::super) fn verify_archive(
         report.records += exactly_once(&mut report.problems, screen, epoch, batches, plays)?;
     }
     // Chains the ledger says were archived but no file holds.
-    for row in archived.iter()? {
-        let (k, v) = row?;
-        let (screen, epoch) = k.value();
-        if !chains.contains_key(&(screen.to_owned(), epoch.to_owned())) {
+    for (screen, epoch, batch_seq) in ledger.archived_chains()? {
+        if !chains.contains_key(&(screen.clone(), epoch.clone())) {
             report.problems.push(problem(
-                screen,
+                &screen,
                 ProblemKind::MissingRecord,
                 format!(
-                    "{}: the ledger archived batches up to {} but no archive file in {} holds any of them",
-                    epoch_name(epoch),
-                    v.value().0,
+                    "{}: the ledger archived batches up to {batch_seq} but no archive file in {} holds any of them",
+                    epoch_name(&epoch),
                     dir.display()
                 ),
             ));
