@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "planned",
         sql: include_str!("schema/0003_planned.sql"),
     },
+    Migration {
+        version: 4,
+        name: "rendition finishes",
+        sql: include_str!("schema/0004_rendition_finishes.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
