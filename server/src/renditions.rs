@@ -502,6 +502,56 @@ mod tests {
     }
 
     #[test]
+    fn the_screens_naming_a_rendition_are_those_that_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
+        let service = crate::catalogue::CatalogueService::new(store);
+        crate::import::import(
+            &service,
+            &crate::cli::default_scenario().unwrap(),
+            &crate::import::ImportOptions::admin(),
+        )
+        .unwrap();
+        let mut catalogue = (*service.catalogue().unwrap()).clone();
+        // A small screen beside the 1920x1080 ones at a station the video plays at.
+        let metro = catalogue
+            .screens
+            .iter()
+            .find(|s| s.id.as_str() == "bj-metro-xidan-s1")
+            .unwrap()
+            .clone();
+        catalogue.screens.push(Screen {
+            id: ScreenId::parse("small").unwrap(),
+            width: 640,
+            height: 360,
+            ..metro
+        });
+        let video = catalogue
+            .creatives
+            .iter()
+            .find(|c| c.id.as_str() == "rm2023-vote-video")
+            .unwrap()
+            .clone();
+        let made = |source: &str, width, height| StoredRendition {
+            source: source.to_owned(),
+            width,
+            height,
+            fit: video.fit.name().to_owned(),
+            background: video.fit.background_hex(),
+            sha256: "e".repeat(64),
+            bytes: 1,
+        };
+        let source = video.sha256.to_string();
+        assert_eq!(
+            screens_naming(&catalogue, &made(&source, 640, 360)),
+            BTreeSet::from(["small".to_owned()]),
+            "the small screen only: the 1920x1080 ones play the original"
+        );
+        assert!(screens_naming(&catalogue, &made(&source, 320, 180)).is_empty());
+        assert!(screens_naming(&catalogue, &made(&"0".repeat(64), 640, 360)).is_empty());
+    }
+
+    #[test]
     fn the_fit_follows_the_creative() {
         let red = Fit::Contain {
             background: [255, 0, 0],
