@@ -448,19 +448,12 @@ pub async fn start_with(
             shutdown.clone(),
         ));
     }
-    {
-        let p = publisher.clone();
-        tracker.spawn(crate::renditions::video_worker(
-            shared.renditions.clone(),
-            shared.store.clone(),
-            shared.media.gate.clone(),
-            move |screens| {
-                let p = p.clone();
-                async move { p.schedules(Some(screens), false).await }
-            },
-            shutdown.clone(),
-        ));
-    }
+    tracker.spawn(crate::renditions::video_worker(
+        shared.renditions.clone(),
+        shared.store.clone(),
+        shared.media.gate.clone(),
+        shutdown.clone(),
+    ));
 
     tracker.spawn(crate::replica::run(shared.clone(), lease, shutdown.clone()));
     tracker.spawn(publisher_task(

@@ -6,10 +6,13 @@
 //! [`rendition_for`] decides what a screen gets for a creative. A video larger than its
 //! screen is transcoded down to it, which takes seconds to minutes: publishing does not
 //! wait for it. The rendition is queued for [`video_worker`]; until it is made the
-//! screens get the (gated) original, and once it is made their documents are rebuilt to
-//! name it. A rendition that cannot be made (a corrupt or animated original) does not stop
-//! publishing: it is logged once and the original is sent. Decoding, resizing and
-//! transcoding are `media`'s; where files live is the store's.
+//! screens get the (gated) original. Once made it is recorded in the store as finished
+//! (numbered), and the publisher, following the store, rebuilds the documents of the
+//! screens that name it ([`screens_naming`]): so a rendition finished on a replica that
+//! no longer publishes reaches its screens too. A rendition that cannot be made (a corrupt
+//! or animated original) does not stop publishing: it is logged once and the original is
+//! sent. Decoding, resizing and transcoding are `media`'s; where files live is the
+//! store's (a source another replica stored is fetched from it first).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -112,15 +115,15 @@ pub struct Renditions {
     wake: Notify,
 }
 
-/// Video renditions waiting for [`video_worker`]: by index key, what to make and the
-/// screens whose documents name it once made; and the one being made.
+/// Video renditions waiting for [`video_worker`]: by index key, what to make (and the
+/// screens that asked for it, for the log); and the one being made.
 #[derive(Debug, Default)]
 struct VideoQueue {
     waiting: BTreeMap<String, Job>,
     making: Option<String>,
 }
 
-/// A rendition to make, and the screens whose documents name it.
+/// A rendition to make, and the screens that asked for it.
 #[derive(Debug, Clone)]
 struct Job {
     creative: Creative,
@@ -144,7 +147,7 @@ impl Renditions {
         let failed = self.failed.lock().map(|f| f.clone()).unwrap_or_default();
         for (key, job) in wanted {
             match store.rendition(&key)? {
-                Some(r) if store.media_path(&sha(&r.sha256)?).exists() => {
+                Some(r) if store.has_media(&sha(&r.sha256)?)? => {
                     map.made.insert(key, r);
                 }
                 _ if failed.contains(&key) => {}
@@ -235,7 +238,7 @@ impl Renditions {
         let mut map = RenditionMap::default();
         for key in wanted(catalogue, Some(screens)).into_keys() {
             if let Some(r) = store.rendition(&key)? {
-                if store.media_path(&sha(&r.sha256)?).exists() {
+                if store.has_media(&sha(&r.sha256)?)? {
                     map.made.insert(key, r);
                 }
             }
@@ -279,19 +282,18 @@ impl Renditions {
     }
 }
 
-/// Makes queued video renditions one at a time, off the runtime, and asks for the
-/// documents of the screens that name each to be rebuilt once it is made (through
-/// `republish`, the publisher). Runs until `shutdown`.
-pub async fn video_worker<F, Fut>(
+/// Makes queued video renditions one at a time, off the runtime, and records each in the
+/// store as finished ([`RenditionStore::put_finished_rendition`]), where the publisher
+/// finds it and rebuilds the documents that name it, whichever replica publishes by then.
+/// Runs until `shutdown`.
+///
+/// [`RenditionStore::put_finished_rendition`]: crate::store::RenditionStore::put_finished_rendition
+pub async fn video_worker(
     renditions: Arc<Renditions>,
     store: Arc<dyn Store>,
     gate: media::VideoGate,
-    republish: F,
     shutdown: CancellationToken,
-) where
-    F: Fn(BTreeSet<String>) -> Fut,
-    Fut: std::future::Future<Output = usize>,
-{
+) {
     loop {
         let next = renditions.next_video();
         let Some((key, job)) = next else {
@@ -309,7 +311,6 @@ pub async fn video_worker<F, Fut>(
                 renditions.video_done(&key, false);
                 tracing::info!(creative = %job.creative.id, rendition = %key, width = r.width, height = r.height,
                     ms = started.elapsed().as_millis() as u64, screens = job.screens.len(), "video rendition made");
-                republish(job.screens).await;
             }
             Ok(Err(e)) => {
                 renditions.video_done(&key, true);
@@ -334,7 +335,7 @@ fn make_video(
         .suffix(".mp4")
         .tempfile_in(store.upload_dir())?
         .into_temp_path();
-    let source = store.media_path(&creative.sha256);
+    let source = store.local_copy(&creative.sha256)?;
     let transcode = media::TranscodeSpec {
         max_width: spec.width.min(gate.max_width),
         max_height: spec.height.min(gate.max_height),
@@ -343,7 +344,7 @@ fn make_video(
     };
     media::transcode(&source, &temp, &transcode, &mut |_| {})?;
     let measured = media::probe_file(&temp, &media::Limits::default())?;
-    keep(store, creative, temp, measured)
+    keep(store, creative, temp, measured, Kept::Finished)
 }
 
 fn sha(hex: &str) -> Result<Sha256, StoreError> {
@@ -361,9 +362,18 @@ fn make(
     spec: &media::RenditionSpec,
 ) -> Result<StoredRendition, RenditionError> {
     let temp = tempfile::NamedTempFile::new_in(store.upload_dir())?.into_temp_path();
-    let source = store.media_path(&creative.sha256);
+    let source = store.local_copy(&creative.sha256)?;
     let measured = media::still_rendition(&source, spec, &media::Limits::default(), &temp)?;
-    keep(store, creative, temp, measured)
+    keep(store, creative, temp, measured, Kept::ForThisBuild)
+}
+
+/// How a made rendition is indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// For the documents being built now (a still): indexed only.
+    ForThisBuild,
+    /// In the background (a video): indexed and numbered as finished, for the publisher.
+    Finished,
 }
 
 /// Moves a made rendition into the media under its hash, then indexes it.
@@ -372,6 +382,7 @@ fn keep(
     creative: &Creative,
     temp: tempfile::TempPath,
     measured: media::Measured,
+    how: Kept,
 ) -> Result<StoredRendition, RenditionError> {
     let sha256 = Sha256::parse(&measured.sha256)
         .map_err(|_| RenditionError::Hash(measured.sha256.clone()))?;
@@ -386,8 +397,48 @@ fn keep(
         sha256: measured.sha256,
         bytes: measured.bytes,
     };
-    store.put_rendition(&r)?;
+    match how {
+        Kept::ForThisBuild => store.put_rendition(&r)?,
+        Kept::Finished => {
+            store.put_finished_rendition(&r)?;
+        }
+    }
     Ok(r)
+}
+
+/// The screens whose documents name `rendition`: those targeted by a campaign naming a
+/// creative made from its source that get a rendition of its size and fit for it. Reads
+/// the campaigns and their targets, never the screens' whole schedules.
+pub fn screens_naming(catalogue: &Catalogue, rendition: &StoredRendition) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let made_from: HashMap<&str, &Creative> = catalogue
+        .creatives
+        .iter()
+        .filter(|c| c.sha256.as_str() == rendition.source)
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    if made_from.is_empty() {
+        return out;
+    }
+    let key = rendition.key();
+    let index = CatalogueIndex::new(catalogue);
+    for campaign in &catalogue.campaigns {
+        for creative in campaign
+            .creatives
+            .iter()
+            .filter_map(|id| made_from.get(id.as_str()))
+        {
+            for screen in index.targeted(campaign) {
+                let names = creative.fits(screen)
+                    && rendition_for(creative.kind, creative, screen)
+                        .is_some_and(|spec| key_of(creative, &spec) == key);
+                if names {
+                    out.insert(screen.id.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -448,6 +499,56 @@ mod tests {
         check(video, (1920, 1080), (1080, 1920), Some((1080, 1920)));
         check(video, (1920, 1080), (1920, 1080), None);
         check(video, (1280, 720), (1920, 1080), None);
+    }
+
+    #[test]
+    fn the_screens_naming_a_rendition_are_those_that_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
+        let service = crate::catalogue::CatalogueService::new(store);
+        crate::import::import(
+            &service,
+            &crate::cli::default_scenario().unwrap(),
+            &crate::import::ImportOptions::admin(),
+        )
+        .unwrap();
+        let mut catalogue = (*service.catalogue().unwrap()).clone();
+        // A small screen beside the 1920x1080 ones at a station the video plays at.
+        let metro = catalogue
+            .screens
+            .iter()
+            .find(|s| s.id.as_str() == "bj-metro-xidan-s1")
+            .unwrap()
+            .clone();
+        catalogue.screens.push(Screen {
+            id: ScreenId::parse("small").unwrap(),
+            width: 640,
+            height: 360,
+            ..metro
+        });
+        let video = catalogue
+            .creatives
+            .iter()
+            .find(|c| c.id.as_str() == "rm2023-vote-video")
+            .unwrap()
+            .clone();
+        let made = |source: &str, width, height| StoredRendition {
+            source: source.to_owned(),
+            width,
+            height,
+            fit: video.fit.name().to_owned(),
+            background: video.fit.background_hex(),
+            sha256: "e".repeat(64),
+            bytes: 1,
+        };
+        let source = video.sha256.to_string();
+        assert_eq!(
+            screens_naming(&catalogue, &made(&source, 640, 360)),
+            BTreeSet::from(["small".to_owned()]),
+            "the small screen only: the 1920x1080 ones play the original"
+        );
+        assert!(screens_naming(&catalogue, &made(&source, 320, 180)).is_empty());
+        assert!(screens_naming(&catalogue, &made(&"0".repeat(64), 640, 360)).is_empty());
     }
 
     #[test]

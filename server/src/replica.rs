@@ -9,6 +9,9 @@
 //! document rebuilt and all of them sent again retained, plus the commands of emergencies
 //! started or ended within a command's lifetime, so a holder that died mid-publish leaves
 //! nothing unsent. Losing the lease (a failed or slow check) stops publishing at once.
+//! On the same beat the holder follows the renditions finished in the background on any
+//! replica (numbered in the store as they finish): the screens that name each get their
+//! documents rebuilt. When none finished, that is one indexed read that finds no row.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use playlists::Catalogue;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Publisher, Shared};
+use crate::catalogue::CatalogueError;
 use crate::store::lease::PublisherLease;
 use crate::store::{EntityKind, Revision, Snapshot, StoreError, StoredEmergency};
 
@@ -32,6 +36,8 @@ const LOOKBACK: Duration = Duration::from_secs(300);
 /// The meta key of the last revision the holder announced: where a new holder's catch-up
 /// starts (within the lookback), so it sends again only what may not have been sent.
 pub const ANNOUNCED: &str = "publisher.announced_through";
+/// How many finished renditions one step reads at most (the rest at the next step).
+const FINISHED_PAGE: usize = 256;
 
 type Lease = Arc<dyn PublisherLease>;
 /// Signed commands by screen, in sending order.
@@ -101,6 +107,9 @@ pub(crate) async fn run(shared: Arc<Shared>, lease: Lease, shutdown: Cancellatio
                 tracing::warn!("this replica lost the publisher lease: it stopped publishing");
             }
         }
+        // Renditions first: on taking the lease, where to follow them from is read before
+        // the catch-up rebuilds every document (which names all finished by then).
+        follower.renditions(&shared, held, held && !was).await;
         follower.step(&shared, held, held && !was).await;
     }
     publisher.set_publishing(false);
@@ -121,6 +130,8 @@ struct Follower {
     marks: VecDeque<(Instant, u64)>,
     /// The revision last recorded as announced ([`ANNOUNCED`]).
     recorded: Option<u64>,
+    /// The last rendition finish followed (`None`: read the store's last first).
+    finished: Option<u64>,
 }
 
 /// What one step found to announce.
@@ -210,6 +221,52 @@ impl Follower {
                 Ok(Err(e)) => tracing::warn!(error = %e, "recording what was announced failed"),
                 Err(e) => tracing::warn!(error = %e, "recording what was announced failed"),
             }
+        }
+    }
+
+    /// While this replica publishes, rebuilds the documents of the screens that name the
+    /// renditions finished since the last step (on any replica). On taking the lease it
+    /// starts from the store's last finish: the catch-up rebuilds every document anyway.
+    async fn renditions(&mut self, shared: &Arc<Shared>, held: bool, taken: bool) {
+        if !held {
+            return;
+        }
+        let from = if taken { None } else { self.finished };
+        let s = shared.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let Some(after) = from else {
+                return Ok((s.store.last_finished_rendition()?, BTreeSet::new()));
+            };
+            let finished = s.store.finished_renditions(after, FINISHED_PAGE)?;
+            let Some(last) = finished.last().map(|(n, _)| *n) else {
+                return Ok((after, BTreeSet::new()));
+            };
+            let catalogue = s.catalogue.catalogue()?;
+            let mut screens = BTreeSet::new();
+            for (_, r) in &finished {
+                screens.extend(crate::renditions::screens_naming(&catalogue, r));
+            }
+            tracing::info!(
+                renditions = finished.len(),
+                screens = screens.len(),
+                "publishing the renditions finished"
+            );
+            Ok::<_, CatalogueError>((last, screens))
+        })
+        .await;
+        match read {
+            Ok(Ok((last, screens))) => {
+                self.finished = Some(last);
+                if !screens.is_empty() {
+                    shared
+                        .publisher
+                        .queue_schedules(Some(screens), false, None)
+                        .await;
+                }
+            }
+            // Tried again at the next step, from the same place.
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading the renditions finished failed"),
+            Err(e) => tracing::warn!(error = %e, "reading the renditions finished failed"),
         }
     }
 

@@ -19,6 +19,13 @@
 //! its own and splits ingest with the other through the NATS queue group (`nats_ingest`);
 //! the agents are spread over the three nodes, and the third node is SIGKILLed with the
 //! replica that does not publish, and started again before the publisher is killed.
+//!
+//! A video rendition reaches its screen wherever it was uploaded and finished: a clip
+//! uploaded to the replica that does not publish, on a campaign for a small screen made
+//! there too, is transcoded down in the background (from the bytes in the database) and
+//! the screen's agent gets a schedule naming the rendition, with no other change; and a
+//! rendition finished by another process on the database (as a replica that no longer
+//! publishes records one) is named in the screen's schedule within a few beats.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -567,5 +574,275 @@ async fn two_replicas(mut broker: Broker) {
         .unwrap()
         .expect("audit");
     assert!(verdict.problems.is_empty(), "{:?}", verdict.problems);
+    tokio::task::block_in_place(|| drop(db));
+}
+
+const SMALL: &str = "bj-metro-xidan-s8";
+const CLIP: &str = "clip-small";
+
+/// A 4-second 1280x720 H.264 clip (inside the kiosk gate: stored as uploaded) made by the
+/// `ffmpeg` command line.
+fn h264_clip(dir: &Path) -> Vec<u8> {
+    let out = dir.join("clip.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=s=1280x720:r=25:d=4")
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .arg(&out)
+        .status()
+        .expect("the ffmpeg command line (scripts/setup.sh installs it)");
+    assert!(status.success(), "ffmpeg made the clip");
+    std::fs::read(out).unwrap()
+}
+
+/// Waits until the broker retains for `screen` a schedule containing `needle` that is the
+/// version the store says is published; returns that version.
+async fn retained_naming(
+    mqtt_port: u16,
+    store: &SharedStore,
+    screen: &str,
+    needle: &str,
+    within: Duration,
+    log: impl Fn() -> String,
+) -> u64 {
+    let topic = playlists::wire::Topics::new("signage/v1").schedule(screen);
+    let deadline = Instant::now() + within;
+    loop {
+        let published = {
+            let (store, s) = (store.clone(), screen.to_owned());
+            tokio::task::spawn_blocking(move || store.published().map(|mut p| p.remove(&s)))
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let retained = retained_version(mqtt_port, &topic).await;
+        if let (Some(p), Some((v, doc))) = (&published, &retained) {
+            if p.version == *v && doc.to_string().contains(needle) {
+                return *v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{screen}: no schedule naming {needle} (published {published:?}, retained {:?})\n{}",
+            retained.map(|r| r.0),
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_uploaded_to_the_replica_that_does_not_publish_reaches_its_screen_as_a_rendition() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start();
+    let db = tokio::task::block_in_place(TestStore::postgres);
+    let store_url = db.url().expect("a PostgreSQL database");
+    let config = format!(
+        "mqtt_url = \"{}\"\nshared_subscription = true\napproval = \"off\"\n",
+        broker.url()
+    );
+    let mut a = Replica::new(tmp.path(), "a", &store_url, &config);
+    let mut b = Replica::new(tmp.path(), "b", &store_url, &config);
+    let scenario = tests::copy_beijing(&tmp.path().join("scenario"));
+    signage_ok(&[
+        "import",
+        scenario.to_str().unwrap(),
+        "--data-dir",
+        a.data.to_str().unwrap(),
+        "--store",
+        &store_url,
+    ]);
+    a.start();
+    a.wait_ready().await;
+    copy_dir(&a.data, &b.data);
+    b.start();
+    b.wait_ready().await;
+    let admin = std::fs::read_to_string(a.data.join(server::admin::FILE))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let holder_is_a = loop {
+        match (a.publishing().await, b.publishing().await) {
+            (Some(x), Some(y)) if x != y => break x,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "no single publisher");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (holder, other) = if holder_is_a { (&a, &b) } else { (&b, &a) };
+
+    // Everything through the replica that does not publish: a 640x360 screen, the clip
+    // (its bytes reach the database; only that replica has a local copy), a campaign.
+    let api = format!("{}/api/v1", other.url);
+    let http = reqwest::Client::new();
+    let (status, body) = tests::send_json(
+        http.post(format!("{api}/screens"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({
+                "id": SMALL, "venue": "bj-metro-xidan", "resolution": {"width": 640, "height": 360}
+            })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let form = reqwest::multipart::Form::new()
+        .text(
+            "meta",
+            serde_json::json!({"id": CLIP, "title": CLIP}).to_string(),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(h264_clip(tmp.path())).file_name("clip.mp4"),
+        );
+    let (status, body) = tests::send_json(
+        http.post(format!("{api}/creatives"))
+            .bearer_auth(&admin)
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let source = body["spec"]["sha256"].as_str().unwrap().to_owned();
+    let (status, body) = tests::send_json(
+        http.post(format!("{api}/campaigns")).bearer_auth(&admin).json(&serde_json::json!({
+            "id": "small-video", "name": "Small video", "priority": "high", "weight": 1,
+            "flight": {"start": "2023-12-20T00:00:00+08:00", "end": "2023-12-21T00:00:00+08:00"},
+            "dayparts": ["* * * * *"], "target": {"screens": [SMALL]}, "creatives": [CLIP]
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    // The screen's agent, provisioned by the replica that does not publish: it downloads
+    // from there, so the original never reaches the publisher's directory through `/media`
+    // (the publisher transcodes from the database's bytes), and the rendition the publisher
+    // makes is served by the other replica from the database.
+    let out = tmp.path().join("small.toml");
+    let token = a.data.join(server::admin::FILE);
+    signage_ok(&[
+        "screens",
+        "provision",
+        SMALL,
+        "--server",
+        &other.url,
+        "--token-file",
+        token.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut agent = AgentProc::new(
+        &tmp.path().join("agent"),
+        &std::fs::read_to_string(&out).unwrap(),
+    );
+    agent.spawn(&scaled_args(
+        t("2023-12-20T10:00:00+08:00"),
+        Utc::now().timestamp_millis(),
+        5.0,
+    ));
+
+    // The rendition is made in the background, then named in the screen's schedule.
+    let check = tmp.path().join("check");
+    copy_dir(&other.data, &check);
+    let store: SharedStore = tokio::task::block_in_place(|| db.open(&check, OpenMode::Existing));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let rendition = loop {
+        let (s, src) = (store.clone(), source.clone());
+        let made = tokio::task::spawn_blocking(move || s.renditions_of(&src))
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(r) = made.first() {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rendition made\nA:\n{}\nB:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let made_at = Instant::now();
+    assert_eq!(
+        (rendition.width, rendition.height),
+        (640, 360),
+        "{rendition:?}"
+    );
+    let logs = || format!("publisher:\n{}", holder.log_text());
+    let version = retained_naming(
+        broker.port,
+        &store,
+        SMALL,
+        &rendition.sha256,
+        Duration::from_secs(10),
+        logs,
+    )
+    .await;
+    eprintln!(
+        "the schedule naming the rendition was retained {:.2} s after it was indexed",
+        made_at.elapsed().as_secs_f64()
+    );
+    // The agent has that schedule and the rendition's file.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = fleet_status(&other.url, &admin, SMALL).await;
+        let got = status.as_ref().is_some_and(|s| {
+            s["schedule_version"].as_u64() >= Some(version) && s["media_ready"] == true
+        });
+        if got {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent: status {status:?}\n{}",
+            agent.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    agent.terminate().await;
+
+    // A rendition finished elsewhere (here this process, on the database, as a replica
+    // that lost the lease mid-transcode records its own): the publisher names it.
+    let remade = {
+        let s = store.clone();
+        let old = rendition.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = b"another encoding of the same rendition".to_vec();
+            let sha = playlists::Sha256::of(&bytes);
+            s.put_media(&sha, &bytes).unwrap();
+            let remade = server::store::StoredRendition {
+                sha256: sha.to_string(),
+                bytes: bytes.len() as u64,
+                ..old
+            };
+            s.put_finished_rendition(&remade).unwrap();
+            remade
+        })
+        .await
+        .unwrap()
+    };
+    let recorded = Instant::now();
+    let logs = || format!("publisher:\n{}", holder.log_text());
+    let newer = retained_naming(
+        broker.port,
+        &store,
+        SMALL,
+        &remade.sha256,
+        Duration::from_secs(10),
+        logs,
+    )
+    .await;
+    assert!(newer > version, "{newer} after {version}");
+    eprintln!(
+        "a rendition recorded from outside was retained {:.2} s later",
+        recorded.elapsed().as_secs_f64()
+    );
+    drop(store);
     tokio::task::block_in_place(|| drop(db));
 }

@@ -306,7 +306,18 @@ async fn media(
 ) -> Result<Response, ApiError> {
     let sha =
         Sha256::parse(&sha256).map_err(|e| ApiError::invalid_field("sha256", e.to_string()))?;
-    let path = shared.store.media_path(&sha);
+    let mut path = shared.store.media_path(&sha);
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        // Another replica stored it: this one's copy is fetched (hash-checked) first.
+        let (s, wanted) = (shared.clone(), sha.clone());
+        path = blocking(move || match s.store.local_copy(&wanted) {
+            Err(crate::store::StoreError::NotFound { .. }) => {
+                Err(ApiError::not_found(format!("no media {wanted}")))
+            }
+            other => Ok(other?),
+        })
+        .await?;
+    }
     match media_serve::serve(&path, &sha, &headers).await {
         Ok(response) => Ok(response),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -519,6 +519,16 @@ pub trait MediaStore {
     fn adopt_media(&self, sha256: &Sha256, file: &Path) -> Result<(), StoreError>;
     /// A directory for uploads in progress, on the same file system as the media.
     fn upload_dir(&self) -> PathBuf;
+    /// The file of media `sha256` on this machine, fetched first when the store holds it
+    /// but this replica has no copy yet (another replica stored it); a store on one
+    /// machine has only its [`media_path`](Self::media_path).
+    fn local_copy(&self, sha256: &Sha256) -> Result<PathBuf, StoreError> {
+        Ok(self.media_path(sha256))
+    }
+    /// Whether the store holds media `sha256` (here, or for a replica to fetch).
+    fn has_media(&self, sha256: &Sha256) -> Result<bool, StoreError> {
+        Ok(self.media_path(sha256).exists())
+    }
 }
 
 /// A rendition of a creative's original: what it was made from and as, and the file made
@@ -578,6 +588,21 @@ pub trait RenditionStore {
     fn put_rendition(&self, rendition: &StoredRendition) -> Result<(), StoreError>;
     /// Every rendition made from `source` (a SHA-256), in key order.
     fn renditions_of(&self, source: &str) -> Result<Vec<StoredRendition>, StoreError>;
+    /// Records a rendition made in the background (a video's) and numbers its finish, in
+    /// one transaction; returns the number. Numbers rise in commit order, so whoever read
+    /// up to one has missed none below it: the publisher follows them
+    /// ([`finished_renditions`](Self::finished_renditions)) to republish the screens that
+    /// name the rendition, whichever replica made it.
+    fn put_finished_rendition(&self, rendition: &StoredRendition) -> Result<u64, StoreError>;
+    /// The renditions finished with numbers above `after`, oldest first, at most `limit`,
+    /// each with its number (a rendition finished twice appears at both).
+    fn finished_renditions(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRendition)>, StoreError>;
+    /// The last finish number (0 when none): where a new publisher starts following.
+    fn last_finished_rendition(&self) -> Result<u64, StoreError>;
 }
 
 /// Everything the server stores.

@@ -92,6 +92,7 @@ macro_rules! conformance {
                 others::meta_settings,
                 others::media_put_and_adopted,
                 others::renditions_by_source_size_and_fit,
+                others::renditions_finished_in_order,
                 planned::planned_counts_kept_with_their_documents,
             );
         }

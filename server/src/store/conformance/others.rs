@@ -312,3 +312,45 @@ pub(crate) fn renditions_by_source_size_and_fit(s: &impl Backend) {
     assert_eq!(s.renditions_of(&b).unwrap(), made[3..].to_vec());
     assert!(s.renditions_of(&"c".repeat(64)).unwrap().is_empty());
 }
+
+pub(crate) fn renditions_finished_in_order(s: &impl Backend) {
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    assert_eq!(s.last_finished_rendition().unwrap(), 0);
+    assert!(s.finished_renditions(0, 10).unwrap().is_empty());
+    // A still made while publishing is indexed, not numbered.
+    s.put_rendition(&rendition(&a, 10, "fit")).unwrap();
+    assert_eq!(s.last_finished_rendition().unwrap(), 0);
+
+    let (one, two) = (rendition(&a, 20, "fill"), rendition(&b, 30, "fit"));
+    assert_eq!(s.put_finished_rendition(&one).unwrap(), 1);
+    assert_eq!(s.put_finished_rendition(&two).unwrap(), 2);
+    assert_eq!(
+        s.rendition(&two.key()).unwrap(),
+        Some(two.clone()),
+        "indexed"
+    );
+    assert_eq!(
+        s.finished_renditions(0, 10).unwrap(),
+        vec![(1, one.clone()), (2, two.clone())]
+    );
+    assert_eq!(s.finished_renditions(0, 1).unwrap(), vec![(1, one.clone())]);
+    assert_eq!(
+        s.finished_renditions(1, 10).unwrap(),
+        vec![(2, two.clone())]
+    );
+    assert!(s.finished_renditions(2, 10).unwrap().is_empty());
+    assert_eq!(s.last_finished_rendition().unwrap(), 2);
+
+    // Made again (another file): a later number, and both name what is indexed now.
+    let again = StoredRendition {
+        sha256: "f".repeat(64),
+        ..one.clone()
+    };
+    assert_eq!(s.put_finished_rendition(&again).unwrap(), 3);
+    assert_eq!(
+        s.finished_renditions(0, 10).unwrap(),
+        vec![(1, again.clone()), (2, two), (3, again.clone())]
+    );
+    assert_eq!(s.rendition(&one.key()).unwrap(), Some(again));
+    assert_eq!(s.last_finished_rendition().unwrap(), 3);
+}

@@ -262,6 +262,14 @@ impl MediaStore for PgStore {
     fn upload_dir(&self) -> PathBuf {
         self.dir.join("uploads")
     }
+
+    fn local_copy(&self, sha256: &Sha256) -> Result<PathBuf, StoreError> {
+        off_worker(|| self.local_media(sha256))
+    }
+
+    fn has_media(&self, sha256: &Sha256) -> Result<bool, StoreError> {
+        off_worker(|| Ok(self.media_path(sha256).exists() || self.media_len(sha256)?.is_some()))
+    }
 }
 
 impl RenditionStore for PgStore {
@@ -282,6 +290,66 @@ impl RenditionStore for PgStore {
                 &[&rendition.key(), &rendition.source, &encode(rendition)],
             )?;
             Ok(())
+        })
+    }
+
+    fn put_finished_rendition(&self, rendition: &StoredRendition) -> Result<u64, StoreError> {
+        off_worker(|| {
+            let key = rendition.key();
+            let mut client = self.client()?;
+            let mut tx = client.transaction()?;
+            tx.execute(
+                "INSERT INTO renditions (key, source, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET source = EXCLUDED.source, body = EXCLUDED.body",
+                &[&key, &rendition.source, &encode(rendition)],
+            )?;
+            // Held until commit: the next finisher numbers after this one, and commits after.
+            tx.batch_execute("LOCK TABLE rendition_finishes IN EXCLUSIVE MODE")?;
+            let n: i64 = tx
+                .query_one(
+                    "INSERT INTO rendition_finishes (n, key)
+                     SELECT COALESCE(MAX(n), 0) + 1, $1 FROM rendition_finishes
+                     RETURNING n",
+                    &[&key],
+                )?
+                .get(0);
+            tx.commit()?;
+            to_u64(n, || format!("the finish number of rendition {key}"))
+        })
+    }
+
+    fn finished_renditions(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRendition)>, StoreError> {
+        off_worker(|| {
+            let rows = self.client()?.query(
+                "SELECT f.n, r.key, r.body FROM rendition_finishes f
+                 JOIN renditions r ON r.key = f.key
+                 WHERE f.n > $1 ORDER BY f.n LIMIT $2",
+                &[
+                    &to_i64(after, || "a finish number".into())?,
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )?;
+            rows.into_iter()
+                .map(|row| {
+                    let key: String = row.get(1);
+                    let n = to_u64(row.get(0), || format!("the finish number of {key}"))?;
+                    Ok((n, decode(|| format!("rendition {key}"), row.get(2))?))
+                })
+                .collect()
+        })
+    }
+
+    fn last_finished_rendition(&self) -> Result<u64, StoreError> {
+        off_worker(|| {
+            let n: i64 = self
+                .client()?
+                .query_one("SELECT COALESCE(MAX(n), 0) FROM rendition_finishes", &[])?
+                .get(0);
+            to_u64(n, || "the last rendition finish number".into())
         })
     }
 

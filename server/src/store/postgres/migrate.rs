@@ -38,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "archive",
         sql: include_str!("schema/0004_archive.sql"),
     },
+    Migration {
+        version: 5,
+        name: "rendition finishes",
+        sql: include_str!("schema/0005_rendition_finishes.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -11,7 +11,7 @@ use super::{PgStore, CHUNK_SIZE};
 use crate::store::conformance::{at, screen, venue};
 use crate::store::{
     BrokerLoginStore, CatalogueStore, Commit, DocumentStore, IssuedDocument, KeyStore, MediaStore,
-    OpenMode, StoreError, UserStore,
+    OpenMode, RenditionStore, StoreError, UserStore,
 };
 
 fn replicas(db: &TestDb) -> (PgStore, PgStore, tempfile::TempDir, tempfile::TempDir) {
@@ -99,6 +99,54 @@ fn media_by_range_and_fetched_by_another_replica() {
     assert_eq!(two.media_len(&unknown).unwrap(), None);
     let e = two.local_media(&unknown).unwrap_err();
     assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+
+    // Through the trait, as renditions and `/media` use it: held before any local copy.
+    let (d3, small) = (tempfile::tempdir().unwrap(), b"small".to_vec());
+    let three = db.open(d3.path(), OpenMode::Existing);
+    let small_sha = sha_of(&small);
+    one.put_media(&small_sha, &small).unwrap();
+    assert!(three.has_media(&small_sha).unwrap());
+    assert!(!three.media_path(&small_sha).exists());
+    assert!(!three.has_media(&unknown).unwrap());
+    let path = MediaStore::local_copy(&three, &small_sha).unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), small);
+    let e = MediaStore::local_copy(&three, &unknown).unwrap_err();
+    assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+}
+
+#[test]
+fn replicas_finishing_renditions_at_once_get_numbers_in_commit_order() {
+    let db = TestDb::new();
+    let (one, two, _d1, _d2) = replicas(&db);
+    let finish = |store: &PgStore, source: char| {
+        (0..20u32)
+            .map(|w| {
+                let r = crate::store::StoredRendition {
+                    source: source.to_string().repeat(64),
+                    width: w + 1,
+                    height: 1,
+                    fit: "fill".into(),
+                    background: None,
+                    sha256: "e".repeat(64),
+                    bytes: 1,
+                };
+                store.put_finished_rendition(&r).unwrap()
+            })
+            .collect::<Vec<u64>>()
+    };
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| finish(&one, 'a'));
+        let b = scope.spawn(|| finish(&two, 'b'));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // Each replica's own finishes rise; together they are 1..=40, each once.
+    assert!(a.windows(2).all(|w| w[0] < w[1]) && b.windows(2).all(|w| w[0] < w[1]));
+    let mut all: Vec<u64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<u64>>());
+    let read = two.finished_renditions(0, 100).unwrap();
+    assert_eq!(read.iter().map(|(n, _)| *n).collect::<Vec<_>>(), all);
+    assert_eq!(one.last_finished_rendition().unwrap(), 40);
 }
 
 #[test]

@@ -213,6 +213,7 @@ impl RedbStore {
         tx.open_table(SCREEN_KEYS)?;
         tx.open_table(BROKER_LOGINS)?;
         tx.open_table(USER_TOKENS)?;
+        tx.open_table(renditions::FINISHES)?;
         // Stores written before event entries: every revision so far counted as the head.
         if tx.open_table(META)?.get(CATALOGUE_HEAD)?.is_none() {
             let last = Self::head(&tx)?;

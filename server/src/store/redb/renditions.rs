@@ -1,13 +1,17 @@
 //! The `renditions` table: the index of renditions made, keyed by
 //! [`rendition_key`](crate::store::rendition_key) (source SHA-256 first, so one original's
 //! renditions are one key range). The files themselves are media like any other.
+//! `rendition_finishes` numbers the renditions made in the background as they finish
+//! (number -> index key; a write transaction is one at a time, so numbers rise in commit
+//! order).
 
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{decode, encode, RedbStore};
 use crate::store::{RenditionStore, StoreError, StoredRendition};
 
 pub(super) const RENDITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("renditions");
+pub(super) const FINISHES: TableDefinition<u64, &str> = TableDefinition::new("rendition_finishes");
 
 impl RenditionStore for RedbStore {
     fn rendition(&self, key: &str) -> Result<Option<StoredRendition>, StoreError> {
@@ -27,6 +31,57 @@ impl RenditionStore for RedbStore {
                 .insert(rendition.key().as_str(), encode(rendition).as_slice())?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn put_finished_rendition(&self, rendition: &StoredRendition) -> Result<u64, StoreError> {
+        self.guarded(|| {
+            let key = rendition.key();
+            let tx = self.db.begin_write()?;
+            tx.open_table(RENDITIONS)?
+                .insert(key.as_str(), encode(rendition).as_slice())?;
+            let n = {
+                let mut t = tx.open_table(FINISHES)?;
+                let n = t.last()?.map_or(0, |(n, _)| n.value()) + 1;
+                t.insert(n, key.as_str())?;
+                n
+            };
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    fn finished_renditions(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredRendition)>, StoreError> {
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let (finishes, renditions) = (tx.open_table(FINISHES)?, tx.open_table(RENDITIONS)?);
+            let mut out = Vec::new();
+            for row in finishes.range(after.saturating_add(1)..)?.take(limit) {
+                let (n, key) = row?;
+                let key = key.value();
+                let body = renditions.get(key)?.ok_or_else(|| StoreError::Corrupt {
+                    what: format!("rendition finish {}", n.value()),
+                    problem: format!("it names {key}, which is not indexed"),
+                })?;
+                out.push((
+                    n.value(),
+                    decode(|| format!("rendition {key}"), body.value())?,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    fn last_finished_rendition(&self) -> Result<u64, StoreError> {
+        self.guarded(|| {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(FINISHES)?;
+            let last = t.last()?.map_or(0, |(n, _)| n.value());
+            Ok(last)
         })
     }
 
