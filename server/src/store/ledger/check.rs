@@ -233,6 +233,35 @@ pub(crate) fn chain_anomaly(
     }
 }
 
+/// The chain's head once batch `b` (hashing to `hash`) is stored on `head`, with
+/// `last_seq` the highest seq then held; logs the seqs the batch skipped (`gaps`).
+pub(crate) fn head_after(
+    head: Option<&Head>,
+    b: &BatchView<'_>,
+    hash: &HashBytes,
+    last_seq: u64,
+    gaps: &[(u64, u64)],
+) -> Head {
+    if !gaps.is_empty() {
+        tracing::warn!(
+            screen = &*b.screen_id,
+            epoch = &*b.epoch,
+            batch_seq = b.batch_seq,
+            ?gaps,
+            "proof-of-play seqs skipped"
+        );
+    }
+    let (batch_seq, hash) = match head {
+        Some(h) if !moves_head(Some(h), b.batch_seq) => (h.batch_seq, h.hash),
+        _ => (b.batch_seq, *hash),
+    };
+    Head {
+        batch_seq,
+        hash,
+        last_seq,
+    }
+}
+
 /// Whether batch `batch_seq` becomes its epoch's head: it is further along.
 pub(crate) fn moves_head(head: Option<&Head>, batch_seq: u64) -> bool {
     head.is_none_or(|h| batch_seq > h.batch_seq)

@@ -22,7 +22,7 @@ use playlists::wire::pop::AckedBatch;
 use super::read::TxBatches;
 use super::{hash32, signed, unsigned, Fail, PgLedger};
 use crate::store::ledger::check::{
-    archived_before, chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all,
+    archived_before, chain_anomaly, check_all, head_after, open_all, refused, rejected, tally_all,
     Checked, Head,
 };
 use crate::store::ledger::reader::Reader;
@@ -503,24 +503,7 @@ impl<'a> Call<'_, 'a> {
         for &(first, last) in &gaps {
             self.pending.gaps.insert((at, first), last);
         }
-        if !gaps.is_empty() {
-            tracing::warn!(
-                screen,
-                epoch,
-                batch_seq = b.batch_seq,
-                ?gaps,
-                "proof-of-play seqs skipped"
-            );
-        }
-        let (head_seq, head_hash) = match head {
-            Some(h) if !moves_head(Some(&h), b.batch_seq) => (h.batch_seq, h.hash),
-            _ => (b.batch_seq, *c.hash),
-        };
-        self.known.heads[at] = Some(Head {
-            batch_seq: head_seq,
-            hash: head_hash,
-            last_seq,
-        });
+        self.known.heads[at] = Some(head_after(head.as_ref(), b, c.hash, last_seq, &gaps));
         self.pending.heads.push(at);
         self.pending.latest.insert(screen, epoch);
         Ok(Outcome::Stored {

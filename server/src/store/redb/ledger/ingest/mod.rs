@@ -28,7 +28,7 @@ use super::{
     ARCHIVED, BATCHES, GAPS, HEADS, LATEST, RECORDS,
 };
 use crate::store::ledger::check::{
-    archived_before, chain_anomaly, check_all, moves_head, open_all, refused, rejected, tally_all,
+    archived_before, chain_anomaly, check_all, head_after, open_all, refused, rejected, tally_all,
     Checked, Head,
 };
 use crate::store::ledger::tally::Tally;
@@ -260,20 +260,9 @@ impl<'tx> Writer<'tx> {
         if fresh_from == 0 {
             tally.merge(all);
         }
-        if !gaps.is_empty() {
-            tracing::warn!(
-                screen,
-                epoch,
-                batch_seq = b.batch_seq,
-                ?gaps,
-                "proof-of-play seqs skipped"
-            );
-        }
-        let (batch_seq, hash) = match head {
-            Some(h) if !moves_head(Some(&h), b.batch_seq) => (h.batch_seq, h.hash),
-            _ => (b.batch_seq, *c.hash),
-        };
-        self.heads.insert(chain, (batch_seq, &hash, last_seq))?;
+        let now = head_after(head.as_ref(), b, c.hash, last_seq, &gaps);
+        self.heads
+            .insert(chain, (now.batch_seq, &now.hash, now.last_seq))?;
         self.latest.insert(screen, epoch)?;
         Ok(Outcome::Stored {
             screen_id: screen.to_owned(),
