@@ -344,7 +344,7 @@ fn make_video(
     };
     media::transcode(&source, &temp, &transcode, &mut |_| {})?;
     let measured = media::probe_file(&temp, &media::Limits::default())?;
-    keep(store, creative, temp, measured, Kept::Finished)
+    keep(store, creative, spec, temp, measured, Kept::Finished)
 }
 
 fn sha(hex: &str) -> Result<Sha256, StoreError> {
@@ -364,7 +364,7 @@ fn make(
     let temp = tempfile::NamedTempFile::new_in(store.upload_dir())?.into_temp_path();
     let source = store.local_copy(&creative.sha256)?;
     let measured = media::still_rendition(&source, spec, &media::Limits::default(), &temp)?;
-    keep(store, creative, temp, measured, Kept::ForThisBuild)
+    keep(store, creative, spec, temp, measured, Kept::ForThisBuild)
 }
 
 /// How a made rendition is indexed.
@@ -380,6 +380,7 @@ enum Kept {
 fn keep(
     store: &dyn Store,
     creative: &Creative,
+    spec: &media::RenditionSpec,
     temp: tempfile::TempPath,
     measured: media::Measured,
     how: Kept,
@@ -396,6 +397,7 @@ fn keep(
         background: creative.fit.background_hex(),
         sha256: measured.sha256,
         bytes: measured.bytes,
+        frame: Some([spec.width, spec.height]).filter(|f| *f != [measured.width, measured.height]),
     };
     match how {
         Kept::ForThisBuild => store.put_rendition(&r)?,
@@ -540,6 +542,7 @@ mod tests {
             background: video.fit.background_hex(),
             sha256: "e".repeat(64),
             bytes: 1,
+            frame: None,
         };
         let source = video.sha256.to_string();
         assert_eq!(
@@ -549,6 +552,25 @@ mod tests {
         );
         assert!(screens_naming(&catalogue, &made(&source, 320, 180)).is_empty());
         assert!(screens_naming(&catalogue, &made(&"0".repeat(64), 640, 360)).is_empty());
+        // A screen within the 2 % the video fits at, not its exact aspect: the video comes
+        // out 629x354 inside the 640x354 frame, and is found by the frame the screen asks
+        // for, not by the size it came out at.
+        catalogue.screens.push(Screen {
+            id: ScreenId::parse("near").unwrap(),
+            width: 640,
+            height: 354,
+            ..catalogue.screens.last().unwrap().clone()
+        });
+        let letterboxed = StoredRendition {
+            frame: Some([640, 354]),
+            ..made(&source, 629, 354)
+        };
+        let spec = rendition_for(video.kind, &video, catalogue.screens.last().unwrap()).unwrap();
+        assert_eq!(letterboxed.key(), key_of(&video, &spec));
+        assert_eq!(
+            screens_naming(&catalogue, &letterboxed),
+            BTreeSet::from(["near".to_owned()])
+        );
     }
 
     #[test]

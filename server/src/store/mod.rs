@@ -547,15 +547,21 @@ pub struct StoredRendition {
     /// SHA-256 of the rendition's file.
     pub sha256: String,
     pub bytes: u64,
+    /// The frame it was made for, `[width, height]`, when that is not the size it came
+    /// out at (a video keeps its aspect inside the frame): screens find a rendition by the
+    /// frame they ask for. Absent in renditions indexed before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<[u32; 2]>,
 }
 
 impl StoredRendition {
     /// The index key of what it was made from and as.
     pub fn key(&self) -> String {
+        let [width, height] = self.frame.unwrap_or([self.width, self.height]);
         rendition_key(
             &self.source,
-            self.width,
-            self.height,
+            width,
+            height,
             &self.fit,
             self.background.as_deref(),
         )

@@ -80,6 +80,7 @@ fn beijing_store(dir: &Path) {
             background: None,
             sha256: creative.spec.sha256.clone(),
             bytes: creative.spec.bytes,
+            frame: None,
         })
         .unwrap();
     planned_and_plays(&*store, &screens);

@@ -289,6 +289,7 @@ fn rendition(source: &str, width: u32, fit: &str) -> StoredRendition {
         background: (fit == "fit").then(|| "#000000".into()),
         sha256: format!("{width:064x}"),
         bytes: u64::from(width),
+        frame: None,
     }
 }
 

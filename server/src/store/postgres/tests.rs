@@ -129,6 +129,7 @@ fn replicas_finishing_renditions_at_once_get_numbers_in_commit_order() {
                     background: None,
                     sha256: "e".repeat(64),
                     bytes: 1,
+                    frame: None,
                 };
                 store.put_finished_rendition(&r).unwrap()
             })

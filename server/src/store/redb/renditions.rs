@@ -115,6 +115,7 @@ mod tests {
             background: (fit == "fit").then(|| "#000000".into()),
             sha256: format!("{width:064x}"),
             bytes: u64::from(width),
+            frame: None,
         }
     }
 
