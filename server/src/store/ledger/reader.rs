@@ -133,6 +133,28 @@ impl<T: BatchSource> Reader<T> {
         })
     }
 
+    /// Whether incoming record `r` of `screen`'s `epoch` is the one stored as `at`: `Err`
+    /// is why a batch carrying it is refused (held with other content, or unreadable).
+    pub fn same_as_held(
+        &mut self,
+        screen: &str,
+        epoch: &str,
+        r: &super::view::RecordView<'_>,
+        at: RecordRef<'_>,
+    ) -> Result<Result<(), String>, LedgerError> {
+        let conflict = match self.record(screen, epoch, r.seq, at)? {
+            Ok(stored) if r.same_as(stored) => return Ok(Ok(())),
+            Ok(_) => "already held with other content".to_owned(),
+            Err(why) => format!("held but unreadable ({why})"),
+        };
+        Ok(Err(format!(
+            "seq {} of {} is {conflict}, from batch {}: a batch that conflicts with stored records is not stored",
+            r.seq,
+            super::epoch_name(epoch),
+            at.0
+        )))
+    }
+
     fn batch(
         &mut self,
         screen: &str,

@@ -27,7 +27,7 @@ use crate::store::ledger::check::{
 };
 use crate::store::ledger::reader::Reader;
 use crate::store::ledger::tally::Tally;
-use crate::store::ledger::{epoch_name, HashBytes, Incoming, KeysOf, LedgerError, Outcome};
+use crate::store::ledger::{HashBytes, Incoming, KeysOf, LedgerError, Outcome};
 
 pub(super) fn ingest(
     ledger: &PgLedger,
@@ -387,20 +387,11 @@ impl<'a> Call<'_, 'a> {
                 held.push(r.seq <= archived);
                 continue;
             };
-            let conflict =
-                match reader.record(&b.screen_id, &b.epoch, r.seq, (batch_seq, &hash, idx))? {
-                    Ok(stored) if r.same_as(stored) => {
-                        held.push(true);
-                        continue;
-                    }
-                    Ok(_) => "already held with other content".to_owned(),
-                    Err(why) => format!("held but unreadable ({why})"),
-                };
-            return Ok(Err(format!(
-                "seq {} of {} is {conflict}, from batch {batch_seq}: a batch that conflicts with stored records is not stored",
-                r.seq,
-                epoch_name(&b.epoch),
-            )));
+            let at = (batch_seq, &hash, idx);
+            if let Err(reason) = reader.same_as_held(&b.screen_id, &b.epoch, r, at)? {
+                return Ok(Err(reason));
+            }
+            held.push(true);
         }
         Ok(Ok(held))
     }

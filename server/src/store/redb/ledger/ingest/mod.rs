@@ -24,8 +24,8 @@ use super::archive::{marker, Marker};
 use super::export::Reader;
 use super::rollup::apply;
 use super::{
-    epoch_name, BatchKey, HashBytes, Incoming, KeysOf, LedgerError, Outcome, RecordRef, ANOMALIES,
-    ARCHIVED, BATCHES, GAPS, HEADS, LATEST, RECORDS,
+    BatchKey, HashBytes, Incoming, KeysOf, LedgerError, Outcome, RecordRef, ANOMALIES, ARCHIVED,
+    BATCHES, GAPS, HEADS, LATEST, RECORDS,
 };
 use crate::store::ledger::check::{
     archived_before, chain_anomaly, check_all, head_after, open_all, refused, rejected, tally_all,
@@ -141,20 +141,10 @@ impl<'tx> Writer<'tx> {
                     continue;
                 }
             };
-            let conflict = match reader.record(screen, epoch, r.seq, (at.0, &at.1, at.2))? {
-                Ok(stored) if r.same_as(stored) => {
-                    held.push(true);
-                    continue;
-                }
-                Ok(_) => "already held with other content".to_owned(),
-                Err(why) => format!("held but unreadable ({why})"),
-            };
-            return Ok(Err(format!(
-                "seq {} of {} is {conflict}, from batch {}: a batch that conflicts with stored records is not stored",
-                r.seq,
-                epoch_name(epoch),
-                at.0
-            )));
+            if let Err(reason) = reader.same_as_held(screen, epoch, r, (at.0, &at.1, at.2))? {
+                return Ok(Err(reason));
+            }
+            held.push(true);
         }
         Ok(Ok(held))
     }
