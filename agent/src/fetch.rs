@@ -142,7 +142,10 @@ impl Fetcher {
     ) -> bool {
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         loop {
-            let needs = self.needs(held).await;
+            let needs = match self.all_cached(held).await {
+                Some(needs) => needs,
+                None => self.needs(held).await,
+            };
             let missing = match self.missing(held, &needs).await {
                 Ok(m) => m,
                 Err(e) => {
@@ -250,6 +253,28 @@ impl Fetcher {
             uses,
             window_end: Some(end),
         }
+    }
+
+    /// With every creative of the schedule cached (and checked) and the cache within its
+    /// limit, the horizon's order of first uses decides nothing: none is missing, none is
+    /// evicted and every slot plays from the cache. Then each counts as needed now, and the
+    /// horizon is not planned (a week of slots, at every change and every [`RECHECK`]).
+    async fn all_cached(&self, held: &Arc<HeldSchedule>) -> Option<Needs> {
+        let now = self.clock.now()?;
+        if self.cache.stats().bytes > self.cache.max_bytes() {
+            return None;
+        }
+        let shas: Vec<String> = held.referenced().into_iter().collect();
+        if !self.absent(shas.clone(), true).await.ok()?.is_empty() {
+            return None;
+        }
+        Some(Needs {
+            uses: shas
+                .into_iter()
+                .map(|sha256| FirstUse { sha256, at: now })
+                .collect(),
+            window_end: Some(now + self.horizon),
+        })
     }
 
     /// The creatives needed within the horizon and not cached, soonest needed first.

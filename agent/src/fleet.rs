@@ -62,6 +62,11 @@ pub struct Observed {
     versions: Mutex<Vec<(Instant, u64)>>,
     /// (when, `campaign/creative`) each time a new play began.
     plays: Mutex<Vec<(Instant, String)>>,
+    /// When each campaign first appeared in the held schedule (an emergency's, by command
+    /// or by document: whichever came first).
+    campaigns: Mutex<std::collections::HashMap<String, Instant>>,
+    /// When each genuine command was taken (before the agent acted on it).
+    commands: Mutex<Vec<Instant>>,
     /// How the member's run ended (`None` while it runs).
     exit: Mutex<Option<Result<(), String>>>,
 }
@@ -89,6 +94,16 @@ impl Observed {
             .iter()
             .find(|(t, label)| *t >= since && label.starts_with(&prefix))
             .map(|(t, _)| *t)
+    }
+
+    /// When the held schedule first named `campaign`.
+    pub fn first_holding_campaign(&self, campaign: &str) -> Option<Instant> {
+        lock(&self.campaigns).get(campaign).copied()
+    }
+
+    /// When the first genuine command taken at or after `since` arrived.
+    pub fn first_command_since(&self, since: Instant) -> Option<Instant> {
+        lock(&self.commands).iter().copied().find(|t| *t >= since)
     }
 
     /// How many plays began since the fleet started.
@@ -243,7 +258,16 @@ async fn observe(seen: Arc<Observed>, mut w: Watches, stop: CancellationToken) {
     let mut version_changed = true;
     loop {
         if version_changed {
-            let version = w.schedules.borrow_and_update().as_ref().map(|h| h.version);
+            let held = w.schedules.borrow_and_update().clone();
+            if let Some(h) = &held {
+                let mut seen_campaigns = lock(&seen.campaigns);
+                for c in &h.doc.body.campaigns {
+                    if !seen_campaigns.contains_key(&c.id) {
+                        seen_campaigns.insert(c.id.clone(), Instant::now());
+                    }
+                }
+            }
+            let version = held.as_ref().map(|h| h.version);
             if version != last_version {
                 if let Some(v) = version {
                     lock(&seen.versions).push((Instant::now(), v));
@@ -256,6 +280,12 @@ async fn observe(seen: Arc<Observed>, mut w: Watches, stop: CancellationToken) {
             r = w.schedules.changed() => {
                 if r.is_err() { return }
                 version_changed = true;
+            }
+            r = w.commands.changed() => {
+                if r.is_err() { return }
+                version_changed = false;
+                w.commands.borrow_and_update();
+                lock(&seen.commands).push(Instant::now());
             }
             r = w.now_playing.changed() => {
                 if r.is_err() { return }

@@ -130,6 +130,9 @@ pub struct Watches {
     pub now_playing: watch::Receiver<Option<String>>,
     /// The proof-of-play outbox (its [`Outbox::book`] says what was written).
     pub outbox: Arc<Outbox>,
+    /// How many genuine commands (signature and expiry checked) the agent has taken,
+    /// counted before it acts on them.
+    pub commands: watch::Receiver<u64>,
 }
 
 /// Runs the agent until `shutdown` is cancelled (or a task fails beyond repair). A schedule
@@ -252,6 +255,7 @@ pub async fn run_hosted(
     let (schedules_tx, schedules_rx) = watch::channel(held);
     let (uploader_tx, uploader_rx) = mpsc::channel(256);
     let (playing_tx, playing_rx) = watch::channel(None);
+    let (commands_tx, commands_rx) = watch::channel(0);
     let tasks_stop = shutdown.child_token();
     let net_stop = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -327,6 +331,7 @@ pub async fn run_hosted(
             schedules: schedules_rx.clone(),
             now_playing: playing_rx.clone(),
             outbox: outbox.clone(),
+            commands: commands_rx,
         });
     }
     let fetcher = fetch::Fetcher {
@@ -340,13 +345,14 @@ pub async fn run_hosted(
     };
     tracker.spawn(fetcher.run(events_tx.clone(), tasks_stop.clone()));
     let live = telemetry::Live::default();
+    let store_probe = Arc::new(readiness::StoreProbe::new(&dir));
     if let Some(listener) = metrics_listener {
         let sources = telemetry::Sources {
             outbox: outbox.clone(),
             cache: cache.clone(),
             clock: clock.clone(),
             live: live.clone(),
-            data_dir: dir.clone(),
+            store_probe: store_probe.clone(),
         };
         spawn_fatal(
             &tracker,
@@ -375,6 +381,7 @@ pub async fn run_hosted(
         schedules: schedules_tx,
         uploader: uploader_tx,
         now_playing: playing_rx,
+        commands: commands_tx,
         player: opts.player.as_str().to_owned(),
         notes: cache_note.into_iter().collect(),
         connected: false,
@@ -386,7 +393,7 @@ pub async fn run_hosted(
         statuses,
         live,
         beat,
-        data_dir: dir.clone(),
+        store_probe,
     };
     let exit = main.run(events_rx, sim_rx, tasks_stop.clone()).await;
     daemon::stopping();

@@ -80,6 +80,8 @@ pub struct MainLoop {
     pub schedules: watch::Sender<Option<Arc<HeldSchedule>>>,
     pub uploader: mpsc::Sender<UploaderMsg>,
     pub now_playing: watch::Receiver<Option<String>>,
+    /// Counts the genuine commands taken ([`crate::Watches::commands`]).
+    pub commands: watch::Sender<u64>,
     pub player: String,
     pub notes: Vec<String>,
     pub connected: bool,
@@ -100,8 +102,8 @@ pub struct MainLoop {
     pub live: crate::telemetry::Live,
     /// Beaten on every turn of the loop: systemd's watchdog is fed only while it beats.
     pub beat: daemon::Beat,
-    /// Where the outbox and the cache live (probed for the store verdict).
-    pub data_dir: std::path::PathBuf,
+    /// Probes where the outbox and the cache live, for the store verdict.
+    pub store_probe: Arc<crate::readiness::StoreProbe>,
 }
 
 impl MainLoop {
@@ -284,6 +286,7 @@ impl MainLoop {
                 return;
             }
         };
+        self.commands.send_modify(|n| *n += 1);
         let outbox = self.outbox.clone();
         let id = cmd.id.clone();
         match tokio::task::spawn_blocking(move || outbox.remember_command(&id)).await {
@@ -438,7 +441,7 @@ impl MainLoop {
         // Judged only for a status that goes out: the store verdict writes a probe file.
         facts.readiness = Some(crate::readiness::judge(
             self.connected,
-            &self.data_dir,
+            &self.store_probe,
             facts.outbox_backlog,
         ));
         let payload = self.statuses.seal(build_status(facts));
@@ -462,7 +465,7 @@ impl MainLoop {
         let mut facts = self.facts(false);
         facts.readiness = Some(crate::readiness::judge(
             false,
-            &self.data_dir,
+            &self.store_probe,
             facts.outbox_backlog,
         ));
         let payload = self.statuses.seal(build_status(facts));

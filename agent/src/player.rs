@@ -111,8 +111,8 @@ struct Walk {
     cursor: Option<i64>,
     /// No slot starting before this may be played (the end of the last one started).
     not_before: Option<DateTime<Utc>>,
-    /// The plan of the local day being played, with the schedule revision it came from.
-    day: Option<(u64, DayPlan)>,
+    /// The plan of the local day being played, with the schedule it came from.
+    day: Option<(Arc<HeldSchedule>, DayPlan)>,
 }
 
 impl Player {
@@ -192,16 +192,17 @@ impl Player {
                 walk.not_before
                     .map_or(from, |t| from.max(planner.first_slot_from(t)))
             });
-            let fresh = walk
-                .day
-                .as_ref()
-                .is_some_and(|(r, d)| *r == held.revision && d.contains(cursor));
+            // A new revision with what the planner reads unchanged (the document that
+            // carries an emergency its command announced) plans the same day: kept.
+            let fresh = walk.day.as_ref().is_some_and(|(h, d)| {
+                d.contains(cursor) && (h.revision == held.revision || h.schedule == held.schedule)
+            });
             if !fresh {
                 let h = held.clone();
                 let plan =
                     tokio::task::spawn_blocking(move || Planner::new(&h.schedule).plan_day(cursor))
                         .await?;
-                walk.day = Some((held.revision, plan));
+                walk.day = Some((held.clone(), plan));
             }
             let (_, day) = walk.day.as_ref().expect("planned above");
             match (cursor..day.end_slot()).find_map(|s| day.play(s)) {

@@ -168,8 +168,8 @@ pub struct Sources {
     pub cache: Arc<Cache>,
     pub clock: Clock,
     pub live: Live,
-    /// Probed for the store verdict.
-    pub data_dir: std::path::PathBuf,
+    /// Probes the data directory for the store verdict.
+    pub store_probe: std::sync::Arc<crate::readiness::StoreProbe>,
 }
 
 impl Sources {
@@ -181,7 +181,8 @@ impl Sources {
             (Some(until), Some(now)) => (until - now).num_seconds().max(0) as f64,
             _ => 0.0,
         };
-        let readiness = crate::readiness::judge(verdicts.connected, &self.data_dir, book.backlog());
+        let readiness =
+            crate::readiness::judge(verdicts.connected, &self.store_probe, book.backlog());
         Levels {
             store_writable: readiness.store.ok,
             ingest_keeping_up: readiness.ingest.ok,

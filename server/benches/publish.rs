@@ -144,6 +144,8 @@ fn main() -> anyhow::Result<()> {
 
     // An all-city emergency: the signed start command for every screen, then the rebuild
     // of the documents it touches (the commands go out first).
+    // As the server runs it: the renditions already made are looked up for the commands.
+    let renditions = server::renditions::Renditions::default();
     let t = Instant::now();
     let started = server::emergency::start(
         server::emergency::Request {
@@ -152,7 +154,7 @@ fn main() -> anyhow::Result<()> {
             author: "bench",
             now: Utc::now(),
             confirm_within: None,
-            renditions: None,
+            renditions: Some((&renditions, &*store)),
         },
         server::emergency::StartRequest {
             id: "bench-alert".into(),

@@ -110,9 +110,30 @@ struct Keys {
     keys: HashMap<String, VerifyingKey>,
     loaded: Option<Instant>,
     seen: HashMap<String, Seen>,
+    /// The screens in service as of one catalogue: built again, and what is kept per
+    /// screen pruned, only when the catalogue changes (not for every batch: at city size
+    /// that was four passes over every screen for each handful of statuses).
+    in_service: Option<(Arc<playlists::Catalogue>, Arc<HashSet<String>>)>,
 }
 
 impl Keys {
+    /// The screens in service in `catalogue`, and whether that is another catalogue than
+    /// the last one asked about (then what is kept per screen is pruned).
+    fn in_service_of(
+        &mut self,
+        catalogue: &Arc<playlists::Catalogue>,
+    ) -> (bool, Arc<HashSet<String>>) {
+        if let Some((of, screens)) = &self.in_service {
+            if Arc::ptr_eq(of, catalogue) {
+                return (false, screens.clone());
+            }
+        }
+        let screens: Arc<HashSet<String>> =
+            Arc::new(catalogue.screens.iter().map(|s| s.id.to_string()).collect());
+        self.in_service = Some((catalogue.clone(), screens.clone()));
+        (true, screens)
+    }
+
     fn reload(&mut self, shared: &Shared) {
         if self.loaded.is_some_and(|t| t.elapsed() < KEY_RELOAD_EVERY) {
             return;
@@ -200,7 +221,7 @@ fn take_statuses(shared: &Shared, keys: &mut Keys, batch: Vec<(String, Vec<u8>)>
             return;
         }
     };
-    let in_service: HashSet<&str> = catalogue.screens.iter().map(|s| s.id.as_str()).collect();
+    let (changed, in_service) = keys.in_service_of(&catalogue);
     if keys.loaded.is_none() {
         keys.reload(shared);
     }
@@ -234,6 +255,11 @@ fn take_statuses(shared: &Shared, keys: &mut Keys, batch: Vec<(String, Vec<u8>)>
             Err(reason) => tracing::warn!(screen, %reason, "status dropped"),
         }
     }
+    // Only a status judged in service is kept, so only a new catalogue can leave one
+    // behind.
+    if !changed {
+        return;
+    }
     if let Ok(mut fleet) = shared.fleet.lock() {
         fleet.retain(|screen, _| in_service.contains(screen.as_str()));
     }
@@ -258,6 +284,33 @@ mod tests {
             seq,
             ..Status::default()
         }
+    }
+
+    /// The set of screens in service is built once per catalogue, and a new catalogue is
+    /// told as a change (what is kept of screens no longer in it is pruned then).
+    #[test]
+    fn screens_in_service_are_read_once_per_catalogue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
+        let service = crate::catalogue::CatalogueService::new(store);
+        let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/beijing-role-models");
+        crate::import::import(&service, &scenario, &crate::import::ImportOptions::admin()).unwrap();
+        let first = service.catalogue().unwrap();
+        let mut keys = Keys::default();
+        let (changed, screens) = keys.in_service_of(&first);
+        assert!(changed);
+        assert_eq!(screens.len(), first.screens.len());
+        assert!(screens.contains(first.screens[0].id.as_str()));
+        let (changed, again) = keys.in_service_of(&first);
+        assert!(!changed && Arc::ptr_eq(&screens, &again));
+
+        let mut fewer = (*first).clone();
+        let gone = fewer.screens.remove(0).id.to_string();
+        let (changed, now) = keys.in_service_of(&Arc::new(fewer));
+        assert!(changed);
+        assert_eq!(now.len(), first.screens.len() - 1);
+        assert!(!now.contains(gone.as_str()));
     }
 
     #[test]

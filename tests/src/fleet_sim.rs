@@ -12,8 +12,10 @@
 //! - **campaign edit**: a campaign for the district with most screens, created through
 //!   the HTTP API; for every screen whose published version rose, the time from sending
 //!   the request until its agent held that version (p50, p99, max);
-//! - **emergency**: an all-city emergency started through the API; for every screen it
-//!   names, the time from sending the request until its player began a play of the
+//! - **emergency**: an all-city emergency started through the API; the time until the
+//!   server answered; for every screen it names, the time from sending the request until
+//!   its agent took the command (signature checked), until it held the emergency (its
+//!   schedule watch names the campaign), and until its player began a play of the
 //!   emergency campaign (p50, p99, max);
 //! - **proof of play**: the ledger's records per second over the run, against the
 //!   agents' plays per second; and the lag: at one instant each agent's last finished seq
@@ -482,6 +484,7 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
     )
     .await;
     anyhow::ensure!(status == 201, "starting the emergency: {status} {body}");
+    figures.emergency_answer = t_emergency.elapsed();
     let targeted: Vec<String> =
         serde_json::from_value(body["screens"].clone()).context("the emergency's screens")?;
     figures.emergency_targets = targeted.len();
@@ -513,6 +516,23 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
         },
     )
     .await?;
+    figures.emergency_delivered = Spread::of(targeted.iter().map(|s| {
+        let seen = &fleet.observed[index[s.as_str()]];
+        // Every targeted agent played it, so it took its command or its document first.
+        seen.first_command_since(t_emergency)
+            .or_else(|| seen.first_holding_campaign(EMERGENCY))
+            .or_else(|| seen.first_play_of(EMERGENCY, t_emergency))
+            .expect("checked above")
+            .saturating_duration_since(t_emergency)
+    }));
+    figures.emergency_held = Spread::of(targeted.iter().map(|s| {
+        let seen = &fleet.observed[index[s.as_str()]];
+        // A screen that played it held it; one seen only through its play counts then.
+        seen.first_holding_campaign(EMERGENCY)
+            .or_else(|| seen.first_play_of(EMERGENCY, t_emergency))
+            .expect("checked above")
+            .saturating_duration_since(t_emergency)
+    }));
     figures.emergency = Spread::of(targeted.iter().map(|s| {
         fleet.observed[index[s.as_str()]]
             .first_play_of(EMERGENCY, t_emergency)

@@ -63,6 +63,7 @@ impl Rig {
             schedules: schedules_tx,
             uploader: up_tx,
             now_playing: watch::channel(None).1,
+            commands: watch::channel(0).0,
             player: "headless".into(),
             notes: vec![],
             connected: false,
@@ -74,7 +75,7 @@ impl Rig {
             statuses: crate::status::StatusSigner::new(Keypair::from_secret([5; 32])),
             live: Default::default(),
             beat: daemon::Liveness::default().register("main loop"),
-            data_dir: dir.path().to_owned(),
+            store_probe: Arc::new(crate::readiness::StoreProbe::new(dir.path())),
         };
         Rig {
             _dir: dir,

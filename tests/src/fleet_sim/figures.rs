@@ -62,6 +62,14 @@ pub struct Figures {
     /// Edited screens whose status, as the server holds it, names the new version.
     pub edit_status_confirmed: usize,
     pub emergency_targets: usize,
+    /// From the request until the server's answer (commands built, signed and queued).
+    pub emergency_answer: Duration,
+    /// From the request until each targeted agent took its command (signature checked,
+    /// before acting on it): the server's and the broker's part.
+    pub emergency_delivered: Spread,
+    /// From the request until each targeted agent held the emergency (its command merged,
+    /// or its document): what decides whether a screen switches at its first boundary.
+    pub emergency_held: Spread,
     pub emergency: Spread,
     /// Ledger records per second and plays finished by the agents per second, over the
     /// same window.
@@ -110,6 +118,14 @@ impl fmt::Display for Figures {
             f,
             "  campaign edit for district {} ({} screens, {} documents changed, {} outside it): applied {}",
             self.edit_district.0, self.edit_district.1, self.edit_targets, self.edit_outside, self.edit
+        )?;
+        writeln!(
+            f,
+            "  all-city emergency ({} screens): answered in {:.2} s; commands taken by the agents {}; the emergency held (merged into the schedule) {}",
+            self.emergency_targets,
+            s(self.emergency_answer),
+            self.emergency_delivered,
+            self.emergency_held
         )?;
         writeln!(
             f,
