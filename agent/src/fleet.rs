@@ -260,11 +260,10 @@ async fn observe(seen: Arc<Observed>, mut w: Watches, stop: CancellationToken) {
         if version_changed {
             let held = w.schedules.borrow_and_update().clone();
             if let Some(h) = &held {
+                let now = Instant::now();
                 let mut seen_campaigns = lock(&seen.campaigns);
                 for c in &h.doc.body.campaigns {
-                    if !seen_campaigns.contains_key(&c.id) {
-                        seen_campaigns.insert(c.id.clone(), Instant::now());
-                    }
+                    seen_campaigns.entry(c.id.clone()).or_insert(now);
                 }
             }
             let version = held.as_ref().map(|h| h.version);
