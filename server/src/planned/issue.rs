@@ -16,13 +16,18 @@ use playlists::{ScreenSchedule, Tally};
 
 use super::{ceil_hour, floor_hour, place_of};
 use crate::store::{
-    DocumentStore, IssuedDocument, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore,
-    StoreError,
+    DocumentStore, IssuedDocument, PlanCounts, PlanEntry, PlanSource, PlannedChange, PlannedPart,
+    PlannedStore, StoreError,
 };
 
-/// The plan counts of `tally` (indices into `schedule`), with only the campaigns and
-/// creatives it names, and its id (a hash of the counts: equal counts, one plan).
-pub fn plan_counts(schedule: &ScreenSchedule, tally: &Tally) -> (u64, PlanCounts) {
+/// The plan counts of `tally` (indices into `schedule`, the schedule of document
+/// `source`), with only the campaigns and creatives it names, and its id (a hash of the
+/// counts and their source: equal counts from one document, one plan).
+pub fn plan_counts(
+    schedule: &ScreenSchedule,
+    tally: &Tally,
+    source: PlanSource,
+) -> (u64, PlanCounts) {
     let mut campaigns: Vec<usize> = tally.entries.iter().map(|e| e.campaign as usize).collect();
     let mut creatives: Vec<usize> = tally.entries.iter().map(|e| e.creative as usize).collect();
     for v in [&mut campaigns, &mut creatives] {
@@ -51,6 +56,7 @@ pub fn plan_counts(schedule: &ScreenSchedule, tally: &Tally) -> (u64, PlanCounts
                 )
             })
             .collect(),
+        source: Some(source),
     };
     let id = crate::store::plan_id(&serde_json::to_vec(&counts).unwrap_or_default());
     (id, counts)
@@ -73,6 +79,13 @@ pub fn change_for(
     // (schedule, from, to) to count, and the part each becomes.
     let mut items: Vec<(ScreenSchedule, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     let mut parts: Vec<PlannedPart> = Vec::new();
+    let mut tails = Tails {
+        docs,
+        planned,
+        server_key,
+        sources: HashMap::new(),
+        opened: HashMap::new(),
+    };
     for (schedule, doc) in issued {
         let at = doc.in_force_from;
         for old in planned.planned_parts(Some(&doc.screen_id), at, DateTime::<Utc>::MAX_UTC)? {
@@ -92,7 +105,7 @@ pub fn change_for(
                 });
             }
             let tail_from = old.from.max(hour);
-            match tail_schedule(docs, server_key, &old) {
+            match tails.schedule(&old) {
                 Ok(s) => {
                     items.push((s, tail_from, at));
                     parts.push(PlannedPart {
@@ -126,8 +139,13 @@ pub fn change_for(
     let (tallies, _) = crate::shared_plan::tallies(&items);
     let mut ids: HashMap<*const Tally, u64> = HashMap::new();
     for (((schedule, _, _), tally), mut part) in items.iter().zip(&tallies).zip(parts) {
+        // The first item of each shared tally is the one it was planned from.
         let id = *ids.entry(Arc::as_ptr(tally)).or_insert_with(|| {
-            let (id, counts) = plan_counts(schedule, tally);
+            let source = PlanSource {
+                screen_id: part.screen_id.clone(),
+                version: part.version,
+            };
+            let (id, counts) = plan_counts(schedule, tally, source);
             change.plans.push((id, counts));
             id
         });
@@ -137,18 +155,47 @@ pub fn change_for(
     Ok(change)
 }
 
-/// The schedule of the document `part` counts, read back from the store.
-fn tail_schedule(
-    docs: &dyn DocumentStore,
-    server_key: &ed25519_dalek::VerifyingKey,
-    part: &PlannedPart,
-) -> anyhow::Result<ScreenSchedule> {
-    let doc = docs
-        .issued(&part.screen_id)?
-        .into_iter()
-        .find(|d| d.version == part.version)
-        .ok_or_else(|| anyhow::anyhow!("version {} is not stored", part.version))?;
-    super::open_schedule(server_key, &doc)
+/// The schedules the ends of superseded parts are planned from, each document opened
+/// once: a part's plan's source (which plans exactly as the part's own document), so
+/// screens sharing a plan share one document; the part's own document for a plan kept
+/// before sources were, or whose source no longer opens.
+struct Tails<'a> {
+    docs: &'a dyn DocumentStore,
+    planned: &'a dyn PlannedStore,
+    server_key: &'a ed25519_dalek::VerifyingKey,
+    /// Each plan's source, read once.
+    sources: HashMap<u64, Option<PlanSource>>,
+    /// Each document opened (or why it did not open), once.
+    opened: HashMap<PlanSource, Result<ScreenSchedule, String>>,
+}
+
+impl Tails<'_> {
+    fn schedule(&mut self, part: &PlannedPart) -> anyhow::Result<ScreenSchedule> {
+        let planned = self.planned;
+        let source = self.sources.entry(part.plan).or_insert_with(|| {
+            // Only the source is wanted: no hour's entries.
+            let plan = planned.plan_counts(part.plan, 0, 0).ok().flatten();
+            plan.and_then(|p| p.source)
+        });
+        if let Some(source) = source.clone() {
+            if let Ok(s) = self.open(source) {
+                return Ok(s);
+            }
+        }
+        self.open(PlanSource {
+            screen_id: part.screen_id.clone(),
+            version: part.version,
+        })
+    }
+
+    fn open(&mut self, doc: PlanSource) -> anyhow::Result<ScreenSchedule> {
+        let (docs, key) = (self.docs, self.server_key);
+        self.opened
+            .entry(doc)
+            .or_insert_with_key(|d| super::open_version(docs, key, d).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(anyhow::Error::msg)
+    }
 }
 
 /// Hours `[floor(from), ceil(to))` as seconds since the epoch.

@@ -15,7 +15,9 @@ use rayon::prelude::*;
 use playlists::wire::ScheduleDoc;
 use playlists::{ScreenSchedule, Tally};
 
-use crate::store::{IssuedDocument, PlanCounts, PlannedPart, Snapshot, Store};
+use crate::store::{
+    DocumentStore, IssuedDocument, PlanCounts, PlanSource, PlannedPart, Snapshot, Store,
+};
 
 pub mod issue;
 #[cfg(test)]
@@ -102,11 +104,13 @@ impl Counts {
     }
 }
 
-/// How a window was answered: pieces read from stored counts, pieces planned.
+/// How a window was answered: pieces read from stored counts, pieces planned, and what
+/// was read to plan them (a plan's source document, or a screen's documents in force).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Answered {
     pub stored: usize,
     pub planned: usize,
+    pub documents: usize,
 }
 
 pub(crate) fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -172,6 +176,14 @@ struct StoredPiece {
     h1: i64,
     h2: i64,
     /// The part's span of those hours (planned instead if the plan is missing).
+    span: Span,
+}
+
+/// A span of a stored part that its plan's hourly counts cannot answer (an hour the
+/// window or the part cuts): planned from the plan's source document.
+struct EdgePiece {
+    place: Place,
+    plan: u64,
     span: Span,
 }
 
@@ -260,6 +272,89 @@ pub(crate) fn open_spans(
     Ok(out)
 }
 
+/// Calls `f` with the planned plays of each of `edges` whose plan names a source document
+/// that opens: planned from it once per plan and span, for every screen sharing the plan.
+/// Returns the edges left to plan from their screens' own documents.
+fn plan_edges<'a>(
+    store: &dyn Store,
+    server_key: &ed25519_dalek::VerifyingKey,
+    plans: &HashMap<u64, Option<PlanCounts>>,
+    edges: &'a [EdgePiece],
+    answered: &mut Answered,
+    f: &mut dyn FnMut(&Place, &Counts),
+) -> Vec<&'a EdgePiece> {
+    let source_of = |plan: u64| {
+        plans
+            .get(&plan)
+            .and_then(Option::as_ref)
+            .and_then(|p| p.source.as_ref())
+    };
+    let mut wanted: Vec<&PlanSource> = edges.iter().filter_map(|e| source_of(e.plan)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let opened: HashMap<&PlanSource, ScreenSchedule> = wanted
+        .par_iter()
+        .filter_map(|&src| match open_version(store, server_key, src) {
+            Ok(schedule) => Some((src, schedule)),
+            Err(e) => {
+                tracing::debug!(
+                    screen = %src.screen_id, version = src.version, error = %e,
+                    "a plan's source does not open: its screens' cut hours are planned from their documents"
+                );
+                None
+            }
+        })
+        .collect();
+    answered.documents += wanted.len();
+    // Each distinct (plan, span) planned once.
+    let mut index: HashMap<(u64, Span), usize> = HashMap::new();
+    let mut items: Vec<(ScreenSchedule, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    let mut pieces: Vec<(&Place, usize)> = Vec::new();
+    let mut rest = Vec::new();
+    for e in edges {
+        let Some(schedule) = source_of(e.plan).and_then(|src| opened.get(src)) else {
+            rest.push(e);
+            continue;
+        };
+        let i = *index.entry((e.plan, e.span)).or_insert_with(|| {
+            items.push((schedule.clone(), e.span.0, e.span.1));
+            items.len() - 1
+        });
+        pieces.push((&e.place, i));
+    }
+    let (tallies, _) = crate::shared_plan::tallies(&items);
+    let counts: Vec<Counts> = items
+        .iter()
+        .zip(&tallies)
+        .map(|((schedule, _, _), tally)| Counts::of_tally(schedule, tally))
+        .collect();
+    for (place, i) in pieces {
+        answered.planned += 1;
+        f(place, &counts[i]);
+    }
+    rest
+}
+
+/// The schedule of `source`, read back from the store and its signature checked.
+pub(crate) fn open_version(
+    docs: &dyn DocumentStore,
+    server_key: &ed25519_dalek::VerifyingKey,
+    source: &PlanSource,
+) -> anyhow::Result<ScreenSchedule> {
+    let doc = docs
+        .issued(&source.screen_id)?
+        .into_iter()
+        .find(|d| d.version == source.version)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "document {} v{} is not stored",
+                source.screen_id,
+                source.version
+            )
+        })?;
+    open_schedule(server_key, &doc)
+}
+
 /// Calls `f` with the planned plays over `[from, to)` (`snapshot` is the store's) of every screen whose place `keep`
 /// accepts, as [`crate::report::planned`] has always counted them (the documents in force,
 /// a decommissioned screen up to its decommissioning, a screen never published from the
@@ -284,6 +379,7 @@ pub fn each_count(
     }
     // (place, plan, first hour, end hour) answered by the store, spans planned per screen.
     let mut stored: Vec<StoredPiece> = Vec::new();
+    let mut edges: Vec<EdgePiece> = Vec::new();
     let mut live: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
     for screen in screens {
         let end = snapshot
@@ -295,7 +391,6 @@ pub fn each_count(
             continue;
         }
         let mut covered = Vec::new();
-        let mut spans = Vec::new();
         for part in parts.get(screen.as_str()).into_iter().flatten() {
             let (a, b) = (part.from.max(from), part.to.min(end));
             if a >= b {
@@ -307,6 +402,11 @@ pub fn each_count(
                 continue;
             }
             let s = split(part, from, end);
+            edges.extend(s.live.into_iter().map(|span| EdgePiece {
+                place: place.clone(),
+                plan: part.plan,
+                span,
+            }));
             if let Some((h1, h2)) = s.stored {
                 stored.push(StoredPiece {
                     place,
@@ -316,18 +416,20 @@ pub fn each_count(
                     span: (a.max(at(h1)), b.min(at(h2))),
                 });
             }
-            spans.extend(s.live);
         }
         covered.sort();
-        spans.extend(uncovered(from, end, &covered));
+        let spans = uncovered(from, end, &covered);
         if !spans.is_empty() {
-            spans.sort();
             live.insert(screen.as_str(), spans);
         }
     }
 
     // The plans the stored parts name, each read once (on all cores).
-    let mut wanted: Vec<u64> = stored.iter().map(|s| s.plan).collect();
+    let mut wanted: Vec<u64> = stored
+        .iter()
+        .map(|s| s.plan)
+        .chain(edges.iter().map(|e| e.plan))
+        .collect();
     wanted.sort_unstable();
     wanted.dedup();
     let (lo, hi) = issue::hours(from, to);
@@ -355,8 +457,17 @@ pub fn each_count(
         f(&p.place, c);
     }
 
-    // The rest from the documents in force (on all cores), and screens never published.
+    // The stored parts' cut hours from their plans' sources; those without one (plans
+    // kept before sources were, a source that no longer opens) from their documents.
     let server_key = crate::keys::server_key(store.dir())?.public();
+    for e in plan_edges(store, &server_key, &plans, &edges, &mut answered, f) {
+        live.entry(e.place.screen_id.as_str())
+            .or_default()
+            .push(e.span);
+    }
+
+    // The rest from the documents in force (on all cores), and screens never published.
+    answered.documents += live.len();
     let read: Vec<(&str, Vec<_>, Vec<IssuedDocument>)> = live
         .into_iter()
         .map(|(screen, mut spans)| {

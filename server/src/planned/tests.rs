@@ -14,7 +14,9 @@ use crate::catalogue::CatalogueService;
 use crate::drill::{By, Filter, Places};
 use crate::emergency::{Request, StartRequest};
 use crate::report::Window;
-use crate::store::{Dimension, DocumentStore, IssuedDocument, Published, SharedStore, StoreError};
+use crate::store::{
+    Dimension, DocumentStore, IssuedDocument, PlannedChange, Published, SharedStore, StoreError,
+};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -192,6 +194,43 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The distinct plans of the parts overlapping `[from, to)`.
+    fn plans_over(&self, from: &str, to: &str) -> usize {
+        let ps = self.store.planned_store().unwrap();
+        let parts = ps.planned_parts(None, t(from), t(to)).unwrap();
+        parts.iter().map(|p| p.plan).collect::<BTreeSet<_>>().len()
+    }
+
+    /// Keeps every plan again without its source document, as plans were kept before
+    /// sources (its parts renamed to the plan's new id).
+    fn forget_sources(&self) {
+        let ps = self.store.planned_store().unwrap();
+        let parts = ps
+            .planned_parts(None, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)
+            .unwrap();
+        let mut change = PlannedChange::default();
+        let mut renamed: HashMap<u64, u64> = HashMap::new();
+        for mut part in parts {
+            change.remove.push((part.screen_id.clone(), part.from));
+            let id = *renamed.entry(part.plan).or_insert_with(|| {
+                let mut plan = ps
+                    .plan_counts(part.plan, i64::MIN, i64::MAX)
+                    .unwrap()
+                    .unwrap();
+                assert!(plan.source.is_some(), "a plan kept without its source");
+                plan.source = None;
+                let id = crate::store::plan_id(&serde_json::to_vec(&plan).unwrap());
+                change.plans.push((id, plan));
+                id
+            });
+            part.plan = id;
+            change.parts.push(part);
+        }
+        ps.record_issued_planned(&[], &change).unwrap();
+    }
+}
+
 /// The Beijing scenario: documents issued on the hour, superseded inside an hour by an
 /// emergency's, then counted past their validity.
 #[test]
@@ -209,9 +248,15 @@ fn beijing_reports_from_counts_equal_replanned_reports() {
     // Whole hours inside the counted validity: the store answers alone.
     let a = e.check("2023-12-20T01:00:00Z", "2023-12-20T09:00:00Z");
     assert!(a.stored > 0 && a.planned == 0, "{a:?}");
-    // Ends inside hours, across the emergency's document and its flight.
+    // Ends inside hours, across the emergency's document and its flight: the cut hours
+    // planned from the plans' sources, one document per plan at most.
     let a = e.check("2023-12-20T00:20:07Z", "2023-12-20T05:43:31Z");
     assert!(a.stored > 0 && a.planned > 0, "{a:?}");
+    assert!(
+        a.documents > 0
+            && a.documents <= e.plans_over("2023-12-20T00:20:07Z", "2023-12-20T05:43:31Z"),
+        "{a:?}"
+    );
     e.check("2023-12-20T03:10:00Z", "2023-12-20T03:20:00Z");
     // The emergency plays from its start to its end only.
     let campaign = |from: &str, to: &str| {
@@ -250,8 +295,26 @@ fn city_reports_from_counts_equal_replanned_reports() {
         ) > 0
     );
     let a = e.check("2023-12-20T01:00:00Z", "2023-12-20T08:00:00Z");
-    assert!(a.planned == 0, "{a:?}");
-    e.check("2023-12-20T01:59:59Z", "2023-12-20T14:00:01Z");
+    assert!(a.planned == 0 && a.documents == 0, "{a:?}");
+    // Ends inside hours: every screen's two cut hours planned from a document per plan,
+    // not from the 240 screens' documents.
+    let (from, to) = ("2023-12-20T01:20:00Z", "2023-12-20T07:40:00Z");
+    let a = e.check(from, to);
+    let plans = e.plans_over(from, to);
+    assert!(a.planned >= 480, "{a:?}");
+    assert!(
+        a.documents > 0 && a.documents <= plans && plans < 120,
+        "{a:?}: {plans} plans"
+    );
+    // Past the counted validity every screen's documents are read.
+    let a = e.check("2023-12-20T01:59:59Z", "2023-12-20T14:00:01Z");
+    assert!(a.documents >= 240, "{a:?}");
+
+    // Plans kept before sources were: the cut hours planned from every screen's documents,
+    // with the same answers.
+    e.forget_sources();
+    let a = e.check(from, to);
+    assert!(a.documents >= 240, "{a:?}");
 }
 
 /// A store whose documents were issued before counts were kept reports by planning them;

@@ -39,7 +39,9 @@ pub use entities::{
 };
 
 pub use location::{open_in, open_url};
-pub use planned::{plan_id, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore};
+pub use planned::{
+    plan_id, PlanCounts, PlanEntry, PlanSource, PlannedChange, PlannedPart, PlannedStore,
+};
 
 pub use ledger::{
     epoch_name, AuditProblem, AuditReport, BatchSink, ChainSummary, Dimension, Incoming, KeysOf,

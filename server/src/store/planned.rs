@@ -52,6 +52,20 @@ pub struct PlanCounts {
     pub campaigns: Vec<String>,
     pub creatives: Vec<String>,
     pub entries: Vec<PlanEntry>,
+    /// The document the plan was counted from. Every part naming the plan counts a
+    /// document that plans exactly as this one does (the id covers the source, and a plan
+    /// is made once per distinct schedule), so what hourly counts cannot answer, an hour
+    /// cut by a report's window, is planned once from this document for all of them.
+    /// Absent from plans kept before sources were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<PlanSource>,
+}
+
+/// One issued document: a screen's version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PlanSource {
+    pub screen_id: String,
+    pub version: u64,
 }
 
 impl PlanCounts {

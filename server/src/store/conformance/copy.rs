@@ -101,6 +101,7 @@ fn beijing_store(dir: &Path) {
 /// two epochs.
 fn planned_and_plays(store: &dyn crate::store::Store, screens: &[&String]) {
     let counts = PlanCounts {
+        source: None,
         campaigns: vec!["c1".into()],
         creatives: vec!["k1".into()],
         entries: vec![PlanEntry(1_780_000_000 / 3600 * 3600, 0, 0, 4)],

@@ -3,7 +3,8 @@
 
 use super::{at, Backend};
 use crate::store::{
-    plan_id, IssuedDocument, PlanCounts, PlanEntry, PlannedChange, PlannedPart, PlannedStore,
+    plan_id, IssuedDocument, PlanCounts, PlanEntry, PlanSource, PlannedChange, PlannedPart,
+    PlannedStore,
 };
 
 fn part(screen: &str, from: i64, to: i64, plan: u64) -> PlannedPart {
@@ -33,6 +34,11 @@ fn doc(screen: &str) -> IssuedDocument {
 
 fn counts(last: u32) -> (u64, PlanCounts) {
     let counts = PlanCounts {
+        // Kept with the plan and read back (a plan kept before sources reads as `None`).
+        source: Some(PlanSource {
+            screen_id: "s1".into(),
+            version: 1,
+        }),
         campaigns: vec!["c1".into()],
         creatives: vec!["k1".into(), "k2".into()],
         entries: vec![

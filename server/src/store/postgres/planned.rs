@@ -175,6 +175,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = db.open(dir.path(), OpenMode::Create);
         let counts = PlanCounts {
+            source: None,
             campaigns: vec!["c1".into()],
             creatives: vec!["k1".into()],
             entries: vec![PlanEntry(1_703_030_400, 0, 0, 7)],

@@ -186,6 +186,7 @@ mod tests {
             .unwrap()
             .is_empty());
         let counts = PlanCounts {
+            source: None,
             campaigns: vec!["c1".into()],
             creatives: vec!["k1".into(), "k2".into()],
             entries: vec![
