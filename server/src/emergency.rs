@@ -18,14 +18,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use playlists::catalogue::CatalogueIndex;
-use playlists::wire::schedule::ScheduleBody;
-use playlists::wire::status::COMMAND_KIND;
-use playlists::wire::{Command, CommandAction, Keypair, MAX_SMALL_BYTES, VERSION};
-use playlists::{CampaignId, Catalogue, ScreenId};
+use playlists::wire::Keypair;
+use playlists::CampaignId;
+
+mod commands;
+use commands::{end_commands, start_commands};
 
 use crate::catalogue::{CatalogueError, CatalogueService};
-use crate::renditions::RenditionMap;
 use crate::store::{Entity, PendingConfirmation, StoreError, StoredEmergency};
 
 /// How long a start or end command is valid for: enough for a reconnecting agent to get
@@ -243,45 +242,6 @@ pub fn start(r: Request<'_>, req: StartRequest) -> Result<Announcement, Emergenc
     })
 }
 
-/// The start command for each screen the emergency (in `snapshot`) targets.
-fn start_commands(
-    key: &Keypair,
-    snapshot: &crate::store::Snapshot,
-    emergency: &StoredEmergency,
-    renditions: Option<(&crate::renditions::Renditions, &dyn crate::store::Store)>,
-) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
-    let with =
-        crate::catalogue::build(snapshot).map_err(|e| EmergencyError::Invalid(e.to_string()))?;
-    let targeted = targeted_screens(&with, emergency)?;
-    let map = match renditions {
-        Some((r, store)) => {
-            let screens = targeted.iter().map(|s| s.to_string()).collect();
-            r.known(store, &with, &screens).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "renditions unreadable: commands name the originals");
-                RenditionMap::default()
-            })
-        }
-        None => RenditionMap::default(),
-    };
-    sealed_commands(key, &with, &targeted, &emergency.id, &map, |body| {
-        let campaign = body
-            .campaigns
-            .iter()
-            .find(|c| c.id == emergency.id)?
-            .clone();
-        let creatives = body
-            .creatives
-            .iter()
-            .filter(|k| campaign.creatives.contains(&k.id))
-            .cloned()
-            .collect();
-        Some(CommandAction::EmergencyStart {
-            campaign: Box::new(campaign),
-            creatives,
-        })
-    })
-}
-
 /// A second operator confirms a pending emergency: it starts now (its flight begins at
 /// the confirmation) and is announced; returns the commands to send.
 pub fn confirm(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
@@ -368,24 +328,6 @@ pub fn end(r: Request<'_>, id: &str) -> Result<Announcement, EmergencyError> {
     })
 }
 
-/// The end command for each screen the (ended) emergency in `snapshot` targeted.
-fn end_commands(
-    key: &Keypair,
-    snapshot: &crate::store::Snapshot,
-    emergency: &StoredEmergency,
-) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
-    let with =
-        crate::catalogue::build(snapshot).map_err(|e| EmergencyError::Invalid(e.to_string()))?;
-    let targeted = targeted_screens(&with, emergency)?;
-    let none = RenditionMap::default();
-    sealed_commands(key, &with, &targeted, &emergency.id, &none, |_| {
-        Some(CommandAction::EmergencyEnd {
-            campaign_id: emergency.id.clone(),
-            ends_at: emergency.end,
-        })
-    })
-}
-
 /// What a change of an emergency from `before` to `after` (as the change log records it)
 /// announces, for a replica that did not make it: a start or confirmation sends the start
 /// commands while the emergency (as `snapshot`, the current catalogue, has it) still runs
@@ -424,247 +366,5 @@ pub fn announced(
     }
 }
 
-/// The screens the emergency targets on which at least one of its creatives fits; refuses
-/// an emergency that targets nothing or names a creative that fits no targeted screen.
-fn targeted_screens(
-    catalogue: &Catalogue,
-    e: &StoredEmergency,
-) -> Result<Vec<ScreenId>, EmergencyError> {
-    let campaign = catalogue
-        .campaigns
-        .iter()
-        .find(|c| c.id.as_str() == e.id)
-        .ok_or_else(|| EmergencyError::Invalid(format!("emergency {:?} did not build", e.id)))?;
-    let index = CatalogueIndex::new(catalogue);
-    let targeted: Vec<_> = catalogue
-        .screens
-        .iter()
-        .filter(|s| {
-            index
-                .venue(s.venue.as_str())
-                .is_some_and(|v| campaign.target.matches(s, v))
-        })
-        .collect();
-    if targeted.is_empty() {
-        return Err(EmergencyError::NoScreens(e.id.clone()));
-    }
-    let creatives: Vec<_> = catalogue
-        .creatives
-        .iter()
-        .filter(|k| campaign.creatives.contains(&k.id))
-        .collect();
-    for k in &creatives {
-        if !targeted.iter().any(|s| k.fits(s)) {
-            return Err(EmergencyError::FitsNoScreen {
-                creative: k.id.to_string(),
-                screens: targeted.len(),
-            });
-        }
-    }
-    Ok(targeted
-        .into_iter()
-        .filter(|s| creatives.iter().any(|k| k.fits(s)))
-        .map(|s| s.id.clone())
-        .collect())
-}
-
-/// One signed command per screen, built from that screen's schedule body (so the command
-/// carries exactly the campaign and creatives its schedule will), each within the limit.
-fn sealed_commands(
-    key: &Keypair,
-    catalogue: &Catalogue,
-    screens: &[ScreenId],
-    id: &str,
-    renditions: &RenditionMap,
-    action: impl Fn(&ScheduleBody) -> Option<CommandAction>,
-) -> Result<BTreeMap<String, Vec<u8>>, EmergencyError> {
-    let issued_at = Utc::now();
-    let index = CatalogueIndex::new(catalogue);
-    let mut out = BTreeMap::new();
-    for screen in screens {
-        let Some(schedule) = index.schedule_for(screen.as_str()) else {
-            continue;
-        };
-        let body =
-            ScheduleBody::from_schedule_with(&schedule, |c| renditions.wire(c, &schedule.screen));
-        let Some(action) = action(&body) else {
-            continue;
-        };
-        let cmd = Command {
-            v: VERSION,
-            screen_id: screen.to_string(),
-            id: nonce(id)?,
-            issued_at,
-            expires_at: issued_at + COMMAND_TTL,
-            action,
-        };
-        let bytes = key.seal(COMMAND_KIND, &cmd);
-        if bytes.len() > MAX_SMALL_BYTES {
-            return Err(EmergencyError::TooLarge {
-                screen: screen.to_string(),
-                bytes: bytes.len(),
-                max: MAX_SMALL_BYTES,
-            });
-        }
-        out.insert(screen.to_string(), bytes);
-    }
-    Ok(out)
-}
-
-/// A command id never used before: the emergency's id and 16 random bytes.
-fn nonce(id: &str) -> Result<String, EmergencyError> {
-    let mut bytes = [0u8; 16];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| EmergencyError::Invalid(format!("no randomness for a nonce: {e}")))?;
-    Ok(format!("{id}-{}", hex::encode(bytes)))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Two-person confirmation: the starter cannot confirm; a second operator can, within
-    /// the window only; until then nothing plays and nothing is announced.
-    #[test]
-    fn a_second_operator_confirms_in_time_or_not_at_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
-        let catalogue = CatalogueService::new(store);
-        let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios/beijing-role-models");
-        crate::import::import(
-            &catalogue,
-            &scenario,
-            &crate::import::ImportOptions::admin(),
-        )
-        .unwrap();
-        let key = Keypair::from_secret([1; 32]);
-        let t0: DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
-        let minutes = TimeDelta::minutes;
-        let r = |who: &'static str, now| Request {
-            catalogue: &catalogue,
-            key: &key,
-            author: who,
-            now,
-            confirm_within: Some(minutes(10)),
-            renditions: None,
-        };
-        let req = |id: &str| StartRequest {
-            id: id.into(),
-            name: "drill".into(),
-            creatives: vec!["alert-epidemic-l".into()],
-            target: serde_json::json!({ "districts": ["xicheng"] }),
-            until: None,
-        };
-        let plays = |id: &str| {
-            catalogue
-                .catalogue()
-                .unwrap()
-                .campaigns
-                .iter()
-                .any(|c| c.id.as_str() == id)
-        };
-
-        let a = start(r("olga", t0), req("drill-1")).unwrap();
-        assert!(a.commands.is_empty() && a.affected.is_empty(), "{a:?}");
-        assert_eq!(
-            a.emergency.pending.as_ref().unwrap().confirm_by,
-            t0 + minutes(10)
-        );
-        assert!(!plays("drill-1"));
-        let own = confirm(r("olga", t0 + minutes(1)), "drill-1").unwrap_err();
-        assert_eq!(
-            own.to_string(),
-            "olga started emergency \"drill-1\" and cannot confirm it: a second operator must"
-        );
-        let c = confirm(r("otto", t0 + minutes(5)), "drill-1").unwrap();
-        assert!(!c.commands.is_empty() && !c.affected.is_empty());
-        assert_eq!(c.emergency.start, t0 + minutes(5));
-        assert!(c.emergency.pending.is_none());
-        assert!(plays("drill-1"));
-        assert!(matches!(
-            confirm(r("otto", t0 + minutes(6)), "drill-1"),
-            Err(EmergencyError::NotPending(_))
-        ));
-
-        start(r("olga", t0), req("drill-2")).unwrap();
-        let late = confirm(r("otto", t0 + minutes(11)), "drill-2").unwrap_err();
-        assert!(
-            matches!(late, EmergencyError::ConfirmExpired { .. }),
-            "{late}"
-        );
-        assert!(!plays("drill-2"));
-        let ended = end(r("olga", t0 + minutes(12)), "drill-2").unwrap();
-        assert!(ended.commands.is_empty() && ended.affected.is_empty());
-        assert!(ended.emergency.ended);
-    }
-
-    /// What a replica that did not make a change announces for it: a start (or a
-    /// confirmation) the start commands while it runs, an end the end commands, a pending
-    /// start nothing.
-    #[test]
-    fn another_replicas_changes_announce_as_their_own_would() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::open(dir.path(), crate::store::OpenMode::Create).unwrap();
-        let catalogue = CatalogueService::new(store);
-        let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios/beijing-role-models");
-        let admin = crate::import::ImportOptions::admin();
-        crate::import::import(&catalogue, &scenario, &admin).unwrap();
-        let key = Keypair::from_secret([1; 32]);
-        let t0: DateTime<Utc> = "2026-11-29T12:00:00Z".parse().unwrap();
-        let r = |now, confirm_within| Request {
-            catalogue: &catalogue,
-            key: &key,
-            author: "olga",
-            now,
-            confirm_within,
-            renditions: None,
-        };
-        let req = |id: &str| StartRequest {
-            id: id.into(),
-            name: "drill".into(),
-            creatives: vec!["alert-epidemic-l".into()],
-            target: serde_json::json!({ "districts": ["xicheng"] }),
-            until: None,
-        };
-        let told = |before: Option<&StoredEmergency>, after: &StoredEmergency, now| {
-            let (snapshot, _) = catalogue.current().unwrap();
-            announced(&key, &snapshot, before, after, now, None).unwrap()
-        };
-
-        let started = start(r(t0, None), req("drill-1")).unwrap();
-        let (commands, at) = told(None, &started.emergency, t0).expect("a start is announced");
-        let screens: Vec<_> = commands.iter().map(|(s, _)| s.clone()).collect();
-        let theirs: Vec<_> = started.commands.iter().map(|(s, _)| s.clone()).collect();
-        assert_eq!(screens, theirs);
-        assert_eq!(at, started.emergency.start);
-
-        let later = t0 + TimeDelta::minutes(1);
-        let ended = end(r(later, None), "drill-1").unwrap();
-        let (commands, at) =
-            told(Some(&started.emergency), &ended.emergency, later).expect("an end is announced");
-        assert_eq!(commands.len(), ended.commands.len());
-        assert_eq!(at, ended.emergency.end);
-        assert!(
-            told(None, &started.emergency, later).is_none(),
-            "an ended emergency's start is not sent again"
-        );
-
-        let pending = start(r(t0, Some(TimeDelta::minutes(10))), req("drill-2")).unwrap();
-        assert!(told(None, &pending.emergency, t0).is_none());
-    }
-
-    #[test]
-    fn flights_start_and_end_on_whole_seconds() {
-        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        assert_eq!(
-            whole_second(t("2026-11-22T07:58:34.492270405Z")),
-            t("2026-11-22T07:58:35Z")
-        );
-        assert_eq!(
-            whole_second(t("2026-11-22T07:58:34Z")),
-            t("2026-11-22T07:58:34Z")
-        );
-    }
-}
+mod tests;

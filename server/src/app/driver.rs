@@ -142,7 +142,7 @@ fn on_retained_schedule(shared: &Shared, screen: &str, payload: &[u8]) {
     let Some(current) = current else {
         return;
     };
-    if current != super::sha256(payload) {
+    if current != super::publish::sha256(payload) {
         tracing::warn!(
             screen,
             bytes = payload.len(),
