@@ -21,7 +21,7 @@ pub mod fetch;
 pub mod fleet;
 pub mod logging;
 pub mod main_loop;
-pub mod memory;
+pub use daemon::memory;
 pub mod mqtt;
 pub mod outbox;
 pub mod player;

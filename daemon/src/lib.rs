@@ -9,6 +9,8 @@
 //! the daemons call it unconditionally. Which loops beat, and when "ready" is, is the
 //! daemons' business; this crate only keeps the clock and speaks the protocol.
 
+pub mod memory;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
