@@ -192,9 +192,7 @@ impl Env {
         )
         .unwrap()
     }
-}
 
-impl Env {
     /// The distinct plans of the parts overlapping `[from, to)`.
     fn plans_over(&self, from: &str, to: &str) -> usize {
         let ps = self.store.planned_store().unwrap();

@@ -69,7 +69,7 @@ pub(super) fn kind_of(s: &str) -> Option<EntityKind> {
 pub(super) fn entity_of(
     kind: EntityKind,
     id: &str,
-    body: serde_json::Value,
+    body: super::JsonText<'_>,
 ) -> Result<Entity, StoreError> {
     let what = || format!("{} {id:?}", kind.as_str());
     let entity = match kind {

@@ -12,7 +12,7 @@ use crate::store::{
     ChangeRecord, EntityKind, Revision, Session, SessionStore, StoreError, User, UserStore,
 };
 
-fn user_of(name: &str, body: serde_json::Value) -> Result<User, StoreError> {
+fn user_of(name: &str, body: super::JsonText<'_>) -> Result<User, StoreError> {
     let user: User = decode(|| format!("user {name:?}"), body)?;
     if user.name != name {
         return Err(StoreError::Corrupt {
