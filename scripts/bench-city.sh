@@ -59,19 +59,7 @@ for n in "${sizes[@]}"; do
   mkdir -p "$dir"
   echo "== $n screens ($store_kind store, $(nproc) cores)"
   "$signage" scenario generate --venues $((n * 3 / 11)) --screens "$n" --seed 1 --out "$dir/city" >/dev/null
-  python3 - "$dir/city/scenario.json" <<'PY'
-import datetime, json, sys
-path = sys.argv[1]
-d = json.load(open(path))
-now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-span = {"start": (now - datetime.timedelta(days=1)).isoformat(),
-        "end": (now + datetime.timedelta(days=6)).isoformat()}
-d["window"] = dict(span)
-for c in d["campaigns"]:
-    c["flight"] = dict(span)
-d["events"] = []
-json.dump(d, open(path, "w"), ensure_ascii=False)
-PY
+  scripts/scenario-now.py "$dir/city/scenario.json"
   store=()
   if [ "$store_kind" = postgres ]; then
     database=city_bench_$$_$n

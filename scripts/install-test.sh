@@ -149,22 +149,7 @@ token=/var/lib/signage/admin.token
 
 step "importing the installed scenario (flights moved to today, venues open around the clock) and provisioning $SCREEN"
 cp -r /usr/share/signage/scenarios/beijing-role-models "$work/scenario"
-python3 - "$work/scenario/scenario.json" <<'PY'
-import datetime, json, sys
-path = sys.argv[1]
-d = json.load(open(path))
-now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-span = {"start": (now - datetime.timedelta(days=1)).isoformat(),
-        "end": (now + datetime.timedelta(days=6)).isoformat()}
-d["window"] = dict(span)
-for c in d["campaigns"]:
-    c["flight"] = dict(span)
-# The test runs at any hour: a metro station closed at night (Beijing time) plays nothing.
-for v in d["venues"]:
-    v["operating_hours"] = "* * * * *"
-d["events"] = []
-json.dump(d, open(path, "w"), ensure_ascii=False, indent=1)
-PY
+scripts/scenario-now.py "$work/scenario/scenario.json" --all-hours
 /usr/bin/signage import "$work/scenario" --server "$url" --token-file "$token" >"$work/import.log" 2>&1 \
   || fail "signage import"
 /usr/bin/signage screens provision "$SCREEN" --server "$url" --token-file "$token" \
