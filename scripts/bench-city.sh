@@ -17,6 +17,13 @@ cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(11000 50000)
 store_kind=${CITY_STORE:-redb}
+for n in "${sizes[@]}"; do
+  [[ $n =~ ^[0-9]+$ ]] || { echo "bench-city: a size is a number of screens, not \"$n\"" >&2; exit 2; }
+done
+case $store_kind in
+  redb | postgres) ;;
+  *) echo "bench-city: CITY_STORE is redb or postgres, not \"$store_kind\"" >&2; exit 2 ;;
+esac
 
 if [ -z "${SIGNAGE_BIN:-}" ]; then
   cargo build --release -q -p server --bin signage
@@ -58,7 +65,9 @@ for n in "${sizes[@]}"; do
   dir=$work/$n
   mkdir -p "$dir"
   echo "== $n screens ($store_kind store, $(nproc) cores)"
-  "$signage" scenario generate --venues $((n * 3 / 11)) --screens "$n" --seed 1 --out "$dir/city" >/dev/null
+  # About 3 venues per 11 screens, and at least the base scenario's 42.
+  venues=$((n * 3 / 11 > 42 ? n * 3 / 11 : 42))
+  "$signage" scenario generate --venues "$venues" --screens "$n" --seed 1 --out "$dir/city" >/dev/null
   scripts/scenario-now.py "$dir/city/scenario.json"
   store=()
   if [ "$store_kind" = postgres ]; then

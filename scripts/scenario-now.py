@@ -14,16 +14,22 @@ args = sys.argv[1:]
 if not args or args[0].startswith("-") or any(a not in ("--all-hours",) for a in args[1:]):
     sys.exit(__doc__)
 path = args[0]
-with open(path, encoding="utf-8") as f:
-    scenario = json.load(f)
+try:
+    with open(path, encoding="utf-8") as f:
+        scenario = json.load(f)
+    campaigns, venues = scenario["campaigns"], scenario["venues"]
+except (OSError, ValueError) as e:
+    sys.exit(f"scenario-now: {path}: {e}")
+except (KeyError, TypeError):
+    sys.exit(f"scenario-now: {path}: not a scenario (an object with campaigns and venues)")
 now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 span = {"start": (now - datetime.timedelta(days=1)).isoformat(),
         "end": (now + datetime.timedelta(days=6)).isoformat()}
 scenario["window"] = dict(span)
-for campaign in scenario["campaigns"]:
+for campaign in campaigns:
     campaign["flight"] = dict(span)
 if "--all-hours" in args:
-    for venue in scenario["venues"]:
+    for venue in venues:
         venue["operating_hours"] = "* * * * *"
 scenario["events"] = []
 with open(path, "w", encoding="utf-8") as f:
