@@ -283,8 +283,9 @@ async fn publish_schedules(
         .metrics
         .published(sent, started.elapsed().as_secs_f64());
     if built >= TRIM_AFTER {
-        // The round's schedules, counts and catalogue are dropped: hand their pages back.
-        let _ = tokio::task::spawn_blocking(daemon::memory::trim_heap).await;
+        // The round's schedules, counts and catalogue are dropped: hand their pages back,
+        // off the publisher's way (a command queued next is not held up by the trim).
+        drop(tokio::task::spawn_blocking(daemon::memory::trim_heap));
     }
     changed
 }
