@@ -130,7 +130,7 @@ pub fn verify(store: &dyn Store) -> anyhow::Result<AuditVerdict> {
         .collect();
     let mut problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     let server_key = crate::keys::server_key(store.dir())?.public();
-    let emergencies = store.snapshot()?.emergencies;
+    let emergencies = store.snapshot()?.emergencies.clone();
     let mut plans = Plans::new(store, &server_key);
     let all = Query {
         from: None,

@@ -214,7 +214,7 @@ impl CatalogueService {
                 return Ok((snapshot.clone(), c.clone()));
             }
         }
-        let snapshot = Arc::new(self.store.snapshot()?);
+        let snapshot = self.store.snapshot()?;
         let catalogue = match cached {
             Some((h, _, c)) if h == snapshot.head => c,
             _ => Arc::new(build(&snapshot).map_err(|e| {
@@ -401,7 +401,11 @@ mod tests {
             .unwrap();
         let (seen, catalogue) = ours.current().unwrap();
         assert_eq!(slot(&seen), 30);
-        assert_eq!(*seen, store.snapshot().unwrap(), "the store's own snapshot");
+        assert_eq!(
+            *seen,
+            *store.snapshot().unwrap(),
+            "the store's own snapshot"
+        );
         let built = catalogue
             .screens
             .iter()

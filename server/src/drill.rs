@@ -315,7 +315,7 @@ pub fn render(
     let ledger = store.ledger();
     match by {
         None => {
-            let places = Places::of(&store.snapshot()?);
+            let places = Places::of(&*store.snapshot()?);
             let keep = |r: &PlayRecord| filter.keeps_record(&places, r);
             crate::report::write_plays_where(
                 store,

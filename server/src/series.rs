@@ -149,7 +149,7 @@ pub fn series(
         let keep = |p: &crate::planned::Place| filter.keeps_place(p);
         crate::planned::each_count(
             store,
-            &store.snapshot()?,
+            &*store.snapshot()?,
             from,
             to,
             &keep,
@@ -187,7 +187,7 @@ pub fn series(
         }
     } else {
         // One pass over the records: buckets off the hour, or filters the rollups lack.
-        let places = Places::of(&store.snapshot()?);
+        let places = Places::of(&*store.snapshot()?);
         ledger.plays(&filter.query(from, to), &mut |r| {
             if r.status == PlayStatus::Complete && filter.keeps_record(&places, r) {
                 if let Some(i) = bucket_of(&cuts, r.slot_start) {

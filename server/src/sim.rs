@@ -474,7 +474,7 @@ pub fn compare(
     screens: &[String],
 ) -> anyhow::Result<(u64, u64, u64, u64)> {
     use std::collections::HashSet;
-    let catalogue = crate::catalogue::build(&store.snapshot()?)?;
+    let catalogue = crate::catalogue::build(&*store.snapshot()?)?;
     let mut plan: HashSet<(String, i64, String, String)> = HashSet::new();
     for s in crate::plan::schedules(&catalogue, screens)? {
         let planner = playlists::Planner::new(&s);

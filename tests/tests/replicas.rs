@@ -248,7 +248,7 @@ async fn one_replica_publishes_what_every_replica_changes() {
     // new versions of the screens it targeted, of those only.
     let (campaign, targeted) = {
         let index = CatalogueIndex::new(&screens);
-        let stored = store.snapshot().expect("snapshot").campaigns;
+        let stored = store.snapshot().expect("snapshot").campaigns.clone();
         screens
             .campaigns
             .iter()

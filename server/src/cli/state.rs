@@ -132,7 +132,7 @@ pub fn provision(
             };
             let server_url = server_url.unwrap_or_else(|| format!("{scheme}://{}", config.http));
             let (mqtt_url, server_url) = (mqtt_url.as_str(), server_url.as_str());
-            crate::provision::ensure_in_service(&store.snapshot()?, id).map_err(|e| {
+            crate::provision::ensure_in_service(&*store.snapshot()?, id).map_err(|e| {
                 anyhow::anyhow!("{e}: add it (or import a scenario that defines it) first")
             })?;
             let mut prepared = crate::provision::prepare(

@@ -70,7 +70,7 @@ async fn list_campaigns(
 ) -> Result<Json<Page<CampaignEntity>>, ApiError> {
     caller.require(READ)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
-    let items: Vec<CampaignEntity> = snapshot.campaigns.into_values().collect();
+    let items: Vec<CampaignEntity> = snapshot.campaigns.values().cloned().collect();
     Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
 }
 

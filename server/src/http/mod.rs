@@ -228,7 +228,7 @@ async fn ready(State(shared): State<Arc<Shared>>) -> (StatusCode, Json<Readiness
     let queued = shared.ingest_queue.load(Ordering::SeqCst);
     let s = shared.clone();
     let store = match tokio::task::spawn_blocking(move || {
-        let head = s.store.snapshot().map_err(|e| e.to_string())?.head;
+        let head = s.store.head().map_err(|e| e.to_string())?;
         crate::health::probe_writable(s.store.dir()).map_err(|e| {
             format!(
                 "the data directory {} takes no write: {e}",

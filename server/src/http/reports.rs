@@ -216,7 +216,7 @@ async fn series(
     let out = blocking(move || {
         let zone = match zone {
             Some(z) => z,
-            None => default_zone(&shared.store.snapshot()?),
+            None => default_zone(&*shared.store.snapshot()?),
         };
         crate::series::series(&*shared.store, &window, zone, bucket, &filter).map_err(window_error)
     })

@@ -45,7 +45,7 @@ async fn list_venues(
 ) -> Result<Json<Page<VenueEntity>>, ApiError> {
     caller.require(EDIT_VENUES)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
-    let items: Vec<VenueEntity> = snapshot.venues.into_values().collect();
+    let items: Vec<VenueEntity> = snapshot.venues.values().cloned().collect();
     Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
 }
 
@@ -146,7 +146,7 @@ async fn list_screens(
 ) -> Result<Json<Page<ScreenEntity>>, ApiError> {
     caller.require(EDIT_SCREENS)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
-    let items: Vec<ScreenEntity> = snapshot.screens.into_values().collect();
+    let items: Vec<ScreenEntity> = snapshot.screens.values().cloned().collect();
     Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
 }
 

@@ -183,6 +183,33 @@ impl Snapshot {
     }
 }
 
+/// The last snapshot a store read, handed out again while the head stays where it was: at
+/// city size a snapshot is tens of thousands of entities, and most requests find the
+/// catalogue unchanged since the last one. Every write of an entity moves the head (a
+/// commit, a migration, a dump imported into an empty store), so a snapshot kept for a head
+/// is the store's truth at that head.
+#[derive(Debug, Default)]
+pub struct SnapshotCache(std::sync::Mutex<Option<Arc<Snapshot>>>);
+
+impl SnapshotCache {
+    /// The snapshot at the store's `head` now: the one kept when its head matches, else
+    /// `read` (kept for the next call).
+    pub fn get(
+        &self,
+        head: impl FnOnce() -> Result<u64, StoreError>,
+        read: impl FnOnce() -> Result<Snapshot, StoreError>,
+    ) -> Result<Arc<Snapshot>, StoreError> {
+        let head = head()?;
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(s) = kept.filter(|s| s.head == head) {
+            return Ok(s);
+        }
+        let read = Arc::new(read()?);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(read.clone());
+        Ok(read)
+    }
+}
+
 /// A change to commit: entities to insert or replace, as one revision.
 #[derive(Debug, Clone)]
 pub struct Commit {
@@ -269,8 +296,8 @@ impl EventKind {
 
 /// The catalogue's entities and their change log.
 pub trait CatalogueStore {
-    /// Every entity at the current head.
-    fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// Every entity at the current head (kept per head: [`SnapshotCache`]).
+    fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError>;
     /// The current head alone (what [`snapshot`](Self::snapshot) would say), cheaply: views
     /// cached per revision check it on every request.
     fn head(&self) -> Result<u64, StoreError> {

@@ -21,6 +21,30 @@ pub(crate) fn an_empty_store(s: &impl Backend) {
     assert!(s.revisions(0, 100).unwrap().is_empty());
 }
 
+pub(crate) fn a_snapshot_is_read_again_only_when_the_head_moved(s: &impl Backend) {
+    s.commit(commit(0, "import", vec![venue("v1")]))
+        .unwrap()
+        .unwrap();
+    let first = s.snapshot().unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &s.snapshot().unwrap()),
+        "the same head: the snapshot kept"
+    );
+    // An event moves no head: the same snapshot still answers.
+    s.record_event(EventKind::Login, "ada", at(1), "in")
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &s.snapshot().unwrap()));
+    let r = s
+        .commit(commit(1, "screen", vec![screen("s1", 1920, None)]))
+        .unwrap()
+        .unwrap();
+    let second = s.snapshot().unwrap();
+    assert_eq!(second.head, r.number);
+    assert_eq!(second.screens.keys().collect::<Vec<_>>(), ["s1"]);
+    assert_eq!(first.head, 1, "a snapshot handed out is never changed");
+    assert!(first.screens.is_empty());
+}
+
 pub(crate) fn commits_write_what_changed_as_one_revision(s: &impl Backend) {
     let first = vec![
         venue("v1"),

@@ -18,7 +18,7 @@ fn per(total: Duration, n: u32) -> Duration {
 }
 
 fn measure(label: &str, s: &impl Backend) {
-    let screens: Vec<String> = s.snapshot().unwrap().screens.into_keys().collect();
+    let screens: Vec<String> = s.snapshot().unwrap().screens.keys().cloned().collect();
     let started = Instant::now();
     for _ in 0..10 {
         assert_eq!(s.snapshot().unwrap().screens.len(), screens.len());

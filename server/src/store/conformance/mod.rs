@@ -81,6 +81,7 @@ macro_rules! conformance {
             conformance!(@checks $fixture;
                 catalogue::an_empty_store,
                 catalogue::commits_write_what_changed_as_one_revision,
+                catalogue::a_snapshot_is_read_again_only_when_the_head_moved,
                 catalogue::a_stale_base_conflicts_and_writes_nothing,
                 catalogue::events_are_logged_but_do_not_move_the_head,
                 catalogue::concurrent_commits_from_one_base_one_wins,

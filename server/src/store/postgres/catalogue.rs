@@ -3,6 +3,8 @@
 //! of the change log locks the head row first, so revision numbers are dense and a commit
 //! computed from an old head is refused inside the transaction that would write it.
 
+use std::sync::Arc;
+
 use ::postgres::Transaction;
 use chrono::{DateTime, Utc};
 
@@ -99,8 +101,9 @@ fn read_head(tx: &mut Transaction<'_>) -> Result<u64, StoreError> {
     to_u64(row.get(0), || "the catalogue head".into())
 }
 
-impl CatalogueStore for PgStore {
-    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+impl PgStore {
+    /// Every entity at the current head, read from the database.
+    fn read_snapshot(&self) -> Result<Snapshot, StoreError> {
         off_worker(|| {
             read_snapshot(&mut *self.client()?, |tx| {
                 let mut snapshot = Snapshot {
@@ -120,6 +123,14 @@ impl CatalogueStore for PgStore {
                 Ok(snapshot)
             })
         })
+    }
+}
+
+impl CatalogueStore for PgStore {
+    fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        self.conns
+            .snapshots
+            .get(|| self.head(), || self.read_snapshot())
     }
 
     fn head(&self) -> Result<u64, StoreError> {

@@ -151,6 +151,7 @@ impl PgStore {
             conns: Arc::new(Connections {
                 ledger: Some(PgLedger::new(pool.clone(), shown.clone())),
                 pool: Some(pool),
+                snapshots: Default::default(),
             }),
             dir: dir.to_owned(),
             shown,
@@ -206,6 +207,8 @@ impl PgStore {
 struct Connections {
     pool: Option<Pool<Manager>>,
     ledger: Option<PgLedger>,
+    /// The last snapshot read, while the head stays.
+    snapshots: super::SnapshotCache,
 }
 
 impl Drop for Connections {

@@ -52,8 +52,17 @@ fn replicas_share_the_catalogue_and_conflict_with_each_other() {
         ),
         "{e:?}"
     );
+    let kept = one.snapshot().unwrap();
     two.commit(commit(1, vec![venue("v2")])).unwrap().unwrap();
     assert_eq!(one.head().unwrap(), 2);
+    // The snapshot `one` keeps for its head gives way to the other replica's commit.
+    let after = one.snapshot().unwrap();
+    assert_eq!((kept.head, after.head), (1, 2));
+    assert_eq!(
+        after.venues.keys().collect::<Vec<_>>(),
+        ["v1", "v2"],
+        "the other replica's venue is read"
+    );
 }
 
 #[test]

@@ -128,6 +128,8 @@ pub struct RedbStore {
     ledger: Arc<ledger::Ledger>,
     /// The publisher lease among the servers of this process sharing this store.
     publisher: super::lease::LocalLeases,
+    /// The last snapshot read, while the head stays.
+    snapshots: Arc<super::SnapshotCache>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -226,6 +228,7 @@ impl RedbStore {
             dir: dir.to_owned(),
             ledger,
             publisher: super::lease::LocalLeases::default(),
+            snapshots: Default::default(),
         };
         migrate::scenarios_to_entities(&store)?;
         Ok(store)
@@ -309,8 +312,11 @@ impl RedbStore {
 }
 
 impl CatalogueStore for RedbStore {
-    fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        self.guarded(|| self.snapshot_unguarded())
+    fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        self.snapshots.get(
+            || self.head(),
+            || self.guarded(|| self.snapshot_unguarded()),
+        )
     }
 
     fn head(&self) -> Result<u64, StoreError> {
