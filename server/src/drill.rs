@@ -227,25 +227,44 @@ fn planned(
             out.entry(place.screen_id.clone())
                 .or_insert_with(|| (place.venue_id.clone(), 0));
         }
-        for (campaign, creative, n) in &counts.totals {
-            if filter
+        let wanted = counts.totals.iter().filter(|(campaign, _, _)| {
+            filter
                 .campaign
                 .as_deref()
-                .is_some_and(|want| want != &**campaign)
-            {
-                continue;
+                .is_none_or(|want| want == &**campaign)
+        });
+        let mut add = |key: &str, detail: &str, n: u64| match out.get_mut(key) {
+            Some(e) => e.1 += n,
+            None => {
+                out.insert(key.to_owned(), (detail.to_owned(), n));
             }
-            let (key, detail) = match by {
-                By::District => (place.district.as_deref().unwrap_or(NO_DISTRICT), ""),
-                By::Dim(Dimension::Venue) => (place.venue_id.as_str(), place.venue_type.as_str()),
-                By::Dim(Dimension::Screen) => (place.screen_id.as_str(), place.venue_id.as_str()),
-                By::Dim(Dimension::Campaign) => (&**campaign, ""),
-                By::Dim(Dimension::Creative) => (&**creative, ""),
-            };
-            match out.get_mut(key) {
-                Some(e) => e.1 += n,
-                None => {
-                    out.insert(key.to_owned(), (detail.to_owned(), *n));
+        };
+        // A key per place: one look-up for the place's sum (a city has tens of thousands of
+        // keys, and a place dozens of totals).
+        let per_place = match by {
+            By::District => Some((place.district.as_deref().unwrap_or(NO_DISTRICT), "")),
+            By::Dim(Dimension::Venue) => Some((place.venue_id.as_str(), place.venue_type.as_str())),
+            By::Dim(Dimension::Screen) => Some((place.screen_id.as_str(), place.venue_id.as_str())),
+            By::Dim(Dimension::Campaign | Dimension::Creative) => None,
+        };
+        match per_place {
+            Some((key, detail)) => {
+                let mut sum = None;
+                for (_, _, n) in wanted {
+                    *sum.get_or_insert(0) += n;
+                }
+                if let Some(n) = sum {
+                    add(key, detail, n);
+                }
+            }
+            None => {
+                for (campaign, creative, n) in wanted {
+                    let key = if by == By::Dim(Dimension::Campaign) {
+                        campaign
+                    } else {
+                        creative
+                    };
+                    add(key, "", *n);
                 }
             }
         }

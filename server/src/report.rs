@@ -123,17 +123,33 @@ pub fn planned(
             out.entry(place.screen_id.clone())
                 .or_insert_with(|| (place.venue_id.clone(), 0));
         }
-        for (campaign, creative, n) in &counts.totals {
-            let key = match dim {
-                Dimension::Venue => place.venue_id.as_str(),
-                Dimension::Screen => place.screen_id.as_str(),
-                Dimension::Campaign => campaign,
-                Dimension::Creative => creative,
-            };
-            match out.get_mut(key) {
-                Some(e) => e.1 += n,
-                None => {
-                    out.insert(key.to_owned(), (String::new(), *n));
+        let mut add = |key: &str, n: u64| match out.get_mut(key) {
+            Some(e) => e.1 += n,
+            None => {
+                out.insert(key.to_owned(), (String::new(), n));
+            }
+        };
+        match dim {
+            // A key per place: one look-up for the place's sum.
+            Dimension::Venue | Dimension::Screen if !counts.totals.is_empty() => {
+                let key = if dim == Dimension::Venue {
+                    &place.venue_id
+                } else {
+                    &place.screen_id
+                };
+                add(key, counts.totals.iter().map(|t| t.2).sum());
+            }
+            Dimension::Venue | Dimension::Screen => {}
+            Dimension::Campaign | Dimension::Creative => {
+                for (campaign, creative, n) in &counts.totals {
+                    add(
+                        if dim == Dimension::Campaign {
+                            campaign
+                        } else {
+                            creative
+                        },
+                        *n,
+                    );
                 }
             }
         }

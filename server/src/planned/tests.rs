@@ -147,6 +147,41 @@ impl Env {
             let planned =
                 crate::report::planned_from_documents(store, dim, from, to, None).unwrap();
             assert_eq!(stored, planned, "{dim:?} over {from}..{to}");
+            // The drill-down's rows of the same dimension, whole and narrowed to each
+            // campaign (its rows then sum to the campaign's total).
+            let window = Window {
+                from: Some(from),
+                to: Some(to),
+            };
+            let drill = |filter: &Filter| -> BTreeMap<String, u64> {
+                crate::drill::rows(store, &*store.ledger(), By::Dim(dim), &window, filter)
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| (r.id, r.planned))
+                    .collect()
+            };
+            let whole: BTreeMap<String, u64> =
+                planned.iter().map(|(k, (_, n))| (k.clone(), *n)).collect();
+            assert_eq!(drill(&Filter::default()), whole, "drill {dim:?}");
+            if dim == Dimension::Campaign {
+                for (campaign, n) in &whole {
+                    for by in [Dimension::Venue, Dimension::Screen, Dimension::Creative] {
+                        let narrowed = crate::drill::rows(
+                            store,
+                            &*store.ledger(),
+                            By::Dim(by),
+                            &window,
+                            &Filter {
+                                campaign: Some(campaign.clone()),
+                                ..Filter::default()
+                            },
+                        )
+                        .unwrap();
+                        let sum: u64 = narrowed.iter().map(|r| r.planned).sum();
+                        assert_eq!(sum, *n, "{campaign} by {by:?} over {from}..{to}");
+                    }
+                }
+            }
             if dim == Dimension::Venue {
                 total = planned.values().map(|v| v.1).sum::<u64>();
                 // Narrowed to one venue.
