@@ -70,8 +70,7 @@ async fn list_campaigns(
 ) -> Result<Json<Page<CampaignEntity>>, ApiError> {
     caller.require(READ)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
-    let items: Vec<CampaignEntity> = snapshot.campaigns.values().cloned().collect();
-    Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
+    Ok(Json(page.page_of_map(&snapshot.campaigns)?))
 }
 
 /// Creates a campaign: a draft under four-eyes approval, else live and published to the

@@ -92,8 +92,7 @@ async fn list_creatives(
 ) -> Result<Json<Page<CreativeEntity>>, ApiError> {
     caller.require(READ)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
-    let items: Vec<CreativeEntity> = snapshot.creatives.values().cloned().collect();
-    Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
+    Ok(Json(page.page_of_map(&snapshot.creatives)?))
 }
 
 /// One creative.

@@ -169,6 +169,30 @@ impl PageQuery {
         };
         Ok(Page { items: page, next })
     }
+
+    /// [`Self::page`] of a map keyed by what the cursor names (ids, as the catalogue keeps
+    /// its entities): only the page's items are read and cloned, whatever the map's size.
+    pub fn page_of_map<T: Clone>(
+        &self,
+        items: &std::collections::BTreeMap<String, T>,
+    ) -> Result<Page<T>, ApiError> {
+        use std::ops::Bound;
+        let limit = self.limit()?;
+        let after = match &self.cursor {
+            None => Bound::Unbounded,
+            Some(c) => Bound::Excluded(c.as_str()),
+        };
+        let mut rest = items.range::<str, _>((after, Bound::Unbounded));
+        let page: Vec<(&String, &T)> = rest.by_ref().take(limit).collect();
+        let next = match rest.next() {
+            Some(_) => page.last().map(|(k, _)| (*k).clone()),
+            None => None,
+        };
+        Ok(Page {
+            items: page.into_iter().map(|(_, v)| v.clone()).collect(),
+            next,
+        })
+    }
 }
 
 /// A page of a list.
@@ -378,6 +402,64 @@ pub fn same_id(path: &str, body: &str) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use super::PageQuery;
+
+    /// A map's pages are the pages of its values listed in key order, for every cursor: an
+    /// id in the map, one between ids, before the first and after the last.
+    #[test]
+    fn pages_of_a_map_are_the_pages_of_its_list() {
+        let map: BTreeMap<String, u32> = (0..25).map(|i| (format!("id-{:03}", i * 2), i)).collect();
+        let list: Vec<(String, u32)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let cursors = [
+            None,
+            Some("id-"),
+            Some("id-010"),
+            Some("id-011"),
+            Some("id-048"),
+            Some("z"),
+        ];
+        for limit in [1, 3, 10, 25, 1000] {
+            for cursor in cursors {
+                let q = PageQuery {
+                    limit: Some(limit),
+                    cursor: cursor.map(str::to_owned),
+                };
+                let of_map = q.page_of_map(&map).unwrap();
+                let of_list = q.page(&list, |(k, _)| k.clone()).unwrap();
+                let values: Vec<u32> = of_list.items.iter().map(|(_, v)| *v).collect();
+                assert_eq!(of_map.items, values, "limit {limit}, cursor {cursor:?}");
+                assert_eq!(
+                    of_map.next, of_list.next,
+                    "limit {limit}, cursor {cursor:?}"
+                );
+            }
+        }
+        // Walking the pages visits every value once, in order.
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let q = PageQuery {
+                limit: Some(7),
+                cursor,
+            };
+            let page = q.page_of_map(&map).unwrap();
+            seen.extend(page.items);
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..25).collect::<Vec<u32>>());
+        assert!(PageQuery {
+            limit: Some(0),
+            cursor: None
+        }
+        .page_of_map(&map)
+        .is_err());
+    }
+
     /// design.md's route table, each path with its methods, is in the generated document.
     /// utoipa keys component schemas by type name: two types of one name would leave one
     /// schema for both (a response then violates its own document). Every type deriving

@@ -45,8 +45,7 @@ async fn list_venues(
 ) -> Result<Json<Page<VenueEntity>>, ApiError> {
     caller.require(EDIT_VENUES)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
-    let items: Vec<VenueEntity> = snapshot.venues.values().cloned().collect();
-    Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
+    Ok(Json(page.page_of_map(&snapshot.venues)?))
 }
 
 /// Adds a venue (fields as in `scenario.json`; `timezone` is required here).
@@ -146,8 +145,7 @@ async fn list_screens(
 ) -> Result<Json<Page<ScreenEntity>>, ApiError> {
     caller.require(EDIT_SCREENS)?;
     let snapshot = blocking(move || Ok(shared.store.snapshot()?)).await?;
-    let items: Vec<ScreenEntity> = snapshot.screens.values().cloned().collect();
-    Ok(Json(page.page(&items, |v| v.spec.id.clone())?))
+    Ok(Json(page.page_of_map(&snapshot.screens)?))
 }
 
 /// Adds a screen (fields as in `scenario.json`); provision it next.
