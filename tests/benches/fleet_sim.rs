@@ -8,10 +8,14 @@
 //! `FLEET_PHASE_LIMIT_S` change the run. Above 5,000 agents (or with `FLEET_FD_LIGHT=1`;
 //! `0` turns it off) the run is fd-light: Mosquitto as the broker, outboxes in memory, so
 //! 11,000 agents fit this process's 20,000 file descriptors.
+//!
+//! `FLEET_DELIVERY=1` runs the same city with a thin subscriber per screen instead of an
+//! agent (`tests::fleet_sim::deliver`: the server's and the broker's part of an emergency,
+//! up to each screen's connection holding its verified command), fd-light.
 
 use std::time::Duration;
 
-use tests::fleet_sim::{run, SimOptions};
+use tests::fleet_sim::{deliver, run, SimOptions};
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -24,11 +28,16 @@ fn main() -> anyhow::Result<()> {
     let mut opts = SimOptions::new(env("FLEET_SCREENS", 11_000));
     opts.speed = env("FLEET_SPEED", 2.0);
     opts.play_for = Duration::from_secs(env("FLEET_PLAY_S", 30));
-    let (figures, check) = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?
-        .block_on(run(&opts))?;
+        .build()?;
+    if env("FLEET_DELIVERY", 0u8) == 1 {
+        opts.fd_light = true;
+        println!("{}", runtime.block_on(deliver(&opts))?);
+        return Ok(());
+    }
+    let (figures, check) = runtime.block_on(run(&opts))?;
     println!("{figures}");
     println!(
         "  ledger check: {} records, {} written by the agents, {} still in outboxes at the stop, \

@@ -26,6 +26,7 @@
 //! (`check.rs`).
 
 mod check;
+mod deliver;
 mod figures;
 mod ingest;
 
@@ -46,6 +47,7 @@ use server::import::ImportOptions;
 use server::store::{OpenMode, SharedStore};
 
 pub use check::{ledger_against_outboxes, LedgerCheck};
+pub use deliver::{deliver, Delivery};
 pub use figures::{Figures, Spread};
 
 /// The campaign the edit creates, and the emergency.

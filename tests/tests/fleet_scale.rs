@@ -7,7 +7,7 @@
 //! agents recorded (seqs 1..=k per screen, once each, the rest still in their outboxes).
 //! The figures are printed, never asserted. `FLEET_SCREENS` changes the size.
 
-use tests::fleet_sim::{run, SimOptions};
+use tests::fleet_sim::{deliver, run, SimOptions};
 
 #[test]
 fn two_thousand_agents_in_one_process() {
@@ -64,4 +64,27 @@ fn two_thousand_agents_in_one_process() {
         figures.ingest_pending, 0,
         "plays not in the ledger a minute after the window"
     );
+}
+
+/// The emergency's delivery alone (`fleet_sim::deliver`): with a thin subscriber per
+/// screen on Mosquitto, every screen the emergency targets holds its command, signed by the
+/// server for that screen and in date by the agent's own check, and no command fails it.
+#[test]
+fn every_targeted_subscriber_holds_a_verified_command() {
+    let mut opts = SimOptions::new(300);
+    opts.fd_light = true;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let d = rt.block_on(deliver(&opts)).expect("the delivery ran");
+    eprintln!("{d}");
+    assert_eq!(d.screens, 300);
+    assert!(
+        d.targets > 250,
+        "an all-city emergency targets the city: {d}"
+    );
+    assert_eq!(d.delivered.count, d.targets, "{d}");
+    assert_eq!(d.refused, 0, "{d}");
 }
