@@ -155,17 +155,34 @@ impl PgStore {
     /// The local copy of media `sha256`, fetched from the database when this store does
     /// not have it yet (another replica stored it). Its hash is checked before it is put
     /// in place: damaged bytes are [`StoreError::Corrupt`] and leave no file.
+    ///
+    /// One copy at a time per file: when a new creative is published, every screen served
+    /// by this replica asks for it at once, and each request waits for the one copy
+    /// (holding one database connection) instead of reading the file again.
     pub fn local_media(&self, sha256: &Sha256) -> Result<PathBuf, StoreError> {
         let path = self.media_path(sha256);
         if path.exists() {
             return Ok(path);
         }
+        let copying = self.conns.copying.one(sha256.as_str());
+        let _this_file = copying.lock().unwrap_or_else(|p| p.into_inner());
+        if path.exists() {
+            return Ok(path);
+        }
+        self.conns
+            .copies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self.fetch_media(sha256, &self.upload_dir())?;
         tmp.persist(&path).map_err(|e| StoreError::Io {
             path: path.clone(),
             source: e.error,
         })?;
         Ok(path)
+    }
+
+    /// How many local copies this store (and its clones) made from the database.
+    pub fn media_copies(&self) -> u64 {
+        self.conns.copies.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Media `sha256` from the database in a temporary file in `dir`, its hash checked

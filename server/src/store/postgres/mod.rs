@@ -21,7 +21,7 @@
 //! files ([`MediaStore::media_path`](super::MediaStore::media_path)).
 //! [`PgStore::local_media`] fetches a file another replica stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -152,6 +152,8 @@ impl PgStore {
                 ledger: Some(PgLedger::new(pool.clone(), shown.clone())),
                 pool: Some(pool),
                 snapshots: Default::default(),
+                copying: KeyedLocks::default(),
+                copies: Default::default(),
             }),
             dir: dir.to_owned(),
             shown,
@@ -209,6 +211,29 @@ struct Connections {
     ledger: Option<PgLedger>,
     /// The last snapshot read, while the head stays.
     snapshots: super::SnapshotCache,
+    /// A lock per media file being copied from the database (one copy at a time).
+    copying: KeyedLocks,
+    /// Local copies made from the database.
+    copies: std::sync::atomic::AtomicU64,
+}
+
+/// A lock per key, kept while someone holds or waits for it.
+#[derive(Debug, Default)]
+struct KeyedLocks(std::sync::Mutex<HashMap<String, std::sync::Weak<std::sync::Mutex<()>>>>);
+
+impl KeyedLocks {
+    /// The lock of `key` (the same one for every caller while any of them holds it).
+    fn one(&self, key: &str) -> Arc<std::sync::Mutex<()>> {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lock) = all.get(key).and_then(std::sync::Weak::upgrade) {
+            return lock;
+        }
+        // Forget the keys nobody holds any more before adding one.
+        all.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(std::sync::Mutex::new(()));
+        all.insert(key.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
 }
 
 impl Drop for Connections {

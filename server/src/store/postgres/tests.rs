@@ -123,6 +123,48 @@ fn media_by_range_and_fetched_by_another_replica() {
     assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
 }
 
+/// Many requests at once for a file this replica has no copy of (every screen asking for
+/// a new creative) wait for one copy from the database, and all get the whole file.
+#[test]
+fn many_requests_for_a_missing_file_make_one_copy() {
+    let db = TestDb::new();
+    let (one, two, _d1, _d2) = replicas(&db);
+    let data: Vec<u8> = (0..CHUNK_SIZE * 3).map(|i| (i % 241) as u8).collect();
+    let sha = sha_of(&data);
+    one.put_media(&sha, &data).unwrap();
+    let unknown = sha_of(b"never stored");
+    let start = std::sync::Barrier::new(16);
+    std::thread::scope(|s| {
+        let asks: Vec<_> = (0..16)
+            .map(|i| {
+                let (two, start) = (&two, &start);
+                let (sha, unknown) = (&sha, &unknown);
+                s.spawn(move || {
+                    start.wait();
+                    let wanted = if i % 4 == 3 { unknown } else { sha };
+                    MediaStore::local_copy(two, wanted)
+                })
+            })
+            .collect();
+        for (i, ask) in asks.into_iter().enumerate() {
+            match ask.join().unwrap() {
+                Ok(path) => {
+                    assert_ne!(i % 4, 3, "an unknown file has no copy");
+                    assert_eq!(std::fs::read(path).unwrap(), data, "request {i}");
+                }
+                Err(e) => {
+                    assert_eq!(i % 4, 3, "request {i}: {e:?}");
+                    assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+                }
+            }
+        }
+    });
+    // One copy of the file; each request for the unknown one looked again (none was made).
+    assert_eq!(two.media_copies(), 1 + 4);
+    let left: Vec<_> = std::fs::read_dir(two.upload_dir()).unwrap().collect();
+    assert!(left.is_empty(), "no temporary file left: {left:?}");
+}
+
 #[test]
 fn replicas_finishing_renditions_at_once_get_numbers_in_commit_order() {
     let db = TestDb::new();
