@@ -1,3 +1,6 @@
+//! The server config's tests: shipped defaults, files, environment and flags in their order,
+//! and each bad setting refused naming its key.
+
 use super::*;
 
 #[test]
