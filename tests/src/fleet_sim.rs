@@ -291,6 +291,26 @@ async fn until(
     }
 }
 
+/// Starts the all-city emergency [`EMERGENCY`] through the API as `admin`: the answer and
+/// the screens it names.
+async fn start_emergency(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+) -> anyhow::Result<(serde_json::Value, Vec<String>)> {
+    let (status, body) = crate::send_json(
+        http.post(format!("{base}/emergencies"))
+            .bearer_auth(admin)
+            .json(&json!({"id": EMERGENCY, "name": "Fleet simulator alert",
+                          "creatives": EMERGENCY_CREATIVES, "target": {}})),
+    )
+    .await;
+    anyhow::ensure!(status == 201, "starting the emergency: {status} {body}");
+    let targeted =
+        serde_json::from_value(body["screens"].clone()).context("the emergency's screens")?;
+    Ok((body, targeted))
+}
+
 /// Published version per screen.
 fn published(store: &SharedStore) -> anyhow::Result<BTreeMap<String, u64>> {
     Ok(store
@@ -478,17 +498,8 @@ pub async fn run(opts: &SimOptions) -> anyhow::Result<(Figures, LedgerCheck)> {
 
     // An all-city emergency.
     let t_emergency = Instant::now();
-    let (status, body) = crate::send_json(
-        http.post(format!("{base}/emergencies"))
-            .bearer_auth(&admin)
-            .json(&json!({"id": EMERGENCY, "name": "Fleet simulator alert",
-                          "creatives": EMERGENCY_CREATIVES, "target": {}})),
-    )
-    .await;
-    anyhow::ensure!(status == 201, "starting the emergency: {status} {body}");
+    let (body, targeted) = start_emergency(&http, &base, &admin).await?;
     figures.emergency_answer = t_emergency.elapsed();
-    let targeted: Vec<String> =
-        serde_json::from_value(body["screens"].clone()).context("the emergency's screens")?;
     figures.emergency_targets = targeted.len();
     note(
         t0,

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use chrono::Utc;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use playlists::wire::{CommandAction, Topics};
 
-use super::{city, note, until, Figures, SimOptions, Spread, EMERGENCY, EMERGENCY_CREATIVES};
+use super::{city, note, until, Figures, SimOptions, Spread, EMERGENCY};
 
 /// What a delivery run measured.
 #[derive(Debug, Default)]
@@ -175,18 +174,8 @@ pub async fn deliver(opts: &SimOptions) -> anyhow::Result<Delivery> {
         .to_owned();
     let base = format!("http://{}/api/v1", c.handle.http_addr);
     let t_emergency = Instant::now();
-    let (status, body) = crate::send_json(
-        reqwest::Client::new()
-            .post(format!("{base}/emergencies"))
-            .bearer_auth(&admin)
-            .json(&json!({"id": EMERGENCY, "name": "Command delivery alert",
-                          "creatives": EMERGENCY_CREATIVES, "target": {}})),
-    )
-    .await;
-    anyhow::ensure!(status == 201, "starting the emergency: {status} {body}");
+    let (_, targeted) = super::start_emergency(&reqwest::Client::new(), &base, &admin).await?;
     let answer = t_emergency.elapsed();
-    let targeted: Vec<String> =
-        serde_json::from_value(body["screens"].clone()).context("the emergency's screens")?;
     let slots: Vec<usize> = targeted
         .iter()
         .map(|s| {
