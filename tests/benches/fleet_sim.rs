@@ -17,22 +17,32 @@ use std::time::Duration;
 
 use tests::fleet_sim::{deliver, run, SimOptions};
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// `name`'s value, or `default` when unset; a value that does not parse is an error naming
+/// the variable (a typo must not silently run another bench).
+fn env<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a {}", std::any::type_name::<T>())),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut opts = SimOptions::new(env("FLEET_SCREENS", 11_000));
-    opts.speed = env("FLEET_SPEED", 2.0);
-    opts.play_for = Duration::from_secs(env("FLEET_PLAY_S", 30));
+    let mut opts = SimOptions::new(env("FLEET_SCREENS", 11_000)?);
+    opts.speed = env("FLEET_SPEED", 2.0)?;
+    opts.play_for = Duration::from_secs(env("FLEET_PLAY_S", 30)?);
+    let delivery = match env("FLEET_DELIVERY", 0u8)? {
+        0 => false,
+        1 => true,
+        n => anyhow::bail!("FLEET_DELIVERY is 0 or 1, not {n}"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    if env("FLEET_DELIVERY", 0u8) == 1 {
+    if delivery {
         opts.fd_light = true;
         println!("{}", runtime.block_on(deliver(&opts))?);
         return Ok(());
